@@ -1,0 +1,1 @@
+"""corpus: raw documents -> clean, deduplicated, sharded Arrow (no torch, no train/eval imports)."""

@@ -1,0 +1,1 @@
+"""eval: perplexity, GLUE fine-tuning, the cleaning ablation and the compression comparison."""
