@@ -1,0 +1,194 @@
+"""Bounded Arrow shards: the on-disk format of a clean corpus (DESIGN.md contract 1).
+
+Every shard, kept or removed, has the same fixed schema, so readers never guess:
+
+    id, text, source, language (null ok), language_score (null ok), metadata (JSON of the rest)
+
+Files are Arrow IPC *stream* format (what `datasets` writes; pyarrow memory-maps it), written
+under a temporary name and renamed when closed, so a killed task never leaves a valid-looking
+partial shard. A task's files are named by its rank (`rank-00003-00001.arrow`): a re-run of the
+task writes the same names with the same content (its input is the same), which is what makes
+resume exact.
+
+Both classes are ordinary datatrove steps:
+
+    from corpus.arrow_writer import ArrowShardWriter
+    pipeline = [JsonlReader("raw/"), LanguageFilter(...), ArrowShardWriter("out/")]
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("text", pa.string()),
+        ("source", pa.string()),
+        ("language", pa.string()),
+        ("language_score", pa.float64()),
+        ("metadata", pa.string()),
+    ]
+)
+_COLUMNS = ("id", "text", "source", "language", "language_score")
+
+
+def document_to_row(doc: Document) -> dict:
+    meta = dict(doc.metadata)
+    source = meta.pop("source", "")
+    language = meta.pop("language", None)
+    score = meta.pop("language_score", None)
+    return {
+        "id": str(doc.id),
+        "text": doc.text,
+        "source": str(source) if source is not None else "",
+        "language": None if language is None else str(language),
+        "language_score": None if score is None else float(score),
+        "metadata": json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str),
+    }
+
+
+def row_to_document(row: dict) -> Document:
+    meta = json.loads(row.get("metadata") or "{}")
+    meta["source"] = row.get("source", "")
+    for key in ("language", "language_score"):
+        if row.get(key) is not None:
+            meta[key] = row[key]
+    return Document(text=row["text"], id=row["id"], metadata=meta)
+
+
+def shard_name(rank: int, part: int) -> str:
+    return f"rank-{rank:05d}-{part:05d}.arrow"
+
+
+class ArrowShardWriter(PipelineStep):
+    """Write documents to `output_folder` as bounded Arrow stream shards, passing them on.
+
+    Works as a pipeline step and as a filter's `exclusion_writer` (`with writer: writer.write(doc, rank)`).
+    """
+
+    name = "🏹 Arrow shards"
+    type = "💽 - WRITER"
+
+    def __init__(self, output_folder: str | os.PathLike, max_shard_bytes: int = 128 * 2**20, batch_rows: int = 1000):
+        super().__init__()
+        self.output_folder = Path(output_folder)
+        self.max_shard_bytes = max_shard_bytes
+        self.batch_rows = batch_rows
+        self._reset()
+
+    def _reset(self):
+        self._rank = None
+        self._part = 0
+        self._sink = None
+        self._writer = None
+        self._tmp_path = None
+        self._rows: list[dict] = []
+        self._shard_bytes = 0
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, doc: Document, rank: int = 0) -> None:
+        if self._rank is None:
+            self._rank = rank
+        self._rows.append(document_to_row(doc))
+        if len(self._rows) >= self.batch_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._rows:
+            return
+        batch = pa.RecordBatch.from_pylist(self._rows, schema=SCHEMA)
+        self._rows = []
+        if self._writer is None:
+            self.output_folder.mkdir(parents=True, exist_ok=True)
+            final = self.output_folder / shard_name(self._rank, self._part)
+            self._tmp_path = final.with_suffix(".arrow.tmp")
+            self._sink = pa.OSFile(str(self._tmp_path), "wb")
+            self._writer = pa.ipc.new_stream(self._sink, SCHEMA)
+        self._writer.write_batch(batch)
+        self._shard_bytes += batch.nbytes
+        self.stat_update("shard_bytes", value=batch.nbytes, unit="shard")
+        if self._shard_bytes >= self.max_shard_bytes:
+            self._close_shard()
+
+    def _close_shard(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._sink.close()
+        os.replace(self._tmp_path, self._tmp_path.with_suffix(""))  # drop ".tmp": the shard is complete
+        self._writer = self._sink = self._tmp_path = None
+        self._part += 1
+        self._shard_bytes = 0
+
+    def close(self) -> None:
+        self._flush()
+        self._close_shard()
+        self._reset()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        # on error the .tmp file stays behind unrenamed: it is never read, and the re-run overwrites it
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        with self:
+            for doc in data:
+                with self.track_time():
+                    self.write(doc, rank)
+                    self.stat_update("documents")
+                yield doc
+
+
+def rank_shards(folder: str | os.PathLike, rank: int) -> list[Path]:
+    """The finished shards one task wrote, in the order it wrote them."""
+    return sorted(Path(folder).glob(f"rank-{rank:05d}-*.arrow"))
+
+
+def iter_shard_rows(path: str | os.PathLike, columns: list[str] | None = None):
+    """Yield rows (dicts) of one shard, batch by batch (memory stays flat)."""
+    with pa.memory_map(str(path), "r") as source:
+        reader = pa.ipc.open_stream(source)
+        for batch in reader:
+            if columns:
+                batch = batch.select(columns)
+            yield from batch.to_pylist()
+
+
+class ArrowShardReader(PipelineStep):
+    """Read back what `ArrowShardWriter` wrote: task `rank` reads exactly the shards that rank wrote,
+    so per-task document indices line up between two passes over the same data (MinHash needs that)."""
+
+    name = "🏹 Arrow shards reader"
+    type = "📖 - READER"
+
+    def __init__(self, folder: str | os.PathLike):
+        super().__init__()
+        self.folder = Path(folder)
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if data:
+            yield from data
+        for path in rank_shards(self.folder, rank):
+            for row in iter_shard_rows(path):
+                self.stat_update("documents")
+                yield row_to_document(row)
+
+
+def table_rows_bytes(path: str | os.PathLike) -> tuple[int, int]:
+    """(rows, UTF-8 bytes of text) of one shard."""
+    rows = nbytes = 0
+    with pa.memory_map(str(path), "r") as source:
+        for batch in pa.ipc.open_stream(source):
+            rows += batch.num_rows
+            nbytes += pc.sum(pc.binary_length(batch.column("text"))).as_py() or 0
+    return rows, nbytes

@@ -1,0 +1,131 @@
+"""`corpus-clean`: raw documents in, clean deduplicated Arrow shards out (DESIGN.md contract 1).
+
+    corpus-clean --input PATH [PATH ...] --output DIR [--preset full|paper|none] [--languages en]
+                 [--workers N] [--executor local|ray|slurm] [--set filters.gopher_quality.min_doc_words=30]
+
+Run the same command again after a crash or a kill: finished work is kept, the rest is redone, and the
+result is the same as an uninterrupted run's.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from corpus.pipeline import PRESETS, CleanConfig, OutputInUse, run_clean
+from corpus.readers import InputError, check_inputs
+
+
+class UsageError(Exception):
+    pass
+
+
+def apply_override(cfg: CleanConfig, assignment: str) -> None:
+    """`filters.gopher_quality.min_doc_words=30`: a dotted path into the config, value parsed as JSON."""
+    if "=" not in assignment:
+        raise UsageError(f"--set {assignment!r}: expected KEY=VALUE, e.g. filters.gopher_quality.min_doc_words=30")
+    key, raw = assignment.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw  # a bare string
+    *parents, last = key.split(".")
+    target = cfg
+    for part in parents:
+        target = target.get(part) if isinstance(target, dict) else getattr(target, part, None)
+        if target is None:
+            raise UsageError(f"--set {key}: no setting {part!r} (or that filter is switched off)")
+    if isinstance(target, dict):
+        target[last] = value
+    elif dataclasses.is_dataclass(target) and last in {f.name for f in dataclasses.fields(target)}:
+        setattr(target, last, value)
+    else:
+        raise UsageError(f"--set {key}: unknown setting {last!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="corpus-clean", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    io = p.add_argument_group("input and output")
+    io.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                    help="files or folders: .jsonl(.gz), .parquet, .arrow, .warc(.gz), .html, .txt")
+    io.add_argument("--output", required=True, metavar="DIR", help="clean-corpus directory to write")
+    io.add_argument("--text-key", default="text", help="text field of JSONL/Parquet/Arrow records (default: text)")
+    io.add_argument("--id-key", default="id", help="id field (default: id; missing ids become file#index)")
+    io.add_argument("--max-shard-mb", type=float, default=128.0, help="shard size bound in MB (default: 128)")
+    io.add_argument("--overwrite", action="store_true", help="replace an output directory that holds another run")
+    cl = p.add_argument_group("cleaning")
+    cl.add_argument("--preset", choices=PRESETS, default="full", help="full: LID + quality + dedup; paper: Li et al. 2021; none: read and shard")
+    cl.add_argument("--languages", nargs="*", default=["en"], help="fastText codes to keep (default: en); none given: keep all")
+    cl.add_argument("--decontaminate", nargs="+", default=[], metavar="PATH", help="evaluation files whose text must not be in the corpus")
+    cl.add_argument("--dedup-against", metavar="CLEAN_DIR", help="also drop near-duplicates of this already-cleaned corpus")
+    cl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a setting, e.g. filters.gopher_quality.min_doc_words=30, minhash.num_buckets=20, "
+                         "filters.c4_quality=null (switch a filter off)")
+    ex = p.add_argument_group("execution")
+    ex.add_argument("--workers", type=int, default=2, help="parallel worker processes (default: 2)")
+    ex.add_argument("--tasks", type=int, default=0, help="tasks per stage (default: = workers); keep it fixed to resume")
+    ex.add_argument("--executor", choices=("local", "ray", "slurm"), default="local")
+    ex.add_argument("--ray-address", help="Ray cluster address (default: start Ray locally)")
+    ex.add_argument("--slurm-partition", help="Slurm partition (with --executor slurm)")
+    ex.add_argument("--slurm-time", default="04:00:00", help="Slurm time limit per job")
+    return p
+
+
+def config_from_args(args) -> CleanConfig:
+    cfg = CleanConfig(
+        preset=args.preset, workers=args.workers, tasks=args.tasks, max_shard_mb=args.max_shard_mb,
+        text_key=args.text_key, id_key=args.id_key, executor=args.executor, ray_address=args.ray_address,
+        slurm_partition=args.slurm_partition, slurm_time=args.slurm_time,
+        decontaminate=[str(Path(p)) for p in args.decontaminate],
+        dedup_against=args.dedup_against,
+    )
+    cfg.filters.languages = args.languages or None
+    for assignment in args.set:
+        apply_override(cfg, assignment)
+    if cfg.workers < 1 or cfg.tasks < 0:
+        raise UsageError("--workers must be >= 1 and --tasks >= 0")
+    for p in cfg.decontaminate:
+        if not Path(p).is_file():
+            raise UsageError(f"--decontaminate: file not found: {p}")
+    if cfg.dedup_against and not (Path(cfg.dedup_against) / "minhash_index").is_dir():
+        raise UsageError(f"--dedup-against {cfg.dedup_against}: no minhash_index/ there (clean it with --preset full first)")
+    return cfg
+
+
+def headline(manifest: dict, out: Path) -> str:
+    stats = json.loads((out / "stats.json").read_text())
+    docs_in, bytes_in = stats["input"]["documents"], stats["input"]["text_bytes"]
+    kept, kept_bytes = manifest["rows"], manifest["text_bytes"]
+    pct = lambda a, b: f"{100 * a / b:.1f}%" if b else "n/a"  # noqa: E731
+    return (
+        f"\nclean corpus: {out}/shards ({len(manifest['shards'])} shards)\n"
+        f"  documents: {docs_in:,} in -> {kept:,} kept ({pct(kept, docs_in)})\n"
+        f"  text:      {bytes_in / 1e6:,.1f} MB in -> {kept_bytes / 1e6:,.1f} MB kept ({pct(kept_bytes, bytes_in)})\n"
+        f"  report:    {out}/report.md   stats: {out}/stats.json"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        check_inputs(args.input)
+        cfg = config_from_args(args)
+        out = Path(args.output)
+        manifest = run_clean(args.input, out, cfg, overwrite=args.overwrite)
+    except (InputError, UsageError, OutputInUse, ValueError) as e:
+        print(f"corpus-clean: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("corpus-clean: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    if manifest.get("submitted"):
+        print(f"submitted to Slurm; logs in {manifest['logs']}")
+    else:
+        print(headline(manifest, out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

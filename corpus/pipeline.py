@@ -1,0 +1,363 @@
+"""The cleaning pipeline: presets as plain lists of datatrove steps, run stage by stage.
+
+A preset is a list of *stages*; a stage is a list of datatrove steps run as `tasks` parallel tasks.
+Filtering needs one pass, deduplication several (signatures, then buckets, clusters, filter), so
+`full` has seven stages and `none` two:
+
+    none   read -> shards
+    paper  read -> paper cleaner -> shards
+    full   read -> language ID -> Gopher repetition -> Gopher quality -> C4 -> FineWeb
+                -> [decontaminate] -> exact dedup -> MinHash (4 stages) -> shards
+
+Every stage runs on a datatrove executor (local by default, Ray or Slurm on request) with its own
+logging dir under `<out>/.work/logs/`, and `skip_completed=True`: a killed run, started again with
+the same command, redoes only the unfinished tasks. Each task's output is a pure function of its
+input files, so the result is identical to an uninterrupted run. The last stage (`Finalize`)
+renames task outputs to `shards/shard-NNNNN.arrow` and writes `manifest.json`, `stats.json` and
+`report.md` (see `corpus.report`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from loguru import logger
+
+from corpus.arrow_writer import ArrowShardReader, ArrowShardWriter, SCHEMA, table_rows_bytes
+from corpus.dedup import MinHashSettings, exact_dedup_stages, minhash_stages
+from corpus.filters import FilterConfig, full_filter_steps
+from corpus.paper_cleaner import PaperConfig, paper_steps
+from corpus.readers import RawDocumentReader
+
+PRESETS = ("full", "paper", "none")
+
+
+@dataclass
+class CleanConfig:
+    preset: str = "full"
+    workers: int = 2
+    tasks: int = 0  # 0: as many as workers. The output depends on it: keep it fixed to resume.
+    max_shard_mb: float = 128.0
+    text_key: str = "text"
+    id_key: str = "id"
+    executor: str = "local"  # local | ray | slurm
+    ray_address: str | None = None
+    slurm_partition: str | None = None
+    slurm_time: str = "04:00:00"
+    decontaminate: list[str] = field(default_factory=list)
+    dedup_against: str | None = None
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    paper: PaperConfig = field(default_factory=PaperConfig)
+    minhash: MinHashSettings = field(default_factory=MinHashSettings)
+
+    @property
+    def n_tasks(self) -> int:
+        return self.tasks or max(1, self.workers)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Stage:
+    name: str
+    steps: list
+    tasks: int
+
+
+class Layout:
+    """Where everything of one run lives."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.shards = self.out / "shards"
+        self.removed = self.out / "removed"
+        self.work = self.out / ".work"
+        self.logs = self.work / "logs"
+        self.config = self.work / "config.json"
+
+    def removed_dir(self, step: str) -> Path:
+        return self.removed / step
+
+    def data(self, name: str) -> Path:
+        return self.work / "data" / name
+
+
+class Progress(PipelineStep):
+    """Log docs/s, MB/s and an ETA (from the fraction of input bytes read) every few seconds."""
+
+    name = "input"  # also the first measurement of stats.json
+    type = "📊 - STATS"
+
+    def __init__(self, reader: RawDocumentReader, every_s: float = 10.0):
+        super().__init__()
+        self.reader = reader
+        self.every_s = every_s
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        total = self.reader.input_bytes(rank, world_size)
+        start = last = time.time()
+        docs = text_bytes = 0
+        for doc in data:
+            docs += 1
+            text_bytes += len(doc.text.encode("utf-8"))
+            self.stat_update("documents")
+            self.stat_update("text_bytes", value=len(doc.text.encode("utf-8")))
+            now = time.time()
+            if now - last >= self.every_s:
+                last = now
+                elapsed = now - start
+                done = self.reader.bytes_consumed
+                eta = (total - done) * elapsed / done if done and total else float("nan")
+                logger.info(
+                    f"task {rank}: {docs:,} docs, {docs / elapsed:,.0f} docs/s, {text_bytes / elapsed / 1e6:.2f} MB/s text, "
+                    f"input {done / 1e6:,.1f}/{total / 1e6:,.1f} MB, ETA {eta:,.0f}s"
+                )
+            yield doc
+        elapsed = max(time.time() - start, 1e-9)
+        logger.info(f"task {rank}: done, {docs:,} docs in {elapsed:,.0f}s ({docs / elapsed:,.0f} docs/s)")
+
+
+class Measure(PipelineStep):
+    """Count documents and UTF-8 bytes passing this point (after the step `label`) for stats.json."""
+
+    type = "📏 - MEASURE"
+
+    def __init__(self, label: str):
+        self.name = label  # before __init__: datatrove labels the stats with it
+        super().__init__()
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for doc in data:
+            self.stat_update("documents")
+            self.stat_update("text_bytes", value=len(doc.text.encode("utf-8")))
+            yield doc
+
+
+def measured(steps: list) -> list:
+    """Each step followed by a `Measure` of what it let through."""
+    return [s for step in steps for s in (step, Measure(step.name))]
+
+
+def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
+    """The preset as a list of stages (each a plain list of datatrove steps)."""
+    if cfg.preset not in PRESETS:
+        raise ValueError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
+    lay = Layout(out)
+    shard_bytes = int(cfg.max_shard_mb * 2**20)
+    tasks = cfg.n_tasks
+
+    def removed_writer(step: str) -> ArrowShardWriter:
+        return ArrowShardWriter(lay.removed_dir(step), max_shard_bytes=shard_bytes)
+
+    reader = RawDocumentReader(inputs, text_key=cfg.text_key, id_key=cfg.id_key, skip_log_dir=lay.work / "skipped")
+    read = [reader, Progress(reader)]
+    final_writer = ArrowShardWriter(lay.data("final"), max_shard_bytes=shard_bytes)
+    finalize = Stage("finalize", [Finalize(inputs, out, cfg)], 1)
+
+    if cfg.preset == "none":
+        return [Stage("read", read + [final_writer], tasks), finalize]
+    if cfg.preset == "paper":
+        # one task: the seen-line set of the paper cleaner must span the whole corpus
+        return [Stage("clean", read + measured(paper_steps(cfg.paper, removed_writer)) + [final_writer], 1), finalize]
+
+    filter_steps = full_filter_steps(cfg.filters, removed_writer)
+    if cfg.decontaminate:
+        from corpus.decontam import Decontaminate
+
+        filter_steps.append(Decontaminate(cfg.decontaminate, exclusion_writer=removed_writer("decontaminate")))
+    filtered = lay.data("filtered")
+    stages = [Stage("filter", read + measured(filter_steps) + [ArrowShardWriter(filtered, max_shard_bytes=shard_bytes)], tasks)]
+    unique = lay.data("unique")
+    stages += exact_dedup_stages(
+        source=filtered,
+        work=lay.work / "exact",
+        tasks=tasks,
+        removed=removed_writer("exact_dedup"),
+        sink=ArrowShardWriter(unique, max_shard_bytes=shard_bytes),
+    )
+    stages += minhash_stages(
+        source=unique,
+        work=lay.work / "minhash",
+        tasks=tasks,
+        settings=cfg.minhash,
+        removed=removed_writer("minhash"),
+        sink=final_writer,
+        index_dir=out / "minhash_index",
+        dedup_against=Path(cfg.dedup_against) / "minhash_index" if cfg.dedup_against else None,
+    )
+    return stages + [finalize]
+
+
+class Finalize(PipelineStep):
+    """Last stage (1 task): shards/shard-NNNNN.arrow, manifest.json, stats.json, report.md.
+
+    Idempotent: the rename plan is written first, so a kill in the middle is finished by the re-run."""
+
+    name = "📦 finalize"
+    type = "💽 - WRITER"
+
+    def __init__(self, inputs: list[str], out: Path, cfg: CleanConfig):
+        super().__init__()
+        self.inputs = [str(p) for p in inputs]
+        self.out = Path(out)
+        self.cfg = cfg
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        from corpus import report
+
+        lay = Layout(self.out)
+        plan_path = lay.work / "shard_plan.json"
+        if plan_path.exists():
+            plan = json.loads(plan_path.read_text())
+        else:
+            finished = sorted(lay.data("final").glob("rank-*.arrow"))
+            plan = [[str(src), str(lay.shards / f"shard-{i:05d}.arrow")] for i, src in enumerate(finished)]
+            _atomic_write(plan_path, json.dumps(plan, indent=1))
+        lay.shards.mkdir(parents=True, exist_ok=True)
+        for src, dst in plan:
+            if Path(src).exists():
+                os.replace(src, dst)
+        if not plan:  # an empty corpus still gets one valid (empty) shard, so readers need no special case
+            import pyarrow as pa
+
+            with pa.OSFile(str(lay.shards / "shard-00000.arrow"), "wb") as sink:
+                pa.ipc.new_stream(sink, SCHEMA).close()
+        manifest = build_manifest(self.inputs, lay, self.cfg)
+        _atomic_write(self.out / "manifest.json", json.dumps(manifest, indent=2))
+        stats = report.collect_stats(lay, self.cfg.preset)
+        _atomic_write(self.out / "stats.json", json.dumps(stats, indent=2))
+        _atomic_write(self.out / "report.md", report.render_markdown(stats, manifest, lay))
+        # intermediate copies of the corpus are no longer needed; logs, signatures and the index stay
+        shutil.rmtree(lay.work / "data", ignore_errors=True)
+        return
+        yield  # a generator, as datatrove expects of a step
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_manifest(inputs: list[str], lay: Layout, cfg: CleanConfig) -> dict:
+    import datatrove
+    import pyarrow
+
+    shards = []
+    for path in sorted(lay.shards.glob("shard-*.arrow")):
+        rows, text_bytes = table_rows_bytes(path)
+        shards.append(
+            {"path": f"shards/{path.name}", "rows": rows, "text_bytes": text_bytes, "file_bytes": path.stat().st_size, "sha256": _sha256(path)}
+        )
+    return {
+        "format": "arrow-ipc-stream",
+        "schema": [f"{f.name}: {f.type}" for f in SCHEMA],
+        "inputs": inputs,
+        "shards": shards,
+        "rows": sum(s["rows"] for s in shards),
+        "text_bytes": sum(s["text_bytes"] for s in shards),
+        "config": cfg.to_dict(),
+        "versions": {"datatrove": datatrove.__version__ if hasattr(datatrove, "__version__") else _dist_version("datatrove"),
+                     "pyarrow": pyarrow.__version__},
+    }
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)
+
+
+# ------------------------------------------------------------------------------------------- running
+def make_executor(stage: Stage, cfg: CleanConfig, lay: Layout, depends=None):
+    logging_dir = str(lay.logs / stage.name)
+    workers = max(1, min(cfg.workers, stage.tasks))
+    if cfg.executor == "local":
+        from datatrove.executor import LocalPipelineExecutor
+
+        return LocalPipelineExecutor(stage.steps, tasks=stage.tasks, workers=workers, logging_dir=logging_dir, skip_completed=True)
+    if cfg.executor == "ray":
+        from datatrove.executor.ray import RayPipelineExecutor
+
+        return RayPipelineExecutor(stage.steps, tasks=stage.tasks, workers=workers, logging_dir=logging_dir, skip_completed=True)
+    if cfg.executor == "slurm":
+        from datatrove.executor.slurm import SlurmPipelineExecutor
+
+        if not cfg.slurm_partition:
+            raise ValueError("--executor slurm needs --slurm-partition")
+        return SlurmPipelineExecutor(
+            stage.steps, tasks=stage.tasks, workers=-1, logging_dir=logging_dir, skip_completed=True,
+            time=cfg.slurm_time, partition=cfg.slurm_partition, job_name=f"clean-{stage.name}", depends=depends,
+        )
+    raise ValueError(f"unknown executor {cfg.executor!r}; choose local, ray or slurm")
+
+
+class OutputInUse(Exception):
+    pass
+
+
+def prepare_output(out: Path, cfg: CleanConfig, inputs: list[str], overwrite: bool) -> None:
+    """Refuse to mix two different runs in one output directory; a same-config run resumes."""
+    lay = Layout(out)
+    wanted = {"inputs": [str(p) for p in inputs], "config": cfg.to_dict()}
+    if lay.config.exists():
+        previous = json.loads(lay.config.read_text())
+        if previous != wanted:
+            if not overwrite:
+                raise OutputInUse(
+                    f"{out} holds a run with other inputs or settings; pass --overwrite to replace it, or choose another --output"
+                )
+            shutil.rmtree(out)
+    elif out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise OutputInUse(f"{out} exists and is not empty; pass --overwrite to replace it, or choose another --output")
+        shutil.rmtree(out)
+    lay.work.mkdir(parents=True, exist_ok=True)
+    if not lay.config.exists():
+        _atomic_write(lay.config, json.dumps(wanted, indent=2, default=str))
+
+
+def run_clean(inputs: list[str], out: str | Path, cfg: CleanConfig, overwrite: bool = False) -> dict:
+    """Clean `inputs` into `out` (resuming a killed run of the same command). Returns manifest.json."""
+    out = Path(out)
+    prepare_output(out, cfg, inputs, overwrite)
+    lay = Layout(out)
+    stages = build_stages(inputs, out, cfg)
+    if cfg.executor == "ray":
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=cfg.ray_address, num_cpus=None if cfg.ray_address else cfg.workers, include_dashboard=False,
+                     log_to_driver=False)
+    previous = None
+    for i, stage in enumerate(stages):
+        logger.info(f"stage {i + 1}/{len(stages)}: {stage.name} ({stage.tasks} tasks)")
+        executor = make_executor(stage, cfg, lay, depends=previous)
+        if cfg.executor == "slurm":
+            previous = executor  # slurm: submit the chain; the last run() submits all with dependencies
+            continue
+        executor.run()
+        incomplete = executor.get_incomplete_ranks(range(stage.tasks))
+        if incomplete:
+            raise RuntimeError(f"stage {stage.name}: tasks {incomplete} failed; see the logs in {lay.logs / stage.name}")
+    if cfg.executor == "slurm":
+        previous.run()
+        return {"submitted": True, "logs": str(lay.logs)}
+    return json.loads((out / "manifest.json").read_text())

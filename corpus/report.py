@@ -1,0 +1,144 @@
+"""stats.json and report.md of a clean-corpus directory, built from datatrove's per-stage stats.
+
+Between every two steps the pipeline has a `Measure` (documents and UTF-8 bytes that got through), so
+each step's in/out numbers are measured, not derived; drop reasons and time come from the step's own
+datatrove stats, skipped inputs from the reader's.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from corpus.arrow_writer import iter_shard_rows
+
+MEASURE_TYPE = "📏 - MEASURE"
+INPUT_STEP = "input"
+
+
+def _stage_order(lay) -> list[Path]:
+    executors = [p for p in lay.logs.iterdir() if (p / "stats.json").exists()]
+    return sorted(executors, key=lambda p: (p / "executor.json").stat().st_mtime if (p / "executor.json").exists() else 0)
+
+
+def _total(value) -> float:
+    return value.get("total", 0) if isinstance(value, dict) else (value or 0)
+
+
+def collect_stats(lay, preset: str) -> dict:
+    measures: list[tuple[str, dict]] = []
+    steps: dict[str, dict] = {}
+    skipped: dict[str, int] = {}
+    line_stats: dict[str, int] = {}
+    for stage_dir in _stage_order(lay):
+        for entry in json.loads((stage_dir / "stats.json").read_text()):
+            kind, _, name = entry["name"].partition(": ")
+            stats = entry.get("stats", {})
+            if kind == MEASURE_TYPE or name == INPUT_STEP:
+                if name == INPUT_STEP and any(label == INPUT_STEP for label, _ in measures):
+                    continue
+                measures.append((name, {"documents": int(_total(stats.get("documents"))), "text_bytes": int(_total(stats.get("text_bytes")))}))
+                continue
+            for key, value in stats.items():
+                if key.startswith("skipped_"):
+                    skipped[key.removeprefix("skipped_")] = skipped.get(key.removeprefix("skipped_"), 0) + int(_total(value))
+                elif key.startswith(("lines_dropped_", "bytes_dropped_")):
+                    line_stats[key] = line_stats.get(key, 0) + int(_total(value))
+            steps[name] = {
+                "reasons": {k.removeprefix("dropped_"): int(_total(v)) for k, v in stats.items() if k.startswith("dropped_")},
+                "time_s": round(_total(entry.get("time_stats")), 3),
+            }
+    table = []
+    for (prev_name, before), (name, after) in zip(measures, measures[1:]):
+        removed_dir = lay.removed_dir(name)
+        table.append(
+            {
+                "step": name,
+                "docs_in": before["documents"],
+                "docs_out": after["documents"],
+                "docs_removed": before["documents"] - after["documents"],
+                "bytes_in": before["text_bytes"],
+                "bytes_out": after["text_bytes"],
+                "bytes_removed": before["text_bytes"] - after["text_bytes"],
+                "reasons": steps.get(name, {}).get("reasons", {}),
+                "time_s": steps.get(name, {}).get("time_s", 0.0),
+                "removed_dir": f"removed/{name}" if removed_dir.exists() else None,
+            }
+        )
+    first = measures[0][1] if measures else {"documents": 0, "text_bytes": 0}
+    last = measures[-1][1] if measures else first
+    return {
+        "preset": preset,
+        "input": {**first, "skipped": skipped},
+        "steps": table,
+        "line_level": line_stats,
+        "output": last,
+    }
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:,.2f}"
+
+
+def removed_examples(lay, step: str, k: int = 3, chars: int = 300) -> list[dict]:
+    folder = lay.removed_dir(step)
+    examples = []
+    for shard in sorted(folder.glob("*.arrow")) if folder.exists() else []:
+        for row in iter_shard_rows(shard):
+            meta = json.loads(row["metadata"] or "{}")
+            examples.append({"id": row["id"], "source": row["source"], "reason": meta.get("filter_reason", ""),
+                             "text": row["text"][:chars]})
+            if len(examples) >= k:
+                return examples
+    return examples
+
+
+def render_markdown(stats: dict, manifest: dict, lay) -> str:
+    inp, out = stats["input"], stats["output"]
+    lines = [
+        f"# Clean corpus report: preset `{stats['preset']}`",
+        "",
+        f"- input: {', '.join(f'`{p}`' for p in manifest['inputs'])}",
+        f"- documents: {inp['documents']:,} read -> {out['documents']:,} kept ({_pct(out['documents'], inp['documents'])})",
+        f"- text: {_mb(inp['text_bytes'])} MB read -> {_mb(out['text_bytes'])} MB kept ({_pct(out['text_bytes'], inp['text_bytes'])})",
+        f"- shards: {len(manifest['shards'])} in `shards/` ({manifest['rows']:,} rows)",
+        "",
+    ]
+    if inp["skipped"]:
+        lines += ["## Skipped input (not documents)", "", "| reason | count |", "|---|---:|"]
+        lines += [f"| {reason} | {count:,} |" for reason, count in sorted(inp["skipped"].items())]
+        lines += ["", f"Every skip is listed with its file and line in `.work/skipped/`.", ""]
+    if stats["steps"]:
+        lines += [
+            "## What each step removed",
+            "",
+            "| step | docs in | docs removed | % docs | MB in | MB removed | % bytes | top reasons | time (s) |",
+            "|---|---:|---:|---:|---:|---:|---:|---|---:|",
+        ]
+        for s in stats["steps"]:
+            reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(s["reasons"].items(), key=lambda kv: -kv[1])[:4])
+            lines.append(
+                f"| {s['step']} | {s['docs_in']:,} | {s['docs_removed']:,} | {_pct(s['docs_removed'], s['docs_in'])} | "
+                f"{_mb(s['bytes_in'])} | {_mb(s['bytes_removed'])} | {_pct(s['bytes_removed'], s['bytes_in'])} | {reasons} | {s['time_s']:.1f} |"
+            )
+        lines.append("")
+        lines.append("Bytes removed by a step that keeps a document can come from lines it cut (C4 quality, paper line cleaner).")
+        lines.append("")
+    if stats["line_level"]:
+        lines += ["## Lines removed inside kept documents", "", "| what | count |", "|---|---:|"]
+        lines += [f"| {k} | {v:,} |" for k, v in sorted(stats["line_level"].items())]
+        lines.append("")
+    example_steps = [s for s in stats["steps"] if s["removed_dir"] and s["docs_removed"]]
+    if example_steps:
+        lines += ["## Examples of removed documents", ""]
+        for s in example_steps:
+            lines += [f"### {s['step']} (all of them in `{s['removed_dir']}/`)", ""]
+            for ex in removed_examples(lay, s["step"]):
+                snippet = " ".join(ex["text"].split())
+                reason = f" ({ex['reason']})" if ex["reason"] else ""
+                lines.append(f"- `{ex['source']}`{reason}: {snippet}")
+            lines.append("")
+    return "\n".join(lines) + "\n"
