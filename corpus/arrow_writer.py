@@ -90,14 +90,20 @@ class ArrowShardWriter(PipelineStep):
         self._writer = None
         self._tmp_path = None
         self._rows: list[dict] = []
+        self._buffered_bytes = 0
         self._shard_bytes = 0
 
     # -- writing ---------------------------------------------------------------------------
     def write(self, doc: Document, rank: int = 0) -> None:
         if self._rank is None:
             self._rank = rank
-        self._rows.append(document_to_row(doc))
-        if len(self._rows) >= self.batch_rows:
+        row = document_to_row(doc)
+        self._rows.append(row)
+        self._buffered_bytes += len(row["text"].encode("utf-8")) + len(row["metadata"]) + len(row["id"]) + len(row["source"])
+        if self._shard_bytes + self._buffered_bytes >= self.max_shard_bytes:
+            self._flush()
+            self._close_shard()  # a shard ends with the document that reaches the bound
+        elif len(self._rows) >= self.batch_rows:
             self._flush()
 
     def _flush(self) -> None:
@@ -105,6 +111,7 @@ class ArrowShardWriter(PipelineStep):
             return
         batch = pa.RecordBatch.from_pylist(self._rows, schema=SCHEMA)
         self._rows = []
+        self._buffered_bytes = 0
         if self._writer is None:
             self.output_folder.mkdir(parents=True, exist_ok=True)
             final = self.output_folder / shard_name(self._rank, self._part)
@@ -113,9 +120,6 @@ class ArrowShardWriter(PipelineStep):
             self._writer = pa.ipc.new_stream(self._sink, SCHEMA)
         self._writer.write_batch(batch)
         self._shard_bytes += batch.nbytes
-        self.stat_update("shard_bytes", value=batch.nbytes, unit="shard")
-        if self._shard_bytes >= self.max_shard_bytes:
-            self._close_shard()
 
     def _close_shard(self) -> None:
         if self._writer is None:

@@ -1,0 +1,184 @@
+"""The demo corpus: real, messy web text nobody here wrote, from Debian's documentation packages.
+
+    python -m corpus.demo_corpus --out data/demo
+
+For each package: `apt-get download`, `dpkg-deb -x`, then every HTML page is turned into text with the
+cleaner's own `html_to_text` and written to `<out>/jsonl/<package>.jsonl.gz` (fields id, text, source,
+url, lang). The default packages hold ~270 MB of HTML in ~9k pages: the Debian handbook in two dozen
+languages (many pages left untranslated: real near-duplicates), the Python, Linux kernel and installer
+documentation, and more. Done once: a package whose JSONL exists is skipped, and a killed run resumes
+where it stopped (each JSONL is written under a temporary name and renamed when complete).
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from corpus.readers import HTML_SUFFIXES, html_to_text
+
+DEFAULT_PACKAGES = [
+    "debian-handbook",
+    "python3.11-doc",
+    "linux-doc-6.1",
+    "installation-guide-amd64",
+    "debian-reference-en",
+    "debian-reference-de",
+    "debian-reference-fr",
+    "debian-reference-ja",
+    "developers-reference",
+    "maint-guide",
+    "debian-faq",
+]
+
+# language from the path: debian-handbook/de-DE/..., installation-guide/amd64/fr/..., index.ja.html
+_LANG_DIR_RE = re.compile(r"/([a-z]{2})(?:[-_][A-Za-z]{2})?/")
+_LANG_SUFFIX_RE = re.compile(r"\.([a-z]{2}(?:[-_][a-z]{2})?)\.html?$", re.IGNORECASE)
+
+
+class DemoError(Exception):
+    pass
+
+
+def guess_language(relpath: str) -> str | None:
+    match = _LANG_SUFFIX_RE.search(relpath) or _LANG_DIR_RE.search("/" + relpath)
+    return match.group(1).lower() if match else None
+
+
+def run(cmd: list[str], cwd: Path | None = None) -> None:
+    try:
+        result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    except FileNotFoundError as e:
+        raise DemoError(f"{cmd[0]} not found: the demo corpus needs Debian's apt-get and dpkg-deb") from e
+    if result.returncode != 0:
+        raise DemoError(f"{' '.join(cmd)} failed:\n{result.stderr.strip()[-2000:]}")
+
+
+def download(package: str, debs: Path) -> Path:
+    found = sorted(debs.glob(f"{package}_*.deb"))
+    if found:
+        return found[-1]
+    debs.mkdir(parents=True, exist_ok=True)
+    try:
+        run(["apt-get", "download", package], cwd=debs)
+    except DemoError:
+        run(["apt-get", "update", "-qq"])  # a fresh machine has no package lists yet
+        run(["apt-get", "download", package], cwd=debs)
+    found = sorted(debs.glob(f"{package}_*.deb"))
+    if not found:
+        raise DemoError(f"apt-get download {package} produced no .deb in {debs}")
+    return found[-1]
+
+
+def extract(deb: Path, package: str, root: Path) -> Path:
+    target = root / package
+    done = target / ".extracted"
+    if not done.exists():
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        run(["dpkg-deb", "-x", str(deb), str(target)])
+        done.touch()
+    return target
+
+
+def _page(args: tuple[str, str, str]) -> tuple[str, int, str | None]:
+    package, relpath, path = args
+    html = Path(path).read_bytes()
+    return relpath, len(html), html_to_text(html)
+
+
+def convert(package: str, tree: Path, out_file: Path, workers: int, max_pages: int) -> dict:
+    pages = sorted(p for p in tree.rglob("*") if p.suffix.lower() in HTML_SUFFIXES and p.is_file() and not p.is_symlink())
+    if max_pages > 0:
+        pages = pages[:max_pages]
+    jobs = [(package, p.relative_to(tree).as_posix(), str(p)) for p in pages]
+    tmp = out_file.with_name(out_file.name + ".tmp")
+    html_bytes = text_bytes = written = 0
+    start = last = time.time()
+    with gzip.open(tmp, "wt", encoding="utf-8") as f, ProcessPoolExecutor(workers) as pool:
+        for i, (relpath, n_html, text) in enumerate(pool.map(_page, jobs, chunksize=8), start=1):
+            html_bytes += n_html
+            if text:
+                record = {"id": f"{package}/{relpath}", "text": text, "source": f"{package}/{relpath}", "url": relpath,
+                          "lang": guess_language(relpath)}
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                text_bytes += len(text.encode("utf-8"))
+                written += 1
+            now = time.time()
+            if now - last > 5 or i == len(jobs):
+                last = now
+                rate = i / (now - start)
+                print(f"  {package}: {i:,}/{len(jobs):,} pages, {rate:,.1f} pages/s, {html_bytes / 1e6:,.1f} MB HTML, "
+                      f"ETA {(len(jobs) - i) / rate:,.0f}s", flush=True)
+    os.replace(tmp, out_file)
+    return {"package": package, "pages": len(jobs), "documents": written, "html_bytes": html_bytes, "text_bytes": text_bytes}
+
+
+def build(out: Path, packages: list[str], workers: int, max_pages: int) -> dict:
+    manifest_path = out / "manifest.json"
+    wanted = {"packages": packages, "max_pages": max_pages}
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        if {k: manifest.get(k) for k in wanted} == wanted:
+            print(f"demo corpus already built: {out / 'jsonl'} ({manifest['documents']:,} documents); nothing to do")
+            return manifest
+    jsonl = out / "jsonl"
+    jsonl.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for package in packages:
+        out_file = jsonl / f"{package}.jsonl.gz"
+        summary_file = jsonl / f".{package}.json"
+        if out_file.exists() and summary_file.exists():
+            parts.append(json.loads(summary_file.read_text()))
+            continue
+        print(f"{package}: download and extract", flush=True)
+        deb = download(package, out / "debs")
+        tree = extract(deb, package, out / "extracted")
+        summary = convert(package, tree, out_file, workers, max_pages)
+        summary["deb"] = deb.name
+        summary_file.write_text(json.dumps(summary))
+        parts.append(summary)
+    manifest = {
+        **wanted,
+        "parts": parts,
+        "documents": sum(p["documents"] for p in parts),
+        "html_bytes": sum(p["html_bytes"] for p in parts),
+        "text_bytes": sum(p["text_bytes"] for p in parts),
+    }
+    tmp = manifest_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, manifest_path)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m corpus.demo_corpus", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("data/demo"))
+    parser.add_argument("--packages", nargs="+", default=DEFAULT_PACKAGES)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--max-pages", type=int, default=0, help="pages per package (0: all); for a quick small build")
+    args = parser.parse_args(argv)
+    start = time.time()
+    try:
+        manifest = build(args.out, args.packages, args.workers, args.max_pages)
+    except DemoError as e:
+        print(f"demo corpus: error: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"demo corpus: {args.out / 'jsonl'}: {manifest['documents']:,} documents from {len(manifest['parts'])} packages, "
+        f"{manifest['html_bytes'] / 1e6:,.0f} MB HTML -> {manifest['text_bytes'] / 1e6:,.0f} MB text ({time.time() - start:,.0f}s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

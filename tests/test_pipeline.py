@@ -1,0 +1,128 @@
+"""The cleaner end to end on real Debian pages and real prose: what is kept, what is removed, and why."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from corpus.cli import main as corpus_clean
+from corpus_helpers import edit_words, kept_ids, removed_ids, shard_rows, wikitext_articles, write_jsonl
+
+TRANSLATED = ("de-DE", "fr-FR", "ja-JP", "ru-RU")
+
+
+@pytest.fixture(scope="module")
+def full_run(shared_data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("full") / "clean"
+    assert corpus_clean(["--input", str(shared_data / "html-sample"), "--output", str(out), "--preset", "full",
+                         "--workers", "1", "--tasks", "2"]) == 0
+    return out
+
+
+def test_full_preset_removes_translations_boilerplate_and_duplicates(full_run):
+    kept = kept_ids(full_run)
+    assert kept, "something must survive"
+    # real translations are not English: language ID removes them, and only it
+    lid_removed = removed_ids(full_run, "language")
+    for lang in TRANSLATED:
+        assert not [i for i in kept if f"/{lang}/" in i]
+        assert [i for i in lid_removed if f"/{lang}/" in i], f"{lang} pages should be removed by language ID"
+    # javadoc pages are mostly boilerplate: the quality filters drop nearly all of the 20
+    # (one package summary with real prose, javax.sql's, survives)
+    assert len([i for i in kept if i.startswith("openjdk-doc/")]) <= 2
+    # da-DK / ko-KR hold mostly untranslated copies of en-US pages: never two copies of one page
+    pages = [i.rsplit("/", 1)[-1] for i in kept if i.startswith("debian-handbook/")]
+    assert len(pages) == len(set(pages)), f"a page kept twice: {sorted(pages)}"
+    rows = shard_rows(full_run)
+    assert all(r["language"] == "en" and r["language_score"] > 0.65 for r in rows)
+
+
+def test_stats_manifest_and_report_agree(full_run):
+    stats = json.loads((full_run / "stats.json").read_text())
+    manifest = json.loads((full_run / "manifest.json").read_text())
+    assert stats["input"]["documents"] == 130  # every html-sample page has text
+    chain = stats["steps"]
+    assert [s["step"] for s in chain] == ["language", "gopher_repetition", "gopher_quality", "c4_quality",
+                                          "fineweb_quality", "exact_dedup", "minhash"]
+    for before, after in zip(chain, chain[1:]):
+        assert before["docs_out"] == after["docs_in"]
+    for step in chain:  # what stats say a step removed is exactly what removed/<step>/ holds
+        assert len(removed_ids(full_run, step["step"])) == step["docs_removed"]
+    assert manifest["rows"] == chain[-1]["docs_out"] == stats["output"]["documents"] == len(kept_ids(full_run))
+    for shard in manifest["shards"]:
+        path = full_run / shard["path"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == shard["sha256"]
+        assert shard["rows"] == pa.ipc.open_stream(pa.memory_map(str(path))).read_all().num_rows
+    report = (full_run / "report.md").read_text()
+    for step in chain:
+        assert f"| {step['step']} | {step['docs_in']:,} | {step['docs_removed']:,} |" in report
+    assert "## Examples of removed documents" in report
+
+
+def test_shards_load_with_datasets(full_run):
+    datasets = pytest.importorskip("datasets")
+    files = sorted(str(p) for p in (full_run / "shards").glob("*.arrow"))
+    ds = datasets.load_dataset("arrow", data_files=files, split="train")
+    assert sorted(ds["id"]) == sorted(kept_ids(full_run))
+    assert set(ds.column_names) == {"id", "text", "source", "language", "language_score", "metadata"}
+
+
+def test_near_and_exact_duplicates_removed_once(shared_data, tmp_path):
+    articles = wikitext_articles(shared_data, 30)
+    records = [{"id": f"orig-{i}", "text": a} for i, a in enumerate(articles)]
+    # 1% of the words replaced: word-5-gram Jaccard ~0.9 with the original
+    records += [{"id": f"near-{i}", "text": edit_words(articles[i], 0.01, seed=i)} for i in range(10)]
+    records += [{"id": f"exact-{i}", "text": articles[10 + i]} for i in range(5)]
+    src = write_jsonl(tmp_path / "docs.jsonl", records)
+    out = tmp_path / "clean"
+    # only deduplication: the quality filters would judge WikiText, which is not what this test is about
+    off = [f"filters.{f}=null" for f in ("gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")]
+    args = ["--input", str(src), "--output", str(out), "--workers", "1", "--tasks", "2", "--languages"]
+    for o in off:
+        args += ["--set", o]
+    assert corpus_clean(args) == 0
+    kept = set(kept_ids(out))
+    for i in range(10):  # each near-duplicate pair: exactly one side kept
+        assert len({f"orig-{i}", f"near-{i}"} & kept) == 1
+    for i in range(5):  # exact copies: exactly one kept
+        assert len({f"orig-{10 + i}", f"exact-{i}"} & kept) == 1
+    assert {f"orig-{i}" for i in range(15, 30)} <= kept  # unique articles are all kept
+    assert len(removed_ids(out, "exact_dedup")) == 5
+    assert len(removed_ids(out, "minhash")) == 10
+
+
+def test_paper_preset(tmp_path):
+    prose = "The quick brown fox jumps over the lazy dog near the river bank today"
+    records = [
+        {"id": "a", "text": f"{prose}\nA line with <b>markup</b> in it\nAnother honest line of plain words here"},
+        {"id": "b", "text": f"{prose}\nA different second line about cats and dogs"},  # first line repeats a's
+        {"id": "c", "text": "tiny"},  # shorter than 5 characters
+        {"id": "d", "text": "Values: 1234 5678 9012 3456 7890 !!!! ???? ####"},  # mostly not letters
+    ]
+    src = write_jsonl(tmp_path / "docs.jsonl", records)
+    out = tmp_path / "clean"
+    assert corpus_clean(["--input", str(src), "--output", str(out), "--preset", "paper", "--workers", "1"]) == 0
+    rows = {r["id"]: r["text"] for r in shard_rows(out)}
+    assert set(rows) == {"a", "b"}
+    assert "<b>" not in rows["a"] and "Another honest line" in rows["a"]
+    assert prose in rows["a"] and prose not in rows["b"]  # the repeated line is kept once, where first seen
+    assert set(removed_ids(out, "paper_samples")) == {"c", "d"}
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["line_level"]["lines_dropped_html"] == 1
+    assert stats["line_level"]["lines_dropped_duplicate"] == 1
+    reasons = {s["step"]: s["reasons"] for s in stats["steps"]}
+    assert reasons["paper_samples"] == {"too_short": 1, "non_alpha": 1}
+
+
+def test_none_preset_keeps_everything_in_bounded_shards(shared_data, tmp_path):
+    out = tmp_path / "raw"
+    assert corpus_clean(["--input", str(shared_data / "html-sample"), "--output", str(out), "--preset", "none",
+                         "--workers", "1", "--max-shard-mb", "0.2"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rows"] == 130
+    assert len(manifest["shards"]) > 3
+    biggest_doc = max(len(r["text"].encode()) for r in shard_rows(out))
+    assert all(s["text_bytes"] <= 0.2 * 2**20 + biggest_doc for s in manifest["shards"])  # the bound, + the doc reaching it
