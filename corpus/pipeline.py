@@ -161,13 +161,13 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
     reader = RawDocumentReader(inputs, text_key=cfg.text_key, id_key=cfg.id_key, skip_log_dir=lay.work / "skipped")
     read = [reader, Progress(reader)]
     final_writer = ArrowShardWriter(lay.data("final"), max_shard_bytes=shard_bytes)
-    finalize = Stage("finalize", [Finalize(inputs, out, cfg)], 1)
 
     if cfg.preset == "none":
-        return [Stage("read", read + [final_writer], tasks), finalize]
+        return with_finalize([Stage("read", read + [final_writer], tasks)], inputs, out, cfg)
     if cfg.preset == "paper":
         # one task: the seen-line set of the paper cleaner must span the whole corpus
-        return [Stage("clean", read + measured(paper_steps(cfg.paper, removed_writer)) + [final_writer], 1), finalize]
+        stage = Stage("clean", read + measured(paper_steps(cfg.paper, removed_writer)) + [final_writer], 1)
+        return with_finalize([stage], inputs, out, cfg)
 
     filter_steps = full_filter_steps(cfg.filters, removed_writer)
     if cfg.decontaminate:
@@ -194,7 +194,11 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
         index_dir=out / "minhash_index",
         dedup_against=Path(cfg.dedup_against) / "minhash_index" if cfg.dedup_against else None,
     )
-    return stages + [finalize]
+    return with_finalize(stages, inputs, out, cfg)
+
+
+def with_finalize(stages: list[Stage], inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
+    return stages + [Stage("finalize", [Finalize(inputs, out, cfg, [s.name for s in stages])], 1)]
 
 
 class Finalize(PipelineStep):
@@ -205,11 +209,12 @@ class Finalize(PipelineStep):
     name = "📦 finalize"
     type = "💽 - WRITER"
 
-    def __init__(self, inputs: list[str], out: Path, cfg: CleanConfig):
+    def __init__(self, inputs: list[str], out: Path, cfg: CleanConfig, stages: list[str]):
         super().__init__()
         self.inputs = [str(p) for p in inputs]
         self.out = Path(out)
         self.cfg = cfg
+        self.stages = stages
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         from corpus import report
@@ -233,7 +238,7 @@ class Finalize(PipelineStep):
                 pa.ipc.new_stream(sink, SCHEMA).close()
         manifest = build_manifest(self.inputs, lay, self.cfg)
         _atomic_write(self.out / "manifest.json", json.dumps(manifest, indent=2))
-        stats = report.collect_stats(lay, self.cfg.preset)
+        stats = report.collect_stats(lay, self.cfg.preset, self.stages)
         _atomic_write(self.out / "stats.json", json.dumps(stats, indent=2))
         _atomic_write(self.out / "report.md", report.render_markdown(stats, manifest, lay))
         # intermediate copies of the corpus are no longer needed; logs, signatures and the index stay

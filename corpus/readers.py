@@ -47,6 +47,10 @@ def file_format(path: Path) -> str | None:
     return None
 
 
+def _hidden(relpath: Path) -> bool:
+    return any(part.startswith(".") for part in relpath.parts)
+
+
 def list_input_files(paths: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
     """(root, file) for every readable file under `paths`, in a deterministic order."""
     found = []
@@ -54,7 +58,8 @@ def list_input_files(paths: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
         if root.is_file():
             found.append((root.parent, root))
         elif root.is_dir():
-            found += [(root, f) for f in sorted(root.rglob("*")) if f.is_file() and file_format(f)]
+            found += [(root, f) for f in sorted(root.rglob("*"))
+                      if f.is_file() and file_format(f) and not _hidden(f.relative_to(root))]
     return found
 
 

@@ -15,22 +15,27 @@ MEASURE_TYPE = "📏 - MEASURE"
 INPUT_STEP = "input"
 
 
-def _stage_order(lay) -> list[Path]:
-    executors = [p for p in lay.logs.iterdir() if (p / "stats.json").exists()]
-    return sorted(executors, key=lambda p: (p / "executor.json").stat().st_mtime if (p / "executor.json").exists() else 0)
+def stage_entries(lay, stage: str) -> list[dict]:
+    """The step stats of one stage summed over all its tasks (datatrove's own stats.json only sums the
+    tasks of the last invocation, which after a resume is not all of them)."""
+    from datatrove.utils.stats import PipelineStats
+
+    files = sorted((lay.logs / stage / "stats").glob("*.json"))
+    merged = sum((PipelineStats.from_json(json.loads(f.read_text())) for f in files), start=PipelineStats())
+    return json.loads(merged.to_json()) if files else []
 
 
 def _total(value) -> float:
     return value.get("total", 0) if isinstance(value, dict) else (value or 0)
 
 
-def collect_stats(lay, preset: str) -> dict:
+def collect_stats(lay, preset: str, stages: list[str]) -> dict:
     measures: list[tuple[str, dict]] = []
     steps: dict[str, dict] = {}
     skipped: dict[str, int] = {}
     line_stats: dict[str, int] = {}
-    for stage_dir in _stage_order(lay):
-        for entry in json.loads((stage_dir / "stats.json").read_text()):
+    for stage in stages:
+        for entry in stage_entries(lay, stage):
             kind, _, name = entry["name"].partition(": ")
             stats = entry.get("stats", {})
             if kind == MEASURE_TYPE or name == INPUT_STEP:

@@ -60,7 +60,7 @@ def edit_words(text: str, rate: float, seed: int) -> str:
     return " ".join(words)
 
 
-def arrow_stream_file(path: Path, table: pa.Table) -> Path:
+def arrow_stream_file(path: Path, table: pa.Table, batch_rows: int | None = None) -> Path:
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
+        writer.write_table(table, max_chunksize=batch_rows)
     return path
