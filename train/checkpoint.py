@@ -1,0 +1,80 @@
+"""Rolling checkpoints of a run (DESIGN.md contract 3).
+
+A checkpoint holds the model, the optimizer, the step (the data position and the learning rate follow
+from it) and every RNG state, so a resumed run continues exactly as an uninterrupted one would. It is
+written to a temporary file, flushed and renamed: a crash or a full disk never leaves a half-written
+checkpoint, and the previous one stays intact. Loading uses `weights_only=True`.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class CheckpointWriteError(Exception):
+    pass
+
+
+def rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    found = sorted(checkpoint_dir(run_dir).glob("step-*.pt"))
+    return found[-1] if found else None
+
+
+def save_checkpoint(run_dir: str | Path, step: int, model, optimizer, keep: int = 2, extra: dict | None = None) -> Path:
+    folder = checkpoint_dir(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"step-{step:08d}.pt"
+    tmp = final.with_suffix(".pt.tmp")
+    state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state(), **(extra or {})}
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        previous = latest_checkpoint(run_dir)
+        why = "the disk is full" if e.errno == errno.ENOSPC else str(e)
+        raise CheckpointWriteError(
+            f"could not write checkpoint {final} ({why}); nothing half-written was left, "
+            f"the last good checkpoint is {previous or 'none'}. Free space and run the same command to resume."
+        ) from None
+    for old in sorted(folder.glob("step-*.pt"))[:-keep]:
+        old.unlink()
+    return final
+
+
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,305 @@
+"""The pre-training loop: a lean PyTorch loop, read top to bottom (after nanoGPT's train.py).
+
+    init model (truncated teacher | scratch | teacher) -> AdamW, warmup + cosine -> for each step:
+    grad-accumulated micro-batches (DDP: each rank its slice of the global batch) -> clip -> step
+    -> log / eval / checkpoint -> at the end: final eval, Hugging Face export, summary.json
+
+Run it again with the same command and it resumes from the last checkpoint, exactly: the sample order
+and the learning rate are functions of the step, and the RNG states are restored. Ctrl-C saves a
+checkpoint first. `torchrun --nproc_per_node N -m train pretrain ...` runs data parallel (gloo on CPU,
+NCCL on GPU); only rank 0 writes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from train.config import RunConfig
+from train.data import DataError, TokenBlocks, sample_indices
+from train.distill import DistillConfig, distillation_loss
+from train.model import GPT, GPTConfig, GPTOutput
+from train.tokenizer import TokenizerError, load_tokenizer, vocab_fingerprint
+from train.truncate import parse_keep_layers, truncate
+
+
+class RunError(Exception):
+    """A problem with the run's inputs or state: one clear message saying what to fix."""
+
+
+# ----------------------------------------------------------------------------------------- setup
+def setup_distributed(cfg: RunConfig) -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if cfg.system.device == "cuda":
+        if not torch.cuda.is_available():
+            raise RunError("--device cuda, but no CUDA device is available")
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if cfg.system.threads:
+        torch.set_num_threads(cfg.system.threads)
+    return rank, world, device
+
+
+def load_teacher(cfg: RunConfig, tokens: TokenBlocks) -> GPT:
+    try:
+        teacher = GPT.from_pretrained(cfg.model.teacher)
+    except Exception as e:
+        raise RunError(f"teacher {cfg.model.teacher!r}: {e}") from None
+    if teacher.config.vocab_size != tokens.vocab_size:
+        raise RunError(
+            f"teacher {cfg.model.teacher} has a vocabulary of {teacher.config.vocab_size:,} tokens, the token shards "
+            f"{tokens.vocab_size:,}: tokenize the corpus with the teacher's tokenizer"
+        )
+    teacher_dir = Path(cfg.model.teacher)
+    if (teacher_dir / "tokenizer.json").exists():
+        fingerprint = vocab_fingerprint(load_tokenizer(teacher_dir))
+        if fingerprint != tokens.manifest["fingerprint"]:
+            raise RunError(f"teacher {teacher_dir} uses another tokenizer than the token shards {tokens.dir}: "
+                           f"tokenize with `--tokenizer {teacher_dir}`")
+    if teacher.config.block_size < tokens.block_size:
+        raise RunError(f"token blocks of {tokens.block_size} exceed the teacher's context of {teacher.config.block_size}")
+    return teacher
+
+
+def build_model(cfg: RunConfig, tokens: TokenBlocks) -> tuple[GPT, GPT | None]:
+    """(model to train, teacher or None)."""
+    m = cfg.model
+    if m.init == "scratch":
+        torch.manual_seed(cfg.system.seed)
+        model = GPT(GPTConfig(vocab_size=tokens.vocab_size, block_size=tokens.block_size, n_layer=m.n_layer, n_head=m.n_head,
+                              n_embd=m.n_embd, dropout=m.dropout, bos_token_id=tokens.manifest["eos_id"],
+                              eos_token_id=tokens.manifest["eos_id"]))
+        teacher = load_teacher(cfg, tokens) if cfg.distill.distill else None
+        return model, teacher
+    if not m.teacher:
+        raise RunError(f"--init {m.init} needs --teacher (a GPT-2 directory or hub name)")
+    teacher = load_teacher(cfg, tokens)
+    if m.init == "teacher":
+        return teacher, None
+    if m.init != "truncate":
+        raise RunError(f"--init {m.init!r}: choose truncate, scratch or teacher")
+    try:
+        keep = parse_keep_layers(m.keep_layers, teacher.config.n_layer)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    return truncate(teacher, keep), teacher if cfg.distill.distill else None
+
+
+def total_steps(cfg: RunConfig, world: int, block_size: int) -> int:
+    tokens_per_step = cfg.optim.batch_size * cfg.optim.grad_accum * world * block_size
+    if cfg.optim.max_tokens:
+        return max(1, math.ceil(cfg.optim.max_tokens / tokens_per_step))
+    return cfg.optim.max_steps
+
+
+def lr_at(step: int, cfg: RunConfig, steps: int) -> float:
+    o = cfg.optim
+    if step < o.warmup:
+        return o.lr * (step + 1) / o.warmup
+    progress = min(1.0, (step - o.warmup) / max(1, steps - o.warmup))
+    return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def make_optimizer(model: GPT, cfg: RunConfig) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]  # biases and layer norms
+    groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
+
+
+@torch.no_grad()
+def evaluate(model, val: TokenBlocks, n_blocks: int, batch_size: int, device, autocast) -> float:
+    model.eval()
+    n = min(n_blocks, len(val))
+    total, count = 0.0, 0
+    for start in range(0, n, batch_size):
+        blocks = val.batch(range(start, min(n, start + batch_size))).to(device)
+        with autocast:
+            logits = model(blocks[:, :-1]).logits
+        total += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), blocks[:, 1:].reshape(-1), reduction="sum").item()
+        count += blocks[:, 1:].numel()
+    model.train()
+    return total / count
+
+
+# ----------------------------------------------------------------------------------------- the run
+def prepare_run_dir(cfg: RunConfig, is_main: bool) -> Path:
+    out = Path(cfg.out)
+    config_path = out / "config.json"
+    if config_path.exists():
+        previous = json.loads(config_path.read_text())
+        if previous != cfg.to_dict():
+            changed = sorted(f"{g}.{k}" for g in previous if isinstance(previous[g], dict)
+                             for k in previous[g] if previous[g][k] != cfg.to_dict().get(g, {}).get(k))
+            raise RunError(f"{out} holds a run with other settings ({', '.join(changed) or 'config'}): "
+                           "use the same command to resume, or another --out")
+    elif is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = config_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cfg.to_dict(), indent=2))
+        os.replace(tmp, config_path)
+    return out
+
+
+def train(cfg: RunConfig) -> dict:
+    rank, world, device = setup_distributed(cfg)
+    is_main = rank == 0
+    try:
+        tokens = TokenBlocks(cfg.data.tokens, "train")
+        val = TokenBlocks(cfg.data.tokens, "val")
+    except DataError as e:
+        raise RunError(str(e)) from None
+    out = prepare_run_dir(cfg, is_main)
+    model, teacher = build_model(cfg, tokens)
+    if tokens.block_size > model.config.block_size:
+        raise RunError(f"token blocks of {tokens.block_size} exceed the model's context of {model.config.block_size}")
+    model.to(device).train()
+    if teacher is not None:
+        teacher.to(device).eval().requires_grad_(False)
+    optimizer = make_optimizer(model, cfg)
+    steps = total_steps(cfg, world, tokens.block_size)
+    global_batch = cfg.optim.batch_size * cfg.optim.grad_accum * world
+
+    start_step = 0
+    checkpoint = latest_checkpoint(out)
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        start_step = state["step"]
+        if is_main:
+            print(f"resuming from {checkpoint} (step {start_step})", flush=True)
+            truncate_metrics(out / "metrics.jsonl", start_step)
+    else:
+        torch.manual_seed(cfg.system.seed + 1)  # dropout etc.; the init seed is separate
+        if is_main:
+            (out / "metrics.jsonl").unlink(missing_ok=True)
+
+    train_model = model
+    if cfg.system.compile:
+        train_model = torch.compile(model)
+    if world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(train_model, device_ids=[device.index] if device.type == "cuda" else None)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.system.dtype == "bf16" else nullcontext()
+    distill_cfg = DistillConfig(cfg.distill.alpha_kl, cfg.distill.alpha_clm, cfg.distill.alpha_cos, cfg.distill.temperature)
+
+    interrupted = []
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True)) if is_main and world == 1 else None
+    metrics = open(out / "metrics.jsonl", "a") if is_main else None
+    tokens_per_step = global_batch * tokens.block_size
+    t0 = time.time()
+    last_log_time, last_log_step = t0, start_step
+    val_loss = None
+    step = start_step
+    try:
+        for step in range(start_step, steps):
+            lr = lr_at(step, cfg, steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            step_loss = 0.0
+            for micro in range(cfg.optim.grad_accum):
+                first = step * global_batch + micro * cfg.optim.batch_size * world + rank * cfg.optim.batch_size
+                blocks = tokens.batch(sample_indices(cfg.system.seed, len(tokens), first, cfg.optim.batch_size)).to(device)
+                x, y = blocks[:, :-1], blocks[:, 1:]
+                sync = micro == cfg.optim.grad_accum - 1 or world == 1
+                with (nullcontext() if sync else train_model.no_sync()), autocast:
+                    out_s = train_model(x, output_hidden_states=teacher is not None)
+                    clm = F.cross_entropy(out_s.logits.float().reshape(-1, out_s.logits.size(-1)), y.reshape(-1))
+                    if teacher is not None:
+                        with torch.no_grad():
+                            out_t = teacher(x, output_hidden_states=True)
+                        loss, _ = distillation_loss(GPTOutput(out_s.logits, clm, out_s.hidden_states), out_t, y, distill_cfg)
+                    else:
+                        loss = clm
+                    (loss / cfg.optim.grad_accum).backward()
+                step_loss += clm.item() / cfg.optim.grad_accum
+            if not math.isfinite(step_loss):
+                raise RunError(f"the loss became {step_loss} at step {step}: lower --lr or check the data; "
+                               f"the last checkpoint in {out / 'checkpoints'} is intact")
+            if cfg.optim.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if world > 1:  # the logged loss is the global batch's
+                loss_t = torch.tensor([step_loss], device=device)
+                torch.distributed.all_reduce(loss_t)
+                step_loss = loss_t.item() / world
+            done = step + 1
+            is_eval = done % cfg.log.eval_every == 0 or done == steps
+            if is_eval:
+                val_loss = evaluate(model, val, cfg.log.eval_blocks, cfg.optim.batch_size, device, autocast)
+            if is_main and (done % cfg.log.log_every == 0 or is_eval or done == 1):
+                now = time.time()
+                rate = (done - last_log_step) * tokens_per_step / max(now - last_log_time, 1e-9)
+                last_log_time, last_log_step = now, done
+                record = {"step": done, "tokens": done * tokens_per_step, "train_loss": round(step_loss, 6), "lr": lr,
+                          "tokens_per_s": round(rate, 1), "elapsed_s": round(now - t0, 2)}
+                if is_eval:
+                    record["val_loss"] = round(val_loss, 6)
+                metrics.write(json.dumps(record) + "\n")
+                metrics.flush()
+                eta = (steps - done) * tokens_per_step / rate if rate else float("nan")
+                val_text = f" val {val_loss:.4f}" if is_eval else ""
+                print(f"step {done}/{steps} loss {step_loss:.4f}{val_text} lr {lr:.2e} {rate:,.0f} tok/s ETA {eta / 60:,.1f} min", flush=True)
+            stop = bool(interrupted)
+            if is_main and (done % cfg.log.ckpt_every == 0 or stop) and done < steps:
+                save_checkpoint(out, done, model, optimizer, keep=cfg.log.keep_checkpoints)
+            if stop:
+                print(f"interrupted: checkpoint saved at step {done}; run the same command to resume", flush=True)
+                return {"interrupted": True, "step": done}
+    finally:
+        if metrics:
+            metrics.close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+
+    summary = {}
+    if is_main:
+        if val_loss is None:
+            val_loss = evaluate(model, val, cfg.log.eval_blocks, cfg.optim.batch_size, device, autocast)
+        export = out / "export"
+        tmp = out / "export.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        try:
+            load_tokenizer(tokens.dir / "tokenizer").save_pretrained(str(tmp))
+        except TokenizerError as e:
+            raise RunError(str(e)) from None
+        shutil.rmtree(export, ignore_errors=True)
+        os.replace(tmp, export)
+        elapsed = time.time() - t0
+        summary = {"val_loss": val_loss, "val_ppl": math.exp(val_loss), "steps": steps, "tokens": steps * tokens_per_step,
+                   "train_time_s": round(elapsed, 1),
+                   "tokens_per_s": round((steps - start_step) * tokens_per_step / max(elapsed, 1e-9), 1),
+                   "n_params": model.num_parameters(), "n_layer": model.config.n_layer, "init": cfg.model.init,
+                   "keep_layers": cfg.model.keep_layers if cfg.model.init == "truncate" else None,
+                   "distill": cfg.distill.distill, "world_size": world, "export": str(export)}
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        print(f"validation perplexity {summary['val_ppl']:.2f} (loss {val_loss:.4f}); model exported to {export}", flush=True)
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return summary
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint we resume from (the re-run writes them again)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in keep))

