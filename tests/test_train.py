@@ -1,0 +1,237 @@
+"""Tokenizers, token shards, the training loop, exact resume after SIGKILL / Ctrl-C, DDP, and clear errors."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from corpus_helpers import wikitext_articles
+from train.data import TokenBlocks, sample_indices
+from train.model import GPT, GPTConfig
+from train.tokenize_shards import is_validation, tokenize_corpus
+from train.tokenizer import gpt2_tokenizer, load_tokenizer, save_tokenizer, train_tokenizer, vocab_fingerprint
+
+SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string()), ("language", pa.string()),
+                    ("language_score", pa.float64()), ("metadata", pa.string())])
+
+
+def write_clean_corpus(directory: Path, texts: list[str]) -> Path:
+    """A clean-corpus directory (contract 1) as the corpus stage writes it."""
+    (directory / "shards").mkdir(parents=True)
+    rows = [{"id": f"doc-{i}", "text": t, "source": "test", "language": "en", "language_score": 1.0, "metadata": "{}"}
+            for i, t in enumerate(texts)]
+    with pa.OSFile(str(directory / "shards" / "shard-00000.arrow"), "wb") as sink, pa.ipc.new_stream(sink, SCHEMA) as w:
+        w.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
+    (directory / "manifest.json").write_text(json.dumps({"rows": len(rows)}))
+    return directory
+
+
+def train_cmd(tokens: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "train", "pretrain", "--tokens", str(tokens), "--out", str(out), "--init", "scratch",
+            "--n-layer", "2", "--n-embd", "32", "--n-head", "2", "--batch-size", "8", "--lr", "3e-3", "--warmup", "5",
+            "--log-every", "1", "--eval-every", "10", "--eval-blocks", "8", "--threads", "1", *extra]
+
+
+def metric_lines(run: Path) -> list[dict]:
+    """metrics.jsonl without the wall-clock fields."""
+    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in l.items() if k not in ("tokens_per_s", "elapsed_s")} for l in lines]
+
+
+@pytest.fixture(scope="module")
+def corpus(shared_data, tmp_path_factory) -> Path:
+    return write_clean_corpus(tmp_path_factory.mktemp("corpus"), wikitext_articles(shared_data, 60, min_words=100))
+
+
+@pytest.fixture(scope="module")
+def tokens(corpus, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tok")
+    save_tokenizer(train_tokenizer([corpus], vocab_size=512), root / "tokenizer")
+    tokenize_corpus(corpus, root / "tokenizer", root / "tokens", block_size=32, val_fraction=0.1)
+    return root / "tokens"
+
+
+def test_gpt2_tokenizer_is_the_real_one(tmp_path):
+    tok = gpt2_tokenizer()
+    assert tok("Hello world").input_ids == [15496, 995]
+    assert len(tok) == 50257 and tok.eos_token_id == 50256
+    save_tokenizer(tok, tmp_path)
+    from transformers import AutoTokenizer
+
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert again("Hello world").input_ids == [15496, 995] and again.eos_token == "<|endoftext|>"
+
+
+def test_trained_tokenizer_round_trips(corpus, tokens):
+    tok = load_tokenizer(tokens / "tokenizer")
+    text = "The album was released in 1998, and it sold 30 @,@ 000 copies."
+    assert tok.decode(tok(text).input_ids) == text
+    assert len(tok) == 512 and tok.eos_token == "<|endoftext|>"
+
+
+def test_token_shards_contract(corpus, tokens):
+    manifest = json.loads((tokens / "manifest.json").read_text())
+    tok = load_tokenizer(tokens / "tokenizer")
+    assert manifest["fingerprint"] == vocab_fingerprint(tok) and manifest["vocab_size"] == 512
+    texts = pa.ipc.open_stream(pa.memory_map(str(corpus / "shards" / "shard-00000.arrow"))).read_all().to_pylist()
+    val_ids = {r["id"] for r in texts if is_validation(r["id"], 0.1)}
+    assert 0 < len(val_ids) < len(texts)
+    for split in ("train", "val"):
+        flat = np.concatenate([np.fromfile(tokens / s["path"], dtype=np.uint16) for s in manifest["splits"][split]["shards"]])
+        docs = [r for r in texts if (r["id"] in val_ids) == (split == "val")]
+        expected = [t for r in docs for t in tok(r["text"]).input_ids + [tok.eos_token_id]]
+        assert flat.tolist() == expected  # every document once, in order, each followed by EOS
+    blocks = TokenBlocks(tokens, "train")
+    assert blocks.block(1)[0] == blocks.block(0)[-1]  # consecutive blocks share the target/input token
+    assert len(blocks) == (manifest["splits"]["train"]["tokens"] - 1) // 32
+
+
+def test_sample_order_is_a_pure_function_of_seed_and_position():
+    a = sample_indices(seed=3, n_blocks=10, start=0, count=25)
+    assert a == sample_indices(seed=3, n_blocks=10, start=0, count=25)
+    assert a[12:20] == sample_indices(seed=3, n_blocks=10, start=12, count=8)  # resuming mid-way
+    assert sorted(a[:10]) == list(range(10)) and sorted(a[10:20]) == list(range(10))  # each epoch a permutation
+    assert a[:10] != a[10:20]  # reshuffled per epoch
+    assert a != sample_indices(seed=4, n_blocks=10, start=0, count=25)
+
+
+def test_training_lowers_the_loss_and_exports(tokens, tmp_path):
+    run = tmp_path / "run"
+    subprocess.run(train_cmd(tokens, run, "--max-steps", "60", "--eval-every", "30"), check=True, capture_output=True)
+    lines = metric_lines(run)
+    assert lines[-1]["step"] == 60
+    assert lines[-1]["val_loss"] < lines[0]["train_loss"] - 0.5
+    summary = json.loads((run / "summary.json").read_text())
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf = AutoModelForCausalLM.from_pretrained(run / "export")
+    tok = AutoTokenizer.from_pretrained(run / "export")
+    ids = torch.tensor([tok("The album was released").input_ids])
+    ours = GPT.from_pretrained(run / "export")
+    with torch.no_grad():
+        torch.testing.assert_close(hf(ids).logits, ours(ids).logits, atol=1e-5, rtol=1e-5)
+    assert summary["steps"] == 60 and summary["val_ppl"] == pytest.approx(np.exp(summary["val_loss"]))
+
+
+def wait_for(predicate, proc, timeout=120):
+    deadline = time.time() + timeout
+    while not predicate():
+        assert proc.poll() is None, "the run ended before the interruption point"
+        assert time.time() < deadline
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tokens, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("ref") / "run"
+    subprocess.run(train_cmd(tokens, run, "--max-steps", "30", "--ckpt-every", "5", "--dropout", "0.1"), check=True, capture_output=True)
+    return run
+
+
+def test_sigkill_resume_is_exact(tokens, tmp_path, uninterrupted):
+    run = tmp_path / "run"
+    cmd = train_cmd(tokens, run, "--max-steps", "30", "--ckpt-every", "5", "--dropout", "0.1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: (run / "checkpoints" / "step-00000015.pt").exists(), proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "summary.json").exists()
+    assert not list((run / "checkpoints").glob("*.tmp"))
+    subprocess.run(cmd, check=True, capture_output=True)
+    assert metric_lines(run) == metric_lines(uninterrupted)
+    a = GPT.from_pretrained(run / "export").state_dict()
+    b = GPT.from_pretrained(uninterrupted / "export").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ctrl_c_saves_a_checkpoint_then_resumes_exactly(tokens, tmp_path, uninterrupted):
+    run = tmp_path / "run"
+    cmd = train_cmd(tokens, run, "--max-steps", "30", "--ckpt-every", "5", "--dropout", "0.1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (run / "metrics.jsonl").exists() and len((run / "metrics.jsonl").read_text().splitlines()) >= 7, proc)
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "checkpoint saved" in stdout
+    subprocess.run(cmd, check=True, capture_output=True)
+    assert metric_lines(run) == metric_lines(uninterrupted)
+
+
+def test_ddp_two_processes_match_one_with_the_same_global_batch(tokens, tmp_path):
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    common = ["--max-steps", "8", "--eval-every", "8"]
+    subprocess.run(train_cmd(tokens, single, *common), check=True, capture_output=True)
+    cmd = train_cmd(tokens, ddp, *common)
+    cmd[cmd.index("--batch-size") + 1] = "4"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"] + cmd[1:]
+    result = subprocess.run(torchrun, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, b = metric_lines(single), metric_lines(ddp)
+    assert [l["step"] for l in a] == [l["step"] for l in b]
+    for x, y in zip(a, b):
+        assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-4)
+    assert json.loads((ddp / "summary.json").read_text())["world_size"] == 2
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "train", *args], capture_output=True, text=True)
+
+
+def test_user_errors_are_one_clear_line(corpus, tokens, tmp_path):
+    teacher = tmp_path / "teacher"
+    GPT(GPTConfig(vocab_size=512, block_size=64, n_layer=4, n_head=2, n_embd=32)).save_pretrained(teacher)
+    other_tok = tmp_path / "other-teacher"
+    GPT(GPTConfig(vocab_size=512, block_size=64, n_layer=4, n_head=2, n_embd=32)).save_pretrained(other_tok)
+    save_tokenizer(train_tokenizer([corpus], vocab_size=300), tmp_path / "tok300")
+    # same vocabulary size, other tokens: a tokenizer mismatch that sizes alone would not catch
+    texts = pa.ipc.open_stream(pa.memory_map(str(corpus / "shards" / "shard-00000.arrow"))).read_all().column("text").to_pylist()
+    tok = train_tokenizer([write_clean_corpus(tmp_path / "upper", [t.upper() for t in texts])], vocab_size=512)
+    save_tokenizer(tok, other_tok)
+    base = ["pretrain", "--tokens", str(tokens), "--max-steps", "2"]
+    cases = [
+        (base + ["--out", str(tmp_path / "a"), "--teacher", str(tmp_path / "nope")], "no such checkpoint directory"),
+        (base + ["--out", str(tmp_path / "b"), "--teacher", str(teacher), "--keep-layers", "0,7"], "the teacher has layers 0-3, not [7]"),
+        (base + ["--out", str(tmp_path / "c"), "--teacher", str(other_tok)], "uses another tokenizer"),
+        (base + ["--out", str(tmp_path / "d"), "--init", "scratch", "--n-layer", "1", "--n-embd", "16", "--n-head", "2",
+                 "--lr", "1e9", "--grad-clip", "0", "--max-steps", "50"], "the loss became"),
+        (["tokenize", "--data", str(corpus), "--tokenizer", str(tmp_path / "tok300"), "--out", str(tokens)], "another corpus or tokenizer"),
+    ]
+    for args, message in cases:
+        result = run_cli(*args)
+        assert result.returncode == 2, (args, result.stderr[-2000:])
+        assert message in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
+def test_corrupt_shard_and_empty_dataset(corpus, tokens, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tokens, broken)
+    shard = broken / "train-00000.bin"
+    shard.write_bytes(shard.read_bytes()[:-7])
+    result = run_cli("pretrain", "--tokens", str(broken), "--out", str(tmp_path / "r"), "--init", "scratch", "--max-steps", "1")
+    assert result.returncode == 2 and "corrupt or truncated token shard" in result.stderr and "Traceback" not in result.stderr
+    tiny = write_clean_corpus(tmp_path / "tiny", ["Too short."])
+    result = run_cli("tokenize", "--data", str(tiny), "--tokenizer", str(tokens / "tokenizer"), "--out", str(tmp_path / "t"))
+    assert result.returncode == 2 and "not enough text" in result.stderr
+
+
+def test_full_disk_while_checkpointing_leaves_no_partial_file(tokens, tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    os.symlink("/dev/full", run / "checkpoints" / "step-00000004.pt.tmp")  # writing there fails with ENOSPC
+    result = subprocess.run(train_cmd(tokens, run, "--max-steps", "8", "--ckpt-every", "2"), capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "the disk is full" in result.stderr and "step-00000002.pt" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002.pt"]
+    # space is back: the same command resumes from step 2 and finishes
+    subprocess.run(train_cmd(tokens, run, "--max-steps", "8", "--ckpt-every", "2"), check=True, capture_output=True)
+    assert (run / "summary.json").exists()
