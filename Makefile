@@ -44,6 +44,46 @@ else
 endif
 
 # ---------------------------------------------------------------- train
+# Default (no TEACHER): pre-train a 12-layer, 256-wide teacher on the clean demo corpus with an 8k BPE
+# trained on it, then truncate it to 6 layers (KEEP=alt) and keep pre-training the student.
+# TEACHER=gpt2 (hub, when online) or TEACHER=DIR (a local GPT-2 checkpoint): truncate that one, with its tokenizer.
+TEACHER ?=
+KEEP    ?= alt
+VOCAB   ?= 8192
+BLOCK   ?= 128
+TEACHER_TOKENS ?= 2400000
+STUDENT_TOKENS ?= 1500000
+TRAIN_ARGS ?=
+CLEAN_FULL := $(DATA)/clean/full
+TRAIN = $(PY) -m train
+
+$(CLEAN_FULL)/manifest.json:
+	$(MAKE) clean-corpus PRESET=full
+
+$(RUNS)/tokenizer/tokenizer.json: | $(CLEAN_FULL)/manifest.json
+	$(TRAIN) tokenizer --data $(CLEAN_FULL) --vocab-size $(VOCAB) --out $(RUNS)/tokenizer
+
+$(RUNS)/tokens/full/manifest.json: $(RUNS)/tokenizer/tokenizer.json
+	$(TRAIN) tokenize --data $(CLEAN_FULL) --tokenizer $(RUNS)/tokenizer --out $(RUNS)/tokens/full --block-size $(BLOCK) --val-fraction 0.02
+
+teacher: venv $(RUNS)/tokens/full/manifest.json
+	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --out $(RUNS)/teacher --init scratch --n-layer 12 --n-embd 256 --n-head 4 \
+		--max-tokens $(TEACHER_TOKENS) $(TRAIN_ARGS)
+
+ifeq ($(strip $(TEACHER)),)
+pretrain: teacher
+	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --out $(RUNS)/student-$(KEEP) --teacher $(RUNS)/teacher/export \
+		--keep-layers $(KEEP) --max-tokens $(STUDENT_TOKENS) $(TRAIN_ARGS)
+else
+# a teacher brings its tokenizer: a directory with tokenizer.json, or GPT-2's own BPE for a hub name
+TEACHER_TOK = $(if $(wildcard $(TEACHER)/tokenizer.json),$(TEACHER),$(RUNS)/tokenizer-gpt2)
+TEACHER_TAG = $(notdir $(abspath $(TEACHER)))
+pretrain: venv | $(CLEAN_FULL)/manifest.json
+	test -f $(TEACHER_TOK)/tokenizer.json || $(TRAIN) tokenizer --gpt2 --out $(TEACHER_TOK)
+	$(TRAIN) tokenize --data $(CLEAN_FULL) --tokenizer $(TEACHER_TOK) --out $(RUNS)/tokens/full-$(TEACHER_TAG) --block-size $(BLOCK) --val-fraction 0.02
+	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full-$(TEACHER_TAG) --out $(RUNS)/student-$(TEACHER_TAG)-$(KEEP) --teacher $(TEACHER) \
+		--keep-layers $(KEEP) --max-tokens $(STUDENT_TOKENS) $(TRAIN_ARGS)
+endif
 
 # ---------------------------------------------------------------- eval
 

@@ -164,6 +164,11 @@ def train(cfg: RunConfig) -> dict:
     except DataError as e:
         raise RunError(str(e)) from None
     out = prepare_run_dir(cfg, is_main)
+    if (out / "summary.json").exists():
+        summary = json.loads((out / "summary.json").read_text())
+        if is_main:
+            print(f"already finished: validation perplexity {summary['val_ppl']:.2f}; model in {summary['export']}")
+        return summary
     model, teacher = build_model(cfg, tokens)
     if tokens.block_size > model.config.block_size:
         raise RunError(f"token blocks of {tokens.block_size} exceed the model's context of {model.config.block_size}")

@@ -96,6 +96,10 @@ def vocab_fingerprint(tok) -> str:
 
 
 def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int) -> dict:
+    if (Path(out) / "tokenizer.json").exists():
+        tok = load_tokenizer(out)
+        print(f"tokenizer already made: {out} ({len(tok):,} tokens); remove it to make a new one")
+        return {"vocab_size": len(tok), "fingerprint": vocab_fingerprint(tok)}
     tok = gpt2_tokenizer() if gpt2 else train_tokenizer(data, vocab_size)
     os.makedirs(out, exist_ok=True)
     save_tokenizer(tok, out)
