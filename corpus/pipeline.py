@@ -162,18 +162,19 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
     read = [reader, Progress(reader)]
     final_writer = ArrowShardWriter(lay.data("final"), max_shard_bytes=shard_bytes)
 
-    if cfg.preset == "none":
-        return with_finalize([Stage("read", read + [final_writer], tasks)], inputs, out, cfg)
-    if cfg.preset == "paper":
-        # one task: the seen-line set of the paper cleaner must span the whole corpus
-        stage = Stage("clean", read + measured(paper_steps(cfg.paper, removed_writer)) + [final_writer], 1)
-        return with_finalize([stage], inputs, out, cfg)
-
-    filter_steps = full_filter_steps(cfg.filters, removed_writer)
+    decontaminate = []
     if cfg.decontaminate:
         from corpus.decontam import Decontaminate
 
-        filter_steps.append(Decontaminate(cfg.decontaminate, exclusion_writer=removed_writer("decontaminate")))
+        decontaminate = [Decontaminate(cfg.decontaminate, exclusion_writer=removed_writer("decontaminate"))]
+    if cfg.preset == "none":
+        return with_finalize([Stage("read", read + measured(decontaminate) + [final_writer], tasks)], inputs, out, cfg)
+    if cfg.preset == "paper":
+        # one task: the seen-line set of the paper cleaner must span the whole corpus
+        stage = Stage("clean", read + measured(paper_steps(cfg.paper, removed_writer) + decontaminate) + [final_writer], 1)
+        return with_finalize([stage], inputs, out, cfg)
+
+    filter_steps = full_filter_steps(cfg.filters, removed_writer) + decontaminate
     filtered = lay.data("filtered")
     stages = [Stage("filter", read + measured(filter_steps) + [ArrowShardWriter(filtered, max_shard_bytes=shard_bytes)], tasks)]
     unique = lay.data("unique")

@@ -94,8 +94,10 @@ def removed_examples(lay, step: str, k: int = 3, chars: int = 300) -> list[dict]
     for shard in sorted(folder.glob("*.arrow")) if folder.exists() else []:
         for row in iter_shard_rows(shard):
             meta = json.loads(row["metadata"] or "{}")
-            examples.append({"id": row["id"], "source": row["source"], "reason": meta.get("filter_reason", ""),
-                             "text": row["text"][:chars]})
+            reason = meta.get("filter_reason", "")
+            if "decontam_file" in meta:
+                reason += f": matches {meta['decontam_file']} on \"{meta['decontam_span'][:120]}\""
+            examples.append({"id": row["id"], "source": row["source"], "reason": reason, "text": row["text"][:chars]})
             if len(examples) >= k:
                 return examples
     return examples
