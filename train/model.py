@@ -162,6 +162,7 @@ class GPT(nn.Module):
         labels: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         output_hidden_states: bool = False,
+        return_logits: bool = True,
     ) -> GPTOutput:
         B, T = input_ids.shape
         if T > self.config.block_size:
@@ -178,6 +179,8 @@ class GPT(nn.Module):
         x = self.transformer.ln_f(x)
         if output_hidden_states:
             hidden.append(x)  # as in HF: the last hidden state is after the final layer norm
+        if not return_logits:  # e.g. a classifier on the hidden states: skip the vocabulary projection
+            return GPTOutput(None, None, tuple(hidden) if hidden is not None else None)
         logits = self.lm_head(x)
         loss = None
         if labels is not None:

@@ -1,0 +1,115 @@
+"""`make compare`: truncation vs distillation vs training from scratch, at equal token budget.
+
+From the same teacher and on the same token shards (the clean `full` corpus with the teacher's tokenizer):
+  truncate-<keep>   the teacher's blocks `keep`, then plain pre-training (the paper's method)
+  distill-<keep>    the same student trained with the DistilGPT-2 loss against the teacher
+  scratch           a random student of the same shape, plain pre-training
+  teacher           the teacher itself, for reference (not trained here)
+Each is evaluated like the ablation (WikiText perplexity, held-out perplexity, SST-2), with wall-clock
+training time and tokens/s. `--keep alt,distil,bottom,top` compares layer selections too.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from eval.ablation import SCALES as ABLATION_SCALES
+from eval.ablation import AblationConfig, evaluate_model, pretrain, tokenize
+from eval.perplexity import EvalError
+from eval.report import cached, fmt, markdown_table, noise_sentence, plot_bars, plot_curves, read_curve, summarize
+
+SCALES = {
+    "smoke": ABLATION_SCALES["smoke"],
+    "default": replace(ABLATION_SCALES["default"], budget_tokens=400_000),
+    "large": ABLATION_SCALES["large"],
+}
+
+
+def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale, device: str = "cpu") -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    if not (Path(teacher) / "config.json").exists():
+        raise EvalError(f"teacher {teacher} not found: run `make teacher` first (or pass --teacher DIR)")
+    teacher_cfg = json.loads((Path(teacher) / "config.json").read_text())
+    base = AblationConfig(out=str(out), teacher=teacher, device=device)
+    tokens = tokenize(base, Path(clean_dir), "full", out)
+    methods = {}
+    for keep in keeps:
+        methods[f"truncate-{keep}"] = (replace(base, keep_layers=keep), [])
+    methods[f"distill-{keeps[0]}"] = (replace(base, keep_layers=keeps[0]), ["--distill"])
+    from train.truncate import parse_keep_layers
+
+    n_student = len(parse_keep_layers(keeps[0], teacher_cfg["n_layer"]))
+    methods["scratch"] = (base, ["--init", "scratch", "--n-layer", str(n_student), "--n-embd", str(teacher_cfg["n_embd"]),
+                                 "--n-head", str(teacher_cfg["n_head"])])
+    runs = {}
+    for method, (cfg, extra) in methods.items():
+        for seed in scale.seeds:
+            name = f"{method}-seed{seed}"
+            run_dir = out / "runs" / name
+            summary = pretrain(cfg, scale, tokens, run_dir, seed, extra, log=out / "logs" / f"train-{name}.log")
+            metrics = cached(out / "results" / f"{name}.json", lambda: evaluate_model(run_dir / "export", tokens, scale, seed))
+            runs[name] = {"method": method, "seed": seed, "summary": summary, **metrics, "curve": read_curve(run_dir)}
+    teacher_metrics = cached(out / "results" / "teacher.json", lambda: evaluate_model(Path(teacher), tokens, scale, scale.seeds[0]))
+    results = {"teacher": teacher, "scale": scale.__dict__, "keeps": keeps, "methods": list(methods), "runs": runs,
+               "teacher_metrics": teacher_metrics}
+    write_report(results, out)
+    return results
+
+
+def write_report(results: dict, out: Path) -> None:
+    runs, methods, scale = results["runs"], results["methods"], results["scale"]
+    keys = ("wikitext_ppl", "heldout_ppl", "sst2_acc")
+    stat = {m: {k: summarize([r[k] for r in runs.values() if r["method"] == m]) for k in keys} for m in methods}
+    timing = {m: {k: summarize([r["summary"][k] for r in runs.values() if r["method"] == m]) for k in ("train_time_s", "tokens_per_s")}
+              for m in methods}
+    params = {m: next(r["summary"]["n_params"] for r in runs.values() if r["method"] == m) for m in methods}
+    rows = [[f"`{m}`", f"{params[m] / 1e6:.1f}M", fmt(timing[m]["train_time_s"], 0), fmt(timing[m]["tokens_per_s"], 0),
+             fmt(stat[m]["wikitext_ppl"], 1), fmt(stat[m]["heldout_ppl"], 1), fmt(stat[m]["sst2_acc"], 3)] for m in methods]
+    t = results["teacher_metrics"]
+    rows.append(["teacher (reference)", "-", "-", "-", f"{t['wikitext_ppl']:.1f}", f"{t['heldout_ppl']:.1f}", f"{t['sst2_acc']:.3f}"])
+    plot_curves({m: [r["curve"] for r in runs.values() if r["method"] == m] for m in methods}, out / "val_loss.png",
+                "validation loss vs tokens: truncation vs distillation vs scratch")
+    plot_bars({"SST-2 accuracy": {m: stat[m]["sst2_acc"] for m in methods}}, out / "sst2.png", "SST-2 dev accuracy", "accuracy")
+    main = methods[0]
+    lines = [
+        "# Truncation vs distillation vs scratch",
+        "",
+        f"Produced by `python -m eval compare` (see `results.json`): teacher `{results['teacher']}`, {scale['budget_tokens']:,} "
+        f"tokens per run, seeds {scale['seeds']}, the same token shards for every method.",
+        "",
+        markdown_table(["method", "params", "train time (s)", "tokens/s", "WikiText ppl", "held-out ppl", "SST-2 acc"], rows),
+        "",
+        "## Is the difference real?",
+        "",
+    ]
+    for m in methods[1:]:
+        lines.append(noise_sentence(main, stat[main]["heldout_ppl"], m, stat[m]["heldout_ppl"], "held-out perplexity", True))
+        lines.append(noise_sentence(main, stat[main]["sst2_acc"], m, stat[m]["sst2_acc"], "SST-2 accuracy", False))
+    lines += ["", "Distillation runs the teacher forward on every batch: its time per token includes that cost.", "",
+              "![validation loss](val_loss.png)", "", "![SST-2](sst2.png)", ""]
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "report.md").write_text("\n".join(lines))
+    print(f"\ncompare report: {out / 'report.md'}")
+    print(markdown_table(["method", "params", "time (s)", "tokens/s", "WikiText ppl", "held-out ppl", "SST-2"], rows))
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--scale", choices=sorted(SCALES), default="default")
+    p.add_argument("--out", default="runs/compare")
+    p.add_argument("--teacher", default="runs/teacher/export")
+    p.add_argument("--clean", default="data/clean/full", help="clean-corpus directory to pre-train on")
+    p.add_argument("--keep", default="alt", help="layer selections, comma-separated (alt,distil,bottom,top or lists like 0;2;4)")
+    p.add_argument("--seeds", default="")
+    p.add_argument("--budget-tokens", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+
+
+def run(args) -> dict:
+    scale = SCALES[args.scale]
+    if args.seeds:
+        scale = replace(scale, seeds=[int(s) for s in args.seeds.split(",")])
+    if args.budget_tokens:
+        scale = replace(scale, budget_tokens=args.budget_tokens)
+    keeps = [k.replace(";", ",") for k in args.keep.split(",")]
+    return run_compare(Path(args.out), args.teacher, args.clean, keeps, scale, args.device)

@@ -1,0 +1,107 @@
+"""`make kd-finetune`: knowledge distillation during downstream fine-tuning (the paper's first study).
+
+On SST-2, CoLA and RTE: the teacher is fine-tuned once per task (its dev score is the reference row),
+then the truncated student is fine-tuned plainly and with each KD technique of `eval.kd` (vanilla,
+annealing, rail), same epochs and examples, over several seeds. Writes report.md, results.json and a
+bar chart; every unit is cached, so the study resumes.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from eval.glue import TASKS, GlueConfig, finetune
+from eval.perplexity import EvalError
+from eval.report import cached, fmt, markdown_table, noise_sentence, plot_bars, summarize
+
+TECHNIQUES = ["plain", "vanilla", "annealing", "rail"]
+
+
+@dataclass
+class KDScale:
+    seeds: list[int]
+    max_train: int
+    max_dev: int
+    epochs: int
+    batch_size: int = 32
+    lr: float = 1e-4
+
+
+SCALES = {
+    "smoke": KDScale(seeds=[0, 1], max_train=32, max_dev=32, epochs=2, batch_size=16),
+    "default": KDScale(seeds=[0, 1, 2], max_train=1500, max_dev=0, epochs=3),
+    "large": KDScale(seeds=[0, 1, 2, 3, 4], max_train=0, max_dev=0, epochs=3, lr=5e-5),
+}
+
+
+def run_study(out: Path, teacher: str, student: str, tasks: list[str], techniques: list[str], scale: KDScale) -> dict:
+    for name, path in (("teacher", teacher), ("student", student)):
+        if not (Path(path) / "config.json").exists():
+            raise EvalError(f"{name} {path} not found: run `make pretrain` first (or pass --{name} DIR)")
+    out.mkdir(parents=True, exist_ok=True)
+    base = GlueConfig(epochs=scale.epochs, max_train=scale.max_train, max_dev=scale.max_dev, batch_size=scale.batch_size, lr=scale.lr)
+    results = {"teacher": teacher, "student": student, "scale": asdict(scale), "teachers": {}, "runs": {}}
+    for task in tasks:
+        tuned = out / "teachers" / task
+        results["teachers"][task] = cached(out / "results" / f"teacher-{task}.json",
+                                           lambda: finetune(teacher, task, cfg=base, save=tuned))
+        for technique in techniques:
+            for seed in scale.seeds:
+                cfg = replace(base, seed=seed, kd="" if technique == "plain" else technique)
+                results["runs"][f"{task}-{technique}-seed{seed}"] = {"task": task, "technique": technique, "seed": seed, **cached(
+                    out / "results" / f"{task}-{technique}-seed{seed}.json",
+                    lambda: finetune(student, task, cfg=cfg, teacher_dir=None if technique == "plain" else tuned))}
+    write_report(results, out, tasks, techniques)
+    return results
+
+
+def write_report(results: dict, out: Path, tasks: list[str], techniques: list[str]) -> None:
+    runs = results["runs"].values()
+    stat = {t: {k: summarize([r["value"] for r in runs if r["task"] == t and r["technique"] == k]) for k in techniques} for t in tasks}
+    time_s = {k: summarize([r["train_time_s"] for r in runs if r["technique"] == k]) for k in techniques}
+    metric = {t: "MCC" if TASKS[t][5] == "mcc" else "acc" for t in tasks}
+    rows = [[f"`{k}`", *[fmt(stat[t][k], 3) for t in tasks], fmt(time_s[k], 0)] for k in techniques]
+    rows.append(["teacher (12-layer, fine-tuned)", *[f"{results['teachers'][t]['value']:.3f}" for t in tasks], "-"])
+    plot_bars({f"{t} ({metric[t]})": stat[t] for t in tasks}, out / "kd.png", "student fine-tuning: plain vs KD techniques", "dev score")
+    lines = [
+        "# Knowledge distillation during fine-tuning",
+        "",
+        f"Produced by `python -m eval kd-study` (see `results.json`): student `{results['student']}`, teacher `{results['teacher']}`; "
+        f"{results['scale']['epochs']} epochs, {results['scale']['max_train'] or 'all'} training examples per task, seeds {results['scale']['seeds']}.",
+        "",
+        markdown_table(["technique", *[f"{t} dev {metric[t]}" for t in tasks], "fine-tuning time (s)"], rows),
+        "",
+        "Mean ± standard deviation over seeds.",
+        "",
+        "## Is the difference real?",
+        "",
+    ]
+    for t in tasks:
+        for k in techniques[1:]:
+            lines.append(noise_sentence(k, stat[t][k], "plain", stat[t]["plain"], f"{t} {metric[t]}", False))
+    lines += ["", "![KD techniques](kd.png)", ""]
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "report.md").write_text("\n".join(lines))
+    print(f"\nKD study report: {out / 'report.md'}")
+    print(markdown_table(["technique", *tasks, "time (s)"], rows))
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--scale", choices=sorted(SCALES), default="default")
+    p.add_argument("--out", default="runs/kd-study")
+    p.add_argument("--teacher", default="runs/teacher/export")
+    p.add_argument("--student", default="runs/student-alt/export")
+    p.add_argument("--tasks", default="sst2,cola,rte")
+    p.add_argument("--techniques", default=",".join(TECHNIQUES))
+    p.add_argument("--seeds", default="")
+
+
+def run(args) -> dict:
+    scale = SCALES[args.scale]
+    if args.seeds:
+        scale = replace(scale, seeds=[int(s) for s in args.seeds.split(",")])
+    techniques = args.techniques.split(",")
+    if techniques[0] != "plain":
+        techniques = ["plain"] + [t for t in techniques if t != "plain"]
+    return run_study(Path(args.out), args.teacher, args.student, args.tasks.split(","), techniques, scale)
