@@ -86,6 +86,22 @@ pretrain: venv | $(CLEAN_FULL)/manifest.json
 endif
 
 # ---------------------------------------------------------------- eval
+# SCALE=smoke (minutes) | default (about an hour on 2 CPU cores, after `make teacher`) | large (GPU-sized)
+SCALE ?= default
+EVAL_ARGS ?=
+EVAL = $(PY) -m eval
+
+ablation: teacher
+	$(MAKE) clean-corpus PRESET=paper
+	$(MAKE) clean-corpus PRESET=none
+	$(EVAL) ablation --scale $(SCALE) --teacher $(RUNS)/teacher/export --out $(RUNS)/ablation $(EVAL_ARGS)
+
+KEEPS ?= alt
+compare: teacher
+	$(EVAL) compare --scale $(SCALE) --teacher $(RUNS)/teacher/export --keep $(KEEPS) --out $(RUNS)/compare $(EVAL_ARGS)
+
+kd-finetune: pretrain
+	$(EVAL) kd-study --scale $(SCALE) --teacher $(RUNS)/teacher/export --student $(RUNS)/student-alt/export --out $(RUNS)/kd-study $(EVAL_ARGS)
 
 # ---------------------------------------------------------------- bench
 bench: venv

@@ -37,12 +37,14 @@ class Scale:
     glue_dev: int = 0  # SST-2 dev examples (0: all 872)
     batch_size: int = 16
     lr: float = 1e-3
+    block_size: int = 128
+    val_fraction: float = 0.02  # documents held out (by a hash of their id) for validation
 
 
 SCALES = {
     # a few minutes: used by the tests, and to try the machinery
     "smoke": Scale(budget_tokens=6_144, seeds=[0, 1], eval_every=1, wikitext_tokens=2_000, heldout_blocks=16,
-                   glue_train=64, glue_epochs=1, glue_dev=64, batch_size=8),
+                   glue_train=64, glue_epochs=1, glue_dev=64, batch_size=8, block_size=32, val_fraction=0.3),
     # about an hour on 2 CPU cores (after `make teacher`)
     "default": Scale(budget_tokens=600_000, seeds=[0, 1], eval_every=50, wikitext_tokens=60_000, heldout_blocks=400,
                      glue_train=2_000, glue_epochs=2),
@@ -62,7 +64,6 @@ class AblationConfig:
     presets: list[str] = field(default_factory=lambda: ["none", "paper", "full"])
     scale: str = "default"
     decontaminate: bool = True
-    block_size: int = 128
     workers: int = 2
     device: str = "cpu"
 
@@ -82,11 +83,12 @@ def clean_variant(cfg: AblationConfig, preset: str, out: Path) -> Path:
     return directory
 
 
-def tokenize(cfg: AblationConfig, clean_dir: Path, name: str, out: Path) -> Path:
+def tokenize(cfg: AblationConfig, scale: Scale, clean_dir: Path, name: str, out: Path) -> Path:
     tokens = out / "tokens" / name
     if not (tokens / "manifest.json").exists():
         run_command(python_module("train", "tokenize", "--data", str(clean_dir), "--tokenizer", cfg.teacher, "--out", str(tokens),
-                                  "--block-size", str(cfg.block_size), "--val-fraction", "0.02"), out / "logs" / f"tokenize-{name}.log")
+                                  "--block-size", str(scale.block_size), "--val-fraction", str(scale.val_fraction)),
+                    out / "logs" / f"tokenize-{name}.log")
     return tokens
 
 
@@ -102,7 +104,7 @@ def pretrain(cfg: AblationConfig, scale: Scale, tokens: Path, run_dir: Path, see
 
 
 def _steps(scale: Scale, cfg: AblationConfig) -> int:
-    return math.ceil(scale.budget_tokens / (scale.batch_size * cfg.block_size))
+    return math.ceil(scale.budget_tokens / (scale.batch_size * scale.block_size))
 
 
 def evaluate_model(model_dir: Path, heldout_tokens: Path | None, scale: Scale, seed: int) -> dict:
@@ -132,7 +134,7 @@ def run_ablation(cfg: AblationConfig, scale: Scale) -> dict:
     variants = {}
     for preset in presets:
         clean = clean_variant(cfg, preset, out)
-        tokens = tokenize(cfg, clean, preset, out)
+        tokens = tokenize(cfg, scale, clean, preset, out)
         corpus_stats = json.loads((clean / "stats.json").read_text())
         token_manifest = json.loads((tokens / "manifest.json").read_text())
         variants[preset] = {"clean_dir": str(clean), "tokens_dir": str(tokens), "stats": corpus_stats,
@@ -184,7 +186,7 @@ def write_report(results: dict, out: Path) -> None:
         "",
         f"Produced by `{cmd}` (config in `config.json`, every number below read from this run's files).",
         f"Student: teacher `{cfg['teacher']}` truncated to layers `{cfg['keep_layers']}`, pre-trained on "
-        f"{scale['budget_tokens']:,} tokens per run (batch {scale['batch_size']} x {cfg['block_size']}, lr {scale['lr']}), "
+        f"{scale['budget_tokens']:,} tokens per run (batch {scale['batch_size']} x {scale['block_size']}, lr {scale['lr']}), "
         f"seeds {scale['seeds']}. Only the pre-training data differs between rows.",
         "",
         markdown_table(["data", "docs kept", "train tokens", "epochs", "decontaminated docs", "WikiText ppl",

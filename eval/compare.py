@@ -32,7 +32,7 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
         raise EvalError(f"teacher {teacher} not found: run `make teacher` first (or pass --teacher DIR)")
     teacher_cfg = json.loads((Path(teacher) / "config.json").read_text())
     base = AblationConfig(out=str(out), teacher=teacher, device=device)
-    tokens = tokenize(base, Path(clean_dir), "full", out)
+    tokens = tokenize(base, scale, Path(clean_dir), "full", out)
     methods = {}
     for keep in keeps:
         methods[f"truncate-{keep}"] = (replace(base, keep_layers=keep), [])
@@ -41,7 +41,7 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
 
     n_student = len(parse_keep_layers(keeps[0], teacher_cfg["n_layer"]))
     methods["scratch"] = (base, ["--init", "scratch", "--n-layer", str(n_student), "--n-embd", str(teacher_cfg["n_embd"]),
-                                 "--n-head", str(teacher_cfg["n_head"])])
+                                 "--n-head", str(teacher_cfg["n_head"]), "--n-positions", str(teacher_cfg["n_positions"])])
     runs = {}
     for method, (cfg, extra) in methods.items():
         for seed in scale.seeds:

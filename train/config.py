@@ -28,6 +28,7 @@ class ModelConfig:
     n_layer: int = opt(6, "scratch only")
     n_head: int = opt(4, "scratch only")
     n_embd: int = opt(256, "scratch only")
+    n_positions: int = opt(0, "scratch only: context length (0: the token block size)")
     dropout: float = opt(0.0, "scratch only; a teacher brings its own")
 
 

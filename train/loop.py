@@ -81,7 +81,7 @@ def build_model(cfg: RunConfig, tokens: TokenBlocks) -> tuple[GPT, GPT | None]:
     m = cfg.model
     if m.init == "scratch":
         torch.manual_seed(cfg.system.seed)
-        model = GPT(GPTConfig(vocab_size=tokens.vocab_size, block_size=tokens.block_size, n_layer=m.n_layer, n_head=m.n_head,
+        model = GPT(GPTConfig(vocab_size=tokens.vocab_size, block_size=m.n_positions or tokens.block_size, n_layer=m.n_layer, n_head=m.n_head,
                               n_embd=m.n_embd, dropout=m.dropout, bos_token_id=tokens.manifest["eos_id"],
                               eos_token_id=tokens.manifest["eos_id"]))
         teacher = load_teacher(cfg, tokens) if cfg.distill.distill else None
