@@ -126,3 +126,40 @@ def test_none_preset_keeps_everything_in_bounded_shards(shared_data, tmp_path):
     assert len(manifest["shards"]) > 3
     biggest_doc = max(len(r["text"].encode()) for r in shard_rows(out))
     assert all(s["text_bytes"] <= 0.2 * 2**20 + biggest_doc for s in manifest["shards"])  # the bound, + the doc reaching it
+
+
+def test_dedup_against_an_existing_clean_corpus(shared_data, tmp_path):
+    articles = wikitext_articles(shared_data, 40)
+    first = write_jsonl(tmp_path / "first.jsonl", [{"id": f"a-{i}", "text": t} for i, t in enumerate(articles[:20])])
+    again = write_jsonl(tmp_path / "again.jsonl", [{"id": f"b-{i}", "text": t} for i, t in enumerate(articles[:20])])
+    new = write_jsonl(tmp_path / "new.jsonl", [{"id": f"c-{i}", "text": t} for i, t in enumerate(articles[20:])])
+    off = []
+    for f in ("gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"):
+        off += ["--set", f"filters.{f}=null"]
+    common = ["--workers", "1", "--languages", *off]
+    assert corpus_clean(["--input", str(first), "--output", str(tmp_path / "base"), *common]) == 0
+    assert len(kept_ids(tmp_path / "base")) == 20
+    assert (tmp_path / "base" / "minhash_index").is_dir()
+    assert corpus_clean(["--input", str(again), "--output", str(tmp_path / "again"), "--dedup-against", str(tmp_path / "base"), *common]) == 0
+    assert kept_ids(tmp_path / "again") == []  # the same batch again: all of it is already in the corpus
+    assert corpus_clean(["--input", str(new), "--output", str(tmp_path / "new"), "--dedup-against", str(tmp_path / "base"), *common]) == 0
+    assert sorted(kept_ids(tmp_path / "new")) == sorted(f"c-{i}" for i in range(len(articles) - 20))  # new text: nothing lost
+
+
+def test_our_steps_in_a_plain_datatrove_pipeline(shared_data, tmp_path):
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader
+
+    from corpus.arrow_writer import ArrowShardWriter
+    from corpus.filters import BundledLanguageFilter
+    from corpus.paper_cleaner import PaperLineCleaner, PaperSampleFilter
+
+    docs = [{"id": "en", "text": "This is an ordinary English sentence about the weather and the sea."},
+            {"id": "de", "text": "Dies ist ein ganz normaler deutscher Satz über das Wetter und das Meer."}]
+    (tmp_path / "raw").mkdir()
+    write_jsonl(tmp_path / "raw" / "docs.jsonl", docs)
+    LocalPipelineExecutor([JsonlReader(str(tmp_path / "raw")), BundledLanguageFilter(["en"]), PaperLineCleaner(),
+                           PaperSampleFilter(), ArrowShardWriter(tmp_path / "clean")], tasks=1, workers=1,
+                          logging_dir=str(tmp_path / "logs")).run()
+    rows = shard_rows(tmp_path, "clean")
+    assert [r["id"] for r in rows] == ["en"] and rows[0]["language"] == "en"
