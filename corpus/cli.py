@@ -11,15 +11,49 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
+from corpus.filters import MissingAsset, full_filter_steps
 from corpus.pipeline import PRESETS, CleanConfig, OutputInUse, run_clean
 from corpus.readers import InputError, check_inputs
 
 
 class UsageError(Exception):
     pass
+
+
+def check_type(key: str, current, value):
+    """A --set value must have the type of the setting it replaces (ints may stand for floats)."""
+    if current is None or value is None:
+        return value  # None switches a filter off; a setting that defaults to None takes any value
+    if dataclasses.is_dataclass(current) or isinstance(current, dict):
+        raise UsageError(f"--set {key}: is a group of settings; give one of its keys, or null to switch it off")
+    if isinstance(current, bool) or isinstance(value, bool):
+        ok = isinstance(current, bool) and isinstance(value, bool)
+    elif isinstance(current, float) and isinstance(value, int):
+        return float(value)
+    else:
+        ok = isinstance(value, type(current))
+    if not ok:
+        raise UsageError(f"--set {key}={json.dumps(value)}: expected {type(current).__name__}, like {json.dumps(current)}")
+    return value
+
+
+PASSED_BY_US = ("self", "exclusion_writer", "language")  # filter arguments the pipeline sets itself
+
+
+def filter_defaults(cfg: CleanConfig) -> dict[str, dict]:
+    """Each enabled filter's keyword arguments and their defaults, to check `filters.<name>.<key>=...`."""
+    import inspect
+
+    try:
+        steps = full_filter_steps(cfg.filters, lambda name: None)
+    except TypeError as e:  # an unknown keyword argument of a datatrove filter
+        raise UsageError(f"--set filters...: {e}") from None
+    return {s.name: {k: None if v.default is v.empty else v.default
+                     for k, v in inspect.signature(type(s).__init__).parameters.items() if k not in PASSED_BY_US} for s in steps}
 
 
 def apply_override(cfg: CleanConfig, assignment: str) -> None:
@@ -38,9 +72,12 @@ def apply_override(cfg: CleanConfig, assignment: str) -> None:
         if target is None:
             raise UsageError(f"--set {key}: no setting {part!r} (or that filter is switched off)")
     if isinstance(target, dict):
-        target[last] = value
+        known = filter_defaults(cfg).get(parents[-1], {}) if parents[:1] == ["filters"] else {}
+        if known and last not in known:
+            raise UsageError(f"--set {key}: unknown setting {last!r} (one of: {', '.join(known)})")
+        target[last] = check_type(key, known.get(last), value)
     elif dataclasses.is_dataclass(target) and last in {f.name for f in dataclasses.fields(target)}:
-        setattr(target, last, value)
+        setattr(target, last, check_type(key, getattr(target, last), value))
     else:
         raise UsageError(f"--set {key}: unknown setting {last!r}")
 
@@ -86,6 +123,12 @@ def config_from_args(args) -> CleanConfig:
         apply_override(cfg, assignment)
     if cfg.workers < 1 or cfg.tasks < 0:
         raise UsageError("--workers must be >= 1 and --tasks >= 0")
+    if not cfg.max_shard_mb > 0:
+        raise UsageError(f"--max-shard-mb must be > 0 (got {cfg.max_shard_mb})")
+    if cfg.executor == "slurm" and not cfg.slurm_partition:
+        raise UsageError("--executor slurm needs --slurm-partition")
+    if cfg.preset == "full":
+        filter_defaults(cfg)  # unknown filter arguments: fail here, not in a worker
     for p in cfg.decontaminate:
         if not Path(p).is_file():
             raise UsageError(f"--decontaminate: file not found: {p}")
@@ -94,17 +137,35 @@ def config_from_args(args) -> CleanConfig:
     return cfg
 
 
+def check_output(out: Path) -> Path:
+    """The output must be a directory we can create and write into."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--output {out}: is a file, not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--output {out}: cannot create it ({e.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"--output {out}: not writable")
+    return out
+
+
 def headline(manifest: dict, out: Path) -> str:
     stats = json.loads((out / "stats.json").read_text())
     docs_in, bytes_in = stats["input"]["documents"], stats["input"]["text_bytes"]
     kept, kept_bytes = manifest["rows"], manifest["text_bytes"]
     pct = lambda a, b: f"{100 * a / b:.1f}%" if b else "n/a"  # noqa: E731
-    return (
-        f"\nclean corpus: {out}/shards ({len(manifest['shards'])} shards)\n"
-        f"  documents: {docs_in:,} in -> {kept:,} kept ({pct(kept, docs_in)})\n"
-        f"  text:      {bytes_in / 1e6:,.1f} MB in -> {kept_bytes / 1e6:,.1f} MB kept ({pct(kept_bytes, bytes_in)})\n"
-        f"  report:    {out}/report.md   stats: {out}/stats.json"
-    )
+    lines = [
+        f"\nclean corpus: {out}/shards ({len(manifest['shards'])} shards)",
+        f"  documents: {docs_in:,} in -> {kept:,} kept ({pct(kept, docs_in)})",
+        f"  text:      {bytes_in / 1e6:,.1f} MB in -> {kept_bytes / 1e6:,.1f} MB kept ({pct(kept_bytes, bytes_in)})",
+        f"  report:    {out}/report.md   stats: {out}/stats.json",
+    ]
+    skipped = stats["input"].get("skipped") or {}
+    if skipped:  # unreadable input records: say so, they are not in "documents in"
+        reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(skipped.items()))
+        lines.append(f"  skipped:   {sum(skipped.values()):,} input records ({reasons}; see report.md)")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_inputs(args.input)
         cfg = config_from_args(args)
-        out = Path(args.output)
+        out = check_output(Path(args.output))
         manifest = run_clean(args.input, out, cfg, overwrite=args.overwrite)
-    except (InputError, UsageError, OutputInUse, ValueError) as e:
+    except (InputError, UsageError, OutputInUse, MissingAsset, ValueError) as e:
         print(f"corpus-clean: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
