@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from corpus.filters import MissingAsset, full_filter_steps
+from corpus.incremental import check_against
 from corpus.pipeline import PRESETS, CleanConfig, OutputInUse, run_clean
 from corpus.readers import InputError, check_inputs
 
@@ -96,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--preset", choices=PRESETS, default="full", help="full: LID + quality + dedup; paper: Li et al. 2021; none: read and shard")
     cl.add_argument("--languages", nargs="*", default=["en"], help="fastText codes to keep (default: en); none given: keep all")
     cl.add_argument("--decontaminate", nargs="+", default=[], metavar="PATH", help="evaluation files whose text must not be in the corpus")
-    cl.add_argument("--dedup-against", metavar="CLEAN_DIR", help="also drop near-duplicates of this already-cleaned corpus")
+    cl.add_argument("--dedup-against", nargs="+", metavar="CLEAN_DIR",
+                    help="also drop near-duplicates of these already-cleaned corpora (and of those they were deduplicated against)")
     cl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a setting, e.g. filters.gopher_quality.min_doc_words=30, minhash.num_buckets=20, "
                          "filters.c4_quality=null (switch a filter off)")
@@ -132,8 +134,12 @@ def config_from_args(args) -> CleanConfig:
     for p in cfg.decontaminate:
         if not Path(p).is_file():
             raise UsageError(f"--decontaminate: file not found: {p}")
-    if cfg.dedup_against and not (Path(cfg.dedup_against) / "minhash_index").is_dir():
-        raise UsageError(f"--dedup-against {cfg.dedup_against}: no minhash_index/ there (clean it with --preset full first)")
+    if cfg.dedup_against:
+        if cfg.preset != "full":
+            raise UsageError(f"--dedup-against needs --preset full (MinHash runs only there), not {cfg.preset}")
+        if any(Path(d).resolve() == Path(args.output).resolve() for d in cfg.dedup_against):
+            raise UsageError(f"--dedup-against {args.output}: that is the --output itself")
+        check_against(cfg.dedup_against, cfg.minhash)
     return cfg
 
 

@@ -34,6 +34,7 @@ from loguru import logger
 from corpus.arrow_writer import ArrowShardReader, ArrowShardWriter, SCHEMA, table_rows_bytes
 from corpus.dedup import MinHashSettings, exact_dedup_stages, minhash_stages
 from corpus.filters import FilterConfig, full_filter_steps
+from corpus.incremental import reference_index
 from corpus.paper_cleaner import PaperConfig, paper_steps
 from corpus.readers import RawDocumentReader
 
@@ -53,7 +54,7 @@ class CleanConfig:
     slurm_partition: str | None = None
     slurm_time: str = "04:00:00"
     decontaminate: list[str] = field(default_factory=list)
-    dedup_against: str | None = None
+    dedup_against: list[str] | None = None  # clean corpora to deduplicate against (see corpus.incremental)
     filters: FilterConfig = field(default_factory=FilterConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
     minhash: MinHashSettings = field(default_factory=MinHashSettings)
@@ -193,7 +194,7 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
         removed=removed_writer("minhash"),
         sink=final_writer,
         index_dir=out / "minhash_index",
-        dedup_against=Path(cfg.dedup_against) / "minhash_index" if cfg.dedup_against else None,
+        dedup_against=reference_index(cfg.dedup_against, out),
     )
     return with_finalize(stages, inputs, out, cfg)
 
