@@ -143,10 +143,16 @@ def config_from_args(args) -> CleanConfig:
     return cfg
 
 
-def check_output(out: Path) -> Path:
-    """The output must be a directory we can create and write into."""
+def check_output(out: Path, inputs: list[str]) -> Path:
+    """The output must be a directory we can create and write into, outside every input folder
+    (the reader lists its files while other tasks write: it would read part of its own output)."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--output {out}: is a file, not a directory")
+    for given in inputs:
+        p = Path(given).resolve()
+        if p.is_dir() and (out.resolve() == p or p in out.resolve().parents):
+            raise UsageError(f"--output {out} is inside --input {given}: the cleaner would read its own output; "
+                             "write it somewhere else")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -179,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_inputs(args.input)
         cfg = config_from_args(args)
-        out = check_output(Path(args.output))
+        out = check_output(Path(args.output), args.input)
         manifest = run_clean(args.input, out, cfg, overwrite=args.overwrite)
     except (InputError, UsageError, OutputInUse, MissingAsset, ValueError) as e:
         print(f"corpus-clean: error: {e}", file=sys.stderr)

@@ -31,6 +31,7 @@ DOCS = [{"id": "d0", "text": "The river runs past the old mill and into the quie
     (["--dedup-against", "{tmp}"], "no minhash_index/ there"),
     (["--output", "{tmp}/a-file"], "is a file, not a directory"),
     (["--output", "/proc/no/such/dir"], "cannot create it"),
+    (["--input", "{tmp}", "--output", "{tmp}/out"], "is inside --input"),
 ])
 def test_mistake_is_one_clear_line_and_nothing_is_written(tmp_path, args, message):
     src = write_jsonl(tmp_path / "docs.jsonl", DOCS)
@@ -39,7 +40,9 @@ def test_mistake_is_one_clear_line_and_nothing_is_written(tmp_path, args, messag
     out = tmp_path / "out"
     if "--output" not in args:
         args += ["--output", str(out)]
-    result = subprocess.run([sys.executable, "-m", "corpus.cli", "--input", str(src), *args],
+    if "--input" not in args:
+        args += ["--input", str(src)]
+    result = subprocess.run([sys.executable, "-m", "corpus.cli", *args],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
