@@ -333,9 +333,8 @@ def prepare_output(out: Path, cfg: CleanConfig, inputs: list[str], overwrite: bo
                 )
             shutil.rmtree(out)
     elif out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise OutputInUse(f"{out} exists and is not empty; pass --overwrite to replace it, or choose another --output")
-        shutil.rmtree(out)
+        # not one of our runs: never delete it, --overwrite or not (think `--output ~`)
+        raise OutputInUse(f"{out} is not empty and holds no corpus-clean run; choose a new or empty --output")
     lay.work.mkdir(parents=True, exist_ok=True)
     if not lay.config.exists():
         _atomic_write(lay.config, json.dumps(wanted, indent=2, default=str))

@@ -89,3 +89,12 @@ def test_slurm_executor_is_built_without_submitting(tmp_path):
         assert executor.depends is previous  # each stage waits for the one before
         previous = executor
     assert [s.name for s in stages][-1] == "finalize" and previous.tasks == 1
+
+
+def test_overwrite_never_deletes_a_folder_that_is_not_a_run(tmp_path):
+    src = write_jsonl(tmp_path / "docs.jsonl", DOCS)
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    assert corpus_clean(["--input", str(src), "--output", str(precious), "--preset", "none", "--overwrite"]) == 2
+    assert (precious / "thesis.tex").read_text() == "years of work"
