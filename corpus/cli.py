@@ -35,6 +35,8 @@ def check_type(key: str, current, value):
         ok = isinstance(current, bool) and isinstance(value, bool)
     elif isinstance(current, float) and isinstance(value, int):
         return float(value)
+    elif isinstance(current, (list, tuple)):
+        ok = isinstance(value, list)  # JSON has lists only; datatrove just iterates them
     else:
         ok = isinstance(value, type(current))
     if not ok:

@@ -57,11 +57,13 @@ def test_override_reaches_the_filter_and_ints_stand_for_floats(tmp_path):
     args = ["--input", str(src), "--output", str(out), "--workers", "1", "--languages",
             "--set", "filters.gopher_quality.min_doc_words=5", "--set", "filters.gopher_quality.min_stop_words=0",
             "--set", "filters.language_threshold=0",  # an int where a float is expected
-            "--set", "filters.gopher_repetition=null", "--set", "filters.c4_quality=null", "--set", "filters.fineweb_quality=null"]
+            "--set", "filters.gopher_repetition.top_n_grams=[[2, 0.3]]",  # a JSON list where the default is a tuple
+            "--set", "filters.c4_quality=null", "--set", "filters.fineweb_quality=null"]
     assert corpus_clean(args) == 0
     assert sorted(kept_ids(out)) == ["d0", "d1", "d2"]
     config = json.loads((out / "manifest.json").read_text())["config"]
     assert config["filters"]["gopher_quality"] == {"min_doc_words": 5, "min_stop_words": 0}
+    assert config["filters"]["gopher_repetition"] == {"top_n_grams": [[2, 0.3]]}
     assert config["filters"]["language_threshold"] == 0.0 and isinstance(config["filters"]["language_threshold"], float)
 
 
