@@ -180,7 +180,7 @@ def train(cfg: RunConfig) -> dict:
     steps = total_steps(cfg, world, tokens.block_size)
     global_batch = cfg.optim.batch_size * cfg.optim.grad_accum * world
 
-    start_step = 0
+    start_step, prior_elapsed = 0, 0.0  # prior_elapsed: training seconds before a resume
     checkpoint = latest_checkpoint(out)
     if checkpoint is not None:
         state = load_checkpoint(checkpoint)
@@ -188,6 +188,7 @@ def train(cfg: RunConfig) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
         start_step = state["step"]
+        prior_elapsed = float(state.get("elapsed_s", 0.0))
         if is_main:
             print(f"resuming from {checkpoint} (step {start_step})", flush=True)
             truncate_metrics(out / "metrics.jsonl", start_step)
@@ -254,7 +255,7 @@ def train(cfg: RunConfig) -> dict:
                 rate = (done - last_log_step) * tokens_per_step / max(now - last_log_time, 1e-9)
                 last_log_time, last_log_step = now, done
                 record = {"step": done, "tokens": done * tokens_per_step, "train_loss": round(step_loss, 6), "lr": lr,
-                          "tokens_per_s": round(rate, 1), "elapsed_s": round(now - t0, 2)}
+                          "tokens_per_s": round(rate, 1), "elapsed_s": round(prior_elapsed + now - t0, 2)}
                 if is_eval:
                     record["val_loss"] = round(val_loss, 6)
                 metrics.write(json.dumps(record) + "\n")
@@ -264,7 +265,8 @@ def train(cfg: RunConfig) -> dict:
                 print(f"step {done}/{steps} loss {step_loss:.4f}{val_text} lr {lr:.2e} {rate:,.0f} tok/s ETA {eta / 60:,.1f} min", flush=True)
             stop = bool(interrupted)
             if is_main and (done % cfg.log.ckpt_every == 0 or stop) and done < steps:
-                save_checkpoint(out, done, model, optimizer, keep=cfg.log.keep_checkpoints)
+                save_checkpoint(out, done, model, optimizer, keep=cfg.log.keep_checkpoints,
+                                extra={"elapsed_s": prior_elapsed + time.time() - t0})
             if stop:
                 print(f"interrupted: checkpoint saved at step {done}; run the same command to resume", flush=True)
                 return {"interrupted": True, "step": done}
@@ -288,10 +290,10 @@ def train(cfg: RunConfig) -> dict:
             raise RunError(str(e)) from None
         shutil.rmtree(export, ignore_errors=True)
         os.replace(tmp, export)
-        elapsed = time.time() - t0
+        elapsed = prior_elapsed + time.time() - t0  # over all resumed parts of the run
         summary = {"val_loss": val_loss, "val_ppl": math.exp(val_loss), "steps": steps, "tokens": steps * tokens_per_step,
                    "train_time_s": round(elapsed, 1),
-                   "tokens_per_s": round((steps - start_step) * tokens_per_step / max(elapsed, 1e-9), 1),
+                   "tokens_per_s": round(steps * tokens_per_step / max(elapsed, 1e-9), 1),
                    "n_params": model.num_parameters(), "n_layer": model.config.n_layer, "init": cfg.model.init,
                    "keep_layers": cfg.model.keep_layers if cfg.model.init == "truncate" else None,
                    "distill": cfg.distill.distill, "world_size": world, "export": str(export)}
