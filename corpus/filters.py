@@ -26,6 +26,7 @@ from datatrove.pipeline.filters import (
     LanguageFilter,
 )
 
+from corpus.repetition import FastGopherRepetitionFilter
 from corpus.text import RegexWordTokenizer
 
 
@@ -88,7 +89,7 @@ def full_filter_steps(cfg: FilterConfig, removed_writer: Callable[[str], object]
         named(BundledLanguageFilter(cfg.languages, cfg.language_threshold, removed_writer("language"), cfg.lid_model), "language")
     ]
     if cfg.gopher_repetition is not None:
-        steps.append(named(GopherRepetitionFilter(exclusion_writer=removed_writer("gopher_repetition"), language=words,
+        steps.append(named(FastGopherRepetitionFilter(exclusion_writer=removed_writer("gopher_repetition"), language=words,
                                                    **cfg.gopher_repetition), "gopher_repetition"))
     if cfg.gopher_quality is not None:
         steps.append(named(GopherQualityFilter(exclusion_writer=removed_writer("gopher_quality"), language=words,

@@ -30,6 +30,8 @@ SENTENCE_END_RE = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+|\n\s*\n"
 
 def split_piece(piece: str) -> list[str]:
     """One whitespace-separated piece -> tokens, spaCy style."""
+    if piece.isalnum():  # most words: nothing to split
+        return [piece]
     prefix, suffix = [], []
     while len(piece) > 1 and piece[0] in _PREFIX:
         prefix.append(piece[0])

@@ -163,3 +163,19 @@ def test_our_steps_in_a_plain_datatrove_pipeline(shared_data, tmp_path):
                           logging_dir=str(tmp_path / "logs")).run()
     rows = shard_rows(tmp_path, "clean")
     assert [r["id"] for r in rows] == ["en"] and rows[0]["language"] == "en"
+
+
+def test_fast_gopher_repetition_decides_exactly_as_datatrove(shared_data):
+    from datatrove.pipeline.filters import GopherRepetitionFilter
+
+    from corpus.readers import RawDocumentReader
+    from corpus.repetition import FastGopherRepetitionFilter
+    from corpus.text import RegexWordTokenizer
+
+    words = RegexWordTokenizer()
+    ours, theirs = FastGopherRepetitionFilter(language=words), GopherRepetitionFilter(language=words)
+    docs = list(RawDocumentReader([str(shared_data / "html-sample")]).run())
+    docs += [type(docs[0])(text="spam spam spam eggs\n" * 30 + "the end", id="rep")]  # repeated lines and n-grams
+    decisions = [(ours.filter(d), theirs.filter(d)) for d in docs]
+    assert all(a == b for a, b in decisions)
+    assert sum(a is not True for a, _ in decisions) >= 10  # the sample does exercise the dropping rules
