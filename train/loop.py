@@ -142,7 +142,10 @@ def prepare_run_dir(cfg: RunConfig, is_main: bool) -> Path:
     out = Path(cfg.out)
     config_path = out / "config.json"
     if config_path.exists():
-        previous = json.loads(config_path.read_text())
+        # options added since that run was started count as their defaults
+        defaults = RunConfig().to_dict()
+        previous = {group: ({**defaults[group], **values} if isinstance(values, dict) else values)
+                    for group, values in {**defaults, **json.loads(config_path.read_text())}.items()}
         if previous != cfg.to_dict():
             changed = sorted(f"{g}.{k}" for g in previous if isinstance(previous[g], dict)
                              for k in previous[g] if previous[g][k] != cfg.to_dict().get(g, {}).get(k))
