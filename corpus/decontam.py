@@ -24,11 +24,16 @@ import csv
 import re
 from pathlib import Path
 
+import xxhash
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
 _SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def xxh32(data: bytes) -> int:
+    return xxhash.xxh32_intdigest(data)
 
 
 def words(text: str) -> list[str]:
@@ -72,6 +77,7 @@ class Decontaminate(BaseFilter):
             if not Path(p).is_file():
                 raise FileNotFoundError(f"decontamination file not found: {p}")
         self._index = None  # built lazily in the worker (not pickled)
+        self._permutations = None
 
     # -- the index over evaluation text ----------------------------------------------------------
     def _build(self) -> None:
@@ -80,6 +86,7 @@ class Decontaminate(BaseFilter):
         self.ngrams: dict[tuple, tuple[int, str]] = {}  # n-gram -> (file, unit text)
         self.short: dict[tuple, list[tuple[tuple, int, str]]] = {}  # first min_words words -> whole short units
         self.units: list[tuple[int, str, set[str]]] = []
+        self.eval_bigrams: set[str] = set()
         self.lsh = MinHashLSH(threshold=self.jaccard * 0.8, num_perm=self.num_perm)  # looser: exact Jaccard decides
         for file_index, path in enumerate(self.eval_paths):
             for unit in evaluation_units(Path(path)):
@@ -92,6 +99,7 @@ class Decontaminate(BaseFilter):
                 else:
                     self.short.setdefault(tuple(ws[:self.min_words]), []).append((tuple(ws), file_index, unit))
                 shingles = bigrams(ws)
+                self.eval_bigrams |= shingles
                 key = len(self.units)
                 self.units.append((file_index, unit, shingles))
                 self.lsh.insert(key, self._minhash(shingles))
@@ -100,7 +108,10 @@ class Decontaminate(BaseFilter):
     def _minhash(self, shingles: set[str]):
         from datasketch import MinHash
 
-        m = MinHash(num_perm=self.num_perm, seed=1)
+        if self._permutations is None:  # computed once, not per MinHash (datasketch's default)
+            template = MinHash(num_perm=self.num_perm, seed=1)
+            self._permutations, self._scheme = template.permutations, template.scheme
+        m = MinHash(num_perm=self.num_perm, seed=1, hashfunc=xxh32, permutations=self._permutations, scheme=self._scheme)
         m.update_batch([s.encode("utf-8") for s in shingles])
         return m
 
@@ -122,6 +133,10 @@ class Decontaminate(BaseFilter):
             if len(ws) < self.min_words:
                 continue
             shingles = bigrams(ws)
+            # Jaccard >= j with some unit needs at least a fraction j of these bigrams in the evaluation text:
+            # a cheap test that spares most sentences the MinHash
+            if len(shingles & self.eval_bigrams) < self.jaccard * len(shingles):
+                continue
             for key in self.lsh.query(self._minhash(shingles)):
                 file_index, unit, unit_shingles = self.units[key]
                 if len(shingles & unit_shingles) / len(shingles | unit_shingles) >= self.jaccard:
