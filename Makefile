@@ -91,9 +91,8 @@ SCALE ?= default
 EVAL_ARGS ?=
 EVAL = $(PY) -m eval
 
+# the ablation cleans each preset itself, decontaminated against its evaluation sets (runs/ablation/clean/)
 ablation: teacher
-	$(MAKE) clean-corpus PRESET=paper
-	$(MAKE) clean-corpus PRESET=none
 	$(EVAL) ablation --scale $(SCALE) --teacher $(RUNS)/teacher/export --out $(RUNS)/ablation $(EVAL_ARGS)
 
 KEEPS ?= alt
