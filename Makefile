@@ -103,6 +103,6 @@ kd-finetune: pretrain
 	$(EVAL) kd-study --scale $(SCALE) --teacher $(RUNS)/teacher/export --student $(RUNS)/student-alt/export --out $(RUNS)/kd-study $(EVAL_ARGS)
 
 # ---------------------------------------------------------------- bench
-bench: venv
+bench: venv demo-corpus
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m bench
