@@ -237,28 +237,37 @@ def write_report(results: dict, out: Path) -> None:
     print(markdown_table(["data", "docs kept", "train tokens", "epochs", "decontam", "WikiText ppl", "raw held-out ppl", "SST-2", "time (s)"], rows))
 
 
+def add_scale_arguments(p, scales: dict) -> None:
+    p.add_argument("--scale", choices=sorted(scales), default="default")
+    p.add_argument("--seeds", default="", help="comma-separated seeds (default: the scale's)")
+    p.add_argument("--budget-tokens", type=int, default=0, help="pre-training tokens per run (default: the scale's)")
+
+
+def scale_from_args(scales: dict, args) -> Scale:
+    scale = scales[args.scale]
+    if args.seeds:
+        scale = replace(scale, seeds=[int(s) for s in args.seeds.split(",")])
+    if args.budget_tokens:
+        scale = replace(scale, budget_tokens=args.budget_tokens)
+    return scale
+
+
 def add_arguments(p) -> None:
     d = AblationConfig()
-    p.add_argument("--scale", choices=sorted(SCALES), default="default")
+    add_scale_arguments(p, SCALES)
     p.add_argument("--out", default=d.out)
     p.add_argument("--input", nargs="+", default=d.input, help="raw corpus (default: the demo corpus)")
     p.add_argument("--clean-root", default=d.clean_root, help="where `make clean-corpus` put its variants (reused without decontamination)")
     p.add_argument("--teacher", default=d.teacher)
     p.add_argument("--keep-layers", default=d.keep_layers)
     p.add_argument("--presets", default=",".join(d.presets))
-    p.add_argument("--seeds", default="", help="comma-separated seeds (default: the scale's)")
-    p.add_argument("--budget-tokens", type=int, default=0, help="pre-training tokens per run (default: the scale's)")
     p.add_argument("--no-decontaminate", action="store_true", help="train on `make clean-corpus`'s outputs as they are")
     p.add_argument("--workers", type=int, default=d.workers)
     p.add_argument("--device", default=d.device)
 
 
 def run(args) -> dict:
-    scale = SCALES[args.scale]
-    if args.seeds:
-        scale = replace(scale, seeds=[int(s) for s in args.seeds.split(",")])
-    if args.budget_tokens:
-        scale = replace(scale, budget_tokens=args.budget_tokens)
+    scale = scale_from_args(SCALES, args)
     cfg = AblationConfig(out=args.out, input=args.input, clean_root=args.clean_root, teacher=args.teacher,
                          keep_layers=args.keep_layers, presets=args.presets.split(","), scale=args.scale,
                          decontaminate=not args.no_decontaminate, workers=args.workers, device=args.device)

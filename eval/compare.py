@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from eval.ablation import SCALES as ABLATION_SCALES
-from eval.ablation import AblationConfig, evaluate_model, pretrain, tokenize
+from eval.ablation import AblationConfig, add_scale_arguments, evaluate_model, pretrain, scale_from_args, tokenize
 from eval.perplexity import EvalError
 from eval.report import cached, fmt, markdown_table, noise_sentence, plot_bars, plot_curves, read_curve, summarize
 
@@ -95,21 +95,15 @@ def write_report(results: dict, out: Path) -> None:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--scale", choices=sorted(SCALES), default="default")
+    add_scale_arguments(p, SCALES)
     p.add_argument("--out", default="runs/compare")
     p.add_argument("--teacher", default="runs/teacher/export")
     p.add_argument("--clean", default="data/clean/full", help="clean-corpus directory to pre-train on")
     p.add_argument("--keep", default="alt", help="layer selections, comma-separated (alt,distil,bottom,top or lists like 0;2;4)")
-    p.add_argument("--seeds", default="")
-    p.add_argument("--budget-tokens", type=int, default=0)
     p.add_argument("--device", default="cpu")
 
 
 def run(args) -> dict:
-    scale = SCALES[args.scale]
-    if args.seeds:
-        scale = replace(scale, seeds=[int(s) for s in args.seeds.split(",")])
-    if args.budget_tokens:
-        scale = replace(scale, budget_tokens=args.budget_tokens)
+    scale = scale_from_args(SCALES, args)
     keeps = [k.replace(";", ",") for k in args.keep.split(",")]
     return run_compare(Path(args.out), args.teacher, args.clean, keeps, scale, args.device)
