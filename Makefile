@@ -70,18 +70,20 @@ teacher: venv $(RUNS)/tokens/full/manifest.json
 	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --out $(RUNS)/teacher --init scratch --n-layer 12 --n-embd 256 --n-head 4 \
 		--max-tokens $(TEACHER_TOKENS) $(TRAIN_ARGS)
 
-ifeq ($(strip $(TEACHER)),)
-pretrain: teacher
-	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --out $(RUNS)/student-$(KEEP) --teacher $(RUNS)/teacher/export \
-		--keep-layers $(KEEP) --max-tokens $(STUDENT_TOKENS) $(TRAIN_ARGS)
-else
 # a teacher brings its tokenizer: a directory with tokenizer.json, or GPT-2's own BPE for a hub name
 TEACHER_TOK = $(if $(wildcard $(TEACHER)/tokenizer.json),$(TEACHER),$(RUNS)/tokenizer-gpt2)
 TEACHER_TAG = $(notdir $(abspath $(TEACHER)))
+STUDENT_DIR = $(RUNS)/student$(if $(strip $(TEACHER)),-$(TEACHER_TAG))-$(KEEP)
+
+ifeq ($(strip $(TEACHER)),)
+pretrain: teacher
+	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --out $(STUDENT_DIR) --teacher $(RUNS)/teacher/export \
+		--keep-layers $(KEEP) --max-tokens $(STUDENT_TOKENS) $(TRAIN_ARGS)
+else
 pretrain: venv | $(CLEAN_FULL)/manifest.json
 	test -f $(TEACHER_TOK)/tokenizer.json || $(TRAIN) tokenizer --gpt2 --out $(TEACHER_TOK)
 	$(TRAIN) tokenize --data $(CLEAN_FULL) --tokenizer $(TEACHER_TOK) --out $(RUNS)/tokens/full-$(TEACHER_TAG) --block-size $(BLOCK) --val-fraction 0.02
-	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full-$(TEACHER_TAG) --out $(RUNS)/student-$(TEACHER_TAG)-$(KEEP) --teacher $(TEACHER) \
+	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full-$(TEACHER_TAG) --out $(STUDENT_DIR) --teacher $(TEACHER) \
 		--keep-layers $(KEEP) --max-tokens $(STUDENT_TOKENS) $(TRAIN_ARGS)
 endif
 
@@ -99,8 +101,12 @@ KEEPS ?= alt
 compare: teacher
 	$(EVAL) compare --scale $(SCALE) --teacher $(RUNS)/teacher/export --keep $(KEEPS) --out $(RUNS)/compare $(EVAL_ARGS)
 
-kd-finetune: pretrain
-	$(EVAL) kd-study --scale $(SCALE) --teacher $(RUNS)/teacher/export --student $(RUNS)/student-alt/export --out $(RUNS)/kd-study $(EVAL_ARGS)
+# the teacher and its truncated student from `make pretrain` (TEACHER=... too), or any pair given as
+# KD_TEACHER=DIR_OR_NAME KD_STUDENT=DIR_OR_NAME (e.g. gpt2 and distilgpt2), which skips pre-training
+KD_TEACHER ?= $(if $(strip $(TEACHER)),$(TEACHER),$(RUNS)/teacher/export)
+KD_STUDENT ?= $(STUDENT_DIR)/export
+kd-finetune: $(if $(filter command line environment,$(origin KD_STUDENT)),venv,pretrain)
+	$(EVAL) kd-study --scale $(SCALE) --teacher $(KD_TEACHER) --student $(KD_STUDENT) --out $(RUNS)/kd-study $(EVAL_ARGS)
 
 # ---------------------------------------------------------------- bench
 bench: venv demo-corpus

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 
 COMMANDS = {  # command: (module, one-line help); each module has add_arguments(parser) and run(args)
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         importlib.import_module(module).add_arguments(p)
     args = parser.parse_args(argv)
+    # the reports name the exact command behind their numbers
+    args.command_line = "python -m eval " + shlex.join(sys.argv[1:] if argv is None else argv)
     from eval.perplexity import EvalError
     from train.model import CheckpointError
 

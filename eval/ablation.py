@@ -107,29 +107,30 @@ def _steps(scale: Scale, cfg: AblationConfig) -> int:
     return math.ceil(scale.budget_tokens / (scale.batch_size * scale.block_size))
 
 
-def evaluate_model(model_dir: Path, heldout_tokens: Path | None, scale: Scale, seed: int) -> dict:
+def evaluate_model(model_dir: Path, heldout_tokens: Path | None, scale: Scale, seed: int, device: str = "cpu") -> dict:
     """WikiText perplexity, raw held-out perplexity, SST-2 accuracy of one pre-trained model."""
     from eval.glue import GlueConfig, finetune
     from eval.perplexity import load_causal_lm, shard_perplexity, text_perplexity
 
-    model, tokenizer = load_causal_lm(model_dir)
+    model, tokenizer = load_causal_lm(model_dir, device)
     wiki = text_perplexity(model, tokenizer, WIKITEXT_TEST.read_text(encoding="utf-8"), max_tokens=scale.wikitext_tokens,
                            label="wikitext")
     result = {"wikitext_ppl": wiki["ppl"], "wikitext_tokens": wiki["tokens"]}
     if heldout_tokens is not None:
         held = shard_perplexity(model, heldout_tokens, "val", max_blocks=scale.heldout_blocks)
         result.update(heldout_ppl=held["ppl"], heldout_tokens=held["tokens"])
-    sst2 = finetune(model_dir, "sst2", cfg=GlueConfig(epochs=scale.glue_epochs, max_train=scale.glue_train, max_dev=scale.glue_dev, seed=seed))
+    sst2 = finetune(model_dir, "sst2", cfg=GlueConfig(epochs=scale.glue_epochs, max_train=scale.glue_train, max_dev=scale.glue_dev,
+                                                      seed=seed, device=device))
     result.update(sst2_acc=sst2["value"], sst2_train_examples=sst2["train_examples"], sst2_time_s=sst2["train_time_s"])
     return result
 
 
-def run_ablation(cfg: AblationConfig, scale: Scale) -> dict:
+def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "") -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if not (Path(cfg.teacher) / "config.json").exists():
         raise EvalError(f"teacher {cfg.teacher} not found: run `make teacher` first (or pass --teacher DIR)")
-    (out / "config.json").write_text(json.dumps({"ablation": asdict(cfg), "scale": asdict(scale)}, indent=2))
+    (out / "config.json").write_text(json.dumps({"command": command, "ablation": asdict(cfg), "scale": asdict(scale)}, indent=2))
     presets = list(dict.fromkeys(["none", *cfg.presets]))  # the raw variant always: its held-out split is shared
     variants = {}
     for preset in presets:
@@ -151,9 +152,9 @@ def run_ablation(cfg: AblationConfig, scale: Scale) -> dict:
             name = f"{preset}-seed{seed}"
             run_dir = out / "runs" / name
             summary = pretrain(cfg, scale, Path(variants[preset]["tokens_dir"]), run_dir, seed, log=out / "logs" / f"train-{name}.log")
-            metrics = cached(out / "results" / f"{name}.json", lambda: evaluate_model(run_dir / "export", heldout, scale, seed))
+            metrics = cached(out / "results" / f"{name}.json", lambda: evaluate_model(run_dir / "export", heldout, scale, seed, cfg.device))
             runs[name] = {"preset": preset, "seed": seed, "summary": summary, **metrics, "curve": read_curve(run_dir)}
-    results = {"config": asdict(cfg), "scale": asdict(scale), "variants": variants, "runs": runs}
+    results = {"command": command, "config": asdict(cfg), "scale": asdict(scale), "variants": variants, "runs": runs}
     write_report(results, out)
     return results
 
@@ -180,11 +181,10 @@ def write_report(results: dict, out: Path) -> None:
             removal.setdefault(s["step"], {})[p] = {"mean": 100 * s["bytes_removed"] / max(1, s["bytes_in"]), "std": 0.0}
     if removal:
         plot_bars(removal, out / "cleaning_steps.png", "what each cleaning step removed", "% of the bytes reaching the step")
-    cmd = f"make ablation SCALE={cfg['scale']}"
     lines = [
         "# Data-cleaning ablation",
         "",
-        f"Produced by `{cmd}` (config in `config.json`, every number below read from this run's files).",
+        f"Produced by `{results['command']}` (config in `config.json`, every number below read from this run's files).",
         f"Student: teacher `{cfg['teacher']}` truncated to layers `{cfg['keep_layers']}`, pre-trained on "
         f"{scale['budget_tokens']:,} tokens per run (batch {scale['batch_size']} x {scale['block_size']}, lr {scale['lr']}), "
         f"seeds {scale['seeds']}. Only the pre-training data differs between rows.",
@@ -271,4 +271,4 @@ def run(args) -> dict:
     cfg = AblationConfig(out=args.out, input=args.input, clean_root=args.clean_root, teacher=args.teacher,
                          keep_layers=args.keep_layers, presets=args.presets.split(","), scale=args.scale,
                          decontaminate=not args.no_decontaminate, workers=args.workers, device=args.device)
-    return run_ablation(cfg, scale)
+    return run_ablation(cfg, scale, args.command_line)

@@ -26,7 +26,7 @@ SCALES = {
 }
 
 
-def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale, device: str = "cpu") -> dict:
+def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale, device: str = "cpu", command: str = "") -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if not (Path(teacher) / "config.json").exists():
         raise EvalError(f"teacher {teacher} not found: run `make teacher` first (or pass --teacher DIR)")
@@ -48,10 +48,10 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
             name = f"{method}-seed{seed}"
             run_dir = out / "runs" / name
             summary = pretrain(cfg, scale, tokens, run_dir, seed, extra, log=out / "logs" / f"train-{name}.log")
-            metrics = cached(out / "results" / f"{name}.json", lambda: evaluate_model(run_dir / "export", tokens, scale, seed))
+            metrics = cached(out / "results" / f"{name}.json", lambda: evaluate_model(run_dir / "export", tokens, scale, seed, device))
             runs[name] = {"method": method, "seed": seed, "summary": summary, **metrics, "curve": read_curve(run_dir)}
-    teacher_metrics = cached(out / "results" / "teacher.json", lambda: evaluate_model(Path(teacher), tokens, scale, scale.seeds[0]))
-    results = {"teacher": teacher, "scale": scale.__dict__, "keeps": keeps, "methods": list(methods), "runs": runs,
+    teacher_metrics = cached(out / "results" / "teacher.json", lambda: evaluate_model(Path(teacher), tokens, scale, scale.seeds[0], device))
+    results = {"command": command, "teacher": teacher, "scale": scale.__dict__, "keeps": keeps, "methods": list(methods), "runs": runs,
                "teacher_metrics": teacher_metrics}
     write_report(results, out)
     return results
@@ -75,7 +75,7 @@ def write_report(results: dict, out: Path) -> None:
     lines = [
         "# Truncation vs distillation vs scratch",
         "",
-        f"Produced by `python -m eval compare` (see `results.json`): teacher `{results['teacher']}`, {scale['budget_tokens']:,} "
+        f"Produced by `{results['command']}` (all settings in `results.json`): teacher `{results['teacher']}`, {scale['budget_tokens']:,} "
         f"tokens per run, seeds {scale['seeds']}, the same token shards for every method.",
         "",
         markdown_table(["method", "params", "train time (s)", "tokens/s", "WikiText ppl", "held-out ppl", "SST-2 acc"], rows),
@@ -84,6 +84,7 @@ def write_report(results: dict, out: Path) -> None:
         "",
     ]
     for m in methods[1:]:
+        lines.append(noise_sentence(main, stat[main]["wikitext_ppl"], m, stat[m]["wikitext_ppl"], "WikiText perplexity", True))
         lines.append(noise_sentence(main, stat[main]["heldout_ppl"], m, stat[m]["heldout_ppl"], "held-out perplexity", True))
         lines.append(noise_sentence(main, stat[main]["sst2_acc"], m, stat[m]["sst2_acc"], "SST-2 accuracy", False))
     lines += ["", "Distillation runs the teacher forward on every batch: its time per token includes that cost.", "",
@@ -106,4 +107,4 @@ def add_arguments(p) -> None:
 def run(args) -> dict:
     scale = scale_from_args(SCALES, args)
     keeps = [k.replace(";", ",") for k in args.keep.split(",")]
-    return run_compare(Path(args.out), args.teacher, args.clean, keeps, scale, args.device)
+    return run_compare(Path(args.out), args.teacher, args.clean, keeps, scale, args.device, args.command_line)

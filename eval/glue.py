@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from eval.perplexity import ROOT, EvalError
+from eval.perplexity import ROOT, EvalError, eval_device, model_directory
 
 GLUE_DIR = ROOT.parent / "shared" / "data" / "glue"
 TASKS = {
@@ -52,6 +52,7 @@ class GlueConfig:
     annealing_tau_max: int = 7
     rail_dim: int = 128
     rail_weight: float = 1.0
+    device: str = "cpu"  # cpu, cuda or cuda:N
 
 
 def read_tsv(path: Path, task: str) -> tuple[list[tuple[str, ...]], list[int], int]:
@@ -92,7 +93,7 @@ class Classifier(nn.Module):
     def forward(self, ids: torch.Tensor, mask: torch.Tensor):
         out = self.backbone(ids, attention_mask=mask, output_hidden_states=True, return_logits=False)
         last = mask.sum(1) - 1
-        pooled = out.hidden_states[-1][torch.arange(ids.size(0)), last]
+        pooled = out.hidden_states[-1][torch.arange(ids.size(0), device=ids.device), last]
         return self.head(pooled), out.hidden_states
 
     def save(self, directory: Path, tokenizer, task: str) -> None:
@@ -100,7 +101,7 @@ class Classifier(nn.Module):
 
         self.backbone.save_pretrained(directory)
         tokenizer.save_pretrained(str(directory))
-        save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(directory / "classifier.safetensors"))
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, str(directory / "classifier.safetensors"))
         (directory / "classifier.json").write_text(json.dumps({"task": task, "n_labels": self.head.out_features}))
 
     @classmethod
@@ -156,8 +157,9 @@ def matthews(pred: list[int], gold: list[int]) -> float:
 def evaluate(model: Classifier, ids, labels, cfg: GlueConfig, pad: int, metric: str) -> float:
     model.eval()
     preds = []
+    device = next(model.parameters()).device
     for x, m, _ in batches(ids, labels, 64, list(range(len(ids))), pad):
-        preds += model(x, m)[0].argmax(-1).tolist()
+        preds += model(x.to(device), m.to(device))[0].argmax(-1).tolist()
     model.train()
     return matthews(preds, labels) if metric == "mcc" else sum(p == g for p, g in zip(preds, labels)) / len(labels)
 
@@ -179,9 +181,8 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
     if cfg.kd and not teacher_dir:
         raise EvalError(f"--kd {cfg.kd} needs --teacher")
     folder, _, _, _, names, metric = TASKS[task]
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").exists():
-        raise EvalError(f"{model_dir}: not a model directory (no config.json)")
+    device = eval_device(cfg.device)
+    model_dir = model_directory(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     pad = tokenizer.eos_token_id
     train_texts, train_labels, skipped_train = read_tsv(Path(data_dir) / folder / "train.tsv", task)
@@ -197,9 +198,9 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
 
     teacher, teacher_result = None, None
     if teacher_dir:
-        teacher_dir = Path(teacher_dir)
+        teacher_dir = model_directory(teacher_dir)
         if is_finetuned(teacher_dir, task):
-            teacher = Classifier.load(teacher_dir, len(names))
+            teacher = Classifier.load(teacher_dir, len(names)).to(device)
             teacher_result = {"dev": evaluate(teacher, dev_ids, dev_labels, cfg, pad, metric), "finetuned_here": False}
         else:
             print(f"fine-tuning the teacher {teacher_dir} on {task} first", flush=True)
@@ -212,8 +213,8 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
     torch.manual_seed(cfg.seed)
     torch.set_flush_denormal(True)  # denormal floats make CPU training many times slower
     model = Classifier.load(model_dir, len(names)) if is_finetuned(model_dir, task) else Classifier(_load_backbone(model_dir), len(names))
-    model.train()
-    loss_fn = kd.make_loss(cfg, model, teacher)
+    model.to(device).train()
+    loss_fn = kd.make_loss(cfg, model, teacher).to(device)
     params = list(model.parameters()) + list(loss_fn.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
@@ -227,6 +228,7 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
         order = list(range(len(train_ids)))
         random.Random(cfg.seed * 1000 + epoch).shuffle(order)
         for x, m, y in batches(train_ids, train_labels, cfg.batch_size, order, pad):
+            x, m, y = x.to(device), m.to(device), y.to(device)
             logits, hidden = model(x, m)
             t_logits = t_hidden = None
             if teacher is not None:

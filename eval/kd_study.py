@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from eval.glue import TASKS, GlueConfig, finetune
-from eval.perplexity import EvalError
+from eval.perplexity import EvalError, model_directory
 from eval.report import cached, fmt, markdown_table, noise_sentence, plot_bars, summarize
 
 TECHNIQUES = ["plain", "vanilla", "annealing", "rail"]
@@ -35,13 +35,19 @@ SCALES = {
 }
 
 
-def run_study(out: Path, teacher: str, student: str, tasks: list[str], techniques: list[str], scale: KDScale) -> dict:
+def run_study(out: Path, teacher: str, student: str, tasks: list[str], techniques: list[str], scale: KDScale,
+              device: str = "cpu", command: str = "") -> dict:
+    layers = {}
     for name, path in (("teacher", teacher), ("student", student)):
-        if not (Path(path) / "config.json").exists():
-            raise EvalError(f"{name} {path} not found: run `make pretrain` first (or pass --{name} DIR)")
+        try:
+            layers[name] = json.loads((model_directory(path) / "config.json").read_text())["n_layer"]
+        except EvalError as e:
+            raise EvalError(f"{name}: {e}; run `make pretrain` first (or pass --{name} DIR)") from None
     out.mkdir(parents=True, exist_ok=True)
-    base = GlueConfig(epochs=scale.epochs, max_train=scale.max_train, max_dev=scale.max_dev, batch_size=scale.batch_size, lr=scale.lr)
-    results = {"teacher": teacher, "student": student, "scale": asdict(scale), "teachers": {}, "runs": {}}
+    base = GlueConfig(epochs=scale.epochs, max_train=scale.max_train, max_dev=scale.max_dev, batch_size=scale.batch_size, lr=scale.lr,
+                      device=device)
+    results = {"command": command, "teacher": teacher, "student": student, "layers": layers, "scale": asdict(scale),
+               "teachers": {}, "runs": {}}
     for task in tasks:
         tuned = out / "teachers" / task
         results["teachers"][task] = cached(out / "results" / f"teacher-{task}.json",
@@ -61,18 +67,21 @@ def write_report(results: dict, out: Path, tasks: list[str], techniques: list[st
     stat = {t: {k: summarize([r["value"] for r in runs if r["task"] == t and r["technique"] == k]) for k in techniques} for t in tasks}
     time_s = {k: summarize([r["train_time_s"] for r in runs if r["technique"] == k]) for k in techniques}
     metric = {t: "MCC" if TASKS[t][5] == "mcc" else "acc" for t in tasks}
-    rows = [[f"`{k}`", *[fmt(stat[t][k], 3) for t in tasks], fmt(time_s[k], 0)] for k in techniques]
-    rows.append(["teacher (12-layer, fine-tuned)", *[f"{results['teachers'][t]['value']:.3f}" for t in tasks], "-"])
+    rows = [[f"`{k}`", *[fmt(stat[t][k], 3) for t in tasks], f"{time_s[k]['mean']:.0f}"] for k in techniques]
+    teacher_time = summarize([results["teachers"][t]["train_time_s"] for t in tasks])["mean"]
+    rows.append([f"teacher ({results['layers']['teacher']}-layer, fine-tuned, seed 0)",
+                 *[f"{results['teachers'][t]['value']:.3f}" for t in tasks], f"{teacher_time:.0f}"])
     plot_bars({f"{t} ({metric[t]})": stat[t] for t in tasks}, out / "kd.png", "student fine-tuning: plain vs KD techniques", "dev score")
     lines = [
         "# Knowledge distillation during fine-tuning",
         "",
-        f"Produced by `python -m eval kd-study` (see `results.json`): student `{results['student']}`, teacher `{results['teacher']}`; "
+        f"Produced by `{results['command']}` (all settings in `results.json`): student `{results['student']}`, teacher `{results['teacher']}`; "
         f"{results['scale']['epochs']} epochs, {results['scale']['max_train'] or 'all'} training examples per task, seeds {results['scale']['seeds']}.",
         "",
-        markdown_table(["technique", *[f"{t} dev {metric[t]}" for t in tasks], "fine-tuning time (s)"], rows),
+        markdown_table(["technique", *[f"{t} dev {metric[t]}" for t in tasks], "fine-tuning time per run (s)"], rows),
         "",
-        "Mean ± standard deviation over seeds.",
+        "Mean ± standard deviation over seeds. Time: mean wall-clock seconds of one fine-tuning run over tasks and seeds "
+        "(KD runs include the teacher's forward passes).",
         "",
         "## Is the difference real?",
         "",
@@ -94,7 +103,8 @@ def add_arguments(p) -> None:
     p.add_argument("--student", default="runs/student-alt/export")
     p.add_argument("--tasks", default="sst2,cola,rte")
     p.add_argument("--techniques", default=",".join(TECHNIQUES))
-    p.add_argument("--seeds", default="")
+    p.add_argument("--seeds", default="", help="comma-separated seeds (default: the scale's)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
 
 
 def run(args) -> dict:
@@ -104,4 +114,5 @@ def run(args) -> dict:
     techniques = args.techniques.split(",")
     if techniques[0] != "plain":
         techniques = ["plain"] + [t for t in techniques if t != "plain"]
-    return run_study(Path(args.out), args.teacher, args.student, args.tasks.split(","), techniques, scale)
+    return run_study(Path(args.out), args.teacher, args.student, args.tasks.split(","), techniques, scale, args.device,
+                     args.command_line)

@@ -25,13 +25,37 @@ class EvalError(Exception):
     pass
 
 
-def load_causal_lm(model_dir: str | Path):
-    """(model, tokenizer): our GPT for GPT-2 checkpoints, transformers' AutoModelForCausalLM otherwise."""
+def eval_device(name: str) -> torch.device:
+    """The device to evaluate or fine-tune on: `cpu`, `cuda` or `cuda:N` (checked, so a typo is one clear line)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise EvalError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EvalError(f"--device {name}, but no CUDA device is available")
+    return device
+
+
+def model_directory(name_or_dir: str | Path) -> Path:
+    """A local model directory, or a hub name (`gpt2`, `distilgpt2`) fetched when online."""
+    path = Path(name_or_dir)
+    if (path / "config.json").exists():
+        return path
+    if path.exists() or str(name_or_dir).startswith((".", "/", "~")):
+        raise EvalError(f"{path}: not a model directory (no config.json)")
+    from train.model import CheckpointError, resolve_checkpoint
+
+    try:
+        return resolve_checkpoint(name_or_dir)
+    except CheckpointError as e:
+        raise EvalError(str(e)) from None
+
+
+def load_causal_lm(model_dir: str | Path, device: str = "cpu"):
+    """(model, tokenizer) on `device`: our GPT for GPT-2 checkpoints, transformers' AutoModelForCausalLM otherwise."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").exists():
-        raise EvalError(f"{model_dir}: not a model directory (no config.json)")
+    model_dir = model_directory(model_dir)
     if not (model_dir / "tokenizer.json").exists() and not (model_dir / "tokenizer_config.json").exists():
         raise EvalError(f"{model_dir}: no tokenizer files next to the model")
     if json.loads((model_dir / "config.json").read_text()).get("model_type") == "gpt2":
@@ -40,7 +64,7 @@ def load_causal_lm(model_dir: str | Path):
         model = GPT.from_pretrained(model_dir)
     else:
         model = AutoModelForCausalLM.from_pretrained(model_dir)
-    return model.eval(), AutoTokenizer.from_pretrained(str(model_dir))
+    return model.to(eval_device(device)).eval(), AutoTokenizer.from_pretrained(str(model_dir))
 
 
 def context_length(model) -> int:
@@ -54,10 +78,11 @@ def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: s
     if n < 2:
         raise EvalError(f"{label or 'text'}: fewer than 2 tokens")
     nll, scored, prev_end = 0.0, 0, 0
+    device = next(model.parameters()).device
     start = last = time.time()
     for begin in range(0, n, stride):
         end = min(begin + context, n)
-        window = ids[begin:end].unsqueeze(0)
+        window = ids[begin:end].unsqueeze(0).to(device)
         new = end - prev_end  # tokens not scored by an earlier window
         logits = model(window).logits[0, :-1].float()
         targets = window[0, 1:]
@@ -97,8 +122,9 @@ def shard_perplexity(model, tokens_dir: str | Path, split: str = "val", max_bloc
         raise EvalError(str(e)) from None
     n = min(len(blocks), max_blocks) if max_blocks else len(blocks)
     nll, count = 0.0, 0
+    device = next(model.parameters()).device
     for i in range(0, n, batch_size):
-        batch = blocks.batch(range(i, min(n, i + batch_size)))
+        batch = blocks.batch(range(i, min(n, i + batch_size))).to(device)
         logits = model(batch[:, :-1]).logits.float()
         nll += F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum").item()
         count += batch[:, 1:].numel()
@@ -113,11 +139,12 @@ def add_arguments(p) -> None:
     p.add_argument("--context", type=int, default=0, help="window length (default: the model's context)")
     p.add_argument("--stride", type=int, default=0, help="window step (default: context/2)")
     p.add_argument("--max-tokens", type=int, default=0, help="score only the first N tokens of each file (0: all)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--json", help="write the results here")
 
 
 def run(args) -> dict:
-    model, tokenizer = load_causal_lm(args.model)
+    model, tokenizer = load_causal_lm(args.model, args.device)
     results = {"model": str(args.model)}
     files = args.data if args.data is not None else ([] if args.tokens else [str(WIKITEXT_TEST)])
     for path in map(Path, files):

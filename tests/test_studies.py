@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,8 @@ def test_ablation_smoke(shared_data, teacher, tmp_path):
     full_wiki = [r["wikitext_ppl"] for r in results["runs"].values() if r["preset"] == "full"]
     mean = sum(full_wiki) / 2
     assert f"{mean:.1f} ± " in report  # the table shows this run's mean and spread
-    assert "## Is the difference real?" in report and "make ablation SCALE=smoke" in report
+    assert "## Is the difference real?" in report
+    assert f"Produced by `python -m eval {shlex.join(args)}`" in report  # the exact command behind the numbers
     for png in ("val_loss.png", "cleaning_steps.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
     # resumable: a second run reuses every finished unit and gives the same report
@@ -92,5 +94,6 @@ def test_kd_study_smoke(shared_data, teacher, tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert sorted({r["technique"] for r in results["runs"].values()}) == ["annealing", "plain", "rail", "vanilla"]
     assert len(results["runs"]) == 8  # 4 techniques x 2 seeds
-    assert "teacher (12-layer, fine-tuned)" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "teacher (4-layer, fine-tuned, seed 0)" in report and "python -m eval kd-study --scale smoke" in report
     assert (out / "kd.png").read_bytes()[:8] == PNG_MAGIC
