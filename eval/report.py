@@ -84,14 +84,14 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def read_curve(run_dir: Path) -> list[tuple[int, float]]:
-    """(tokens seen, validation loss) of a training run."""
+def read_curve(run_dir: Path, x: str = "tokens") -> list[tuple[float, float]]:
+    """(x, validation loss) of a training run; x is `tokens` seen or `elapsed_s` of training."""
     lines = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l]
-    return [(l["tokens"], l["val_loss"]) for l in lines if "val_loss" in l]
+    return [(l[x], l["val_loss"]) for l in lines if "val_loss" in l]
 
 
-def plot_curves(curves: dict[str, list[list[tuple[int, float]]]], path: Path, title: str) -> None:
-    """Validation loss against tokens seen: one colour per variant, one line per seed."""
+def plot_curves(curves: dict[str, list[list[tuple[float, float]]]], path: Path, title: str, xlabel: str = "tokens seen") -> None:
+    """Validation loss against tokens seen (or time): one colour per variant, one line per seed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,7 +104,7 @@ def plot_curves(curves: dict[str, list[list[tuple[int, float]]]], path: Path, ti
             if curve:
                 xs, ys = zip(*curve)
                 ax.plot(xs, ys, color=color, alpha=0.85, lw=1.5, label=label if j == 0 else None)
-    ax.set_xlabel("tokens seen")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("validation loss (own held-out split)")
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -90,6 +90,17 @@ def test_perplexity_cli(lm_dir, tmp_path):
     assert bad.returncode == 2 and "not a model directory" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message a CPU-only machine gives")
+def test_device_mistakes_are_one_line(lm_dir):
+    cases = [(["perplexity", str(lm_dir), "--device", "cuda"], "--device cuda, but no CUDA device is available"),
+             (["glue", str(lm_dir), "--task", "sst2", "--device", "cuda:0"], "--device cuda:0, but no CUDA device is available"),
+             (["glue", str(lm_dir), "--task", "rte", "--device", "gpu"], "unknown device 'gpu'")]
+    for command, message in cases:
+        result = subprocess.run([sys.executable, "-m", "eval", *command], capture_output=True, text=True)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert message in result.stderr
+
+
 def test_glue_readers_and_matthews(shared_data, tmp_path):
     texts, labels, skipped = read_tsv(shared_data / "glue" / "CoLA" / "dev.tsv", "cola")
     assert len(texts) == 1043 and set(labels) == {0, 1} and skipped == 0

@@ -80,7 +80,11 @@ def test_compare_smoke(shared_data, teacher, tmp_path):
     assert runs["truncate-alt-seed0"]["summary"]["n_params"] == runs["scratch-seed0"]["summary"]["n_params"]
     report = (out / "report.md").read_text()
     assert "teacher (reference)" in report and "one seed each" in report
-    assert (out / "val_loss.png").read_bytes()[:8] == PNG_MAGIC
+    for png in ("val_loss.png", "val_loss_time.png", "sst2.png"):
+        assert (out / png).read_bytes()[:8] == PNG_MAGIC
+    for r in runs.values():  # the time axis: the same validation points, at increasing training time within the run's
+        times = [t for t, _ in r["curve_time"]]
+        assert len(times) == len(r["curve"]) and times == sorted(times) and 0 < times[-1] <= r["summary"]["train_time_s"]
 
 
 def test_kd_study_smoke(shared_data, teacher, tmp_path):
