@@ -37,12 +37,13 @@ SCALES = {
 
 def run_study(out: Path, teacher: str, student: str, tasks: list[str], techniques: list[str], scale: KDScale,
               device: str = "cpu", command: str = "") -> dict:
-    layers = {}
+    dirs, layers = {}, {}  # resolved once: a hub name is not looked up again for every fine-tuning run
     for name, path in (("teacher", teacher), ("student", student)):
         try:
-            layers[name] = json.loads((model_directory(path) / "config.json").read_text())["n_layer"]
+            dirs[name] = model_directory(path)
         except EvalError as e:
             raise EvalError(f"{name}: {e}; run `make pretrain` first (or pass --{name} DIR)") from None
+        layers[name] = json.loads((dirs[name] / "config.json").read_text())["n_layer"]
     out.mkdir(parents=True, exist_ok=True)
     base = GlueConfig(epochs=scale.epochs, max_train=scale.max_train, max_dev=scale.max_dev, batch_size=scale.batch_size, lr=scale.lr,
                       device=device)
@@ -51,13 +52,13 @@ def run_study(out: Path, teacher: str, student: str, tasks: list[str], technique
     for task in tasks:
         tuned = out / "teachers" / task
         results["teachers"][task] = cached(out / "results" / f"teacher-{task}.json",
-                                           lambda: finetune(teacher, task, cfg=base, save=tuned))
+                                           lambda: finetune(dirs["teacher"], task, cfg=base, save=tuned))
         for technique in techniques:
             for seed in scale.seeds:
                 cfg = replace(base, seed=seed, kd="" if technique == "plain" else technique)
                 results["runs"][f"{task}-{technique}-seed{seed}"] = {"task": task, "technique": technique, "seed": seed, **cached(
                     out / "results" / f"{task}-{technique}-seed{seed}.json",
-                    lambda: finetune(student, task, cfg=cfg, teacher_dir=None if technique == "plain" else tuned))}
+                    lambda: finetune(dirs["student"], task, cfg=cfg, teacher_dir=None if technique == "plain" else tuned))}
     write_report(results, out, tasks, techniques)
     return results
 
