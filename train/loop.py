@@ -295,7 +295,7 @@ def train(cfg: RunConfig) -> dict:
         os.replace(tmp, export)
         elapsed = prior_elapsed + time.time() - t0  # over all resumed parts of the run
         summary = {"val_loss": val_loss, "val_ppl": math.exp(val_loss), "steps": steps, "tokens": steps * tokens_per_step,
-                   "train_time_s": round(elapsed, 1),
+                   "train_time_s": round(elapsed, 2),  # as metrics.jsonl's elapsed_s, so the two compare
                    "tokens_per_s": round(steps * tokens_per_step / max(elapsed, 1e-9), 1),
                    "n_params": model.num_parameters(), "n_layer": model.config.n_layer, "init": cfg.model.init,
                    "keep_layers": cfg.model.keep_layers if cfg.model.init == "truncate" else None,
