@@ -1,30 +1,37 @@
-"""The `paper` preset: the cleaning of Li et al. 2021 (their cleaner worked line by line on OpenWebText).
+"""The `paper` preset: the line-level cleaner of Li et al. 2021 (their `clean_text.py` then `test_samples.py`).
 
-Two steps, one job each:
+Their unit is a line (OpenWebText was written one paragraph per line), read with its trailing whitespace
+removed, and each line passes these tests over the whole corpus in input order:
 
-- `PaperLineCleaner` drops a line whose key was seen before anywhere in the corpus, where the key is
-  (length of the line without punctuation and spaces, MD5 of its first 4 and last 4 words), and drops
-  every line that contains an HTML tag. Blank lines are kept (they separate paragraphs).
-- `PaperSampleFilter` then drops samples shorter than 5 characters or with more than 10% non-alphabetic
-  characters, where whitespace does not count and everything else that is not a letter does
-  (digits, punctuation, symbols).
+1. duplicate: the line's key was seen earlier anywhere in the corpus. The key is (length of the line
+   after removing every character matching `[^\\w\\s]` - Unicode-aware, so curly quotes and dashes go and
+   `_` stays - with its spaces; MD5 of its first 4 words concatenated with its last 4, no separator).
+   Every line's key is recorded, whatever the later tests say, so a repeated HTML line also counts as
+   seen and blank lines all share one key.
+2. html: BeautifulSoup's `html.parser` finds a tag in the line (a parse error counts too). `A --> B` is
+   not a tag.
+3. too_short: the line has fewer than 5 characters.
+4. non_alpha: (characters inside words that are not letters) / (length of the line, spaces included)
+   is above 0.10.
 
-The set of seen keys lives in the task, so the preset runs the line cleaner in a single task: the set
-is global, as in the paper. It holds one 8-byte key per distinct line.
+A document left with no line is dropped (`no_line_left`). The lines a document lost and why are in its
+metadata as `paper_removed_lines`: a list of [line index in the document as read, reason].
+
+The seen-key set must span the corpus in input order, so the preset runs this step in a single task:
+the result does not depend on --workers or --tasks. It holds one 8-byte key per distinct line.
 """
 from __future__ import annotations
 
 import hashlib
 import re
-import string
+import warnings
 from dataclasses import dataclass
-from typing import Callable
 
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
-HTML_TAG_RE = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>|<!--|-->")
-_PUNCT_AND_SPACE = str.maketrans("", "", string.punctuation + " \t\r\n\f\v")
+NOT_WORD_OR_SPACE = re.compile(r"[^\w\s]")  # str patterns are Unicode-aware in Python 3
+REASONS = ("duplicate", "html", "too_short", "non_alpha")
 
 
 @dataclass
@@ -36,68 +43,73 @@ class PaperConfig:
 
 
 def line_key(line: str) -> int:
-    """(length without punctuation, MD5 of first 4 + last 4 words) packed into one 64-bit int."""
-    words = line.split()
-    digest = hashlib.md5(" ".join(words[:4] + words[-4:]).encode("utf-8")).digest()
-    stripped_len = len(line.translate(_PUNCT_AND_SPACE))
-    return (stripped_len << 40) ^ int.from_bytes(digest[:8], "little")
+    """(length of the line without `[^\\w\\s]`, spaces kept; MD5 of first 4 + last 4 words) as one int."""
+    stripped = NOT_WORD_OR_SPACE.sub("", line)
+    words = stripped.split()
+    digest = hashlib.md5(("".join(words[:4]) + "".join(words[-4:])).encode("utf-8")).digest()
+    # 8 bytes of the digest, the length mixed into the top: a collision needs 64 bits to agree
+    return (len(stripped) << 40) ^ int.from_bytes(digest[:8], "little")
 
 
-def non_alpha_fraction(text: str) -> float:
-    counted = [c for c in text if not c.isspace()]
-    if not counted:
-        return 1.0
-    return sum(not c.isalpha() for c in counted) / len(counted)
+def has_html_tag(line: str) -> bool:
+    if "<" not in line:  # html.parser makes a tag only from "<": skip the parse (the answer is the same)
+        return False
+    from bs4 import BeautifulSoup
 
-
-class PaperLineCleaner(BaseFilter):
-    """Remove repeated lines (by the paper's key) and lines with HTML tags; never drops a document."""
-
-    name = "paper_lines"
-
-    def __init__(self, cfg: PaperConfig | None = None):
-        super().__init__(exclusion_writer=None)
-        self.cfg = cfg or PaperConfig()
-        self.seen: set[int] = set()
-
-    def filter(self, doc: Document) -> bool:
-        kept = []
-        for line in doc.text.split("\n"):
-            if not line.strip():
-                kept.append(line)
-                continue
-            if self.cfg.drop_html_lines and HTML_TAG_RE.search(line):
-                self.stat_update("lines_dropped_html")
-                self.stat_update("bytes_dropped_html", value=len(line.encode("utf-8")))
-                continue
-            if self.cfg.dedup_lines:
-                key = line_key(line)
-                if key in self.seen:
-                    self.stat_update("lines_dropped_duplicate")
-                    self.stat_update("bytes_dropped_duplicate", value=len(line.encode("utf-8")))
-                    continue
-                self.seen.add(key)
-            kept.append(line)
-        doc.text = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # bs4 warns when a line looks like a URL or a file name
+            return bool(BeautifulSoup(line, "html.parser").find())
+    except Exception:  # the paper drops a line its parser fails on
         return True
 
 
-class PaperSampleFilter(BaseFilter):
-    """Drop samples shorter than `min_chars` or with too many non-alphabetic characters."""
+def non_alpha_fraction(line: str) -> float:
+    """Non-letters inside whitespace-separated words over the length of the whole line, spaces included."""
+    if not line:
+        return 0.0
+    return sum(not c.isalpha() for word in line.split() for c in word) / len(line)
 
-    name = "paper_samples"
+
+class PaperCleaner(BaseFilter):
+    """Drop lines by the paper's four tests; drop a document with no line left. Run it in one task."""
+
+    name = "paper_lines"
 
     def __init__(self, cfg: PaperConfig | None = None, exclusion_writer=None):
         super().__init__(exclusion_writer=exclusion_writer)
         self.cfg = cfg or PaperConfig()
+        self.seen: set[int] = set()
+
+    def reason(self, line: str) -> str | None:
+        """Why `line` goes (None: it stays). Records its key: call it once per line, in corpus order."""
+        if self.cfg.dedup_lines:
+            key = line_key(line)
+            if key in self.seen:
+                return "duplicate"
+            self.seen.add(key)
+        if self.cfg.drop_html_lines and has_html_tag(line):
+            return "html"
+        if len(line) < self.cfg.min_chars:
+            return "too_short"
+        if non_alpha_fraction(line) > self.cfg.max_non_alpha_fraction:
+            return "non_alpha"
+        return None
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        if len(doc.text) < self.cfg.min_chars:
-            return False, "too_short"
-        if non_alpha_fraction(doc.text) > self.cfg.max_non_alpha_fraction:
-            return False, "non_alpha"
+        kept, removed = [], []
+        for i, line in enumerate(doc.text.split("\n")):
+            line = line.rstrip()
+            why = self.reason(line)
+            if why is None:
+                kept.append(line)
+                self.stat_update("lines_kept")
+            else:
+                removed.append([i, why])
+                self.stat_update(f"lines_dropped_{why}")
+                self.stat_update(f"bytes_dropped_{why}", value=len(line.encode("utf-8")))
+        doc.metadata["paper_removed_lines"] = removed
+        if not kept:
+            return False, "no_line_left"  # the removed document keeps its text, so the indices point into it
+        doc.text = "\n".join(kept)
         return True
-
-
-def paper_steps(cfg: PaperConfig, removed_writer: Callable[[str], object]) -> list:
-    return [PaperLineCleaner(cfg), PaperSampleFilter(cfg, exclusion_writer=removed_writer("paper_samples"))]

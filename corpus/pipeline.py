@@ -5,7 +5,7 @@ Filtering needs one pass, deduplication several (signatures, then buckets, clust
 `full` has seven stages and `none` two:
 
     none   read -> shards
-    paper  read -> paper cleaner -> shards
+    paper  read -> paper line cleaner (one task: its seen-line set spans the corpus in input order) -> shards
     full   read -> language ID -> Gopher repetition -> Gopher quality -> C4 -> FineWeb
                 -> [decontaminate] -> exact dedup -> MinHash (4 stages) -> shards
 
@@ -35,7 +35,7 @@ from corpus.arrow_writer import ArrowShardReader, ArrowShardWriter, SCHEMA, tabl
 from corpus.dedup import MinHashSettings, exact_dedup_stages, minhash_stages
 from corpus.filters import FilterConfig, full_filter_steps
 from corpus.incremental import reference_index
-from corpus.paper_cleaner import PaperConfig, paper_steps
+from corpus.paper_cleaner import PaperCleaner, PaperConfig
 from corpus.readers import RawDocumentReader
 
 PRESETS = ("full", "paper", "none")
@@ -171,8 +171,10 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
     if cfg.preset == "none":
         return with_finalize([Stage("read", read + measured(decontaminate) + [final_writer], tasks)], inputs, out, cfg)
     if cfg.preset == "paper":
-        # one task: the seen-line set of the paper cleaner must span the whole corpus
-        stage = Stage("clean", read + measured(paper_steps(cfg.paper, removed_writer) + decontaminate) + [final_writer], 1)
+        # one task reading the inputs in order: the paper cleaner's seen-line set spans the whole corpus,
+        # so its result does not depend on --workers/--tasks
+        paper = PaperCleaner(cfg.paper, exclusion_writer=removed_writer(PaperCleaner.name))
+        stage = Stage("clean", read + measured([paper] + decontaminate) + [final_writer], 1)
         return with_finalize([stage], inputs, out, cfg)
 
     filter_steps = full_filter_steps(cfg.filters, removed_writer) + decontaminate

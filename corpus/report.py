@@ -46,7 +46,7 @@ def collect_stats(lay, preset: str, stages: list[str]) -> dict:
             for key, value in stats.items():
                 if key.startswith("skipped_"):
                     skipped[key.removeprefix("skipped_")] = skipped.get(key.removeprefix("skipped_"), 0) + int(_total(value))
-                elif key.startswith(("lines_dropped_", "bytes_dropped_")):
+                elif key.startswith(("lines_kept", "lines_dropped_", "bytes_dropped_")):
                     line_stats[key] = line_stats.get(key, 0) + int(_total(value))
             steps[name] = {
                 "reasons": {k.removeprefix("dropped_"): int(_total(v)) for k, v in stats.items() if k.startswith("dropped_")},
@@ -135,7 +135,7 @@ def render_markdown(stats: dict, manifest: dict, lay) -> str:
         lines.append("Bytes removed by a step that keeps a document can come from lines it cut (C4 quality, paper line cleaner).")
         lines.append("")
     if stats["line_level"]:
-        lines += ["## Lines removed inside kept documents", "", "| what | count |", "|---|---:|"]
+        lines += ["## Lines kept and removed by line-level steps", "", "| what | count |", "|---|---:|"]
         lines += [f"| {k} | {v:,} |" for k, v in sorted(stats["line_level"].items())]
         lines.append("")
     example_steps = [s for s in stats["steps"] if s["removed_dir"] and s["docs_removed"]]

@@ -94,29 +94,6 @@ def test_near_and_exact_duplicates_removed_once(shared_data, tmp_path):
     assert len(removed_ids(out, "minhash")) == 10
 
 
-def test_paper_preset(tmp_path):
-    prose = "The quick brown fox jumps over the lazy dog near the river bank today"
-    records = [
-        {"id": "a", "text": f"{prose}\nA line with <b>markup</b> in it\nAnother honest line of plain words here"},
-        {"id": "b", "text": f"{prose}\nA different second line about cats and dogs"},  # first line repeats a's
-        {"id": "c", "text": "tiny"},  # shorter than 5 characters
-        {"id": "d", "text": "Values: 1234 5678 9012 3456 7890 !!!! ???? ####"},  # mostly not letters
-    ]
-    src = write_jsonl(tmp_path / "docs.jsonl", records)
-    out = tmp_path / "clean"
-    assert corpus_clean(["--input", str(src), "--output", str(out), "--preset", "paper", "--workers", "1"]) == 0
-    rows = {r["id"]: r["text"] for r in shard_rows(out)}
-    assert set(rows) == {"a", "b"}
-    assert "<b>" not in rows["a"] and "Another honest line" in rows["a"]
-    assert prose in rows["a"] and prose not in rows["b"]  # the repeated line is kept once, where first seen
-    assert set(removed_ids(out, "paper_samples")) == {"c", "d"}
-    stats = json.loads((out / "stats.json").read_text())
-    assert stats["line_level"]["lines_dropped_html"] == 1
-    assert stats["line_level"]["lines_dropped_duplicate"] == 1
-    reasons = {s["step"]: s["reasons"] for s in stats["steps"]}
-    assert reasons["paper_samples"] == {"too_short": 1, "non_alpha": 1}
-
-
 def test_none_preset_keeps_everything_in_bounded_shards(shared_data, tmp_path):
     out = tmp_path / "raw"
     assert corpus_clean(["--input", str(shared_data / "html-sample"), "--output", str(out), "--preset", "none",
@@ -152,14 +129,14 @@ def test_our_steps_in_a_plain_datatrove_pipeline(shared_data, tmp_path):
 
     from corpus.arrow_writer import ArrowShardWriter
     from corpus.filters import BundledLanguageFilter
-    from corpus.paper_cleaner import PaperLineCleaner, PaperSampleFilter
+    from corpus.paper_cleaner import PaperCleaner
 
     docs = [{"id": "en", "text": "This is an ordinary English sentence about the weather and the sea."},
             {"id": "de", "text": "Dies ist ein ganz normaler deutscher Satz über das Wetter und das Meer."}]
     (tmp_path / "raw").mkdir()
     write_jsonl(tmp_path / "raw" / "docs.jsonl", docs)
-    LocalPipelineExecutor([JsonlReader(str(tmp_path / "raw")), BundledLanguageFilter(["en"]), PaperLineCleaner(),
-                           PaperSampleFilter(), ArrowShardWriter(tmp_path / "clean")], tasks=1, workers=1,
+    LocalPipelineExecutor([JsonlReader(str(tmp_path / "raw")), BundledLanguageFilter(["en"]), PaperCleaner(),
+                           ArrowShardWriter(tmp_path / "clean")], tasks=1, workers=1,
                           logging_dir=str(tmp_path / "logs")).run()
     rows = shard_rows(tmp_path, "clean")
     assert [r["id"] for r in rows] == ["en"] and rows[0]["language"] == "en"
