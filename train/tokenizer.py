@@ -96,13 +96,24 @@ def vocab_fingerprint(tok) -> str:
 
 
 def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int) -> dict:
+    from train.fingerprint import clean_fingerprint, describe_change
+
+    # what the tokenizer is made from: GPT-2's files, or these clean corpora (by content) and a vocabulary size
+    made_from = {"kind": "gpt2"} if gpt2 else {"kind": "bpe", "vocab_size": vocab_size,
+                                              **{f"data:{Path(d).name}": clean_fingerprint(d) for d in data}}
+    provenance = Path(out) / "provenance.json"
     if (Path(out) / "tokenizer.json").exists():
+        recorded = json.loads(provenance.read_text())["made_from"] if provenance.exists() else made_from
+        if recorded != made_from:
+            raise TokenizerError(f"{out} holds a tokenizer made from other data or settings ({describe_change(recorded, made_from)}): "
+                                 "choose another --out (or remove that folder) to make a new one")
         tok = load_tokenizer(out)
-        print(f"tokenizer already made: {out} ({len(tok):,} tokens); remove it to make a new one")
+        print(f"tokenizer already made: {out} ({len(tok):,} tokens)")
         return {"vocab_size": len(tok), "fingerprint": vocab_fingerprint(tok)}
     tok = gpt2_tokenizer() if gpt2 else train_tokenizer(data, vocab_size)
     os.makedirs(out, exist_ok=True)
     save_tokenizer(tok, out)
     info = {"kind": "gpt2" if gpt2 else f"bpe-{vocab_size}", "vocab_size": len(tok), "fingerprint": vocab_fingerprint(tok)}
+    provenance.write_text(json.dumps({"made_from": made_from, "fingerprint": info["fingerprint"]}, indent=2))
     print(f"tokenizer: {out} ({info['kind']}, {info['vocab_size']:,} tokens)")
     return info

@@ -1,0 +1,126 @@
+"""The held-out split: whole near-duplicate clusters go to one side, so validation text is never memorised.
+
+Choosing validation documents by a hash of their id puts the copies of a page (a translation left
+untranslated, a page mirrored in two manuals) on both sides, and held-out perplexity then partly
+measures memorisation. Here documents are first grouped into clusters of near-duplicates (word 5-gram
+Jaccard >= 0.8), with the MinHash machinery the cleaner's decontamination uses (datasketch `MinHash` /
+`MinHashLSH`, words as `corpus.decontam.words`); LSH proposes candidate pairs at a looser threshold and
+the exact Jaccard of the 5-gram sets confirms them. A cluster is held out when the hash of its smallest
+document id says so (`is_validation`), so the split stays stable whatever the order of documents.
+
+`leakage` measures, for any split, how many validation documents have a training near-duplicate among
+the confirmed pairs; the token manifest records it for the id-hash split and for the cluster split.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+N_GRAM = 5
+JACCARD = 0.8
+NUM_PERM = 128
+LSH_THRESHOLD = 0.5  # looser than JACCARD: LSH only proposes, the exact Jaccard decides
+
+
+def is_validation(key: str, val_fraction: float) -> bool:
+    bucket = int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:8], "little") % 1_000_000
+    return bucket < val_fraction * 1_000_000
+
+
+def shingle_hashes(text: str) -> np.ndarray:
+    """Sorted unique 64-bit hashes of the text's word 5-grams (the whole text if it is shorter)."""
+    import xxhash
+
+    from corpus.decontam import words
+
+    ws = words(text)
+    grams = [" ".join(ws[i:i + N_GRAM]) for i in range(max(1, len(ws) - N_GRAM + 1))] if ws else []
+    return np.unique(np.fromiter((xxhash.xxh64_intdigest(g) for g in grams), dtype=np.uint64, count=len(grams)))
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    if not len(a) or not len(b):
+        return 0.0
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    return inter / (len(a) + len(b) - inter)
+
+
+@dataclass
+class NearDuplicates:
+    ids: list[str]
+    pairs: list[tuple[int, int]]  # confirmed: Jaccard >= JACCARD
+    miss_probability: float  # chance that LSH misses a pair at exactly JACCARD
+
+
+def find_near_duplicates(docs: Iterable[tuple[str, str]]) -> NearDuplicates:
+    """Confirmed near-duplicate pairs among (id, text) documents."""
+    from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+    template = MinHash(num_perm=NUM_PERM, seed=1)
+    lsh = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM)
+    ids, sets, signatures = [], [], []
+    for doc_id, text in docs:
+        hashes = shingle_hashes(text)
+        signature = None
+        if len(hashes):
+            m = MinHash(num_perm=NUM_PERM, seed=1, hashfunc=int, permutations=template.permutations, scheme=template.scheme)
+            m.update_batch((hashes & np.uint64(0xFFFFFFFF)).tolist())  # datasketch's permutations expect 32-bit hashes
+            signature = LeanMinHash(m)
+            lsh.insert(len(ids), signature)
+        ids.append(doc_id)
+        sets.append(hashes)
+        signatures.append(signature)
+    pairs = []
+    for key, signature in enumerate(signatures):
+        if signature is None:
+            continue
+        for other in lsh.query(signature):
+            if other > key and jaccard(sets[key], sets[other]) >= JACCARD:
+                pairs.append((key, other))
+    return NearDuplicates(ids, pairs, (1 - JACCARD ** lsh.r) ** lsh.b)
+
+
+def clusters(found: NearDuplicates) -> list[int]:
+    """Union-find over the confirmed pairs: the cluster (its first member's index) of every document."""
+    parent = list(range(len(found.ids)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in found.pairs:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return [root(i) for i in range(len(found.ids))]
+
+
+def cluster_split(found: NearDuplicates, val_fraction: float) -> dict[str, bool]:
+    """doc id -> held out?, deciding per cluster by the hash of its smallest id."""
+    roots = clusters(found)
+    smallest: dict[int, str] = {}
+    for i, r in enumerate(roots):
+        if r not in smallest or found.ids[i] < smallest[r]:
+            smallest[r] = found.ids[i]
+    held = {r: is_validation(key, val_fraction) for r, key in smallest.items()}
+    return {doc_id: held[roots[i]] for i, doc_id in enumerate(found.ids)}
+
+
+def id_hash_split(found: NearDuplicates, val_fraction: float) -> dict[str, bool]:
+    return {doc_id: is_validation(doc_id, val_fraction) for doc_id in found.ids}
+
+
+def leakage(found: NearDuplicates, held_out: dict[str, bool]) -> dict:
+    """Validation documents with a training near-duplicate (Jaccard >= 0.8), under the split `held_out`."""
+    leaked = set()
+    for a, b in found.pairs:
+        va, vb = held_out[found.ids[a]], held_out[found.ids[b]]
+        if va != vb:
+            leaked.add(a if va else b)
+    val_docs = sum(held_out.values())
+    return {"val_docs": val_docs, "leaked_docs": len(leaked), "leaked_fraction": len(leaked) / val_docs if val_docs else 0.0}
