@@ -1,11 +1,16 @@
-"""Perplexity of a causal LM: sliding window over raw text files, or on held-out token shards.
+"""Perplexity of a causal LM on raw text files (two protocols), or on held-out token shards.
 
-    python -m eval perplexity MODEL_DIR [--data FILE ...] [--tokens TOKENS_DIR] [--stride 64]
+    python -m eval perplexity MODEL_DIR [--data FILE ...] [--tokens TOKENS_DIR] [--protocol sliding|blocks]
 
-The sliding window follows Hugging Face's perplexity guide: windows of `context` tokens advance by
-`stride`, and each token is scored once, with up to `context - 1` tokens of left context. MODEL_DIR is
-our export or any Hugging Face causal-LM directory. The default text is the WikiText-2 raw test split
-(identical to WikiText-103's), read from `../shared/data/`.
+Text protocols (the whole file is tokenized as one sequence first):
+- `sliding` (default) follows Hugging Face's perplexity guide: windows of `context` tokens advance by
+  `stride`, and each token is scored once, with up to `context - 1` tokens of left context.
+- `blocks` is the protocol of Hugging Face's `run_clm.py`, behind published WikiText-103 numbers such as
+  DistilGPT-2's: the tokens are cut into non-overlapping blocks of `context` tokens, the remainder is
+  dropped, and perplexity is exp(mean loss over the blocks' tokens); each block's first token is not
+  scored and the others see only the tokens of their own block, so it usually reads higher than `sliding`.
+MODEL_DIR is our export or any Hugging Face causal-LM directory. The default text is the WikiText-2 raw
+test split (identical to WikiText-103's), read from `../shared/data/`.
 """
 from __future__ import annotations
 
@@ -99,16 +104,33 @@ def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: s
     return {"ppl": math.exp(nll / scored), "nll": nll / scored, "tokens": scored, "context": context, "stride": stride}
 
 
+PROTOCOLS = ("sliding", "blocks")
+
+
+def block_perplexity(model, ids: torch.Tensor, context: int, label: str = "") -> dict:
+    """run_clm.py's protocol: non-overlapping blocks of `context` tokens, the remainder dropped."""
+    n_blocks = ids.numel() // context
+    if n_blocks == 0:
+        raise EvalError(f"{label or 'text'}: {ids.numel()} tokens, fewer than one block of {context}")
+    # disjoint windows of exactly `context` tokens: each scores all but its first token, as run_clm's loss does
+    result = ids_perplexity(model, ids[: n_blocks * context], context, stride=context, label=label)
+    return {**result, "blocks": n_blocks, "dropped_tokens": ids.numel() - n_blocks * context}
+
+
 def text_perplexity(model, tokenizer, text: str, context: int | None = None, stride: int | None = None,
-                    max_tokens: int = 0, label: str = "") -> dict:
+                    max_tokens: int = 0, label: str = "", protocol: str = "sliding") -> dict:
     context = context or context_length(model)
-    stride = stride or max(1, context // 2)
-    if not 0 < stride <= context:
-        raise EvalError(f"stride must be in 1..context ({context}), not {stride}")
+    if protocol not in PROTOCOLS:
+        raise EvalError(f"unknown perplexity protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     ids = torch.tensor(tokenizer(text).input_ids, dtype=torch.long)
     if max_tokens:
         ids = ids[:max_tokens]
-    return ids_perplexity(model, ids, context, stride, label)
+    if protocol == "blocks":
+        return {**block_perplexity(model, ids, context, label), "protocol": protocol}
+    stride = stride or max(1, context // 2)
+    if not 0 < stride <= context:
+        raise EvalError(f"stride must be in 1..context ({context}), not {stride}")
+    return {**ids_perplexity(model, ids, context, stride, label), "protocol": protocol}
 
 
 @torch.no_grad()
@@ -135,9 +157,13 @@ def add_arguments(p) -> None:
     p.add_argument("model", help="model directory (our export or any Hugging Face causal LM)")
     p.add_argument("--data", nargs="*", default=None, help=f"raw text files (default: {WIKITEXT_TEST})")
     p.add_argument("--tokens", help="token shards directory: also score its held-out split")
-    p.add_argument("--split", default="val")
-    p.add_argument("--context", type=int, default=0, help="window length (default: the model's context)")
-    p.add_argument("--stride", type=int, default=0, help="window step (default: context/2)")
+    p.add_argument("--split", default="val", help="split of --tokens to score")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="sliding",
+                   help="sliding: overlapping windows, each token scored once with up to context-1 tokens "
+                        "before it; blocks: Hugging Face run_clm.py's non-overlapping blocks of the context length, "
+                        "remainder dropped (the protocol of published WikiText-103 numbers)")
+    p.add_argument("--context", type=int, default=0, help="window or block length (default: the model's context)")
+    p.add_argument("--stride", type=int, default=0, help="window step of --protocol sliding (default: context/2)")
     p.add_argument("--max-tokens", type=int, default=0, help="score only the first N tokens of each file (0: all)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--json", help="write the results here")
@@ -146,14 +172,18 @@ def add_arguments(p) -> None:
 def run(args) -> dict:
     model, tokenizer = load_causal_lm(args.model, args.device)
     results = {"model": str(args.model)}
+    if args.protocol == "blocks" and args.stride:
+        raise EvalError("--stride is a setting of --protocol sliding; blocks do not overlap")
     files = args.data if args.data is not None else ([] if args.tokens else [str(WIKITEXT_TEST)])
     for path in map(Path, files):
         if not path.is_file():
             raise EvalError(f"text file not found: {path}")
         r = text_perplexity(model, tokenizer, path.read_text(encoding="utf-8"), args.context or None, args.stride or None,
-                            args.max_tokens, label=path.name)
+                            args.max_tokens, label=path.name, protocol=args.protocol)
         results[str(path)] = r
-        print(f"{path}: perplexity {r['ppl']:.2f} over {r['tokens']:,} tokens (context {r['context']}, stride {r['stride']})")
+        how = (f"{r['blocks']:,} blocks of {r['context']}, {r['dropped_tokens']} remainder tokens dropped" if args.protocol == "blocks"
+               else f"sliding window: context {r['context']}, stride {r['stride']}")
+        print(f"{path}: perplexity {r['ppl']:.2f} over {r['tokens']:,} tokens ({how})")
     if args.tokens:
         r = shard_perplexity(model, args.tokens, args.split)
         results[f"{args.tokens}:{args.split}"] = r

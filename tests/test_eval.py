@@ -61,6 +61,27 @@ def test_sliding_window_matches_brute_force_reference(lm_dir, shared_data):
     assert text_perplexity(model, tok, text, context=16, stride=1, max_tokens=60)["ppl"] == pytest.approx(ours["ppl"])
 
 
+def test_blocks_protocol_matches_run_clm_style_reference(lm_dir, shared_data):
+    hf = transformers.AutoModelForCausalLM.from_pretrained(lm_dir).eval()
+    model, tok = load_causal_lm(lm_dir)
+    text = (shared_data / "wikitext-2-raw" / "wiki.test.raw").read_text()[:3000]
+    context = 32  # the tiny model's n_positions: the default block length
+    # reference: run_clm.py's grouping (concatenate, cut into blocks, drop the remainder), labels = inputs,
+    # one batch of all blocks, perplexity = exp(loss)
+    ids = tok(text).input_ids
+    n_blocks = len(ids) // context
+    assert len(ids) % context  # the text has a remainder to drop
+    blocks = torch.tensor(ids[: n_blocks * context]).view(n_blocks, context)
+    with torch.no_grad():
+        loss = hf(blocks, labels=blocks).loss.item()
+    got = text_perplexity(model, tok, text, protocol="blocks")
+    assert got["blocks"] == n_blocks and got["tokens"] == n_blocks * (context - 1)
+    assert got["dropped_tokens"] == len(ids) - n_blocks * context
+    assert got["ppl"] == pytest.approx(math.exp(loss), rel=1e-4)
+    sliding = text_perplexity(model, tok, text)
+    assert sliding["protocol"] == "sliding" and sliding["tokens"] == len(ids) - 1 and sliding["ppl"] != pytest.approx(got["ppl"])
+
+
 def test_shard_perplexity_equals_mean_block_loss(tmp_path, lm_dir):
     from train.tokenize_shards import tokenize_corpus
     from test_train import write_clean_corpus
@@ -86,6 +107,11 @@ def test_perplexity_cli(lm_dir, tmp_path):
     assert "wiki.test.raw: perplexity" in result.stdout
     data = json.loads(out.read_text())
     assert next(v for k, v in data.items() if k.endswith("wiki.test.raw"))["tokens"] == 299
+    blocks = subprocess.run([sys.executable, "-m", "eval", "perplexity", str(lm_dir), "--max-tokens", "300", "--protocol", "blocks",
+                             "--json", str(out)], capture_output=True, text=True)
+    assert blocks.returncode == 0, blocks.stderr[-2000:]
+    assert "9 blocks of 32, 12 remainder tokens dropped" in blocks.stdout
+    assert next(v for k, v in json.loads(out.read_text()).items() if k.endswith("wiki.test.raw"))["tokens"] == 9 * 31
     bad = subprocess.run([sys.executable, "-m", "eval", "perplexity", str(tmp_path / "nope")], capture_output=True, text=True)
     assert bad.returncode == 2 and "not a model directory" in bad.stderr and "Traceback" not in bad.stderr
 
