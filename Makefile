@@ -1,5 +1,6 @@
 # One command per job; each target sets up what it needs (virtual env, packages, data).
 #   make test            the test suite
+#   make slurm-test      corpus-clean on a real one-node Slurm cluster started on this machine
 #   make clean-corpus    demo corpus -> data/clean/$(PRESET)   (INPUT=... to clean your own files)
 #   make pretrain        teacher (or TEACHER=...) -> truncated student -> runs/student
 #   make ablation        does cleaning help? -> runs/ablation/report.md
@@ -13,7 +14,7 @@ DATA   ?= data
 RUNS   ?= runs
 SHARED ?= ../shared
 
-.PHONY: venv test clean-corpus demo-corpus teacher pretrain ablation compare kd-finetune bench
+.PHONY: venv test test-debs slurm-test clean-corpus demo-corpus teacher pretrain ablation compare kd-finetune bench
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -22,8 +23,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: venv
+test: venv test-debs
 	$(PY) -m pytest -q tests
+
+# Debian packages some tests use; a test whose package is missing (and could not be installed) is skipped, saying why
+TEST_DEBS ?= slurm-wlm munge
+SUDO ?= $(if $(filter 0,$(shell id -u)),,sudo)
+test-debs:
+	@missing=$$(for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y $$missing \
+	  || { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y $$missing; } \
+	  || echo "make test-debs: could not install" $$missing "- the tests that need them will be skipped"; \
+	fi
+
+# a one-node Slurm cluster on this machine (started and stopped by the test): corpus-clean --executor slurm == local
+slurm-test: venv test-debs
+	$(PY) -m pytest -q -rs tests/test_slurm.py
 
 # ---------------------------------------------------------------- corpus
 PRESET  ?= full

@@ -12,12 +12,13 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
 from corpus.filters import MissingAsset, full_filter_steps
 from corpus.incremental import check_against
-from corpus.pipeline import PRESETS, CleanConfig, OutputInUse, run_clean
+from corpus.pipeline import PRESETS, CleanConfig, OutputInUse, StageFailed, run_clean
 from corpus.readers import InputError, check_inputs
 
 
@@ -107,10 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     ex = p.add_argument_group("execution")
     ex.add_argument("--workers", type=int, default=2, help="parallel worker processes (default: 2)")
     ex.add_argument("--tasks", type=int, default=0, help="tasks per stage (default: = workers); keep it fixed to resume")
-    ex.add_argument("--executor", choices=("local", "ray", "slurm"), default="local")
+    ex.add_argument("--executor", choices=("local", "ray", "slurm"), default="local",
+                    help="local: worker processes on this machine; ray: a Ray cluster; slurm: one job array per stage "
+                         "(default: local)")
     ex.add_argument("--ray-address", help="Ray cluster address (default: start Ray locally)")
-    ex.add_argument("--slurm-partition", help="Slurm partition (with --executor slurm)")
-    ex.add_argument("--slurm-time", default="04:00:00", help="Slurm time limit per job")
+    ex.add_argument("--slurm-partition", help="Slurm partition (with --executor slurm; no default)")
+    ex.add_argument("--slurm-time", default="04:00:00", help="Slurm time limit per job (default: 04:00:00)")
+    ex.add_argument("--slurm-env", metavar="COMMAND",
+                    help="shell command a Slurm job runs first to get this Python environment, e.g. "
+                         "'source ~/venvs/corpus/bin/activate' (default: activate the environment running corpus-clean)")
+    ex.add_argument("--no-wait", action="store_true",
+                    help="Slurm: return once the jobs are submitted and print a command to check on them "
+                         "(default: wait for the jobs, showing their progress)")
     return p
 
 
@@ -118,7 +127,7 @@ def config_from_args(args) -> CleanConfig:
     cfg = CleanConfig(
         preset=args.preset, workers=args.workers, tasks=args.tasks, max_shard_mb=args.max_shard_mb,
         text_key=args.text_key, id_key=args.id_key, executor=args.executor, ray_address=args.ray_address,
-        slurm_partition=args.slurm_partition, slurm_time=args.slurm_time,
+        slurm_partition=args.slurm_partition, slurm_time=args.slurm_time, slurm_env=args.slurm_env,
         decontaminate=[str(Path(p)) for p in args.decontaminate],
         dedup_against=args.dedup_against,
     )
@@ -131,6 +140,10 @@ def config_from_args(args) -> CleanConfig:
         raise UsageError(f"--max-shard-mb must be > 0 (got {cfg.max_shard_mb})")
     if cfg.executor == "slurm" and not cfg.slurm_partition:
         raise UsageError("--executor slurm needs --slurm-partition")
+    if cfg.executor == "slurm" and not shutil.which("sbatch"):
+        raise UsageError("--executor slurm: sbatch not found; run corpus-clean on a Slurm login node")
+    if args.no_wait and cfg.executor != "slurm":
+        raise UsageError("--no-wait is for --executor slurm (local and Ray runs always finish before returning)")
     if cfg.preset == "full":
         filter_defaults(cfg)  # unknown filter arguments: fail here, not in a worker
     for p in cfg.decontaminate:
@@ -188,15 +201,20 @@ def main(argv: list[str] | None = None) -> int:
         check_inputs(args.input)
         cfg = config_from_args(args)
         out = check_output(Path(args.output), args.input)
-        manifest = run_clean(args.input, out, cfg, overwrite=args.overwrite)
+        manifest = run_clean(args.input, out, cfg, overwrite=args.overwrite, wait=not args.no_wait)
     except (InputError, UsageError, OutputInUse, MissingAsset, ValueError) as e:
         print(f"corpus-clean: error: {e}", file=sys.stderr)
         return 2
+    except StageFailed as e:
+        print(f"corpus-clean: failed: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("corpus-clean: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     if manifest.get("submitted"):
-        print(f"submitted to Slurm; logs in {manifest['logs']}")
+        print(f"submitted to Slurm; logs in {manifest['logs']}\n  check on the jobs: {manifest['check']}\n"
+              "  wait for them and see the result: run the same command again without --no-wait "
+              "(it waits for these jobs, it does not submit them twice)")
     else:
         print(headline(manifest, out))
     return 0

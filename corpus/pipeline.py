@@ -53,6 +53,7 @@ class CleanConfig:
     ray_address: str | None = None
     slurm_partition: str | None = None
     slurm_time: str = "04:00:00"
+    slurm_env: str | None = None  # shell command that sets up Python in a job (default: this environment)
     decontaminate: list[str] = field(default_factory=list)
     dedup_against: list[str] | None = None  # clean corpora to deduplicate against (see corpus.incremental)
     filters: FilterConfig = field(default_factory=FilterConfig)
@@ -307,19 +308,20 @@ def make_executor(stage: Stage, cfg: CleanConfig, lay: Layout, depends=None):
 
         return RayPipelineExecutor(stage.steps, tasks=stage.tasks, workers=workers, logging_dir=logging_dir, skip_completed=True)
     if cfg.executor == "slurm":
-        from datatrove.executor.slurm import SlurmPipelineExecutor
+        from corpus.slurm import make_slurm_executor
 
         if not cfg.slurm_partition:
             raise ValueError("--executor slurm needs --slurm-partition")
-        return SlurmPipelineExecutor(
-            stage.steps, tasks=stage.tasks, workers=-1, logging_dir=logging_dir, skip_completed=True,
-            time=cfg.slurm_time, partition=cfg.slurm_partition, job_name=f"clean-{stage.name}", depends=depends,
-        )
+        return make_slurm_executor(stage.steps, stage.tasks, logging_dir, stage.name, cfg, depends=depends)
     raise ValueError(f"unknown executor {cfg.executor!r}; choose local, ray or slurm")
 
 
 class OutputInUse(Exception):
     pass
+
+
+class StageFailed(RuntimeError):
+    """Tasks of a stage failed; the message names the log to read."""
 
 
 def prepare_output(out: Path, cfg: CleanConfig, inputs: list[str], overwrite: bool) -> None:
@@ -342,30 +344,28 @@ def prepare_output(out: Path, cfg: CleanConfig, inputs: list[str], overwrite: bo
         _atomic_write(lay.config, json.dumps(wanted, indent=2, default=str))
 
 
-def run_clean(inputs: list[str], out: str | Path, cfg: CleanConfig, overwrite: bool = False) -> dict:
-    """Clean `inputs` into `out` (resuming a killed run of the same command). Returns manifest.json."""
+def run_clean(inputs: list[str], out: str | Path, cfg: CleanConfig, overwrite: bool = False, wait: bool = True) -> dict:
+    """Clean `inputs` into `out` (resuming a killed run of the same command). Returns manifest.json, or with
+    Slurm and `wait=False` {"submitted": True, "jobs": [...], "check": a command to check on them}."""
     out = Path(out)
     prepare_output(out, cfg, inputs, overwrite)
     lay = Layout(out)
     stages = build_stages(inputs, out, cfg)
+    if cfg.executor == "slurm":
+        from corpus.slurm import submit
+
+        return submit(stages, cfg, lay, wait=wait)
     if cfg.executor == "ray":
         import ray
 
         if not ray.is_initialized():
             ray.init(address=cfg.ray_address, num_cpus=None if cfg.ray_address else cfg.workers, include_dashboard=False,
                      log_to_driver=False)
-    previous = None
     for i, stage in enumerate(stages):
         logger.info(f"stage {i + 1}/{len(stages)}: {stage.name} ({stage.tasks} tasks)")
-        executor = make_executor(stage, cfg, lay, depends=previous)
-        if cfg.executor == "slurm":
-            previous = executor  # slurm: submit the chain; the last run() submits all with dependencies
-            continue
+        executor = make_executor(stage, cfg, lay)
         executor.run()
         incomplete = executor.get_incomplete_ranks(range(stage.tasks))
         if incomplete:
-            raise RuntimeError(f"stage {stage.name}: tasks {incomplete} failed; see the logs in {lay.logs / stage.name}")
-    if cfg.executor == "slurm":
-        previous.run()
-        return {"submitted": True, "logs": str(lay.logs)}
+            raise StageFailed(f"stage {stage.name}: tasks {incomplete} failed; see the logs in {lay.logs / stage.name}")
     return json.loads((out / "manifest.json").read_text())

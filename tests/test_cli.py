@@ -78,7 +78,8 @@ def test_headline_reports_kept_fraction_and_skipped_records(tmp_path, capsys):
 
 
 def test_slurm_executor_is_built_without_submitting(tmp_path):
-    """Slurm can't run here: check the chain of jobs is constructed with our settings (no sbatch call)."""
+    """The chain of jobs is constructed with our settings, each job getting this Python environment (no sbatch
+    call; tests/test_slurm.py runs it on a real cluster)."""
     from corpus.pipeline import CleanConfig, Layout, build_stages, make_executor
 
     cfg = CleanConfig(executor="slurm", slurm_partition="cpu", slurm_time="01:00:00", workers=4)
@@ -89,6 +90,8 @@ def test_slurm_executor_is_built_without_submitting(tmp_path):
         executor = make_executor(stage, cfg, lay, depends=previous)
         assert executor.tasks == stage.tasks and executor.partition == "cpu" and executor.time == "01:00:00"
         assert executor.depends is previous  # each stage waits for the one before
+        script = executor.get_launch_file_contents({}, "launch_pickled_pipeline x")
+        assert f"source {sys.prefix}/bin/activate" in script or f"export PATH={Path(sys.executable).parent}:" in script
         previous = executor
     assert [s.name for s in stages][-1] == "finalize" and previous.tasks == 1
 
