@@ -27,7 +27,7 @@ test: venv test-debs
 	$(PY) -m pytest -q tests
 
 # Debian packages some tests use; a test whose package is missing (and could not be installed) is skipped, saying why
-TEST_DEBS ?= slurm-wlm munge
+TEST_DEBS ?= slurm-wlm munge chromium
 SUDO ?= $(if $(filter 0,$(shell id -u)),,sudo)
 test-debs:
 	@missing=$$(for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

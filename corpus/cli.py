@@ -186,7 +186,7 @@ def headline(manifest: dict, out: Path) -> str:
         f"\nclean corpus: {out}/shards ({len(manifest['shards'])} shards)",
         f"  documents: {docs_in:,} in -> {kept:,} kept ({pct(kept, docs_in)})",
         f"  text:      {bytes_in / 1e6:,.1f} MB in -> {kept_bytes / 1e6:,.1f} MB kept ({pct(kept_bytes, bytes_in)})",
-        f"  report:    {out}/report.md   stats: {out}/stats.json",
+        f"  report:    {out}/report.html   (also report.md; stats: {out}/stats.json)",
     ]
     skipped = stats["input"].get("skipped") or {}
     if skipped:  # unreadable input records: say so, they are not in "documents in"

@@ -12,8 +12,8 @@ Two tests, on lower-cased words without punctuation:
 Evaluation units shorter than `min_words` words are ignored: a 5-word sentence ("John ate the cake .")
 is common English, not contamination. Evaluation files are plain text (one unit per non-empty line;
 WikiText's raw files have a paragraph per line) or GLUE TSVs (their sentence columns). Each removed
-document records the evaluation file it matched and the overlapping span in its metadata
-(`decontam_file`, `decontam_span`), which the report shows.
+document records the evaluation file it matched, the overlapping span and the evaluation text in its
+metadata (`decontam_file`, `decontam_span`, `decontam_eval_text`), which the reports show.
 
     from corpus.decontam import Decontaminate
     pipeline = [reader, Decontaminate(["wiki.test.raw", "glue/SST-2/dev.tsv"]), writer]
@@ -116,18 +116,19 @@ class Decontaminate(BaseFilter):
         return m
 
     # -- the tests -----------------------------------------------------------------------------------
-    def _exact(self, ws: list[str]) -> tuple[int, str] | None:
+    def _exact(self, ws: list[str]) -> tuple[int, str, str] | None:
+        """(file, overlapping words, evaluation unit) of the first exact match."""
         for i in range(len(ws) - self.min_words + 1):
             if i + self.n <= len(ws):
                 hit = self.ngrams.get(tuple(ws[i:i + self.n]))
                 if hit:
-                    return hit[0], " ".join(ws[i:i + self.n])
-            for unit_words, file_index, _ in self.short.get(tuple(ws[i:i + self.min_words]), ()):
+                    return hit[0], " ".join(ws[i:i + self.n]), hit[1]
+            for unit_words, file_index, unit in self.short.get(tuple(ws[i:i + self.min_words]), ()):
                 if tuple(ws[i:i + len(unit_words)]) == unit_words:
-                    return file_index, " ".join(unit_words)
+                    return file_index, " ".join(unit_words), unit
         return None
 
-    def _near(self, text: str) -> tuple[int, str] | None:
+    def _near(self, text: str) -> tuple[int, str, str] | None:
         for piece in _SPLIT_RE.split(text):
             ws = words(piece)
             if len(ws) < self.min_words:
@@ -140,7 +141,7 @@ class Decontaminate(BaseFilter):
             for key in self.lsh.query(self._minhash(shingles)):
                 file_index, unit, unit_shingles = self.units[key]
                 if len(shingles & unit_shingles) / len(shingles | unit_shingles) >= self.jaccard:
-                    return file_index, piece.strip()
+                    return file_index, piece.strip(), unit
         return None
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
@@ -152,8 +153,9 @@ class Decontaminate(BaseFilter):
             hit, kind = self._near(doc.text), "near_duplicate"
         if hit is None:
             return True
-        file_index, span = hit
+        file_index, span, unit = hit
         doc.metadata["decontam_file"] = self.eval_paths[file_index]
         doc.metadata["decontam_span"] = span[:500]
+        doc.metadata["decontam_eval_text"] = unit[:1000]
         self.stat_update(f"matched_{Path(self.eval_paths[file_index]).parent.name}_{Path(self.eval_paths[file_index]).name}")
         return False, kind

@@ -68,6 +68,17 @@ def exact_dedup_stages(source: Path, work: Path, tasks: int, removed, sink) -> l
     ]
 
 
+class ClusterTaggedMinhashFilter(MinhashDedupFilter):
+    """datatrove's filter with `minhash_cluster_id` in the metadata of clustered documents only (datatrove
+    writes -1 on every other document of a task that removed something, none on the rest)."""
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        for doc in super().run(data, rank, world_size):
+            if doc.metadata.get("minhash_cluster_id") == -1:
+                del doc.metadata["minhash_cluster_id"]
+            yield doc
+
+
 def minhash_stages(
     source: Path,
     work: Path,
@@ -93,7 +104,9 @@ def minhash_stages(
     return [
         Stage("minhash-signatures", [ArrowShardReader(source), MinhashDedupSignature(str(work / "sigs"), config=config, language=tokenizer)], tasks),
         Stage("minhash-buckets", [buckets], config.num_buckets),
-        Stage("minhash-clusters", [MinhashDedupCluster(str(work / "buckets"), str(work / "remove_ids"), config=config)], 1),
-        Stage("minhash-filter", [ArrowShardReader(source), *measured([named(MinhashDedupFilter(str(work / "remove_ids"), exclusion_writer=removed), "minhash")]), sink], tasks),
+        # cluster ids: report.html shows each removed near-duplicate beside the kept document of its cluster
+        Stage("minhash-clusters", [MinhashDedupCluster(str(work / "buckets"), str(work / "remove_ids"), config=config,
+                                                       save_cluster_id=True)], 1),
+        Stage("minhash-filter", [ArrowShardReader(source), *measured([named(ClusterTaggedMinhashFilter(str(work / "remove_ids"), exclusion_writer=removed, load_cluster_ids=True), "minhash")]), sink], tasks),
         Stage("minhash-index", [MinhashBuildIndex(str(work / "sigs"), str(index_dir), index_name=INDEX_NAME, config=config)], config.num_buckets),
     ]

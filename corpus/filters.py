@@ -61,6 +61,28 @@ class BundledLanguageFilter(LanguageFilter):
         self.model.MODEL_URL = model_path or bundled_lid_model_path()
 
 
+class LineRecordingC4QualityFilter(C4QualityFilter):
+    """datatrove's C4 quality filter that also records, in a kept document's metadata, the lines it cut:
+    `c4_quality_removed_lines` = [[line index in the text as read, reason, line], ...] (report.html shows
+    them in context). The decisions are datatrove's: the reasons are read off its own line statistics."""
+
+    def filter(self, doc):
+        self._line, self._cut = -1, []
+        original = doc.text.splitlines() if self.split_paragraph else None
+        keep = super().filter(doc)
+        if keep is True and self._cut and original is not None:
+            doc.metadata["c4_quality_removed_lines"] = [[i, why, original[i][:1000]] for i, why in self._cut]
+        return keep
+
+    def stat_update(self, *labels, value: int = 1, unit: str = None):
+        for label in labels:
+            if label == "line-total":  # datatrove counts every line as it starts testing it
+                self._line += 1
+            elif label.startswith("line-filter-"):
+                self._cut.append((self._line, label.removeprefix("line-filter-")))
+        super().stat_update(*labels, value=value, unit=unit)
+
+
 def named(step, name: str):
     """Give a step a short name, used in stats.json, report.md and removed/<name>/."""
     step.name = name
@@ -95,7 +117,7 @@ def full_filter_steps(cfg: FilterConfig, removed_writer: Callable[[str], object]
         steps.append(named(GopherQualityFilter(exclusion_writer=removed_writer("gopher_quality"), language=words,
                                                 **cfg.gopher_quality), "gopher_quality"))
     if cfg.c4_quality is not None:
-        steps.append(named(C4QualityFilter(exclusion_writer=removed_writer("c4_quality"), language=words,
+        steps.append(named(LineRecordingC4QualityFilter(exclusion_writer=removed_writer("c4_quality"), language=words,
                                             **cfg.c4_quality), "c4_quality"))
     if cfg.c4_badwords is not None:
         steps.append(named(C4BadWordsFilter(exclusion_writer=removed_writer("c4_badwords"), **cfg.c4_badwords), "c4_badwords"))

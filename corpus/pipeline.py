@@ -13,8 +13,8 @@ Every stage runs on a datatrove executor (local by default, Ray or Slurm on requ
 logging dir under `<out>/.work/logs/`, and `skip_completed=True`: a killed run, started again with
 the same command, redoes only the unfinished tasks. Each task's output is a pure function of its
 input files, so the result is identical to an uninterrupted run. The last stage (`Finalize`)
-renames task outputs to `shards/shard-NNNNN.arrow` and writes `manifest.json`, `stats.json` and
-`report.md` (see `corpus.report`).
+renames task outputs to `shards/shard-NNNNN.arrow` and writes `manifest.json`, `stats.json`,
+`report.md` (see `corpus.report`) and `report.html` (see `corpus.report_html`).
 """
 from __future__ import annotations
 
@@ -207,7 +207,7 @@ def with_finalize(stages: list[Stage], inputs: list[str], out: Path, cfg: CleanC
 
 
 class Finalize(PipelineStep):
-    """Last stage (1 task): shards/shard-NNNNN.arrow, manifest.json, stats.json, report.md.
+    """Last stage (1 task): shards/shard-NNNNN.arrow, manifest.json, stats.json, report.md, report.html.
 
     Idempotent: the rename plan is written first, so a kill in the middle is finished by the re-run."""
 
@@ -223,6 +223,7 @@ class Finalize(PipelineStep):
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         from corpus import report
+        from corpus.report_html import render_html
 
         lay = Layout(self.out)
         plan_path = lay.work / "shard_plan.json"
@@ -246,6 +247,7 @@ class Finalize(PipelineStep):
         stats = report.collect_stats(lay, self.cfg.preset, self.stages)
         _atomic_write(self.out / "stats.json", json.dumps(stats, indent=2))
         _atomic_write(self.out / "report.md", report.render_markdown(stats, manifest, lay))
+        _atomic_write(self.out / "report.html", render_html(stats, manifest, self.out))
         # intermediate copies of the corpus are no longer needed; logs, signatures and the index stay
         shutil.rmtree(lay.work / "data", ignore_errors=True)
         return
