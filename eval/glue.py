@@ -10,19 +10,21 @@ command saved with `--save`), its dev score reported, and the student trained wi
 """
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from eval import kd
 from eval.perplexity import ROOT, EvalError, eval_device, model_directory
 
 GLUE_DIR = ROOT.parent / "shared" / "data" / "glue"
@@ -34,25 +36,38 @@ TASKS = {
 }
 
 
+def opt(default, help: str):
+    """A field with its --help text."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class GlueConfig:
-    epochs: int = 3
-    lr: float = 1e-4
-    batch_size: int = 32
-    max_len: int = 128
-    max_train: int = 0  # 0: the whole training set
-    max_dev: int = 0
-    seed: int = 0
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    # knowledge distillation (see eval.kd)
-    kd: str = ""  # "" | vanilla | annealing | rail
-    kd_alpha: float = 0.5
-    kd_temperature: float = 2.0
-    annealing_tau_max: int = 7
-    rail_dim: int = 128
-    rail_weight: float = 1.0
-    device: str = "cpu"  # cpu, cuda or cuda:N
+    epochs: int = opt(3, "passes over the training examples (Annealing-KD: both phases together)")
+    lr: float = opt(1e-4, "peak learning rate (AdamW; linear warmup, then linear decay to 0)")
+    batch_size: int = opt(32, "examples per step")
+    max_len: int = opt(128, "tokens per example at most (a pair keeps its end)")
+    max_train: int = opt(0, "training examples, drawn at random with --seed (0: the whole training set)")
+    max_dev: int = opt(0, "first dev examples scored (0: all)")
+    seed: int = opt(0, "initialisation of the head, example order, RAIL-KD's layer draws")
+    weight_decay: float = opt(0.01, "AdamW weight decay of the model (none on RAIL-KD's projections)")
+    warmup_ratio: float = opt(0.06, "fraction of the steps (of each Annealing-KD phase) spent warming up")
+    kd: str = opt("none", "knowledge distillation from --teacher: none (labels only) | vanilla (CE + KL, "
+                          "Hinton et al.) | annealing (Annealing-KD, Jafari et al.) | rail (RAIL-KD, Haidar et al.)")
+    kd_alpha: float = opt(0.5, "vanilla, rail: weight of the KL term; the labels' CE gets 1 - alpha")
+    kd_temperature: float = opt(2.0, "vanilla, rail: softmax temperature T of the KL term (scaled by T^2)")
+    annealing_tau_max: int = opt(7, "annealing: temperatures T = 1..tau_max in phase 1, the target is teacher "
+                                    "logits * T / tau_max; phase 1 is cut into tau_max equal slices (one per "
+                                    "epoch when it has tau_max epochs, shorter slices when it has fewer)")
+    annealing_phase2_epochs: int = opt(1, "annealing: epochs of phase 2 (labels only, from the phase-1 checkpoint "
+                                          "with the lowest validation loss = MSE to the teacher's logits on the dev "
+                                          "inputs, labels unread; fresh optimizer and schedule); phase 1 gets the "
+                                          "other epochs")
+    rail_dim: int = opt(128, "rail: size of the space the layer-wise linear projections map into")
+    rail_weight: float = opt(0.1, "rail: weight of the intermediate-layer term (per layer: squared distance "
+                                  "of the normalised projections, summed over dimensions, in [0, 4]); at 0.1 its "
+                                  "gradient on the student's intermediate layers starts of the order of the KL term's")
+    device: str = opt("cpu", "cpu, cuda or cuda:N")
 
 
 def read_tsv(path: Path, task: str) -> tuple[list[tuple[str, ...]], list[int], int]:
@@ -154,13 +169,18 @@ def matthews(pred: list[int], gold: list[int]) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: Classifier, ids, labels, cfg: GlueConfig, pad: int, metric: str) -> float:
+def dev_logits(model: Classifier, ids, pad: int) -> torch.Tensor:
+    """The model's logits on `ids` in eval mode (dropout off), in order."""
+    was_training = model.training
     model.eval()
-    preds = []
     device = next(model.parameters()).device
-    for x, m, _ in batches(ids, labels, 64, list(range(len(ids))), pad):
-        preds += model(x.to(device), m.to(device))[0].argmax(-1).tolist()
-    model.train()
+    out = [model(x.to(device), m.to(device))[0] for x, m, _ in batches(ids, [0] * len(ids), 64, list(range(len(ids))), pad)]
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def evaluate(model: Classifier, ids, labels, pad: int, metric: str) -> float:
+    preds = dev_logits(model, ids, pad).argmax(-1).tolist()
     return matthews(preds, labels) if metric == "mcc" else sum(p == g for p, g in zip(preds, labels)) / len(labels)
 
 
@@ -173,12 +193,12 @@ def finetune(model_dir: str | Path, task: str, data_dir: str | Path = GLUE_DIR, 
 def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, "Classifier"]:
     from transformers import AutoTokenizer
 
-    from eval import kd
-
     cfg = cfg or GlueConfig()
     if task not in TASKS:
         raise EvalError(f"unknown task {task!r}; choose {', '.join(TASKS)}")
-    if cfg.kd and not teacher_dir:
+    if cfg.kd not in kd.TECHNIQUES:
+        raise EvalError(f"--kd {cfg.kd!r}: choose {', '.join(kd.TECHNIQUES)}")
+    if cfg.kd != "none" and not teacher_dir:
         raise EvalError(f"--kd {cfg.kd} needs --teacher")
     folder, _, _, _, names, metric = TASKS[task]
     device = eval_device(cfg.device)
@@ -195,16 +215,20 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
         dev_texts, dev_labels = dev_texts[:cfg.max_dev], dev_labels[:cfg.max_dev]
     max_len = min(cfg.max_len, json.loads((model_dir / "config.json").read_text())["n_positions"])
     train_ids, dev_ids = encode(tokenizer, train_texts, max_len), encode(tokenizer, dev_texts, max_len)
+    steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
+    plan = None
+    if cfg.kd == "annealing":  # checked before the teacher is fine-tuned
+        plan = kd.annealing_plan(cfg.epochs, cfg.annealing_phase2_epochs, steps_per_epoch, cfg.annealing_tau_max)
 
     teacher, teacher_result = None, None
     if teacher_dir:
         teacher_dir = model_directory(teacher_dir)
         if is_finetuned(teacher_dir, task):
             teacher = Classifier.load(teacher_dir, len(names)).to(device)
-            teacher_result = {"dev": evaluate(teacher, dev_ids, dev_labels, cfg, pad, metric), "finetuned_here": False}
+            teacher_result = {"dev": evaluate(teacher, dev_ids, dev_labels, pad, metric), "finetuned_here": False}
         else:
             print(f"fine-tuning the teacher {teacher_dir} on {task} first", flush=True)
-            t_out, teacher = _finetune(teacher_dir, task, data_dir, GlueConfig(**{**asdict(cfg), "kd": ""}), None, None)
+            t_out, teacher = _finetune(teacher_dir, task, data_dir, replace(cfg, kd="none"), None, None)
             teacher_result = {"dev": t_out["value"], "train_time_s": t_out["train_time_s"], "finetuned_here": True}
         teacher.eval().requires_grad_(False)
         if AutoTokenizer.from_pretrained(str(teacher_dir)).get_vocab() != tokenizer.get_vocab():
@@ -215,47 +239,107 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
     model = Classifier.load(model_dir, len(names)) if is_finetuned(model_dir, task) else Classifier(_load_backbone(model_dir), len(names))
     model.to(device).train()
     loss_fn = kd.make_loss(cfg, model, teacher).to(device)
-    params = list(model.parameters()) + list(loss_fn.parameters())
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
-    warmup = max(1, int(cfg.warmup_ratio * total))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
-    start = last = time.time()
-    step = 0
-    for epoch in range(cfg.epochs):
-        loss_fn.start_epoch(epoch)
-        order = list(range(len(train_ids)))
-        random.Random(cfg.seed * 1000 + epoch).shuffle(order)
-        for x, m, y in batches(train_ids, train_labels, cfg.batch_size, order, pad):
-            x, m, y = x.to(device), m.to(device), y.to(device)
-            logits, hidden = model(x, m)
-            t_logits = t_hidden = None
-            if teacher is not None:
-                with torch.no_grad():
-                    t_logits, t_hidden = teacher(x, m)
-            loss = loss_fn(logits, y, hidden, t_logits, t_hidden, m, step / max(1, total - 1))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            if time.time() - last > 15:
-                last = time.time()
-                rate = step / (last - start)
-                print(f"  {task} epoch {epoch + 1}/{cfg.epochs} step {step}/{total} loss {loss.item():.4f} "
-                      f"{rate * cfg.batch_size:,.0f} examples/s ETA {(total - step) / rate:,.0f}s", flush=True)
-    value = evaluate(model, dev_ids, dev_labels, cfg, pad, metric)
+    train = Trainer(model, teacher, loss_fn, train_ids, train_labels, cfg, pad, device, task)
+    extra = {}
+    if plan is None:
+        train.phase(range(cfg.epochs))
+        if cfg.kd == "rail":
+            extra["rail"] = {"variant": "layer-wise", "teacher_layers_per_epoch": train.rail_draws}
+    else:
+        extra["annealing"] = annealing(train, loss_fn, plan, dev_ids, pad)
+    value = evaluate(model, dev_ids, dev_labels, pad, metric)
     result = {"task": task, "metric": metric, "value": value, "train_examples": len(train_ids), "dev_examples": len(dev_ids),
-              "skipped_rows": skipped_train + skipped_dev, "train_time_s": round(time.time() - start, 1), "config": asdict(cfg),
-              "model": str(model_dir)}
+              "skipped_rows": skipped_train + skipped_dev, "train_time_s": round(time.time() - train.start, 1), "config": asdict(cfg),
+              "model": str(model_dir), **extra}
     if teacher_result is not None:
         result["teacher"] = {**teacher_result, "model": str(teacher_dir)}
     if save:
         model.save(Path(save), tokenizer, task)
         result["saved"] = str(save)
     return result, model
+
+
+def param_groups(model, loss_fn, weight_decay: float) -> list[dict]:
+    """The model decays; the loss's own parameters (RAIL-KD's projections) do not: decay would pull them to 0."""
+    return [{"params": list(model.parameters()), "weight_decay": weight_decay},
+            {"params": list(loss_fn.parameters()), "weight_decay": 0.0}]
+
+
+class Trainer:
+    """Runs epochs of fine-tuning; each `phase` has its own optimizer and warmup + linear-decay schedule."""
+
+    def __init__(self, model, teacher, loss_fn, ids, labels, cfg: GlueConfig, pad: int, device, task: str):
+        self.model, self.teacher, self.loss_fn = model, teacher, loss_fn
+        self.ids, self.labels, self.cfg, self.pad, self.device, self.task = ids, labels, cfg, pad, device, task
+        self.steps_per_epoch = math.ceil(len(ids) / cfg.batch_size)
+        self.start = time.time()
+        self.rail_draws: list[list[int]] = []
+
+    def phase(self, epochs: range, after_step=None) -> None:
+        """Train `epochs` (global epoch numbers: they fix the example order); after_step(steps done in this phase)."""
+        cfg = self.cfg
+        groups = param_groups(self.model, self.loss_fn, cfg.weight_decay)
+        params = [p for g in groups for p in g["params"]]
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+        total = self.steps_per_epoch * len(epochs)
+        warmup = max(1, int(cfg.warmup_ratio * total))
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
+        start = last = time.time()
+        step = 0
+        for epoch in epochs:
+            self.loss_fn.start_epoch(epoch)
+            if self.loss_fn.layers:
+                self.rail_draws.append(self.loss_fn.layers)
+            order = list(range(len(self.ids)))
+            random.Random(cfg.seed * 1000 + epoch).shuffle(order)
+            for x, m, y in batches(self.ids, self.labels, cfg.batch_size, order, self.pad):
+                x, m, y = x.to(self.device), m.to(self.device), y.to(self.device)
+                logits, hidden = self.model(x, m)
+                t_logits = t_hidden = None
+                if self.teacher is not None:
+                    with torch.no_grad():
+                        t_logits, t_hidden = self.teacher(x, m)
+                loss = self.loss_fn(logits, y, hidden, t_logits, t_hidden, m)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                if after_step is not None:
+                    after_step(step)
+                if time.time() - last > 15:
+                    last = time.time()
+                    rate = step / (last - start)
+                    print(f"  {self.task} epoch {epoch + 1}/{cfg.epochs} step {step}/{total} loss {loss.item():.4f} "
+                          f"{rate * cfg.batch_size:,.0f} examples/s ETA {(total - step) / rate:,.0f}s", flush=True)
+
+
+def annealing(train: Trainer, loss_fn, plan: dict, dev_ids, pad: int) -> dict:
+    """Annealing-KD's two phases (see eval.kd). The phase-1 checkpoint kept is the one, among the ends of the
+    tau_max temperature slices, with the lowest validation loss: MSE between the student's and the teacher's
+    logits on the dev inputs (the target of the last temperature; the dev labels are not read)."""
+    print(f"  Annealing-KD: {plan['fit']}; then {plan['phase2_epochs']} epoch(s) on the labels", flush=True)
+    teacher_dev = dev_logits(train.teacher, dev_ids, pad)
+    val_losses, best = [], {"loss": math.inf}
+
+    def after_step(done: int) -> None:
+        if done in plan["slice_ends"]:
+            val = F.mse_loss(dev_logits(train.model, dev_ids, pad), teacher_dev).item()
+            val_losses.append(val)
+            if val < best["loss"]:
+                best.update(loss=val, temperature=loss_fn.temperature, state=copy.deepcopy(train.model.state_dict()))
+        if done < plan["phase1_steps"]:
+            loss_fn.temperature = kd.annealing_temperature(done, plan["phase1_steps"], plan["tau_max"])
+
+    loss_fn.temperature = 1
+    train.phase(range(plan["phase1_epochs"]), after_step)
+    train.model.load_state_dict(best["state"])
+    loss_fn.temperature = None  # phase 2: the labels, with a fresh optimizer and schedule
+    start_loss = F.mse_loss(dev_logits(train.model, dev_ids, pad), teacher_dev).item()
+    train.phase(range(plan["phase1_epochs"], plan["phase1_epochs"] + plan["phase2_epochs"]))
+    return {**plan, "selection": "lowest phase-1 validation loss (MSE to the teacher's logits on the dev inputs)",
+            "val_loss_per_temperature": val_losses, "best_temperature": best["temperature"], "phase2_start_val_loss": start_loss}
 
 
 def _load_backbone(model_dir: Path):
@@ -269,14 +353,16 @@ def _load_backbone(model_dir: Path):
 
 def add_arguments(p) -> None:
     p.add_argument("model", help="model directory (our export or a GPT-2 checkpoint)")
-    p.add_argument("--task", required=True, choices=sorted(TASKS))
+    p.add_argument("--task", required=True, choices=sorted(TASKS), help="GLUE task")
     p.add_argument("--data", default=str(GLUE_DIR), help="folder with SST-2/, CoLA/, RTE/ TSVs")
     p.add_argument("--teacher", help="teacher directory (fine-tuned with --save, or fine-tuned here first)")
     p.add_argument("--save", help="save the fine-tuned model (backbone + classifier head) here")
     p.add_argument("--json", help="write the result here")
-    for name, default in asdict(GlueConfig()).items():
-        flag = "--" + name.replace("_", "-")
-        p.add_argument(flag, type=type(default), default=default, dest=f"cfg.{name}")
+    group = p.add_argument_group("fine-tuning and knowledge distillation")
+    for f in fields(GlueConfig):
+        extra = {"choices": kd.TECHNIQUES} if f.name == "kd" else {"metavar": f.name.upper()}
+        group.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default, dest=f"cfg.{f.name}",
+                           help=f.metadata["help"], **extra)
 
 
 def run(args) -> dict:

@@ -1,15 +1,21 @@
-"""Knowledge distillation during downstream fine-tuning (the paper's first study): the losses.
+"""Knowledge distillation during downstream fine-tuning (the paper's first study): the losses and schedules.
 
-- plain:     cross-entropy on the labels.
+- none:      cross-entropy on the labels.
 - vanilla:   (1 - alpha) * CE + alpha * KL(teacher/T || student/T) * T^2   (Hinton et al. 2015).
-- annealing: Annealing-KD (Jafari et al. 2021). Phase 1 regresses the student's logits onto the
-             teacher's scaled by phi(tau) = 1 - (tau - 1) / tau_max, with tau going from tau_max down to
-             1, so the target grows from a soft, small-scale version of the teacher to the teacher
-             itself; phase 2 trains on the labels (CE). Phase 1 is all epochs but the last.
-- rail:      RAIL-KD (Haidar et al. 2022). Each epoch, as many teacher layers as the student has are
-             drawn at random (sorted); each student layer's mean-pooled representation is matched to its
-             teacher layer's after a linear projection to a common size and L2 normalisation (MSE),
-             added to the vanilla loss.
+- annealing: Annealing-KD (Jafari et al., EACL 2021). Phase 1 cuts its steps into tau_max equal slices; in
+             slice T (T = 1, 2, ..., tau_max) the loss is MSE(student logits, teacher logits * T / tau_max), so the
+             target steps from a small-scale copy of the teacher up to the teacher itself. The paper gives each
+             temperature an epoch; with fewer phase-1 epochs than tau_max the slices are shorter than an epoch
+             (the run says so). Phase 2 restarts from the phase-1 checkpoint with the lowest validation loss
+             (see `eval.glue`) with a fresh optimizer and learning-rate schedule, and trains on the labels (CE).
+- rail:      RAIL-KD (Haidar et al. 2022, arXiv 2109.10164), the layer-wise variant. Each epoch draws, for the
+             student's intermediate layers (block outputs except the last: never the embeddings or the final
+             output), as many of the teacher's intermediate layers at random, sorted, matched in order. Each
+             pair is mean-pooled over real tokens, mapped by its own linear projection (one per student layer,
+             one per teacher layer), L2-normalised and matched with the squared distance summed over the
+             projected dimensions (in [0, 4]: 2 for unrelated vectors), averaged over examples and layers.
+             Total: vanilla KD + rail_weight * that term. The projections have no bias and no weight decay, and
+             the normalisation comes after them, so shrinking them to 0 cannot lower the loss.
 """
 from __future__ import annotations
 
@@ -19,6 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+TECHNIQUES = ("none", "vanilla", "annealing", "rail")
+
 
 def kl_distill(student_logits, teacher_logits, temperature: float) -> torch.Tensor:
     s = F.log_softmax(student_logits / temperature, dim=-1)
@@ -26,21 +34,35 @@ def kl_distill(student_logits, teacher_logits, temperature: float) -> torch.Tens
     return F.kl_div(s, t, log_target=True, reduction="batchmean") * temperature**2
 
 
-def annealing_phase1_fraction(epochs: int) -> float:
-    return 0.5 if epochs <= 1 else (epochs - 1) / epochs
+def annealing_temperature(step: int, phase1_steps: int, tau_max: int) -> int:
+    """T in 1..tau_max at phase-1 step `step`: phase 1 cut into tau_max equal slices (sizes differ by at most 1)."""
+    return step * tau_max // phase1_steps + 1
 
 
-def annealing_factor(progress: float, tau_max: int, phase1: float) -> float | None:
-    """phi at training progress in [0, 1]; None once phase 1 is over (phase 2: labels only)."""
-    if progress >= phase1:
-        return None
-    tau = tau_max - (tau_max - 1) * (progress / phase1)  # tau_max -> 1
-    return 1.0 - (tau - 1.0) / tau_max
+def annealing_plan(epochs: int, phase2_epochs: int, steps_per_epoch: int, tau_max: int) -> dict:
+    """How Annealing-KD spends an epoch budget; raises ValueError (one line) when it cannot."""
+    phase1_epochs = epochs - phase2_epochs
+    if phase2_epochs < 1 or phase1_epochs < 1:
+        raise ValueError(f"Annealing-KD needs >= 1 epoch in each phase: --epochs {epochs} with "
+                         f"--annealing-phase2-epochs {phase2_epochs} leaves {phase1_epochs} for phase 1")
+    phase1_steps = phase1_epochs * steps_per_epoch
+    if phase1_steps < tau_max:
+        raise ValueError(f"Annealing-KD: phase 1 has {phase1_steps} steps, fewer than the {tau_max} temperatures: "
+                         "raise --epochs or --max-train, or lower --annealing-tau-max")
+    ends = [-(-t * phase1_steps // tau_max) for t in range(1, tau_max + 1)]  # the step after which slice t ends
+    if phase1_epochs == tau_max:
+        fit = "one temperature per epoch, as in the paper"
+    else:
+        fit = (f"{phase1_epochs} phase-1 epoch(s) for {tau_max} temperatures: each temperature gets an equal slice of "
+               f"{phase1_steps / tau_max:.1f} steps (the paper gives each an epoch)")
+    return {"phase1_epochs": phase1_epochs, "phase2_epochs": phase2_epochs, "phase1_steps": phase1_steps,
+            "tau_max": tau_max, "slice_ends": ends, "fit": fit}
 
 
 def rail_layers(epoch: int, seed: int, n_teacher: int, n_student: int) -> list[int]:
-    """Teacher hidden-state indices (1..n_teacher) for this epoch: n_student of them, sorted."""
-    return sorted(random.Random(seed * 7919 + epoch).sample(range(1, n_teacher + 1), n_student))
+    """Teacher intermediate hidden-state indices (1..n_teacher-1) for this epoch: one per student intermediate
+    layer (n_student - 1 of them), sorted. Index 0 (embeddings) and n_teacher (final output) are never drawn."""
+    return sorted(random.Random(seed * 7919 + epoch).sample(range(1, n_teacher), n_student - 1))
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -52,18 +74,21 @@ class KDLoss(nn.Module):
     def __init__(self, cfg, student=None, teacher=None):
         super().__init__()
         self.cfg = cfg
-        self.kind = cfg.kd or "plain"
-        if self.kind not in ("plain", "vanilla", "annealing", "rail"):
-            raise ValueError(f"unknown KD technique {cfg.kd!r}: choose vanilla, annealing or rail")
-        self.phase1 = annealing_phase1_fraction(cfg.epochs)
+        self.kind = cfg.kd
+        if self.kind not in TECHNIQUES:
+            raise ValueError(f"unknown KD technique {cfg.kd!r}: choose {', '.join(TECHNIQUES)}")
+        self.temperature: int | None = None  # Annealing-KD's current T (phase 1), None in phase 2
         self.layers: list[int] = []
         if self.kind == "rail":
             s_cfg, t_cfg = student.backbone.config, teacher.backbone.config
             self.n_student, self.n_teacher = s_cfg.n_layer, t_cfg.n_layer
+            if self.n_student < 2:
+                raise ValueError("RAIL-KD needs a student with at least 2 layers (one intermediate layer)")
             if self.n_teacher < self.n_student:
                 raise ValueError("RAIL-KD needs a teacher with at least as many layers as the student")
-            self.student_proj = nn.Linear(s_cfg.n_embd, cfg.rail_dim)
-            self.teacher_proj = nn.Linear(t_cfg.n_embd, cfg.rail_dim)
+            # layer-wise variant: student_proj[i] maps student layer i + 1, teacher_proj[j] teacher layer j + 1
+            self.student_proj = nn.ModuleList(nn.Linear(s_cfg.n_embd, cfg.rail_dim, bias=False) for _ in range(self.n_student - 1))
+            self.teacher_proj = nn.ModuleList(nn.Linear(t_cfg.n_embd, cfg.rail_dim, bias=False) for _ in range(self.n_teacher - 1))
 
     def start_epoch(self, epoch: int) -> None:
         if self.kind == "rail":
@@ -71,19 +96,20 @@ class KDLoss(nn.Module):
 
     def rail_term(self, hidden, t_hidden, mask) -> torch.Tensor:
         total = 0.0
-        for s_idx, t_idx in zip(range(1, self.n_student + 1), self.layers):
-            s = F.normalize(self.student_proj(mean_pool(hidden[s_idx], mask)), dim=-1)
-            t = F.normalize(self.teacher_proj(mean_pool(t_hidden[t_idx], mask)), dim=-1)
-            total = total + F.mse_loss(s, t)
-        return total / self.n_student
+        for s_idx, t_idx in zip(range(1, self.n_student), self.layers):
+            s = F.normalize(self.student_proj[s_idx - 1](mean_pool(hidden[s_idx], mask)), dim=-1)
+            t = F.normalize(self.teacher_proj[t_idx - 1](mean_pool(t_hidden[t_idx], mask)), dim=-1)
+            total = total + (s - t).pow(2).sum(-1).mean()
+        return total / (self.n_student - 1)
 
-    def forward(self, logits, labels, hidden, t_logits, t_hidden, mask, progress: float) -> torch.Tensor:
+    def forward(self, logits, labels, hidden, t_logits, t_hidden, mask) -> torch.Tensor:
         ce = F.cross_entropy(logits, labels)
-        if self.kind == "plain":
+        if self.kind == "none":
             return ce
         if self.kind == "annealing":
-            phi = annealing_factor(progress, self.cfg.annealing_tau_max, self.phase1)
-            return ce if phi is None else F.mse_loss(logits, phi * t_logits)
+            if self.temperature is None:  # phase 2
+                return ce
+            return F.mse_loss(logits, t_logits * self.temperature / self.cfg.annealing_tau_max)
         a = self.cfg.kd_alpha
         loss = (1 - a) * ce + a * kl_distill(logits, t_logits, self.cfg.kd_temperature)
         if self.kind == "rail":

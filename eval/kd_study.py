@@ -29,7 +29,8 @@ class KDScale:
 
 
 SCALES = {
-    "smoke": KDScale(seeds=[0, 1], max_train=32, max_dev=32, epochs=2, batch_size=16),
+    # smoke: 4 steps per epoch, so Annealing-KD's phase 1 (2 epochs) has a step for each of its 7 temperatures
+    "smoke": KDScale(seeds=[0, 1], max_train=32, max_dev=32, epochs=3, batch_size=8),
     "default": KDScale(seeds=[0, 1, 2], max_train=1500, max_dev=0, epochs=3),
     "large": KDScale(seeds=[0, 1, 2, 3, 4], max_train=0, max_dev=0, epochs=3, lr=5e-5),
 }
@@ -55,7 +56,7 @@ def run_study(out: Path, teacher: str, student: str, tasks: list[str], technique
                                            lambda: finetune(dirs["teacher"], task, cfg=base, save=tuned))
         for technique in techniques:
             for seed in scale.seeds:
-                cfg = replace(base, seed=seed, kd="" if technique == "plain" else technique)
+                cfg = replace(base, seed=seed, kd="none" if technique == "plain" else technique)
                 results["runs"][f"{task}-{technique}-seed{seed}"] = {"task": task, "technique": technique, "seed": seed, **cached(
                     out / "results" / f"{task}-{technique}-seed{seed}.json",
                     lambda: finetune(dirs["student"], task, cfg=cfg, teacher_dir=None if technique == "plain" else tuned))}
@@ -90,21 +91,47 @@ def write_report(results: dict, out: Path, tasks: list[str], techniques: list[st
     for t in tasks:
         for k in techniques[1:]:
             lines.append(noise_sentence(k, stat[t][k], "plain", stat[t]["plain"], f"{t} {metric[t]}", False))
-    lines += ["", "![KD techniques](kd.png)", ""]
+    lines += ["", "## The techniques as run", "", *techniques_as_run(results), "", "![KD techniques](kd.png)", ""]
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "report.md").write_text("\n".join(lines))
     print(f"\nKD study report: {out / 'report.md'}")
     print(markdown_table(["technique", *tasks, "time (s)"], rows))
 
 
+def techniques_as_run(results: dict) -> list[str]:
+    """One line per KD technique: its settings and, for Annealing-KD, how the epoch budget held the temperatures."""
+    first = {}
+    for run in results["runs"].values():
+        first.setdefault(run["technique"], run)
+    lines = []
+    for technique, run in first.items():
+        c = run["config"]
+        kl = f"(1 - {c['kd_alpha']}) * CE + {c['kd_alpha']} * KL(T = {c['kd_temperature']}) * T^2"
+        if technique == "vanilla":
+            lines.append(f"- `vanilla`: {kl}.")
+        elif technique == "annealing":
+            a = run["annealing"]
+            lines.append(f"- `annealing`: phase 1 = MSE to the teacher's logits * T / {a['tau_max']}, T = 1..{a['tau_max']}: "
+                         f"{a['fit']}; phase 2 = {a['phase2_epochs']} epoch(s) of CE on the labels from the phase-1 checkpoint "
+                         f"with the {a['selection']}, with a fresh optimizer and schedule.")
+        elif technique == "rail":
+            lines.append(f"- `rail`: {kl} + {c['rail_weight']} * RAIL term ({run['rail']['variant']} projections to "
+                         f"{c['rail_dim']} dimensions, L2-normalised, squared distance summed over dimensions); teacher "
+                         f"intermediate layers drawn per epoch, e.g. {run['rail']['teacher_layers_per_epoch']} (seed {run['seed']}).")
+    return lines
+
+
 def add_arguments(p) -> None:
-    p.add_argument("--scale", choices=sorted(SCALES), default="default")
-    p.add_argument("--out", default="runs/kd-study")
-    p.add_argument("--teacher", default="runs/teacher/export")
-    p.add_argument("--student", default="runs/student-alt/export")
-    p.add_argument("--tasks", default="sst2,cola,rte")
-    p.add_argument("--techniques", default=",".join(TECHNIQUES))
-    p.add_argument("--seeds", default="", help="comma-separated seeds (default: the scale's)")
+    p.add_argument("--scale", choices=sorted(SCALES), default="default",
+                   help="seeds, training examples, epochs: smoke (seconds), default (CPU), large (GPU)")
+    p.add_argument("--out", default="runs/kd-study", help="report, results and every cached unit")
+    p.add_argument("--teacher", default="runs/teacher/export", help="teacher model (fine-tuned per task here)")
+    p.add_argument("--student", default="runs/student-alt/export", help="student model")
+    p.add_argument("--tasks", default="sst2,cola,rte", help="GLUE tasks, comma-separated")
+    p.add_argument("--techniques", default=",".join(TECHNIQUES),
+                   help="plain (labels only), vanilla, annealing (Annealing-KD), rail (RAIL-KD); `python -m eval glue "
+                        "--help` describes each and its settings")
+    p.add_argument("--seeds", default="", help="comma-separated seeds; empty: the scale's")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
 
 

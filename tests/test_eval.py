@@ -13,7 +13,7 @@ import torch
 import transformers
 
 from eval import kd
-from eval.glue import GlueConfig, finetune, matthews, read_tsv
+from eval.glue import Classifier, GlueConfig, batches, encode, finetune, matthews, param_groups, read_tsv
 from eval.perplexity import ids_perplexity, load_causal_lm, shard_perplexity, text_perplexity
 from train.model import GPT, GPTConfig
 from train.tokenizer import gpt2_tokenizer, save_tokenizer
@@ -167,40 +167,163 @@ def test_finetuning_learns_a_learnable_task_deterministically(shared_data, tmp_p
     assert json.loads((tmp_path / "tuned" / "classifier.json").read_text()) == {"task": "sst2", "n_labels": 2}
 
 
-def test_kd_losses_by_hand():
-    logits = torch.randn(4, 2)
-    assert kd.kl_distill(logits, logits, 2.0).abs() < 1e-6
-    s, t = torch.zeros(1, 2), torch.tensor([[2.0, 0.0]])
-    p = torch.softmax(t / 2.0, -1)[0]
-    assert kd.kl_distill(s, t, 2.0).item() == pytest.approx(4 * (p * (p / 0.5).log()).sum().item(), rel=1e-5)
-    # annealing: phi grows from 1/tau_max to 1 over phase 1, then phase 2 (labels only)
-    assert kd.annealing_phase1_fraction(3) == pytest.approx(2 / 3)
-    assert kd.annealing_factor(0.0, 7, 0.5) == pytest.approx(1 / 7)
-    assert kd.annealing_factor(0.25, 7, 0.5) == pytest.approx(1 - (4 - 1) / 7)
-    assert kd.annealing_factor(0.4999, 7, 0.5) == pytest.approx(1.0, abs=1e-3)
-    assert kd.annealing_factor(0.5, 7, 0.5) is None
-    # RAIL: as many teacher layers as the student has, sorted, distinct, redrawn each epoch
-    draws = [kd.rail_layers(e, seed=0, n_teacher=12, n_student=6) for e in range(5)]
+def softmax(row: list[float]) -> list[float]:
+    e = [math.exp(v) for v in row]
+    return [v / sum(e) for v in e]
+
+
+def test_vanilla_kd_loss_against_a_direct_computation():
+    s = [[1.0, -0.5, 2.0], [0.3, 0.3, -1.2]]
+    t = [[2.5, 0.0, -1.0], [-0.4, 1.1, 0.2]]
+    labels, T, alpha = [2, 1], 2.0, 0.5
+    kl = sum(sum(pt * math.log(pt / ps) for pt, ps in zip(softmax([v / T for v in tr]), softmax([v / T for v in sr])))
+             for sr, tr in zip(s, t)) / 2 * T**2
+    ce = -sum(math.log(softmax(sr)[y]) for sr, y in zip(s, labels)) / 2
+    loss = kd.KDLoss(GlueConfig(kd="vanilla", kd_alpha=alpha, kd_temperature=T))
+    got = loss(torch.tensor(s), torch.tensor(labels), None, torch.tensor(t), None, None)
+    assert got.item() == pytest.approx((1 - alpha) * ce + alpha * kl, rel=1e-5)
+    assert kd.KDLoss(GlueConfig(kd="none"))(torch.tensor(s), torch.tensor(labels), None, None, None, None).item() == pytest.approx(ce, rel=1e-5)
+
+
+def test_annealing_loss_and_temperature_schedule():
+    s, t, labels = [[1.0, -0.5], [0.3, 2.0]], [[3.5, -2.0], [-1.4, 4.0]], [0, 1]
+    loss = kd.KDLoss(GlueConfig(kd="annealing", annealing_tau_max=7))
+    for T in (1, 3, 7):  # phase 1: MSE to the teacher's logits scaled by T / tau_max
+        loss.temperature = T
+        expected = sum((a - b * T / 7) ** 2 for sr, tr in zip(s, t) for a, b in zip(sr, tr)) / 4
+        assert loss(torch.tensor(s), torch.tensor(labels), None, torch.tensor(t), None, None).item() == pytest.approx(expected, rel=1e-5)
+    loss.temperature = None  # phase 2: the labels only
+    ce = -sum(math.log(softmax(sr)[y]) for sr, y in zip(s, labels)) / 2
+    assert loss(torch.tensor(s), torch.tensor(labels), None, torch.tensor(t), None, None).item() == pytest.approx(ce, rel=1e-5)
+
+    # phase 1 of tau_max epochs: T = 1, 2, ..., 7, one value per epoch (5 steps each)
+    plan = kd.annealing_plan(epochs=8, phase2_epochs=1, steps_per_epoch=5, tau_max=7)
+    assert [kd.annealing_temperature(step, plan["phase1_steps"], 7) for step in range(35)] == [e + 1 for e in range(7) for _ in range(5)]
+    assert plan["slice_ends"] == [5, 10, 15, 20, 25, 30, 35] and "one temperature per epoch" in plan["fit"]
+    # fewer phase-1 epochs than temperatures: 2 epochs of 5 steps, 7 contiguous slices whose sizes differ by at most 1
+    plan = kd.annealing_plan(epochs=3, phase2_epochs=1, steps_per_epoch=5, tau_max=7)
+    temps = [kd.annealing_temperature(step, plan["phase1_steps"], 7) for step in range(10)]
+    sizes = [temps.count(T) for T in range(1, 8)]
+    assert temps == sorted(temps) and set(temps) == set(range(1, 8)) and max(sizes) - min(sizes) <= 1
+    assert plan["slice_ends"] == [i + 1 for i in range(10) if i == 9 or temps[i + 1] != temps[i]]
+    assert "equal slice" in plan["fit"] and plan["phase1_epochs"] == 2
+    with pytest.raises(ValueError, match="fewer than the 7 temperatures"):
+        kd.annealing_plan(epochs=2, phase2_epochs=1, steps_per_epoch=3, tau_max=7)
+    with pytest.raises(ValueError, match=">= 1 epoch in each phase"):
+        kd.annealing_plan(epochs=3, phase2_epochs=3, steps_per_epoch=30, tau_max=7)
+
+
+def test_rail_layer_draws():
+    # a 6-layer student has 5 intermediate layers; a 12-layer teacher's intermediate layers are hidden states 1..11
+    draws = [kd.rail_layers(e, seed=0, n_teacher=12, n_student=6) for e in range(200)]
     for layers in draws:
-        assert len(layers) == 6 and layers == sorted(set(layers)) and all(1 <= i <= 12 for i in layers)
-    assert len({tuple(d) for d in draws}) > 1
-    assert draws[0] == kd.rail_layers(0, seed=0, n_teacher=12, n_student=6)
+        assert len(layers) == 5 and layers == sorted(set(layers)) and all(1 <= i <= 11 for i in layers)
+    assert set().union(*draws) == set(range(1, 12))  # every intermediate teacher layer is used, never 0 or 12
+    assert len({tuple(d) for d in draws[:5]}) > 1  # redrawn each epoch
+    assert draws[3] == kd.rail_layers(3, seed=0, n_teacher=12, n_student=6)  # reproducible
+    assert [kd.rail_layers(e, seed=1, n_teacher=12, n_student=6) for e in range(200)] != draws
 
 
-@pytest.mark.parametrize("technique", ["vanilla", "annealing", "rail"])
-def test_kd_finetuning_end_to_end(shared_data, tmp_path_factory, technique):
-    root = tmp_path_factory.getbasetemp() / "kd"
-    if not (root / "teacher-tuned" / "classifier.json").exists():
-        root.mkdir(exist_ok=True)
-        data = synthetic_sst2(root / "glue", shared_data)
-        teacher = save_small_gpt2(root / "teacher", n_layer=4, seed=1)
-        finetune(teacher, "sst2", data, GlueConfig(epochs=4, lr=2e-3, batch_size=16), save=root / "teacher-tuned")
-        from train.truncate import truncate
+def small_classifier(n_layer: int, n_embd: int) -> Classifier:
+    return Classifier(GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=n_layer, n_head=2, n_embd=n_embd)), 2)
 
-        student = truncate(GPT.from_pretrained(teacher), [0, 2])
-        student.save_pretrained(root / "student")
-        save_tokenizer(gpt2_tokenizer(), root / "student")
-    cfg = GlueConfig(epochs=3, lr=2e-3, batch_size=16, kd=technique)
-    result = finetune(root / "student", "sst2", root / "glue", cfg, teacher_dir=root / "teacher-tuned")
+
+def test_rail_term_against_a_direct_computation():
+    torch.manual_seed(0)
+    student, teacher = small_classifier(3, 8), small_classifier(5, 12)
+    cfg = GlueConfig(kd="rail", rail_dim=4, rail_weight=0.7, kd_alpha=0.3, kd_temperature=1.5)
+    loss = kd.KDLoss(cfg, student, teacher)
+    loss.layers = [1, 4]  # teacher layers for student layers 1, 2
+    hidden = [torch.randn(2, 3, 8) for _ in range(4)]  # embeddings, 2 intermediate layers, final output
+    t_hidden = [torch.randn(2, 3, 12) for _ in range(6)]
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    logits, t_logits, labels = torch.randn(2, 2), torch.randn(2, 2), torch.tensor([0, 1])
+
+    def pooled_projection(h, example, weight):  # mean over the real tokens, project, L2-normalise
+        n = int(mask[example].sum())
+        v = [sum(h[example, i, d].item() for i in range(n)) / n for d in range(h.size(-1))]
+        p = [sum(weight[k, d].item() * v[d] for d in range(len(v))) for k in range(weight.size(0))]
+        norm = math.sqrt(sum(x * x for x in p))
+        return [x / norm for x in p]
+
+    rail = 0.0
+    for s_layer, t_layer in ((1, 1), (2, 4)):
+        for example in range(2):
+            a = pooled_projection(hidden[s_layer], example, loss.student_proj[s_layer - 1].weight)
+            b = pooled_projection(t_hidden[t_layer], example, loss.teacher_proj[t_layer - 1].weight)
+            rail += sum((x - y) ** 2 for x, y in zip(a, b)) / 2 / 2  # summed over dimensions, mean over examples, layers
+    ce = -sum(math.log(softmax(r)[y]) for r, y in zip(logits.tolist(), labels.tolist())) / 2
+    kl = sum(sum(pt * math.log(pt / ps) for pt, ps in zip(softmax([v / 1.5 for v in tr]), softmax([v / 1.5 for v in sr])))
+             for sr, tr in zip(logits.tolist(), t_logits.tolist())) / 2 * 1.5**2
+    got = loss(logits, labels, hidden, t_logits, t_hidden, mask)
+    assert got.item() == pytest.approx(0.7 * ce + 0.3 * kl + 0.7 * rail, rel=1e-5)
+    # the trivial solution is closed: shrinking the projections (as weight decay would) leaves the term unchanged,
+    # and the projections are trained without weight decay
+    before = loss.rail_term(hidden, t_hidden, mask).item()
+    with torch.no_grad():
+        for p in loss.parameters():
+            p.mul_(1e-3)
+    assert loss.rail_term(hidden, t_hidden, mask).item() == pytest.approx(before, rel=1e-4)
+    groups = param_groups(student, loss, weight_decay=0.01)
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in loss.parameters()} and groups[1]["weight_decay"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def kd_models(shared_data, tmp_path_factory) -> Path:
+    """A 4-layer teacher fine-tuned on a learnable SST-2-like task and a 2-layer student truncated from it."""
+    root = tmp_path_factory.mktemp("kd")
+    data = synthetic_sst2(root / "glue", shared_data)
+    teacher = save_small_gpt2(root / "teacher", n_layer=4, seed=1)
+    finetune(teacher, "sst2", data, GlueConfig(epochs=4, lr=2e-3, batch_size=16), save=root / "teacher-tuned")
+    from train.truncate import truncate
+
+    truncate(GPT.from_pretrained(teacher), [0, 2]).save_pretrained(root / "student")
+    save_tokenizer(gpt2_tokenizer(), root / "student")
+    return root
+
+
+def test_rail_gradient_is_of_the_order_of_the_logit_kd_gradient(kd_models):
+    """At the start of fine-tuning, with the default weights, the intermediate-layer term moves the student's
+    intermediate block about as much as the logit-KD term does (a term 100x weaker would not change training)."""
+    tok = gpt2_tokenizer()
+    texts, labels, _ = read_tsv(kd_models / "glue" / "SST-2" / "train.tsv", "sst2")
+    x, mask, _ = next(batches(encode(tok, texts[:16], 32), labels[:16], 16, list(range(16)), tok.eos_token_id))
+    teacher = Classifier.load(kd_models / "teacher-tuned", 2).eval()
+    with torch.no_grad():
+        t_logits, t_hidden = teacher(x, mask)
+    for seed in range(3):
+        torch.manual_seed(seed)
+        student = Classifier(GPT.from_pretrained(kd_models / "student"), 2)
+        cfg = GlueConfig(kd="rail", seed=seed)
+        loss = kd.KDLoss(cfg, student, teacher)
+        loss.start_epoch(0)
+        logits, hidden = student(x, mask)
+        block = list(student.backbone.transformer.h[0].parameters())  # the student's intermediate layer
+
+        def grad_norm(term):
+            return torch.sqrt(sum((g**2).sum() for g in torch.autograd.grad(term, block, retain_graph=True))).item()
+
+        logit_kd = grad_norm(cfg.kd_alpha * kd.kl_distill(logits, t_logits, cfg.kd_temperature))
+        rail = grad_norm(cfg.rail_weight * loss.rail_term(hidden, t_hidden, mask))
+        assert 0.25 < rail / logit_kd < 4, (seed, rail, logit_kd)
+
+
+def test_annealing_finetuning_restarts_phase2_from_the_best_phase1_checkpoint(kd_models):
+    cfg = GlueConfig(epochs=3, lr=2e-3, batch_size=16, kd="annealing", annealing_tau_max=7, annealing_phase2_epochs=1)
+    result = finetune(kd_models / "student", "sst2", kd_models / "glue", cfg, teacher_dir=kd_models / "teacher-tuned")
+    a = result["annealing"]
+    assert a["phase1_epochs"] == 2 and a["phase1_steps"] == 30 and len(a["slice_ends"]) == 7  # 240 examples / 16
+    losses = a["val_loss_per_temperature"]
+    assert len(losses) == 7 and a["best_temperature"] == losses.index(min(losses)) + 1
+    # phase 2 starts from the weights that scored best, not from the last phase-1 step
+    assert a["phase2_start_val_loss"] == pytest.approx(min(losses), rel=1e-5)
+    assert losses[-1] < losses[0]  # the targets approach the teacher's logits
     assert result["teacher"]["dev"] >= 0.9 and not result["teacher"]["finetuned_here"]
-    assert 0.0 <= result["value"] <= 1.0 and result["config"]["kd"] == technique
+
+
+def test_rail_finetuning_redraws_teacher_layers_each_epoch(kd_models):
+    cfg = GlueConfig(epochs=3, lr=2e-3, batch_size=16, kd="rail", seed=3)
+    result = finetune(kd_models / "student", "sst2", kd_models / "glue", cfg, teacher_dir=kd_models / "teacher-tuned")
+    draws = result["rail"]["teacher_layers_per_epoch"]
+    assert draws == [kd.rail_layers(e, 3, n_teacher=4, n_student=2) for e in range(3)]
+    assert all(len(d) == 1 and 1 <= d[0] <= 3 for d in draws) and result["rail"]["variant"] == "layer-wise"

@@ -100,4 +100,7 @@ def test_kd_study_smoke(shared_data, teacher, tmp_path):
     assert len(results["runs"]) == 8  # 4 techniques x 2 seeds
     report = (out / "report.md").read_text()
     assert "teacher (4-layer, fine-tuned, seed 0)" in report and "python -m eval kd-study --scale smoke" in report
+    # how Annealing-KD fitted its 7 temperatures into 2 phase-1 epochs of 4 steps, said in the report
+    assert "2 phase-1 epoch(s) for 7 temperatures: each temperature gets an equal slice of 1.1 steps" in report
+    assert "layer-wise projections" in report
     assert (out / "kd.png").read_bytes()[:8] == PNG_MAGIC
