@@ -14,8 +14,9 @@ removed, and each line passes these tests over the whole corpus in input order:
 4. non_alpha: (characters inside words that are not letters) / (length of the line, spaces included)
    is above 0.10.
 
-A document left with no line is dropped (`no_line_left`). The lines a document lost and why are in its
-metadata as `paper_removed_lines`: a list of [line index in the document as read, reason].
+A document left with no line is dropped (`no_line_left`) with its text as read. The lines a document lost
+are in its metadata as `paper_removed_lines`: [line index in the text as read, reason] for a dropped
+document, [line index, reason, line (first 1,000 characters)] for a kept one (report.html shows them).
 
 The seen-key set must span the corpus in input order, so the preset runs this step in a single task:
 the result does not depend on --workers or --tasks. It holds one 8-byte key per distinct line.
@@ -105,11 +106,13 @@ class PaperCleaner(BaseFilter):
                 kept.append(line)
                 self.stat_update("lines_kept")
             else:
-                removed.append([i, why])
+                removed.append([i, why, line[:1000]])
                 self.stat_update(f"lines_dropped_{why}")
                 self.stat_update(f"bytes_dropped_{why}", value=len(line.encode("utf-8")))
-        doc.metadata["paper_removed_lines"] = removed
-        if not kept:
-            return False, "no_line_left"  # the removed document keeps its text, so the indices point into it
+        if not kept:  # the removed document keeps its text as read: the indices point into it
+            doc.metadata["paper_removed_lines"] = [[i, why] for i, why, _ in removed]
+            return False, "no_line_left"
+        if removed:  # a kept document holds only its kept lines: the cut ones are recorded with their text
+            doc.metadata["paper_removed_lines"] = removed
         doc.text = "\n".join(kept)
         return True

@@ -80,7 +80,8 @@ def test_paper_preset_keeps_the_lines_the_rules_keep(shared_data, tmp_path):
     # several tasks asked for: the result must still follow the corpus order
     assert corpus_clean(["--input", str(src), "--output", str(out), "--preset", "paper", "--workers", "2", "--tasks", "3"]) == 0
 
-    expected = reference_clean(real + [(d["id"], d["text"]) for d in planted])
+    docs = real + [(d["id"], d["text"]) for d in planted]
+    expected = reference_clean(docs)
     kept = {r["id"]: r for r in shard_rows(out)}
     removed = {r["id"]: r for r in shard_rows(out, "removed/paper_lines")}
     want_kept = {i for i, v in expected.items() if any(reason is None for _, _, reason in v)}
@@ -89,11 +90,12 @@ def test_paper_preset_keeps_the_lines_the_rules_keep(shared_data, tmp_path):
     for doc_id, verdicts in expected.items():
         row = kept.get(doc_id) or removed[doc_id]
         meta = json.loads(row["metadata"])
-        assert meta["paper_removed_lines"] == [[i, reason] for i, _, reason in verdicts if reason], doc_id
         if doc_id in kept:
             assert row["text"] == "\n".join(line for _, line, reason in verdicts if reason is None), doc_id
+            assert meta.get("paper_removed_lines", []) == [[i, reason, line[:1000]] for i, line, reason in verdicts if reason], doc_id
         else:
-            assert meta["filter_reason"] == "no_line_left"
+            assert meta["filter_reason"] == "no_line_left" and row["text"] == dict(docs)[doc_id]
+            assert meta["paper_removed_lines"] == [[i, reason] for i, _, reason in verdicts], doc_id
 
     # each planted rule did what it is there for
     why = {d: [reason for _, _, reason in v] for d, v in expected.items()}
