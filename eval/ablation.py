@@ -238,9 +238,10 @@ def write_report(results: dict, out: Path) -> None:
 
 
 def add_scale_arguments(p, scales: dict) -> None:
-    p.add_argument("--scale", choices=sorted(scales), default="default")
-    p.add_argument("--seeds", default="", help="comma-separated seeds (default: the scale's)")
-    p.add_argument("--budget-tokens", type=int, default=0, help="pre-training tokens per run (default: the scale's)")
+    p.add_argument("--scale", choices=sorted(scales), default="default",
+                   help="budget, seeds and evaluation sizes: smoke (minutes), default (CPU), large (GPU)")
+    p.add_argument("--seeds", default="", help="comma-separated seeds; empty: the scale's")
+    p.add_argument("--budget-tokens", type=int, default=0, help="pre-training tokens per run; 0: the scale's")
 
 
 def scale_from_args(scales: dict, args) -> Scale:

@@ -2,11 +2,15 @@
 
 From the same teacher and on the same token shards (the clean `full` corpus with the teacher's tokenizer):
   truncate-<keep>   the teacher's blocks `keep`, then plain pre-training (the paper's method)
-  distill-<keep>    the same student trained with the DistilGPT-2 loss against the teacher
-  scratch           a random student of the same shape, plain pre-training
+  distill-<keep>    a student made of the teacher's blocks `keep`, trained with the DistilGPT-2 loss; by
+                    default twice: from `alt` (the truncation arm's blocks: only the loss differs) and from
+                    `distil` = 0,2,4,7,9,11 (DistilGPT-2's own initialisation)
+  scratch           a random student of the first truncation arm's shape, plain pre-training
   teacher           the teacher itself, for reference (not trained here)
-Each is evaluated like the ablation (WikiText perplexity, held-out perplexity, SST-2), with wall-clock
-training time and tokens/s. `--keep alt,distil,bottom,top` compares layer selections too.
+Every trained arm gets the teacher's dropout, the same sample order (a function of the seed), token budget,
+optimizer settings and evaluation; the report lists what each arm starts from and what differs. Each is
+evaluated like the ablation (WikiText perplexity, held-out perplexity, SST-2), with wall-clock training time
+and tokens/s. `--keep alt,distil,bottom,top` compares layer selections too.
 """
 from __future__ import annotations
 
@@ -26,22 +30,40 @@ SCALES = {
 }
 
 
-def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale, device: str = "cpu", command: str = "") -> dict:
+def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale, device: str = "cpu", command: str = "",
+                distill_keeps: list[str] | None = None, freeze_pos_embeddings: bool = False) -> dict:
+    from train.truncate import LayerSpecError, parse_keep_layers
+
     out.mkdir(parents=True, exist_ok=True)
     if not (Path(teacher) / "config.json").exists():
         raise EvalError(f"teacher {teacher} not found: run `make teacher` first (or pass --teacher DIR)")
     teacher_cfg = json.loads((Path(teacher) / "config.json").read_text())
+    distill_keeps = distill_keeps or [keeps[0]]
+    try:  # checked before any work: `distil` needs a 12-layer teacher
+        layers = {k: parse_keep_layers(k, teacher_cfg["n_layer"]) for k in dict.fromkeys(keeps + distill_keeps)}
+    except LayerSpecError as e:
+        raise EvalError(f"{e} (--keep / --distill-keep)") from None
+    named = {"alt": " (every other block)", "distil": " (DistilGPT-2's initialisation)"}
+    start = {k: f"teacher blocks {v}{named.get(k, '')}" for k, v in layers.items()}
+    dropout = teacher_cfg.get("resid_pdrop", 0.0)  # every arm trains with the teacher's dropout
     base = AblationConfig(out=str(out), teacher=teacher, device=device)
     tokens = tokenize(base, scale, Path(clean_dir), "full", out)
-    methods = {}
+    methods, arms = {}, {}
     for keep in keeps:
         methods[f"truncate-{keep}"] = (replace(base, keep_layers=keep), [])
-    methods[f"distill-{keeps[0]}"] = (replace(base, keep_layers=keeps[0]), ["--distill"])
-    from train.truncate import parse_keep_layers
-
-    n_student = len(parse_keep_layers(keeps[0], teacher_cfg["n_layer"]))
+        arms[f"truncate-{keep}"] = {"start": start[keep], "loss": "CLM", "dropout": dropout,
+                                    "frozen_pos_embeddings": False}
+    freeze = ["--freeze-pos-embeddings"] if freeze_pos_embeddings else []
+    for keep in distill_keeps:
+        methods[f"distill-{keep}"] = (replace(base, keep_layers=keep), ["--distill", *freeze])
+        arms[f"distill-{keep}"] = {"start": start[keep], "loss": "DistilGPT-2 (5 KL + 2 CLM + 1 cos)",
+                                   "dropout": dropout, "frozen_pos_embeddings": freeze_pos_embeddings}
+    n_student = len(layers[keeps[0]])
     methods["scratch"] = (base, ["--init", "scratch", "--n-layer", str(n_student), "--n-embd", str(teacher_cfg["n_embd"]),
-                                 "--n-head", str(teacher_cfg["n_head"]), "--n-positions", str(teacher_cfg["n_positions"])])
+                                 "--n-head", str(teacher_cfg["n_head"]), "--n-positions", str(teacher_cfg["n_positions"]),
+                                 "--dropout", str(dropout)])
+    arms["scratch"] = {"start": f"random initialisation, {n_student} layers", "loss": "CLM", "dropout": dropout,
+                       "frozen_pos_embeddings": False}
     runs = {}
     for method, (cfg, extra) in methods.items():
         for seed in scale.seeds:
@@ -52,8 +74,12 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
             runs[name] = {"method": method, "seed": seed, "summary": summary, **metrics, "curve": read_curve(run_dir),
                           "curve_time": read_curve(run_dir, "elapsed_s")}
     teacher_metrics = cached(out / "results" / "teacher.json", lambda: evaluate_model(Path(teacher), tokens, scale, scale.seeds[0], device))
-    results = {"command": command, "teacher": teacher, "scale": scale.__dict__, "keeps": keeps, "methods": list(methods), "runs": runs,
-               "teacher_metrics": teacher_metrics}
+    for method, arm in arms.items():  # as the runs recorded it
+        summaries = [r["summary"] for r in runs.values() if r["method"] == method]
+        arm.update(dropout=summaries[0].get("dropout", arm["dropout"]),
+                   frozen_pos_embeddings=summaries[0].get("freeze_pos_embeddings", arm["frozen_pos_embeddings"]))
+    results = {"command": command, "teacher": teacher, "scale": scale.__dict__, "keeps": keeps, "distill_keeps": distill_keeps,
+               "methods": list(methods), "arms": arms, "runs": runs, "teacher_metrics": teacher_metrics}
     write_report(results, out)
     return results
 
@@ -84,6 +110,7 @@ def write_report(results: dict, out: Path) -> None:
         "",
         markdown_table(["method", "params", "train time (s)", "tokens/s", "WikiText ppl", "held-out ppl", "SST-2 acc"], rows),
         "",
+        *arms_section(results),
         "## Is the difference real?",
         "",
     ]
@@ -100,16 +127,40 @@ def write_report(results: dict, out: Path) -> None:
     print(markdown_table(["method", "params", "time (s)", "tokens/s", "WikiText ppl", "held-out ppl", "SST-2"], rows))
 
 
+def arms_section(results: dict) -> list[str]:
+    """What each arm starts from, and what is the same for all of them."""
+    arms, scale = results.get("arms", {}), results["scale"]
+    if not arms:
+        return []
+    rows = [[f"`{m}`", a["start"], a["loss"], f"{a['dropout']:g}", "yes" if a["frozen_pos_embeddings"] else "no"]
+            for m, a in arms.items()]
+    return ["## The arms", "",
+            markdown_table(["method", "starts from", "loss", "dropout", "position embeddings frozen"], rows), "",
+            f"The same for every arm: {scale['budget_tokens']:,} tokens, batch size {scale['batch_size']}, learning rate "
+            f"{scale['lr']:g} with the same warmup and cosine schedule, the same token shards read in the same order (the "
+            "sample order is a function of the seed), dropout as listed, and the same evaluation. A `truncate-K` and "
+            "`distill-K` pair differs only in the loss (and distillation's frozen position embeddings, when listed); "
+            "`distill` arms with different K differ only in the teacher blocks they start from; the teacher's embeddings, "
+            "final layer norm and head come with every non-scratch arm.", ""]
+
+
 def add_arguments(p) -> None:
     add_scale_arguments(p, SCALES)
-    p.add_argument("--out", default="runs/compare")
-    p.add_argument("--teacher", default="runs/teacher/export")
+    p.add_argument("--out", default="runs/compare", help="report, results and every cached unit")
+    p.add_argument("--teacher", default="runs/teacher/export", help="teacher model: the source of every non-scratch arm")
     p.add_argument("--clean", default="data/clean/full", help="clean-corpus directory to pre-train on")
-    p.add_argument("--keep", default="alt", help="layer selections, comma-separated (alt,distil,bottom,top or lists like 0;2;4)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--keep", default="alt", help="teacher blocks of the truncation arms, comma-separated (alt, distil, "
+                   "bottom, top, or lists like 0;2;4); the first also sets the scratch arm's depth")
+    p.add_argument("--distill-keep", default="alt,distil", help="teacher blocks the distillation arms start from: alt "
+                   "(as truncation: isolates the loss) and distil = 0,2,4,7,9,11 (DistilGPT-2's; 12-layer teachers only)")
+    p.add_argument("--freeze-pos-embeddings", action="store_true",
+                   help="distillation arms keep the position embeddings fixed, as DistilGPT-2 did")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
 
 
 def run(args) -> dict:
     scale = scale_from_args(SCALES, args)
     keeps = [k.replace(";", ",") for k in args.keep.split(",")]
-    return run_compare(Path(args.out), args.teacher, args.clean, keeps, scale, args.device, args.command_line)
+    distill_keeps = [k.replace(";", ",") for k in args.distill_keep.split(",")]
+    return run_compare(Path(args.out), args.teacher, args.clean, keeps, scale, args.device, args.command_line, distill_keeps,
+                       args.freeze_pos_embeddings)

@@ -24,7 +24,7 @@ def teacher(shared_data, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("teacher")
     corpus = write_clean_corpus(root / "corpus", wikitext_articles(shared_data, 40, min_words=100))
     tok = train_tokenizer([corpus], vocab_size=512)
-    model = GPT(GPTConfig(vocab_size=len(tok), block_size=64, n_layer=4, n_head=2, n_embd=32,
+    model = GPT(GPTConfig(vocab_size=len(tok), block_size=64, n_layer=4, n_head=2, n_embd=32, dropout=0.1,
                           bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id))
     model.save_pretrained(root / "export")
     save_tokenizer(tok, root / "export")
@@ -71,15 +71,24 @@ def test_compare_smoke(shared_data, teacher, tmp_path):
     subprocess.run([sys.executable, "-m", "corpus.cli", "--input", str(shared_data / "html-sample"), "--output", str(clean),
                     "--preset", "paper", "--workers", "1"], check=True, capture_output=True)
     out = tmp_path / "compare"
-    run_eval("compare", "--scale", "smoke", "--teacher", str(teacher), "--clean", str(clean), "--seeds", "0", "--out", str(out))
+    run_eval("compare", "--scale", "smoke", "--teacher", str(teacher), "--clean", str(clean), "--seeds", "0", "--out", str(out),
+             "--distill-keep", "alt,0;3", "--freeze-pos-embeddings")
     results = json.loads((out / "results.json").read_text())
-    assert results["methods"] == ["truncate-alt", "distill-alt", "scratch"]
+    assert results["methods"] == ["truncate-alt", "distill-alt", "distill-0,3", "scratch"]
     runs = results["runs"]
-    assert runs["distill-alt-seed0"]["summary"]["distill"] is True
+    assert runs["distill-alt-seed0"]["summary"]["distill"] is True and runs["distill-0,3-seed0"]["summary"]["distill"] is True
     assert runs["scratch-seed0"]["summary"]["init"] == "scratch"
     assert runs["truncate-alt-seed0"]["summary"]["n_params"] == runs["scratch-seed0"]["summary"]["n_params"]
+    # equal arms: every arm trains with the teacher's dropout (scratch too); only distillation froze position embeddings
+    assert {r["summary"]["dropout"] for r in runs.values()} == {0.1}
+    assert {m: r["summary"]["freeze_pos_embeddings"] for m, r in runs.items()} == {
+        "truncate-alt-seed0": False, "distill-alt-seed0": True, "distill-0,3-seed0": True, "scratch-seed0": False}
     report = (out / "report.md").read_text()
     assert "teacher (reference)" in report and "one seed each" in report
+    # the report names each arm's starting point
+    assert "| `truncate-alt` | teacher blocks [0, 2] (every other block) | CLM | 0.1 | no |" in report
+    assert "| `distill-0,3` | teacher blocks [0, 3] | DistilGPT-2 (5 KL + 2 CLM + 1 cos) | 0.1 | yes |" in report
+    assert "| `scratch` | random initialisation, 2 layers | CLM | 0.1 | no |" in report
     for png in ("val_loss.png", "val_loss_time.png", "sst2.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
     for r in runs.values():  # the time axis: the same validation points, at increasing training time within the run's

@@ -280,3 +280,25 @@ def test_full_disk_while_checkpointing_leaves_no_partial_file(tokens, tmp_path):
     # space is back: the same command resumes from step 2 and finishes
     subprocess.run(train_cmd(tokens, run, "--max-steps", "8", "--ckpt-every", "2"), check=True, capture_output=True)
     assert (run / "summary.json").exists()
+
+
+def test_distillation_with_frozen_position_embeddings(tokens, tmp_path):
+    """DistilGPT-2 kept GPT-2's position embeddings fixed: --freeze-pos-embeddings trains everything else."""
+    teacher_dir = tmp_path / "teacher"
+    tok = load_tokenizer(tokens / "tokenizer")
+    torch.manual_seed(0)
+    GPT(GPTConfig(vocab_size=len(tok), block_size=32, n_layer=4, n_head=2, n_embd=32, dropout=0.1)).save_pretrained(teacher_dir)
+    save_tokenizer(tok, teacher_dir)
+    base = [sys.executable, "-m", "train", "pretrain", "--tokens", str(tokens), "--teacher", str(teacher_dir), "--keep-layers", "0,3",
+            "--distill", "--max-steps", "4", "--batch-size", "4", "--lr", "1e-2", "--warmup", "1", "--threads", "1"]
+    subprocess.run([*base, "--out", str(tmp_path / "frozen"), "--freeze-pos-embeddings"], check=True, capture_output=True)
+    subprocess.run([*base, "--out", str(tmp_path / "free")], check=True, capture_output=True)
+    teacher = GPT.from_pretrained(teacher_dir).state_dict()
+    frozen = GPT.from_pretrained(tmp_path / "frozen" / "export").state_dict()
+    free = GPT.from_pretrained(tmp_path / "free" / "export").state_dict()
+    assert torch.equal(frozen["transformer.wpe.weight"], teacher["transformer.wpe.weight"])
+    assert not torch.equal(free["transformer.wpe.weight"], teacher["transformer.wpe.weight"])
+    assert not torch.equal(frozen["transformer.wte.weight"], teacher["transformer.wte.weight"])
+    assert not torch.equal(frozen["transformer.h.1.mlp.c_fc.weight"], teacher["transformer.h.3.mlp.c_fc.weight"])
+    summary = json.loads((tmp_path / "frozen" / "summary.json").read_text())
+    assert summary["freeze_pos_embeddings"] is True and summary["dropout"] == pytest.approx(0.1)  # the teacher's dropout

@@ -50,10 +50,12 @@ class OptimConfig:
 @dataclass
 class DistillOptions:
     distill: bool = opt(False, "DistilGPT-2 loss against the teacher")
-    alpha_kl: float = 5.0
-    alpha_clm: float = 2.0
-    alpha_cos: float = 1.0
-    temperature: float = 2.0
+    alpha_kl: float = opt(5.0, "weight of KL(teacher || student) * T^2")
+    alpha_clm: float = opt(2.0, "weight of the causal-LM loss")
+    alpha_cos: float = opt(1.0, "weight of the cosine loss between the last hidden states")
+    temperature: float = opt(2.0, "softmax temperature T of the KL term")
+    freeze_pos_embeddings: bool = opt(False, "keep the position embeddings at their starting values, as DistilGPT-2's "
+                                             "distillation kept GPT-2's (with or without --distill)")
 
 
 @dataclass

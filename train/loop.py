@@ -117,8 +117,9 @@ def lr_at(step: int, cfg: RunConfig, steps: int) -> float:
 
 
 def make_optimizer(model: GPT, cfg: RunConfig) -> torch.optim.AdamW:
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]  # biases and layer norms
+    trained = [p for p in model.parameters() if p.requires_grad]  # frozen ones (position embeddings) stay as they are
+    decay = [p for p in trained if p.dim() >= 2]
+    no_decay = [p for p in trained if p.dim() < 2]  # biases and layer norms
     groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
 
@@ -212,6 +213,7 @@ def train(cfg: RunConfig) -> dict:
     if tokens.block_size > model.config.block_size:
         raise RunError(f"token blocks of {tokens.block_size} exceed the model's context of {model.config.block_size}")
     model.to(device).train()
+    model.transformer.wpe.weight.requires_grad_(not cfg.distill.freeze_pos_embeddings)
     if teacher is not None:
         teacher.to(device).eval().requires_grad_(False)
     optimizer = make_optimizer(model, cfg)
@@ -337,7 +339,8 @@ def train(cfg: RunConfig) -> dict:
                    "tokens_per_s": round(steps * tokens_per_step / max(elapsed, 1e-9), 1),
                    "n_params": model.num_parameters(), "n_layer": model.config.n_layer, "init": cfg.model.init,
                    "keep_layers": cfg.model.keep_layers if cfg.model.init == "truncate" else None,
-                   "distill": cfg.distill.distill, "world_size": world, "export": str(export),
+                   "distill": cfg.distill.distill, "dropout": model.config.dropout,
+                   "freeze_pos_embeddings": cfg.distill.freeze_pos_embeddings, "world_size": world, "export": str(export),
                    "fingerprint": run_fp, "inputs": inputs}
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         print(f"validation perplexity {summary['val_ppl']:.2f} (loss {val_loss:.4f}); model exported to {export}", flush=True)
