@@ -1,12 +1,14 @@
 """Our GPT-2 equals transformers' on the same weights; truncation copies the right blocks; KD loss terms."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import transformers
 
 from train.distill import DistillConfig, cosine_term, distillation_loss, kl_term
-from train.model import GPT, CheckpointError, GPTConfig
+from train.model import GPT, CheckpointError, GPTConfig, GPTOutput
 from train.truncate import LayerSpecError, parse_keep_layers, truncate
 
 
@@ -139,3 +141,30 @@ def test_distillation_gradients_reach_only_the_student():
     torch.testing.assert_close(loss, torch.tensor(5.0 * parts["kl"] + 2.0 * parts["clm"] + 1.0 * parts["cos"]), rtol=1e-5, atol=1e-5)
     assert all(p.grad is not None for p in student.parameters())
     assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_distilgpt2_loss_against_a_direct_computation():
+    """5 * KL(T=2) * T^2 + 2 * CLM + 1 * cosine on fixed tensors, the padded position left out of KL and cosine."""
+    s_logits = [[[1.0, -0.5, 2.0], [0.3, 0.3, -1.2], [4.0, 0.0, 0.0]]]
+    t_logits = [[[2.5, 0.0, -1.0], [-0.4, 1.1, 0.2], [0.0, 0.0, 9.0]]]
+    s_hidden = [[[1.0, 2.0], [0.5, -1.0], [3.0, 3.0]]]
+    t_hidden = [[[2.0, 1.0], [1.0, 1.0], [-3.0, 3.0]]]
+    mask = [[1, 1, 0]]
+    clm = 1.7  # the student's causal-LM loss, computed by the training loop
+    T = 2.0
+
+    def softmax(row):
+        e = [math.exp(v / T) for v in row]
+        return [v / sum(e) for v in e]
+
+    kept = [i for i in range(3) if mask[0][i]]
+    kl = sum(sum(p * math.log(p / q) for p, q in zip(softmax(t_logits[0][i]), softmax(s_logits[0][i]))) for i in kept) / len(kept)
+    cos = sum(1 - sum(a * b for a, b in zip(s_hidden[0][i], t_hidden[0][i]))
+              / (math.hypot(*s_hidden[0][i]) * math.hypot(*t_hidden[0][i])) for i in kept) / len(kept)
+    expected = 5.0 * kl * T**2 + 2.0 * clm + 1.0 * cos
+
+    student = GPTOutput(torch.tensor(s_logits), torch.tensor(clm), (torch.tensor(s_hidden),))
+    teacher = GPTOutput(torch.tensor(t_logits), None, (torch.tensor(t_hidden),))
+    total, parts = distillation_loss(student, teacher, None, DistillConfig(), attention_mask=torch.tensor(mask))
+    assert total.item() == pytest.approx(expected, rel=1e-5)
+    assert parts["kl"] == pytest.approx(kl * T**2, rel=1e-5) and parts["cos"] == pytest.approx(cos, rel=1e-5)
