@@ -11,8 +11,11 @@ deduplicated against it (`corpus-clean --dedup-against DIR`) without re-processi
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig, ExactDedupFilter, ExactDedupSignature, ExactFindDedups
 from datatrove.pipeline.dedup.minhash import (
@@ -22,6 +25,7 @@ from datatrove.pipeline.dedup.minhash import (
     MinhashDedupCluster,
     MinhashDedupFilter,
     MinhashDedupSignature,
+    SENTINEL,
 )
 from datatrove.utils.hashing import HashConfig
 
@@ -56,13 +60,60 @@ def exact_content(doc) -> str:
     return doc.text.strip()
 
 
+class InputOrderExactSignature(ExactDedupSignature):
+    """Of identical documents keep the first in input order, whatever the number of tasks.
+
+    datatrove keeps the copy of highest priority, then of lowest index *within its task*; tasks read
+    the input in order (`corpus.splitting`), so a priority falling with the task rank makes that
+    "lowest (task, index)": the input order."""
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        if world_size >= 65535:
+            raise ValueError(f"exact dedup orders at most 65534 tasks, not {world_size}")
+        self.config = dataclasses.replace(self.config, document_priority=lambda doc: 65535 - rank)
+        return super().run(data, rank, world_size)
+
+
+class InputOrderMinhashCluster(MinhashDedupCluster):
+    """datatrove's clustering, keeping the first document of each cluster in input order.
+
+    datatrove keeps the root of its union-find (by size), which depends on the order the pairs are
+    read in, and so on the number of tasks. Here the cluster ids it saves are read back and each
+    cluster keeps its smallest (task, index): the first in input order (see `InputOrderExactSignature`).
+    A cluster joined to a corpus in `--dedup-against` keeps nothing, as in datatrove."""
+
+    def __init__(self, input_folder, output_folder, config: MinhashConfig):
+        super().__init__(input_folder, output_folder, config=config, save_cluster_id=True)
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        super().run(data, rank, world_size)  # writes <task>.remove and <task>.clusters
+        members: dict[int, list[tuple[int, int]]] = {}
+        for name in self.output_folder.list_files(glob_pattern="*.clusters"):
+            task = int(name.removesuffix(".clusters"))
+            with self.output_folder.open(name, "rb") as f:
+                pairs = np.frombuffer(f.read(), dtype="<u4").reshape(-1, 2)
+            for doc, cluster in pairs.tolist():
+                members.setdefault(cluster, []).append((task, doc))
+        remove: dict[int, list[int]] = {}
+        for nodes in members.values():
+            keep = None if any(task == SENTINEL for task, _ in nodes) else min(nodes)
+            for task, doc in nodes:
+                if (task, doc) != keep and task != SENTINEL:
+                    remove.setdefault(task, []).append(doc)
+        for name in self.output_folder.list_files(glob_pattern="*.remove"):
+            self.output_folder.rm(name)
+        for task, docs in remove.items():
+            with self.output_folder.open(f"{task:06d}.remove", "wb") as f:
+                f.write(np.array(sorted(docs), dtype="<u4").tobytes())
+
+
 def exact_dedup_stages(source: Path, work: Path, tasks: int, removed, sink) -> list:
     """Drop documents whose text is identical to an earlier one (the first copy stays)."""
     from corpus.pipeline import Stage, measured
 
     config = ExactDedupConfig(content_getter=exact_content)
     return [
-        Stage("exact-signatures", [ArrowShardReader(source), ExactDedupSignature(str(work / "sigs"), config=config)], tasks),
+        Stage("exact-signatures", [ArrowShardReader(source), InputOrderExactSignature(str(work / "sigs"), config=config)], tasks),
         Stage("exact-find", [ExactFindDedups(str(work / "sigs"), str(work / "dups"), config=config)], 1),
         Stage("exact-filter", [ArrowShardReader(source), *measured([named(ExactDedupFilter(str(work / "dups"), config=config, exclusion_writer=removed), "exact_dedup")]), sink], tasks),
     ]
@@ -104,9 +155,9 @@ def minhash_stages(
     return [
         Stage("minhash-signatures", [ArrowShardReader(source), MinhashDedupSignature(str(work / "sigs"), config=config, language=tokenizer)], tasks),
         Stage("minhash-buckets", [buckets], config.num_buckets),
-        # cluster ids: report.html shows each removed near-duplicate beside the kept document of its cluster
-        Stage("minhash-clusters", [MinhashDedupCluster(str(work / "buckets"), str(work / "remove_ids"), config=config,
-                                                       save_cluster_id=True)], 1),
+        # cluster ids (saved by the clustering): report.html shows each removed near-duplicate beside the
+        # kept document of its cluster
+        Stage("minhash-clusters", [InputOrderMinhashCluster(str(work / "buckets"), str(work / "remove_ids"), config=config)], 1),
         Stage("minhash-filter", [ArrowShardReader(source), *measured([named(ClusterTaggedMinhashFilter(str(work / "remove_ids"), exclusion_writer=removed, load_cluster_ids=True), "minhash")]), sink], tasks),
         Stage("minhash-index", [MinhashBuildIndex(str(work / "sigs"), str(index_dir), index_name=INDEX_NAME, config=config)], config.num_buckets),
     ]

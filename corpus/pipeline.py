@@ -106,6 +106,11 @@ class Progress(PipelineStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         total = self.reader.input_bytes(rank, world_size)
+        whole = self.reader.unsplit_compressed(rank, world_size) if world_size > 1 else []
+        # gzip cannot be entered in the middle: such a file is one task's work whatever --tasks says
+        note = f", {len(whole)} compressed file(s) read whole (gzip cannot be split: {', '.join(whole[:3])})" if whole else ""
+        if note:
+            logger.info(f"task {rank}: {note[2:]}")
         start = last = time.time()
         docs = text_bytes = 0
         for doc in data:
@@ -121,7 +126,7 @@ class Progress(PipelineStep):
                 eta = (total - done) * elapsed / done if done and total else float("nan")
                 logger.info(
                     f"task {rank}: {docs:,} docs, {docs / elapsed:,.0f} docs/s, {text_bytes / elapsed / 1e6:.2f} MB/s text, "
-                    f"input {done / 1e6:,.1f}/{total / 1e6:,.1f} MB, ETA {eta:,.0f}s"
+                    f"input {done / 1e6:,.1f}/{total / 1e6:,.1f} MB, ETA {eta:,.0f}s{note}"
                 )
             yield doc
         elapsed = max(time.time() - start, 1e-9)
@@ -161,6 +166,7 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
         return ArrowShardWriter(lay.removed_dir(step), max_shard_bytes=shard_bytes)
 
     reader = RawDocumentReader(inputs, text_key=cfg.text_key, id_key=cfg.id_key, skip_log_dir=lay.work / "skipped")
+    reader.plan(1 if cfg.preset == "paper" else tasks)  # once, here: the tasks get it with the pipeline
     read = [reader, Progress(reader)]
     final_writer = ArrowShardWriter(lay.data("final"), max_shard_bytes=shard_bytes)
 

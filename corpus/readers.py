@@ -25,6 +25,9 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from loguru import logger
 
+from corpus import storage
+from corpus.splitting import BATCHES, WHOLE, Piece, plan_tasks
+
 JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".ndjson", ".ndjson.gz")
 PARQUET_SUFFIXES = (".parquet",)
 ARROW_SUFFIXES = (".arrow", ".feather", ".ipc")
@@ -38,8 +41,8 @@ class InputError(Exception):
     """A user mistake about the inputs (missing path, nothing readable): one clear message."""
 
 
-def file_format(path: Path) -> str | None:
-    name = path.name.lower()
+def file_format(path: str | os.PathLike) -> str | None:
+    name = str(path).lower()
     for fmt, suffixes in (("jsonl", JSONL_SUFFIXES), ("parquet", PARQUET_SUFFIXES), ("arrow", ARROW_SUFFIXES),
                           ("warc", WARC_SUFFIXES), ("html", HTML_SUFFIXES), ("text", TEXT_SUFFIXES)):
         if name.endswith(suffixes):
@@ -47,32 +50,38 @@ def file_format(path: Path) -> str | None:
     return None
 
 
-def _hidden(relpath: Path) -> bool:
-    return any(part.startswith(".") for part in relpath.parts)
+def _hidden(relative: str) -> bool:
+    return any(part.startswith(".") for part in relative.split("/"))
 
 
-def list_input_files(paths: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
-    """(root, file) for every readable file under `paths`, in a deterministic order."""
+def list_input_files(paths: list[str | os.PathLike]) -> list[storage.Entry]:
+    """Every readable file under `paths` (local paths or URLs), in a deterministic order."""
     found = []
-    for root in map(Path, paths):
-        if root.is_file():
-            found.append((root.parent, root))
-        elif root.is_dir():
-            found += [(root, f) for f in sorted(root.rglob("*"))
-                      if f.is_file() and file_format(f) and not _hidden(f.relative_to(root))]
+    for given in map(str, paths):
+        try:
+            entries = storage.find_files(given)
+        except storage.NotFound:
+            continue
+        found += [e for e in entries if file_format(e.path) and (e.given or not _hidden(e.relative))]
     return found
 
 
-def check_inputs(paths: list[str | os.PathLike]) -> list[Path]:
+def check_inputs(paths: list[str | os.PathLike]) -> list[str]:
     """Fail early, naming the path, when an input does not exist or holds nothing we can read."""
     if not paths:
         raise InputError("no input given: pass --input PATH [PATH ...]")
-    for p in map(Path, paths):
-        if not p.exists():
-            raise InputError(f"input not found: {p}")
-        if p.is_file() and not file_format(p):
-            raise InputError(f"{p}: unknown format; expected one of {', '.join(ALL_SUFFIXES)}")
-    files = [f for _, f in list_input_files(paths)]
+    for given in map(str, paths):
+        try:
+            entries = storage.find_files(given)
+        except storage.NotFound:
+            raise InputError(f"input not found: {given}") from None
+        except (ImportError, ValueError) as e:  # no fsspec implementation for the protocol, or a malformed URL
+            raise InputError(f"{given}: cannot open this URL ({e})") from None
+        except OSError as e:  # unreachable server, no credentials, no permission
+            raise InputError(f"{given}: cannot list it ({type(e).__name__}: {e})") from None
+        if entries and entries[0].given and not file_format(entries[0].path):
+            raise InputError(f"{given}: unknown format; expected one of {', '.join(ALL_SUFFIXES)}")
+    files = [e.path for e in list_input_files(paths)]
     if not files:
         raise InputError(f"no readable files ({', '.join(ALL_SUFFIXES)}) under {', '.join(map(str, paths))}")
     return files
@@ -89,6 +98,9 @@ def html_to_text(html: str | bytes) -> str | None:
 
 
 class RawDocumentReader(PipelineStep):
+    """Documents of every input file. With several tasks the input is split below the file level
+    (`corpus.splitting`): byte ranges of plain JSONL, Parquet row groups, Arrow record batches."""
+
     name = "📖 raw documents"
     type = "📖 - READER"
 
@@ -109,24 +121,40 @@ class RawDocumentReader(PipelineStep):
         self.max_doc_bytes = max_doc_bytes
         self.skip_log_dir = Path(skip_log_dir) if skip_log_dir else None
         self.bytes_consumed = 0  # input bytes read so far by this task, for progress/ETA
+        self._piece_base = 0  # bytes of the pieces this task finished
+        self._plans: dict[int, list[list[Piece]]] = {}
         self._skip_log = None
 
-    # -- which files this task reads -----------------------------------------------------------
-    def task_files(self, rank: int = 0, world_size: int = 1) -> list[tuple[Path, Path]]:
-        return list_input_files(self.paths)[rank::world_size]
+    # -- which part of the input this task reads -------------------------------------------------
+    def plan(self, world_size: int) -> list[list[Piece]]:
+        """Every task's pieces. Computed once (call it before the pipeline is sent to the workers,
+        so they do not each read the file metadata again) and kept."""
+        if world_size not in self._plans:
+            self._plans[world_size] = plan_tasks(list_input_files(self.paths), file_format, world_size)
+        return self._plans[world_size]
+
+    def task_pieces(self, rank: int = 0, world_size: int = 1) -> list[Piece]:
+        return self.plan(world_size)[rank]
 
     def input_bytes(self, rank: int = 0, world_size: int = 1) -> int:
-        return sum(f.stat().st_size for _, f in self.task_files(rank, world_size))
+        return sum(p.nbytes for p in self.task_pieces(rank, world_size))
+
+    def unsplit_compressed(self, rank: int = 0, world_size: int = 1) -> list[str]:
+        """Compressed files this task must read whole (gzip cannot be entered in the middle)."""
+        return [p.entry.relative for p in self.task_pieces(rank, world_size) if p.compressed]
+
+    def _progress(self, piece: Piece, done: int) -> None:
+        self.bytes_consumed = self._piece_base + min(max(done, 0), piece.nbytes)
 
     # -- skips ---------------------------------------------------------------------------------
-    def skip(self, reason: str, path: Path, where: str = "", detail: str = "") -> None:
+    def skip(self, reason: str, path: str, where: str = "", detail: str = "") -> None:
         self.stat_update(f"skipped_{reason}")
         location = f"{path}:{where}" if where else str(path)
         logger.warning(f"skipped ({reason}) {location}{': ' + detail if detail else ''}")
         if self._skip_log is not None:
             self._skip_log.write(json.dumps({"file": str(path), "where": where, "reason": reason, "detail": detail[:300]}) + "\n")
 
-    def make_document(self, text, doc_id, source: str, path: Path, where: str, extra: dict | None = None) -> Document | None:
+    def make_document(self, text, doc_id, source: str, path: str, where: str, extra: dict | None = None) -> Document | None:
         if text is None:
             self.skip("missing_text", path, where, f"no {self.text_key!r} field")
             return None
@@ -144,10 +172,7 @@ class RawDocumentReader(PipelineStep):
         return Document(text=text, id=str(doc_id), metadata=metadata)
 
     # -- formats -------------------------------------------------------------------------------
-    def _records(self, fmt: str, path: Path, source: str) -> Iterator[Document | None]:
-        yield from getattr(self, f"_read_{fmt}")(path, source)
-
-    def _fields(self, record: dict, source: str, index: int, path: Path, where: str) -> Document | None:
+    def _fields(self, record: dict, source: str, index: int, path: str, where: str) -> Document | None:
         doc_id = record.get(self.id_key)
         doc_id = f"{source}#{index}" if doc_id is None or doc_id == "" else doc_id
         extra = {k: v for k, v in record.items() if k not in (self.text_key, self.id_key) and isinstance(v, (str, int, float, bool))}
@@ -155,78 +180,115 @@ class RawDocumentReader(PipelineStep):
             extra["orig_source"] = extra.pop("source")
         return self.make_document(record.get(self.text_key), doc_id, source, path, where, extra)
 
-    def _read_jsonl(self, path: Path, source: str):
-        opener = gzip.open if path.name.endswith(".gz") else open
-        line_no = 0
+    def _jsonl_record(self, raw: bytes, line_no: int, source: str, path: str) -> Document | None:
         try:
-            with opener(path, "rb") as f:
-                for line_no, raw in enumerate(f, start=1):
-                    if not raw.strip():
-                        continue
-                    try:
-                        line = raw.decode("utf-8")
-                    except UnicodeDecodeError as e:
-                        self.skip("invalid_utf8", path, f"line {line_no}", str(e))
-                        continue
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        self.skip("malformed_json", path, f"line {line_no}", str(e))
-                        continue
-                    if not isinstance(record, dict):
-                        self.skip("malformed_json", path, f"line {line_no}", f"a JSON {type(record).__name__}, not an object")
-                        continue
-                    yield self._fields(record, source, line_no - 1, path, f"line {line_no}")
-        except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as e:
-            self.skip("file_truncated", path, f"after line {line_no}", f"{type(e).__name__}: {e}")
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            self.skip("invalid_utf8", path, f"line {line_no}", str(e))
+            return None
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            self.skip("malformed_json", path, f"line {line_no}", str(e))
+            return None
+        if not isinstance(record, dict):
+            self.skip("malformed_json", path, f"line {line_no}", f"a JSON {type(record).__name__}, not an object")
+            return None
+        return self._fields(record, source, line_no - 1, path, f"line {line_no}")
 
-    def _iter_batches(self, path: Path, fmt: str):
+    def _read_jsonl(self, piece: Piece, source: str):
+        path = piece.entry.path
+        if piece.compressed:  # a gzip stream: read whole, from the start
+            line_no = 0
+            try:
+                with storage.open_file(path) as raw_file, gzip.open(raw_file, "rb") as f:
+                    for line_no, raw in enumerate(f, start=1):
+                        self._progress(piece, raw_file.tell())
+                        if raw.strip():
+                            yield self._jsonl_record(raw, line_no, source, path)
+            except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as e:
+                self.skip("file_truncated", path, f"after line {line_no}", f"{type(e).__name__}: {e}")
+            return
+        with storage.open_file(path) as f:
+            start = _first_line_start(f, piece.start)
+            line_no = _count_lines_before(f, start)  # line numbers (and default ids) do not depend on the split
+            f.seek(start)
+            pos = start
+            while pos < piece.stop:
+                raw = f.readline()
+                if not raw:
+                    break
+                line_no += 1
+                pos += len(raw)
+                self._progress(piece, pos - piece.start)
+                if raw.strip():
+                    yield self._jsonl_record(raw, line_no, source, path)
+
+    def _open_batches(self, piece: Piece, f):
+        """(rows in this piece's batches before each one, batch) for the piece's batches or row groups."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        if fmt == "parquet":
-            yield from pq.ParquetFile(path).iter_batches(batch_size=1000)
+        if piece.fmt == "parquet":
+            pf = pq.ParquetFile(f)
+            last = pf.metadata.num_row_groups if piece.kind == WHOLE else piece.stop
+            first = 0 if piece.kind == WHOLE else piece.start
+            row = sum(pf.metadata.row_group(g).num_rows for g in range(first))
+            for g in range(first, last):
+                for batch in pf.iter_batches(batch_size=1000, row_groups=[g]):
+                    yield row, batch
+                    row += batch.num_rows
+                self._progress(piece, piece.nbytes * (g + 1 - first) // max(1, last - first))
             return
-        with pa.memory_map(str(path), "r") as source:
-            try:
-                reader = pa.ipc.open_file(source)
-                for i in range(reader.num_record_batches):
-                    yield reader.get_batch(i)
-            except pa.ArrowInvalid:  # not the file format: try the stream format
-                source.seek(0)
-                yield from pa.ipc.open_stream(source)
+        try:
+            reader = pa.ipc.open_file(f)
+            batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+        except pa.ArrowInvalid:  # not the file format: the stream format
+            f.seek(0)
+            batches = iter(pa.ipc.open_stream(f))
+        first, last = (piece.start, piece.stop) if piece.kind == BATCHES else (0, None)
+        row = 0
+        for i, batch in enumerate(batches):
+            if last is not None and i >= last:
+                break
+            if i >= first:
+                yield row, batch
+                done = piece.nbytes * (i + 1 - first) // (last - first) if last is not None else f.tell()
+                self._progress(piece, done)
+            row += batch.num_rows
 
-    def _read_table(self, path: Path, source: str, fmt: str):
+    def _read_table(self, piece: Piece, source: str):
         import pyarrow as pa
 
+        path = piece.entry.path
         index = 0
         try:
-            for batch in self._iter_batches(path, fmt):
-                if self.text_key not in batch.schema.names:
-                    self.skip("missing_text", path, f"rows {index}-{index + batch.num_rows - 1}",
-                              f"no {self.text_key!r} column (columns: {', '.join(batch.schema.names)})")
-                    index += batch.num_rows
-                    continue
-                for record in batch.to_pylist():
-                    yield self._fields(record, source, index, path, f"row {index}")
-                    index += 1
+            with _open_table_file(path) as f:
+                for index, batch in self._open_batches(piece, f):
+                    if self.text_key not in batch.schema.names:
+                        self.skip("missing_text", path, f"rows {index}-{index + batch.num_rows - 1}",
+                                  f"no {self.text_key!r} column (columns: {', '.join(batch.schema.names)})")
+                        index += batch.num_rows
+                        continue
+                    for record in batch.to_pylist():
+                        yield self._fields(record, source, index, path, f"row {index}")
+                        index += 1
         except (pa.ArrowException, OSError, ValueError) as e:
             self.skip("file_corrupt", path, f"after row {index}", f"{type(e).__name__}: {e}")
 
-    def _read_parquet(self, path: Path, source: str):
-        yield from self._read_table(path, source, "parquet")
+    _read_parquet = _read_table
+    _read_arrow = _read_table
 
-    def _read_arrow(self, path: Path, source: str):
-        yield from self._read_table(path, source, "arrow")
-
-    def _read_warc(self, path: Path, source: str):
+    def _read_warc(self, piece: Piece, source: str):
         from warcio.archiveiterator import ArchiveIterator
         from warcio.exceptions import ArchiveLoadFailed
 
+        path = piece.entry.path
         index = 0
         try:
-            with open(path, "rb") as f:
+            with storage.open_file(path) as f:
                 for index, record in enumerate(ArchiveIterator(f)):
+                    self._progress(piece, f.tell())
                     if record.rec_type != "response":
                         continue
                     content_type = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
@@ -243,26 +305,24 @@ class RawDocumentReader(PipelineStep):
         except (ArchiveLoadFailed, EOFError, zlib.error, OSError) as e:
             self.skip("file_truncated", path, f"after record {index}", f"{type(e).__name__}: {e}")
 
-    def _read_whole_file(self, path: Path) -> str | None:
-        data = path.read_bytes()
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            self.skip("invalid_utf8", path, "", str(e))
-            return None
-
-    def _read_html(self, path: Path, source: str):
-        html = path.read_bytes()  # trafilatura finds the page's own charset
+    def _read_html(self, piece: Piece, source: str):
+        with storage.open_file(piece.entry.path) as f:
+            html = f.read()  # trafilatura finds the page's own charset
         text = html_to_text(html)
         if text is None:
-            self.skip("no_text", path, "", "no main text found in the page")
+            self.skip("no_text", piece.entry.path, "", "no main text found in the page")
             return
-        yield self.make_document(text, source, source, path, "")
+        yield self.make_document(text, source, source, piece.entry.path, "")
 
-    def _read_text(self, path: Path, source: str):
-        text = self._read_whole_file(path)
-        if text is not None:
-            yield self.make_document(text, source, source, path, "")
+    def _read_text(self, piece: Piece, source: str):
+        with storage.open_file(piece.entry.path) as f:
+            data = f.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            self.skip("invalid_utf8", piece.entry.path, "", str(e))
+            return
+        yield self.make_document(text, source, source, piece.entry.path, "")
 
     # -- the step ------------------------------------------------------------------------------
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
@@ -272,10 +332,11 @@ class RawDocumentReader(PipelineStep):
             self.skip_log_dir.mkdir(parents=True, exist_ok=True)
             self._skip_log = open(self.skip_log_dir / f"rank-{rank:05d}.jsonl", "w")
         produced = 0
+        self.bytes_consumed = self._piece_base = 0
         try:
-            for root, path in self.task_files(rank, world_size):
-                source = path.relative_to(root).as_posix()
-                for doc in self._records(file_format(path), path, source):
+            for piece in self.task_pieces(rank, world_size):
+                source = piece.entry.relative
+                for doc in getattr(self, f"_read_{piece.fmt}")(piece, source):
                     if doc is None:
                         continue
                     self.stat_update("documents")
@@ -284,8 +345,38 @@ class RawDocumentReader(PipelineStep):
                     produced += 1
                     if 0 < self.limit <= produced:
                         return
-                self.bytes_consumed += path.stat().st_size
+                self._piece_base += piece.nbytes
+                self.bytes_consumed = self._piece_base
         finally:
             if self._skip_log is not None:
                 self._skip_log.close()
                 self._skip_log = None
+
+
+def _open_table_file(path: str):
+    """Parquet / Arrow files: memory-mapped when local (no copy), through fsspec when remote."""
+    import pyarrow as pa
+
+    return storage.open_file(path) if storage.is_remote(path) else pa.memory_map(storage.local_path(path), "r")
+
+
+def _first_line_start(f, pos: int) -> int:
+    """The first line start at or after byte `pos` (a line starts at 0 or right after a newline)."""
+    if pos == 0:
+        return 0
+    f.seek(pos - 1)
+    f.readline()  # up to and including the newline that ends the line holding byte pos-1
+    return f.tell()
+
+
+def _count_lines_before(f, pos: int, block: int = 1 << 20) -> int:
+    """Newlines in bytes [0, pos): the number of the line starting at `pos`, minus one."""
+    f.seek(0)
+    count = 0
+    while pos > 0:
+        chunk = f.read(min(block, pos))
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        pos -= len(chunk)
+    return count
