@@ -16,10 +16,12 @@ import shutil
 import sys
 from pathlib import Path
 
+from corpus import remote, storage
 from corpus.filters import MissingAsset, full_filter_steps
 from corpus.incremental import check_against
-from corpus.pipeline import PRESETS, CleanConfig, OutputInUse, StageFailed, run_clean
+from corpus.pipeline import PRESETS, CleanConfig, OutputInUse, StageFailed, run_clean, run_identity
 from corpus.readers import InputError, check_inputs
+from corpus.remote import RemoteOutputInUse
 
 
 class UsageError(Exception):
@@ -90,8 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="corpus-clean", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     io = p.add_argument_group("input and output")
     io.add_argument("--input", nargs="+", required=True, metavar="PATH",
-                    help="files or folders: .jsonl(.gz), .parquet, .arrow, .warc(.gz), .html, .txt")
-    io.add_argument("--output", required=True, metavar="DIR", help="clean-corpus directory to write")
+                    help="files or folders: .jsonl(.gz), .parquet, .arrow, .warc(.gz), .html, .txt; local paths or "
+                         "fsspec URLs (s3://, gs://, hf://, file://, memory://). Large files are split over the tasks "
+                         "(gzip files cannot be: each is read by one task)")
+    io.add_argument("--output", required=True, metavar="DIR",
+                    help="clean-corpus directory to write: a local path, or a URL (s3://...: built in a local staging "
+                         "folder under ~/.cache/corpus-clean/staging/, uploaded when the run has finished)")
     io.add_argument("--text-key", default="text", help="text field of JSONL/Parquet/Arrow records (default: text)")
     io.add_argument("--id-key", default="id", help="id field (default: id; missing ids become file#index)")
     io.add_argument("--max-shard-mb", type=float, default=128.0, help="shard size bound in MB (default: 128)")
@@ -101,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--languages", nargs="*", default=["en"], help="fastText codes to keep (default: en); none given: keep all")
     cl.add_argument("--decontaminate", nargs="+", default=[], metavar="PATH", help="evaluation files whose text must not be in the corpus")
     cl.add_argument("--dedup-against", nargs="+", metavar="CLEAN_DIR",
-                    help="also drop near-duplicates of these already-cleaned corpora (and of those they were deduplicated against)")
+                    help="also drop near-duplicates of these already-cleaned corpora (and of those they were deduplicated "
+                         "against); local paths or URLs (default: none)")
     cl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a setting, e.g. filters.gopher_quality.min_doc_words=30, minhash.num_buckets=20, "
                          "filters.c4_quality=null (switch a filter off)")
@@ -152,15 +159,29 @@ def config_from_args(args) -> CleanConfig:
     if cfg.dedup_against:
         if cfg.preset != "full":
             raise UsageError(f"--dedup-against needs --preset full (MinHash runs only there), not {cfg.preset}")
-        if any(Path(d).resolve() == Path(args.output).resolve() for d in cfg.dedup_against):
+        if any(same_place(d, args.output) for d in cfg.dedup_against):
             raise UsageError(f"--dedup-against {args.output}: that is the --output itself")
         check_against(cfg.dedup_against, cfg.minhash)
     return cfg
 
 
-def check_output(out: Path, inputs: list[str]) -> Path:
+def same_place(a: str, b: str) -> bool:
+    if storage.is_remote(a) or storage.is_remote(b):
+        return a.rstrip("/") == b.rstrip("/")
+    return Path(storage.local_path(a)).resolve() == Path(storage.local_path(b)).resolve()
+
+
+def check_output(given: str, inputs: list[str]) -> Path:
     """The output must be a directory we can create and write into, outside every input folder
-    (the reader lists its files while other tasks write: it would read part of its own output)."""
+    (the reader lists its files while other tasks write: it would read part of its own output).
+    Returns the local directory the run writes (for a remote --output: its staging folder)."""
+    if storage.is_remote(given):
+        for i in inputs:
+            if (given.rstrip("/") + "/").startswith(i.rstrip("/") + "/"):
+                raise UsageError(f"--output {given} is inside --input {i}: the cleaner would read its own output; "
+                                 "write it somewhere else")
+        given = str(remote.staging_dir(given))
+    out = Path(storage.local_path(given))
     if out.exists() and not out.is_dir():
         raise UsageError(f"--output {out}: is a file, not a directory")
     for given in inputs:
@@ -177,8 +198,8 @@ def check_output(out: Path, inputs: list[str]) -> Path:
     return out
 
 
-def headline(manifest: dict, out: Path) -> str:
-    stats = json.loads((out / "stats.json").read_text())
+def headline(manifest: dict, local: Path, out: str | Path) -> str:
+    stats = json.loads((local / "stats.json").read_text())
     docs_in, bytes_in = stats["input"]["documents"], stats["input"]["text_bytes"]
     kept, kept_bytes = manifest["rows"], manifest["text_bytes"]
     pct = lambda a, b: f"{100 * a / b:.1f}%" if b else "n/a"  # noqa: E731
@@ -200,9 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_inputs(args.input)
         cfg = config_from_args(args)
-        out = check_output(Path(args.output), args.input)
+        out = check_output(args.output, args.input)
+        if storage.is_remote(args.output):
+            remote.claim_output(args.output, run_identity(args.input, cfg), args.overwrite)
         manifest = run_clean(args.input, out, cfg, overwrite=args.overwrite, wait=not args.no_wait)
-    except (InputError, UsageError, OutputInUse, MissingAsset, ValueError) as e:
+        if storage.is_remote(args.output) and not manifest.get("submitted"):
+            remote.upload(out, args.output)
+    except (InputError, UsageError, OutputInUse, RemoteOutputInUse, MissingAsset, ValueError) as e:
         print(f"corpus-clean: error: {e}", file=sys.stderr)
         return 2
     except StageFailed as e:
@@ -216,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
               "  wait for them and see the result: run the same command again without --no-wait "
               "(it waits for these jobs, it does not submit them twice)")
     else:
-        print(headline(manifest, out))
+        print(headline(manifest, out, args.output))
     return 0
 
 

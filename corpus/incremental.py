@@ -27,6 +27,8 @@ import os
 import shutil
 from pathlib import Path
 
+from corpus.remote import local_against
+
 INDEX_DIR = "minhash_index"
 REFERENCE_DIR = ".work/minhash/reference"  # what this run deduplicates against (never its own index)
 CARRIED_PREFIX = "ref-"  # carried-over index files in <out>/minhash_index/
@@ -43,23 +45,24 @@ def index_files(clean_dir: str | os.PathLike) -> list[Path]:
 def check_against(dirs: list[str | os.PathLike], settings) -> None:
     """Each dir must be a finished clean corpus with a MinHash index made with `settings`."""
     wanted = dataclasses.asdict(settings)
-    for d in map(Path, dirs):
+    for given, local in zip(dirs, local_against(dirs)):
+        d, shown = Path(local), given  # a remote corpus is checked in its local mirror, named by its URL
         if not (d / INDEX_DIR).is_dir():
-            raise IncrementalError(f"--dedup-against {d}: no {INDEX_DIR}/ there (clean it with --preset full first)")
+            raise IncrementalError(f"--dedup-against {shown}: no {INDEX_DIR}/ there (clean it with --preset full first)")
         manifest = d / "manifest.json"
         if not manifest.is_file():
-            raise IncrementalError(f"--dedup-against {d}: no manifest.json (that run did not finish; run its command again)")
+            raise IncrementalError(f"--dedup-against {shown}: no manifest.json (that run did not finish; run its command again)")
         try:
             used = json.loads(manifest.read_text())["config"]["minhash"]
         except (ValueError, KeyError, TypeError):
-            raise IncrementalError(f"--dedup-against {d}: manifest.json does not record the MinHash settings") from None
+            raise IncrementalError(f"--dedup-against {shown}: manifest.json does not record the MinHash settings") from None
         if used != wanted:
             diff = ", ".join(f"{k}={used.get(k)} there, {v} here" for k, v in wanted.items() if used.get(k) != v)
-            raise IncrementalError(f"--dedup-against {d}: its index was made with other MinHash settings ({diff})")
+            raise IncrementalError(f"--dedup-against {shown}: its index was made with other MinHash settings ({diff})")
         buckets = {p.parent.name for p in index_files(d)}
         expected = {f"bucket_{b:03d}" for b in range(settings.num_buckets)}
         if buckets != expected:
-            raise IncrementalError(f"--dedup-against {d}: {INDEX_DIR}/ is incomplete ({len(buckets)} of {len(expected)} buckets)")
+            raise IncrementalError(f"--dedup-against {shown}: {INDEX_DIR}/ is incomplete ({len(buckets)} of {len(expected)} buckets)")
 
 
 def _content_name(path: Path) -> str:
@@ -93,7 +96,7 @@ def reference_index(dirs: list[str | os.PathLike] | None, out: str | os.PathLike
         return None
     out = Path(out)
     reference = out / REFERENCE_DIR
-    for d in dirs:
+    for d in local_against(dirs):
         for f in index_files(d):
             name = _content_name(f)
             _link(f, reference / f.parent.name / name)

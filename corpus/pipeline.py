@@ -123,10 +123,10 @@ class Progress(PipelineStep):
                 last = now
                 elapsed = now - start
                 done = self.reader.bytes_consumed
-                eta = (total - done) * elapsed / done if done and total else float("nan")
+                eta = f"{(total - done) * elapsed / done:,.0f}s" if done and total else "unknown"
                 logger.info(
                     f"task {rank}: {docs:,} docs, {docs / elapsed:,.0f} docs/s, {text_bytes / elapsed / 1e6:.2f} MB/s text, "
-                    f"input {done / 1e6:,.1f}/{total / 1e6:,.1f} MB, ETA {eta:,.0f}s{note}"
+                    f"input {done / 1e6:,.1f}/{total / 1e6:,.1f} MB, ETA {eta}{note}"
                 )
             yield doc
         elapsed = max(time.time() - start, 1e-9)
@@ -332,10 +332,15 @@ class StageFailed(RuntimeError):
     """Tasks of a stage failed; the message names the log to read."""
 
 
+def run_identity(inputs: list[str], cfg: CleanConfig) -> dict:
+    """What makes two runs the same run (kept in .work/config.json, the mark of our output folders)."""
+    return {"inputs": [str(p) for p in inputs], "config": cfg.to_dict()}
+
+
 def prepare_output(out: Path, cfg: CleanConfig, inputs: list[str], overwrite: bool) -> None:
     """Refuse to mix two different runs in one output directory; a same-config run resumes."""
     lay = Layout(out)
-    wanted = {"inputs": [str(p) for p in inputs], "config": cfg.to_dict()}
+    wanted = run_identity(inputs, cfg)
     if lay.config.exists():
         previous = json.loads(lay.config.read_text())
         if previous != wanted:

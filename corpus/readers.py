@@ -77,7 +77,7 @@ def check_inputs(paths: list[str | os.PathLike]) -> list[str]:
             raise InputError(f"input not found: {given}") from None
         except (ImportError, ValueError) as e:  # no fsspec implementation for the protocol, or a malformed URL
             raise InputError(f"{given}: cannot open this URL ({e})") from None
-        except OSError as e:  # unreachable server, no credentials, no permission
+        except Exception as e:  # unreachable server, no credentials, no permission (each file system its own error)
             raise InputError(f"{given}: cannot list it ({type(e).__name__}: {e})") from None
         if entries and entries[0].given and not file_format(entries[0].path):
             raise InputError(f"{given}: unknown format; expected one of {', '.join(ALL_SUFFIXES)}")

@@ -122,7 +122,7 @@ def test_kept_documents_do_not_depend_on_tasks_or_executor(real_records, tmp_pat
     src = write_jsonl(tmp_path / "docs.jsonl", real_records)
     runs = {}
     fewer_buckets = ["--set", "minhash.num_buckets=4"]  # fewer (slow to start) Ray tasks; the same in every run
-    for name, args in {"1 task": ["--tasks", "1", "--workers", "1"], "4 tasks": ["--tasks", "4", "--workers", "2"],
+    for name, args in {"1 task": ["--tasks", "1", "--workers", "1"], "4 tasks": ["--tasks", "4", "--workers", "1"],
                        "ray, 2 tasks": ["--tasks", "2", "--workers", "2", "--executor", "ray"]}.items():
         out = tmp_path / name.replace(" ", "").replace(",", "-")
         assert corpus_clean(["--input", str(src), "--output", str(out), "--preset", "full", *fewer_buckets, *args]) == 0
