@@ -132,3 +132,32 @@ def test_kept_documents_do_not_depend_on_tasks_or_executor(real_records, tmp_pat
     for name, result in runs.items():
         for key in first:
             assert result[key] == first[key], f"{name}: {key} differs from the 1-task run"
+
+
+def test_progress_line_reads_bytes_eta_and_the_gzip_note(real_records, tmp_path):
+    from loguru import logger
+
+    from corpus.pipeline import Progress
+
+    plain = write_jsonl(tmp_path / "docs.jsonl", real_records)
+    gz = tmp_path / "more.jsonl.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), format="{message}")
+    try:
+        for rank in range(2):
+            reader = RawDocumentReader([str(plain), str(gz)])
+            for _ in Progress(reader, every_s=0).run(reader.run(rank=rank, world_size=2), rank=rank, world_size=2):
+                pass
+    finally:
+        logger.remove(sink)
+    progress = [line for line in lines if " docs/s, " in line and "input " in line]
+    total_mb = {rank: f"/{RawDocumentReader([str(plain), str(gz)]).input_bytes(rank, 2) / 1e6:,.1f} MB" for rank in range(2)}
+    for rank in range(2):
+        mine = [line for line in progress if line.startswith(f"task {rank}:")]
+        assert mine and all(total_mb[rank] in line for line in mine)
+        assert "ETA unknown" not in mine[-1] and "nan" not in mine[-1]
+        assert not mine[-1].split("input ")[1].startswith("0.0/")
+    # the gzip file starts in the second half of the input: task 1 reads it whole and says so
+    assert all("gzip cannot be split: more.jsonl.gz" in line for line in progress if line.startswith("task 1:"))
+    assert not any("gzip" in line for line in progress if line.startswith("task 0:"))
