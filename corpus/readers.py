@@ -19,7 +19,7 @@ import json
 import os
 import zlib
 from pathlib import Path
-from typing import Iterator
+from typing import Callable
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
@@ -147,8 +147,11 @@ class RawDocumentReader(PipelineStep):
         self.bytes_consumed = self._piece_base + min(max(done, 0), piece.nbytes)
 
     # -- skips ---------------------------------------------------------------------------------
-    def skip(self, reason: str, path: str, where: str = "", detail: str = "") -> None:
+    def skip(self, reason: str, path: str, where: str | Callable[[], str] = "", detail: str = "") -> None:
+        """Count and log a skipped record. `where` may be a function: line numbers of a split JSONL file
+        are counted only when first needed (see `_read_jsonl`)."""
         self.stat_update(f"skipped_{reason}")
+        where = where() if callable(where) else where
         location = f"{path}:{where}" if where else str(path)
         logger.warning(f"skipped ({reason}) {location}{': ' + detail if detail else ''}")
         if self._skip_log is not None:
@@ -172,29 +175,31 @@ class RawDocumentReader(PipelineStep):
         return Document(text=text, id=str(doc_id), metadata=metadata)
 
     # -- formats -------------------------------------------------------------------------------
-    def _fields(self, record: dict, source: str, index: int, path: str, where: str) -> Document | None:
+    def _fields(self, record: dict, source: str, index: int | Callable[[], int], path: str, where) -> Document | None:
         doc_id = record.get(self.id_key)
-        doc_id = f"{source}#{index}" if doc_id is None or doc_id == "" else doc_id
+        if doc_id is None or doc_id == "":
+            doc_id = f"{source}#{index() if callable(index) else index}"
         extra = {k: v for k, v in record.items() if k not in (self.text_key, self.id_key) and isinstance(v, (str, int, float, bool))}
         if "source" in extra:  # the record's own source field is kept, ours names the file
             extra["orig_source"] = extra.pop("source")
         return self.make_document(record.get(self.text_key), doc_id, source, path, where, extra)
 
-    def _jsonl_record(self, raw: bytes, line_no: int, source: str, path: str) -> Document | None:
+    def _jsonl_record(self, raw: bytes, line_no: Callable[[], int], source: str, path: str) -> Document | None:
+        where = lambda: f"line {line_no()}"  # noqa: E731
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            self.skip("invalid_utf8", path, f"line {line_no}", str(e))
+            self.skip("invalid_utf8", path, where, str(e))
             return None
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
-            self.skip("malformed_json", path, f"line {line_no}", str(e))
+            self.skip("malformed_json", path, where, str(e))
             return None
         if not isinstance(record, dict):
-            self.skip("malformed_json", path, f"line {line_no}", f"a JSON {type(record).__name__}, not an object")
+            self.skip("malformed_json", path, where, f"a JSON {type(record).__name__}, not an object")
             return None
-        return self._fields(record, source, line_no - 1, path, f"line {line_no}")
+        return self._fields(record, source, lambda: line_no() - 1, path, where)
 
     def _read_jsonl(self, piece: Piece, source: str):
         path = piece.entry.path
@@ -205,20 +210,30 @@ class RawDocumentReader(PipelineStep):
                     for line_no, raw in enumerate(f, start=1):
                         self._progress(piece, raw_file.tell())
                         if raw.strip():
-                            yield self._jsonl_record(raw, line_no, source, path)
+                            yield self._jsonl_record(raw, lambda: line_no, source, path)
             except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as e:
                 self.skip("file_truncated", path, f"after line {line_no}", f"{type(e).__name__}: {e}")
             return
         with storage.open_file(path) as f:
             start = _first_line_start(f, piece.start)
-            line_no = _count_lines_before(f, start)  # line numbers (and default ids) do not depend on the split
+            # Line numbers (and the default ids made from them) do not depend on the split: the lines
+            # before the range are counted, but only when a number is first needed (a record without an
+            # id, a bad line), so a range of good records with ids never reads the bytes before it.
+            before: list[int] = []
+
+            def line_no() -> int:
+                if not before:
+                    with storage.open_file(path) as g:
+                        before.append(_count_lines_before(g, start))
+                return before[0] + in_range
+
             f.seek(start)
-            pos = start
+            pos, in_range = start, 0
             while pos < piece.stop:
                 raw = f.readline()
                 if not raw:
                     break
-                line_no += 1
+                in_range += 1
                 pos += len(raw)
                 self._progress(piece, pos - piece.start)
                 if raw.strip():

@@ -14,6 +14,11 @@ Task `t`'s pieces all come before task `t+1`'s in the input order, so "task, the
 task" is the input order whatever `n` is: deduplication, which keeps the first copy by that order,
 keeps the same documents with 1, 2 or 64 tasks. The plan depends only on the files' sizes and
 metadata, so every task (and every executor) computes the same one.
+
+Documents are named as without splitting: a record's own id, else `file#line-index` (JSONL) or
+`file#row-index` (Parquet/Arrow). A JSONL task counts the lines before its range only when it first
+needs a number (a record without an id, or a bad line to report), so records with ids in a remote
+file cost no extra reads.
 """
 from __future__ import annotations
 

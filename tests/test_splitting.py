@@ -93,6 +93,22 @@ def test_default_ids_are_line_numbers_whatever_the_split(real_records, tmp_path)
                 assert json.loads(lines[int(doc_id.split("#")[1])])["text"] == text
 
 
+def test_bad_lines_are_named_by_their_line_number_whatever_the_split(real_records, tmp_path):
+    path = tmp_path / "docs.jsonl"
+    with open(path, "w") as f:
+        for i, r in enumerate(real_records):
+            f.write(json.dumps(r) + "\n" if i % 10 else '{"broken": \n')  # every tenth line is malformed
+    named = {}
+    for tasks in (1, 4):
+        log = tmp_path / f"skips-{tasks}"
+        reader = RawDocumentReader([str(path)], skip_log_dir=log)
+        for rank in range(tasks):
+            list(reader.run(rank=rank, world_size=tasks))
+        named[tasks] = sorted(json.loads(l)["where"] for f in log.glob("*.jsonl") for l in f.read_text().splitlines())
+    assert named[1] == sorted(f"line {i + 1}" for i in range(0, len(real_records), 10))
+    assert named[4] == named[1]
+
+
 def test_progress_counts_bytes_while_reading_one_file(real_records, tmp_path):
     path = write_jsonl(tmp_path / "docs.jsonl", real_records)
     reader = RawDocumentReader([str(path)])
