@@ -47,6 +47,7 @@ def test_ablation_smoke(shared_data, teacher, tmp_path):
     assert sorted(results["runs"]) == sorted(f"{p}-seed{s}" for p in ("paper", "full") for s in (0, 1))
     for run in results["runs"].values():
         assert math.isfinite(run["wikitext_ppl"]) and math.isfinite(run["heldout_ppl"]) and 0 <= run["sst2_acc"] <= 1
+        assert math.isfinite(run["wikitext_blocks_ppl"]) and run["wikitext_blocks_tokens"] < run["wikitext_tokens"]  # both protocols
         assert run["curve"] and run["summary"]["tokens"] >= 6144
     # cleaning really differs between variants, and every variant was decontaminated against the eval sets
     kept = {p: v["docs_kept"] for p, v in results["variants"].items()}
@@ -89,6 +90,7 @@ def test_compare_smoke(shared_data, teacher, tmp_path):
     assert "| `truncate-alt` | teacher blocks [0, 2] (every other block) | CLM | 0.1 | no |" in report
     assert "| `distill-0,3` | teacher blocks [0, 3] | DistilGPT-2 (5 KL + 2 CLM + 1 cos) | 0.1 | yes |" in report
     assert "| `scratch` | random initialisation, 2 layers | CLM | 0.1 | no |" in report
+    assert "WikiText ppl (blocks)" in report and all(math.isfinite(r["wikitext_blocks_ppl"]) for r in runs.values())
     for png in ("val_loss.png", "val_loss_time.png", "sst2.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
     for r in runs.values():  # the time axis: the same validation points, at increasing training time within the run's
