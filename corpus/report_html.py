@@ -195,7 +195,7 @@ def line_level(out: Path, steps: list[str]) -> list[dict]:
         for row, whole in flagged:
             cuts = _meta(row)[key]
             items.append({"id": row["id"], "source": row["source"], "lines": in_context(row["text"], cuts, whole),
-                          "reason": ", ".join(sorted({str(c[1]) for c in cuts})), "text": ""})
+                          "reason": ", ".join(sorted({str(c[1]) for c in cuts})), "reasons": sorted({str(c[1]) for c in cuts}), "text": ""})
         reasons = Counter(str(c[1]) for t, _ in parts for m in t.column("metadata").to_pylist() for c in json.loads(m)[key])
         result.append({"key": key, "name": key.removesuffix(REMOVED_LINES_SUFFIX), "docs": sum(t.num_rows for t, _ in parts),
                        "lines": sum(reasons.values()), "reasons": dict(reasons.most_common()), "items": items})
@@ -403,7 +403,8 @@ BROWSER_JS = r"""
     b.items.forEach(it => { it._hay = haystack(it); });
     const search = el('input', {type: 'search', placeholder: 'search id, source, reason, text', 'aria-label': 'search ' + b.title});
     const select = el('select', {'aria-label': 'reason'}, el('option', {value: '', text: 'every reason'}));
-    for (const r of [...new Set(b.items.map(it => it.reason))].sort()) select.appendChild(el('option', {value: r, text: r || '(none)'}));
+    const reasons = it => it.reasons || [it.reason];  // a document that lost lines has one reason per line
+    for (const r of [...new Set(b.items.flatMap(reasons))].sort()) select.appendChild(el('option', {value: r, text: r || '(none)'}));
     const status = el('span', {class: 'muted status'});
     const prev = el('button', {type: 'button', text: '\u2190 previous'}), next = el('button', {type: 'button', text: 'next \u2192'});
     const list = el('div', {class: 'items'});
@@ -411,7 +412,7 @@ BROWSER_JS = r"""
     let page = 0;
     function draw() {
       const q = search.value.trim().toLowerCase(), r = select.value;
-      const hits = b.items.filter(it => (!r || it.reason === r) && (!q || it._hay.includes(q)));
+      const hits = b.items.filter(it => (!r || reasons(it).includes(r)) && (!q || it._hay.includes(q)));
       const pages = Math.max(1, Math.ceil(hits.length / PER_PAGE));
       page = Math.min(page, pages - 1);
       list.replaceChildren(...hits.slice(page * PER_PAGE, (page + 1) * PER_PAGE).map(renderItem));
