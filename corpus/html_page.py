@@ -39,6 +39,7 @@ img.plot { max-width: 100%; height: auto; border: 1px solid var(--line); }
 .line.cut { background: var(--badbg); text-decoration: line-through; text-decoration-color: #d99; }
 .line .why { float: right; color: var(--bad); font-size: .8em; text-decoration: none; }
 mark { background: var(--hl); }
+dl { display: grid; grid-template-columns: auto auto; gap: 0 .8rem; margin: .3rem 0; font-size: .85em; } dd { margin: 0; }
 svg text { font: 12px system-ui, sans-serif; fill: var(--fg); }
 @media print { .controls, .pager { display: none; } .text { max-height: none; overflow: visible; } body { max-width: none; } }
 """

@@ -21,6 +21,7 @@ from pathlib import Path
 from eval.perplexity import ROOT, WIKITEXT_TEST, EvalError
 from eval.report import (cached, fmt, markdown_table, noise_sentence, plot_bars, plot_curves, python_module, read_curve,
                          run_command, summarize)
+from eval.report_html import write_study_html
 
 GLUE_DEV_SETS = [ROOT.parent / "shared" / "data" / "glue" / t / "dev.tsv" for t in ("SST-2", "CoLA", "RTE")]
 
@@ -239,7 +240,7 @@ def write_report(results: dict, out: Path) -> None:
             lines.append("")
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    print(f"\nablation report: {out / 'report.md'}")
+    print(f"\nablation report: {write_study_html(out, results, 'Data-cleaning ablation')} (also report.md)")
     print(markdown_table(["data", "docs kept", "train tokens", "epochs", "decontam", "WikiText ppl (sliding)", "WikiText ppl (blocks)",
                           "raw held-out ppl", "SST-2", "time (s)"], rows))
 

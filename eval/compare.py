@@ -22,6 +22,7 @@ from eval.ablation import SCALES as ABLATION_SCALES
 from eval.ablation import AblationConfig, add_scale_arguments, evaluate_model, pretrain, scale_from_args, tokenize
 from eval.perplexity import EvalError
 from eval.report import cached, fmt, markdown_table, noise_sentence, plot_bars, plot_curves, read_curve, summarize
+from eval.report_html import write_study_html
 
 SCALES = {
     "smoke": ABLATION_SCALES["smoke"],
@@ -127,7 +128,7 @@ def write_report(results: dict, out: Path) -> None:
               "![validation loss](val_loss.png)", "", "![validation loss vs time](val_loss_time.png)", "", "![SST-2](sst2.png)", ""]
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "report.md").write_text("\n".join(lines))
-    print(f"\ncompare report: {out / 'report.md'}")
+    print(f"\ncompare report: {write_study_html(out, results, 'Truncation vs distillation vs scratch')} (also report.md)")
     print(markdown_table(["method", "params", "time (s)", "tokens/s", "WikiText ppl (sliding)", "WikiText ppl (blocks)", "held-out ppl",
                           "SST-2"], rows))
 

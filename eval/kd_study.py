@@ -14,6 +14,7 @@ from pathlib import Path
 from eval.glue import TASKS, GlueConfig, finetune
 from eval.perplexity import EvalError, model_directory
 from eval.report import cached, fmt, markdown_table, noise_sentence, plot_bars, summarize
+from eval.report_html import write_study_html
 
 TECHNIQUES = ["plain", "vanilla", "annealing", "rail"]
 
@@ -94,7 +95,7 @@ def write_report(results: dict, out: Path, tasks: list[str], techniques: list[st
     lines += ["", "## The techniques as run", "", *techniques_as_run(results), "", "![KD techniques](kd.png)", ""]
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "report.md").write_text("\n".join(lines))
-    print(f"\nKD study report: {out / 'report.md'}")
+    print(f"\nKD study report: {write_study_html(out, results, 'Knowledge distillation during fine-tuning')} (also report.md)")
     print(markdown_table(["technique", *tasks, "time (s)"], rows))
 
 

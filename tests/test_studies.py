@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from browser import Browser
 from corpus_helpers import wikitext_articles
 from test_train import write_clean_corpus
 from train.model import GPT, GPTConfig
@@ -29,6 +30,24 @@ def teacher(shared_data, tmp_path_factory) -> Path:
     model.save_pretrained(root / "export")
     save_tokenizer(tok, root / "export")
     return root / "export"
+
+
+def check_html_report(out: Path, tmp_path: Path, metric: str) -> None:
+    """report.html in headless Chromium (network off): no console errors, every plot drawn from inline data,
+    and each run's `metric` in the runs table equal to results.json's. Saves a screenshot in tmp_path."""
+    results = json.loads((out / "results.json").read_text())
+    with Browser(tmp_path / "profile") as b:
+        b.open(out / "report.html")
+        b.screenshot(tmp_path / f"{out.name}-report.png")
+        assert b.errors == []
+        plots = b.eval("[...document.images].map(i => [i.src.slice(0, 22), i.complete && i.naturalWidth > 0])")
+        assert plots and all(p == ["data:image/png;base64,", True] for p in plots)
+        assert len(plots) == (out / "report.md").read_text().count("![")
+        shown = b.eval(f"Object.fromEntries([...document.querySelectorAll('#runs + p + .scroll tbody tr')].map(tr => "
+                       f"[tr.querySelector('[data-run]').dataset.run, JSON.parse(tr.querySelector('[data-key=\"{metric}\"] [data-value]')"
+                       ".dataset.value)]))")
+        assert shown == {name: run[metric] for name, run in results["runs"].items()}
+        assert results["command"] and results["command"] in b.eval("document.querySelector('#provenance + p + .scroll').textContent")
 
 
 def run_eval(*args: str) -> subprocess.CompletedProcess:
@@ -61,6 +80,7 @@ def test_ablation_smoke(shared_data, teacher, tmp_path):
     assert f"Produced by `python -m eval {shlex.join(args)}`" in report  # the exact command behind the numbers
     for png in ("val_loss.png", "cleaning_steps.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
+    check_html_report(out, tmp_path, "wikitext_ppl")
     # resumable: a second run reuses every finished unit and gives the same report
     before = (out / "report.md").read_text()
     run_eval(*args)
@@ -93,6 +113,7 @@ def test_compare_smoke(shared_data, teacher, tmp_path):
     assert "WikiText ppl (blocks)" in report and all(math.isfinite(r["wikitext_blocks_ppl"]) for r in runs.values())
     for png in ("val_loss.png", "val_loss_time.png", "sst2.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
+    check_html_report(out, tmp_path, "heldout_ppl")
     for r in runs.values():  # the time axis: the same validation points, at increasing training time within the run's
         times = [t for t, _ in r["curve_time"]]
         assert len(times) == len(r["curve"]) and times == sorted(times) and 0 < times[-1] <= r["summary"]["train_time_s"]
@@ -115,3 +136,4 @@ def test_kd_study_smoke(shared_data, teacher, tmp_path):
     assert "2 phase-1 epoch(s) for 7 temperatures: each temperature gets an equal slice of 1.1 steps" in report
     assert "layer-wise projections" in report
     assert (out / "kd.png").read_bytes()[:8] == PNG_MAGIC
+    check_html_report(out, tmp_path, "value")
