@@ -26,7 +26,8 @@ $(STAMP): pyproject.toml
 test: venv test-debs
 	$(PY) -m pytest -q tests
 
-# Debian packages some tests use; a test whose package is missing (and could not be installed) is skipped, saying why
+# Debian packages some tests use; a test whose package is missing (and could not be installed) is skipped, saying why,
+# except chromium: the report tests open report.html in it and fail without it
 TEST_DEBS ?= slurm-wlm munge chromium
 SUDO ?= $(if $(filter 0,$(shell id -u)),,sudo)
 test-debs:
