@@ -83,10 +83,12 @@ def markdown_to_html(markdown: str, folder: Path) -> str:
 
 # ------------------------------------------------------------------------------------------ from results.json
 def statistics(node, path: str = "") -> list[tuple[str, dict]]:
-    """Every summary statistic in results.json: an object with a `mean` (and maybe std, n, a CI)."""
+    """Every summary statistic in results.json: an object with a `mean` (and maybe std, n, a CI), or a
+    comparison with a `diff` and its interval."""
     if isinstance(node, dict):
-        if "mean" in node and not isinstance(node["mean"], (dict, list)):
-            return [(path, node)]
+        for key in ("mean", "diff"):
+            if isinstance(node.get(key), (int, float)):
+                return [(path, {**node, "mean": node[key]})]
         return [hit for k, v in node.items() if k != "runs" for hit in statistics(v, f"{path}.{k}" if path else k)]
     return []
 
@@ -128,7 +130,7 @@ def statistics_table(results: dict) -> str:
     rows = [[path, _value_cell(s["mean"]), _value_cell(s["std"]) if s.get("std") is not None else "-", _ci(s),
              _fmt(s.get("n", len(s.get("values", [])) or "-"))] for path, s in stats]
     return "<h2 id=\"statistics\">Summary statistics in results.json</h2>" + table(
-        ["statistic", "mean", "std", "confidence interval", "n"], rows, numeric={1, 2, 4})
+        ["statistic", "mean (or difference)", "std", "95% confidence interval", "n"], rows, numeric={1, 2, 4})
 
 
 def scalars(run: dict, prefix: str = "") -> dict:
@@ -142,11 +144,24 @@ def scalars(run: dict, prefix: str = "") -> dict:
     return flat
 
 
-def run_links(out: Path, name: str) -> str:
-    candidates = {"metrics": f"runs/{name}/metrics.jsonl", "summary": f"runs/{name}/summary.json", "result": f"results/{name}.json",
-                  "log": f"logs/train-{name}.log"}
-    found = [(label, path) for label, path in candidates.items() if (out / path).is_file()]
-    return " ".join(f'<a href="{esc(path)}" title="{esc(path)}">{label}</a>' for label, path in found) or "-"
+def run_links(out: Path, name: str, flat: dict) -> str:
+    """Links to a run's metrics.jsonl and summary.json (in runs/<name>/ or the run_dir it recorded), its
+    cached result and its log, where they exist."""
+    dirs = [out / "runs" / name] + [Path(v) for k, v in flat.items() if k.endswith("run_dir") and isinstance(v, str)]
+    candidates = [("metrics", d / "metrics.jsonl") for d in dirs] + [("summary", d / "summary.json") for d in dirs]
+    candidates += [("result", out / "results" / f"{name}.json"), ("log", out / "logs" / f"train-{name}.log")]
+    found = dict((label, path) for label, path in reversed(candidates) if path.is_file())  # the first existing one per label
+    links = [f'<a href="{esc(_href(path, out))}" title="{esc(path)}">{label}</a>' for label, path in sorted(found.items())]
+    return " ".join(links) or "-"
+
+
+def _href(target: Path, base: Path) -> str:
+    """Relative to the report when inside its folder (the folder can move), else an absolute file URI."""
+    target = (base / target).resolve()
+    try:
+        return target.relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return target.as_uri()
 
 
 def runs_section(results: dict, out: Path) -> str:
@@ -168,7 +183,7 @@ def runs_section(results: dict, out: Path) -> str:
         rows.append([Raw(f'<code data-run="{esc(name)}">{esc(name)}</code>'), *[_fmt(f.get(k, "-")) for k in group_keys],
                      *[_value_cell(f[k]) if k in f else "-" for k in metric_keys],
                      *[Raw(f'<code title="{esc(f[k])}">{esc(str(f[k])[:12])}</code>') if k in f else "-" for k in fingerprint_keys],
-                     Raw(run_links(out, name)),
+                     Raw(run_links(out, name, f)),
                      Raw(f"<details><summary>{len(rest)} more</summary><dl>{details}</dl></details>") if rest else "-"])
     keys = ["run", *group_keys, *metric_keys, *fingerprint_keys]
     headers = [k.replace("summary.", "").replace("_", " ") for k in keys] + ["files", "also recorded"]
@@ -210,15 +225,8 @@ def links_section(results: dict, out: Path) -> str:
         clean = Path(variant.get("clean_dir", ""))
         report = clean / "report.html"
         if report.is_file():
-            href = report.resolve().as_uri() if clean.is_absolute() else _relative(report, out)
-            links.append(f'<a href="{esc(href)}">cleaning report of <code>{esc(name)}</code></a>')
+            links.append(f'<a href="{esc(_href(report, out))}">cleaning report of <code>{esc(name)}</code></a>')
     return f'<p class="note">Files: {" · ".join(links)}</p>' if links else ""
-
-
-def _relative(target: Path, base: Path) -> str:
-    import os
-
-    return os.path.relpath(target.resolve(), base.resolve())
 
 
 def render_study_html(out: Path, results: dict, title: str) -> str:
