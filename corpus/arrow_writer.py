@@ -170,19 +170,22 @@ def iter_shard_rows(path: str | os.PathLike, columns: list[str] | None = None):
 
 class ArrowShardReader(PipelineStep):
     """Read back what `ArrowShardWriter` wrote: task `rank` reads exactly the shards that rank wrote,
-    so per-task document indices line up between two passes over the same data (MinHash needs that)."""
+    so per-task document indices line up between two passes over the same data (MinHash needs that).
+    With `all_ranks`, every task's shards in rank order (for a single task that must see everything)."""
 
     name = "🏹 Arrow shards reader"
     type = "📖 - READER"
 
-    def __init__(self, folder: str | os.PathLike):
+    def __init__(self, folder: str | os.PathLike, all_ranks: bool = False):
         super().__init__()
         self.folder = Path(folder)
+        self.all_ranks = all_ranks
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data:
             yield from data
-        for path in rank_shards(self.folder, rank):
+        paths = sorted(self.folder.glob("rank-*.arrow")) if self.all_ranks else rank_shards(self.folder, rank)
+        for path in paths:
             for row in iter_shard_rows(path):
                 self.stat_update("documents")
                 yield row_to_document(row)

@@ -5,7 +5,7 @@ Filtering needs one pass, deduplication several (signatures, then buckets, clust
 `full` has seven stages and `none` two:
 
     none   read -> shards
-    paper  read -> paper line cleaner (one task: its seen-line set spans the corpus in input order) -> shards
+    paper  read -> paper line cleaner (one task, over all of the input in order) -> shards
     full   read -> language ID -> Gopher repetition -> Gopher quality -> C4 -> FineWeb
                 -> [decontaminate] -> exact dedup -> MinHash (4 stages) -> shards
 
@@ -166,7 +166,7 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
         return ArrowShardWriter(lay.removed_dir(step), max_shard_bytes=shard_bytes)
 
     reader = RawDocumentReader(inputs, text_key=cfg.text_key, id_key=cfg.id_key, skip_log_dir=lay.work / "skipped")
-    reader.plan(1 if cfg.preset == "paper" else tasks)  # once, here: the tasks get it with the pipeline
+    reader.plan(tasks)  # once, here: the tasks get it with the pipeline
     read = [reader, Progress(reader)]
     final_writer = ArrowShardWriter(lay.data("final"), max_shard_bytes=shard_bytes)
 
@@ -178,11 +178,14 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
     if cfg.preset == "none":
         return with_finalize([Stage("read", read + measured(decontaminate) + [final_writer], tasks)], inputs, out, cfg)
     if cfg.preset == "paper":
-        # one task reading the inputs in order: the paper cleaner's seen-line set spans the whole corpus,
-        # so its result does not depend on --workers/--tasks
+        # reading (HTML extraction) runs in parallel; the cleaner then runs in one task over every task's
+        # output in input order (tasks read contiguous parts), so its seen-line set spans the whole corpus
+        # and the result does not depend on --workers/--tasks
+        read_dir = lay.data("read")
         paper = PaperCleaner(cfg.paper, exclusion_writer=removed_writer(PaperCleaner.name))
-        stage = Stage("clean", read + measured([paper] + decontaminate) + [final_writer], 1)
-        return with_finalize([stage], inputs, out, cfg)
+        stages = [Stage("read", read + [ArrowShardWriter(read_dir, max_shard_bytes=shard_bytes)], tasks),
+                  Stage("clean", [ArrowShardReader(read_dir, all_ranks=True)] + measured([paper] + decontaminate) + [final_writer], 1)]
+        return with_finalize(stages, inputs, out, cfg)
 
     filter_steps = full_filter_steps(cfg.filters, removed_writer) + decontaminate
     filtered = lay.data("filtered")
