@@ -11,21 +11,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 
 from corpus import remote, storage
-from corpus.filters import MissingAsset, full_filter_steps
+from corpus.filters import full_filter_steps
 from corpus.incremental import check_against
-from corpus.pipeline import PRESETS, CleanConfig, OutputInUse, StageFailed, run_clean, run_identity
-from corpus.readers import InputError, check_inputs
-from corpus.remote import RemoteOutputInUse
+from corpus.pipeline import PRESETS, CleanConfig, run_clean, run_identity
+from corpus.readers import check_inputs
+from safe_output import run_cli
 
 
-class UsageError(Exception):
-    pass
+from corpus import CorpusError as UsageError  # the package's one user-facing error
 
 
 def check_type(key: str, current, value):
@@ -101,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--text-key", default="text", help="text field of JSONL/Parquet/Arrow records (default: text)")
     io.add_argument("--id-key", default="id", help="id field (default: id; missing ids become file#index)")
     io.add_argument("--max-shard-mb", type=float, default=128.0, help="shard size bound in MB (default: 128)")
-    io.add_argument("--overwrite", action="store_true", help="replace an output directory that holds another run")
+    io.add_argument("--overwrite", action="store_true",
+                    help="replace an earlier corpus-clean output made with other inputs or settings (default: stop and say so; "
+                         "a folder corpus-clean did not make is never replaced)")
+    io.add_argument("--wait", action="store_true", help="if another run is using --output, wait for it to end (default: stop at once)")
     cl = p.add_argument_group("cleaning")
     cl.add_argument("--preset", choices=PRESETS, default="full", help="full: LID + quality + dedup; paper: Li et al. 2021; none: read and shard")
     cl.add_argument("--languages", nargs="*", default=["en"], help="fastText codes to keep (default: en); none given: keep all")
@@ -172,8 +173,8 @@ def same_place(a: str, b: str) -> bool:
 
 
 def check_output(given: str, inputs: list[str]) -> Path:
-    """The output must be a directory we can create and write into, outside every input folder
-    (the reader lists its files while other tasks write: it would read part of its own output).
+    """The output must be outside every input folder (the reader lists its files while other tasks write:
+    it would read part of its own output); what it may hold is `safe_output.claim_output`'s rule.
     Returns the local directory the run writes (for a remote --output: its staging folder)."""
     if storage.is_remote(given):
         for i in inputs:
@@ -182,19 +183,11 @@ def check_output(given: str, inputs: list[str]) -> Path:
                                  "write it somewhere else")
         given = str(remote.staging_dir(given))
     out = Path(storage.local_path(given))
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--output {out}: is a file, not a directory")
     for given in inputs:
         p = Path(given).resolve()
         if p.is_dir() and (out.resolve() == p or p in out.resolve().parents):
             raise UsageError(f"--output {out} is inside --input {given}: the cleaner would read its own output; "
                              "write it somewhere else")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--output {out}: cannot create it ({e.strerror})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise UsageError(f"--output {out}: not writable")
     return out
 
 
@@ -218,24 +211,18 @@ def headline(manifest: dict, local: Path, out: str | Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        check_inputs(args.input)
-        cfg = config_from_args(args)
-        out = check_output(args.output, args.input)
-        if storage.is_remote(args.output):
-            remote.claim_output(args.output, run_identity(args.input, cfg), args.overwrite)
-        manifest = run_clean(args.input, out, cfg, overwrite=args.overwrite, wait=not args.no_wait)
-        if storage.is_remote(args.output) and not manifest.get("submitted"):
-            remote.upload(out, args.output)
-    except (InputError, UsageError, OutputInUse, RemoteOutputInUse, MissingAsset, ValueError) as e:
-        print(f"corpus-clean: error: {e}", file=sys.stderr)
-        return 2
-    except StageFailed as e:
-        print(f"corpus-clean: failed: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("corpus-clean: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    return run_cli("corpus-clean", lambda: clean(args))
+
+
+def clean(args) -> int:
+    check_inputs(args.input)
+    cfg = config_from_args(args)
+    out = check_output(args.output, args.input)
+    if storage.is_remote(args.output):
+        remote.claim_output(args.output, run_identity(args.input, cfg), args.overwrite)
+    manifest = run_clean(args.input, out, cfg, overwrite=args.overwrite, wait=not args.no_wait, wait_for_output=args.wait)
+    if storage.is_remote(args.output) and not manifest.get("submitted"):
+        remote.upload(out, args.output)
     if manifest.get("submitted"):
         print(f"submitted to Slurm; logs in {manifest['logs']}\n  check on the jobs: {manifest['check']}\n"
               "  wait for them and see the result: run the same command again without --no-wait "

@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from corpus.readers import HTML_SUFFIXES, html_to_text
+from safe_output import StageFailed, atomic_file, atomic_json, run_cli, use_output
 
 DEFAULT_PACKAGES = [
     "debian-handbook",
@@ -44,8 +45,9 @@ _LANG_DIR_RE = re.compile(r"/([a-z]{2})(?:[-_][A-Za-z]{2})?/")
 _LANG_SUFFIX_RE = re.compile(r"\.([a-z]{2}(?:[-_][a-z]{2})?)\.html?$", re.IGNORECASE)
 
 
-class DemoError(Exception):
-    pass
+from corpus import CorpusError as DemoError  # the package's one user-facing error
+
+COMMAND = "corpus demo-corpus"
 
 
 def guess_language(relpath: str) -> str | None:
@@ -59,7 +61,8 @@ def run(cmd: list[str], cwd: Path | None = None) -> None:
     except FileNotFoundError as e:
         raise DemoError(f"{cmd[0]} not found: the demo corpus needs Debian's apt-get and dpkg-deb") from e
     if result.returncode != 0:
-        raise DemoError(f"{' '.join(cmd)} failed:\n{result.stderr.strip()[-2000:]}")
+        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise StageFailed(f"{' '.join(cmd)} failed (exit {result.returncode}): {last}")
 
 
 def download(package: str, debs: Path) -> Path:
@@ -69,7 +72,7 @@ def download(package: str, debs: Path) -> Path:
     debs.mkdir(parents=True, exist_ok=True)
     try:
         run(["apt-get", "download", package], cwd=debs)
-    except DemoError:
+    except StageFailed:
         run(["apt-get", "update", "-qq"])  # a fresh machine has no package lists yet
         run(["apt-get", "download", package], cwd=debs)
     found = sorted(debs.glob(f"{package}_*.deb"))
@@ -100,10 +103,9 @@ def convert(package: str, tree: Path, out_file: Path, workers: int, max_pages: i
     if max_pages > 0:
         pages = pages[:max_pages]
     jobs = [(package, p.relative_to(tree).as_posix(), str(p)) for p in pages]
-    tmp = out_file.with_name(out_file.name + ".tmp")
     html_bytes = text_bytes = written = 0
     start = last = time.time()
-    with gzip.open(tmp, "wt", encoding="utf-8") as f, ProcessPoolExecutor(workers) as pool:
+    with atomic_file(out_file) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as f, ProcessPoolExecutor(workers) as pool:
         for i, (relpath, n_html, text) in enumerate(pool.map(_page, jobs, chunksize=8), start=1):
             html_bytes += n_html
             if text:
@@ -118,11 +120,15 @@ def convert(package: str, tree: Path, out_file: Path, workers: int, max_pages: i
                 rate = i / (now - start)
                 print(f"  {package}: {i:,}/{len(jobs):,} pages, {rate:,.1f} pages/s, {html_bytes / 1e6:,.1f} MB HTML, "
                       f"ETA {(len(jobs) - i) / rate:,.0f}s", flush=True)
-    os.replace(tmp, out_file)
     return {"package": package, "pages": len(jobs), "documents": written, "html_bytes": html_bytes, "text_bytes": text_bytes}
 
 
-def build(out: Path, packages: list[str], workers: int, max_pages: int) -> dict:
+def build(out: Path, packages: list[str], workers: int, max_pages: int, wait: bool = False) -> dict:
+    with use_output(out, COMMAND, wait=wait, legacy=("manifest.json", "jsonl")):
+        return _build(out, packages, workers, max_pages)
+
+
+def _build(out: Path, packages: list[str], workers: int, max_pages: int) -> dict:
     manifest_path = out / "manifest.json"
     wanted = {"packages": packages, "max_pages": max_pages}
     if manifest_path.exists():
@@ -144,7 +150,7 @@ def build(out: Path, packages: list[str], workers: int, max_pages: int) -> dict:
         tree = extract(deb, package, out / "extracted")
         summary = convert(package, tree, out_file, workers, max_pages)
         summary["deb"] = deb.name
-        summary_file.write_text(json.dumps(summary))
+        atomic_json(summary_file, summary)
         parts.append(summary)
     manifest = {
         **wanted,
@@ -153,26 +159,25 @@ def build(out: Path, packages: list[str], workers: int, max_pages: int) -> dict:
         "html_bytes": sum(p["html_bytes"] for p in parts),
         "text_bytes": sum(p["text_bytes"] for p in parts),
     }
-    tmp = manifest_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, manifest_path)
+    atomic_json(manifest_path, manifest)
     return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m corpus.demo_corpus", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("data/demo"))
+    parser.add_argument("--out", type=Path, default=Path("data/demo"), help="folder to write (created, or empty) (default: data/demo)")
     parser.add_argument("--packages", nargs="+", default=DEFAULT_PACKAGES)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--max-pages", type=int, default=0, help="pages per package (0: all); for a quick small build")
+    parser.add_argument("--wait", action="store_true", help="if another build is using --out, wait for it to end (default: stop at once)")
     args = parser.parse_args(argv)
+    return run_cli("demo corpus", lambda: build_and_report(args))
+
+
+def build_and_report(args) -> int:
     start = time.time()
-    try:
-        manifest = build(args.out, args.packages, args.workers, args.max_pages)
-    except DemoError as e:
-        print(f"demo corpus: error: {e}", file=sys.stderr)
-        return 2
+    manifest = build(args.out, args.packages, args.workers, args.max_pages, wait=args.wait)
     print(
         f"demo corpus: {args.out / 'jsonl'}: {manifest['documents']:,} documents from {len(manifest['parts'])} packages, "
         f"{manifest['html_bytes'] / 1e6:,.0f} MB HTML -> {manifest['text_bytes'] / 1e6:,.0f} MB text ({time.time() - start:,.0f}s)"

@@ -30,8 +30,7 @@ from corpus.repetition import FastGopherRepetitionFilter
 from corpus.text import RegexWordTokenizer
 
 
-class MissingAsset(FileNotFoundError):
-    pass
+from corpus import CorpusError as MissingAsset  # the package's one user-facing error
 
 
 def bundled_lid_model_path() -> str:

@@ -34,8 +34,7 @@ REFERENCE_DIR = ".work/minhash/reference"  # what this run deduplicates against 
 CARRIED_PREFIX = "ref-"  # carried-over index files in <out>/minhash_index/
 
 
-class IncrementalError(ValueError):
-    """A --dedup-against directory that cannot be used: the message names it and says why."""
+from corpus import CorpusError as IncrementalError  # the package's one user-facing error
 
 
 def index_files(clean_dir: str | os.PathLike) -> list[Path]:

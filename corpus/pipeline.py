@@ -31,14 +31,17 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from loguru import logger
 
+from corpus import CorpusError
 from corpus.arrow_writer import ArrowShardReader, ArrowShardWriter, SCHEMA, table_rows_bytes
 from corpus.dedup import MinHashSettings, exact_dedup_stages, minhash_stages
 from corpus.filters import FilterConfig, full_filter_steps
 from corpus.incremental import reference_index
 from corpus.paper_cleaner import PaperCleaner, PaperConfig
 from corpus.readers import RawDocumentReader
+from safe_output import StageFailed, atomic_json, atomic_write, replace_own, use_output
 
 PRESETS = ("full", "paper", "none")
+COMMAND = "corpus-clean"
 
 
 @dataclass
@@ -157,7 +160,7 @@ def measured(steps: list) -> list:
 def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
     """The preset as a list of stages (each a plain list of datatrove steps)."""
     if cfg.preset not in PRESETS:
-        raise ValueError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
+        raise CorpusError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
     lay = Layout(out)
     shard_bytes = int(cfg.max_shard_mb * 2**20)
     tasks = cfg.n_tasks
@@ -241,7 +244,7 @@ class Finalize(PipelineStep):
         else:
             finished = sorted(lay.data("final").glob("rank-*.arrow"))
             plan = [[str(src), str(lay.shards / f"shard-{i:05d}.arrow")] for i, src in enumerate(finished)]
-            _atomic_write(plan_path, json.dumps(plan, indent=1))
+            atomic_write(plan_path, json.dumps(plan, indent=1))
         lay.shards.mkdir(parents=True, exist_ok=True)
         for src, dst in plan:
             if Path(src).exists():
@@ -252,21 +255,15 @@ class Finalize(PipelineStep):
             with pa.OSFile(str(lay.shards / "shard-00000.arrow"), "wb") as sink:
                 pa.ipc.new_stream(sink, SCHEMA).close()
         manifest = build_manifest(self.inputs, lay, self.cfg)
-        _atomic_write(self.out / "manifest.json", json.dumps(manifest, indent=2))
+        atomic_write(self.out / "manifest.json", json.dumps(manifest, indent=2))
         stats = report.collect_stats(lay, self.cfg.preset, self.stages)
-        _atomic_write(self.out / "stats.json", json.dumps(stats, indent=2))
-        _atomic_write(self.out / "report.md", report.render_markdown(stats, manifest, lay))
-        _atomic_write(self.out / "report.html", render_html(stats, manifest, self.out))
+        atomic_write(self.out / "stats.json", json.dumps(stats, indent=2))
+        atomic_write(self.out / "report.md", report.render_markdown(stats, manifest, lay))
+        atomic_write(self.out / "report.html", render_html(stats, manifest, self.out))
         # intermediate copies of the corpus are no longer needed; logs, signatures and the index stay
         shutil.rmtree(lay.work / "data", ignore_errors=True)
         return
         yield  # a generator, as datatrove expects of a step
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _sha256(path: Path) -> str:
@@ -322,17 +319,9 @@ def make_executor(stage: Stage, cfg: CleanConfig, lay: Layout, depends=None):
         from corpus.slurm import make_slurm_executor
 
         if not cfg.slurm_partition:
-            raise ValueError("--executor slurm needs --slurm-partition")
+            raise CorpusError("--executor slurm needs --slurm-partition")
         return make_slurm_executor(stage.steps, stage.tasks, logging_dir, stage.name, cfg, depends=depends)
-    raise ValueError(f"unknown executor {cfg.executor!r}; choose local, ray or slurm")
-
-
-class OutputInUse(Exception):
-    pass
-
-
-class StageFailed(RuntimeError):
-    """Tasks of a stage failed; the message names the log to read."""
+    raise CorpusError(f"unknown executor {cfg.executor!r}; choose local, ray or slurm")
 
 
 def run_identity(inputs: list[str], cfg: CleanConfig) -> dict:
@@ -348,23 +337,28 @@ def prepare_output(out: Path, cfg: CleanConfig, inputs: list[str], overwrite: bo
         previous = json.loads(lay.config.read_text())
         if previous != wanted:
             if not overwrite:
-                raise OutputInUse(
-                    f"{out} holds a run with other inputs or settings; pass --overwrite to replace it, or choose another --output"
-                )
-            shutil.rmtree(out)
-    elif out.exists() and any(out.iterdir()):
-        # not one of our runs: never delete it, --overwrite or not (think `--output ~`)
-        raise OutputInUse(f"{out} is not empty and holds no corpus-clean run; choose a new or empty --output")
+                raise CorpusError(f"--output {out}: holds a run with other inputs or settings; pass --overwrite to replace it, "
+                                  "or choose another --output")
+            replace_own(out, COMMAND, option="--output")
     lay.work.mkdir(parents=True, exist_ok=True)
     if not lay.config.exists():
-        _atomic_write(lay.config, json.dumps(wanted, indent=2, default=str))
+        atomic_json(lay.config, wanted)
 
 
-def run_clean(inputs: list[str], out: str | Path, cfg: CleanConfig, overwrite: bool = False, wait: bool = True) -> dict:
+def run_clean(inputs: list[str], out: str | Path, cfg: CleanConfig, overwrite: bool = False, wait: bool = True,
+              wait_for_output: bool = False) -> dict:
     """Clean `inputs` into `out` (resuming a killed run of the same command). Returns manifest.json, or with
-    Slurm and `wait=False` {"submitted": True, "jobs": [...], "check": a command to check on them}."""
+    Slurm and `wait=False` {"submitted": True, "jobs": [...], "check": a command to check on them}.
+
+    `out` must be new, empty or an earlier output of corpus-clean; it is locked while the run lasts (another
+    run on it: stop, or with `wait_for_output` wait for it to end)."""
     out = Path(out)
-    prepare_output(out, cfg, inputs, overwrite)
+    with use_output(out, COMMAND, wait=wait_for_output, option="--output", legacy=(".work/config.json",)):
+        prepare_output(out, cfg, inputs, overwrite)
+        return run_stages(inputs, out, cfg, wait)
+
+
+def run_stages(inputs: list[str], out: Path, cfg: CleanConfig, wait: bool = True) -> dict:
     lay = Layout(out)
     stages = build_stages(inputs, out, cfg)
     if cfg.executor == "slurm":

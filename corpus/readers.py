@@ -37,8 +37,7 @@ TEXT_SUFFIXES = (".txt", ".md")
 ALL_SUFFIXES = JSONL_SUFFIXES + PARQUET_SUFFIXES + ARROW_SUFFIXES + WARC_SUFFIXES + HTML_SUFFIXES + TEXT_SUFFIXES
 
 
-class InputError(Exception):
-    """A user mistake about the inputs (missing path, nothing readable): one clear message."""
+from corpus import CorpusError as InputError  # the package's one user-facing error
 
 
 def file_format(path: str | os.PathLike) -> str | None:

@@ -27,8 +27,7 @@ MARKER = ".work/config.json"  # what marks a folder as a corpus-clean output (lo
 UPLOADED = ("shards", "removed", "minhash_index", "stats.json", "report.md", "report.html")  # then manifest.json
 
 
-class RemoteOutputInUse(Exception):
-    """The remote --output holds something we must not touch; the message says what to do."""
+from corpus import CorpusError as RemoteOutputInUse  # the package's one user-facing error
 
 
 def cache_root() -> Path:

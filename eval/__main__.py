@@ -13,6 +13,8 @@ import importlib
 import shlex
 import sys
 
+from safe_output import run_cli, use_output
+
 COMMANDS = {  # command: (module, one-line help); each module has add_arguments(parser) and run(args)
     "perplexity": ("eval.perplexity", "sliding-window perplexity on text files or token shards"),
     "glue": ("eval.glue", "fine-tune on a GLUE task (optionally with knowledge distillation)"),
@@ -22,24 +24,32 @@ COMMANDS = {  # command: (module, one-line help); each module has add_arguments(
 }
 
 
+STUDIES = ("ablation", "compare", "kd-study")  # commands with an --out folder of their own
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         importlib.import_module(module).add_arguments(p)
+        if name in STUDIES:
+            p.add_argument("--wait", action="store_true", help="if another study is using --out, wait for it to end (default: stop at once)")
     args = parser.parse_args(argv)
     # the reports name the exact command behind their numbers
     args.command_line = "python -m eval " + shlex.join(sys.argv[1:] if argv is None else argv)
-    from eval.perplexity import EvalError
-    from train.model import CheckpointError
+    return run_cli(f"eval {args.command}", lambda: run(args))
 
-    try:
-        importlib.import_module(COMMANDS[args.command][0]).run(args)
-    except (EvalError, CheckpointError, ValueError) as e:
-        print(f"eval {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+
+def run(args) -> None:
+    command = importlib.import_module(COMMANDS[args.command][0])
+    if args.command not in STUDIES:
+        command.run(args)
+        return
+    # a study writes only into a folder it made, one run at a time; finished studies made before folders
+    # were marked are recognised by their report
+    with use_output(args.out, f"eval {args.command}", wait=args.wait, legacy=("report.md", "results.json")):
+        command.run(args)
 
 
 if __name__ == "__main__":

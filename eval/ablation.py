@@ -22,6 +22,7 @@ from eval.perplexity import ROOT, WIKITEXT_TEST, EvalError
 from eval.report import (cached, fmt, markdown_table, noise_sentence, plot_bars, plot_curves, python_module, read_curve,
                          run_command, summarize)
 from eval.report_html import write_study_html
+from safe_output import atomic_json, atomic_write
 
 GLUE_DEV_SETS = [ROOT.parent / "shared" / "data" / "glue" / t / "dev.tsv" for t in ("SST-2", "CoLA", "RTE")]
 
@@ -134,7 +135,7 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "") -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if not (Path(cfg.teacher) / "config.json").exists():
         raise EvalError(f"teacher {cfg.teacher} not found: run `make teacher` first (or pass --teacher DIR)")
-    (out / "config.json").write_text(json.dumps({"command": command, "ablation": asdict(cfg), "scale": asdict(scale)}, indent=2))
+    atomic_json(out / "config.json", {"command": command, "ablation": asdict(cfg), "scale": asdict(scale)})
     presets = list(dict.fromkeys(["none", *cfg.presets]))  # the raw variant always: its held-out split is shared
     variants = {}
     for preset in presets:
@@ -238,8 +239,8 @@ def write_report(results: dict, out: Path) -> None:
             lines.append(markdown_table(["step", "docs in", "docs removed", "MB removed"],
                                         [[s["step"], f"{s['docs_in']:,}", f"{s['docs_removed']:,}", f"{s['bytes_removed'] / 1e6:.2f}"] for s in steps]))
             lines.append("")
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    atomic_json(out / "results.json", results)
+    atomic_write(out / "report.md", "\n".join(lines) + "\n")
     print(f"\nablation report: {write_study_html(out, results, 'Data-cleaning ablation')} (also report.md)")
     print(markdown_table(["data", "docs kept", "train tokens", "epochs", "decontam", "WikiText ppl (sliding)", "WikiText ppl (blocks)",
                           "raw held-out ppl", "SST-2", "time (s)"], rows))

@@ -23,6 +23,7 @@ from eval.ablation import AblationConfig, add_scale_arguments, evaluate_model, p
 from eval.perplexity import EvalError
 from eval.report import cached, fmt, markdown_table, noise_sentence, plot_bars, plot_curves, read_curve, summarize
 from eval.report_html import write_study_html
+from safe_output import atomic_json, atomic_write
 
 SCALES = {
     "smoke": ABLATION_SCALES["smoke"],
@@ -126,8 +127,8 @@ def write_report(results: dict, out: Path) -> None:
     lines += ["", "Distillation runs the teacher forward on every batch: its time per token includes that cost. The second "
               "plot puts the methods on a common cost axis: where a curve stands at a given training time.", "",
               "![validation loss](val_loss.png)", "", "![validation loss vs time](val_loss_time.png)", "", "![SST-2](sst2.png)", ""]
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "report.md").write_text("\n".join(lines))
+    atomic_json(out / "results.json", results)
+    atomic_write(out / "report.md", "\n".join(lines))
     print(f"\ncompare report: {write_study_html(out, results, 'Truncation vs distillation vs scratch')} (also report.md)")
     print(markdown_table(["method", "params", "time (s)", "tokens/s", "WikiText ppl (sliding)", "WikiText ppl (blocks)", "held-out ppl",
                           "SST-2"], rows))

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from eval import kd
 from eval.perplexity import ROOT, EvalError, eval_device, model_directory
+from safe_output import atomic_contents, atomic_json, claim_output
 
 GLUE_DIR = ROOT.parent / "shared" / "data" / "glue"
 TASKS = {
@@ -85,7 +86,9 @@ def read_tsv(path: Path, task: str) -> tuple[list[tuple[str, ...]], list[int], i
                 text = tuple(get(c) for c in text_cols)
                 label = names.index(get(label_col).strip())
             except (ValueError, IndexError):
-                print(f"  {path}:{line_no}: skipped (malformed row)", file=sys.stderr)
+                cols = [c if isinstance(c, str) else f"column {c + 1}" for c in (*text_cols, label_col)]
+                print(f"  {path}:{line_no}: skipped (malformed row: needs {', '.join(cols[:-1])} and {cols[-1]} "
+                      f"= {' or '.join(names)})", file=sys.stderr)
                 skipped += 1
                 continue
             texts.append(text)
@@ -112,12 +115,15 @@ class Classifier(nn.Module):
         return self.head(pooled), out.hidden_states
 
     def save(self, directory: Path, tokenizer, task: str) -> None:
+        """Into a folder made for it (or empty, or an earlier save), complete or not at all."""
         from safetensors.torch import save_file
 
-        self.backbone.save_pretrained(directory)
-        tokenizer.save_pretrained(str(directory))
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, str(directory / "classifier.safetensors"))
-        (directory / "classifier.json").write_text(json.dumps({"task": task, "n_labels": self.head.out_features}))
+        claim_output(directory, "eval glue --save", option="--save")
+        with atomic_contents(directory, finished="classifier.json") as tmp:
+            self.backbone.save_pretrained(tmp)
+            tokenizer.save_pretrained(str(tmp))
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, str(tmp / "classifier.safetensors"))
+            atomic_json(tmp / "classifier.json", {"task": task, "n_labels": self.head.out_features})
 
     @classmethod
     def load(cls, directory: Path, n_labels: int):
@@ -202,6 +208,8 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
         raise EvalError(f"--kd {cfg.kd} needs --teacher")
     folder, _, _, _, names, metric = TASKS[task]
     device = eval_device(cfg.device)
+    if save:
+        claim_output(save, "eval glue --save", option="--save")  # before the work: a folder of the user's is refused now
     model_dir = model_directory(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     pad = tokenizer.eos_token_id
@@ -373,5 +381,5 @@ def run(args) -> dict:
         print(f"teacher dev {name}: {result['teacher']['dev']:.4f}")
     print(f"{args.task} dev {name}: {result['value']:.4f} ({result['train_examples']:,} training examples, {result['train_time_s']:.0f}s)")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        atomic_json(args.json, result)
     return result

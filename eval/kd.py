@@ -25,6 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from eval import EvalError
+
 TECHNIQUES = ("none", "vanilla", "annealing", "rail")
 
 
@@ -40,14 +42,14 @@ def annealing_temperature(step: int, phase1_steps: int, tau_max: int) -> int:
 
 
 def annealing_plan(epochs: int, phase2_epochs: int, steps_per_epoch: int, tau_max: int) -> dict:
-    """How Annealing-KD spends an epoch budget; raises ValueError (one line) when it cannot."""
+    """How Annealing-KD spends an epoch budget; raises EvalError (one line) when it cannot."""
     phase1_epochs = epochs - phase2_epochs
     if phase2_epochs < 1 or phase1_epochs < 1:
-        raise ValueError(f"Annealing-KD needs >= 1 epoch in each phase: --epochs {epochs} with "
+        raise EvalError(f"Annealing-KD needs >= 1 epoch in each phase: --epochs {epochs} with "
                          f"--annealing-phase2-epochs {phase2_epochs} leaves {phase1_epochs} for phase 1")
     phase1_steps = phase1_epochs * steps_per_epoch
     if phase1_steps < tau_max:
-        raise ValueError(f"Annealing-KD: phase 1 has {phase1_steps} steps, fewer than the {tau_max} temperatures: "
+        raise EvalError(f"Annealing-KD: phase 1 has {phase1_steps} steps, fewer than the {tau_max} temperatures: "
                          "raise --epochs or --max-train, or lower --annealing-tau-max")
     ends = [-(-t * phase1_steps // tau_max) for t in range(1, tau_max + 1)]  # the step after which slice t ends
     if phase1_epochs == tau_max:
@@ -76,16 +78,16 @@ class KDLoss(nn.Module):
         self.cfg = cfg
         self.kind = cfg.kd
         if self.kind not in TECHNIQUES:
-            raise ValueError(f"unknown KD technique {cfg.kd!r}: choose {', '.join(TECHNIQUES)}")
+            raise EvalError(f"unknown KD technique {cfg.kd!r}: choose {', '.join(TECHNIQUES)}")
         self.temperature: int | None = None  # Annealing-KD's current T (phase 1), None in phase 2
         self.layers: list[int] = []
         if self.kind == "rail":
             s_cfg, t_cfg = student.backbone.config, teacher.backbone.config
             self.n_student, self.n_teacher = s_cfg.n_layer, t_cfg.n_layer
             if self.n_student < 2:
-                raise ValueError("RAIL-KD needs a student with at least 2 layers (one intermediate layer)")
+                raise EvalError("RAIL-KD needs a student with at least 2 layers (one intermediate layer)")
             if self.n_teacher < self.n_student:
-                raise ValueError("RAIL-KD needs a teacher with at least as many layers as the student")
+                raise EvalError("RAIL-KD needs a teacher with at least as many layers as the student")
             # layer-wise variant: student_proj[i] maps student layer i + 1, teacher_proj[j] teacher layer j + 1
             self.student_proj = nn.ModuleList(nn.Linear(s_cfg.n_embd, cfg.rail_dim, bias=False) for _ in range(self.n_student - 1))
             self.teacher_proj = nn.ModuleList(nn.Linear(t_cfg.n_embd, cfg.rail_dim, bias=False) for _ in range(self.n_teacher - 1))

@@ -15,6 +15,7 @@ from eval.glue import TASKS, GlueConfig, finetune
 from eval.perplexity import EvalError, model_directory
 from eval.report import cached, fmt, markdown_table, noise_sentence, plot_bars, summarize
 from eval.report_html import write_study_html
+from safe_output import atomic_json, atomic_write
 
 TECHNIQUES = ["plain", "vanilla", "annealing", "rail"]
 
@@ -93,8 +94,8 @@ def write_report(results: dict, out: Path, tasks: list[str], techniques: list[st
         for k in techniques[1:]:
             lines.append(noise_sentence(k, stat[t][k], "plain", stat[t]["plain"], f"{t} {metric[t]}", False))
     lines += ["", "## The techniques as run", "", *techniques_as_run(results), "", "![KD techniques](kd.png)", ""]
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "report.md").write_text("\n".join(lines))
+    atomic_json(out / "results.json", results)
+    atomic_write(out / "report.md", "\n".join(lines))
     print(f"\nKD study report: {write_study_html(out, results, 'Knowledge distillation during fine-tuning')} (also report.md)")
     print(markdown_table(["technique", *tasks, "time (s)"], rows))
 

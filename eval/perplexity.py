@@ -22,12 +22,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from eval import EvalError  # the package's one user-facing error (imported from here by the studies)
+from safe_output import atomic_json
+
 ROOT = Path(__file__).resolve().parents[1]
 WIKITEXT_TEST = ROOT.parent / "shared" / "data" / "wikitext-2-raw" / "wiki.test.raw"
-
-
-class EvalError(Exception):
-    pass
 
 
 def eval_device(name: str) -> torch.device:
@@ -189,5 +188,5 @@ def run(args) -> dict:
         results[f"{args.tokens}:{args.split}"] = r
         print(f"{args.tokens} [{args.split}]: perplexity {r['ppl']:.2f} over {r['tokens']:,} tokens")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        atomic_json(args.json, results)
     return results

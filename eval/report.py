@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
 import statistics
 import subprocess
@@ -12,16 +11,15 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from safe_output import StageFailed, atomic_json
+
 
 def cached(path: Path, compute: Callable[[], dict]) -> dict:
     """The result of one unit of a study: computed once, then read back (so a study resumes)."""
     if path.exists():
         return json.loads(path.read_text())
     result = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, path)
+    atomic_json(path, result)
     return result
 
 
@@ -37,7 +35,7 @@ def run_command(cmd: list[str], log: Path) -> float:
             if line.startswith(("step ", "validation", "token shards", "tokenizer", "  tokenize")):
                 print("   " + line.rstrip(), flush=True)
         if proc.wait() != 0:
-            raise RuntimeError(f"command failed (exit {proc.returncode}); see {log}: {shlex.join(cmd)}")
+            raise StageFailed(f"a step failed (exit {proc.returncode}); read {log} (command: {shlex.join(cmd)})")
     return time.time() - start
 
 

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from corpus.html_page import Raw, esc, page, table
+from safe_output import atomic_write
 
 _INLINE = [
     (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
@@ -239,7 +240,5 @@ def render_study_html(out: Path, results: dict, title: str) -> str:
 
 def write_study_html(out: Path, results: dict, title: str) -> Path:
     path = Path(out) / "report.html"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_study_html(out, results, title), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, render_study_html(out, results, title))
     return path

@@ -29,8 +29,8 @@ DOCS = [{"id": "d0", "text": "The river runs past the old mill and into the quie
     (["--max-shard-mb", "0"], "--max-shard-mb must be > 0"),
     (["--executor", "slurm"], "--executor slurm needs --slurm-partition"),
     (["--dedup-against", "{tmp}"], "no minhash_index/ there"),
-    (["--output", "{tmp}/a-file"], "is a file, not a directory"),
-    (["--output", "/proc/no/such/dir"], "cannot create it"),
+    (["--output", "{tmp}/a-file"], "is a file; give a folder path"),
+    (["--output", "/proc/no/such/dir"], "cannot write there"),
     (["--input", "{tmp}", "--output", "{tmp}/out"], "is inside --input"),
 ])
 def test_mistake_is_one_clear_line_and_nothing_is_written(tmp_path, args, message):

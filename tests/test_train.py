@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -15,36 +16,11 @@ import pytest
 import torch
 
 from corpus_helpers import wikitext_articles
+from run_helpers import metric_lines, train_cmd, write_clean_corpus
 from train.data import TokenBlocks, sample_indices
 from train.model import GPT, GPTConfig
 from train.tokenize_shards import is_validation, tokenize_corpus
 from train.tokenizer import gpt2_tokenizer, load_tokenizer, save_tokenizer, train_tokenizer, vocab_fingerprint
-
-SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string()), ("language", pa.string()),
-                    ("language_score", pa.float64()), ("metadata", pa.string())])
-
-
-def write_clean_corpus(directory: Path, texts: list[str]) -> Path:
-    """A clean-corpus directory (contract 1) as the corpus stage writes it."""
-    (directory / "shards").mkdir(parents=True)
-    rows = [{"id": f"doc-{i}", "text": t, "source": "test", "language": "en", "language_score": 1.0, "metadata": "{}"}
-            for i, t in enumerate(texts)]
-    with pa.OSFile(str(directory / "shards" / "shard-00000.arrow"), "wb") as sink, pa.ipc.new_stream(sink, SCHEMA) as w:
-        w.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
-    (directory / "manifest.json").write_text(json.dumps({"rows": len(rows)}))
-    return directory
-
-
-def train_cmd(tokens: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "train", "pretrain", "--tokens", str(tokens), "--out", str(out), "--init", "scratch",
-            "--n-layer", "2", "--n-embd", "32", "--n-head", "2", "--batch-size", "8", "--lr", "3e-3", "--warmup", "5",
-            "--log-every", "1", "--eval-every", "10", "--eval-blocks", "8", "--threads", "1", *extra]
-
-
-def metric_lines(run: Path) -> list[dict]:
-    """metrics.jsonl without the wall-clock fields."""
-    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in l.items() if k not in ("tokens_per_s", "elapsed_s")} for l in lines]
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +121,8 @@ def test_sigkill_resume_is_exact(tokens, tmp_path, uninterrupted):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run / "summary.json").exists()
-    assert not list((run / "checkpoints").glob("*.tmp"))
     subprocess.run(cmd, check=True, capture_output=True)
+    assert not list(run.rglob("*.partial-*"))  # what the kill left half-written is gone
     assert metric_lines(run) == metric_lines(uninterrupted)
     a = GPT.from_pretrained(run / "export").state_dict()
     b = GPT.from_pretrained(uninterrupted / "export").state_dict()
@@ -269,16 +245,26 @@ def test_corrupt_shard_and_empty_dataset(corpus, tokens, tmp_path):
     assert result.returncode == 2 and "not enough text" in result.stderr
 
 
-def test_full_disk_while_checkpointing_leaves_no_partial_file(tokens, tmp_path):
+def limit_file_size(max_bytes: int):
+    """For a child process: writing past `max_bytes` fails (EFBIG; Python ignores SIGXFSZ), as on a full disk."""
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+
+def test_checkpoint_that_cannot_be_written_leaves_no_partial_file(tokens, tmp_path):
     run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    os.symlink("/dev/full", run / "checkpoints" / "step-00000004.pt.tmp")  # writing there fails with ENOSPC
-    result = subprocess.run(train_cmd(tokens, run, "--max-steps", "8", "--ckpt-every", "2"), capture_output=True, text=True)
-    assert result.returncode == 2
-    assert "the disk is full" in result.stderr and "step-00000002.pt" in result.stderr and "Traceback" not in result.stderr
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002.pt"]
-    # space is back: the same command resumes from step 2 and finishes
-    subprocess.run(train_cmd(tokens, run, "--max-steps", "8", "--ckpt-every", "2"), check=True, capture_output=True)
+    cmd = train_cmd(tokens, run, "--max-steps", "8", "--ckpt-every", "2")
+    # a first checkpoint (Ctrl-C saves one), then no room for the next
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().count("\n") >= 1, proc)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    (first,) = sorted((run / "checkpoints").glob("step-*.pt"))
+    result = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limit_file_size(64_000))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-2000:]
+    assert "could not write checkpoint" in result.stderr and first.name in result.stderr and "nothing half-written" in result.stderr
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [first.name]  # intact, and no partial file
+    # space is back: the same command resumes and finishes
+    subprocess.run(cmd, check=True, capture_output=True)
     assert (run / "summary.json").exists()
 
 

@@ -8,16 +8,14 @@ checkpoint, and the previous one stays intact. Loading uses `weights_only=True`.
 from __future__ import annotations
 
 import errno
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
 
-
-class CheckpointWriteError(Exception):
-    pass
+from safe_output import atomic_file
+from train import TrainError as CheckpointWriteError  # the package's one user-facing error
 
 
 def rng_state() -> dict:
@@ -55,18 +53,16 @@ def save_checkpoint(run_dir: str | Path, step: int, model, optimizer, keep: int 
     folder = checkpoint_dir(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step-{step:08d}.pt"
-    tmp = final.with_suffix(".pt.tmp")
     state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state(), **(extra or {})}
     try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
+        with atomic_file(final) as tmp:
+            torch.save(state, tmp)
+    except (OSError, RuntimeError) as e:  # torch reports a short write (full disk, quota, size limit) as RuntimeError
         previous = latest_checkpoint(run_dir)
-        why = "the disk is full" if e.errno == errno.ENOSPC else str(e)
+        if isinstance(e, OSError):
+            why = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else e.strerror
+        else:
+            why = "the write was cut short: is the disk full?"
         raise CheckpointWriteError(
             f"could not write checkpoint {final} ({why}); nothing half-written was left, "
             f"the last good checkpoint is {previous or 'none'}. Free space and run the same command to resume."

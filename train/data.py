@@ -14,8 +14,7 @@ import numpy as np
 import torch
 
 
-class DataError(Exception):
-    pass
+from train import TrainError as DataError  # the package's one user-facing error
 
 
 class TokenBlocks:

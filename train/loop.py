@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import signal
 import time
 from contextlib import nullcontext
@@ -23,18 +22,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from safe_output import atomic_folder, atomic_json, use_output
+from train import TrainError as RunError  # the package's one user-facing error
 from train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from train.config import RunConfig
 from train.data import DataError, TokenBlocks, sample_indices
 from train.distill import DistillConfig, distillation_loss
 from train.fingerprint import describe_change, fingerprint, model_fingerprint, tokens_fingerprint
-from train.model import GPT, GPTConfig, GPTOutput
-from train.tokenizer import TokenizerError, load_tokenizer, vocab_fingerprint
+from train.model import GPT, CheckpointError, GPTConfig, GPTOutput
+from train.tokenizer import load_tokenizer, vocab_fingerprint
 from train.truncate import parse_keep_layers, truncate
 
-
-class RunError(Exception):
-    """A problem with the run's inputs or state: one clear message saying what to fix."""
+COMMAND = "train pretrain"
 
 
 # ----------------------------------------------------------------------------------------- setup
@@ -59,8 +58,8 @@ def setup_distributed(cfg: RunConfig) -> tuple[int, int, torch.device]:
 def load_teacher(cfg: RunConfig, tokens: TokenBlocks) -> GPT:
     try:
         teacher = GPT.from_pretrained(cfg.model.teacher)
-    except Exception as e:
-        raise RunError(f"teacher {cfg.model.teacher!r}: {e}") from None
+    except CheckpointError as e:  # already names the file; say which role it plays
+        raise RunError(f"teacher: {e}") from None
     if teacher.config.vocab_size != tokens.vocab_size:
         raise RunError(
             f"teacher {cfg.model.teacher} has a vocabulary of {teacher.config.vocab_size:,} tokens, the token shards "
@@ -167,9 +166,7 @@ def check_inputs(out: Path, inputs: dict, is_main: bool) -> None:
             raise RunError(f"{out} was trained on other inputs than now ({describe_change(recorded, inputs)}): "
                            "pass the run's own --tokens/--teacher to resume, or another --out for a new run")
     elif is_main:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(inputs, indent=2))
-        os.replace(tmp, path)
+        atomic_json(path, inputs)
 
 
 def prepare_run_dir(cfg: RunConfig, is_main: bool) -> Path:
@@ -186,14 +183,20 @@ def prepare_run_dir(cfg: RunConfig, is_main: bool) -> Path:
             raise RunError(f"{out} holds a run with other settings ({', '.join(changed) or 'config'}): "
                            "use the same command to resume, or another --out")
     elif is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = config_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cfg.to_dict(), indent=2))
-        os.replace(tmp, config_path)
+        atomic_json(config_path, cfg.to_dict())
     return out
 
 
-def train(cfg: RunConfig) -> dict:
+def train(cfg: RunConfig, wait: bool = False) -> dict:
+    """Run (or resume, or find finished) the training run `cfg.out`. The first process claims and locks
+    the run folder (`safe_output.use_output`): it holds only this run's files, and one run at a time."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _train(cfg)
+    with use_output(cfg.out, COMMAND, wait=wait, legacy=("config.json", "metrics.jsonl")):
+        return _train(cfg)
+
+
+def _train(cfg: RunConfig) -> dict:
     rank, world, device = setup_distributed(cfg)
     is_main = rank == 0
     try:
@@ -304,7 +307,8 @@ def train(cfg: RunConfig) -> dict:
                 val_text = f" val {val_loss:.4f}" if is_eval else ""
                 print(f"step {done}/{steps} loss {step_loss:.4f}{val_text} lr {lr:.2e} {rate:,.0f} tok/s ETA {eta / 60:,.1f} min", flush=True)
             stop = bool(interrupted)
-            if is_main and (done % cfg.log.ckpt_every == 0 or stop) and done < steps:
+            # the last step too: an interruption during the final evaluation or export then redoes no step
+            if is_main and (done % cfg.log.ckpt_every == 0 or stop or done == steps):
                 save_checkpoint(out, done, model, optimizer, keep=cfg.log.keep_checkpoints,
                                 extra={"elapsed_s": prior_elapsed + time.time() - t0})
             if stop:
@@ -321,18 +325,12 @@ def train(cfg: RunConfig) -> dict:
         if val_loss is None:
             val_loss = evaluate(model, val, cfg.log.eval_blocks, cfg.optim.batch_size, device, autocast)
         export = out / "export"
-        tmp = out / "export.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
         # what a later unit (a student of this teacher, an evaluation) keys its own fingerprint on
         run_fp = run_fingerprint(cfg, inputs)
-        (tmp / "provenance.json").write_text(json.dumps({"fingerprint": run_fp, "inputs": inputs}, indent=2))
-        try:
+        with atomic_folder(export) as tmp:
+            model.save_pretrained(tmp)
+            atomic_json(tmp / "provenance.json", {"fingerprint": run_fp, "inputs": inputs})
             load_tokenizer(tokens.dir / "tokenizer").save_pretrained(str(tmp))
-        except TokenizerError as e:
-            raise RunError(str(e)) from None
-        shutil.rmtree(export, ignore_errors=True)
-        os.replace(tmp, export)
         elapsed = prior_elapsed + time.time() - t0  # over all resumed parts of the run
         summary = {"val_loss": val_loss, "val_ppl": math.exp(val_loss), "steps": steps, "tokens": steps * tokens_per_step,
                    "train_time_s": round(elapsed, 2),  # as metrics.jsonl's elapsed_s, so the two compare
@@ -342,7 +340,7 @@ def train(cfg: RunConfig) -> dict:
                    "distill": cfg.distill.distill, "dropout": model.config.dropout,
                    "freeze_pos_embeddings": cfg.distill.freeze_pos_embeddings, "world_size": world, "export": str(export),
                    "fingerprint": run_fp, "inputs": inputs}
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        atomic_json(out / "summary.json", summary)
         print(f"validation perplexity {summary['val_ppl']:.2f} (loss {val_loss:.4f}); model exported to {export}", flush=True)
     if world > 1:
         torch.distributed.barrier()

@@ -20,8 +20,7 @@ import torch.nn.functional as F
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
-class CheckpointError(Exception):
-    """A checkpoint that cannot be loaded: one clear message saying what to fix."""
+from train import TrainError as CheckpointError  # the package's one user-facing error
 
 
 @dataclass
@@ -221,7 +220,11 @@ class GPT(nn.Module):
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path) -> "GPT":
         directory = resolve_checkpoint(name_or_dir)
-        cfg = GPTConfig.from_hf(json.loads((directory / "config.json").read_text()), str(directory / "config.json"))
+        try:
+            hf_config = json.loads((directory / "config.json").read_text())
+        except ValueError as e:
+            raise CheckpointError(f"{directory / 'config.json'}: not valid JSON ({e}); restore it from the checkpoint's source") from None
+        cfg = GPTConfig.from_hf(hf_config, str(directory / "config.json"))
         model = cls(cfg)
         model.load_hf_state_dict(read_weights(directory), str(directory))
         return model.eval()  # as transformers does; the training loop switches to train()
@@ -237,7 +240,8 @@ class GPT(nn.Module):
             for k in wanted:
                 v = sd[k].t() if k.endswith(_CONV1D) else sd[k]
                 if v.shape != own[k].shape:
-                    raise CheckpointError(f"{source}: {k} has shape {tuple(v.shape)}, config says {tuple(own[k].shape)}")
+                    raise CheckpointError(f"{source}: {k} has shape {tuple(v.shape)}, config.json says {tuple(own[k].shape)}: "
+                                          "the config does not belong to these weights; use the config.json saved with them")
                 own[k].copy_(v)
 
 
@@ -263,7 +267,14 @@ def resolve_checkpoint(name_or_dir: str | Path) -> Path:
 
 def read_weights(directory: Path) -> dict[str, torch.Tensor]:
     """Weights of a HF checkpoint: safetensors (single or sharded) or pytorch_model.bin (weights only)."""
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file as read_safetensors
+
+    def load_file(path: str) -> dict[str, torch.Tensor]:
+        try:
+            return read_safetensors(path)
+        except SafetensorError as e:
+            raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({e}); copy or export the checkpoint again") from None
 
     if (directory / "model.safetensors").exists():
         return load_file(str(directory / "model.safetensors"))

@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
+
+from safe_output import atomic_contents, atomic_json, replace_own, use_output
 
 from train.fingerprint import clean_fingerprint, fingerprint
 from train.split import cluster_split, find_near_duplicates, id_hash_split, is_validation, leakage
 from train.tokenizer import TokenizerError, load_tokenizer, save_tokenizer, vocab_fingerprint
 
 FORMAT = "flat-tokens-v1"
+COMMAND = "train tokenize"
 SPLITS = ("cluster", "id-hash")
 
 
@@ -93,7 +94,8 @@ class ShardWriter:
 
 
 def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str | Path, block_size: int = 128,
-                    val_fraction: float = 0.01, shard_tokens: int = 2**26, batch_docs: int = 512, split: str = "cluster") -> dict:
+                    val_fraction: float = 0.01, shard_tokens: int = 2**26, batch_docs: int = 512, split: str = "cluster",
+                    overwrite: bool = False, wait: bool = False) -> dict:
     clean_dir, out = Path(clean_dir), Path(out)
     source_manifest = clean_dir / "manifest.json"
     if not source_manifest.exists():
@@ -104,21 +106,34 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
     # what the shards are made from: the clean corpus's content, the tokenizer's vocabulary, and the settings
     wanted = {"clean_fingerprint": clean_fingerprint(clean_dir), "fingerprint": vocab_fingerprint(tok),
               "block_size": block_size, "val_fraction": val_fraction, "split_method": split}
-    if (out / "manifest.json").exists():
-        manifest = json.loads((out / "manifest.json").read_text())
-        recorded = {k: manifest.get(k) for k in wanted}
-        if recorded == wanted:
-            print(f"token shards already made: {out}")
-            return manifest
-        changed = ", ".join(f"{k} {recorded[k]} -> {wanted[k]}" for k in wanted if recorded[k] != wanted[k])
-        raise TokenizerError(f"{out} holds token shards made from other inputs or settings ({changed}): "
-                             "choose another --out (or remove that folder) to tokenize again")
+    with use_output(out, COMMAND, wait=wait, legacy=("manifest.json", "tokenizer/tokenizer.json")):
+        if (out / "manifest.json").exists():
+            manifest = json.loads((out / "manifest.json").read_text())
+            recorded = {k: manifest.get(k) for k in wanted}
+            if recorded == wanted and not overwrite:
+                print(f"token shards already made: {out}")
+                return manifest
+            if not overwrite:
+                changed = ", ".join(f"{k} {recorded[k]} -> {wanted[k]}" for k in wanted if recorded[k] != wanted[k])
+                raise TokenizerError(f"--out {out}: holds token shards made from other inputs or settings ({changed}); "
+                                     "pass --overwrite to replace them, or choose another --out")
+            replace_own(out, COMMAND)
+        start = time.time()
+        with atomic_contents(out, finished="manifest.json") as tmp:
+            manifest = _tokenize_into(tmp, clean_dir, tok, tokenizer_dir, wanted, split, shard_tokens, batch_docs)
+    splits = manifest["splits"]
+    print(f"token shards: {out}: train {splits['train']['tokens']:,} tokens ({splits['train']['blocks']:,} blocks), "
+          f"val {splits['val']['tokens']:,} tokens, {time.time() - start:,.0f}s")
+    return manifest
+
+
+def _tokenize_into(tmp: Path, clean_dir: Path, tok, tokenizer_dir, wanted: dict, split: str, shard_tokens: int, batch_docs: int) -> dict:
+    """Tokenize into the temporary folder `tmp` (moved into the output folder when complete)."""
+    block_size, val_fraction = wanted["block_size"], wanted["val_fraction"]
+    source_manifest = clean_dir / "manifest.json"
     held, split_info = held_out_documents(clean_dir, val_fraction, split)
     eos = tok.eos_token_id
     dtype = np.uint16 if len(tok) <= 2**16 else np.uint32
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     writers = {s: ShardWriter(tmp, s, dtype, shard_tokens) for s in ("train", "val")}
     total_rows = json.loads(source_manifest.read_text())["rows"]
     backend = tok.backend_tokenizer
@@ -152,11 +167,5 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
     manifest = {"format": FORMAT, **wanted, "content_fingerprint": content, "split": split_info,
                 "source_sha256": hashlib.sha256(source_manifest.read_bytes()).hexdigest(), "dtype": np.dtype(dtype).name, "eos_id": eos, "vocab_size": len(tok),
                 "tokenizer": str(Path(tokenizer_dir).resolve()), "source": str(clean_dir.resolve()), "splits": splits}
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    elapsed = time.time() - start
-    print(f"token shards: {out}: train {splits['train']['tokens']:,} tokens ({splits['train']['blocks']:,} blocks), "
-          f"val {splits['val']['tokens']:,} tokens, {elapsed:,.0f}s")
+    atomic_json(tmp / "manifest.json", manifest)
     return manifest

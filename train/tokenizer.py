@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Iterator
 
+from safe_output import atomic_contents, atomic_json, replace_own, use_output
+
 EOS = "<|endoftext|>"
+COMMAND = "train tokenizer"
 
 
-class TokenizerError(Exception):
-    pass
+from train import TrainError as TokenizerError  # the package's one user-facing error
 
 
 def _wrap(tok):
@@ -95,25 +96,29 @@ def vocab_fingerprint(tok) -> str:
     return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
 
 
-def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int) -> dict:
+def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int, overwrite: bool = False, wait: bool = False) -> dict:
     from train.fingerprint import clean_fingerprint, describe_change
 
     # what the tokenizer is made from: GPT-2's files, or these clean corpora (by content) and a vocabulary size
     made_from = {"kind": "gpt2"} if gpt2 else {"kind": "bpe", "vocab_size": vocab_size,
                                               **{f"data:{Path(d).name}": clean_fingerprint(d) for d in data}}
-    provenance = Path(out) / "provenance.json"
-    if (Path(out) / "tokenizer.json").exists():
-        recorded = json.loads(provenance.read_text())["made_from"] if provenance.exists() else made_from
-        if recorded != made_from:
-            raise TokenizerError(f"{out} holds a tokenizer made from other data or settings ({describe_change(recorded, made_from)}): "
-                                 "choose another --out (or remove that folder) to make a new one")
-        tok = load_tokenizer(out)
-        print(f"tokenizer already made: {out} ({len(tok):,} tokens)")
-        return {"vocab_size": len(tok), "fingerprint": vocab_fingerprint(tok)}
-    tok = gpt2_tokenizer() if gpt2 else train_tokenizer(data, vocab_size)
-    os.makedirs(out, exist_ok=True)
-    save_tokenizer(tok, out)
-    info = {"kind": "gpt2" if gpt2 else f"bpe-{vocab_size}", "vocab_size": len(tok), "fingerprint": vocab_fingerprint(tok)}
-    provenance.write_text(json.dumps({"made_from": made_from, "fingerprint": info["fingerprint"]}, indent=2))
+    out = Path(out)
+    provenance = out / "provenance.json"
+    with use_output(out, COMMAND, wait=wait, legacy=("tokenizer.json",)):
+        if (out / "tokenizer.json").exists():
+            recorded = json.loads(provenance.read_text())["made_from"] if provenance.exists() else made_from
+            if recorded == made_from and not overwrite:
+                tok = load_tokenizer(out)
+                print(f"tokenizer already made: {out} ({len(tok):,} tokens)")
+                return {"vocab_size": len(tok), "fingerprint": vocab_fingerprint(tok)}
+            if not overwrite:
+                raise TokenizerError(f"--out {out}: holds a tokenizer made from other data or settings "
+                                     f"({describe_change(recorded, made_from)}); pass --overwrite to replace it, or choose another --out")
+            replace_own(out, COMMAND)
+        tok = gpt2_tokenizer() if gpt2 else train_tokenizer(data, vocab_size)
+        info = {"kind": "gpt2" if gpt2 else f"bpe-{vocab_size}", "vocab_size": len(tok), "fingerprint": vocab_fingerprint(tok)}
+        with atomic_contents(out, finished="tokenizer.json") as tmp:
+            save_tokenizer(tok, tmp)
+            atomic_json(tmp / provenance.name, {"made_from": made_from, "fingerprint": info["fingerprint"]})
     print(f"tokenizer: {out} ({info['kind']}, {info['vocab_size']:,} tokens)")
     return info

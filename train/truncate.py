@@ -18,8 +18,7 @@ PRESETS_12 = {
 }
 
 
-class LayerSpecError(ValueError):
-    pass
+from train import TrainError as LayerSpecError  # the package's one user-facing error
 
 
 def parse_keep_layers(spec: str, n_layer: int) -> list[int]:
