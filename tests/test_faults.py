@@ -146,19 +146,31 @@ def test_a_second_run_on_the_same_output_stops_at_once_naming_the_first(env, tmp
     assert time.time() - start < 60
 
 
-def test_wait_lets_the_first_run_finish_untouched(env, tmp_path):
+def test_two_runs_of_one_training_the_first_completes_untouched(env, tmp_path, run_here):
     out = tmp_path / "run"
-    cmd = train_cmd(env["tokens"], out, "--max-steps", "40")
+    steps = 400
+    cmd = train_cmd(env["tokens"], out, "--max-steps", str(steps), "--eval-every", str(steps), "--ckpt-every", str(steps))
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while not (out / "metrics.jsonl").exists():
         assert first.poll() is None, first.communicate()
         time.sleep(0.05)
-    second = run(cmd)
-    one_line_error(second, "is in use by pid", str(first.pid))
-    waiting = run(cmd + ["--wait"])  # waits for the first, then finds the run finished
-    assert waiting.returncode == 0 and "already finished" in waiting.stdout, waiting.stderr[-3000:]
-    assert first.wait(timeout=60) == 0
-    assert [line["step"] for line in metric_lines(out)] == list(range(1, 41))
+    one_line_error(run_here(cmd), "is in use by pid", str(first.pid))
+    assert first.poll() is None, "the first run ended before the second started: make it longer"
+    stdout, stderr = first.communicate(timeout=600)
+    assert first.returncode == 0, stderr[-3000:]
+    assert [line["step"] for line in metric_lines(out)] == list(range(1, steps + 1))
+
+
+def test_wait_starts_when_the_first_run_ends(env, tmp_path):
+    out = tmp_path / "run"
+    claim_output(out, "train pretrain")
+    with output_lock(out, command="the first run"):
+        waiting = subprocess.Popen(train_cmd(env["tokens"], out, "--max-steps", "2", "--wait"), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        assert "waiting for" in waiting.stderr.readline()
+        assert waiting.poll() is None
+    stdout, stderr = waiting.communicate(timeout=600)
+    assert waiting.returncode == 0 and (out / "summary.json").exists(), stderr[-3000:]
 
 
 def test_overwrite_replaces_only_the_commands_own_output(env, tmp_path, run_here):
