@@ -35,6 +35,7 @@ CARRIED_PREFIX = "ref-"  # carried-over index files in <out>/minhash_index/
 
 
 from corpus import CorpusError as IncrementalError  # the package's one user-facing error
+from safe_output import atomic_file
 
 
 def index_files(clean_dir: str | os.PathLike) -> list[Path]:
@@ -73,17 +74,15 @@ def _content_name(path: Path) -> str:
 
 
 def _link(src: Path, dst: Path) -> None:
-    """Hard link (no extra space); a copy across file systems. Written under a temp name, then renamed."""
+    """Hard link (no extra space); a copy across file systems. Made under a temp name, then renamed."""
     if dst.exists():
         return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_file(dst) as tmp:
+        tmp.unlink()  # the link takes the temporary name
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
 
 
 def reference_index(dirs: list[str | os.PathLike] | None, out: str | os.PathLike) -> Path | None:

@@ -11,7 +11,6 @@ have left the queue with tasks unfinished failed: its Slurm log is named and the
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from datatrove.executor.slurm import SlurmPipelineExecutor
 from loguru import logger
 
-from corpus.pipeline import StageFailed
+from safe_output import StageFailed, atomic_json
 
 
 def this_environment() -> dict:
@@ -55,9 +54,7 @@ def jobs_file(lay) -> Path:
 def record_jobs(lay, stages, executors) -> list[dict]:
     jobs = [{"stage": s.name, "tasks": s.tasks, "job_id": str(e.job_id), "logs": str(lay.logs / s.name)}
             for s, e in zip(stages, executors)]
-    tmp = jobs_file(lay).with_suffix(".tmp")
-    tmp.write_text(json.dumps(jobs, indent=1))
-    os.replace(tmp, jobs_file(lay))
+    atomic_json(jobs_file(lay), jobs)
     return jobs
 
 

@@ -54,7 +54,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     tmp = _mkstemp(path)
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
+        with open(tmp, "rb") as f:  # (fsync works on a read-only descriptor)
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
