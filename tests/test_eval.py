@@ -12,7 +12,7 @@ import pytest
 import torch
 import transformers
 
-from eval import kd
+from eval import EvalError, kd
 from eval.glue import Classifier, GlueConfig, batches, encode, finetune, matthews, param_groups, read_tsv
 from eval.perplexity import ids_perplexity, load_causal_lm, shard_perplexity, text_perplexity
 from train.model import GPT, GPTConfig
@@ -207,9 +207,9 @@ def test_annealing_loss_and_temperature_schedule():
     assert temps == sorted(temps) and set(temps) == set(range(1, 8)) and max(sizes) - min(sizes) <= 1
     assert plan["slice_ends"] == [i + 1 for i in range(10) if i == 9 or temps[i + 1] != temps[i]]
     assert "equal slice" in plan["fit"] and plan["phase1_epochs"] == 2
-    with pytest.raises(ValueError, match="fewer than the 7 temperatures"):
+    with pytest.raises(EvalError, match="fewer than the 7 temperatures"):
         kd.annealing_plan(epochs=2, phase2_epochs=1, steps_per_epoch=3, tau_max=7)
-    with pytest.raises(ValueError, match=">= 1 epoch in each phase"):
+    with pytest.raises(EvalError, match=">= 1 epoch in each phase"):
         kd.annealing_plan(epochs=3, phase2_epochs=3, steps_per_epoch=30, tau_max=7)
 
 
