@@ -22,6 +22,7 @@ import shutil
 from pathlib import Path
 
 from corpus import storage
+from safe_output import atomic_write
 
 MARKER = ".work/config.json"  # what marks a folder as a corpus-clean output (locally too: Layout.config)
 UPLOADED = ("shards", "removed", "minhash_index", "stats.json", "report.md", "report.html")  # then manifest.json
@@ -96,9 +97,7 @@ def local_copy(url: str) -> str:
             dst = mirror / "minhash_index" / f[len(index) + 1:]
             dst.parent.mkdir(parents=True, exist_ok=True)
             fs.get_file(f, str(dst))
-        tmp = done.with_name("manifest.json.tmp")
-        tmp.write_bytes(manifest)
-        os.replace(tmp, done)  # last: a mirror with a manifest is complete
+        atomic_write(done, manifest)  # last: a mirror with a manifest is complete
     return str(mirror)
 
 
