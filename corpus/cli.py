@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "folder under ~/.cache/corpus-clean/staging/, uploaded when the run has finished)")
     io.add_argument("--text-key", default="text", help="text field of JSONL/Parquet/Arrow records (default: text)")
     io.add_argument("--id-key", default="id", help="id field (default: id; missing ids become file#index)")
-    io.add_argument("--max-shard-mb", type=float, default=128.0, help="shard size bound in MB (default: 128)")
+    io.add_argument("--max-shard-mb", type=float, default=128.0, help="shard size bound in MB; a shard may exceed it by one document (default: 128)")
     io.add_argument("--overwrite", action="store_true",
                     help="replace an earlier corpus-clean output made with other inputs or settings (default: stop and say so; "
                          "a folder corpus-clean did not make is never replaced)")

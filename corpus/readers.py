@@ -35,6 +35,7 @@ WARC_SUFFIXES = (".warc", ".warc.gz")
 HTML_SUFFIXES = (".html", ".htm", ".xhtml")
 TEXT_SUFFIXES = (".txt", ".md")
 ALL_SUFFIXES = JSONL_SUFFIXES + PARQUET_SUFFIXES + ARROW_SUFFIXES + WARC_SUFFIXES + HTML_SUFFIXES + TEXT_SUFFIXES
+MAX_DOC_BYTES = 64 * 2**20  # protects memory only: far above any real document (a long book is ~5 MB of text)
 
 
 from corpus import CorpusError as InputError  # the package's one user-facing error
@@ -109,7 +110,7 @@ class RawDocumentReader(PipelineStep):
         text_key: str = "text",
         id_key: str = "id",
         limit: int = -1,
-        max_doc_bytes: int = 5 * 2**20,
+        max_doc_bytes: int = MAX_DOC_BYTES,
         skip_log_dir: str | os.PathLike | None = None,
     ):
         super().__init__()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from corpus_helpers import wikitext_articles, write_jsonl
+from corpus_helpers import shard_rows, wikitext_articles, write_jsonl
 from run_helpers import metric_lines, train_cmd, write_clean_corpus
 from safe_output import MARKER, claim_output, output_lock
 from train.model import GPT, GPTConfig
@@ -299,3 +299,18 @@ def test_glue_rows_that_cannot_be_read_are_skipped_counted_and_named(env, tmp_pa
     assert [line.split(" (")[0] for line in skipped] == [f"  {train}:4: skipped", f"  {train}:6: skipped"], result.stderr[-3000:]
     assert all("needs sentence1, sentence2 and label = not_entailment or entailment" in line for line in skipped)
     assert (tmp_path / "saved" / "classifier.json").exists()
+
+
+def test_a_book_sized_document_is_kept_whole(tmp_path, run_here):
+    """8 MB of text is a valid document (a long book): kept, in a shard that exceeds --max-shard-mb by it."""
+    paragraph = "The old mill stood by the river, and every morning the miller walked down to the water. "
+    book = (paragraph * (8 * 2**20 // len(paragraph) + 1))[: 8 * 2**20]
+    raw = write_jsonl(tmp_path / "books.jsonl", [{"id": "short", "text": paragraph}, {"id": "book", "text": book}])
+    out = tmp_path / "clean"
+    result = run_here([PY, "-m", "corpus.cli", "--input", str(raw), "--output", str(out), "--preset", "none", "--workers", "1",
+                       "--max-shard-mb", "1"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {r["id"]: r["text"] for r in shard_rows(out)}
+    assert rows == {"short": paragraph, "book": book}
+    stats = json.loads((out / "stats.json").read_text())
+    assert not stats["input"].get("skipped")
