@@ -141,20 +141,94 @@ def test_ctrl_c_saves_a_checkpoint_then_resumes_exactly(tokens, tmp_path, uninte
     assert metric_lines(run) == metric_lines(uninterrupted)
 
 
-def test_ddp_two_processes_match_one_with_the_same_global_batch(tokens, tmp_path):
-    single, ddp = tmp_path / "single", tmp_path / "ddp"
-    common = ["--max-steps", "8", "--eval-every", "8"]
-    subprocess.run(train_cmd(tokens, single, *common), check=True, capture_output=True)
-    cmd = train_cmd(tokens, ddp, *common)
-    cmd[cmd.index("--batch-size") + 1] = "4"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"] + cmd[1:]
-    result = subprocess.run(torchrun, capture_output=True, text=True)
+def torchrun(cmd: list[str], nproc: int = 2) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", "29517",
+                           *cmd[1:]], capture_output=True, text=True, timeout=600)
+
+
+def two_ranks_in_one_process(tokens: Path, args: list[str], dropout_seeds=(1, 2), rank_offsets=(0, 1)):
+    """What a 2-process run computes, step by step in this process, from the library's own pieces: both
+    ranks' micro-batches (sample k of the run is a function of seed and k), each rank's forward pass with
+    its own dropout stream, gradients averaged over the ranks, one clipped AdamW step.
+    Returns (model, validation loss). `dropout_seeds` / `rank_offsets` let a test plant a mistake."""
+    import argparse
+    from contextlib import nullcontext
+
+    import torch.nn.functional as F
+
+    from train import config as run_config
+    from train.loop import build_model, evaluate, lr_at, make_optimizer, total_steps
+
+    parser = argparse.ArgumentParser()
+    run_config.add_arguments(parser)
+    cfg = run_config.from_args(parser.parse_args(args))
+    train_blocks, val = TokenBlocks(tokens, "train"), TokenBlocks(tokens, "val")
+    model, _ = build_model(cfg, train_blocks)
+    model.train()
+    optimizer = make_optimizer(model, cfg)
+    world, batch = 2, cfg.optim.batch_size
+    steps = total_steps(cfg, world, train_blocks.block_size)
+    streams = []
+    for s in dropout_seeds:
+        torch.manual_seed(cfg.system.seed + s)
+        streams.append(torch.get_rng_state())
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg, steps)
+        for rank in range(world):
+            torch.set_rng_state(streams[rank])
+            first = step * batch * world + rank_offsets[rank] * batch
+            blocks = train_blocks.batch(sample_indices(cfg.system.seed, len(train_blocks), first, batch))
+            logits = model(blocks[:, :-1]).logits
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), blocks[:, 1:].reshape(-1))
+            (loss / world).backward()  # DDP's average of the ranks' gradients
+            streams[rank] = torch.get_rng_state()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return model, evaluate(model, val, cfg.log.eval_blocks, batch, torch.device("cpu"), nullcontext())
+
+
+def test_ddp_with_dropout_matches_its_single_process_computation(tokens, tmp_path):
+    """2 processes with dropout on: final weights and validation loss equal a single-process computation
+    of the same two ranks (own dropout streams, averaged gradients, the sharded data). The same computation
+    with one planted mistake (both ranks drawing the same dropout masks, or reading the same samples) is
+    far off: the test would catch a DDP run that averaged, sharded or seeded wrongly."""
+    ddp = tmp_path / "ddp"
+    cmd = train_cmd(tokens, ddp, "--max-steps", "8", "--eval-every", "8", "--ckpt-every", "4", "--dropout", "0.2")
+    result = torchrun(cmd)
     assert result.returncode == 0, result.stderr[-3000:]
-    a, b = metric_lines(single), metric_lines(ddp)
-    assert [l["step"] for l in a] == [l["step"] for l in b]
-    for x, y in zip(a, b):
-        assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-4)
-    assert json.loads((ddp / "summary.json").read_text())["world_size"] == 2
+    summary = json.loads((ddp / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    ddp_weights = GPT.from_pretrained(ddp / "export").state_dict()
+
+    args = cmd[cmd.index("--tokens"):] + ["--out", str(tmp_path / "unused")]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the processes ran (--threads 1): the same summation order
+    torch.set_flush_denormal(True)  # as the training loop does
+    try:
+        def max_diff(model) -> float:
+            own = model.state_dict()
+            return max((own[k] - ddp_weights[k]).abs().max().item() for k in ddp_weights)
+
+        model, val_loss = two_ranks_in_one_process(tokens, args)
+        same_masks, _ = two_ranks_in_one_process(tokens, args, dropout_seeds=(1, 1))
+        same_data, _ = two_ranks_in_one_process(tokens, args, rank_offsets=(0, 0))
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_flush_denormal(False)
+    exact = max_diff(model)
+    assert exact < 1e-5, exact
+    assert summary["val_loss"] == pytest.approx(val_loss, abs=1e-5)
+    assert max_diff(same_masks) > 100 * max(exact, 1e-6) and max_diff(same_data) > 100 * max(exact, 1e-6)
+
+
+def test_nan_on_the_ranks_stops_them_all_with_one_message(tokens, tmp_path):
+    cmd = train_cmd(tokens, tmp_path / "ddp", "--max-steps", "50", "--lr", "1e9", "--grad-clip", "0")
+    result = torchrun(cmd)
+    assert result.returncode != 0
+    ours = [line for line in result.stderr.splitlines() if line.startswith("train: error:")]
+    assert len(ours) == 1 and "the loss became" in ours[0], result.stderr[-3000:]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

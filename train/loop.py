@@ -15,6 +15,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 
 from safe_output import atomic_folder, atomic_json, use_output
 from train import TrainError as RunError  # the package's one user-facing error
-from train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from train.config import RunConfig
 from train.data import DataError, TokenBlocks, sample_indices
 from train.distill import DistillConfig, distillation_loss
@@ -229,14 +230,17 @@ def _train(cfg: RunConfig) -> dict:
         state = load_checkpoint(checkpoint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
+        per_rank = state.get("rng_per_rank") or []
+        set_rng_state(per_rank[rank] if len(per_rank) == world else state["rng"])
         start_step = state["step"]
         prior_elapsed = float(state.get("elapsed_s", 0.0))
         if is_main:
             print(f"resuming from {checkpoint} (step {start_step})", flush=True)
             truncate_metrics(out / "metrics.jsonl", start_step)
     else:
-        torch.manual_seed(cfg.system.seed + 1)  # dropout etc.; the init seed is separate
+        # dropout etc.; the init seed is separate. Each rank its own stream (as nanoGPT): the same masks on
+        # every rank would make the data-parallel batch less random than the single-process one
+        torch.manual_seed(cfg.system.seed + 1 + rank)
         if is_main:
             (out / "metrics.jsonl").unlink(missing_ok=True)
 
@@ -278,17 +282,19 @@ def _train(cfg: RunConfig) -> dict:
                         loss = clm
                     (loss / cfg.optim.grad_accum).backward()
                 step_loss += clm.item() / cfg.optim.grad_accum
-            if not math.isfinite(step_loss):
+            if world > 1:  # the global batch's loss: logged, and checked alike on every rank
+                loss_t = torch.tensor([step_loss], device=device)
+                torch.distributed.all_reduce(loss_t)
+                step_loss = loss_t.item() / world
+            if not math.isfinite(step_loss):  # a NaN on any rank: every rank stops here, rank 0 says why
+                if not is_main:
+                    sys.exit(2)
                 raise RunError(f"the loss became {step_loss} at step {step}: lower --lr or check the data; "
                                f"the last checkpoint in {out / 'checkpoints'} is intact")
             if cfg.optim.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            if world > 1:  # the logged loss is the global batch's
-                loss_t = torch.tensor([step_loss], device=device)
-                torch.distributed.all_reduce(loss_t)
-                step_loss = loss_t.item() / world
             done = step + 1
             is_eval = done % cfg.log.eval_every == 0 or done == steps
             if is_eval:
@@ -308,9 +314,11 @@ def _train(cfg: RunConfig) -> dict:
                 print(f"step {done}/{steps} loss {step_loss:.4f}{val_text} lr {lr:.2e} {rate:,.0f} tok/s ETA {eta / 60:,.1f} min", flush=True)
             stop = bool(interrupted)
             # the last step too: an interruption during the final evaluation or export then redoes no step
-            if is_main and (done % cfg.log.ckpt_every == 0 or stop or done == steps):
-                save_checkpoint(out, done, model, optimizer, keep=cfg.log.keep_checkpoints,
-                                extra={"elapsed_s": prior_elapsed + time.time() - t0})
+            if done % cfg.log.ckpt_every == 0 or stop or done == steps:
+                rng_per_rank = gather_rng_states(world)  # every rank takes part
+                if is_main:
+                    save_checkpoint(out, done, model, optimizer, keep=cfg.log.keep_checkpoints,
+                                    extra={"elapsed_s": prior_elapsed + time.time() - t0, "rng_per_rank": rng_per_rank})
             if stop:
                 print(f"interrupted: checkpoint saved at step {done}; run the same command to resume", flush=True)
                 return {"interrupted": True, "step": done}
@@ -346,6 +354,15 @@ def _train(cfg: RunConfig) -> dict:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return summary
+
+
+def gather_rng_states(world: int) -> list[dict]:
+    """Every rank's RNG states (its own dropout stream), for the checkpoint; [] in a single process."""
+    if world == 1:
+        return []
+    states = [None] * world
+    torch.distributed.all_gather_object(states, rng_state())
+    return states
 
 
 def truncate_metrics(path: Path, step: int) -> None:
