@@ -280,8 +280,8 @@ def breakdown_table(rows: list[dict], label: str, steps: list[str]) -> str:
     used = [s for s in steps if any(r["removed"].get(s) for r in rows)]
     body = [[r["key"], num(r["docs_in"]), num(r["kept"]), _pct(r["kept"], r["docs_in"]), *[num(r["removed"].get(s, 0)) for s in used]]
             for r in rows]
-    return (table([label, "docs in", "kept", "% kept", *used], body, numeric=set(range(1, 4 + len(used))))
-            + '<p class="note">Columns after "% kept": documents each step removed.</p>')
+    step_headers = [Raw(f'<span class="muted">removed by</span><br>{esc(s).replace("_", "_<wbr>")}') for s in used]
+    return table([label, "docs in", "kept", "% kept", *step_headers], body, numeric=set(range(1, 4 + len(used))))
 
 
 def render_html(stats: dict, manifest: dict, out: Path) -> str:
