@@ -38,7 +38,7 @@ from corpus.filters import FilterConfig, full_filter_steps
 from corpus.incremental import reference_index
 from corpus.paper_cleaner import PaperCleaner, PaperConfig
 from corpus.readers import RawDocumentReader
-from safe_output import StageFailed, atomic_json, atomic_write, replace_own, use_output
+from safe_output import StageFailed, atomic_json, atomic_write, reuse_or_replace, use_output
 
 PRESETS = ("full", "paper", "none")
 COMMAND = "corpus-clean"
@@ -335,11 +335,8 @@ def prepare_output(out: Path, cfg: CleanConfig, inputs: list[str], overwrite: bo
     wanted = run_identity(inputs, cfg)
     if lay.config.exists():
         previous = json.loads(lay.config.read_text())
-        if previous != wanted:
-            if not overwrite:
-                raise CorpusError(f"--output {out}: holds a run with other inputs or settings; pass --overwrite to replace it, "
-                                  "or choose another --output")
-            replace_own(out, COMMAND, option="--output")
+        changes = ", ".join(k for k in wanted if previous.get(k) != wanted[k])  # inputs, config
+        reuse_or_replace(out, COMMAND, previous == wanted, overwrite, changes=changes, option="--output")
     lay.work.mkdir(parents=True, exist_ok=True)
     if not lay.config.exists():
         atomic_json(lay.config, wanted)

@@ -72,6 +72,20 @@ def use_output(folder: str | os.PathLike, command: str, *, wait: bool = False, o
         yield rerun
 
 
+def reuse_or_replace(folder: str | os.PathLike, command: str, same: bool, overwrite: bool, *, changes: str = "",
+                     option: str = "--out") -> bool:
+    """For a folder holding `command`'s earlier output: True to reuse (or resume) it when made with the
+    `same` settings and inputs; else False once it is emptied for a new run (only with --overwrite), or
+    UserError naming what changed (`changes`)."""
+    if same:
+        return True
+    if not overwrite:
+        raise UserError(f"{option} {folder}: holds the output of `{command}` made from other inputs or settings"
+                        f"{f' ({changes})' if changes else ''}; pass --overwrite to replace it, or choose another {option}")
+    replace_own(folder, command, option=option)
+    return False
+
+
 def replace_own(folder: str | os.PathLike, command: str, *, option: str = "--out") -> None:
     """Empty `folder` for a fresh run of `command` (--overwrite). Only a folder marked as made by `command`."""
     folder = Path(folder)

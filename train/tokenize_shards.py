@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from safe_output import atomic_contents, atomic_json, replace_own, use_output
+from safe_output import atomic_contents, atomic_json, reuse_or_replace, use_output
 
-from train.fingerprint import clean_fingerprint, fingerprint
+from train.fingerprint import clean_fingerprint, describe_change, fingerprint
 from train.split import cluster_split, find_near_duplicates, id_hash_split, is_validation, leakage
 from train.tokenizer import TokenizerError, load_tokenizer, save_tokenizer, vocab_fingerprint
 
@@ -110,14 +110,9 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
         if (out / "manifest.json").exists():
             manifest = json.loads((out / "manifest.json").read_text())
             recorded = {k: manifest.get(k) for k in wanted}
-            if recorded == wanted and not overwrite:
+            if reuse_or_replace(out, COMMAND, recorded == wanted, overwrite, changes=describe_change(recorded, wanted)):
                 print(f"token shards already made: {out}")
                 return manifest
-            if not overwrite:
-                changed = ", ".join(f"{k} {recorded[k]} -> {wanted[k]}" for k in wanted if recorded[k] != wanted[k])
-                raise TokenizerError(f"--out {out}: holds token shards made from other inputs or settings ({changed}); "
-                                     "pass --overwrite to replace them, or choose another --out")
-            replace_own(out, COMMAND)
         start = time.time()
         with atomic_contents(out, finished="manifest.json") as tmp:
             manifest = _tokenize_into(tmp, clean_dir, tok, tokenizer_dir, wanted, split, shard_tokens, batch_docs)

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from safe_output import atomic_contents, atomic_json, replace_own, use_output
+from safe_output import atomic_contents, atomic_json, reuse_or_replace, use_output
 
 EOS = "<|endoftext|>"
 COMMAND = "train tokenizer"
@@ -107,14 +107,10 @@ def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int, overw
     with use_output(out, COMMAND, wait=wait, legacy=("tokenizer.json",)):
         if (out / "tokenizer.json").exists():
             recorded = json.loads(provenance.read_text())["made_from"] if provenance.exists() else made_from
-            if recorded == made_from and not overwrite:
+            if reuse_or_replace(out, COMMAND, recorded == made_from, overwrite, changes=describe_change(recorded, made_from)):
                 tok = load_tokenizer(out)
                 print(f"tokenizer already made: {out} ({len(tok):,} tokens)")
                 return {"vocab_size": len(tok), "fingerprint": vocab_fingerprint(tok)}
-            if not overwrite:
-                raise TokenizerError(f"--out {out}: holds a tokenizer made from other data or settings "
-                                     f"({describe_change(recorded, made_from)}); pass --overwrite to replace it, or choose another --out")
-            replace_own(out, COMMAND)
         tok = gpt2_tokenizer() if gpt2 else train_tokenizer(data, vocab_size)
         info = {"kind": "gpt2" if gpt2 else f"bpe-{vocab_size}", "vocab_size": len(tok), "fingerprint": vocab_fingerprint(tok)}
         with atomic_contents(out, finished="tokenizer.json") as tmp:
