@@ -111,11 +111,6 @@ def atomic_contents(folder: str | os.PathLike, finished: str) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def remove_stale_partials(folder: Path) -> None:
-    """Temporary files/folders left anywhere in `folder` by a killed run (only call it on a folder the
-    command owns)."""
-    for p in sorted(folder.rglob(f".*{PARTIAL}*")) + sorted(folder.rglob(".*.old-*")):
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-        elif p.name.startswith(".") and PARTIAL in p.name:
-            p.unlink(missing_ok=True)
+def is_leftover(name: str) -> bool:
+    """A temporary name of this module's (what a killed run leaves behind)."""
+    return name.startswith(".") and (PARTIAL in name or ".old-" in name)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from safe_output.atomic import atomic_json, remove_stale_partials
+from safe_output.atomic import atomic_json, is_leftover
 from safe_output.errors import UserError
 
 MARKER = ".made-by.json"
@@ -57,6 +57,21 @@ def claim_output(folder: str | os.PathLike, command: str, *, option: str = "--ou
     return False
 
 
+def remove_leftovers(folder: Path) -> None:
+    """Temporary files and folders a killed run of the command left in its folder: anywhere below it,
+    except in sub-folders that another command owns (their own run removes theirs)."""
+    for root, dirs, files in os.walk(folder):
+        if Path(root) != folder and MARKER in files:
+            dirs.clear()
+            continue
+        for name in [d for d in dirs if is_leftover(d)]:
+            shutil.rmtree(Path(root) / name, ignore_errors=True)
+            dirs.remove(name)
+        for name in files:
+            if is_leftover(name):
+                (Path(root) / name).unlink(missing_ok=True)
+
+
 @contextmanager
 def use_output(folder: str | os.PathLike, command: str, *, wait: bool = False, option: str = "--out",
                legacy: tuple[str, ...] = ()) -> Iterator[bool]:
@@ -68,7 +83,7 @@ def use_output(folder: str | os.PathLike, command: str, *, wait: bool = False, o
     rerun = claim_output(folder, command, option=option, legacy=legacy)
     with output_lock(folder, wait=wait):
         if owner_of(folder) == command:
-            remove_stale_partials(Path(folder))
+            remove_leftovers(Path(folder))
         yield rerun
 
 
