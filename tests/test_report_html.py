@@ -146,3 +146,19 @@ def test_study_page_shows_whatever_results_json_records(tmp_path):
     assert 'href="runs/full-seed0-3f2a/metrics.jsonl"' in page  # its metrics, where the run recorded its folder
     assert "variants.full.unit.fingerprint" in page and "abc123def4567890" in page
     assert "python -m eval ablation --scale smoke" in page
+
+
+def test_paper_cut_lines_in_context(tmp_path):
+    """The paper cleaner's cut lines, in place: a kept document shows its recorded cut lines among the kept
+    ones; a document left with no line shows its text as read, every line marked."""
+    from corpus import report_html
+
+    prose = "The committee met on Tuesday and agreed on a budget for the coming year"
+    records = [{"id": "a", "text": f"{prose}\n<b>bold</b> markup here\nAnother honest line of plain words"},
+               {"id": "b", "text": f"{prose}\n12345 678 90"}]  # its first line repeats a's, its second is digits
+    src = write_jsonl(tmp_path / "docs.jsonl", records)
+    assert corpus_clean(["--input", str(src), "--output", str(tmp_path / "clean"), "--preset", "paper", "--workers", "1"]) == 0
+    (block,) = report_html.line_level(tmp_path / "clean", ["paper_lines"])
+    docs = {item["id"]: item["lines"] for item in block["items"]}
+    assert docs["a"] == [[prose, None], ["<b>bold</b> markup here", "html"], ["Another honest line of plain words", None]]
+    assert docs["b"] == [[prose, "duplicate"], ["12345 678 90", "non_alpha"]]
