@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         importlib.import_module(module).add_arguments(p)
         if name in STUDIES:
             p.add_argument("--wait", action="store_true", help="if another study is using --out, wait for it to end (default: stop at once)")
+        p.add_argument("--eval-data", metavar="DIR", help="folder with wikitext-2-raw/ and glue/ (default: $EVAL_DATA, else "
+                       "../shared/data from the current directory when present, else the Hugging Face hub when online)")
     args = parser.parse_args(argv)
     # the reports name the exact command behind their numbers
     args.command_line = "python -m eval " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -42,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args) -> None:
+    from eval.data import use
+
+    use(args.eval_data)
     command = importlib.import_module(COMMANDS[args.command][0])
     if args.command not in STUDIES:
         command.run(args)

@@ -3,13 +3,17 @@
 Only the data differs between variants. For each cleaning preset (none, paper, full) of the same raw
 corpus: tokenize with the teacher's tokenizer, pre-train the same truncated student (teacher blocks
 `alt`) from the same teacher, with the same token budget and the same seeds, then evaluate each run on
-the same data: WikiText test perplexity, perplexity on the held-out split of the *raw* corpus (documents
-picked by a hash of their id, so they are held out of every variant), and SST-2 accuracy after
-fine-tuning. Everything lands in `<out>/`: report.md, results.json, plots; every unit of work is cached
-there, so an interrupted ablation resumes.
+the same data: WikiText test perplexity, perplexity on the held-out split of the *raw* corpus (whole
+near-duplicate clusters, so no held-out document has a near-duplicate in the raw training split; the
+report gives the leakage an id-hash split would have had), and SST-2 accuracy after fine-tuning.
+Everything lands in `<out>/`: report.md, results.json, plots. Every unit of work (clean variant, token
+shards, run, evaluation) is cached there in a folder named by the fingerprint of its settings and inputs:
+an interrupted ablation resumes, a rerun with other settings makes new units beside the old ones and
+reports only its own, and the report lists every unit's fingerprint.
 
-Data quantity is a confounder (DESIGN.md): the budget defaults to at most one pass over the smallest
-variant, so no variant repeats data, and the report gives each variant's epochs.
+Data quantity is a confounder (DESIGN.md): the budget is at most one pass over the smallest variant
+(the scale's budget is lowered to it; more needs --allow-repeats), and the report gives each variant's
+epochs. Comparisons state the mean difference with a 95% confidence interval over seeds (Welch's t).
 """
 from __future__ import annotations
 
@@ -18,13 +22,18 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from eval.perplexity import ROOT, WIKITEXT_TEST, EvalError
+from eval.data import glue_dir, wikitext_test
+from eval.perplexity import EvalError
 from eval.report import (cached, fmt, markdown_table, noise_sentence, plot_bars, plot_curves, python_module, read_curve,
-                         run_command, summarize)
+                         run_command, summarize, unit_path, units_section)
 from eval.report_html import write_study_html
 from safe_output import atomic_json, atomic_write
 
-GLUE_DEV_SETS = [ROOT.parent / "shared" / "data" / "glue" / t / "dev.tsv" for t in ("SST-2", "CoLA", "RTE")]
+
+
+def decontamination_files() -> list[Path]:
+    """The evaluation texts every variant is decontaminated against."""
+    return [wikitext_test(), *(glue_dir() / t / "dev.tsv" for t in ("SST-2", "CoLA", "RTE"))]
 
 
 @dataclass
@@ -40,15 +49,15 @@ class Scale:
     batch_size: int = 16
     lr: float = 1e-3
     block_size: int = 128
-    val_fraction: float = 0.02  # documents held out (by a hash of their id) for validation
+    val_fraction: float = 0.02  # documents held out for validation (whole near-duplicate clusters)
 
 
 SCALES = {
     # a few minutes: used by the tests, and to try the machinery
     "smoke": Scale(budget_tokens=6_144, seeds=[0, 1], eval_every=1, wikitext_tokens=2_000, heldout_blocks=16,
                    glue_train=64, glue_epochs=1, glue_dev=64, batch_size=8, block_size=32, val_fraction=0.3),
-    # about an hour on 2 CPU cores (after `make teacher`)
-    "default": Scale(budget_tokens=600_000, seeds=[0, 1], eval_every=50, wikitext_tokens=60_000, heldout_blocks=400,
+    # about an hour on 2 CPU cores (after `make teacher`): three seeds, so each comparison has a confidence interval
+    "default": Scale(budget_tokens=400_000, seeds=[0, 1, 2], eval_every=50, wikitext_tokens=60_000, heldout_blocks=400,
                      glue_train=2_000, glue_epochs=2),
     # a GPU-sized run: more tokens, three seeds, full evaluation sets
     "large": Scale(budget_tokens=50_000_000, seeds=[0, 1, 2], eval_every=500, wikitext_tokens=0, heldout_blocks=0,
@@ -68,45 +77,101 @@ class AblationConfig:
     decontaminate: bool = True
     workers: int = 2
     device: str = "cpu"
+    allow_repeats: bool = False  # a budget above one pass over the smallest variant
 
 
-def clean_variant(cfg: AblationConfig, preset: str, out: Path) -> Path:
-    """The clean corpus of one preset: reuse `make clean-corpus`'s, or make it (decontaminated)."""
-    shared = Path(cfg.clean_root) / preset
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gpt2-compress")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def clean_variant(cfg: AblationConfig, preset: str, out: Path, raw_fp: str, eval_files: list[Path]) -> tuple[Path, dict]:
+    """The clean corpus of one preset, decontaminated, keyed by the raw input's content, the preset and the
+    evaluation files; or, with --no-decontaminate, `make clean-corpus`'s output as it is."""
+    from train.fingerprint import clean_fingerprint, files_fingerprint
+
     if not cfg.decontaminate:
-        directory = shared
+        directory, key_fp = Path(cfg.clean_root) / preset, None
     else:
-        directory = out / "clean" / preset
+        key = {"preset": preset, "input": raw_fp, "decontaminate": files_fingerprint(eval_files), "code": package_version()}
+        directory, key_fp = unit_path(out / "clean", preset, key)
     if not (directory / "manifest.json").exists():
         args = ["--input", *cfg.input, "--output", str(directory), "--preset", preset, "--workers", str(cfg.workers)]
         if cfg.decontaminate:
-            args += ["--decontaminate", str(WIKITEXT_TEST), *map(str, GLUE_DEV_SETS)]
-        run_command(python_module("corpus.cli", *args), out / "logs" / f"clean-{preset}.log")
-    return directory
+            args += ["--decontaminate", *map(str, eval_files)]
+        run_command(python_module("corpus.cli", *args), out / "logs" / f"clean-{directory.name}.log")
+    content = clean_fingerprint(directory)
+    return directory, {"kind": "clean corpus", "fingerprint": key_fp or content, "content": content, "path": str(directory)}
 
 
-def tokenize(cfg: AblationConfig, scale: Scale, clean_dir: Path, name: str, out: Path) -> Path:
-    tokens = out / "tokens" / name
+def tokenize(cfg: AblationConfig, scale: Scale, clean_dir: Path, name: str, out: Path, teacher_fp: str | None = None) -> tuple[Path, dict]:
+    """Token shards of a clean corpus with the teacher's tokenizer, keyed by the corpus's content and the settings."""
+    from train.fingerprint import clean_fingerprint, model_fingerprint, tokens_fingerprint
+
+    key = {"clean": clean_fingerprint(clean_dir), "tokenizer": teacher_fp or model_fingerprint(cfg.teacher),
+           "block_size": scale.block_size, "val_fraction": scale.val_fraction, "split": "cluster"}
+    tokens, key_fp = unit_path(out / "tokens", name, key)
     if not (tokens / "manifest.json").exists():
         run_command(python_module("train", "tokenize", "--data", str(clean_dir), "--tokenizer", cfg.teacher, "--out", str(tokens),
                                   "--block-size", str(scale.block_size), "--val-fraction", str(scale.val_fraction)),
-                    out / "logs" / f"tokenize-{name}.log")
-    return tokens
+                    out / "logs" / f"tokenize-{tokens.name}.log")
+    return tokens, {"kind": "token shards", "fingerprint": key_fp, "content": tokens_fingerprint(tokens), "path": str(tokens)}
 
 
 def pretrain(cfg: AblationConfig, scale: Scale, tokens: Path, run_dir: Path, seed: int, extra: list[str] = (), log: Path | None = None) -> dict:
+    """One pre-training run, in `<run_dir>-<fingerprint>`: the fingerprint covers the token shards' content, the
+    teacher and every training option, so a run made with another budget or on other data is never reused.
+    Returns summary.json plus `run_dir` and `unit` (its provenance record)."""
+    from train.fingerprint import model_fingerprint, tokens_fingerprint
+
+    options = ["--keep-layers", cfg.keep_layers, "--max-tokens", str(scale.budget_tokens), "--seed", str(seed),
+               "--batch-size", str(scale.batch_size), "--lr", str(scale.lr), "--warmup", str(max(1, _steps(scale, cfg) // 20)),
+               "--eval-every", str(scale.eval_every), "--log-every", str(scale.eval_every), "--ckpt-every", str(max(50, scale.eval_every)),
+               *extra]
+    key = {"tokens": tokens_fingerprint(tokens), "teacher": model_fingerprint(cfg.teacher), "options": options}
+    run_dir, key_fp = unit_path(run_dir.parent, run_dir.name, key)
     if not (run_dir / "summary.json").exists():
-        run_command(python_module(
-            "train", "pretrain", "--tokens", str(tokens), "--out", str(run_dir), "--teacher", cfg.teacher,
-            "--keep-layers", cfg.keep_layers, "--max-tokens", str(scale.budget_tokens), "--seed", str(seed),
-            "--batch-size", str(scale.batch_size), "--lr", str(scale.lr), "--warmup", str(max(1, _steps(scale, cfg) // 20)),
-            "--eval-every", str(scale.eval_every), "--log-every", str(scale.eval_every), "--ckpt-every", str(max(50, scale.eval_every)),
-            "--device", cfg.device, *extra), log or run_dir.with_suffix(".log"))
-    return json.loads((run_dir / "summary.json").read_text())
+        run_command(python_module("train", "pretrain", "--tokens", str(tokens), "--out", str(run_dir), "--teacher", cfg.teacher,
+                                  *options, "--device", cfg.device), log or run_dir.with_suffix(".log"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return {**summary, "run_dir": str(run_dir), "unit": {"kind": "training run", "fingerprint": key_fp, "path": str(run_dir)}}
 
 
 def _steps(scale: Scale, cfg: AblationConfig) -> int:
     return math.ceil(scale.budget_tokens / (scale.batch_size * scale.block_size))
+
+
+def resolve_budget(scale: Scale, train_tokens: dict[str, int], explicit: bool, allow_repeats: bool) -> Scale:
+    """At most one pass over the smallest variant unless --allow-repeats: the scale's budget is lowered to it
+    (whole batches), an explicit --budget-tokens above it is refused."""
+    smallest = min(train_tokens, key=train_tokens.get)
+    per_step = scale.batch_size * scale.block_size
+    one_pass = train_tokens[smallest] // per_step * per_step
+    if scale.budget_tokens <= one_pass or allow_repeats:
+        return scale
+    if explicit:
+        raise EvalError(f"--budget-tokens {scale.budget_tokens:,} is more than one pass over the smallest variant "
+                        f"`{smallest}` ({train_tokens[smallest]:,} training tokens): pass --allow-repeats to let it repeat data, "
+                        f"or --budget-tokens {one_pass:,} or less")
+    if one_pass == 0:
+        raise EvalError(f"the variant `{smallest}` holds {train_tokens[smallest]:,} training tokens, less than one batch "
+                        f"({per_step:,}): pass --allow-repeats, or use a larger corpus")
+    print(f"note: the budget is lowered from {scale.budget_tokens:,} to {one_pass:,} tokens, one pass over the smallest "
+          f"variant `{smallest}` (--allow-repeats keeps the scale's budget)", flush=True)
+    return replace(scale, budget_tokens=one_pass)
+
+
+def result_key(model_unit: dict, heldout_unit: dict | None, scale: Scale, seed: int) -> dict:
+    """What an evaluation result depends on: the model, the held-out shards, the evaluation settings and data."""
+    from train.fingerprint import files_fingerprint
+
+    return {"model": model_unit["fingerprint"], "heldout": heldout_unit["content"] if heldout_unit else None, "seed": seed,
+            "settings": {k: getattr(scale, k) for k in ("wikitext_tokens", "heldout_blocks", "glue_train", "glue_epochs", "glue_dev")},
+            "data": files_fingerprint([wikitext_test(), glue_dir() / "SST-2"])}
 
 
 def evaluate_model(model_dir: Path, heldout_tokens: Path | None, scale: Scale, seed: int, device: str = "cpu") -> dict:
@@ -118,7 +183,7 @@ def evaluate_model(model_dir: Path, heldout_tokens: Path | None, scale: Scale, s
     result = {}
     # both protocols: the sliding window (exact), and run_clm's blocks, the protocol of the paper's WikiText-103 numbers
     for protocol, key in (("sliding", "wikitext"), ("blocks", "wikitext_blocks")):
-        wiki = text_perplexity(model, tokenizer, WIKITEXT_TEST.read_text(encoding="utf-8"), max_tokens=scale.wikitext_tokens,
+        wiki = text_perplexity(model, tokenizer, wikitext_test().read_text(encoding="utf-8"), max_tokens=scale.wikitext_tokens,
                                label=f"wikitext ({protocol})", protocol=protocol)
         result.update({f"{key}_ppl": wiki["ppl"], f"{key}_tokens": wiki["tokens"]})
     if heldout_tokens is not None:
@@ -130,36 +195,52 @@ def evaluate_model(model_dir: Path, heldout_tokens: Path | None, scale: Scale, s
     return result
 
 
-def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "") -> dict:
+def evaluate_run(summary: dict, heldout: tuple[Path, dict] | None, scale: Scale, seed: int, out: Path, name: str,
+                 device: str = "cpu") -> tuple[dict, dict]:
+    """(metrics, provenance record) of a trained run's export, cached under the fingerprint of what they depend on."""
+    path, fp = unit_path(out / "results", name, result_key(summary["unit"], heldout[1] if heldout else None, scale, seed), ".json")
+    metrics = cached(path, lambda: evaluate_model(Path(summary["run_dir"]) / "export", heldout[0] if heldout else None, scale, seed, device))
+    return metrics, {"kind": "evaluation", "fingerprint": fp, "path": str(path)}
+
+
+def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_budget: bool = False) -> dict:
+    from train.fingerprint import files_fingerprint, model_fingerprint
+
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if not (Path(cfg.teacher) / "config.json").exists():
         raise EvalError(f"teacher {cfg.teacher} not found: run `make teacher` first (or pass --teacher DIR)")
-    atomic_json(out / "config.json", {"command": command, "ablation": asdict(cfg), "scale": asdict(scale)})
+    missing = [str(p) for p in cfg.input if not Path(p).exists()]
+    if missing:
+        raise EvalError(f"--input {missing[0]} not found (the demo corpus is made by `make demo-corpus`)")
+    teacher_fp = model_fingerprint(cfg.teacher)
+    units = {"teacher": {"kind": "teacher", "fingerprint": teacher_fp, "path": cfg.teacher}}
+    raw_fp = files_fingerprint(cfg.input)
+    units["raw input"] = {"kind": "raw input", "fingerprint": raw_fp, "path": " ".join(cfg.input)}
     presets = list(dict.fromkeys(["none", *cfg.presets]))  # the raw variant always: its held-out split is shared
     variants = {}
     for preset in presets:
-        clean = clean_variant(cfg, preset, out)
-        tokens = tokenize(cfg, scale, clean, preset, out)
+        clean, units[f"clean/{preset}"] = clean_variant(cfg, preset, out, raw_fp, decontamination_files())
+        tokens, units[f"tokens/{preset}"] = tokenize(cfg, scale, clean, preset, out, teacher_fp)
         corpus_stats = json.loads((clean / "stats.json").read_text())
         token_manifest = json.loads((tokens / "manifest.json").read_text())
         variants[preset] = {"clean_dir": str(clean), "tokens_dir": str(tokens), "stats": corpus_stats,
-                            "train_tokens": token_manifest["splits"]["train"]["tokens"],
-                            "docs_kept": corpus_stats["output"]["documents"], "docs_in": corpus_stats["input"]["documents"]}
-    smallest = min(v["train_tokens"] for p, v in variants.items() if p in cfg.presets)
-    if scale.budget_tokens > smallest:
-        print(f"note: the budget ({scale.budget_tokens:,} tokens) exceeds the smallest variant ({smallest:,}): "
-              "that variant repeats data (see the epochs column)", flush=True)
-    heldout = Path(variants["none"]["tokens_dir"])
+                            "train_tokens": token_manifest["splits"]["train"]["tokens"], "split": token_manifest.get("split", {}),
+                            "docs_kept": corpus_stats["output"]["documents"], "docs_in": corpus_stats["input"]["documents"],
+                            "fingerprints": {"clean": units[f"clean/{preset}"]["fingerprint"], "tokens": units[f"tokens/{preset}"]["fingerprint"]}}
+    scale = resolve_budget(scale, {p: v["train_tokens"] for p, v in variants.items() if p in cfg.presets}, explicit_budget, cfg.allow_repeats)
+    heldout = (Path(variants["none"]["tokens_dir"]), units["tokens/none"])
     runs = {}
     for preset in cfg.presets:
         for seed in scale.seeds:
             name = f"{preset}-seed{seed}"
-            run_dir = out / "runs" / name
-            summary = pretrain(cfg, scale, Path(variants[preset]["tokens_dir"]), run_dir, seed, log=out / "logs" / f"train-{name}.log")
-            metrics = cached(out / "results" / f"{name}.json", lambda: evaluate_model(run_dir / "export", heldout, scale, seed, cfg.device))
-            runs[name] = {"preset": preset, "seed": seed, "summary": summary, **metrics, "curve": read_curve(run_dir)}
-    results = {"command": command, "config": asdict(cfg), "scale": asdict(scale), "variants": variants, "runs": runs}
+            summary = pretrain(cfg, scale, Path(variants[preset]["tokens_dir"]), out / "runs" / name, seed, log=out / "logs" / f"train-{name}.log")
+            metrics, units[f"result/{name}"] = evaluate_run(summary, heldout, scale, seed, out, name, cfg.device)
+            units[f"run/{name}"] = summary["unit"]
+            runs[name] = {"preset": preset, "seed": seed, "summary": summary, **metrics, "curve": read_curve(Path(summary["run_dir"])),
+                          "fingerprints": {"run": summary["unit"]["fingerprint"], "result": units[f"result/{name}"]["fingerprint"]}}
+    results = {"command": command, "config": asdict(cfg), "scale": asdict(scale), "variants": variants, "runs": runs, "units": units}
+    atomic_json(out / "config.json", {"command": command, "ablation": asdict(cfg), "scale": asdict(scale)})
     write_report(results, out)
     return results
 
@@ -170,12 +251,13 @@ def write_report(results: dict, out: Path) -> None:
     stat = {p: {k: summarize([r[k] for r in runs.values() if r["preset"] == p and k in r])
                 for k in ("wikitext_ppl", "wikitext_blocks_ppl", "heldout_ppl", "sst2_acc")} for p in presets}
     train_time = {p: summarize([r["summary"]["train_time_s"] for r in runs.values() if r["preset"] == p]) for p in presets}
+    trained = {p: max(r["summary"]["tokens"] for r in runs.values() if r["preset"] == p) for p in presets}
     rows = []
     for p in presets:
         v = variants[p]
         decontam = next((s["docs_removed"] for s in v["stats"]["steps"] if s["step"] == "decontaminate"), None)
         rows.append([f"`{p}`", f"{v['docs_kept']:,} / {v['docs_in']:,}", f"{v['train_tokens']:,}",
-                     f"{scale['budget_tokens'] / v['train_tokens']:.2f}", "-" if decontam is None else f"{decontam:,}",
+                     f"{trained[p] / v['train_tokens']:.2f}", "-" if decontam is None else f"{decontam:,}",
                      fmt(stat[p]["wikitext_ppl"], 1), fmt(stat[p]["wikitext_blocks_ppl"], 1), fmt(stat[p]["heldout_ppl"], 1),
                      fmt(stat[p]["sst2_acc"], 3),
                      fmt(train_time[p], 0)])
@@ -198,12 +280,15 @@ def write_report(results: dict, out: Path) -> None:
         markdown_table(["data", "docs kept", "train tokens", "epochs", "decontaminated docs", "WikiText ppl (sliding)",
                         "WikiText ppl (blocks)", "raw held-out ppl", "SST-2 acc", "train time (s)"], rows),
         "",
-        f"Mean ± standard deviation over seeds. WikiText: first {scale['wikitext_tokens'] or 'all'} tokens of the test split, "
+        f"Mean ± standard deviation over seeds. Epochs: tokens each run trained on / the variant's training tokens"
+        f"{' (--allow-repeats: a variant may repeat data)' if cfg.get('allow_repeats') else ' (at most one pass: no variant repeats data)'}. "
+        f"WikiText: first {scale['wikitext_tokens'] or 'all'} tokens of the test split, "
         f"two protocols: a sliding window (each token scored with up to context - 1 tokens before it) and Hugging Face "
         f"run_clm.py's non-overlapping blocks of the model's context (the protocol of the paper's WikiText-103 numbers; "
         f"less context per token, so higher). Raw held-out: the `none` variant's validation documents (held out of every variant). SST-2: "
         f"{scale['glue_train'] or 'all'} training examples, {scale['glue_epochs']} epochs, dev set.",
         "",
+        *leakage_lines(variants),
         "## Is the difference real?",
         "",
     ]
@@ -239,6 +324,7 @@ def write_report(results: dict, out: Path) -> None:
             lines.append(markdown_table(["step", "docs in", "docs removed", "MB removed"],
                                         [[s["step"], f"{s['docs_in']:,}", f"{s['docs_removed']:,}", f"{s['bytes_removed'] / 1e6:.2f}"] for s in steps]))
             lines.append("")
+    lines += units_section(results["units"])
     atomic_json(out / "results.json", results)
     atomic_write(out / "report.md", "\n".join(lines) + "\n")
     print(f"\nablation report: {write_study_html(out, results, 'Data-cleaning ablation')} (also report.md)")
@@ -246,11 +332,30 @@ def write_report(results: dict, out: Path) -> None:
                           "raw held-out ppl", "SST-2", "time (s)"], rows))
 
 
+def leakage_lines(variants: dict) -> list[str]:
+    """How much held-out text has a near-duplicate in training, for an id-hash split and for the cluster split used."""
+    rows = []
+    for p, v in variants.items():
+        leak = v.get("split", {}).get("leakage")
+        if leak:
+            cells = [f"{leak[m]['leaked_docs']:,} / {leak[m]['val_docs']:,} ({100 * leak[m]['leaked_fraction']:.1f}%)" for m in ("id-hash", "cluster")]
+            rows.append([f"`{p}`", f"{v['split']['near_duplicate_pairs']:,}", *cells])
+    if not rows:
+        return []
+    return ["### Held-out leakage", "",
+            "Validation documents with a near-duplicate (word 5-gram Jaccard >= 0.8) in the training split: had documents been "
+            "held out by a hash of their id, and with the split used (whole near-duplicate clusters held out).", "",
+            markdown_table(["data", "near-duplicate pairs", "held out by id hash", "held out by cluster (used)"], rows), ""]
+
+
 def add_scale_arguments(p, scales: dict) -> None:
     p.add_argument("--scale", choices=sorted(scales), default="default",
                    help="budget, seeds and evaluation sizes: smoke (minutes), default (CPU), large (GPU)")
     p.add_argument("--seeds", default="", help="comma-separated seeds; empty: the scale's")
-    p.add_argument("--budget-tokens", type=int, default=0, help="pre-training tokens per run; 0: the scale's")
+    p.add_argument("--budget-tokens", type=int, default=0,
+                   help="pre-training tokens per run; 0: the scale's, lowered to one pass over the smallest variant")
+    p.add_argument("--allow-repeats", action="store_true",
+                   help="let the budget exceed one pass over the smallest variant (that variant then repeats data)")
 
 
 def scale_from_args(scales: dict, args) -> Scale:
@@ -280,5 +385,6 @@ def run(args) -> dict:
     scale = scale_from_args(SCALES, args)
     cfg = AblationConfig(out=args.out, input=args.input, clean_root=args.clean_root, teacher=args.teacher,
                          keep_layers=args.keep_layers, presets=args.presets.split(","), scale=args.scale,
-                         decontaminate=not args.no_decontaminate, workers=args.workers, device=args.device)
-    return run_ablation(cfg, scale, args.command_line)
+                         decontaminate=not args.no_decontaminate, workers=args.workers, device=args.device,
+                         allow_repeats=args.allow_repeats)
+    return run_ablation(cfg, scale, args.command_line, explicit_budget=bool(args.budget_tokens))

@@ -19,26 +19,32 @@ from dataclasses import replace
 from pathlib import Path
 
 from eval.ablation import SCALES as ABLATION_SCALES
-from eval.ablation import AblationConfig, add_scale_arguments, evaluate_model, pretrain, scale_from_args, tokenize
+from eval.ablation import (AblationConfig, add_scale_arguments, evaluate_model, evaluate_run, pretrain, resolve_budget, result_key,
+                           scale_from_args, tokenize)
 from eval.perplexity import EvalError
-from eval.report import cached, fmt, markdown_table, noise_sentence, plot_bars, plot_curves, read_curve, summarize
+from eval.report import (cached, fmt, markdown_table, noise_sentence, plot_bars, plot_curves, read_curve, summarize, unit_path,
+                         units_section)
 from eval.report_html import write_study_html
 from safe_output import atomic_json, atomic_write
 
 SCALES = {
     "smoke": ABLATION_SCALES["smoke"],
-    "default": replace(ABLATION_SCALES["default"], budget_tokens=400_000),
+    "default": replace(ABLATION_SCALES["default"], budget_tokens=270_000),  # 3 seeds x 3 methods in about 30 min on 2 cores
     "large": ABLATION_SCALES["large"],
 }
 
 
 def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale, device: str = "cpu", command: str = "",
-                distill_keeps: list[str] | None = None, freeze_pos_embeddings: bool = False) -> dict:
+                distill_keeps: list[str] | None = None, freeze_pos_embeddings: bool = False,
+                explicit_budget: bool = False, allow_repeats: bool = False) -> dict:
+    from train.fingerprint import model_fingerprint
     from train.truncate import LayerSpecError, parse_keep_layers
 
     out.mkdir(parents=True, exist_ok=True)
     if not (Path(teacher) / "config.json").exists():
         raise EvalError(f"teacher {teacher} not found: run `make teacher` first (or pass --teacher DIR)")
+    if not (Path(clean_dir) / "manifest.json").exists():
+        raise EvalError(f"--clean {clean_dir}: not a finished clean corpus (no manifest.json); run `make clean-corpus` first")
     teacher_cfg = json.loads((Path(teacher) / "config.json").read_text())
     distill_keeps = distill_keeps or [keeps[0]]
     try:  # checked before any work: `distil` needs a 12-layer teacher
@@ -49,7 +55,10 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
     start = {k: f"teacher blocks {v}{named.get(k, '')}" for k, v in layers.items()}
     dropout = teacher_cfg.get("resid_pdrop", 0.0)  # every arm trains with the teacher's dropout
     base = AblationConfig(out=str(out), teacher=teacher, device=device)
-    tokens = tokenize(base, scale, Path(clean_dir), "full", out)
+    units = {"teacher": {"kind": "teacher", "fingerprint": model_fingerprint(teacher), "path": teacher}}
+    tokens, units["tokens"] = tokenize(base, scale, Path(clean_dir), "full", out, units["teacher"]["fingerprint"])
+    train_tokens = json.loads((tokens / "manifest.json").read_text())["splits"]["train"]["tokens"]
+    scale = resolve_budget(scale, {"full": train_tokens}, explicit_budget, allow_repeats)
     methods, arms = {}, {}
     for keep in keeps:
         methods[f"truncate-{keep}"] = (replace(base, keep_layers=keep), [])
@@ -70,18 +79,23 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
     for method, (cfg, extra) in methods.items():
         for seed in scale.seeds:
             name = f"{method}-seed{seed}"
-            run_dir = out / "runs" / name
-            summary = pretrain(cfg, scale, tokens, run_dir, seed, extra, log=out / "logs" / f"train-{name}.log")
-            metrics = cached(out / "results" / f"{name}.json", lambda: evaluate_model(run_dir / "export", tokens, scale, seed, device))
+            summary = pretrain(cfg, scale, tokens, out / "runs" / name, seed, extra, log=out / "logs" / f"train-{name}.log")
+            run_dir = Path(summary["run_dir"])
+            metrics, units[f"result/{name}"] = evaluate_run(summary, (tokens, units["tokens"]), scale, seed, out, name, device)
+            units[f"run/{name}"] = summary["unit"]
             runs[name] = {"method": method, "seed": seed, "summary": summary, **metrics, "curve": read_curve(run_dir),
-                          "curve_time": read_curve(run_dir, "elapsed_s")}
-    teacher_metrics = cached(out / "results" / "teacher.json", lambda: evaluate_model(Path(teacher), tokens, scale, scale.seeds[0], device))
+                          "curve_time": read_curve(run_dir, "elapsed_s"),
+                          "fingerprints": {"run": summary["unit"]["fingerprint"], "result": units[f"result/{name}"]["fingerprint"]}}
+    path, fp = unit_path(out / "results", "teacher", result_key(units["teacher"], units["tokens"], scale, scale.seeds[0]), ".json")
+    teacher_metrics = cached(path, lambda: evaluate_model(Path(teacher), tokens, scale, scale.seeds[0], device))
+    units["result/teacher"] = {"kind": "evaluation", "fingerprint": fp, "path": str(path)}
     for method, arm in arms.items():  # as the runs recorded it
         summaries = [r["summary"] for r in runs.values() if r["method"] == method]
         arm.update(dropout=summaries[0].get("dropout", arm["dropout"]),
                    frozen_pos_embeddings=summaries[0].get("freeze_pos_embeddings", arm["frozen_pos_embeddings"]))
     results = {"command": command, "teacher": teacher, "scale": scale.__dict__, "keeps": keeps, "distill_keeps": distill_keeps,
-               "methods": list(methods), "arms": arms, "runs": runs, "teacher_metrics": teacher_metrics}
+               "methods": list(methods), "arms": arms, "runs": runs, "teacher_metrics": teacher_metrics, "train_tokens": train_tokens,
+               "units": units}
     write_report(results, out)
     return results
 
@@ -108,7 +122,8 @@ def write_report(results: dict, out: Path) -> None:
         "# Truncation vs distillation vs scratch",
         "",
         f"Produced by `{results['command']}` (all settings in `results.json`): teacher `{results['teacher']}`, {scale['budget_tokens']:,} "
-        f"tokens per run, seeds {scale['seeds']}, the same token shards for every method.",
+        f"tokens per run ({scale['budget_tokens'] / results['train_tokens']:.2f} epochs of the {results['train_tokens']:,} training tokens), "
+        f"seeds {scale['seeds']}, the same token shards for every method.",
         "",
         markdown_table(["method", "params", "train time (s)", "tokens/s", "WikiText ppl (sliding)", "WikiText ppl (blocks)",
                         "held-out ppl", "SST-2 acc"], rows),
@@ -126,7 +141,8 @@ def write_report(results: dict, out: Path) -> None:
         lines.append(noise_sentence(main, stat[main]["sst2_acc"], m, stat[m]["sst2_acc"], "SST-2 accuracy", False))
     lines += ["", "Distillation runs the teacher forward on every batch: its time per token includes that cost. The second "
               "plot puts the methods on a common cost axis: where a curve stands at a given training time.", "",
-              "![validation loss](val_loss.png)", "", "![validation loss vs time](val_loss_time.png)", "", "![SST-2](sst2.png)", ""]
+              "![validation loss](val_loss.png)", "", "![validation loss vs time](val_loss_time.png)", "", "![SST-2](sst2.png)", "",
+              *units_section(results["units"])]
     atomic_json(out / "results.json", results)
     atomic_write(out / "report.md", "\n".join(lines))
     print(f"\ncompare report: {write_study_html(out, results, 'Truncation vs distillation vs scratch')} (also report.md)")
@@ -170,4 +186,4 @@ def run(args) -> dict:
     keeps = [k.replace(";", ",") for k in args.keep.split(",")]
     distill_keeps = [k.replace(";", ",") for k in args.distill_keep.split(",")]
     return run_compare(Path(args.out), args.teacher, args.clean, keeps, scale, args.device, args.command_line, distill_keeps,
-                       args.freeze_pos_embeddings)
+                       args.freeze_pos_embeddings, explicit_budget=bool(args.budget_tokens), allow_repeats=args.allow_repeats)

@@ -25,10 +25,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from eval import kd
-from eval.perplexity import ROOT, EvalError, eval_device, model_directory
+from eval.data import glue_dir
+from eval.perplexity import EvalError, eval_device, model_directory
 from safe_output import atomic_contents, atomic_json, claim_output
 
-GLUE_DIR = ROOT.parent / "shared" / "data" / "glue"
 TASKS = {
     # name: (folder, has header, sentence columns, label column, label names, metric)
     "sst2": ("SST-2", True, ["sentence"], "label", ["0", "1"], "accuracy"),
@@ -190,10 +190,10 @@ def evaluate(model: Classifier, ids, labels, pad: int, metric: str) -> float:
     return matthews(preds, labels) if metric == "mcc" else sum(p == g for p, g in zip(preds, labels)) / len(labels)
 
 
-def finetune(model_dir: str | Path, task: str, data_dir: str | Path = GLUE_DIR, cfg: GlueConfig | None = None,
+def finetune(model_dir: str | Path, task: str, data_dir: str | Path | None = None, cfg: GlueConfig | None = None,
              teacher_dir: str | Path | None = None, save: str | Path | None = None) -> dict:
-    """Fine-tune `model_dir` on `task`; returns the dev score and what produced it."""
-    return _finetune(model_dir, task, data_dir, cfg, teacher_dir, save)[0]
+    """Fine-tune `model_dir` on `task` (GLUE TSVs in `data_dir`, default `eval.data.glue_dir()`); returns the dev score."""
+    return _finetune(model_dir, task, data_dir or glue_dir(), cfg, teacher_dir, save)[0]
 
 
 def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, "Classifier"]:
@@ -362,7 +362,7 @@ def _load_backbone(model_dir: Path):
 def add_arguments(p) -> None:
     p.add_argument("model", help="model directory (our export or a GPT-2 checkpoint)")
     p.add_argument("--task", required=True, choices=sorted(TASKS), help="GLUE task")
-    p.add_argument("--data", default=str(GLUE_DIR), help="folder with SST-2/, CoLA/, RTE/ TSVs")
+    p.add_argument("--data", default=None, help="folder with SST-2/, CoLA/, RTE/ TSVs (default: glue/ of the evaluation data)")
     p.add_argument("--teacher", help="teacher directory (fine-tuned with --save, or fine-tuned here first)")
     p.add_argument("--save", help="save the fine-tuned model (backbone + classifier head) here")
     p.add_argument("--json", help="write the result here")

@@ -11,9 +11,10 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from eval.data import glue_dir
 from eval.glue import TASKS, GlueConfig, finetune
 from eval.perplexity import EvalError, model_directory
-from eval.report import cached, fmt, markdown_table, noise_sentence, plot_bars, summarize
+from eval.report import cached, fmt, markdown_table, noise_sentence, plot_bars, summarize, unit_path, units_section
 from eval.report_html import write_study_html
 from safe_output import atomic_json, atomic_write
 
@@ -50,18 +51,27 @@ def run_study(out: Path, teacher: str, student: str, tasks: list[str], technique
     out.mkdir(parents=True, exist_ok=True)
     base = GlueConfig(epochs=scale.epochs, max_train=scale.max_train, max_dev=scale.max_dev, batch_size=scale.batch_size, lr=scale.lr,
                       device=device)
+    from train.fingerprint import files_fingerprint, model_fingerprint
+
+    # every cached unit is keyed by the models' fingerprints, the task's data and the fine-tuning settings
+    units = {name: {"kind": name, "fingerprint": model_fingerprint(d), "path": str(d)} for name, d in dirs.items()}
     results = {"command": command, "teacher": teacher, "student": student, "layers": layers, "scale": asdict(scale),
-               "teachers": {}, "runs": {}}
+               "teachers": {}, "runs": {}, "units": units}
     for task in tasks:
-        tuned = out / "teachers" / task
-        results["teachers"][task] = cached(out / "results" / f"teacher-{task}.json",
-                                           lambda: finetune(dirs["teacher"], task, cfg=base, save=tuned))
+        data_fp = files_fingerprint([glue_dir() / TASKS[task][0]])
+        tuned, tuned_fp = unit_path(out / "teachers", task, {"teacher": units["teacher"]["fingerprint"], "data": data_fp, "cfg": asdict(base)})
+        units[f"teacher/{task}"] = {"kind": "fine-tuned teacher", "fingerprint": tuned_fp, "path": str(tuned)}
+        results["teachers"][task] = cached(tuned.with_suffix(".json"), lambda: finetune(dirs["teacher"], task, cfg=base, save=tuned))
         for technique in techniques:
             for seed in scale.seeds:
                 cfg = replace(base, seed=seed, kd="none" if technique == "plain" else technique)
-                results["runs"][f"{task}-{technique}-seed{seed}"] = {"task": task, "technique": technique, "seed": seed, **cached(
-                    out / "results" / f"{task}-{technique}-seed{seed}.json",
-                    lambda: finetune(dirs["student"], task, cfg=cfg, teacher_dir=None if technique == "plain" else tuned))}
+                name = f"{task}-{technique}-seed{seed}"
+                key = {"student": units["student"]["fingerprint"], "teacher": tuned_fp if technique != "plain" else None,
+                       "data": data_fp, "cfg": asdict(cfg)}
+                path, fp = unit_path(out / "results", name, key, ".json")
+                units[f"result/{name}"] = {"kind": "evaluation", "fingerprint": fp, "path": str(path)}
+                results["runs"][name] = {"task": task, "technique": technique, "seed": seed, "fingerprint": fp, **cached(
+                    path, lambda: finetune(dirs["student"], task, cfg=cfg, teacher_dir=None if technique == "plain" else tuned))}
     write_report(results, out, tasks, techniques)
     return results
 
@@ -93,7 +103,8 @@ def write_report(results: dict, out: Path, tasks: list[str], techniques: list[st
     for t in tasks:
         for k in techniques[1:]:
             lines.append(noise_sentence(k, stat[t][k], "plain", stat[t]["plain"], f"{t} {metric[t]}", False))
-    lines += ["", "## The techniques as run", "", *techniques_as_run(results), "", "![KD techniques](kd.png)", ""]
+    lines += ["", "## The techniques as run", "", *techniques_as_run(results), "", "![KD techniques](kd.png)", "",
+              *units_section(results["units"])]
     atomic_json(out / "results.json", results)
     atomic_write(out / "report.md", "\n".join(lines))
     print(f"\nKD study report: {write_study_html(out, results, 'Knowledge distillation during fine-tuning')} (also report.md)")

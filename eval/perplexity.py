@@ -10,7 +10,8 @@ Text protocols (the whole file is tokenized as one sequence first):
   dropped, and perplexity is exp(mean loss over the blocks' tokens); each block's first token is not
   scored and the others see only the tokens of their own block, so it usually reads higher than `sliding`.
 MODEL_DIR is our export or any Hugging Face causal-LM directory. The default text is the WikiText-2 raw
-test split (identical to WikiText-103's), read from `../shared/data/`.
+test split (identical to WikiText-103's), found by `eval.data` (--eval-data, $EVAL_DATA,
+../shared/data, or the hub).
 """
 from __future__ import annotations
 
@@ -25,8 +26,6 @@ import torch.nn.functional as F
 from eval import EvalError  # the package's one user-facing error (imported from here by the studies)
 from safe_output import atomic_json
 
-ROOT = Path(__file__).resolve().parents[1]
-WIKITEXT_TEST = ROOT.parent / "shared" / "data" / "wikitext-2-raw" / "wiki.test.raw"
 
 
 def eval_device(name: str) -> torch.device:
@@ -154,7 +153,7 @@ def shard_perplexity(model, tokens_dir: str | Path, split: str = "val", max_bloc
 
 def add_arguments(p) -> None:
     p.add_argument("model", help="model directory (our export or any Hugging Face causal LM)")
-    p.add_argument("--data", nargs="*", default=None, help=f"raw text files (default: {WIKITEXT_TEST})")
+    p.add_argument("--data", nargs="*", default=None, help="raw text files (default: the WikiText-2 raw test split of the evaluation data)")
     p.add_argument("--tokens", help="token shards directory: also score its held-out split")
     p.add_argument("--split", default="val", help="split of --tokens to score")
     p.add_argument("--protocol", choices=PROTOCOLS, default="sliding",
@@ -173,7 +172,9 @@ def run(args) -> dict:
     results = {"model": str(args.model)}
     if args.protocol == "blocks" and args.stride:
         raise EvalError("--stride is a setting of --protocol sliding; blocks do not overlap")
-    files = args.data if args.data is not None else ([] if args.tokens else [str(WIKITEXT_TEST)])
+    from eval.data import wikitext_test
+
+    files = args.data if args.data is not None else ([] if args.tokens else [str(wikitext_test())])
     for path in map(Path, files):
         if not path.is_file():
             raise EvalError(f"text file not found: {path}")

@@ -14,8 +14,29 @@ from typing import Callable
 from safe_output import StageFailed, atomic_json
 
 
+def unit_path(root: Path, name: str, key: dict, suffix: str = "") -> tuple[Path, str]:
+    """(where a unit of work lives, its fingerprint): the name plus a short fingerprint of `key`, which holds
+    every setting of the unit and the fingerprints of its inputs. Units made under other settings or from
+    other inputs live beside it under other names, so a study never reuses one for another setting."""
+    from train.fingerprint import fingerprint, short
+
+    fp = fingerprint(key)
+    return root / f"{name}-{short(fp)}{suffix}", fp
+
+
+def units_section(units: dict[str, dict]) -> list[str]:
+    """The report's provenance table: every unit behind the numbers, with its fingerprint and folder."""
+    rows = [[f"`{name}`", u["kind"], f"`{u['fingerprint']}`", f"`{u['path']}`"] for name, u in units.items()]
+    return ["## Provenance", "",
+            "Every unit behind the numbers above, keyed by the fingerprint of its settings and its inputs' fingerprints "
+            "(raw input -> clean corpus -> token shards -> run -> evaluation). A changed setting or input gives a new "
+            "fingerprint and a new unit beside the old one; an unchanged unit is reused.", "",
+            markdown_table(["unit", "kind", "fingerprint", "where"], rows), ""]
+
+
 def cached(path: Path, compute: Callable[[], dict]) -> dict:
-    """The result of one unit of a study: computed once, then read back (so a study resumes)."""
+    """The result of one unit of a study: computed once, then read back (so a study resumes).
+    `path` names the unit by its fingerprint (`unit_path`), so a reused result is one made under the same settings."""
     if path.exists():
         return json.loads(path.read_text())
     result = compute()
@@ -59,21 +80,57 @@ def fmt(stat: dict, digits: int = 2) -> str:
     return f"{stat['mean']:.{digits}f}"
 
 
-def differs(a: dict, b: dict) -> bool | None:
-    """Is the gap between two means larger than their spreads combined? None: one seed, can't tell."""
+# two-sided 95% quantiles of Student's t by degrees of freedom, for when scipy is not installed
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+         12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980, math.inf: 1.960}
+
+
+def table_t975(df: float) -> float:
+    """The table, interpolated linearly in 1/df (exact at its entries)."""
+    df = max(df, 1.0)
+    keys = sorted(_T975)
+    lo = max(k for k in keys if k <= df)
+    hi = min(k for k in keys if k >= df)
+    if lo == hi:
+        return _T975[lo]
+    w = (1 / lo - 1 / df) / (1 / lo - 1 / hi)
+    return _T975[lo] + w * (_T975[hi] - _T975[lo])
+
+
+def t_quantile_975(df: float) -> float:
+    try:
+        from scipy.stats import t
+    except ImportError:
+        return table_t975(df)
+    return float(t.ppf(0.975, df))
+
+
+def welch_interval(a: dict, b: dict) -> dict | None:
+    """Mean difference a - b with its 95% confidence interval (Welch's t over seeds). None: under 2 seeds a side."""
     if a["n"] < 2 or b["n"] < 2:
         return None
-    return abs(a["mean"] - b["mean"]) > a["std"] + b["std"]
+    va, vb = a["std"] ** 2 / a["n"], b["std"] ** 2 / b["n"]
+    diff = a["mean"] - b["mean"]
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return {"diff": diff, "low": diff, "high": diff, "df": None}
+    df = (va + vb) ** 2 / (va ** 2 / (a["n"] - 1) + vb ** 2 / (b["n"] - 1))
+    half = t_quantile_975(df) * se
+    return {"diff": diff, "low": diff - half, "high": diff + half, "df": df}
 
 
-def noise_sentence(name_a: str, a: dict, name_b: str, b: dict, metric: str, lower_is_better: bool) -> str:
-    verdict = differs(a, b)
-    if verdict is None:
-        return f"- {metric}: {name_a} {fmt(a)} vs {name_b} {fmt(b)}: one seed each, so the spread is unknown."
-    if not verdict:
-        return f"- {metric}: {name_a} {fmt(a)} vs {name_b} {fmt(b)}: within noise (the gap is smaller than the spread over seeds)."
-    better = name_a if (a["mean"] < b["mean"]) == lower_is_better else name_b
-    return f"- {metric}: {name_a} {fmt(a)} vs {name_b} {fmt(b)}: {better} is better, by more than the spread over seeds."
+def noise_sentence(name_a: str, a: dict, name_b: str, b: dict, metric: str, lower_is_better: bool, digits: int = 2) -> str:
+    """One comparison: both means, the mean difference with its 95% CI, and whether the CI excludes 0."""
+    head = f"- {metric}: {name_a} {fmt(a, digits)} vs {name_b} {fmt(b, digits)}"
+    ci = welch_interval(a, b)
+    if ci is None:
+        return f"{head}: fewer than 2 seeds on a side, so no confidence interval (run 3 or more seeds)."
+    interval = (f"difference {ci['diff']:+.{digits}f}, 95% CI [{ci['low']:+.{digits}f}, {ci['high']:+.{digits}f}] "
+                f"(Welch's t, {a['n']} vs {b['n']} seeds)")
+    if ci["low"] <= 0 <= ci["high"]:
+        return f"{head}: {interval}: the interval includes 0, so no real difference is shown."
+    better = name_a if (ci["diff"] < 0) == lower_is_better else name_b
+    return f"{head}: {interval}: real (the interval excludes 0); {better} is better."
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:

@@ -116,6 +116,45 @@ def test_perplexity_cli(lm_dir, tmp_path):
     assert bad.returncode == 2 and "not a model directory" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_evaluation_data_is_found_by_option_or_environment(lm_dir, shared_data, tmp_path):
+    """No path of the checkout: from a folder with no ../shared beside it, the data comes from --eval-data or
+    $EVAL_DATA; offline with neither, one line says what to pass."""
+    import os
+
+    cwd = tmp_path / "a" / "b"
+    cwd.mkdir(parents=True)
+    env = {**os.environ, "HOME": str(tmp_path), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("EVAL_DATA", None)
+    cmd = [sys.executable, "-m", "eval", "perplexity", str(lm_dir), "--max-tokens", "50"]
+    missing = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr, missing.stderr[-2000:]
+    assert len(missing.stderr.strip().splitlines()) == 1 and "--eval-data DIR" in missing.stderr and "EVAL_DATA=DIR" in missing.stderr
+    by_option = subprocess.run(cmd + ["--eval-data", str(shared_data)], capture_output=True, text=True, cwd=cwd, env=env)
+    by_env = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env={**env, "EVAL_DATA": str(shared_data)})
+    for result in (by_option, by_env):
+        assert result.returncode == 0, result.stderr[-2000:]
+        used = Path(result.stdout.split(": perplexity")[0].strip())
+        assert used.resolve() == (shared_data / "wikitext-2-raw" / "wiki.test.raw").resolve()
+
+
+def test_welch_interval_matches_scipy_and_the_table():
+    from scipy import stats
+
+    from eval.report import noise_sentence, summarize, table_t975, welch_interval
+
+    a, b = [10.1, 10.9, 10.4], [11.8, 12.6, 12.1, 12.2]
+    ci = welch_interval(summarize(a), summarize(b))
+    ref = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert ci["low"] == pytest.approx(ref.low) and ci["high"] == pytest.approx(ref.high)
+    assert "real (the interval excludes 0); a is better" in noise_sentence("a", summarize(a), "b", summarize(b), "ppl", True)
+    near = noise_sentence("a", summarize([1.0, 2.0, 3.0]), "b", summarize([1.5, 2.5, 3.5]), "ppl", True)
+    assert "the interval includes 0, so no real difference is shown" in near
+    for df in (1, 2.5, 7, 13.3, 45, 200):  # the table scipy-less machines use
+        exact = stats.t.ppf(0.975, df)
+        assert table_t975(df) == pytest.approx(exact, rel=0.02)  # within 2%: a slightly wider or narrower interval
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message a CPU-only machine gives")
 def test_device_mistakes_are_one_line(lm_dir):
     cases = [(["perplexity", str(lm_dir), "--device", "cuda"], "--device cuda, but no CUDA device is available"),

@@ -87,6 +87,38 @@ def test_ablation_smoke(shared_data, teacher, tmp_path):
     assert (out / "report.md").read_text() == before
 
 
+def test_a_study_rerun_with_another_budget_reports_only_its_own_units(shared_data, teacher, tmp_path):
+    out = tmp_path / "ablation"
+    base = ["ablation", "--scale", "smoke", "--input", str(shared_data / "html-sample"), "--teacher", str(teacher), "--out", str(out),
+            "--workers", "1", "--presets", "none", "--seeds", "0"]
+
+    def study(budget: int) -> tuple[dict, str]:
+        stdout = run_eval(*base, "--budget-tokens", str(budget)).stdout
+        return json.loads((out / "results.json").read_text()), stdout
+
+    first, _ = study(2048)
+    second, stdout = study(4096)
+    run = second["runs"]["none-seed0"]
+    assert run["summary"]["tokens"] == 4096 and second["scale"]["budget_tokens"] == 4096  # trained on the second budget
+    assert "train pretrain" in stdout  # a new run, not the first budget's reused
+    assert run["fingerprints"]["run"] != first["runs"]["none-seed0"]["fingerprints"]["run"]
+    assert run["wikitext_ppl"] != first["runs"]["none-seed0"]["wikitext_ppl"]
+    # the report's numbers are the second run's, under its own fingerprints; both runs live side by side in --out
+    report = (out / "report.md").read_text()
+    assert "4,096 tokens per run" in report and f"{run['wikitext_ppl']:.1f}" in report
+    assert run["fingerprints"]["run"] in report and first["runs"]["none-seed0"]["fingerprints"]["run"] not in report
+    assert Path(first["runs"]["none-seed0"]["summary"]["run_dir"]).is_dir() and Path(run["summary"]["run_dir"]).is_dir()
+    # the shared units (clean corpus, token shards) were reused, not remade
+    assert first["units"]["tokens/none"] == second["units"]["tokens/none"] and "corpus.cli" not in stdout
+    # back to the first budget: every unit is reused, nothing is trained or evaluated again
+    again, stdout = study(2048)
+    assert "$ " not in stdout
+    assert again["runs"]["none-seed0"]["wikitext_ppl"] == first["runs"]["none-seed0"]["wikitext_ppl"]
+    # more than one pass over the smallest variant needs --allow-repeats
+    refused = subprocess.run([sys.executable, "-m", "eval", *base, "--budget-tokens", "10000000"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "--allow-repeats" in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_compare_smoke(shared_data, teacher, tmp_path):
     clean = tmp_path / "clean"
     subprocess.run([sys.executable, "-m", "corpus.cli", "--input", str(shared_data / "html-sample"), "--output", str(clean),
@@ -105,7 +137,8 @@ def test_compare_smoke(shared_data, teacher, tmp_path):
     assert {m: r["summary"]["freeze_pos_embeddings"] for m, r in runs.items()} == {
         "truncate-alt-seed0": False, "distill-alt-seed0": True, "distill-0,3-seed0": True, "scratch-seed0": False}
     report = (out / "report.md").read_text()
-    assert "teacher (reference)" in report and "one seed each" in report
+    assert "teacher (reference)" in report and "fewer than 2 seeds on a side, so no confidence interval" in report
+    assert "## Provenance" in report and all(u["fingerprint"] in report for u in results["units"].values())
     # the report names each arm's starting point
     assert "| `truncate-alt` | teacher blocks [0, 2] (every other block) | CLM | 0.1 | no |" in report
     assert "| `distill-0,3` | teacher blocks [0, 3] | DistilGPT-2 (5 KL + 2 CLM + 1 cos) | 0.1 | yes |" in report
