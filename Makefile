@@ -77,13 +77,17 @@ TRAIN = $(PY) -m train
 $(CLEAN_FULL)/manifest.json:
 	$(MAKE) clean-corpus PRESET=full
 
-$(RUNS)/tokenizer/tokenizer.json: | $(CLEAN_FULL)/manifest.json
+# Each step runs every time: it reuses its output when that was made from the same inputs (by fingerprint)
+# and settings, and otherwise stops with one line naming what changed, so a re-cleaned corpus is never
+# silently trained on by an old tokenizer, old token shards or an old teacher.
+.PHONY: tokenizer tokens
+tokenizer: venv | $(CLEAN_FULL)/manifest.json
 	$(TRAIN) tokenizer --data $(CLEAN_FULL) --vocab-size $(VOCAB) --out $(RUNS)/tokenizer
 
-$(RUNS)/tokens/full/manifest.json: $(RUNS)/tokenizer/tokenizer.json
+tokens: tokenizer
 	$(TRAIN) tokenize --data $(CLEAN_FULL) --tokenizer $(RUNS)/tokenizer --out $(RUNS)/tokens/full --block-size $(BLOCK) --val-fraction 0.02
 
-teacher: venv $(RUNS)/tokens/full/manifest.json
+teacher: venv tokens
 	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --out $(RUNS)/teacher --init scratch --n-layer 12 --n-embd 256 --n-head 4 \
 		--max-tokens $(TEACHER_TOKENS) $(TRAIN_ARGS)
 

@@ -124,3 +124,34 @@ def leakage(found: NearDuplicates, held_out: dict[str, bool]) -> dict:
             leaked.add(a if va else b)
     val_docs = sum(held_out.values())
     return {"val_docs": val_docs, "leaked_docs": len(leaked), "leaked_fraction": len(leaked) / val_docs if val_docs else 0.0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m train.split CLEAN_DIR [--val-fraction 0.02]: the held-out leakage of both splits, as JSON."""
+    import argparse
+    import json
+    import sys
+    from pathlib import Path
+
+    from train.tokenize_shards import held_out_documents
+    from train.tokenizer import TokenizerError
+
+    p = argparse.ArgumentParser(prog="python -m train.split", description=main.__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("clean", help="clean-corpus directory")
+    p.add_argument("--val-fraction", type=float, default=0.02, help="share of documents held out")
+    args = p.parse_args(argv)
+    if not (Path(args.clean) / "manifest.json").exists():
+        print(f"train.split: error: {args.clean}: no manifest.json (is it a finished clean-corpus directory?)", file=sys.stderr)
+        return 2
+    try:
+        _, info = held_out_documents(Path(args.clean), args.val_fraction, "cluster")
+    except TokenizerError as e:
+        print(f"train.split: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
