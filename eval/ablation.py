@@ -370,15 +370,15 @@ def scale_from_args(scales: dict, args) -> Scale:
 def add_arguments(p) -> None:
     d = AblationConfig()
     add_scale_arguments(p, SCALES)
-    p.add_argument("--out", default=d.out)
+    p.add_argument("--out", default=d.out, help="study folder: report, results and every unit, by fingerprint")
     p.add_argument("--input", nargs="+", default=d.input, help="raw corpus (default: the demo corpus)")
     p.add_argument("--clean-root", default=d.clean_root, help="where `make clean-corpus` put its variants (reused without decontamination)")
-    p.add_argument("--teacher", default=d.teacher)
-    p.add_argument("--keep-layers", default=d.keep_layers)
-    p.add_argument("--presets", default=",".join(d.presets))
+    p.add_argument("--teacher", default=d.teacher, help="teacher directory (`make teacher`); its tokenizer tokenizes every variant")
+    p.add_argument("--keep-layers", default=d.keep_layers, help="teacher blocks the student keeps (alt, distil, bottom, top or 0,2,4)")
+    p.add_argument("--presets", default=",".join(d.presets), help="cleaning presets to compare, comma-separated (none is always made: its held-out split is shared)")
     p.add_argument("--no-decontaminate", action="store_true", help="train on `make clean-corpus`'s outputs as they are")
-    p.add_argument("--workers", type=int, default=d.workers)
-    p.add_argument("--device", default=d.device)
+    p.add_argument("--workers", type=int, default=d.workers, help="corpus-clean worker processes")
+    p.add_argument("--device", default=d.device, help="cpu, cuda or cuda:N")
 
 
 def run(args) -> dict:
