@@ -87,8 +87,13 @@ def find_files(path: str) -> list[Entry]:
             return [Entry(os.path.dirname(path), path, os.path.getsize(path), given=True)]
         if not os.path.isdir(path):
             raise NotFound(path)
-        found = []
-        for folder, _, names in os.walk(path, followlinks=True):
+        found, seen = [], set()
+        for folder, subfolders, names in os.walk(path, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in seen:  # a symlink loop (or a second link to a folder already read)
+                subfolders.clear()
+                continue
+            seen.add(real)
             for name in names:
                 full = os.path.join(folder, name)
                 if os.path.isfile(full):

@@ -177,3 +177,12 @@ def test_progress_line_reads_bytes_eta_and_the_gzip_note(real_records, tmp_path)
     # the gzip file starts in the second half of the input: task 1 reads it whole and says so
     assert all("gzip cannot be split: more.jsonl.gz" in line for line in progress if line.startswith("task 1:"))
     assert not any("gzip" in line for line in progress if line.startswith("task 0:"))
+
+
+def test_a_symlink_loop_in_an_input_folder_is_listed_once(tmp_path):
+    from corpus.readers import list_input_files
+
+    (tmp_path / "in" / "a").mkdir(parents=True)
+    write_jsonl(tmp_path / "in" / "a" / "docs.jsonl", [{"id": "x", "text": "some text"}])
+    (tmp_path / "in" / "a" / "loop").symlink_to(tmp_path / "in")
+    assert [e.relative for e in list_input_files([str(tmp_path / "in")])] == ["a/docs.jsonl"]
