@@ -6,9 +6,9 @@ signatures stay there) and uploaded when the run has finished: the corpus files 
 last, so a folder with a manifest is complete. Run the same command again after a crash: the run
 resumes in the staging folder and the upload is redone (same files, same names).
 
-The output-folder rules hold remotely as locally: a non-empty remote folder that does not carry our
-mark (`.work/config.json`, written first) is never written to or deleted, `--overwrite` or not; one
-with our mark and other settings is replaced only with `--overwrite`.
+The output-folder rule of `safe_output` holds remotely as locally: a non-empty remote folder that
+does not carry corpus-clean's mark (`.made-by.json`, written first) is never written to or deleted,
+`--overwrite` or not; one with our mark and other settings is replaced only with `--overwrite`.
 
 A remote `--dedup-against URL` is mirrored (its manifest.json and minhash_index/) into a local cache
 and used from there; the mirror is refreshed when the remote manifest changes.
@@ -19,16 +19,18 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
-from corpus import storage
+from corpus import CorpusError, storage
+from safe_output import MARKER as OWNER_MARK
 from safe_output import atomic_write
 
-MARKER = ".work/config.json"  # what marks a folder as a corpus-clean output (locally too: Layout.config)
+COMMAND = "corpus-clean"
+SETTINGS = ".work/config.json"  # the run's inputs and settings (locally too: Layout.config)
 UPLOADED = ("shards", "removed", "minhash_index", "stats.json", "report.md", "report.html")  # then manifest.json
 
 
-from corpus import CorpusError as RemoteOutputInUse  # the package's one user-facing error
 
 
 def cache_root() -> Path:
@@ -44,22 +46,40 @@ def staging_dir(url: str) -> Path:
     return cache_root() / "staging" / _key(url)
 
 
+def _owner(fs, root: str) -> str | None:
+    """The command that made the remote folder `root` (its `.made-by.json`, as `safe_output` writes
+    locally); a folder with only our settings file was made by corpus-clean before folders were marked."""
+    try:
+        return json.loads(fs.cat_file(f"{root}/{OWNER_MARK}"))["command"]
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return COMMAND if fs.exists(f"{root}/{SETTINGS}") else None
+
+
 def claim_output(url: str, wanted: dict, overwrite: bool) -> None:
-    """Check the remote folder (see the module docstring) and put our mark on it."""
+    """`safe_output`'s output-folder rule for a remote folder: write only into a new or empty folder, or
+    one corpus-clean made (same run: resume; other settings: replaced only with --overwrite). Marks it."""
     fs, root = storage.fs_and_path(url)
     root = root.rstrip("/")
-    marker = f"{root}/{MARKER}"
-    present = fs.exists(root) and bool(fs.find(root))
-    if present:
-        if not fs.exists(marker):
-            raise RemoteOutputInUse(f"{url} is not empty and holds no corpus-clean run; choose a new or empty --output")
-        previous = json.loads(fs.cat_file(marker))
+    held = [p for p in (fs.find(root) if fs.exists(root) else []) if not p.endswith("/" + OWNER_MARK)]
+    if held:
+        owner = _owner(fs, root)
+        if owner is None:
+            raise CorpusError(f"--output {url}: is not empty and was not made by `{COMMAND}`; nothing was written there: "
+                              "choose a new or empty folder")
+        if owner != COMMAND:
+            raise CorpusError(f"--output {url}: holds the output of `{owner}`, not of `{COMMAND}`; choose another --output")
+        previous = json.loads(fs.cat_file(f"{root}/{SETTINGS}")) if fs.exists(f"{root}/{SETTINGS}") else None
         if previous != wanted:
             if not overwrite:
-                raise RemoteOutputInUse(
-                    f"{url} holds a run with other inputs or settings; pass --overwrite to replace it, or choose another --output")
-            fs.rm(root, recursive=True)  # ours: it carries our mark
-    fs.pipe_file(marker, json.dumps(wanted, indent=2, default=str).encode())
+                raise CorpusError(f"--output {url}: holds the output of `{COMMAND}` made from other inputs or settings; "
+                                  "pass --overwrite to replace it, or choose another --output")
+            for p in fs.ls(root, detail=False):  # ours (it carries our mark): emptied, the mark kept
+                if not p.rstrip("/").endswith("/" + OWNER_MARK):
+                    fs.rm(p, recursive=True)
+    if not fs.exists(f"{root}/{OWNER_MARK}"):
+        mark = {"command": COMMAND, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        fs.pipe_file(f"{root}/{OWNER_MARK}", json.dumps(mark).encode())
+    fs.pipe_file(f"{root}/{SETTINGS}", json.dumps(wanted, indent=2, default=str).encode())
 
 
 def upload(local: Path, url: str) -> None:

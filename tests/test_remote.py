@@ -112,14 +112,21 @@ def test_remote_output_safety(s3, raw, tmp_path, capsys):
     # a folder that is not one of our runs: refused, --overwrite or not, and left as it was
     for extra in ([], ["--overwrite"]):
         assert corpus_clean([*args, "--output", f"s3://{BUCKET}/users-folder", *extra]) == 2
-        assert "holds no corpus-clean run" in capsys.readouterr().err
+        assert "was not made by `corpus-clean`; nothing was written there" in capsys.readouterr().err
     assert s3.find(f"{BUCKET}/users-folder") == [f"{BUCKET}/users-folder/keep.txt"]
+    # another command's output: refused too
+    s3.pipe_file(f"{BUCKET}/tokens/.made-by.json", json.dumps({"command": "train tokenize"}).encode())
+    s3.pipe_file(f"{BUCKET}/tokens/train-00000.bin", b"\0" * 8)
+    assert corpus_clean([*args, "--output", f"s3://{BUCKET}/tokens", "--overwrite"]) == 2
+    assert "holds the output of `train tokenize`" in capsys.readouterr().err
+    assert s3.cat_file(f"{BUCKET}/tokens/train-00000.bin") == b"\0" * 8
     # our own run with other settings: replaced only with --overwrite
     assert corpus_clean([*args, "--output", f"s3://{BUCKET}/ours"]) == 0
     assert corpus_clean([*args, "--output", f"s3://{BUCKET}/ours", "--max-shard-mb", "1"]) == 2
     assert "other inputs or settings" in capsys.readouterr().err
     assert corpus_clean([*args, "--output", f"s3://{BUCKET}/ours", "--max-shard-mb", "1", "--overwrite"]) == 0
     assert json.loads(s3.cat_file(f"{BUCKET}/ours/manifest.json"))["config"]["max_shard_mb"] == 1.0
+    assert json.loads(s3.cat_file(f"{BUCKET}/ours/.made-by.json"))["command"] == "corpus-clean"
     # an input that is not there: one clear line
     assert corpus_clean(["--input", f"s3://{BUCKET}/nothing-here", "--output", str(tmp_path / "o")]) == 2
     assert f"input not found: s3://{BUCKET}/nothing-here" in capsys.readouterr().err
