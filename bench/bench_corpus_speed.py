@@ -1,104 +1,147 @@
-"""The `full` preset's filters + MinHash signatures: our regex word splitting vs datatrove's default (spaCy).
+"""Cleaning, end to end: the whole `corpus-clean --preset full` command vs datatrove's default steps.
 
-Same documents, same datatrove steps and thresholds; ours splits words with `RegexWordTokenizer` instead
-of spaCy and counts Gopher's repeated n-grams with `FastGopherRepetitionFilter`. Reports CPU
-time per step, documents per CPU-second, the speed-up, and how often the two keep/drop decisions agree.
+Both are run as whole commands on the same input with the same number of workers: ours, and
+`bench.datatrove_default_clean` (datatrove's LanguageFilter, Gopher repetition and quality, C4 and FineWeb
+quality and its four MinHash stages, all with their defaults). The cost is CPU-seconds of every process
+of the command (this process becomes the "subreaper" of the run, so even processes whose parent exits
+first, like a multiprocessing forkserver, are waited for and counted in RUSAGE_CHILDREN). CPU time, not
+wall time: the machine may be shared. One warm-up run each, then `repeats` runs, median.
+
+Keep/drop decisions are compared per input document (kept by both or dropped by both). The per-step table
+counts documents each step dropped in one run of each (counts are per step; times would not be:
+the steps of a pass run interleaved, document by document).
 """
 from __future__ import annotations
 
-import copy
+import ctypes
 import gzip
 import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-from datatrove.data import Document
-from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
-from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
-from datatrove.utils.typeshelper import Languages
-
-from corpus.dedup import MinHashSettings, minhash_config
-from corpus.filters import BundledLanguageFilter
-from corpus.repetition import FastGopherRepetitionFilter
-from corpus.text import RegexWordTokenizer
+from bench.datatrove_default_clean import STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
-N_DOCS = 1500
+INPUT = Path(os.environ.get("BENCH_CLEAN_INPUT", ROOT / "data" / "demo" / "jsonl"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", 3))
+WORKERS = 2
 
 
-def load_documents(n: int = N_DOCS) -> tuple[list[Document], str]:
-    files = sorted((ROOT / "data" / "demo" / "jsonl").glob("*.jsonl.gz"))
-    if files:
-        per_file = {f: [json.loads(l) for l in gzip.open(f, "rt")] for f in files}
-        docs, i = [], 0
-        while len(docs) < n and any(per_file.values()):  # interleave the packages
-            for f, records in per_file.items():
-                if i < len(records) and len(docs) < n:
-                    docs.append(Document(text=records[i]["text"], id=records[i]["id"]))
-            i += 1
-        return docs, f"{len(docs)} pages of the demo corpus (data/demo/jsonl, all packages interleaved)"
-    from corpus.readers import RawDocumentReader
-
-    docs = list(RawDocumentReader([str(ROOT.parent / "shared" / "data" / "html-sample")]).run())
-    return docs, f"{len(docs)} pages of ../shared/data/html-sample (run `make demo-corpus` for the larger input)"
+def become_subreaper() -> bool:
+    """Orphaned descendants are re-parented to us, so we can wait for them and count their CPU time."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
 
 
-def filters(language, repetition=GopherRepetitionFilter) -> list:
-    return [("gopher_repetition", repetition(language=language)), ("gopher_quality", GopherQualityFilter(language=language)),
-            ("c4_quality", C4QualityFilter(language=language)), ("fineweb_quality", FineWebQualityFilter(language=language))]
+def reap_orphans(timeout_s: float = 60.0) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.05)
 
 
-def run_pipeline(docs: list[Document], language, lid, repetition=GopherRepetitionFilter) -> tuple[dict, list[str]]:
-    """CPU seconds per step and the fate of each document ("kept" or the step that dropped it)."""
-    steps = filters(language, repetition)
-    signature = MinhashDedupSignature("/tmp/bench-unused-sigs", config=minhash_config(MinHashSettings()), language=language)
-    cpu = {name: 0.0 for name, _ in steps} | {"minhash_signature": 0.0}
-    fates = []
-    for doc in docs:
-        doc = copy.deepcopy(doc)
-        if not lid.filter(doc):
-            fates.append("language")
-            continue
-        fate = "kept"
-        for name, step in steps:
-            t = time.process_time()
-            result = step.filter(doc)
-            cpu[name] += time.process_time() - t
-            if result is not True and (result is False or not result[0]):
-                fate = name
-                break
-        if fate == "kept":
-            t = time.process_time()
-            signature.get_signature(signature.get_shingles(doc.text))
-            cpu["minhash_signature"] += time.process_time() - t
-        fates.append(fate)
-    return cpu, fates
+def cpu_of(cmd: list[str]) -> tuple[float, float]:
+    """CPU-seconds (user + system, all processes) and wall seconds of one run of `cmd`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.time()
+    result = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    wall = time.time() - start
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stderr[-3000:]}")
+    reap_orphans()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, wall
+
+
+def ours_cmd(out: Path) -> list[str]:
+    return [sys.executable, "-m", "corpus.cli", "--input", str(INPUT), "--output", str(out), "--preset", "full",
+            "--workers", str(WORKERS)]
+
+
+def baseline_cmd(out: Path) -> list[str]:
+    return [sys.executable, "-m", "bench.datatrove_default_clean", "--input", str(INPUT), "--output", str(out),
+            "--workers", str(WORKERS)]
+
+
+def measure(make_cmd, scratch: Path, name: str) -> tuple[list[float], list[float], Path]:
+    cpus, walls = [], []
+    for i in range(REPEATS + 1):  # run 0 is the warm-up (file cache, byte-compiled modules)
+        out = scratch / f"{name}-{i}"
+        cpu, wall = cpu_of(make_cmd(out))
+        print(f"  {name} run {i}{' (warm-up)' if i == 0 else ''}: {cpu:.1f} CPU s, {wall:.0f} s wall", flush=True)
+        if i:
+            cpus.append(cpu)
+            walls.append(wall)
+        if i < REPEATS:
+            shutil.rmtree(out)
+    return cpus, walls, out
+
+
+def ours_fates(out: Path) -> tuple[set[str], dict[str, int]]:
+    import pyarrow as pa
+
+    kept = set()
+    for shard in sorted((out / "shards").glob("*.arrow")):
+        with pa.memory_map(str(shard)) as f:
+            kept.update(pa.ipc.open_stream(f).read_all().column("id").to_pylist())
+    stats = json.loads((out / "stats.json").read_text())
+    return kept, {s["step"]: s["docs_removed"] for s in stats["steps"]}
+
+
+def jsonl_ids(folder: Path) -> list[str]:
+    return [json.loads(line)["id"] for f in sorted(folder.rglob("*.jsonl.gz")) for line in gzip.open(f, "rt")]
+
+
+def baseline_fates(out: Path) -> tuple[set[str], dict[str, int]]:
+    removed = {step: len(jsonl_ids(out / "removed" / step)) for step in (*STEPS, "minhash")}
+    return set(jsonl_ids(out / "kept")), removed
+
+
+def input_ids() -> list[str]:
+    files = [INPUT] if INPUT.is_file() else sorted(INPUT.glob("*.jsonl*"))
+    return [json.loads(line)["id"] for f in files for line in (gzip.open(f, "rt") if f.suffix == ".gz" else open(f))]
 
 
 def main(out_dir: Path) -> dict:
-    docs, source = load_documents()
-    lid = BundledLanguageFilter(["en"])
-    english = [d for d in docs if lid.filter(copy.deepcopy(d))]  # LID is identical in both: time the rest
-    print(f"input: {source}; {len(english)} pass language ID and reach the steps below")
-    ours_cpu, ours = run_pipeline(english, RegexWordTokenizer(), lid, FastGopherRepetitionFilter)
-    base_cpu, base = run_pipeline(english, Languages.english, lid)  # datatrove's default: spaCy
-    agree = sum(a == b for a, b in zip(ours, base)) / len(ours)
-    decisions_agree = sum((a == "kept") == (b == "kept") for a, b in zip(ours, base)) / len(ours)
-    ours_total, base_total = sum(ours_cpu.values()), sum(base_cpu.values())
-    print(f"\n{'step':<20}{'ours (regex) CPU s':>20}{'datatrove default (spaCy) CPU s':>34}{'speed-up':>10}")
-    for name in ours_cpu:
-        print(f"{name:<20}{ours_cpu[name]:>20.2f}{base_cpu[name]:>34.2f}{base_cpu[name] / max(ours_cpu[name], 1e-9):>9.1f}x")
-    print(f"{'total':<20}{ours_total:>20.2f}{base_total:>34.2f}{base_total / ours_total:>9.1f}x")
-    print(f"\ndocs per CPU-second: ours {len(english) / ours_total:,.0f}, datatrove default {len(english) / base_total:,.0f}")
-    print(f"keep/drop decisions agree on {100 * decisions_agree:.1f}% of documents "
-          f"(same dropping step: {100 * agree:.1f}%); kept: ours {ours.count('kept')}, default {base.count('kept')}")
-    disagreements: dict[str, int] = {}
-    for a, b in zip(ours, base):
-        if (a == "kept") != (b == "kept"):
-            key = f"ours {a} / default {b}"
-            disagreements[key] = disagreements.get(key, 0) + 1
-    for key, count in sorted(disagreements.items(), key=lambda kv: -kv[1])[:5]:
-        print(f"  disagreement: {key}: {count}")
-    return {"input": source, "documents": len(english), "ours_cpu_s": ours_cpu, "default_cpu_s": base_cpu,
-            "speedup": base_total / ours_total, "docs_per_cpu_s": {"ours": len(english) / ours_total, "default": len(english) / base_total},
-            "decision_agreement": decisions_agree, "step_agreement": agree, "disagreements": disagreements}
+    if not INPUT.exists():
+        raise SystemExit(f"{INPUT} not found: run `make demo-corpus` (or set BENCH_CLEAN_INPUT)")
+    subreaper = become_subreaper()
+    ids = input_ids()
+    print(f"input: {INPUT} ({len(ids):,} documents); {WORKERS} workers; 1 warm-up + {REPEATS} runs each, median"
+          + ("" if subreaper else "\n  (no subreaper on this OS: processes orphaned by their parent are not counted)"))
+    scratch = Path(tempfile.mkdtemp(prefix="bench-clean-"))
+    try:
+        ours_cpu, ours_wall, ours_out = measure(ours_cmd, scratch, "corpus-clean")
+        base_cpu, base_wall, base_out = measure(baseline_cmd, scratch, "datatrove-defaults")
+        ours_kept, ours_removed = ours_fates(ours_out)
+        base_kept, base_removed = baseline_fates(base_out)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    ours_med, base_med = statistics.median(ours_cpu), statistics.median(base_cpu)
+    agree = sum((i in ours_kept) == (i in base_kept) for i in ids) / len(ids)
+    print(f"\n{'whole command':<40}{'CPU s (median)':>16}{'runs':>28}{'wall s (median)':>17}")
+    for name, cpu, wall in (("corpus-clean --preset full", ours_cpu, ours_wall), ("datatrove default steps", base_cpu, base_wall)):
+        print(f"{name:<40}{statistics.median(cpu):>16.1f}{', '.join(f'{c:.1f}' for c in cpu):>28}{statistics.median(wall):>17.0f}")
+    print(f"{'ratio (datatrove / ours)':<40}{base_med / ours_med:>15.1f}x")
+    print(f"\nkeep/drop decisions agree on {100 * agree:.2f}% of {len(ids):,} documents "
+          f"(kept: ours {len(ours_kept):,}, datatrove defaults {len(base_kept):,})")
+    print(f"\n{'documents dropped by step':<28}{'ours':>8}{'datatrove':>11}")
+    for step in (*STEPS, "exact_dedup", "minhash"):
+        print(f"{step:<28}{ours_removed.get(step, 0):>8,}{base_removed.get(step, 0) if step in base_removed else '-':>11}")
+    return {"input": str(INPUT), "documents": len(ids), "workers": WORKERS, "repeats": REPEATS,
+            "ours_cpu_s": ours_cpu, "datatrove_cpu_s": base_cpu, "ours_wall_s": ours_wall, "datatrove_wall_s": base_wall,
+            "ratio": base_med / ours_med, "decision_agreement": agree,
+            "removed": {"ours": ours_removed, "datatrove": base_removed}}

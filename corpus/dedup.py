@@ -1,6 +1,8 @@
 """Deduplication stages: exact (content hash) then near-duplicate (MinHash LSH), both datatrove's own.
 
-Each function returns a list of `Stage`s. A stage that reads data back uses `ArrowShardReader`, so
+Each `*_stages` function returns a list of `Stage`s. Signatures are computed at the end of the pass that
+writes the documents they describe (`exact_signature`, `minhash_signature`), not in a pass of their own.
+A stage that reads data back uses `ArrowShardReader`, so
 task `r` sees exactly the documents task `r` wrote in the previous pass, in the same order: datatrove's
 dedup filters address documents by (task, index in task).
 
@@ -60,6 +62,9 @@ def exact_content(doc) -> str:
     return doc.text.strip()
 
 
+EXACT = ExactDedupConfig(content_getter=exact_content)
+
+
 class InputOrderExactSignature(ExactDedupSignature):
     """Of identical documents keep the first in input order, whatever the number of tasks.
 
@@ -107,15 +112,24 @@ class InputOrderMinhashCluster(MinhashDedupCluster):
                 f.write(np.array(sorted(docs), dtype="<u4").tobytes())
 
 
-def exact_dedup_stages(source: Path, work: Path, tasks: int, removed, sink) -> list:
-    """Drop documents whose text is identical to an earlier one (the first copy stays)."""
+def exact_signature(work: Path):
+    """Last step of the pass that writes the documents: the content hash of each (task, index)."""
+    return InputOrderExactSignature(str(work / "sigs"), config=EXACT)
+
+
+def minhash_signature(work: Path, settings: MinHashSettings):
+    """Last step of the pass that writes the documents: the MinHash signature of each (task, index)."""
+    return MinhashDedupSignature(str(work / "sigs"), config=minhash_config(settings), language=RegexWordTokenizer())
+
+
+def exact_dedup_stages(source: Path, work: Path, tasks: int, removed, sink, then: list = ()) -> list:
+    """Drop documents whose text is identical to an earlier one (the first copy stays). The signatures come
+    from `exact_signature` in the pass that wrote `source`; the steps `then` follow the writing of `sink`."""
     from corpus.pipeline import Stage, measured
 
-    config = ExactDedupConfig(content_getter=exact_content)
     return [
-        Stage("exact-signatures", [ArrowShardReader(source), InputOrderExactSignature(str(work / "sigs"), config=config)], tasks),
-        Stage("exact-find", [ExactFindDedups(str(work / "sigs"), str(work / "dups"), config=config)], 1),
-        Stage("exact-filter", [ArrowShardReader(source), *measured([named(ExactDedupFilter(str(work / "dups"), config=config, exclusion_writer=removed), "exact_dedup")]), sink], tasks),
+        Stage("exact-find", [ExactFindDedups(str(work / "sigs"), str(work / "dups"), config=EXACT)], 1),
+        Stage("exact-filter", [ArrowShardReader(source), *measured([named(ExactDedupFilter(str(work / "dups"), config=EXACT, exclusion_writer=removed), "exact_dedup")]), sink, *then], tasks),
     ]
 
 
@@ -140,11 +154,11 @@ def minhash_stages(
     index_dir: Path,
     dedup_against: Path | None = None,
 ) -> list:
-    """datatrove's four MinHash stages: signatures, LSH buckets, clusters, filter; plus saving the index."""
+    """datatrove's MinHash stages after the signatures (`minhash_signature`, in the pass that wrote `source`):
+    LSH buckets, clusters, filter; plus saving the index."""
     from corpus.pipeline import Stage, measured
 
     config = minhash_config(settings)
-    tokenizer = RegexWordTokenizer()
     buckets = MinhashDedupBuckets(
         str(work / "sigs"),
         str(work / "buckets"),
@@ -153,7 +167,6 @@ def minhash_stages(
         only_dedup_in_index=False,
     )
     return [
-        Stage("minhash-signatures", [ArrowShardReader(source), MinhashDedupSignature(str(work / "sigs"), config=config, language=tokenizer)], tasks),
         Stage("minhash-buckets", [buckets], config.num_buckets),
         # cluster ids (saved by the clustering): report.html shows each removed near-duplicate beside the
         # kept document of its cluster

@@ -56,7 +56,7 @@ def test_sigkill_then_rerun_gives_identical_output(shared_data, tmp_path, refere
     if kill_point == "first filter task done":  # other filter tasks are mid-document
         ready = lambda: any((logs / "filter" / "completions").glob("*"))  # noqa: E731
     else:
-        ready = lambda: (logs / "minhash-signatures").exists()  # noqa: E731
+        ready = lambda: (logs / "minhash-buckets").exists()  # noqa: E731
     cmd = clean_cmd(shared_data / "html-sample", out)
     run_and_kill(cmd, ready)
     assert not (out / "manifest.json").exists()
