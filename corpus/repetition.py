@@ -45,13 +45,27 @@ def top_duplicate_chars(hashes: np.ndarray, n: int, prefix: np.ndarray) -> int:
     return int(prefix[start + n] - prefix[start] + n - 1) * int(top)
 
 
-def all_duplicate_chars(hashes: np.ndarray, n: int, prefix: np.ndarray) -> int:
-    """Characters in repeated n-grams, scanning left to right and skipping past each repeat (datatrove's rule)."""
+def all_duplicate_chars(hashes: np.ndarray, n: int, prefix: np.ndarray, text_len: int = 0, frac: float | None = None) -> int:
+    """Characters in repeated n-grams, scanning left to right and skipping past each repeat (datatrove's rule).
+
+    Given `frac`, a count that cannot exceed `frac * text_len` is not made exactly: every n-gram datatrove
+    counts is a later occurrence of an earlier one, and the ones it counts do not overlap, so the characters
+    of the words under any later occurrence bound the count; when that bound is under the limit, the bound
+    is returned (the decision is the same)."""
     _, first = np.unique(hashes, return_index=True)
     if len(first) == len(hashes):  # no n-gram repeats (most documents)
         return 0
     repeats = np.ones(len(hashes), dtype=bool)
     repeats[first] = False
+    if frac is not None:
+        starts = np.flatnonzero(repeats)
+        depth = np.zeros(len(prefix), dtype=np.int64)
+        np.add.at(depth, starts, 1)
+        np.add.at(depth, starts + n, -1)
+        covered = np.cumsum(depth[:-1]) > 0  # words under some later occurrence
+        bound = int(np.diff(prefix)[covered].sum())
+        if bound / text_len <= frac:
+            return bound
     idx = int(np.argmax(repeats))  # before the first repeat, every n-gram is new
     grams = hashes.tolist()
     seen = set(grams[:idx])
@@ -97,6 +111,6 @@ class FastGopherRepetitionFilter(GopherRepetitionFilter):
             if n in hashes and top_duplicate_chars(hashes[n], n, prefix) / len(text) > n_frac:
                 return False, f"top_{n}_gram"
         for n, n_frac in self.dup_n_grams:
-            if n in hashes and all_duplicate_chars(hashes[n], n, prefix) / len(text) > n_frac:
+            if n in hashes and all_duplicate_chars(hashes[n], n, prefix, len(text), n_frac) / len(text) > n_frac:
                 return False, f"duplicated_{n}_n_grams"
         return True

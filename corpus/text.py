@@ -57,7 +57,16 @@ class RegexWordTokenizer(WordTokenizer):
         super().__init__(language)
 
     def word_tokenize(self, text: str) -> list[str]:
-        return [token for piece in text.split() for token in split_piece(piece)]
+        tokens = []
+        for piece in text.split():
+            if piece.isalnum():  # most words: nothing to split
+                tokens.append(piece)
+            elif piece[:-1].isalnum() and piece[-1] in _SUFFIX and (len(piece) > 2 or piece[-1] != ".") \
+                    and piece[:-1].lower() != "cannot":  # "word," "word." (not "a.", an abbreviation): what split_piece does
+                tokens += (piece[:-1], piece[-1])
+            else:
+                tokens += split_piece(piece)
+        return tokens
 
     def span_tokenize(self, text: str) -> list[tuple[int, int]]:
         spans, start = [], 0
