@@ -156,3 +156,28 @@ def test_fast_gopher_repetition_decides_exactly_as_datatrove(shared_data):
     decisions = [(ours.filter(d), theirs.filter(d)) for d in docs]
     assert all(a == b for a, b in decisions)
     assert sum(a is not True for a, _ in decisions) >= 10  # the sample does exercise the dropping rules
+
+
+def test_language_id_from_a_sample_decides_as_on_the_whole_text(shared_data):
+    """A long page is first scored on a sample; the keep/drop decisions stay those of fastText on the whole
+    text (the translated Debian pages mix languages with English commands and names: a real test)."""
+    from corpus.filters import BundledLanguageFilter
+    from corpus.readers import RawDocumentReader
+
+    docs = list(RawDocumentReader([str(shared_data / "html-sample")]).run())
+    sampled, whole = BundledLanguageFilter(["en"]), BundledLanguageFilter(["en"], sample_chars=None)
+    assert sum(len(d.text) > 2 * sampled.sample_chars for d in docs) >= 30  # most pages go through the sample
+    decisions = [(sampled.filter(d), whole.filter(type(d)(text=d.text, id=d.id))) for d in docs]
+    assert sum(a == b for a, b in decisions) >= 0.98 * len(docs)
+    assert 10 <= sum(a for a, _ in decisions) <= len(docs) - 10  # both outcomes occur
+
+
+def test_word_splitting_fast_paths_match_the_general_rule(shared_data):
+    from corpus.readers import RawDocumentReader
+    from corpus.text import RegexWordTokenizer, split_piece
+
+    texts = [d.text for d in RawDocumentReader([str(shared_data / "html-sample")]).run()]
+    texts.append("a. e.g. U.S. cannot, Cannot. word, don't. (x) 42. x1! über. ok")
+    tokenizer = RegexWordTokenizer()
+    for text in texts:
+        assert tokenizer.word_tokenize(text) == [t for piece in text.split() for t in split_piece(piece)]
