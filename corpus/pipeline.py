@@ -307,6 +307,21 @@ def _dist_version(name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- running
+def warm_up_for_fork() -> None:
+    """Do once in the main process what every forked worker of every stage would otherwise redo: pyarrow
+    imports pandas (when installed) at its first conversion, and loguru re-reads Python's install paths
+    (sysconfig) for each log handler, of which datatrove adds three per task. Seconds of CPU per run."""
+    import functools
+
+    import pyarrow as pa
+    from loguru import _better_exceptions
+
+    pa.RecordBatch.from_pylist([{"id": "", "text": ""}])
+    formatter = _better_exceptions.ExceptionFormatter
+    if not hasattr(formatter._get_lib_dirs, "cache_info"):  # the paths do not change while we run
+        formatter._get_lib_dirs = staticmethod(functools.lru_cache(maxsize=1)(formatter._get_lib_dirs))
+
+
 def make_executor(stage: Stage, cfg: CleanConfig, lay: Layout, depends=None):
     logging_dir = str(lay.logs / stage.name)
     workers = max(1, min(cfg.workers, stage.tasks))
@@ -374,6 +389,8 @@ def run_stages(inputs: list[str], out: Path, cfg: CleanConfig, wait: bool = True
         if not ray.is_initialized():
             ray.init(address=cfg.ray_address, num_cpus=None if cfg.ray_address else cfg.workers, include_dashboard=False,
                      log_to_driver=False)
+    if cfg.executor == "local":
+        warm_up_for_fork()
     for i, stage in enumerate(stages):
         logger.info(f"stage {i + 1}/{len(stages)}: {stage.name} ({stage.tasks} tasks)")
         executor = make_executor(stage, cfg, lay)
