@@ -3,7 +3,7 @@
 A command writes only into a folder it created or found empty; it marks such a folder as its own with
 `.made-by.json` (naming the command). Pointed at a folder holding anything else (`--out ~`, a folder of
 the user's files, another command's output) it stops with one line and writes nothing. It replaces its
-own earlier output only when asked (`replace_own`, behind --overwrite), and never a folder without its mark.
+own earlier output only when asked (`reuse_or_replace`, behind --overwrite), never a folder without its mark.
 """
 from __future__ import annotations
 
