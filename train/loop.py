@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from safe_output import atomic_folder, atomic_json, use_output
+from safe_output import atomic_folder, atomic_json, atomic_write, use_output
 from train import TrainError as RunError  # the package's one user-facing error
 from train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from train.config import RunConfig
@@ -370,4 +370,4 @@ def truncate_metrics(path: Path, step: int) -> None:
     if not path.exists():
         return
     keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in keep))
+    atomic_write(path, "".join(line + "\n" for line in keep))  # a kill here must not lose the earlier lines
