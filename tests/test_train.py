@@ -253,7 +253,7 @@ def test_user_errors_are_one_clear_line(corpus, tokens, tmp_path):
         (base + ["--out", str(tmp_path / "d"), "--init", "scratch", "--n-layer", "1", "--n-embd", "16", "--n-head", "2",
                  "--lr", "1e9", "--grad-clip", "0", "--max-steps", "50"], "the loss became"),
         (["tokenize", "--data", str(corpus), "--tokenizer", str(tmp_path / "tok300"), "--out", str(tokens)],
-         "token shards made from other inputs or settings (fingerprint"),
+         "made from other inputs or settings (block_size 32 -> 128, fingerprint "),
     ]
     for args, message in cases:
         result = run_cli(*args)
@@ -283,7 +283,7 @@ def test_a_run_resumes_only_on_its_own_data_and_tokenizer(corpus, tokens, tmp_pa
     assert run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "300", "--out", str(tmp_path / "t")).returncode == 0
     assert run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "300", "--out", str(tmp_path / "t")).returncode == 0
     other = run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "350", "--out", str(tmp_path / "t"))
-    assert other.returncode == 2 and "made from other data or settings (vocab_size 300 -> 350)" in other.stderr
+    assert other.returncode == 2 and "made from other inputs or settings (vocab_size 300 -> 350)" in other.stderr
 
 
 def test_held_out_split_keeps_near_duplicate_clusters_together(shared_data, tmp_path):
