@@ -17,6 +17,7 @@ import math
 import random
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from eval import kd
 from eval.data import glue_dir
 from eval.perplexity import EvalError, eval_device, model_directory
-from safe_output import atomic_contents, atomic_json, claim_output
+from safe_output import atomic_contents, atomic_json, claim_output, use_output
 
 TASKS = {
     # name: (folder, has header, sentence columns, label column, label names, metric)
@@ -365,6 +366,7 @@ def add_arguments(p) -> None:
     p.add_argument("--data", default=None, help="folder with SST-2/, CoLA/, RTE/ TSVs (default: glue/ of the evaluation data)")
     p.add_argument("--teacher", help="teacher directory (fine-tuned with --save, or fine-tuned here first)")
     p.add_argument("--save", help="save the fine-tuned model (backbone + classifier head) here")
+    p.add_argument("--wait", action="store_true", help="if another run is saving into --save, wait for it to end (default: stop at once)")
     p.add_argument("--json", help="write the result here")
     group = p.add_argument_group("fine-tuning and knowledge distillation")
     for f in fields(GlueConfig):
@@ -375,7 +377,10 @@ def add_arguments(p) -> None:
 
 def run(args) -> dict:
     cfg = GlueConfig(**{k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("cfg.")})
-    result = finetune(args.model, args.task, args.data, cfg, teacher_dir=args.teacher, save=args.save)
+    # one run per --save folder at a time, as for every other output folder
+    output = use_output(args.save, "eval glue --save", wait=args.wait, option="--save") if args.save else nullcontext()
+    with output:
+        result = finetune(args.model, args.task, args.data, cfg, teacher_dir=args.teacher, save=args.save)
     name = "Matthews corr." if result["metric"] == "mcc" else "accuracy"
     if "teacher" in result:
         print(f"teacher dev {name}: {result['teacher']['dev']:.4f}")
