@@ -3,15 +3,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import random
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from browser import Browser
 from corpus_helpers import wikitext_articles
+from safe_output.atomic import is_leftover
 from test_train import write_clean_corpus
 from train.model import GPT, GPTConfig
 from train.tokenizer import save_tokenizer, train_tokenizer
@@ -117,6 +122,36 @@ def test_a_study_rerun_with_another_budget_reports_only_its_own_units(shared_dat
     # more than one pass over the smallest variant needs --allow-repeats
     refused = subprocess.run([sys.executable, "-m", "eval", *base, "--budget-tokens", "10000000"], capture_output=True, text=True)
     assert refused.returncode == 2 and "--allow-repeats" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_study_killed_at_a_random_moment_reruns_to_the_uninterrupted_numbers(shared_data, teacher, tmp_path):
+    """SIGKILL to the study and all its sub-commands at a random moment, then the same command again: it
+    finishes, leaves no temporary files, and reports the numbers of a study that was never interrupted."""
+    def args(out: Path) -> list[str]:
+        return ["ablation", "--scale", "smoke", "--input", str(shared_data / "html-sample"), "--teacher", str(teacher),
+                "--out", str(out), "--workers", "1", "--presets", "none", "--seeds", "0", "--budget-tokens", "2048"]
+
+    start = time.time()
+    run_eval(*args(tmp_path / "reference"))
+    delay = random.uniform(0.1, 0.9) * (time.time() - start)
+    killed = tmp_path / "killed"
+    study = subprocess.Popen([sys.executable, "-m", "eval", *args(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    time.sleep(delay)
+    os.killpg(study.pid, signal.SIGKILL)  # the study's own process group: its pipeline workers and training runs too
+    study.wait()
+    run_eval(*args(killed))
+
+    assert not [p for p in killed.rglob("*") if is_leftover(p.name)], f"killed after {delay:.1f}s"
+    reference = json.loads((tmp_path / "reference" / "results.json").read_text())["runs"]
+    rerun = json.loads((killed / "results.json").read_text())["runs"]
+    assert rerun.keys() == reference.keys()
+    for name, run in reference.items():
+        for metric in ("wikitext_ppl", "wikitext_blocks_ppl", "heldout_ppl", "sst2_acc"):
+            assert rerun[name][metric] == run[metric], (name, metric, f"killed after {delay:.1f}s")
+        assert rerun[name]["summary"]["tokens"] == run["summary"]["tokens"] == 2048
+        steps = [json.loads(line)["step"] for line in (Path(rerun[name]["summary"]["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+        assert steps == sorted(set(steps)), f"metrics lost or repeated (killed after {delay:.1f}s)"
 
 
 def test_compare_smoke(shared_data, teacher, tmp_path):

@@ -326,17 +326,18 @@ def limit_file_size(max_bytes: int):
 
 def test_checkpoint_that_cannot_be_written_leaves_no_partial_file(tokens, tmp_path):
     run = tmp_path / "run"
-    cmd = train_cmd(tokens, run, "--max-steps", "8", "--ckpt-every", "2")
-    # a first checkpoint (Ctrl-C saves one), then no room for the next
+    cmd = train_cmd(tokens, run, "--max-steps", "100", "--ckpt-every", "2")  # (too many steps to finish before Ctrl-C)
+    # good checkpoints (rolling ones, and Ctrl-C saves one), then no room for the next
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().count("\n") >= 1, proc)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
-    (first,) = sorted((run / "checkpoints").glob("step-*.pt"))
+    good = sorted(p.name for p in (run / "checkpoints").glob("step-*.pt"))
+    assert good and not (run / "summary.json").exists()
     result = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limit_file_size(64_000))
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-2000:]
-    assert "could not write checkpoint" in result.stderr and first.name in result.stderr and "nothing half-written" in result.stderr
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [first.name]  # intact, and no partial file
+    assert "could not write checkpoint" in result.stderr and good[-1] in result.stderr and "nothing half-written" in result.stderr
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == good  # intact, and no partial file
     # space is back: the same command resumes and finishes
     subprocess.run(cmd, check=True, capture_output=True)
     assert (run / "summary.json").exists()
