@@ -4,8 +4,8 @@ Choosing validation documents by a hash of their id puts the copies of a page (a
 untranslated, a page mirrored in two manuals) on both sides, and held-out perplexity then partly
 measures memorisation. Here documents are first grouped into clusters of near-duplicates (word 5-gram
 Jaccard >= 0.8), with the MinHash machinery the cleaner's decontamination uses (datasketch `MinHash` /
-`MinHashLSH`, words as `corpus.decontam.words`); LSH proposes candidate pairs at a looser threshold and
-the exact Jaccard of the 5-gram sets confirms them. A cluster is held out when the hash of its smallest
+`MinHashLSH`, words split as it splits them: `\w+` of the lowercased text); LSH proposes candidate pairs
+at a looser threshold and the exact Jaccard of the 5-gram sets confirms them. A cluster is held out when the hash of its smallest
 document id says so (`is_validation`), so the split stays stable whatever the order of documents.
 
 `leakage` measures, for any split, how many validation documents have a training near-duplicate among
@@ -14,6 +14,7 @@ the confirmed pairs; the token manifest records it for the id-hash split and for
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -22,6 +23,7 @@ import numpy as np
 N_GRAM = 5
 JACCARD = 0.8
 NUM_PERM = 128
+WORD = re.compile(r"\w+")  # the cleaner's decontamination splits words the same way (train/ does not import corpus/)
 LSH_THRESHOLD = 0.5  # looser than JACCARD: LSH only proposes, the exact Jaccard decides
 
 
@@ -34,9 +36,7 @@ def shingle_hashes(text: str) -> np.ndarray:
     """Sorted unique 64-bit hashes of the text's word 5-grams (the whole text if it is shorter)."""
     import xxhash
 
-    from corpus.decontam import words
-
-    ws = words(text)
+    ws = WORD.findall(text.lower())
     grams = [" ".join(ws[i:i + N_GRAM]) for i in range(max(1, len(ws) - N_GRAM + 1))] if ws else []
     return np.unique(np.fromiter((xxhash.xxh64_intdigest(g) for g in grams), dtype=np.uint64, count=len(grams)))
 
