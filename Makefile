@@ -109,7 +109,7 @@ pretrain: venv | $(CLEAN_FULL)/manifest.json
 endif
 
 # ---------------------------------------------------------------- eval
-# SCALE=smoke (minutes) | default (about an hour on 2 CPU cores, after `make teacher`) | large (GPU-sized)
+# SCALE=smoke (minutes) | default (about half an hour each on 2 CPU cores, after `make teacher`) | large (GPU-sized)
 SCALE ?= default
 EVAL_ARGS ?=
 EVAL = $(PY) -m eval
