@@ -24,8 +24,8 @@ from pathlib import Path
 
 from eval.data import glue_dir, wikitext_test
 from eval.perplexity import EvalError
-from eval.report import (cached, fmt, markdown_table, noise_sentence, plot_bars, plot_curves, python_module, read_curve,
-                         run_command, summarize, unit_path, units_section)
+from eval.report import (cached, code_version, fmt, markdown_table, noise_sentence, plot_bars, plot_curves, python_module,
+                         read_curve, run_command, summarize, unit_path, units_section)
 from eval.report_html import write_study_html
 from safe_output import atomic_json, atomic_write
 
@@ -239,7 +239,7 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
             units[f"run/{name}"] = summary["unit"]
             runs[name] = {"preset": preset, "seed": seed, "summary": summary, **metrics, "curve": read_curve(Path(summary["run_dir"])),
                           "fingerprints": {"run": summary["unit"]["fingerprint"], "result": units[f"result/{name}"]["fingerprint"]}}
-    results = {"command": command, "config": asdict(cfg), "scale": asdict(scale), "variants": variants, "runs": runs, "units": units}
+    results = {"command": command, "config": asdict(cfg), "scale": asdict(scale), "variants": variants, "runs": runs, "units": units, "code": code_version()}
     atomic_json(out / "config.json", {"command": command, "ablation": asdict(cfg), "scale": asdict(scale)})
     write_report(results, out)
     return results
@@ -324,7 +324,7 @@ def write_report(results: dict, out: Path) -> None:
             lines.append(markdown_table(["step", "docs in", "docs removed", "MB removed"],
                                         [[s["step"], f"{s['docs_in']:,}", f"{s['docs_removed']:,}", f"{s['bytes_removed'] / 1e6:.2f}"] for s in steps]))
             lines.append("")
-    lines += units_section(results["units"])
+    lines += units_section(results["units"], results.get("code"))
     atomic_json(out / "results.json", results)
     atomic_write(out / "report.md", "\n".join(lines) + "\n")
     print(f"\nablation report: {write_study_html(out, results, 'Data-cleaning ablation')} (also report.md)")

@@ -22,8 +22,8 @@ from eval.ablation import SCALES as ABLATION_SCALES
 from eval.ablation import (AblationConfig, add_scale_arguments, evaluate_model, evaluate_run, pretrain, resolve_budget, result_key,
                            scale_from_args, tokenize)
 from eval.perplexity import EvalError
-from eval.report import (cached, fmt, markdown_table, noise_sentence, plot_bars, plot_curves, read_curve, summarize, unit_path,
-                         units_section)
+from eval.report import (cached, code_version, fmt, markdown_table, noise_sentence, plot_bars, plot_curves, read_curve,
+                         summarize, unit_path, units_section)
 from eval.report_html import write_study_html
 from safe_output import atomic_json, atomic_write
 
@@ -95,7 +95,7 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
                    frozen_pos_embeddings=summaries[0].get("freeze_pos_embeddings", arm["frozen_pos_embeddings"]))
     results = {"command": command, "teacher": teacher, "scale": scale.__dict__, "keeps": keeps, "distill_keeps": distill_keeps,
                "methods": list(methods), "arms": arms, "runs": runs, "teacher_metrics": teacher_metrics, "train_tokens": train_tokens,
-               "units": units}
+               "units": units, "code": code_version()}
     write_report(results, out)
     return results
 
@@ -142,7 +142,7 @@ def write_report(results: dict, out: Path) -> None:
     lines += ["", "Distillation runs the teacher forward on every batch: its time per token includes that cost. The second "
               "plot puts the methods on a common cost axis: where a curve stands at a given training time.", "",
               "![validation loss](val_loss.png)", "", "![validation loss vs time](val_loss_time.png)", "", "![SST-2](sst2.png)", "",
-              *units_section(results["units"])]
+              *units_section(results["units"], results.get("code"))]
     atomic_json(out / "results.json", results)
     atomic_write(out / "report.md", "\n".join(lines))
     print(f"\ncompare report: {write_study_html(out, results, 'Truncation vs distillation vs scratch')} (also report.md)")

@@ -14,7 +14,8 @@ from pathlib import Path
 from eval.data import glue_dir
 from eval.glue import TASKS, GlueConfig, finetune
 from eval.perplexity import EvalError, model_directory
-from eval.report import cached, fmt, markdown_table, noise_sentence, plot_bars, summarize, unit_path, units_section
+from eval.report import (cached, code_version, fmt, markdown_table, noise_sentence, plot_bars, summarize, unit_path,
+                         units_section)
 from eval.report_html import write_study_html
 from safe_output import atomic_json, atomic_write
 
@@ -58,7 +59,7 @@ def run_study(out: Path, teacher: str, student: str, tasks: list[str], technique
     # every cached unit is keyed by the models' fingerprints, the task's data and the fine-tuning settings
     units = {name: {"kind": name, "fingerprint": model_fingerprint(d), "path": str(d)} for name, d in dirs.items()}
     results = {"command": command, "teacher": teacher, "student": student, "layers": layers, "scale": asdict(scale),
-               "teachers": {}, "runs": {}, "units": units}
+               "teachers": {}, "runs": {}, "units": units, "code": code_version()}
     for task in tasks:
         data_fp = files_fingerprint([glue_dir() / TASKS[task][0]])
         tuned, tuned_fp = unit_path(out / "teachers", task, {"teacher": units["teacher"]["fingerprint"], "data": data_fp, "cfg": asdict(base)})
@@ -106,7 +107,7 @@ def write_report(results: dict, out: Path, tasks: list[str], techniques: list[st
         for k in techniques[1:]:
             lines.append(noise_sentence(k, stat[t][k], "plain", stat[t]["plain"], f"{t} {metric[t]}", False))
     lines += ["", "## The techniques as run", "", *techniques_as_run(results), "", "![KD techniques](kd.png)", "",
-              *units_section(results["units"])]
+              *units_section(results["units"], results.get("code"))]
     atomic_json(out / "results.json", results)
     atomic_write(out / "report.md", "\n".join(lines))
     print(f"\nKD study report: {write_study_html(out, results, 'Knowledge distillation during fine-tuning')} (also report.md)")

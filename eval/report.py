@@ -24,14 +24,41 @@ def unit_path(root: Path, name: str, key: dict, suffix: str = "") -> tuple[Path,
     return root / f"{name}-{short(fp)}{suffix}", fp
 
 
-def units_section(units: dict[str, dict]) -> list[str]:
+def code_version() -> dict:
+    """The code that ran a study: package version, git commit (with uncommitted changes flagged) and a hash of
+    the project's Python sources, so a number can be traced to the code behind it, not only to its settings."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from train.fingerprint import file_sha256, fingerprint
+
+    root = Path(__file__).resolve().parents[1]
+    sources = sorted(p for pkg in ("corpus", "train", "eval", "safe_output") for p in (root / pkg).glob("*.py"))
+    record = {"source_fingerprint": fingerprint([[str(p.relative_to(root)), file_sha256(p)] for p in sources])}
+    try:
+        record["package_version"] = version("gpt2-compress")
+    except PackageNotFoundError:
+        pass
+    git = ["git", "-C", str(root)]
+    try:
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if commit.returncode == 0:
+            dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", "corpus", "train", "eval",
+                                    "safe_output"], capture_output=True, text=True, timeout=10).stdout.strip()
+            record["git_commit"] = commit.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        pass  # not a git checkout (an installed package): the source fingerprint stands for the code
+    return record
+
+
+def units_section(units: dict[str, dict], code: dict | None = None) -> list[str]:
     """The report's provenance table: every unit behind the numbers, with its fingerprint and folder."""
     rows = [[f"`{name}`", u["kind"], f"`{u['fingerprint']}`", f"`{u['path']}`"] for name, u in units.items()]
+    code_line = ("Code: " + ", ".join(f"{k.replace('_', ' ')} `{v}`" for k, v in code.items()) + ".") if code else ""
     return ["## Provenance", "",
             "Every unit behind the numbers above, keyed by the fingerprint of its settings and its inputs' fingerprints "
             "(raw input -> clean corpus -> token shards -> run -> evaluation). A changed setting or input gives a new "
             "fingerprint and a new unit beside the old one; an unchanged unit is reused.", "",
-            markdown_table(["unit", "kind", "fingerprint", "where"], rows), ""]
+            markdown_table(["unit", "kind", "fingerprint", "where"], rows), "", *([code_line, ""] if code_line else [])]
 
 
 def cached(path: Path, compute: Callable[[], dict]) -> dict:

@@ -23,7 +23,7 @@ _INLINE = [
     (re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)"), r'<a href="\2">\1</a>'),
 ]
 _IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)\s]+)\)$")
-PROVENANCE_KEYS = re.compile(r"fingerprint|sha256|command|version", re.I)
+PROVENANCE_KEYS = re.compile(r"fingerprint|sha256|command|version|commit", re.I)
 FINGERPRINT_KEYS = re.compile(r"fingerprint|sha256", re.I)
 GROUP_KEYS = ("preset", "method", "task", "technique", "seed")
 
