@@ -79,17 +79,18 @@ $(CLEAN_FULL)/manifest.json:
 
 # Each step runs every time: it reuses its output when that was made from the same inputs (by fingerprint)
 # and settings, and otherwise stops with one line naming what changed, so a re-cleaned corpus is never
-# silently trained on by an old tokenizer, old token shards or an old teacher.
+# silently trained on by an old tokenizer, old token shards or an old teacher. Shared steps pass --wait, so
+# targets run side by side (`make -j2 ablation kd-finetune`, two terminals) queue on them instead of failing.
 .PHONY: tokenizer tokens
 tokenizer: venv | $(CLEAN_FULL)/manifest.json
-	$(TRAIN) tokenizer --data $(CLEAN_FULL) --vocab-size $(VOCAB) --out $(RUNS)/tokenizer
+	$(TRAIN) tokenizer --data $(CLEAN_FULL) --vocab-size $(VOCAB) --out $(RUNS)/tokenizer --wait
 
 tokens: tokenizer
-	$(TRAIN) tokenize --data $(CLEAN_FULL) --tokenizer $(RUNS)/tokenizer --out $(RUNS)/tokens/full --block-size $(BLOCK) --val-fraction 0.02
+	$(TRAIN) tokenize --data $(CLEAN_FULL) --tokenizer $(RUNS)/tokenizer --out $(RUNS)/tokens/full --block-size $(BLOCK) --val-fraction 0.02 --wait
 
 teacher: venv tokens
 	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --out $(RUNS)/teacher --init scratch --n-layer 12 --n-embd 256 --n-head 4 \
-		--max-tokens $(TEACHER_TOKENS) $(TRAIN_ARGS)
+		--max-tokens $(TEACHER_TOKENS) --wait $(TRAIN_ARGS)
 
 # a teacher brings its tokenizer: a directory with tokenizer.json, or GPT-2's own BPE for a hub name
 TEACHER_TOK = $(if $(wildcard $(TEACHER)/tokenizer.json),$(TEACHER),$(RUNS)/tokenizer-gpt2)
