@@ -22,8 +22,9 @@ _MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier of the rolling n-
 
 
 def word_ids(words: list[str]) -> np.ndarray:
-    index: dict[str, int] = {}
-    return np.fromiter((index.setdefault(w, len(index)) for w in words), dtype=np.uint64, count=len(words))
+    """A 64-bit id per word: Python's string hash (equal words, equal ids; a collision is as unlikely as one
+    of the n-gram hashes)."""
+    return np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
 
 
 def gram_hashes(ids: np.ndarray, n: int, previous: np.ndarray | None = None) -> np.ndarray:
@@ -36,37 +37,50 @@ def gram_hashes(ids: np.ndarray, n: int, previous: np.ndarray | None = None) -> 
     return previous[:-1] * _MULT + ids[n - 1:]
 
 
+def group_starts(ordered: np.ndarray) -> np.ndarray:
+    """Where each run of equal values starts in a sorted array."""
+    return np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+
+
 def top_duplicate_chars(hashes: np.ndarray, n: int, prefix: np.ndarray) -> int:
     """Characters of the most frequent n-gram (joined with spaces) times its count, as datatrove counts them
     (on a tie, the n-gram seen first)."""
-    _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
-    top = counts.max()
-    start = int(first[counts == top].min())
-    return int(prefix[start + n] - prefix[start] + n - 1) * int(top)
+    ordered = np.sort(hashes)
+    starts = group_starts(ordered)
+    counts = np.diff(np.append(starts, len(ordered)))
+    top = int(counts.max())
+    tops = ordered[starts[counts == top]]
+    if top == 1:
+        start = 0
+    elif len(tops) == 1:  # the usual case: one n-gram is the most frequent
+        start = int(np.argmax(hashes == tops[0]))
+    else:
+        start = int(np.flatnonzero(np.isin(hashes, tops))[0])
+    return int(prefix[start + n] - prefix[start] + n - 1) * top
 
 
-def all_duplicate_chars(hashes: np.ndarray, n: int, prefix: np.ndarray, text_len: int = 0, frac: float | None = None) -> int:
-    """Characters in repeated n-grams, scanning left to right and skipping past each repeat (datatrove's rule).
+def later_occurrences(hashes: np.ndarray) -> np.ndarray:
+    """True where an n-gram occurred before."""
+    order = np.argsort(hashes)
+    later = np.ones(len(hashes), dtype=bool)
+    later[np.minimum.reduceat(order, group_starts(hashes[order]))] = False
+    return later
 
-    Given `frac`, a count that cannot exceed `frac * text_len` is not made exactly: every n-gram datatrove
-    counts is a later occurrence of an earlier one, and the ones it counts do not overlap, so the characters
-    of the words under any later occurrence bound the count; when that bound is under the limit, the bound
-    is returned (the decision is the same)."""
-    _, first = np.unique(hashes, return_index=True)
-    if len(first) == len(hashes):  # no n-gram repeats (most documents)
-        return 0
-    repeats = np.ones(len(hashes), dtype=bool)
-    repeats[first] = False
-    if frac is not None:
-        starts = np.flatnonzero(repeats)
-        depth = np.zeros(len(prefix), dtype=np.int64)
-        np.add.at(depth, starts, 1)
-        np.add.at(depth, starts + n, -1)
-        covered = np.cumsum(depth[:-1]) > 0  # words under some later occurrence
-        bound = int(np.diff(prefix)[covered].sum())
-        if bound / text_len <= frac:
-            return bound
-    idx = int(np.argmax(repeats))  # before the first repeat, every n-gram is new
+
+def covered_chars(later: np.ndarray, n: int, prefix: np.ndarray) -> int:
+    """Characters of the words under some later occurrence of an n-gram. It bounds datatrove's count (every
+    n-gram it counts is a later occurrence, and those it counts do not overlap), and it can only shrink as n
+    grows (a later (n+1)-gram starts a later n-gram and is followed by one)."""
+    starts = np.flatnonzero(later)
+    depth = np.zeros(len(prefix), dtype=np.int64)
+    depth[starts] += 1
+    depth[starts + n] -= 1
+    return int(np.diff(prefix)[np.cumsum(depth[:-1]) > 0].sum())
+
+
+def all_duplicate_chars(hashes: np.ndarray, later: np.ndarray, n: int, prefix: np.ndarray) -> int:
+    """Characters in repeated n-grams, scanning left to right and skipping past each repeat (datatrove's rule)."""
+    idx = int(np.argmax(later))  # before the first repeat, every n-gram is new
     grams = hashes.tolist()
     seen = set(grams[:idx])
     repeated, last = 0, len(grams)
@@ -110,7 +124,12 @@ class FastGopherRepetitionFilter(GopherRepetitionFilter):
         for n, n_frac in self.top_n_grams:
             if n in hashes and top_duplicate_chars(hashes[n], n, prefix) / len(text) > n_frac:
                 return False, f"top_{n}_gram"
+        bounds: dict[int, int] = {}  # covered_chars of each n measured
         for n, n_frac in self.dup_n_grams:
-            if n in hashes and all_duplicate_chars(hashes[n], n, prefix, len(text), n_frac) / len(text) > n_frac:
+            if n not in hashes or any(m <= n and bound / len(text) <= n_frac for m, bound in bounds.items()):
+                continue  # a bound from a shorter n-gram already shows this one passes
+            later = later_occurrences(hashes[n])
+            bounds[n] = covered_chars(later, n, prefix) if later.any() else 0
+            if bounds[n] / len(text) > n_frac and all_duplicate_chars(hashes[n], later, n, prefix) / len(text) > n_frac:
                 return False, f"duplicated_{n}_n_grams"
         return True
