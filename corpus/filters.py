@@ -23,11 +23,11 @@ from datatrove.pipeline.filters import (
     C4BadWordsFilter,
     C4QualityFilter,
     FineWebQualityFilter,
-    GopherQualityFilter,
     GopherRepetitionFilter,
     LanguageFilter,
 )
 
+from corpus.quality import FastGopherQualityFilter
 from corpus.repetition import FastGopherRepetitionFilter
 from corpus.text import RegexWordTokenizer
 
@@ -150,7 +150,7 @@ def full_filter_steps(cfg: FilterConfig, removed_writer: Callable[[str], object]
         steps.append(named(FastGopherRepetitionFilter(exclusion_writer=removed_writer("gopher_repetition"), language=words,
                                                    **cfg.gopher_repetition), "gopher_repetition"))
     if cfg.gopher_quality is not None:
-        steps.append(named(GopherQualityFilter(exclusion_writer=removed_writer("gopher_quality"), language=words,
+        steps.append(named(FastGopherQualityFilter(exclusion_writer=removed_writer("gopher_quality"), language=words,
                                                 **cfg.gopher_quality), "gopher_quality"))
     if cfg.c4_quality is not None:
         steps.append(named(LineRecordingC4QualityFilter(exclusion_writer=removed_writer("c4_quality"), language=words,

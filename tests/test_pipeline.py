@@ -158,6 +158,23 @@ def test_fast_gopher_repetition_decides_exactly_as_datatrove(shared_data):
     assert sum(a is not True for a, _ in decisions) >= 10  # the sample does exercise the dropping rules
 
 
+def test_fast_gopher_quality_decides_exactly_as_datatrove(shared_data):
+    from datatrove.pipeline.filters import GopherQualityFilter
+
+    from corpus.quality import FastGopherQualityFilter
+    from corpus.readers import RawDocumentReader
+    from corpus.text import RegexWordTokenizer
+
+    words = RegexWordTokenizer()
+    ours, theirs = FastGopherQualityFilter(language=words), GopherQualityFilter(language=words)
+    docs = list(RawDocumentReader([str(shared_data / "html-sample")]).run())
+    docs += [type(docs[0])(text=text, id=str(i)) for i, text in enumerate((
+        "- item one of the list\n" * 60, "the of and " * 30 + "... ... #", "x " * 200, "### ,,, ;;;" * 20, "der die das " * 40))]
+    decisions = [(ours.filter(d), theirs.filter(d)) for d in docs]
+    assert all(a == b for a, b in decisions)
+    assert len({a if a is True else a[1] for a, _ in decisions}) >= 4  # kept and several reasons to drop
+
+
 def test_language_id_from_a_sample_decides_as_on_the_whole_text(shared_data):
     """A long page is first scored on a sample; the keep/drop decisions stay those of fastText on the whole
     text (the translated Debian pages mix languages with English commands and names: a real test)."""
