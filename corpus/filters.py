@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from datatrove.data import Document
+from datatrove.utils.lid import FT176LID
 
 from datatrove.pipeline.filters import (
     C4BadWordsFilter,
@@ -54,6 +55,18 @@ def text_sample(text: str, chars: int, windows: int = 4) -> str:
     return " ".join(text[round(i * step): round(i * step) + width] for i in range(windows))
 
 
+class OncePerDocumentLID(FT176LID):
+    """fastText's lid.176 remembering its last prediction: the filter scores a sample, then datatrove's filter
+    decides on that same sample, with one prediction."""
+
+    _last: tuple = (None, None)
+
+    def predict(self, doc: Document):
+        if self._last[0] is not doc:
+            self._last = (doc, super().predict(doc))
+        return self._last[1]
+
+
 class BundledLanguageFilter(LanguageFilter):
     """datatrove's LanguageFilter with the fastText lid.176 model from a local file, not a URL, and reading
     a sample of a long document first.
@@ -74,6 +87,7 @@ class BundledLanguageFilter(LanguageFilter):
                  exclusion_writer=None, model_path: str | None = None, sample_chars: int | None = 2000):
         super().__init__(languages=list(languages) if languages else None, language_threshold=language_threshold,
                          exclusion_writer=exclusion_writer, backend="ft176")
+        self.model = OncePerDocumentLID(self.languages)
         # datatrove "downloads" MODEL_URL into its cache; a local path is copied there once (survives pickling)
         self.model.MODEL_URL = model_path or bundled_lid_model_path()
         if language_threshold >= 0.5:  # only the top language can pass: fastText needn't score all 176
