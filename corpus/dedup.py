@@ -14,6 +14,8 @@ deduplicated against it (`corpus-clean --dedup-against DIR`) without re-processi
 from __future__ import annotations
 
 import dataclasses
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from datatrove.pipeline.dedup.minhash import (
     SENTINEL,
 )
 from datatrove.utils.hashing import HashConfig
+from datatrove.utils.text import PUNCTUATION, TextNormConfig, ngrams, simplify_text
 
 from corpus.arrow_writer import ArrowShardReader
 from corpus.filters import named
@@ -112,6 +115,38 @@ class InputOrderMinhashCluster(MinhashDedupCluster):
                 f.write(np.array(sorted(docs), dtype="<u4").tobytes())
 
 
+# datatrove's simplify_text replaces punctuation with spaces, then collapses whitespace runs (two passes over
+# the text), and drops combining marks testing every character in Python; here one regex pass does the first
+# two, and only non-ASCII characters are looked at for marks (all are non-ASCII): the same text, ~5x faster
+_SPACE_OR_PUNCTUATION_RUN = re.compile("[\\s" + re.escape(PUNCTUATION) + "]+")
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+
+
+def _without_marks(match: re.Match) -> str:
+    return "".join(c for c in match.group() if unicodedata.category(c) != "Mn")
+
+
+def simplify(text: str, config: TextNormConfig) -> str:
+    """datatrove's `simplify_text(text, config)`, the same string (tested), faster."""
+    if not (config.remove_punctuation and config.norm_whitespace):
+        return simplify_text(text, config)
+    text = simplify_text(text, dataclasses.replace(config, remove_punctuation=False, norm_whitespace=False,
+                                                   norm_unicode_diacritics=False))  # case, numbers, names of days
+    text = _SPACE_OR_PUNCTUATION_RUN.sub(" ", text).strip()
+    if config.norm_unicode_diacritics and not text.isascii():
+        text = _NON_ASCII_RUN.sub(_without_marks, unicodedata.normalize("NFD", text))
+    return text.strip()
+
+
+class FastMinhashSignature(MinhashDedupSignature):
+    """datatrove's MinHash signatures, from the same shingles: only the text simplification is faster."""
+
+    def get_shingles(self, text: str) -> np.ndarray:
+        words = self.word_tokenizer.word_tokenize(simplify(text, self.config.norm_config))
+        return np.fromiter([self._hash_func(" ".join(x)) for x in ngrams(words, self.config.n_grams)],
+                           dtype=np.uint64).reshape((-1, 1))
+
+
 def exact_signature(work: Path):
     """Last step of the pass that writes the documents: the content hash of each (task, index)."""
     return InputOrderExactSignature(str(work / "sigs"), config=EXACT)
@@ -119,7 +154,7 @@ def exact_signature(work: Path):
 
 def minhash_signature(work: Path, settings: MinHashSettings):
     """Last step of the pass that writes the documents: the MinHash signature of each (task, index)."""
-    return MinhashDedupSignature(str(work / "sigs"), config=minhash_config(settings), language=RegexWordTokenizer())
+    return FastMinhashSignature(str(work / "sigs"), config=minhash_config(settings), language=RegexWordTokenizer())
 
 
 def exact_dedup_stages(source: Path, work: Path, tasks: int, removed, sink, then: list = ()) -> list:

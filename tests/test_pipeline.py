@@ -175,6 +175,18 @@ def test_fast_gopher_quality_decides_exactly_as_datatrove(shared_data):
     assert len({a if a is True else a[1] for a, _ in decisions}) >= 4  # kept and several reasons to drop
 
 
+def test_minhash_text_simplification_is_datatrove_s(shared_data):
+    from datatrove.utils.text import TextNormConfig, simplify_text
+
+    from corpus.dedup import simplify
+    from corpus.readers import RawDocumentReader
+
+    texts = [d.text for d in RawDocumentReader([str(shared_data / "html-sample")]).run()]
+    texts += ["  \x0b Héllo, wörld!! — ça va? \u0301x 12,5 Monday\x85 ", "", "...", "\u0301 a", "ﬁ ½ ① Ǆ"]
+    for config in (TextNormConfig(), TextNormConfig(norm_weekdays=True, norm_unicode_diacritics=False)):
+        assert [simplify(t, config) for t in texts] == [simplify_text(t, config) for t in texts]
+
+
 def test_language_id_from_a_sample_decides_as_on_the_whole_text(shared_data):
     """A long page is first scored on a sample; the keep/drop decisions stay those of fastText on the whole
     text (the translated Debian pages mix languages with English commands and names: a real test)."""
