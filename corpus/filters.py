@@ -138,6 +138,15 @@ def named(step, name: str):
     return step
 
 
+def in_batches(step, size: int = 256):
+    """Let a filter test `size` documents in a row before the next filter sees them: fastText's model and each
+    filter's code and data stay in the CPU caches (measured: seconds of CPU on the demo corpus). The output
+    is the same, in the same order. Not for the two Gopher filters: they split a page into words once
+    between them (datatrove keeps the last few splits), so they must see each page one after the other."""
+    step.batch_size = size
+    return step
+
+
 @dataclass
 class FilterConfig:
     """Each filter: None switches it off, a dict overrides datatrove's default arguments."""
@@ -157,8 +166,8 @@ def full_filter_steps(cfg: FilterConfig, removed_writer: Callable[[str], object]
     """The filters of the `full` preset in order; `removed_writer(step_name)` receives what each drops."""
     words = RegexWordTokenizer()
     steps = [
-        named(BundledLanguageFilter(cfg.languages, cfg.language_threshold, removed_writer("language"), cfg.lid_model,
-                                     cfg.language_sample_chars), "language")
+        in_batches(named(BundledLanguageFilter(cfg.languages, cfg.language_threshold, removed_writer("language"),
+                                               cfg.lid_model, cfg.language_sample_chars), "language"))
     ]
     if cfg.gopher_repetition is not None:
         steps.append(named(FastGopherRepetitionFilter(exclusion_writer=removed_writer("gopher_repetition"), language=words,
@@ -167,11 +176,11 @@ def full_filter_steps(cfg: FilterConfig, removed_writer: Callable[[str], object]
         steps.append(named(FastGopherQualityFilter(exclusion_writer=removed_writer("gopher_quality"), language=words,
                                                 **cfg.gopher_quality), "gopher_quality"))
     if cfg.c4_quality is not None:
-        steps.append(named(LineRecordingC4QualityFilter(exclusion_writer=removed_writer("c4_quality"), language=words,
-                                            **cfg.c4_quality), "c4_quality"))
+        steps.append(in_batches(named(LineRecordingC4QualityFilter(exclusion_writer=removed_writer("c4_quality"),
+                                                                   language=words, **cfg.c4_quality), "c4_quality")))
     if cfg.c4_badwords is not None:
         steps.append(named(C4BadWordsFilter(exclusion_writer=removed_writer("c4_badwords"), **cfg.c4_badwords), "c4_badwords"))
     if cfg.fineweb_quality is not None:
-        steps.append(named(FineWebQualityFilter(exclusion_writer=removed_writer("fineweb_quality"), language=words,
-                                                 **cfg.fineweb_quality), "fineweb_quality"))
+        steps.append(in_batches(named(FineWebQualityFilter(exclusion_writer=removed_writer("fineweb_quality"),
+                                                           language=words, **cfg.fineweb_quality), "fineweb_quality")))
     return steps
