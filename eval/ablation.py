@@ -57,8 +57,8 @@ SCALES = {
     "smoke": Scale(budget_tokens=6_144, seeds=[0, 1], eval_every=1, wikitext_tokens=2_000, heldout_blocks=16,
                    glue_train=64, glue_epochs=1, glue_dev=64, batch_size=8, block_size=32, val_fraction=0.3),
     # about half an hour on 2 CPU cores (after `make teacher`): three seeds, so each comparison has a confidence interval
-    "default": Scale(budget_tokens=200_000, seeds=[0, 1, 2], eval_every=25, wikitext_tokens=30_000, heldout_blocks=300,
-                     glue_train=1_000, glue_epochs=2),
+    "default": Scale(budget_tokens=150_000, seeds=[0, 1, 2], eval_every=20, wikitext_tokens=30_000, heldout_blocks=300,
+                     glue_train=800, glue_epochs=2),
     # a GPU-sized run: more tokens, three seeds, full evaluation sets
     "large": Scale(budget_tokens=50_000_000, seeds=[0, 1, 2], eval_every=500, wikitext_tokens=0, heldout_blocks=0,
                    glue_train=0, glue_epochs=3, batch_size=32, lr=6e-4),

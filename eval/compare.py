@@ -29,7 +29,7 @@ from safe_output import atomic_json, atomic_write
 
 SCALES = {
     "smoke": ABLATION_SCALES["smoke"],
-    "default": replace(ABLATION_SCALES["default"], budget_tokens=150_000),  # 3 seeds x 4 arms in about half an hour on 2 cores
+    "default": replace(ABLATION_SCALES["default"], budget_tokens=100_000),  # 3 seeds x 4 arms in about half an hour on 2 cores
     "large": ABLATION_SCALES["large"],
 }
 
