@@ -1,4 +1,5 @@
-"""eval: perplexity, GLUE fine-tuning, the cleaning ablation and the compression comparison."""
+"""eval: the metrics (perplexity, GLUE fine-tuning, knowledge distillation, evaluation data) as a library, and
+the studies built on them in `eval.studies`."""
 from safe_output import UserError
 
 

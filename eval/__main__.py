@@ -18,9 +18,9 @@ from safe_output import run_cli, use_output
 COMMANDS = {  # command: (module, one-line help); each module has add_arguments(parser) and run(args)
     "perplexity": ("eval.perplexity", "sliding-window perplexity on text files or token shards"),
     "glue": ("eval.glue", "fine-tune on a GLUE task (optionally with knowledge distillation)"),
-    "ablation": ("eval.ablation", "does cleaning help? none vs paper vs full, same budget and seeds"),
-    "compare": ("eval.compare", "truncation vs distillation vs scratch, at equal token budget"),
-    "kd-study": ("eval.kd_study", "KD techniques during fine-tuning, on SST-2, CoLA and RTE"),
+    "ablation": ("eval.studies.ablation", "does cleaning help? none vs paper vs full, same budget and seeds"),
+    "compare": ("eval.studies.compare", "truncation vs distillation vs scratch, at equal token budget"),
+    "kd-study": ("eval.studies.kd_study", "KD techniques during fine-tuning, on SST-2, CoLA and RTE"),
 }
 
 

@@ -142,7 +142,8 @@ def test_evaluation_data_is_found_by_option_or_environment(lm_dir, shared_data, 
 def test_welch_interval_matches_scipy_and_the_table():
     from scipy import stats
 
-    from eval.report import noise_sentence, summarize, table_t975, welch_interval
+    from eval.studies.report import noise_sentence
+    from eval.studies.stats import summarize, table_t975, welch_interval
 
     a, b = [10.1, 10.9, 10.4], [11.8, 12.6, 12.1, 12.2]
     ci = welch_interval(summarize(a), summarize(b))

@@ -127,7 +127,7 @@ def test_sample_is_bounded_and_links_the_rest(run, monkeypatch, tmp_path):
 def test_study_page_shows_whatever_results_json_records(tmp_path):
     """A study's report.html is generic over results.json: statistics with a CI, per-run fingerprints and
     run folders named anywhere (a study may keep runs in fingerprinted folders) all reach the page."""
-    from eval.report_html import render_study_html
+    from eval.studies.report_html import render_study_html
 
     run_dir = tmp_path / "runs" / "full-seed0-3f2a"
     run_dir.mkdir(parents=True)

@@ -175,7 +175,7 @@ def test_compare_smoke(shared_data, teacher, tmp_path):
     assert "teacher (reference)" in report and "fewer than 2 seeds on a side, so no confidence interval" in report
     assert "## Provenance" in report and all(u["fingerprint"] in report for u in results["units"].values())
     # the code behind the numbers: this checkout's sources (the test runs from the project's own tree)
-    from eval.report import code_version
+    from eval.studies.provenance import code_version
     assert results["code"]["source_fingerprint"] == code_version()["source_fingerprint"]
     assert f"source fingerprint `{results['code']['source_fingerprint']}`" in report
     # the report names each arm's starting point

@@ -11,12 +11,16 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from eval import EvalError
 from eval.data import glue_dir
 from eval.glue import TASKS, GlueConfig, finetune
-from eval.perplexity import EvalError, model_directory
-from eval.report import (cached, code_version, fmt, markdown_table, noise_sentence, plot_bars, summarize, unit_path,
-                         units_section)
-from eval.report_html import write_study_html
+from eval.perplexity import model_directory
+from eval.studies.plots import plot_bars
+from eval.studies.provenance import code_version
+from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
+from eval.studies.report_html import write_study_html
+from eval.studies.stats import summarize
+from eval.studies.units import cached, unit_path
 from safe_output import atomic_json, atomic_write
 
 TECHNIQUES = ["plain", "vanilla", "annealing", "rail"]

@@ -18,51 +18,25 @@ epochs. Comparisons state the mean difference with a 95% confidence interval ove
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from eval import EvalError
 from eval.data import glue_dir, wikitext_test
-from eval.perplexity import EvalError
-from eval.report import (cached, code_version, fmt, markdown_table, noise_sentence, plot_bars, plot_curves, python_module,
-                         read_curve, run_command, summarize, unit_path, units_section)
-from eval.report_html import write_study_html
+from eval.studies.plots import plot_bars, plot_curves
+from eval.studies.pretraining import (SCALES, Scale, add_scale_arguments, evaluate_run, pretrain, resolve_budget,
+                                      scale_from_args, tokenize)
+from eval.studies.provenance import code_version, package_version
+from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
+from eval.studies.report_html import write_study_html
+from eval.studies.runs import python_module, read_curve, run_command
+from eval.studies.stats import summarize
+from eval.studies.units import unit_path
 from safe_output import atomic_json, atomic_write
-
-
 
 def decontamination_files() -> list[Path]:
     """The evaluation texts every variant is decontaminated against."""
     return [wikitext_test(), *(glue_dir() / t / "dev.tsv" for t in ("SST-2", "CoLA", "RTE"))]
-
-
-@dataclass
-class Scale:
-    budget_tokens: int  # pre-training tokens per run
-    seeds: list[int]
-    eval_every: int  # steps between validation points of the loss curves
-    wikitext_tokens: int  # WikiText test tokens scored (0: all)
-    heldout_blocks: int  # raw held-out blocks scored (0: all)
-    glue_train: int  # SST-2 training examples (0: all 67k)
-    glue_epochs: int
-    glue_dev: int = 0  # SST-2 dev examples (0: all 872)
-    batch_size: int = 16
-    lr: float = 1e-3
-    block_size: int = 128
-    val_fraction: float = 0.02  # documents held out for validation (whole near-duplicate clusters)
-
-
-SCALES = {
-    # a few minutes: used by the tests, and to try the machinery
-    "smoke": Scale(budget_tokens=6_144, seeds=[0, 1], eval_every=1, wikitext_tokens=2_000, heldout_blocks=16,
-                   glue_train=64, glue_epochs=1, glue_dev=64, batch_size=8, block_size=32, val_fraction=0.3),
-    # about half an hour on 2 CPU cores (after `make teacher`): three seeds, so each comparison has a confidence interval
-    "default": Scale(budget_tokens=150_000, seeds=[0, 1, 2], eval_every=20, wikitext_tokens=30_000, heldout_blocks=300,
-                     glue_train=800, glue_epochs=2),
-    # a GPU-sized run: more tokens, three seeds, full evaluation sets
-    "large": Scale(budget_tokens=50_000_000, seeds=[0, 1, 2], eval_every=500, wikitext_tokens=0, heldout_blocks=0,
-                   glue_train=0, glue_epochs=3, batch_size=32, lr=6e-4),
-}
 
 
 @dataclass
@@ -78,15 +52,6 @@ class AblationConfig:
     workers: int = 2
     device: str = "cpu"
     allow_repeats: bool = False  # a budget above one pass over the smallest variant
-
-
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("gpt2-compress")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def clean_variant(cfg: AblationConfig, preset: str, out: Path, raw_fp: str, eval_files: list[Path]) -> tuple[Path, dict]:
@@ -108,101 +73,6 @@ def clean_variant(cfg: AblationConfig, preset: str, out: Path, raw_fp: str, eval
     return directory, {"kind": "clean corpus", "fingerprint": key_fp or content, "content": content, "path": str(directory)}
 
 
-def tokenize(cfg: AblationConfig, scale: Scale, clean_dir: Path, name: str, out: Path, teacher_fp: str | None = None) -> tuple[Path, dict]:
-    """Token shards of a clean corpus with the teacher's tokenizer, keyed by the corpus's content and the settings."""
-    from train.fingerprint import clean_fingerprint, model_fingerprint, tokens_fingerprint
-
-    key = {"clean": clean_fingerprint(clean_dir), "tokenizer": teacher_fp or model_fingerprint(cfg.teacher),
-           "block_size": scale.block_size, "val_fraction": scale.val_fraction, "split": "cluster"}
-    tokens, key_fp = unit_path(out / "tokens", name, key)
-    if not (tokens / "manifest.json").exists():
-        run_command(python_module("train", "tokenize", "--data", str(clean_dir), "--tokenizer", cfg.teacher, "--out", str(tokens),
-                                  "--block-size", str(scale.block_size), "--val-fraction", str(scale.val_fraction)),
-                    out / "logs" / f"tokenize-{tokens.name}.log")
-    return tokens, {"kind": "token shards", "fingerprint": key_fp, "content": tokens_fingerprint(tokens), "path": str(tokens)}
-
-
-def pretrain(cfg: AblationConfig, scale: Scale, tokens: Path, run_dir: Path, seed: int, extra: list[str] = (), log: Path | None = None) -> dict:
-    """One pre-training run, in `<run_dir>-<fingerprint>`: the fingerprint covers the token shards' content, the
-    teacher and every training option, so a run made with another budget or on other data is never reused.
-    Returns summary.json plus `run_dir` and `unit` (its provenance record)."""
-    from train.fingerprint import model_fingerprint, tokens_fingerprint
-
-    options = ["--keep-layers", cfg.keep_layers, "--max-tokens", str(scale.budget_tokens), "--seed", str(seed),
-               "--batch-size", str(scale.batch_size), "--lr", str(scale.lr), "--warmup", str(max(1, _steps(scale, cfg) // 20)),
-               "--eval-every", str(scale.eval_every), "--log-every", str(scale.eval_every), "--ckpt-every", str(max(50, scale.eval_every)),
-               *extra]
-    key = {"tokens": tokens_fingerprint(tokens), "teacher": model_fingerprint(cfg.teacher), "options": options}
-    run_dir, key_fp = unit_path(run_dir.parent, run_dir.name, key)
-    if not (run_dir / "summary.json").exists():
-        run_command(python_module("train", "pretrain", "--tokens", str(tokens), "--out", str(run_dir), "--teacher", cfg.teacher,
-                                  *options, "--device", cfg.device), log or run_dir.with_suffix(".log"))
-    summary = json.loads((run_dir / "summary.json").read_text())
-    return {**summary, "run_dir": str(run_dir), "unit": {"kind": "training run", "fingerprint": key_fp, "path": str(run_dir)}}
-
-
-def _steps(scale: Scale, cfg: AblationConfig) -> int:
-    return math.ceil(scale.budget_tokens / (scale.batch_size * scale.block_size))
-
-
-def resolve_budget(scale: Scale, train_tokens: dict[str, int], explicit: bool, allow_repeats: bool) -> Scale:
-    """At most one pass over the smallest variant unless --allow-repeats: the scale's budget is lowered to it
-    (whole batches), an explicit --budget-tokens above it is refused."""
-    smallest = min(train_tokens, key=train_tokens.get)
-    per_step = scale.batch_size * scale.block_size
-    one_pass = train_tokens[smallest] // per_step * per_step
-    if scale.budget_tokens <= one_pass or allow_repeats:
-        return scale
-    if explicit:
-        raise EvalError(f"--budget-tokens {scale.budget_tokens:,} is more than one pass over the smallest variant "
-                        f"`{smallest}` ({train_tokens[smallest]:,} training tokens): pass --allow-repeats to let it repeat data, "
-                        f"or --budget-tokens {one_pass:,} or less")
-    if one_pass == 0:
-        raise EvalError(f"the variant `{smallest}` holds {train_tokens[smallest]:,} training tokens, less than one batch "
-                        f"({per_step:,}): pass --allow-repeats, or use a larger corpus")
-    print(f"note: the budget is lowered from {scale.budget_tokens:,} to {one_pass:,} tokens, one pass over the smallest "
-          f"variant `{smallest}` (--allow-repeats keeps the scale's budget)", flush=True)
-    return replace(scale, budget_tokens=one_pass)
-
-
-def result_key(model_unit: dict, heldout_unit: dict | None, scale: Scale, seed: int) -> dict:
-    """What an evaluation result depends on: the model, the held-out shards, the evaluation settings and data."""
-    from train.fingerprint import files_fingerprint
-
-    return {"model": model_unit["fingerprint"], "heldout": heldout_unit["content"] if heldout_unit else None, "seed": seed,
-            "settings": {k: getattr(scale, k) for k in ("wikitext_tokens", "heldout_blocks", "glue_train", "glue_epochs", "glue_dev")},
-            "data": files_fingerprint([wikitext_test(), glue_dir() / "SST-2"])}
-
-
-def evaluate_model(model_dir: Path, heldout_tokens: Path | None, scale: Scale, seed: int, device: str = "cpu") -> dict:
-    """WikiText perplexity, raw held-out perplexity, SST-2 accuracy of one pre-trained model."""
-    from eval.glue import GlueConfig, finetune
-    from eval.perplexity import load_causal_lm, shard_perplexity, text_perplexity
-
-    model, tokenizer = load_causal_lm(model_dir, device)
-    result = {}
-    # both protocols: the sliding window (exact), and run_clm's blocks, the protocol of the paper's WikiText-103 numbers
-    for protocol, key in (("sliding", "wikitext"), ("blocks", "wikitext_blocks")):
-        wiki = text_perplexity(model, tokenizer, wikitext_test().read_text(encoding="utf-8"), max_tokens=scale.wikitext_tokens,
-                               label=f"wikitext ({protocol})", protocol=protocol)
-        result.update({f"{key}_ppl": wiki["ppl"], f"{key}_tokens": wiki["tokens"]})
-    if heldout_tokens is not None:
-        held = shard_perplexity(model, heldout_tokens, "val", max_blocks=scale.heldout_blocks)
-        result.update(heldout_ppl=held["ppl"], heldout_tokens=held["tokens"])
-    sst2 = finetune(model_dir, "sst2", cfg=GlueConfig(epochs=scale.glue_epochs, max_train=scale.glue_train, max_dev=scale.glue_dev,
-                                                      seed=seed, device=device))
-    result.update(sst2_acc=sst2["value"], sst2_train_examples=sst2["train_examples"], sst2_time_s=sst2["train_time_s"])
-    return result
-
-
-def evaluate_run(summary: dict, heldout: tuple[Path, dict] | None, scale: Scale, seed: int, out: Path, name: str,
-                 device: str = "cpu") -> tuple[dict, dict]:
-    """(metrics, provenance record) of a trained run's export, cached under the fingerprint of what they depend on."""
-    path, fp = unit_path(out / "results", name, result_key(summary["unit"], heldout[1] if heldout else None, scale, seed), ".json")
-    metrics = cached(path, lambda: evaluate_model(Path(summary["run_dir"]) / "export", heldout[0] if heldout else None, scale, seed, device))
-    return metrics, {"kind": "evaluation", "fingerprint": fp, "path": str(path)}
-
-
 def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_budget: bool = False) -> dict:
     from train.fingerprint import files_fingerprint, model_fingerprint
 
@@ -221,7 +91,7 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
     variants = {}
     for preset in presets:
         clean, units[f"clean/{preset}"] = clean_variant(cfg, preset, out, raw_fp, decontamination_files())
-        tokens, units[f"tokens/{preset}"] = tokenize(cfg, scale, clean, preset, out, teacher_fp)
+        tokens, units[f"tokens/{preset}"] = tokenize(scale, clean, preset, out, teacher=cfg.teacher, teacher_fp=teacher_fp)
         corpus_stats = json.loads((clean / "stats.json").read_text())
         token_manifest = json.loads((tokens / "manifest.json").read_text())
         variants[preset] = {"clean_dir": str(clean), "tokens_dir": str(tokens), "stats": corpus_stats,
@@ -234,7 +104,8 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
     for preset in cfg.presets:
         for seed in scale.seeds:
             name = f"{preset}-seed{seed}"
-            summary = pretrain(cfg, scale, Path(variants[preset]["tokens_dir"]), out / "runs" / name, seed, log=out / "logs" / f"train-{name}.log")
+            summary = pretrain(scale, Path(variants[preset]["tokens_dir"]), out / "runs" / name, seed, teacher=cfg.teacher,
+                               keep_layers=cfg.keep_layers, device=cfg.device, log=out / "logs" / f"train-{name}.log")
             metrics, units[f"result/{name}"] = evaluate_run(summary, heldout, scale, seed, out, name, cfg.device)
             units[f"run/{name}"] = summary["unit"]
             runs[name] = {"preset": preset, "seed": seed, "summary": summary, **metrics, "curve": read_curve(Path(summary["run_dir"])),
@@ -346,25 +217,6 @@ def leakage_lines(variants: dict) -> list[str]:
             "Validation documents with a near-duplicate (word 5-gram Jaccard >= 0.8) in the training split: had documents been "
             "held out by a hash of their id, and with the split used (whole near-duplicate clusters held out).", "",
             markdown_table(["data", "near-duplicate pairs", "held out by id hash", "held out by cluster (used)"], rows), ""]
-
-
-def add_scale_arguments(p, scales: dict) -> None:
-    p.add_argument("--scale", choices=sorted(scales), default="default",
-                   help="budget, seeds and evaluation sizes: smoke (minutes), default (CPU), large (GPU)")
-    p.add_argument("--seeds", default="", help="comma-separated seeds; empty: the scale's")
-    p.add_argument("--budget-tokens", type=int, default=0,
-                   help="pre-training tokens per run; 0: the scale's, lowered to one pass over the smallest variant")
-    p.add_argument("--allow-repeats", action="store_true",
-                   help="let the budget exceed one pass over the smallest variant (that variant then repeats data)")
-
-
-def scale_from_args(scales: dict, args) -> Scale:
-    scale = scales[args.scale]
-    if args.seeds:
-        scale = replace(scale, seeds=[int(s) for s in args.seeds.split(",")])
-    if args.budget_tokens:
-        scale = replace(scale, budget_tokens=args.budget_tokens)
-    return scale
 
 
 def add_arguments(p) -> None:

@@ -18,19 +18,23 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from eval.ablation import SCALES as ABLATION_SCALES
-from eval.ablation import (AblationConfig, add_scale_arguments, evaluate_model, evaluate_run, pretrain, resolve_budget, result_key,
-                           scale_from_args, tokenize)
-from eval.perplexity import EvalError
-from eval.report import (cached, code_version, fmt, markdown_table, noise_sentence, plot_bars, plot_curves, read_curve,
-                         summarize, unit_path, units_section)
-from eval.report_html import write_study_html
+from eval import EvalError
+from eval.studies.plots import plot_bars, plot_curves
+from eval.studies.pretraining import SCALES as PRETRAINING_SCALES
+from eval.studies.pretraining import (add_scale_arguments, evaluate_model, evaluate_run, pretrain, resolve_budget, result_key,
+                                      scale_from_args, tokenize)
+from eval.studies.provenance import code_version
+from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
+from eval.studies.report_html import write_study_html
+from eval.studies.runs import read_curve
+from eval.studies.stats import summarize
+from eval.studies.units import cached, unit_path
 from safe_output import atomic_json, atomic_write
 
 SCALES = {
-    "smoke": ABLATION_SCALES["smoke"],
-    "default": replace(ABLATION_SCALES["default"], budget_tokens=100_000),  # 3 seeds x 4 arms in about half an hour on 2 cores
-    "large": ABLATION_SCALES["large"],
+    "smoke": PRETRAINING_SCALES["smoke"],
+    "default": replace(PRETRAINING_SCALES["default"], budget_tokens=100_000),  # 3 seeds x 4 arms in about half an hour on 2 cores
+    "large": PRETRAINING_SCALES["large"],
 }
 
 
@@ -54,32 +58,34 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
     named = {"alt": " (every other block)", "distil": " (DistilGPT-2's initialisation)"}
     start = {k: f"teacher blocks {v}{named.get(k, '')}" for k, v in layers.items()}
     dropout = teacher_cfg.get("resid_pdrop", 0.0)  # every arm trains with the teacher's dropout
-    base = AblationConfig(out=str(out), teacher=teacher, device=device)
     units = {"teacher": {"kind": "teacher", "fingerprint": model_fingerprint(teacher), "path": teacher}}
-    tokens, units["tokens"] = tokenize(base, scale, Path(clean_dir), "full", out, units["teacher"]["fingerprint"])
+    tokens, units["tokens"] = tokenize(scale, Path(clean_dir), "full", out, teacher=teacher,
+                                       teacher_fp=units["teacher"]["fingerprint"])
     train_tokens = json.loads((tokens / "manifest.json").read_text())["splits"]["train"]["tokens"]
     scale = resolve_budget(scale, {"full": train_tokens}, explicit_budget, allow_repeats)
-    methods, arms = {}, {}
+    methods, arms = {}, {}  # method: (teacher blocks it starts from, extra `train pretrain` options)
     for keep in keeps:
-        methods[f"truncate-{keep}"] = (replace(base, keep_layers=keep), [])
+        methods[f"truncate-{keep}"] = (keep, [])
         arms[f"truncate-{keep}"] = {"start": start[keep], "loss": "CLM", "dropout": dropout,
                                     "frozen_pos_embeddings": False}
     freeze = ["--freeze-pos-embeddings"] if freeze_pos_embeddings else []
     for keep in distill_keeps:
-        methods[f"distill-{keep}"] = (replace(base, keep_layers=keep), ["--distill", *freeze])
+        methods[f"distill-{keep}"] = (keep, ["--distill", *freeze])
         arms[f"distill-{keep}"] = {"start": start[keep], "loss": "DistilGPT-2 (5 KL + 2 CLM + 1 cos)",
                                    "dropout": dropout, "frozen_pos_embeddings": freeze_pos_embeddings}
     n_student = len(layers[keeps[0]])
-    methods["scratch"] = (base, ["--init", "scratch", "--n-layer", str(n_student), "--n-embd", str(teacher_cfg["n_embd"]),
+    # scratch passes the default --keep-layers (unused with --init scratch), so its runs keep their fingerprint
+    methods["scratch"] = ("alt", ["--init", "scratch", "--n-layer", str(n_student), "--n-embd", str(teacher_cfg["n_embd"]),
                                  "--n-head", str(teacher_cfg["n_head"]), "--n-positions", str(teacher_cfg["n_positions"]),
                                  "--dropout", str(dropout)])
     arms["scratch"] = {"start": f"random initialisation, {n_student} layers", "loss": "CLM", "dropout": dropout,
                        "frozen_pos_embeddings": False}
     runs = {}
-    for method, (cfg, extra) in methods.items():
+    for method, (keep, extra) in methods.items():
         for seed in scale.seeds:
             name = f"{method}-seed{seed}"
-            summary = pretrain(cfg, scale, tokens, out / "runs" / name, seed, extra, log=out / "logs" / f"train-{name}.log")
+            summary = pretrain(scale, tokens, out / "runs" / name, seed, teacher=teacher, keep_layers=keep, device=device,
+                               extra=extra, log=out / "logs" / f"train-{name}.log")
             run_dir = Path(summary["run_dir"])
             metrics, units[f"result/{name}"] = evaluate_run(summary, (tokens, units["tokens"]), scale, seed, out, name, device)
             units[f"run/{name}"] = summary["unit"]

@@ -1,0 +1,43 @@
+"""Markdown pieces the studies' reports are made of: tables, formatted statistics, comparisons, provenance."""
+from __future__ import annotations
+
+from eval.studies.stats import welch_interval
+
+
+def fmt(stat: dict, digits: int = 2) -> str:
+    if stat["mean"] is None:
+        return "-"
+    if stat["n"] > 1:
+        return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+    return f"{stat['mean']:.{digits}f}"
+
+
+def noise_sentence(name_a: str, a: dict, name_b: str, b: dict, metric: str, lower_is_better: bool, digits: int = 2) -> str:
+    """One comparison: both means, the mean difference with its 95% CI, and whether the CI excludes 0."""
+    head = f"- {metric}: {name_a} {fmt(a, digits)} vs {name_b} {fmt(b, digits)}"
+    ci = welch_interval(a, b)
+    if ci is None:
+        return f"{head}: fewer than 2 seeds on a side, so no confidence interval (run 3 or more seeds)."
+    interval = (f"difference {ci['diff']:+.{digits}f}, 95% CI [{ci['low']:+.{digits}f}, {ci['high']:+.{digits}f}] "
+                f"(Welch's t, {a['n']} vs {b['n']} seeds)")
+    if ci["low"] <= 0 <= ci["high"]:
+        return f"{head}: {interval}: the interval includes 0, so no real difference is shown."
+    better = name_a if (ci["diff"] < 0) == lower_is_better else name_b
+    return f"{head}: {interval}: real (the interval excludes 0); {better} is better."
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def units_section(units: dict[str, dict], code: dict | None = None) -> list[str]:
+    """The report's provenance table: every unit behind the numbers, with its fingerprint and folder."""
+    rows = [[f"`{name}`", u["kind"], f"`{u['fingerprint']}`", f"`{u['path']}`"] for name, u in units.items()]
+    code_line = ("Code: " + ", ".join(f"{k.replace('_', ' ')} `{v}`" for k, v in code.items()) + ".") if code else ""
+    return ["## Provenance", "",
+            "Every unit behind the numbers above, keyed by the fingerprint of its settings and its inputs' fingerprints "
+            "(raw input -> clean corpus -> token shards -> run -> evaluation). A changed setting or input gives a new "
+            "fingerprint and a new unit beside the old one; an unchanged unit is reused.", "",
+            markdown_table(["unit", "kind", "fingerprint", "where"], rows), "", *([code_line, ""] if code_line else [])]
