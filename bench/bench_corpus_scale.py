@@ -89,8 +89,8 @@ def runs_of(name: str, inp: Path, repeats: int, scratch: Path) -> list[dict]:
         out = scratch / f"{name}-{i}"
         run = measure(clean_cmd(inp, out))
         shutil.rmtree(out, ignore_errors=True)
-        print(f"  {name} run {i}{' (warm-up)' if i == 0 else ''}: {run['cpu_s']:.1f} CPU s, {run['wall_s']:.0f} s wall, "
-              f"peak RSS {run['peak_rss_mb']:.0f} MB", flush=True)
+        print(f"  {name} run {i}{' (warm-up)' if i == 0 else ''}: {run['cpu_s']:.1f} CPU s, "
+              f"{run['wall_s']:.0f} s wall, peak RSS {run['peak_rss_mb']:.0f} MB", flush=True)
         if i:
             runs.append(run)
     return runs
@@ -110,17 +110,20 @@ def main(out_dir: Path) -> dict:
         raise SystemExit(f"{DEMO} not found: run `make demo-corpus` (or set BENCH_SCALE_DEMO)")
     scratch = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
-        inputs = [("slice", every_nth_page(DEMO, 10, scratch / "demo-every-10th.jsonl"), REPEATS), ("demo", DEMO, REPEATS)]
+        inputs = [("slice", every_nth_page(DEMO, 10, scratch / "demo-every-10th.jsonl"), REPEATS),
+                  ("demo", DEMO, REPEATS)]
         if LARGE.exists():
             inputs.append(("large", LARGE, LARGE_REPEATS))
         else:
             print(f"{LARGE} not found: the large corpus is left out (make demo-corpus-large, or set BENCH_SCALE_LARGE)")
         load = os.getloadavg()
-        print(f"{WORKERS} workers; 1 warm-up + repeats each, median; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+        print(f"{WORKERS} workers; 1 warm-up + repeats each, median; "
+              f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
         rows = {}
         for name, inp, repeats in inputs:
             files = [inp] if inp.is_file() else jsonl_files(inp)
-            rows[name] = {"input": str(inp), "text_mb": text_mb(files), "runs": runs_of(name, inp, repeats, scratch)}
+            rows[name] = {"input": str(inp), "text_mb": text_mb(files),
+                          "runs": runs_of(name, inp, repeats, scratch)}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     base = rows["demo"]
@@ -133,7 +136,8 @@ def main(out_dir: Path) -> dict:
         per_mb = median(runs, "cpu_s") / mb
         rss = median(runs, "peak_rss_mb")
         row.update(cpu_s_per_mb=per_mb, cpu_per_mb_vs_demo=per_mb / base_per_mb, peak_rss_vs_demo=rss / base_rss)
-        print(f"{name:<8}{mb:>9.1f}{median(runs, 'wall_s'):>9.0f}{median(runs, 'cpu_s'):>9.1f}{spread(runs, 'cpu_s'):>14}"
+        print(f"{name:<8}{mb:>9.1f}{median(runs, 'wall_s'):>9.0f}{median(runs, 'cpu_s'):>9.1f}"
+              f"{spread(runs, 'cpu_s'):>14}"
               f"{per_mb:>10.3f}{per_mb / base_per_mb:>8.2f}x{rss:>13.0f}{rss / base_rss:>8.2f}x")
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return {"workers": WORKERS, "load_average_before": load, "rows": rows}

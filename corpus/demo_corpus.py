@@ -10,8 +10,8 @@ languages (many pages left untranslated: real near-duplicates), the Python, Linu
 documentation, and more. `--size large` adds 48 English documentation packages (Python libraries'
 Sphinx manuals, PostgreSQL, Apache, Git, CMake, GnuCash, Racket, Erlang, OpenJDK, LilyPond, SageMath, ...):
 ~2 GB of HTML in ~65k pages. The package lists are fixed here; the versions used are recorded per package
-in `<out>/manifest.json` (`parts[].version`). Done once: a package whose JSONL exists is skipped, and a killed run resumes
-where it stopped (each JSONL is written under a temporary name and renamed when complete).
+in `<out>/manifest.json` (`parts[].version`). Done once: a package whose JSONL exists is skipped, and a killed
+run resumes where it stopped (each JSONL is written under a temporary name and renamed when complete).
 """
 from __future__ import annotations
 
@@ -194,10 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m corpus.demo_corpus", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="default",
-                        help=f"which package list: default ({len(DEFAULT_PACKAGES)} packages, ~270 MB of HTML) or large "
-                             f"({len(SIZES['large'])} packages, ~2 GB of HTML) (default: default)")
+                        help=f"which package list: default ({len(DEFAULT_PACKAGES)} packages, ~270 MB of HTML) or "
+                             f"large ({len(SIZES['large'])} packages, ~2 GB of HTML) (default: default)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="folder to write (created, or empty) (default: data/demo, or data/demo-large with --size large)")
+                        help="folder to write (created, or empty) "
+                             "(default: data/demo, or data/demo-large with --size large)")
     parser.add_argument("--packages", nargs="+", default=None, help="Debian packages to use instead of --size's list")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                         help="processes turning HTML into text (default: the number of CPUs)")

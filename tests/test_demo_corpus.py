@@ -24,11 +24,12 @@ def test_deb_version_reads_the_file_name():
     assert deb_version("foo_1%3a2.0-1_all.deb") == "1:2.0-1"
 
 
-@pytest.mark.skipif(not shutil.which("apt-get") or not shutil.which("dpkg-deb"), reason="needs Debian's apt-get and dpkg-deb")
+@pytest.mark.skipif(not shutil.which("apt-get") or not shutil.which("dpkg-deb"),
+                    reason="needs Debian's apt-get and dpkg-deb")
 def test_a_build_records_each_package_version_as_dpkg_reads_it(tmp_path):
     out = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "corpus.demo_corpus", "--out", str(out), "--packages", "maint-guide", "--max-pages", "2",
-           "--workers", "1"]
+    cmd = [sys.executable, "-m", "corpus.demo_corpus", "--out", str(out), "--packages", "maint-guide",
+           "--max-pages", "2", "--workers", "1"]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
