@@ -1,7 +1,8 @@
 # One command per job; each target sets up what it needs (virtual env, packages, data).
 #   make test            the test suite
 #   make slurm-test      corpus-clean on a real one-node Slurm cluster started on this machine
-#   make clean-corpus    demo corpus -> data/clean/$(PRESET)   (INPUT=... to clean your own files)
+#   make clean-corpus    demo corpus -> data/clean/$(PRESET)   (INPUT=... to clean your own files;
+#                        DEMO_SIZE=large: the ~2 GB-of-HTML demo corpus, built by make demo-corpus-large)
 #   make pretrain        teacher (or TEACHER=...) -> truncated student -> runs/student
 #   make ablation        does cleaning help? -> runs/ablation/report.md
 #   make bench           speed / memory / quality benchmarks, each beside its baseline
@@ -14,7 +15,7 @@ DATA   ?= data
 RUNS   ?= runs
 SHARED ?= ../shared
 
-.PHONY: venv test test-debs slurm-test clean-corpus demo-corpus teacher pretrain ablation compare kd-finetune bench
+.PHONY: venv test test-debs slurm-test clean-corpus demo-corpus demo-corpus-large teacher pretrain ablation compare kd-finetune bench
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -44,17 +45,21 @@ slurm-test: venv test-debs
 
 # ---------------------------------------------------------------- corpus
 PRESET  ?= full
-DEMO    ?= $(DATA)/demo
+DEMO_SIZE ?= default
+DEMO    ?= $(if $(filter large,$(DEMO_SIZE)),$(DATA)/demo-large,$(DATA)/demo)
 INPUT   ?=
 WORKERS ?= 2
 CLEAN_OUT ?= $(DATA)/clean/$(PRESET)
 
 demo-corpus: venv
-	$(PY) -m corpus.demo_corpus --out $(DEMO)
+	$(PY) -m corpus.demo_corpus --size $(DEMO_SIZE) --out $(DEMO)
+
+demo-corpus-large:
+	$(MAKE) demo-corpus DEMO_SIZE=large
 
 clean-corpus: venv
 ifeq ($(strip $(INPUT)),)
-	$(PY) -m corpus.demo_corpus --out $(DEMO)
+	$(PY) -m corpus.demo_corpus --size $(DEMO_SIZE) --out $(DEMO)
 	$(VENV)/bin/corpus-clean --input $(DEMO)/jsonl --output $(CLEAN_OUT) --preset $(PRESET) --workers $(WORKERS)
 else
 	$(VENV)/bin/corpus-clean --input $(INPUT) --output $(CLEAN_OUT) --preset $(PRESET) --workers $(WORKERS)

@@ -120,7 +120,9 @@ def main(out_dir: Path) -> dict:
         raise SystemExit(f"{INPUT} not found: run `make demo-corpus` (or set BENCH_CLEAN_INPUT)")
     subreaper = become_subreaper()
     ids = input_ids()
-    print(f"input: {INPUT} ({len(ids):,} documents); {WORKERS} workers; 1 warm-up + {REPEATS} runs each, median"
+    load = os.getloadavg()
+    print(f"input: {INPUT} ({len(ids):,} documents); {WORKERS} workers; 1 warm-up + {REPEATS} runs each, median; "
+          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
           + ("" if subreaper else "\n  (no subreaper on this OS: processes orphaned by their parent are not counted)"))
     scratch = Path(tempfile.mkdtemp(prefix="bench-clean-"))
     try:
@@ -135,7 +137,9 @@ def main(out_dir: Path) -> dict:
     print(f"\n{'whole command':<40}{'CPU s (median)':>16}{'runs':>28}{'wall s (median)':>17}")
     for name, cpu, wall in (("corpus-clean --preset full", ours_cpu, ours_wall), ("datatrove default steps", base_cpu, base_wall)):
         print(f"{name:<40}{statistics.median(cpu):>16.1f}{', '.join(f'{c:.1f}' for c in cpu):>28}{statistics.median(wall):>17.0f}")
-    print(f"{'ratio (datatrove / ours)':<40}{base_med / ours_med:>15.1f}x")
+    print(f"{'ratio (datatrove / ours)':<40}{base_med / ours_med:>15.1f}x"
+          f"   (range {min(base_cpu) / max(ours_cpu):.1f}x-{max(base_cpu) / min(ours_cpu):.1f}x; "
+          f"load average after {os.getloadavg()[0]:.1f})")
     print(f"\nkeep/drop decisions agree on {100 * agree:.2f}% of {len(ids):,} documents "
           f"(kept: ours {len(ours_kept):,}, datatrove defaults {len(base_kept):,})")
     print(f"\n{'documents dropped by step':<28}{'ours':>8}{'datatrove':>11}")
@@ -143,5 +147,5 @@ def main(out_dir: Path) -> dict:
         print(f"{step:<28}{ours_removed.get(step, 0):>8,}{base_removed.get(step, 0) if step in base_removed else '-':>11}")
     return {"input": str(INPUT), "documents": len(ids), "workers": WORKERS, "repeats": REPEATS,
             "ours_cpu_s": ours_cpu, "datatrove_cpu_s": base_cpu, "ours_wall_s": ours_wall, "datatrove_wall_s": base_wall,
-            "ratio": base_med / ours_med, "decision_agreement": agree,
+            "ratio": base_med / ours_med, "decision_agreement": agree, "load_average_before": load,
             "removed": {"ours": ours_removed, "datatrove": base_removed}}

@@ -1,13 +1,17 @@
 """The demo corpus: real, messy web text nobody here wrote, from Debian's documentation packages.
 
-    python -m corpus.demo_corpus --out data/demo
+    python -m corpus.demo_corpus --out data/demo                          # quick default: 11 packages
+    python -m corpus.demo_corpus --size large --out data/demo-large       # 59 packages, ~2 GB of HTML
 
 For each package: `apt-get download`, `dpkg-deb -x`, then every HTML page is turned into text with the
 cleaner's own `html_to_text` and written to `<out>/jsonl/<package>.jsonl.gz` (fields id, text, source,
 url, lang). The default packages hold ~270 MB of HTML in ~9k pages: the Debian handbook in two dozen
 languages (many pages left untranslated: real near-duplicates), the Python, Linux kernel and installer
-documentation, and more. Done once: a package whose JSONL exists is skipped, and a killed run resumes
-where it stopped (each JSONL is written under a temporary name and renamed when complete).
+documentation, and more. `--size large` adds 48 English documentation packages (Python libraries'
+Sphinx manuals, PostgreSQL, Apache, Git, CMake, GnuCash, Racket, Erlang, OpenJDK, LilyPond, SageMath, ...):
+~2 GB of HTML in ~65k pages. The package lists are fixed here; the versions used are recorded per package
+in `<out>/manifest.json` (`parts[].version`). Done once: a package whose JSONL exists is skipped, and a killed
+run resumes where it stopped (each JSONL is written under a temporary name and renamed when complete).
 """
 from __future__ import annotations
 
@@ -40,6 +44,22 @@ DEFAULT_PACKAGES = [
     "debian-faq",
 ]
 
+# English prose documentation, smallest first (so an interrupted build has many packages done); chosen with
+# `apt-cache show` / `dpkg-deb -c` for the amount of HTML in each
+LARGE_EXTRA_PACKAGES = [
+    "python-pint-doc", "python-cryptography-doc", "python-flask-doc", "python-werkzeug-doc", "python-xarray-doc",
+    "python-ruffus-doc", "python-vispy-doc", "sphinx-doc", "nova-doc", "python-skimage-doc", "python-ezdxf-doc",
+    "git-doc", "neutron-doc", "gnucash-docs", "python-qutip-doc", "octave-doc", "maxima-doc",
+    "python-openstackclient-doc", "glance-doc", "postgresql-doc-15", "python-ase-doc", "python-mdanalysis-doc",
+    "libglib2.0-doc", "cinder-doc", "apache2-doc", "libgtk-3-doc", "python-fonttools-doc", "python-sfepy-doc",
+    "cmake-doc", "python-pymatgen-doc", "python-silx-doc", "keystone-doc", "python-django-doc",
+    "python-sqlalchemy-doc", "python-sklearn-doc", "python-dask-doc", "python-sympy-doc", "pacemaker-doc",
+    "python-pandas-doc", "erlang-doc", "python-astropy-doc", "qtbase5-doc-html", "python-scipy-doc",
+    "python-statsmodels-doc", "racket-doc", "openjdk-17-doc", "lilypond-doc-html", "sagemath-doc",
+]
+SIZES = {"default": DEFAULT_PACKAGES, "large": LARGE_EXTRA_PACKAGES + DEFAULT_PACKAGES}
+DEFAULT_OUT = {"default": Path("data/demo"), "large": Path("data/demo-large")}
+
 # language from the path: debian-handbook/de-DE/..., installation-guide/amd64/fr/..., index.ja.html
 _LANG_DIR_RE = re.compile(r"/([a-z]{2})(?:[-_][A-Za-z]{2})?/")
 _LANG_SUFFIX_RE = re.compile(r"\.([a-z]{2}(?:[-_][a-z]{2})?)\.html?$", re.IGNORECASE)
@@ -63,6 +83,11 @@ def run(cmd: list[str], cwd: Path | None = None) -> None:
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no message"])[-1]
         raise StageFailed(f"{' '.join(cmd)} failed (exit {result.returncode}): {last}")
+
+
+def deb_version(deb_name: str) -> str:
+    """The package version in a .deb file name (`name_version_arch.deb`, with `:` spelled `%3a`)."""
+    return deb_name.split("_")[1].replace("%3a", ":")
 
 
 def download(package: str, debs: Path) -> Path:
@@ -152,6 +177,8 @@ def _build(out: Path, packages: list[str], workers: int, max_pages: int) -> dict
         summary["deb"] = deb.name
         atomic_json(summary_file, summary)
         parts.append(summary)
+    for part in parts:
+        part["version"] = deb_version(part["deb"])
     manifest = {
         **wanted,
         "parts": parts,
@@ -166,12 +193,20 @@ def _build(out: Path, packages: list[str], workers: int, max_pages: int) -> dict
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m corpus.demo_corpus", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("data/demo"), help="folder to write (created, or empty) (default: data/demo)")
-    parser.add_argument("--packages", nargs="+", default=DEFAULT_PACKAGES)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--size", choices=sorted(SIZES), default="default",
+                        help=f"which package list: default ({len(DEFAULT_PACKAGES)} packages, ~270 MB of HTML) or "
+                             f"large ({len(SIZES['large'])} packages, ~2 GB of HTML) (default: default)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder to write (created, or empty) "
+                             "(default: data/demo, or data/demo-large with --size large)")
+    parser.add_argument("--packages", nargs="+", default=None, help="Debian packages to use instead of --size's list")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                        help="processes turning HTML into text (default: the number of CPUs)")
     parser.add_argument("--max-pages", type=int, default=0, help="pages per package (0: all); for a quick small build")
     parser.add_argument("--wait", action="store_true", help="if another build is using --out, wait for it to end (default: stop at once)")
     args = parser.parse_args(argv)
+    args.out = args.out or DEFAULT_OUT[args.size]
+    args.packages = args.packages or SIZES[args.size]
     return run_cli("demo corpus", lambda: build_and_report(args))
 
 

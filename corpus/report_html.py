@@ -112,11 +112,12 @@ def removed_sample(out: Path, step: str) -> tuple[int, list[dict]]:
 
 def shingles(text: str, n: int) -> set:
     """The word n-grams MinHash hashes (datatrove's text normalisation, our word splitter)."""
-    from datatrove.utils.text import TextNormConfig, ngrams, simplify_text
+    from datatrove.utils.text import TextNormConfig, ngrams
 
+    from corpus.dedup import simplify  # datatrove's simplify_text, the same string, several times faster
     from corpus.text import RegexWordTokenizer
 
-    words = RegexWordTokenizer().word_tokenize(simplify_text(text, TextNormConfig()))
+    words = RegexWordTokenizer().word_tokenize(simplify(text, TextNormConfig()))
     return set(ngrams(words, n)) if len(words) >= n else {tuple(words)}
 
 

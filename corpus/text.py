@@ -11,6 +11,8 @@ MinHash steps (`load_word_tokenizer` accepts a tokenizer instance).
 from __future__ import annotations
 
 import re
+from itertools import compress, count
+from operator import not_
 
 from datatrove.utils.word_tokenizers import WordTokenizer
 
@@ -52,20 +54,38 @@ def split_piece(piece: str) -> list[str]:
     return tokens + suffix[::-1]
 
 
+def split_non_alnum(piece: str) -> list[str] | tuple[str, str]:
+    """`split_piece` of a piece that is not all letters and digits, with a fast path for "word," and "word."."""
+    if piece[:-1].isalnum() and piece[-1] in _SUFFIX and (len(piece) > 2 or piece[-1] != ".") \
+            and piece[:-1].lower() != "cannot":  # "word," "word." (not "a.", an abbreviation): what split_piece does
+        return piece[:-1], piece[-1]
+    return split_piece(piece)
+
+
+_SPLIT_CACHE: dict[str, tuple[str, ...]] = {}
+_SPLIT_CACHE_SIZE = 1 << 16  # distinct pieces remembered (then forgotten all at once: memory stays bounded)
+
+
 class RegexWordTokenizer(WordTokenizer):
     def __init__(self, language: str = "en"):
         super().__init__(language)
 
     def word_tokenize(self, text: str) -> list[str]:
-        tokens = []
-        for piece in text.split():
-            if piece.isalnum():  # most words: nothing to split
-                tokens.append(piece)
-            elif piece[:-1].isalnum() and piece[-1] in _SUFFIX and (len(piece) > 2 or piece[-1] != ".") \
-                    and piece[:-1].lower() != "cannot":  # "word," "word." (not "a.", an abbreviation): what split_piece does
-                tokens += (piece[:-1], piece[-1])
-            else:
-                tokens += split_piece(piece)
+        # the alphanumeric pieces (most words) are found in C (map/compress) and copied over in slices; the others
+        # are split once per distinct piece ("word," "word." recur on every page)
+        pieces = text.split()
+        tokens, start = [], 0
+        for i in compress(count(), map(not_, map(str.isalnum, pieces))):
+            tokens += pieces[start:i]
+            piece = pieces[i]
+            split = _SPLIT_CACHE.get(piece)
+            if split is None:
+                if len(_SPLIT_CACHE) >= _SPLIT_CACHE_SIZE:
+                    _SPLIT_CACHE.clear()
+                split = _SPLIT_CACHE[piece] = tuple(split_non_alnum(piece))
+            tokens += split
+            start = i + 1
+        tokens += pieces[start:]
         return tokens
 
     def span_tokenize(self, text: str) -> list[tuple[int, int]]:
