@@ -156,12 +156,13 @@ def two_ranks_in_one_process(tokens: Path, args: list[str], dropout_seeds=(1, 2)
 
     import torch.nn.functional as F
 
-    from train import config as run_config
+    import cli_config
+    from train.config import RunConfig
     from train.loop import build_model, evaluate, lr_at, make_optimizer, total_steps
 
     parser = argparse.ArgumentParser()
-    run_config.add_arguments(parser)
-    cfg = run_config.from_args(parser.parse_args(args))
+    cli_config.add_arguments(parser, RunConfig)
+    cfg = cli_config.resolve(RunConfig, parser.parse_args(args))
     train_blocks, val = TokenBlocks(tokens, "train"), TokenBlocks(tokens, "val")
     model, _ = build_model(cfg, train_blocks)
     model.train()
