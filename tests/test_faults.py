@@ -52,10 +52,10 @@ def env(shared_data, tmp_path_factory) -> dict:
 COMMANDS = {
     "corpus-clean": (lambda e, out: [PY, "-m", "corpus.cli", "--input", str(e["raw"]), "--output", str(out), "--preset", "none",
                                      "--workers", "1"], "corpus-clean"),
-    "demo-corpus": (lambda e, out: [PY, "-m", "corpus.demo_corpus", "--out", str(out), "--packages", "maint-guide", "--max-pages", "2"],
+    "demo-corpus": (lambda e, out: [PY, "-m", "corpus.demo_corpus", "--output", str(out), "--packages", "maint-guide", "--max-pages", "2"],
                     "corpus demo-corpus"),
-    "tokenizer": (lambda e, out: [PY, "-m", "train", "tokenizer", "--gpt2", "--out", str(out)], "train tokenizer"),
-    "tokenize": (lambda e, out: [PY, "-m", "train", "tokenize", "--data", str(e["clean"]), "--tokenizer", str(e["tok"]), "--out", str(out),
+    "tokenizer": (lambda e, out: [PY, "-m", "train", "tokenizer", "--gpt2", "--output", str(out)], "train tokenizer"),
+    "tokenize": (lambda e, out: [PY, "-m", "train", "tokenize", "--data", str(e["clean"]), "--tokenizer", str(e["tok"]), "--output", str(out),
                                  "--block-size", "32", "--val-fraction", "0.1"], "train tokenize"),
     "pretrain": (lambda e, out: train_cmd(e["tokens"], out, "--max-steps", "2"), "train pretrain"),
     "ablation": (lambda e, out: [PY, "-m", "eval", "ablation", "--scale", "smoke", "--out", str(out), "--teacher", str(e["teacher"]),
