@@ -36,13 +36,14 @@ RECORD = "config.toml"  # the resolved settings, in every output folder
 # ----------------------------------------------------------------------------- declaring settings
 def opt(default: Any = dataclasses.MISSING, help: str = "", *, check: Callable | None = None,
         parse: Callable | None = None, choices: tuple | None = None, required: bool = False, flags: bool = True,
-        metavar: str | None = None, nargs: str | None = None, default_factory: Callable | None = None):
+        metavar: str | None = None, nargs: str | None = None, positional: bool = False,
+        default_factory: Callable | None = None):
     """A dataclass field with its --help text. `check(value)` raises ValueError saying what is wrong;
     `parse(value)` turns a flag's or file's value into the setting (or raises ValueError); `required`: must
     be given by a flag or the config file; `flags=False`: a nested group settable from files and overrides
-    only."""
+    only; `positional`: given without a flag name (`python -m eval perplexity MODEL_DIR`)."""
     meta = {"help": help, "check": check, "parse": parse, "choices": choices, "required": required, "flags": flags,
-            "metavar": metavar, "nargs": nargs}
+            "metavar": metavar, "nargs": nargs, "positional": positional}
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     if isinstance(default, (list, dict)):
@@ -134,7 +135,7 @@ def unwrap_optional(tp) -> tuple[Any, bool]:
 def add_arguments(parser: argparse.ArgumentParser, cls, *, config: bool = True) -> None:
     """Flags for every field of `cls` (nested dataclasses: an argument group each), plus --config FILE."""
     if config:
-        parser.add_argument("--config", metavar="FILE", help="settings file (TOML, YAML or JSON, laid out as the "
+        parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="settings file (TOML, YAML or JSON, laid out as the "
                             f"{RECORD} every run writes into its output folder); flags given as well override it "
                             "(default: none)")
     add_fields(parser, cls, prefix="")
@@ -174,7 +175,11 @@ def add_fields(parser, cls, prefix: str) -> None:
         if meta.get("choices"):
             kwargs["choices"] = meta["choices"]
         kwargs["metavar"] = meta.get("metavar") or (None if meta.get("choices") else f.name.upper())
-        action = parser.add_argument(flag_name(f.name), **kwargs)
+        if meta.get("positional"):  # optional on the command line: the config file may give it
+            kwargs.update(nargs="?" if origin is not list else "*")
+            action = parser.add_argument(kwargs.pop("dest"), **kwargs)
+        else:
+            action = parser.add_argument(flag_name(f.name), **kwargs)
         action.field_check = meta.get("check")  # for the option-walking test
 
 
@@ -323,6 +328,8 @@ def check(cfg, error: type[UserError] = UserError, _prefix: str = "", _flagged: 
                 check(value, error, f"{_prefix}{f.name}.", _flagged and f.metadata.get("flags", True))
             continue
         name = flag_name(f.name) if _flagged and f.metadata.get("flags", True) else f"{_prefix}{f.name}"
+        if f.metadata.get("positional"):
+            name = f.metadata.get("metavar") or f.name.upper()
         if f.metadata.get("required") and value in ("", None, []):
             raise error(f"{name} is required (a flag, or `{_prefix}{f.name}` in the --config file)")
         choices = f.metadata.get("choices")

@@ -148,7 +148,7 @@ def build_parser() -> cli_config.OneLineParser:
 def resolve(args) -> CleanCommand:
     """The run's settings, every layer applied and checked (before any input is read)."""
     named = getattr(args, "preset", None)
-    if named is None and args.config:
+    if named is None and getattr(args, "config", None):
         named = cli_config.load_file(args.config, CorpusError).get("preset")
     base = recipe(named if named in PRESETS else "full")
 

@@ -13,6 +13,7 @@ import importlib
 import shlex
 import sys
 
+import cli_config
 from safe_output import run_cli, use_output
 
 COMMANDS = {  # command: (module, one-line help); each module has add_arguments(parser) and run(args)
@@ -28,7 +29,7 @@ STUDIES = ("ablation", "compare", "kd-study")  # commands with an --out folder o
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli_config.new_parser("python -m eval", __doc__)  # a mistake is one line, as everywhere
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -18,13 +18,15 @@ import random
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import cli_config
+from cli_config import at_least, between, opt, positive
 from eval import kd
 from eval.data import glue_dir
 from eval.perplexity import EvalError, eval_device, model_directory
@@ -38,37 +40,39 @@ TASKS = {
 }
 
 
-def opt(default, help: str):
-    """A field with its --help text."""
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class GlueConfig:
-    epochs: int = opt(3, "passes over the training examples (Annealing-KD: both phases together)")
-    lr: float = opt(1e-4, "peak learning rate (AdamW; linear warmup, then linear decay to 0)")
-    batch_size: int = opt(32, "examples per step")
-    max_len: int = opt(128, "tokens per example at most (a pair keeps its end)")
-    max_train: int = opt(0, "training examples, drawn at random with --seed (0: the whole training set)")
-    max_dev: int = opt(0, "first dev examples scored (0: all)")
-    seed: int = opt(0, "initialisation of the head, example order, RAIL-KD's layer draws")
-    weight_decay: float = opt(0.01, "AdamW weight decay of the model (none on RAIL-KD's projections)")
-    warmup_ratio: float = opt(0.06, "fraction of the steps (of each Annealing-KD phase) spent warming up")
+    epochs: int = opt(3, "passes over the training examples (Annealing-KD: both phases together)", check=positive())
+    lr: float = opt(1e-4, "peak learning rate (AdamW; linear warmup, then linear decay to 0)", check=positive())
+    batch_size: int = opt(32, "examples per step", check=positive())
+    max_len: int = opt(128, "tokens per example at most (a pair keeps its end)", check=at_least(2))
+    max_train: int = opt(0, "training examples, drawn at random with --seed (0: the whole training set)",
+                        check=at_least(0))
+    max_dev: int = opt(0, "first dev examples scored (0: all)", check=at_least(0))
+    seed: int = opt(0, "initialisation of the head, example order, RAIL-KD's layer draws", check=at_least(0))
+    weight_decay: float = opt(0.01, "AdamW weight decay of the model (none on RAIL-KD's projections)",
+                               check=at_least(0.0))
+    warmup_ratio: float = opt(0.06, "fraction of the steps (of each Annealing-KD phase) spent warming up",
+                               check=between(0.0, 1.0, high_open=True))
     kd: str = opt("none", "knowledge distillation from --teacher: none (labels only) | vanilla (CE + KL, "
-                          "Hinton et al.) | annealing (Annealing-KD, Jafari et al.) | rail (RAIL-KD, Haidar et al.)")
-    kd_alpha: float = opt(0.5, "vanilla, rail: weight of the KL term; the labels' CE gets 1 - alpha")
-    kd_temperature: float = opt(2.0, "vanilla, rail: softmax temperature T of the KL term (scaled by T^2)")
+                          "Hinton et al.) | annealing (Annealing-KD, Jafari et al.) | rail (RAIL-KD, Haidar et al.)",
+              choices=kd.TECHNIQUES)
+    kd_alpha: float = opt(0.5, "vanilla, rail: weight of the KL term; the labels' CE gets 1 - alpha",
+                           check=between(0.0, 1.0))
+    kd_temperature: float = opt(2.0, "vanilla, rail: softmax temperature T of the KL term (scaled by T^2)",
+                                 check=positive())
     annealing_tau_max: int = opt(7, "annealing: temperatures T = 1..tau_max in phase 1, the target is teacher "
                                     "logits * T / tau_max; phase 1 is cut into tau_max equal slices (one per "
-                                    "epoch when it has tau_max epochs, shorter slices when it has fewer)")
+                                    "epoch when it has tau_max epochs, shorter slices when it has fewer)", check=positive())
     annealing_phase2_epochs: int = opt(1, "annealing: epochs of phase 2 (labels only, from the phase-1 checkpoint "
                                           "with the lowest validation loss = MSE to the teacher's logits on the dev "
                                           "inputs, labels unread; fresh optimizer and schedule); phase 1 gets the "
-                                          "other epochs")
-    rail_dim: int = opt(128, "rail: size of the space the layer-wise linear projections map into")
+                                          "other epochs", check=positive())
+    rail_dim: int = opt(128, "rail: size of the space the layer-wise linear projections map into", check=positive())
     rail_weight: float = opt(0.1, "rail: weight of the intermediate-layer term (per layer: squared distance "
                                   "of the normalised projections, summed over dimensions, in [0, 4]); at 0.1 its "
-                                  "gradient on the student's intermediate layers starts of the order of the KL term's")
+                                  "gradient on the student's intermediate layers starts of the order of the KL term's",
+                              check=at_least(0.0))
     device: str = opt("cpu", "cpu, cuda or cuda:N")
 
 
@@ -360,27 +364,42 @@ def _load_backbone(model_dir: Path):
         raise EvalError(str(e)) from None
 
 
+@dataclass
+class GlueCommand(GlueConfig):
+    """`python -m eval glue`: a model, a task, where the result goes, and the fine-tuning settings."""
+
+    model: str = opt("", "model directory (our export or a GPT-2 checkpoint)", required=True, positional=True,
+                     metavar="MODEL_DIR")
+    task: str = opt("", "GLUE task", required=True, choices=tuple(sorted(TASKS)))
+    data: str = opt("", "folder with SST-2/, CoLA/, RTE/ TSVs (default: glue/ of the evaluation data)", metavar="DIR")
+    teacher: str = opt("", "teacher directory (fine-tuned with --save, or fine-tuned here first)", metavar="DIR")
+    save: str = opt("", "save the fine-tuned model (backbone + classifier head) in this folder (default: not saved)",
+                    metavar="DIR")
+    json: str = opt("", "write the result to this JSON file (default: print it only)", metavar="FILE")
+
+    def validate(self):
+        if self.kd != "none" and not self.teacher:
+            raise ValueError(f"--kd {self.kd} needs --teacher")
+
+    def finetuning(self) -> GlueConfig:
+        return GlueConfig(**{f.name: getattr(self, f.name) for f in fields(GlueConfig)})
+
+
 def add_arguments(p) -> None:
-    p.add_argument("model", help="model directory (our export or a GPT-2 checkpoint)")
-    p.add_argument("--task", required=True, choices=sorted(TASKS), help="GLUE task")
-    p.add_argument("--data", default=None, help="folder with SST-2/, CoLA/, RTE/ TSVs (default: glue/ of the evaluation data)")
-    p.add_argument("--teacher", help="teacher directory (fine-tuned with --save, or fine-tuned here first)")
-    p.add_argument("--save", help="save the fine-tuned model (backbone + classifier head) here")
-    p.add_argument("--wait", action="store_true", help="if another run is saving into --save, wait for it to end (default: stop at once)")
-    p.add_argument("--json", help="write the result here")
-    group = p.add_argument_group("fine-tuning and knowledge distillation")
-    for f in fields(GlueConfig):
-        extra = {"choices": kd.TECHNIQUES} if f.name == "kd" else {"metavar": f.name.upper()}
-        group.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default, dest=f"cfg.{f.name}",
-                           help=f.metadata["help"], **extra)
+    cli_config.add_arguments(p, GlueCommand)
+    p.add_argument("--wait", action="store_true", help="if another run is saving into --save, wait for it to end "
+                   "(default: stop at once)")
 
 
 def run(args) -> dict:
-    cfg = GlueConfig(**{k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("cfg.")})
+    wait, args = args.wait, cli_config.resolve(GlueCommand, args, EvalError)  # checked before any model is loaded
     # one run per --save folder at a time, as for every other output folder
-    output = use_output(args.save, "eval glue --save", wait=args.wait, option="--save") if args.save else nullcontext()
+    output = use_output(args.save, "eval glue --save", wait=wait, option="--save") if args.save else nullcontext()
     with output:
-        result = finetune(args.model, args.task, args.data, cfg, teacher_dir=args.teacher, save=args.save)
+        if args.save:
+            cli_config.write_record(args, args.save, "python -m eval glue")
+        result = finetune(args.model, args.task, args.data or None, args.finetuning(), teacher_dir=args.teacher or None,
+                          save=args.save or None)
     name = "Matthews corr." if result["metric"] == "mcc" else "accuracy"
     if "teacher" in result:
         print(f"teacher dev {name}: {result['teacher']['dev']:.4f}")

@@ -4,6 +4,7 @@ option, no traceback, nothing written). Run in-process: validation comes before 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import subprocess
 import sys
@@ -36,6 +37,16 @@ def commands():
     }
     for name, sub in subparsers(train_main.build_parser()).items():
         out.append((f"train {name}", sub, train_main.main, train_required[name]))
+    import eval.__main__ as eval_main
+
+    eval_required = {
+        "perplexity": lambda t: ["perplexity", str(t / "model")],
+        "glue": lambda t: ["glue", str(t / "model"), "--task", "rte", "--save", str(t / "out")],
+    }
+    for name, required in eval_required.items():
+        parser = cli_config.new_parser(f"python -m eval {name}")
+        importlib.import_module(eval_main.COMMANDS[name][0]).add_arguments(parser)
+        out.append((f"eval {name}", parser, eval_main.main, required))
     return out
 
 
@@ -228,6 +239,9 @@ def test_the_documented_config_files_are_valid(tmp_path):
     from corpus.cli import build_parser as clean_parser, resolve as clean_resolve
     from corpus.demo_corpus import DemoConfig
     from bench.__main__ import BenchConfig
+    from eval import EvalError
+    from eval.glue import GlueCommand
+    from eval.perplexity import PerplexityConfig
     from train import TrainError
     from train.config import COMMANDS
 
@@ -246,9 +260,25 @@ def test_the_documented_config_files_are_valid(tmp_path):
                 cfg = cli_config.resolve(DemoConfig, args, CorpusError)
             elif "bench" in title:
                 cfg = cli_config.resolve(BenchConfig, args, CorpusError)
+            elif title.startswith("python -m eval"):
+                cls = {"perplexity": PerplexityConfig, "glue": GlueCommand}[title.split()[-1]]
+                cfg = cli_config.resolve(cls, args, EvalError)
             else:
                 command = title.split()[-1]
                 cfg = cli_config.resolve(COMMANDS[command], args, TrainError)
             assert cfg is not None
             checked += 1
-    assert checked >= 7
+    assert checked >= 9
+
+
+def test_glue_record_reads_back_to_the_same_settings(tmp_path):
+    from eval import EvalError
+    from eval.glue import GlueCommand, add_arguments
+
+    parser = cli_config.new_parser("python -m eval glue")
+    add_arguments(parser)
+    argv = ["student", "--task", "cola", "--teacher", "t", "--kd", "rail", "--rail-dim", "64", "--epochs", "2"]
+    cfg = cli_config.resolve(GlueCommand, parser.parse_args(argv), EvalError)
+    cli_config.write_record(cfg, tmp_path, "python -m eval glue")
+    again = cli_config.resolve(GlueCommand, parser.parse_args(["--config", str(tmp_path / "config.toml")]), EvalError)
+    assert again == cfg and again.finetuning().rail_dim == 64
