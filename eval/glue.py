@@ -63,7 +63,8 @@ class GlueConfig:
                                  check=positive())
     annealing_tau_max: int = opt(7, "annealing: temperatures T = 1..tau_max in phase 1, the target is teacher "
                                     "logits * T / tau_max; phase 1 is cut into tau_max equal slices (one per "
-                                    "epoch when it has tau_max epochs, shorter slices when it has fewer)", check=positive())
+                                    "epoch when it has tau_max epochs, shorter slices when it has fewer)",
+                                 check=positive())
     annealing_phase2_epochs: int = opt(1, "annealing: epochs of phase 2 (labels only, from the phase-1 checkpoint "
                                           "with the lowest validation loss = MSE to the teacher's logits on the dev "
                                           "inputs, labels unread; fresh optimizer and schedule); phase 1 gets the "

@@ -172,7 +172,8 @@ def test_one_subprocess_shows_the_same_line_without_torch(tmp_path):
             "rc = m.main(['pretrain', '--tokens', 'x', '--output', sys.argv[1], '--batch-size', '0'])\n"
             "assert 'torch' not in sys.modules\nsys.exit(rc)")
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out")], capture_output=True, text=True)
-    assert result.returncode == 2 and result.stderr == "train: error: --batch-size: must be > 0 (got 0)\n", result.stderr
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == "train: error: --batch-size: must be > 0 (got 0)\n"
     assert not Path(tmp_path / "out").exists()
 
 

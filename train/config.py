@@ -64,7 +64,8 @@ class DataConfig:
 class ModelConfig:
     init: str = opt("truncate", "truncate: chosen layers of --teacher; scratch: random, of the shape below; "
                     "teacher: continue the teacher itself", choices=("truncate", "scratch", "teacher"))
-    teacher: str = opt("", "HF GPT-2 directory or hub name (e.g. gpt2); needed by --init truncate|teacher and --distill")
+    teacher: str = opt("", "HF GPT-2 directory or hub name (e.g. gpt2); needed by --init truncate|teacher and "
+                       "--distill")
     keep_layers: str = opt("alt", "the teacher's layers the student keeps: alt | distil | bottom | top | 0,2,4,...",
                            check=keep_layers_check())
     n_layer: int = opt(6, "transformer blocks (--init scratch only)", check=positive())
