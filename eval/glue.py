@@ -6,7 +6,7 @@
 The classifier reads the final hidden state of the last real token (as GPT2ForSequenceClassification
 does) through one linear layer. Reported on the dev set: accuracy, or Matthews correlation for CoLA.
 With `--teacher`, the teacher is fine-tuned first on the same task (or loaded, if it is a directory this
-command saved with `--save`), its dev score reported, and the student trained with one of `eval.kd`'s losses.
+command saved with `--output`), its dev score reported, and the student trained with one of `eval.kd`'s losses.
 """
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ class Classifier(nn.Module):
         """Into a folder made for it (or empty, or an earlier save), complete or not at all."""
         from safetensors.torch import save_file
 
-        claim_output(directory, "eval glue --save", option="--save")
+        claim_output(directory, "eval glue --save", option="--output")
         with atomic_contents(directory, finished="classifier.json") as tmp:
             self.backbone.save_pretrained(tmp)
             tokenizer.save_pretrained(str(tmp))
@@ -215,7 +215,7 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
     folder, _, _, _, names, metric = TASKS[task]
     device = eval_device(cfg.device)
     if save:
-        claim_output(save, "eval glue --save", option="--save")  # before the work: a folder of the user's is refused now
+        claim_output(save, "eval glue --save", option="--output")  # before the work: a folder of the user's is refused now
     model_dir = model_directory(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     pad = tokenizer.eos_token_id
@@ -367,14 +367,14 @@ def _load_backbone(model_dir: Path):
 
 @dataclass
 class GlueCommand(GlueConfig):
-    """`python -m eval glue`: a model, a task, where the result goes, and the fine-tuning settings."""
+    """`python -m eval glue`: a model, a task, where the results go, and the fine-tuning settings."""
 
     model: str = opt("", "model directory (our export or a GPT-2 checkpoint)", required=True, positional=True,
                      metavar="MODEL_DIR")
     task: str = opt("", "GLUE task", required=True, choices=tuple(sorted(TASKS)))
     data: str = opt("", "folder with SST-2/, CoLA/, RTE/ TSVs (default: glue/ of the evaluation data)", metavar="DIR")
-    teacher: str = opt("", "teacher directory (fine-tuned with --save, or fine-tuned here first)", metavar="DIR")
-    save: str = opt("", "save the fine-tuned model (backbone + classifier head) in this folder (default: not saved)",
+    teacher: str = opt("", "teacher directory (fine-tuned with --output, or fine-tuned here first)", metavar="DIR")
+    output: str = opt("", "save the fine-tuned model (backbone + classifier head) in this folder (default: not saved)",
                     metavar="DIR")
     json: str = opt("", "write the result to this JSON file (default: print it only)", metavar="FILE")
 
@@ -388,19 +388,19 @@ class GlueCommand(GlueConfig):
 
 def add_arguments(p) -> None:
     cli_config.add_arguments(p, GlueCommand)
-    p.add_argument("--wait", action="store_true", help="if another run is saving into --save, wait for it to end "
+    p.add_argument("--wait", action="store_true", help="if another run is saving into --output, wait for it to end "
                    "(default: stop at once)")
 
 
 def run(args) -> dict:
     wait, args = args.wait, cli_config.resolve(GlueCommand, args, EvalError)  # checked before any model is loaded
-    # one run per --save folder at a time, as for every other output folder
-    output = use_output(args.save, "eval glue --save", wait=wait, option="--save") if args.save else nullcontext()
+    # one run per --output folder at a time, as for every other output folder
+    output = use_output(args.output, "eval glue --save", wait=wait, option="--output") if args.output else nullcontext()
     with output:
-        if args.save:
-            cli_config.write_record(args, args.save, "python -m eval glue")
+        if args.output:
+            cli_config.write_record(args, args.output, "python -m eval glue")
         result = finetune(args.model, args.task, args.data or None, args.finetuning(), teacher_dir=args.teacher or None,
-                          save=args.save or None)
+                          save=args.output or None)
     name = "Matthews corr." if result["metric"] == "mcc" else "accuracy"
     if "teacher" in result:
         print(f"teacher dev {name}: {result['teacher']['dev']:.4f}")

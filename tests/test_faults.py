@@ -64,7 +64,7 @@ COMMANDS = {
                                 "--clean", str(e["clean"])], "eval compare"),
     "kd-study": (lambda e, out: [PY, "-m", "eval", "kd-study", "--scale", "smoke", "--out", str(out), "--teacher", str(e["teacher"]),
                                  "--student", str(e["teacher"]), "--tasks", "rte"], "eval kd-study"),
-    "glue --save": (lambda e, out: [PY, "-m", "eval", "glue", str(e["teacher"]), "--task", "rte", "--data", str(e["glue"]), "--save", str(out),
+    "glue --save": (lambda e, out: [PY, "-m", "eval", "glue", str(e["teacher"]), "--task", "rte", "--data", str(e["glue"]), "--output", str(out),
                                     "--max-train", "8", "--epochs", "1", "--batch-size", "8"], "eval glue --save"),
 }
 

@@ -41,7 +41,7 @@ def commands():
 
     eval_required = {
         "perplexity": lambda t: ["perplexity", str(t / "model")],
-        "glue": lambda t: ["glue", str(t / "model"), "--task", "rte", "--save", str(t / "out")],
+        "glue": lambda t: ["glue", str(t / "model"), "--task", "rte", "--output", str(t / "out")],
     }
     for name, required in eval_required.items():
         parser = cli_config.new_parser(f"python -m eval {name}")
