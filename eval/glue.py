@@ -386,25 +386,22 @@ class GlueCommand(GlueConfig):
         return GlueConfig(**{f.name: getattr(self, f.name) for f in fields(GlueConfig)})
 
 
-def add_arguments(p) -> None:
-    cli_config.add_arguments(p, GlueCommand)
-    p.add_argument("--wait", action="store_true", help="if another run is saving into --output, wait for it to end "
-                   "(default: stop at once)")
+Settings = GlueCommand
 
 
-def run(args) -> dict:
-    wait, args = args.wait, cli_config.resolve(GlueCommand, args, EvalError)  # checked before any model is loaded
+def run(cfg: GlueCommand, command) -> dict:
+    wait = command.wait
     # one run per --output folder at a time, as for every other output folder
-    output = use_output(args.output, "eval glue --save", wait=wait, option="--output") if args.output else nullcontext()
+    output = use_output(cfg.output, "eval glue --save", wait=wait, option="--output") if cfg.output else nullcontext()
     with output:
-        if args.output:
-            cli_config.write_record(args, args.output, "python -m eval glue")
-        result = finetune(args.model, args.task, args.data or None, args.finetuning(), teacher_dir=args.teacher or None,
-                          save=args.output or None)
+        if cfg.output:
+            cli_config.write_record(cfg, cfg.output, "python -m eval glue")
+        result = finetune(cfg.model, cfg.task, cfg.data or None, cfg.finetuning(), teacher_dir=cfg.teacher or None,
+                          save=cfg.output or None)
     name = "Matthews corr." if result["metric"] == "mcc" else "accuracy"
     if "teacher" in result:
         print(f"teacher dev {name}: {result['teacher']['dev']:.4f}")
-    print(f"{args.task} dev {name}: {result['value']:.4f} ({result['train_examples']:,} training examples, {result['train_time_s']:.0f}s)")
-    if args.json:
-        atomic_json(args.json, result)
+    print(f"{cfg.task} dev {name}: {result['value']:.4f} ({result['train_examples']:,} training examples, {result['train_time_s']:.0f}s)")
+    if cfg.json:
+        atomic_json(cfg.json, result)
     return result

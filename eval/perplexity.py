@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-import cli_config
 from cli_config import at_least, opt
 from eval import EvalError  # the package's one user-facing error (imported from here by the studies)
 from safe_output import atomic_json
@@ -176,30 +175,28 @@ class PerplexityConfig:
             raise ValueError("--stride is a setting of --protocol sliding; blocks do not overlap")
 
 
-def add_arguments(p) -> None:
-    cli_config.add_arguments(p, PerplexityConfig)
+Settings = PerplexityConfig
 
 
-def run(args) -> dict:
-    args = cli_config.resolve(PerplexityConfig, args, EvalError)  # every option checked before the model is loaded
-    model, tokenizer = load_causal_lm(args.model, args.device)
-    results = {"model": str(args.model)}
+def run(cfg: PerplexityConfig, command=None) -> dict:
+    model, tokenizer = load_causal_lm(cfg.model, cfg.device)
+    results = {"model": str(cfg.model)}
     from eval.data import wikitext_test
 
-    files = args.data if args.data is not None else ([] if args.tokens else [str(wikitext_test())])
+    files = cfg.data if cfg.data is not None else ([] if cfg.tokens else [str(wikitext_test())])
     for path in map(Path, files):
         if not path.is_file():
             raise EvalError(f"text file not found: {path}")
-        r = text_perplexity(model, tokenizer, path.read_text(encoding="utf-8"), args.context or None, args.stride or None,
-                            args.max_tokens, label=path.name, protocol=args.protocol)
+        r = text_perplexity(model, tokenizer, path.read_text(encoding="utf-8"), cfg.context or None, cfg.stride or None,
+                            cfg.max_tokens, label=path.name, protocol=cfg.protocol)
         results[str(path)] = r
-        how = (f"{r['blocks']:,} blocks of {r['context']}, {r['dropped_tokens']} remainder tokens dropped" if args.protocol == "blocks"
+        how = (f"{r['blocks']:,} blocks of {r['context']}, {r['dropped_tokens']} remainder tokens dropped" if cfg.protocol == "blocks"
                else f"sliding window: context {r['context']}, stride {r['stride']}")
         print(f"{path}: perplexity {r['ppl']:.2f} over {r['tokens']:,} tokens ({how})")
-    if args.tokens:
-        r = shard_perplexity(model, args.tokens, args.split)
-        results[f"{args.tokens}:{args.split}"] = r
-        print(f"{args.tokens} [{args.split}]: perplexity {r['ppl']:.2f} over {r['tokens']:,} tokens")
-    if args.json:
-        atomic_json(args.json, results)
+    if cfg.tokens:
+        r = shard_perplexity(model, cfg.tokens, cfg.split)
+        results[f"{cfg.tokens}:{cfg.split}"] = r
+        print(f"{cfg.tokens} [{cfg.split}]: perplexity {r['ppl']:.2f} over {r['tokens']:,} tokens")
+    if cfg.json:
+        atomic_json(cfg.json, results)
     return results

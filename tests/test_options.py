@@ -42,11 +42,12 @@ def commands():
     eval_required = {
         "perplexity": lambda t: ["perplexity", str(t / "model")],
         "glue": lambda t: ["glue", str(t / "model"), "--task", "rte", "--output", str(t / "out")],
+        "ablation": lambda t: ["ablation", "--output", str(t / "out"), "--teacher", str(t / "teacher")],
+        "compare": lambda t: ["compare", "--output", str(t / "out"), "--teacher", str(t / "teacher")],
+        "kd-study": lambda t: ["kd-study", "--output", str(t / "out"), "--teacher", str(t / "teacher")],
     }
-    for name, required in eval_required.items():
-        parser = cli_config.new_parser(f"python -m eval {name}")
-        importlib.import_module(eval_main.COMMANDS[name][0]).add_arguments(parser)
-        out.append((f"eval {name}", parser, eval_main.main, required))
+    for name, sub in subparsers(eval_main.build_parser()).items():
+        out.append((f"eval {name}", sub, eval_main.main, eval_required[name]))
     return out
 
 
@@ -144,7 +145,12 @@ SHARED = [("corpus-clean", ["--set", "filters=null"], "filters cannot be switche
           ("train pretrain", ["--init", "truncate"], "--init truncate needs --teacher"),
           ("train pretrain", ["--distill", "--teacher", "t", "--alpha-kl", "0", "--alpha-clm", "0", "--alpha-cos", "0"],
            "nothing to learn from"),
-          ("train tokenizer", ["--data", "x"], "pass --gpt2, or --data")]
+          ("train tokenizer", ["--data", "x"], "pass --gpt2, or --data"),
+          ("eval ablation", ["--presets", "paper,full"], "--presets: must be each one of none, paper, full"),
+          ("eval ablation", ["--seeds", "-1"], "--seeds: must be seeds >= 0"),
+          ("eval compare", ["--keep-layers", "alt", "0;2;4"], "--keep-layers: must be each one of alt"),
+          ("eval kd-study", ["--tasks", "mnli"], "--tasks: must be each one of sst2, cola, rte"),
+          ("eval glue", ["--kd", "rail"], "--kd rail needs --teacher")]
 
 
 @pytest.mark.parametrize("name, argv, message", SHARED, ids=[f"{c[0]} {' '.join(c[1])}" for c in SHARED])
@@ -241,8 +247,7 @@ def test_the_documented_config_files_are_valid(tmp_path):
     from corpus.demo_corpus import DemoConfig
     from bench.__main__ import BenchConfig
     from eval import EvalError
-    from eval.glue import GlueCommand
-    from eval.perplexity import PerplexityConfig
+    from eval.__main__ import COMMANDS as COMMANDS_OF_EVAL
     from train import TrainError
     from train.config import COMMANDS
 
@@ -262,22 +267,22 @@ def test_the_documented_config_files_are_valid(tmp_path):
             elif "bench" in title:
                 cfg = cli_config.resolve(BenchConfig, args, CorpusError)
             elif title.startswith("python -m eval"):
-                cls = {"perplexity": PerplexityConfig, "glue": GlueCommand}[title.split()[-1]]
+                cls = importlib.import_module(COMMANDS_OF_EVAL[title.split()[-1]][0]).Settings
                 cfg = cli_config.resolve(cls, args, EvalError)
             else:
                 command = title.split()[-1]
                 cfg = cli_config.resolve(COMMANDS[command], args, TrainError)
             assert cfg is not None
             checked += 1
-    assert checked >= 9
+    assert checked >= 12
 
 
 def test_glue_record_reads_back_to_the_same_settings(tmp_path):
     from eval import EvalError
-    from eval.glue import GlueCommand, add_arguments
+    from eval.__main__ import build_parser
+    from eval.glue import GlueCommand
 
-    parser = cli_config.new_parser("python -m eval glue")
-    add_arguments(parser)
+    parser = subparsers(build_parser())["glue"]
     argv = ["student", "--task", "cola", "--teacher", "t", "--kd", "rail", "--rail-dim", "64", "--epochs", "2"]
     cfg = cli_config.resolve(GlueCommand, parser.parse_args(argv), EvalError)
     cli_config.write_record(cfg, tmp_path, "python -m eval glue")

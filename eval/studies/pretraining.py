@@ -12,8 +12,10 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cli_config import at_least, opt
 from eval import EvalError
 from eval.data import glue_dir, wikitext_test
+from eval.studies.options import StudyOptions
 from eval.studies.runs import python_module, run_command
 from eval.studies.units import cached, unit_path
 
@@ -47,23 +49,21 @@ SCALES = {
 }
 
 
-def add_scale_arguments(p, scales: dict) -> None:
-    p.add_argument("--scale", choices=sorted(scales), default="default",
-                   help="budget, seeds and evaluation sizes: smoke (minutes), default (CPU), large (GPU)")
-    p.add_argument("--seeds", default="", help="comma-separated seeds; empty: the scale's")
-    p.add_argument("--budget-tokens", type=int, default=0,
-                   help="pre-training tokens per run; 0: the scale's, lowered to one pass over the smallest variant")
-    p.add_argument("--allow-repeats", action="store_true",
-                   help="let the budget exceed one pass over the smallest variant (that variant then repeats data)")
+@dataclass
+class PretrainStudyOptions(StudyOptions):
+    """The settings of a study that pre-trains students of one teacher (ablation, compare)."""
 
+    teacher: str = opt("runs/teacher/export", "teacher directory (`make teacher`): the source of every student; its "
+                       "tokenizer tokenizes the data", metavar="DIR")
+    budget_tokens: int = opt(0, "pre-training tokens per run (0: the scale's, lowered to one pass over the smallest "
+                             "training set)", check=at_least(0))
+    allow_repeats: bool = opt(False, "let the budget exceed one pass over the smallest training set (that data then "
+                              "repeats)")
 
-def scale_from_args(scales: dict, args) -> Scale:
-    scale = scales[args.scale]
-    if args.seeds:
-        scale = replace(scale, seeds=[int(s) for s in args.seeds.split(",")])
-    if args.budget_tokens:
-        scale = replace(scale, budget_tokens=args.budget_tokens)
-    return scale
+    def scale_of(self, scales: dict) -> Scale:
+        """The chosen scale with --seeds and --budget-tokens applied."""
+        scale = self.with_seeds(scales[self.scale])
+        return replace(scale, budget_tokens=self.budget_tokens) if self.budget_tokens else scale
 
 
 def tokenize(scale: Scale, clean_dir: Path, name: str, out: Path, *, teacher: str,
