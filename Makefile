@@ -122,18 +122,18 @@ EVAL = $(PY) -m eval
 
 # the ablation cleans each preset itself, decontaminated against its evaluation sets (runs/ablation/clean/)
 ablation: teacher
-	$(EVAL) ablation --scale $(SCALE) --teacher $(RUNS)/teacher/export --out $(RUNS)/ablation $(EVAL_ARGS)
+	$(EVAL) ablation --scale $(SCALE) --teacher $(RUNS)/teacher/export --output $(RUNS)/ablation $(EVAL_ARGS)
 
-KEEPS ?= alt
+KEEPS ?= alt  # truncation arms, space-separated (KEEPS="alt 0,1,2,3,4,5")
 compare: teacher
-	$(EVAL) compare --scale $(SCALE) --teacher $(RUNS)/teacher/export --keep $(KEEPS) --out $(RUNS)/compare $(EVAL_ARGS)
+	$(EVAL) compare --scale $(SCALE) --teacher $(RUNS)/teacher/export --keep-layers $(KEEPS) --output $(RUNS)/compare $(EVAL_ARGS)
 
 # the teacher and its truncated student from `make pretrain` (TEACHER=... too), or any pair given as
 # KD_TEACHER=DIR_OR_NAME KD_STUDENT=DIR_OR_NAME (e.g. gpt2 and distilgpt2), which skips pre-training
 KD_TEACHER ?= $(if $(strip $(TEACHER)),$(TEACHER),$(RUNS)/teacher/export)
 KD_STUDENT ?= $(STUDENT_DIR)/export
 kd-finetune: $(if $(filter command line environment,$(origin KD_STUDENT)),venv,pretrain)
-	$(EVAL) kd-study --scale $(SCALE) --teacher $(KD_TEACHER) --student $(KD_STUDENT) --out $(RUNS)/kd-study $(EVAL_ARGS)
+	$(EVAL) kd-study --scale $(SCALE) --teacher $(KD_TEACHER) --student $(KD_STUDENT) --output $(RUNS)/kd-study $(EVAL_ARGS)
 
 # ---------------------------------------------------------------- bench
 bench: venv demo-corpus

@@ -75,7 +75,7 @@ def tokenize(scale: Scale, clean_dir: Path, name: str, out: Path, *, teacher: st
            "block_size": scale.block_size, "val_fraction": scale.val_fraction, "split": "cluster"}
     tokens, key_fp = unit_path(out / "tokens", name, key)
     if not (tokens / "manifest.json").exists():
-        run_command(python_module("train", "tokenize", "--data", str(clean_dir), "--tokenizer", teacher, "--out", str(tokens),
+        run_command(python_module("train", "tokenize", "--data", str(clean_dir), "--tokenizer", teacher, "--output", str(tokens),
                                   "--block-size", str(scale.block_size), "--val-fraction", str(scale.val_fraction)),
                     out / "logs" / f"tokenize-{tokens.name}.log")
     return tokens, {"kind": "token shards", "fingerprint": key_fp, "content": tokens_fingerprint(tokens), "path": str(tokens)}
@@ -95,7 +95,7 @@ def pretrain(scale: Scale, tokens: Path, run_dir: Path, seed: int, *, teacher: s
     key = {"tokens": tokens_fingerprint(tokens), "teacher": model_fingerprint(teacher), "options": options}
     run_dir, key_fp = unit_path(run_dir.parent, run_dir.name, key)
     if not (run_dir / "summary.json").exists():
-        run_command(python_module("train", "pretrain", "--tokens", str(tokens), "--out", str(run_dir), "--teacher", teacher,
+        run_command(python_module("train", "pretrain", "--tokens", str(tokens), "--output", str(run_dir), "--teacher", teacher,
                                   *options, "--device", device), log or run_dir.with_suffix(".log"))
     summary = json.loads((run_dir / "summary.json").read_text())
     return {**summary, "run_dir": str(run_dir), "unit": {"kind": "training run", "fingerprint": key_fp, "path": str(run_dir)}}
