@@ -108,7 +108,7 @@ def test_a_study_rerun_with_another_budget_reports_only_its_own_units(shared_dat
     assert "train pretrain" in stdout  # a new run, not the first budget's reused
     assert run["fingerprints"]["run"] != first["runs"]["none-seed0"]["fingerprints"]["run"]
     assert run["wikitext_ppl"] != first["runs"]["none-seed0"]["wikitext_ppl"]
-    # the report's numbers are the second run's, under its own fingerprints; both runs live side by side in --out
+    # the report's numbers are the second run's, under its own fingerprints; both runs live side by side in --output
     report = (out / "report.md").read_text()
     assert "4,096 tokens per run" in report and f"{run['wikitext_ppl']:.1f}" in report
     assert run["fingerprints"]["run"] in report and first["runs"]["none-seed0"]["fingerprints"]["run"] not in report
