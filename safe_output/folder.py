@@ -1,7 +1,7 @@
 """The output-folder rule every command follows.
 
 A command writes only into a folder it created or found empty; it marks such a folder as its own with
-`.made-by.json` (naming the command). Pointed at a folder holding anything else (`--out ~`, a folder of
+`.made-by.json` (naming the command). Pointed at a folder holding anything else (`--output ~`, a folder of
 the user's files, another command's output) it stops with one line and writes nothing. It replaces its
 own earlier output only when asked (`reuse_or_replace`, behind --overwrite), never a folder without its mark.
 """
@@ -30,7 +30,7 @@ def owner_of(folder: str | os.PathLike) -> str | None:
         return None
 
 
-def claim_output(folder: str | os.PathLike, command: str, *, option: str = "--out", legacy: tuple[str, ...] = ()) -> bool:
+def claim_output(folder: str | os.PathLike, command: str, *, option: str = "--output", legacy: tuple[str, ...] = ()) -> bool:
     """Make `folder` the output folder of `command`. Returns True when it already was (a re-run: resume or
     reuse), False when it was created or found empty. Raises UserError for any other folder.
 
@@ -73,7 +73,7 @@ def remove_leftovers(folder: Path) -> None:
 
 
 @contextmanager
-def use_output(folder: str | os.PathLike, command: str, *, wait: bool = False, option: str = "--out",
+def use_output(folder: str | os.PathLike, command: str, *, wait: bool = False, option: str = "--output",
                legacy: tuple[str, ...] = ()) -> Iterator[bool]:
     """What every command does with its output folder: claim it (`claim_output`), hold its lock for the
     whole run (`output_lock`), then remove temporary files a killed run of its own left there.
@@ -88,7 +88,7 @@ def use_output(folder: str | os.PathLike, command: str, *, wait: bool = False, o
 
 
 def reuse_or_replace(folder: str | os.PathLike, command: str, same: bool, overwrite: bool, *, changes: str = "",
-                     option: str = "--out") -> bool:
+                     option: str = "--output") -> bool:
     """For a folder holding `command`'s earlier output: True to reuse (or resume) it when made with the
     `same` settings and inputs; else False once it is emptied for a new run (only with --overwrite), or
     UserError naming what changed (`changes`)."""
@@ -101,7 +101,7 @@ def reuse_or_replace(folder: str | os.PathLike, command: str, same: bool, overwr
     return False
 
 
-def replace_own(folder: str | os.PathLike, command: str, *, option: str = "--out") -> None:
+def replace_own(folder: str | os.PathLike, command: str, *, option: str = "--output") -> None:
     """Empty `folder` for a fresh run of `command` (--overwrite). Only a folder marked as made by `command`."""
     folder = Path(folder)
     if owner_of(folder) != command:

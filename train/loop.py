@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from safe_output import atomic_folder, atomic_json, atomic_write, use_output
 from train import TrainError as RunError  # the package's one user-facing error
 from train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from cli_config import RECORD
 from train.config import RunConfig
 from train.data import DataError, TokenBlocks, sample_indices
 from train.distill import DistillConfig, distillation_loss
@@ -152,7 +153,7 @@ def run_inputs(cfg: RunConfig, tokens: TokenBlocks) -> dict:
 def run_fingerprint(cfg: RunConfig, inputs: dict) -> str:
     """The run's identity: every setting that shapes the weights, and its inputs' fingerprints (not paths)."""
     settings = cfg.to_dict()
-    settings.pop("out")
+    settings.pop("output")
     settings["data"] = {k: v for k, v in settings["data"].items() if k != "tokens"}
     settings["system"] = {k: v for k, v in settings["system"].items() if k not in ("threads", "device")}
     return fingerprint({"settings": settings, "inputs": inputs})
@@ -165,13 +166,14 @@ def check_inputs(out: Path, inputs: dict, is_main: bool) -> None:
         recorded = json.loads(path.read_text())
         if recorded != inputs:
             raise RunError(f"{out} was trained on other inputs than now ({describe_change(recorded, inputs)}): "
-                           "pass the run's own --tokens/--teacher to resume, or another --out for a new run")
+                           "pass the run's own --tokens/--teacher to resume, or another --output for a new run")
     elif is_main:
         atomic_json(path, inputs)
 
 
-def prepare_run_dir(cfg: RunConfig, is_main: bool) -> Path:
-    out = Path(cfg.out)
+def prepare_run_dir(cfg: RunConfig, is_main: bool, settings: str = "") -> Path:
+    """`settings`: the resolved settings as config.toml text, written beside config.json."""
+    out = Path(cfg.output)
     config_path = out / "config.json"
     if config_path.exists():
         # options added since that run was started count as their defaults
@@ -182,22 +184,24 @@ def prepare_run_dir(cfg: RunConfig, is_main: bool) -> Path:
             changed = sorted(f"{g}.{k}" for g in previous if isinstance(previous[g], dict)
                              for k in previous[g] if previous[g][k] != cfg.to_dict().get(g, {}).get(k))
             raise RunError(f"{out} holds a run with other settings ({', '.join(changed) or 'config'}): "
-                           "use the same command to resume, or another --out")
+                           "use the same command to resume, or another --output")
     elif is_main:
         atomic_json(config_path, cfg.to_dict())
+        if settings:
+            atomic_write(out / RECORD, settings)
     return out
 
 
-def train(cfg: RunConfig, wait: bool = False) -> dict:
-    """Run (or resume, or find finished) the training run `cfg.out`. The first process claims and locks
+def train(cfg: RunConfig, wait: bool = False, settings: str = "") -> dict:
+    """Run (or resume, or find finished) the training run `cfg.output`. The first process claims and locks
     the run folder (`safe_output.use_output`): it holds only this run's files, and one run at a time."""
     if int(os.environ.get("RANK", "0")) != 0:
         return _train(cfg)
-    with use_output(cfg.out, COMMAND, wait=wait, legacy=("config.json", "metrics.jsonl")):
-        return _train(cfg)
+    with use_output(cfg.output, COMMAND, wait=wait, legacy=("config.json", "metrics.jsonl")):
+        return _train(cfg, settings)
 
 
-def _train(cfg: RunConfig) -> dict:
+def _train(cfg: RunConfig, settings: str = "") -> dict:
     rank, world, device = setup_distributed(cfg)
     is_main = rank == 0
     try:
@@ -205,7 +209,7 @@ def _train(cfg: RunConfig) -> dict:
         val = TokenBlocks(cfg.data.tokens, "val")
     except DataError as e:
         raise RunError(str(e)) from None
-    out = prepare_run_dir(cfg, is_main)
+    out = prepare_run_dir(cfg, is_main, settings)
     inputs = run_inputs(cfg, tokens)
     check_inputs(out, inputs, is_main)
     if (out / "summary.json").exists():

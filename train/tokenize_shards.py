@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from safe_output import atomic_contents, atomic_json, reuse_or_replace, use_output
+from cli_config import RECORD
+from safe_output import atomic_contents, atomic_json, atomic_write, reuse_or_replace, use_output
 
 from train.fingerprint import clean_fingerprint, describe_change, fingerprint
 from train.split import cluster_split, find_near_duplicates, id_hash_split, is_validation, leakage
@@ -95,7 +96,8 @@ class ShardWriter:
 
 def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str | Path, block_size: int = 128,
                     val_fraction: float = 0.01, shard_tokens: int = 2**26, batch_docs: int = 512, split: str = "cluster",
-                    overwrite: bool = False, wait: bool = False) -> dict:
+                    overwrite: bool = False, wait: bool = False, record: str = "") -> dict:
+    """`record`: the resolved settings (config.toml), written with the shards."""
     clean_dir, out = Path(clean_dir), Path(out)
     source_manifest = clean_dir / "manifest.json"
     if not source_manifest.exists():
@@ -116,6 +118,8 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
         start = time.time()
         with atomic_contents(out, finished="manifest.json") as tmp:
             manifest = _tokenize_into(tmp, clean_dir, tok, tokenizer_dir, wanted, split, shard_tokens, batch_docs)
+            if record:
+                atomic_write(tmp / RECORD, record)
     splits = manifest["splits"]
     print(f"token shards: {out}: train {splits['train']['tokens']:,} tokens ({splits['train']['blocks']:,} blocks), "
           f"val {splits['val']['tokens']:,} tokens, {time.time() - start:,.0f}s")

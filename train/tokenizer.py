@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from safe_output import atomic_contents, atomic_json, reuse_or_replace, use_output
+from cli_config import RECORD
+from safe_output import atomic_contents, atomic_json, atomic_write, reuse_or_replace, use_output
 
 EOS = "<|endoftext|>"
 COMMAND = "train tokenizer"
@@ -96,7 +97,9 @@ def vocab_fingerprint(tok) -> str:
     return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
 
 
-def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int, overwrite: bool = False, wait: bool = False) -> dict:
+def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int, overwrite: bool = False, wait: bool = False,
+                   record: str = "") -> dict:
+    """`record`: the resolved settings (config.toml), written with the tokenizer."""
     from train.fingerprint import clean_fingerprint, describe_change
 
     # what the tokenizer is made from: GPT-2's files, or these clean corpora (by content) and a vocabulary size
@@ -116,5 +119,7 @@ def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int, overw
         with atomic_contents(out, finished="tokenizer.json") as tmp:
             save_tokenizer(tok, tmp)
             atomic_json(tmp / provenance.name, {"made_from": made_from, "fingerprint": info["fingerprint"]})
+            if record:
+                atomic_write(tmp / RECORD, record)
     print(f"tokenizer: {out} ({info['kind']}, {info['vocab_size']:,} tokens)")
     return info
