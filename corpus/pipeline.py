@@ -371,7 +371,8 @@ def run_clean(inputs: list[str], out: str | Path, cfg: CleanConfig, overwrite: b
     `out` must be new, empty or an earlier output of corpus-clean; it is locked while the run lasts (another
     run on it: stop, or with `wait_for_output` wait for it to end)."""
     out = Path(out)
-    with use_output(out, COMMAND, wait=wait_for_output, option="--output", legacy=(".work/config.json",)):
+    inputs_of = {"--input": inputs, "--decontaminate": cfg.decontaminate, "--dedup-against": cfg.dedup_against}
+    with use_output(out, COMMAND, wait=wait_for_output, option="--output", legacy=(".work/config.json",), inputs=inputs_of):
         prepare_output(out, cfg, inputs, overwrite)
         return run_stages(inputs, out, cfg, wait)
 

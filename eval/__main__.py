@@ -53,7 +53,9 @@ def run(args) -> None:
         return
     # a study writes only into a folder it made, one run at a time; finished studies made before folders
     # were marked are recognised by their report
-    with use_output(args.out, f"eval {args.command}", wait=args.wait, legacy=("report.md", "results.json")):
+    inputs = {f"--{name.replace('_', '-')}": [v] if isinstance(v, str) else v for name, v in vars(args).items()
+              if name in ("input", "clean", "clean_root", "teacher", "student", "eval_data")}
+    with use_output(args.out, f"eval {args.command}", wait=args.wait, legacy=("report.md", "results.json"), inputs=inputs):
         command.run(args)
 
 

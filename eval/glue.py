@@ -378,7 +378,8 @@ def add_arguments(p) -> None:
 def run(args) -> dict:
     cfg = GlueConfig(**{k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("cfg.")})
     # one run per --save folder at a time, as for every other output folder
-    output = use_output(args.save, "eval glue --save", wait=args.wait, option="--save") if args.save else nullcontext()
+    inputs = {"MODEL": [args.model], "--teacher": [args.teacher], "--data": [args.data]}
+    output = use_output(args.save, "eval glue --save", wait=args.wait, option="--save", inputs=inputs) if args.save else nullcontext()
     with output:
         result = finetune(args.model, args.task, args.data, cfg, teacher_dir=args.teacher, save=args.save)
     name = "Matthews corr." if result["metric"] == "mcc" else "accuracy"

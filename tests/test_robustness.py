@@ -96,3 +96,76 @@ def test_corpus_clean_stops_on_sigterm_and_sighup_and_resumes(paragraphs_jsonl, 
     if signum == signal.SIGTERM:  # (the state is the same after either signal: resume once)
         subprocess.run(cmd, check=True, capture_output=True)
         assert corpus_snapshot(out) == clean_reference
+
+
+# ------------------------------------------------------------------------------------ --overwrite
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
+
+
+def one_line_error(result: subprocess.CompletedProcess, *needles: str) -> str:
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def contents(path: Path) -> dict:
+    return {str(p.relative_to(path)): p.read_bytes() if p.is_file() else None for p in sorted(path.rglob("*"))
+            if p.name != ".lock"}
+
+
+def none_cmd(inputs, out: Path, *extra: str) -> list[str]:
+    return [PY, "-m", "corpus.cli", "--input", *map(str, inputs), "--output", str(out), "--preset", "none", "--workers", "1", *extra]
+
+
+@pytest.fixture(scope="module")
+def small_jsonl(shared_data, tmp_path_factory) -> Path:
+    texts = wikitext_paragraphs(shared_data, 40)
+    return write_jsonl(tmp_path_factory.mktemp("small") / "docs.jsonl", [{"id": f"s{i}", "text": t} for i, t in enumerate(texts)])
+
+
+def test_overwrite_removes_only_what_the_command_wrote(small_jsonl, tmp_path):
+    out = tmp_path / "clean"
+    assert run(none_cmd([small_jsonl], out)).returncode == 0
+    (out / "notes.txt").write_text("mine")
+    (out / "shards" / "keep.arrow").write_text("mine too")
+    before = contents(out)
+    line = one_line_error(run(none_cmd([small_jsonl], out, "--max-shard-mb", "1", "--overwrite")), "notes.txt",
+                          "shards/keep.arrow", "did not write", "nothing was removed")
+    assert contents(out) == before, line
+    for name in ("notes.txt", "shards/keep.arrow"):
+        (out / name).unlink()
+    result = run(none_cmd([small_jsonl], out, "--max-shard-mb", "1", "--overwrite"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(shard_rows(out)) == 40
+
+
+@pytest.mark.parametrize("option", ["--input", "--decontaminate"])
+def test_an_input_inside_the_output_folder_is_refused_before_anything_is_removed(small_jsonl, tmp_path, option):
+    out = tmp_path / "clean"
+    assert run(none_cmd([small_jsonl], out)).returncode == 0
+    before = contents(out)
+    inside = out / "shards" if option == "--input" else out / "report.md"
+    cmd = none_cmd([inside if option == "--input" else small_jsonl], out, "--overwrite")
+    if option == "--decontaminate":
+        cmd += ["--decontaminate", str(inside)]
+    one_line_error(run(cmd), str(inside), "inside --output")
+    assert contents(out) == before
+
+
+def test_tokenize_refuses_a_tokenizer_inside_its_output(shared_data, tmp_path):
+    from run_helpers import write_clean_corpus
+    from train.tokenizer import save_tokenizer, train_tokenizer
+
+    clean = write_clean_corpus(tmp_path / "clean", wikitext_paragraphs(shared_data, 40))
+    save_tokenizer(train_tokenizer([clean], vocab_size=300), tmp_path / "tok")
+    out = tmp_path / "tokens"
+    tokenize = [PY, "-m", "train", "tokenize", "--data", str(clean), "--out", str(out), "--val-fraction", "0.1"]
+    assert run(tokenize + ["--tokenizer", str(tmp_path / "tok"), "--block-size", "32"]).returncode == 0
+    before = contents(out)
+    one_line_error(run(tokenize + ["--tokenizer", str(out / "tokenizer"), "--block-size", "16", "--overwrite"]),
+                   "--tokenizer", "inside --out")
+    assert contents(out) == before

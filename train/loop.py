@@ -193,7 +193,8 @@ def train(cfg: RunConfig, wait: bool = False) -> dict:
     the run folder (`safe_output.use_output`): it holds only this run's files, and one run at a time."""
     if int(os.environ.get("RANK", "0")) != 0:
         return _train(cfg)
-    with use_output(cfg.out, COMMAND, wait=wait, legacy=("config.json", "metrics.jsonl")):
+    inputs = {"--tokens": [cfg.data.tokens], "--teacher": [cfg.model.teacher]}
+    with use_output(cfg.out, COMMAND, wait=wait, legacy=("config.json", "metrics.jsonl"), inputs=inputs):
         return _train(cfg)
 
 
