@@ -169,3 +169,23 @@ def test_tokenize_refuses_a_tokenizer_inside_its_output(shared_data, tmp_path):
     one_line_error(run(tokenize + ["--tokenizer", str(out / "tokenizer"), "--block-size", "16", "--overwrite"]),
                    "--tokenizer", "inside --out")
     assert contents(out) == before
+
+
+# ------------------------------------------------------------------------------------ memory
+def test_reading_a_300mb_line_stays_within_the_memory_bound(tmp_path):
+    """A 300 MB JSON line in a 300 KB gzip file: skipped as too large, the documents around it kept, and the
+    run's peak RSS (measured by the kernel) stays within 8 x the 64 MiB document limit above a small file's."""
+    from bench.bench_read_memory import MIB, clean_cmd, peak_rss_mb, write_long_line_jsonl
+    from corpus.readers import MAX_DOC_BYTES
+
+    small = write_long_line_jsonl(tmp_path / "small.jsonl.gz", MIB)
+    baseline, run_small = peak_rss_mb(clean_cmd(small, tmp_path / "out-small"))
+    assert run_small.returncode == 0, run_small.stderr
+    long = write_long_line_jsonl(tmp_path / "long.jsonl.gz", 300 * MIB)
+    assert long.stat().st_size < 2 * MIB
+    peak, run_long = peak_rss_mb(clean_cmd(long, tmp_path / "out-long"))
+    assert run_long.returncode == 0, run_long.stderr
+    assert sorted(r["id"] for r in shard_rows(tmp_path / "out-long")) == ["first", "last"]
+    skipped = json.loads((tmp_path / "out-long" / "stats.json").read_text())["input"]["skipped"]
+    assert skipped == {"too_large": 1}
+    assert peak - baseline < 8 * MAX_DOC_BYTES / MIB, (peak, baseline)
