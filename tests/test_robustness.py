@@ -189,3 +189,40 @@ def test_reading_a_300mb_line_stays_within_the_memory_bound(tmp_path):
     skipped = json.loads((tmp_path / "out-long" / "stats.json").read_text())["input"]["skipped"]
     assert skipped == {"too_large": 1}
     assert peak - baseline < 8 * MAX_DOC_BYTES / MIB, (peak, baseline)
+
+
+# ------------------------------------------------------------------------------------ reports
+HOSTILE = ["<!--<script>", "</script><script>window.pwned = 1</script>", "<img src=x onerror=\"window.pwned = 2\">",
+           "]]></script><!--", "\u2028\u2029"]
+
+
+def test_no_document_text_id_file_name_or_metadata_changes_how_the_reports_run(shared_data, tmp_path):
+    from browser import Browser
+    from markdown_it import MarkdownIt
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    english = [{"id": f"en-{i}", "text": t} for i, t in enumerate(wikitext_paragraphs(shared_data, 5))]
+    french = "Le chat est assis sur le tapis et regarde la pluie tomber sur la ville endormie. " * 12
+    hostile = [{"id": f"{h} id-{i}", "text": f"{french}\n{h}\n{french}", "note": h} for i, h in enumerate(HOSTILE)]
+    write_jsonl(inputs / "plain.jsonl", english)
+    write_jsonl(inputs / "x<\u2028script><!--<script>'\".jsonl", hostile)
+    out = tmp_path / "clean"
+    result = run([PY, "-m", "corpus.cli", "--input", str(inputs), "--output", str(out), "--workers", "1",
+                  "--set", "filters.gopher_repetition=null", "--set", "filters.gopher_quality=null"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    removed = {r["id"] for r in shard_rows(out, "removed/language")}
+    assert {d["id"] for d in hostile} <= removed
+    with Browser(tmp_path / "profile") as b:
+        b.open(out / "report.html")
+        assert b.errors == []
+        assert b.eval("window.pwned === undefined")
+        browser = "[data-browser=removed-language]"
+        assert int(b.eval(f"document.querySelector('{browser}').dataset.matches")) == len(removed)
+        shown = b.eval(f"[...document.querySelectorAll('{browser} article')].map(a => a.textContent)")
+        assert len(shown) == len(removed)
+        for h in HOSTILE[:4]:  # shown as text, as written
+            assert any(h in t for t in shown), h
+    rendered = MarkdownIt("commonmark").render((out / "report.md").read_text())
+    assert "<script" not in rendered and "<img" not in rendered and "<!--" not in rendered
+    assert "&lt;!--&lt;script&gt;" in rendered  # the text is there, shown literally
