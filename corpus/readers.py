@@ -60,7 +60,8 @@ def _hidden(relative: str) -> bool:
 
 
 def list_input_files(paths: list[str | os.PathLike]) -> list[storage.Entry]:
-    """Every readable file under `paths` (local paths or URLs), in a deterministic order."""
+    """Every readable file under `paths` (local paths or URLs), in a deterministic order, with names unique
+    among them (see `storage.unique_names`)."""
     found = []
     for given in map(str, paths):
         try:
@@ -68,7 +69,7 @@ def list_input_files(paths: list[str | os.PathLike]) -> list[storage.Entry]:
         except storage.NotFound:
             continue
         found += [e for e in entries if file_format(e.path) and (e.given or not _hidden(e.relative))]
-    return found
+    return storage.unique_names(found)
 
 
 def check_inputs(paths: list[str | os.PathLike]) -> list[str]:

@@ -226,3 +226,22 @@ def test_no_document_text_id_file_name_or_metadata_changes_how_the_reports_run(s
     rendered = MarkdownIt("commonmark").render((out / "report.md").read_text())
     assert "<script" not in rendered and "<img" not in rendered and "<!--" not in rendered
     assert "&lt;!--&lt;script&gt;" in rendered  # the text is there, shown literally
+
+
+# ------------------------------------------------------------------------------------ names
+def test_same_file_names_in_two_inputs_and_a_name_that_is_not_utf8(tmp_path):
+    """Documents without ids get unique ids and sources; a file name that is not UTF-8 is read, its name
+    shown with \\x escapes."""
+    for folder in ("a", "b"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        write_jsonl(tmp_path / "in" / folder / "x.jsonl", [{"text": f"Document in folder {folder}, the first one."},
+                                                          {"text": f"Document in folder {folder}, the second one."}])
+    latin1 = os.fsencode(tmp_path / "in" / "a") + b"/caf\xe9.jsonl"
+    write_jsonl(Path(os.fsdecode(latin1)), [{"text": "A document in a file whose name is Latin-1."}])
+    out = tmp_path / "clean"
+    result = run(none_cmd([tmp_path / "in" / "a", tmp_path / "in" / "b"], out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = shard_rows(out)
+    assert sorted((r["id"], r["source"]) for r in rows) == [
+        ("a/caf\\xe9.jsonl#0", "a/caf\\xe9.jsonl"), ("a/x.jsonl#0", "a/x.jsonl"), ("a/x.jsonl#1", "a/x.jsonl"),
+        ("b/x.jsonl#0", "b/x.jsonl"), ("b/x.jsonl#1", "b/x.jsonl")]
