@@ -10,6 +10,7 @@ built-in `open`, which is faster than going through fsspec).
 """
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 from dataclasses import dataclass
@@ -53,7 +54,10 @@ def open_file(path: str, mode: str = "rb"):
     if not is_remote(path):
         return open(local_path(path), mode)
     fs, inner = fs_and_path(path)
-    return fs.open(inner, mode)
+    f = fs.open(inner, mode)
+    if mode == "rb" and not isinstance(f, (io.BufferedReader, io.BytesIO)):
+        f = io.BufferedReader(f)  # readline(limit), which fsspec's files lack (bounded reading of long lines)
+    return f
 
 
 @dataclass(frozen=True)
