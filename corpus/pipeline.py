@@ -37,7 +37,7 @@ from corpus.dedup import MinHashSettings, exact_dedup_stages, exact_signature, m
 from corpus.filters import FilterConfig, full_filter_steps
 from corpus.incremental import reference_index
 from corpus.paper_cleaner import PaperCleaner, PaperConfig
-from corpus.readers import RawDocumentReader
+from corpus.readers import HTML_TIMEOUT_S, RawDocumentReader
 from safe_output import StageFailed, atomic_json, atomic_write, reuse_or_replace, use_output
 
 PRESETS = ("full", "paper", "none")
@@ -58,6 +58,7 @@ class CleanConfig:
     slurm_time: str = "04:00:00"
     slurm_env: str | None = None  # shell command that sets up Python in a job (default: this environment)
     decontaminate: list[str] = field(default_factory=list)
+    html_timeout_s: float = HTML_TIMEOUT_S  # per HTML page; a page whose text extraction takes longer is skipped (counted)
     dedup_against: list[str] | None = None  # clean corpora to deduplicate against (see corpus.incremental)
     filters: FilterConfig = field(default_factory=FilterConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
@@ -168,7 +169,8 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
     def removed_writer(step: str) -> ArrowShardWriter:
         return ArrowShardWriter(lay.removed_dir(step), max_shard_bytes=shard_bytes)
 
-    reader = RawDocumentReader(inputs, text_key=cfg.text_key, id_key=cfg.id_key, skip_log_dir=lay.work / "skipped")
+    reader = RawDocumentReader(inputs, text_key=cfg.text_key, id_key=cfg.id_key, skip_log_dir=lay.work / "skipped",
+                               html_timeout_s=cfg.html_timeout_s)
     reader.plan(tasks)  # once, here: the tasks get it with the pipeline
     read = [reader, Progress(reader)]
     final_writer = ArrowShardWriter(lay.data("final"), max_shard_bytes=shard_bytes)

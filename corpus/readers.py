@@ -17,7 +17,10 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
+import threading
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -93,6 +96,34 @@ def check_inputs(paths: list[str | os.PathLike]) -> list[str]:
     return files
 
 
+HTML_TIMEOUT_S = 60.0  # per page: trafilatura can take minutes on some pages; such a page is skipped
+
+
+class ExtractionTimeout(BaseException):
+    """A page's extraction ran out of time (a BaseException: trafilatura's own `except Exception` must not
+    swallow it)."""
+
+
+@contextmanager
+def time_limit(seconds: float | None):
+    """Raise ExtractionTimeout in the block after `seconds` of wall time (SIGALRM; in the main thread of a
+    process, where datatrove runs its tasks; elsewhere, and with None or 0, no limit)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum, frame):
+        raise ExtractionTimeout(f"over {seconds:g}s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def html_to_text(html: str | bytes) -> str | None:
     """Main text of an HTML page (trafilatura, deterministic settings), or None if it has none."""
     import trafilatura
@@ -118,6 +149,7 @@ class RawDocumentReader(PipelineStep):
         limit: int = -1,
         max_doc_bytes: int = MAX_DOC_BYTES,
         skip_log_dir: str | os.PathLike | None = None,
+        html_timeout_s: float | None = HTML_TIMEOUT_S,
     ):
         super().__init__()
         self.paths = [str(p) for p in paths]
@@ -125,6 +157,7 @@ class RawDocumentReader(PipelineStep):
         self.id_key = id_key
         self.limit = limit
         self.max_doc_bytes = max_doc_bytes
+        self.html_timeout_s = html_timeout_s
         self.max_record_bytes = int(max_doc_bytes * RECORD_BYTES_PER_DOC_BYTE)
         self.max_html_bytes = int(max_doc_bytes * HTML_BYTES_PER_DOC_BYTE)
         self.skip_log_dir = Path(skip_log_dir) if skip_log_dir else None
@@ -309,6 +342,17 @@ class RawDocumentReader(PipelineStep):
         except (pa.ArrowException, OSError, ValueError) as e:
             self.skip("file_corrupt", path, f"after row {index}", f"{type(e).__name__}: {e}")
 
+    def _extract(self, html: bytes, path: str, where: str, url: str = "") -> str | None | bool:
+        """`html_to_text` within `html_timeout_s`; False (skipped and counted) for a page that takes longer."""
+        import trafilatura  # noqa: F401  (its first import is not the page's time)
+
+        try:
+            with time_limit(self.html_timeout_s):
+                return html_to_text(html)
+        except ExtractionTimeout:
+            self.skip("html_timeout", path, where, f"text extraction took over {self.html_timeout_s:g}s {url}".rstrip())
+            return False
+
     def _batch_records(self, batch, path: str, first_row: int):
         """The batch's rows as dicts; None for a row whose text is over max_doc_bytes (skipped unconverted)."""
         import pyarrow as pa
@@ -351,7 +395,9 @@ class RawDocumentReader(PipelineStep):
                     if len(html) > self.max_html_bytes:
                         self.skip("too_large", path, f"record {index}", f"an HTML page over {self.max_html_bytes:,} bytes: {url}")
                         continue
-                    text = html_to_text(html)
+                    text = self._extract(html, path, f"record {index}", url)
+                    if text is False:
+                        continue
                     if text is None:
                         self.skip("no_text", path, f"record {index}", f"no main text in {url}")
                         continue
@@ -366,7 +412,9 @@ class RawDocumentReader(PipelineStep):
         if len(html) > self.max_html_bytes:
             self.skip("too_large", piece.entry.path, "", f"an HTML page over {self.max_html_bytes:,} bytes")
             return
-        text = html_to_text(html)
+        text = self._extract(html, piece.entry.path, "")
+        if text is False:
+            return
         if text is None:
             self.skip("no_text", piece.entry.path, "", "no main text found in the page")
             return

@@ -245,3 +245,26 @@ def test_same_file_names_in_two_inputs_and_a_name_that_is_not_utf8(tmp_path):
     assert sorted((r["id"], r["source"]) for r in rows) == [
         ("a/caf\\xe9.jsonl#0", "a/caf\\xe9.jsonl"), ("a/x.jsonl#0", "a/x.jsonl"), ("a/x.jsonl#1", "a/x.jsonl"),
         ("b/x.jsonl#0", "b/x.jsonl"), ("b/x.jsonl#1", "b/x.jsonl")]
+
+
+# ------------------------------------------------------------------------------------ HTML time bound
+def test_a_page_that_stalls_the_extraction_is_skipped_and_named(tmp_path):
+    """A real slow path of trafilatura (a long page of many paragraphs takes it seconds): with the bound
+    lowered below that, the page is skipped, counted and named; the quick page beside it is kept."""
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    body = "".join(f"<div><p>Paragraph {i} of a long page about nothing in particular, said again and again.</p></div>"
+                   for i in range(8000))
+    (pages / "slow.html").write_text(f"<html><body><article>{body}</article></body></html>")
+    quick = "<p>" + "A short page with one paragraph of plain English text for the reader to keep. " * 5 + "</p>"
+    (pages / "quick.html").write_text(f"<html><body><article>{quick}</article></body></html>")
+    out = tmp_path / "clean"
+    start = time.time()
+    result = run(none_cmd([pages], out, "--set", "html_timeout_s=1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [r["id"] for r in shard_rows(out)] == ["quick.html"]
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["input"]["skipped"] == {"html_timeout": 1}
+    skips = [json.loads(line) for f in (out / ".work" / "skipped").glob("*.jsonl") for line in f.read_text().splitlines()]
+    assert [(s["file"].rsplit("/", 1)[-1], s["reason"]) for s in skips] == [("slow.html", "html_timeout")]
+    assert time.time() - start < 60
