@@ -268,3 +268,92 @@ def test_a_page_that_stalls_the_extraction_is_skipped_and_named(tmp_path):
     skips = [json.loads(line) for f in (out / ".work" / "skipped").glob("*.jsonl") for line in f.read_text().splitlines()]
     assert [(s["file"].rsplit("/", 1)[-1], s["reason"]) for s in skips] == [("slow.html", "html_timeout")]
     assert time.time() - start < 60
+
+
+# ------------------------------------------------------------------------------------ one line, exit 2
+@pytest.fixture(scope="module")
+def train_env(shared_data, tmp_path_factory) -> dict:
+    """A clean corpus, its tokenizer, token shards, a tiny teacher, and teachers with broken config.json files."""
+    from run_helpers import write_clean_corpus
+    from train.model import GPT, GPTConfig
+    from train.tokenize_shards import tokenize_corpus
+    from train.tokenizer import save_tokenizer, train_tokenizer
+
+    root = tmp_path_factory.mktemp("train-env")
+    clean = write_clean_corpus(root / "clean", wikitext_paragraphs(shared_data, 300))
+    tok = train_tokenizer([clean], vocab_size=300)
+    save_tokenizer(tok, root / "tok")
+    tokenize_corpus(clean, root / "tok", root / "tokens", block_size=32, val_fraction=0.1)
+    GPT(GPTConfig(vocab_size=300, block_size=64, n_layer=2, n_head=2, n_embd=32)).save_pretrained(root / "teacher")
+    save_tokenizer(tok, root / "teacher")
+    env = {"clean": clean, "tok": root / "tok", "tokens": root / "tokens", "teacher": root / "teacher"}
+    for name, change in {"n_head 0": {"n_head": 0}, "n_head 3": {"n_head": 3}, "n_embd string": {"n_embd": "32"}}.items():
+        broken = root / name.replace(" ", "-")
+        broken.mkdir()
+        for f in (root / "teacher").iterdir():
+            (broken / f.name).write_bytes(f.read_bytes())
+        config = json.loads((broken / "config.json").read_text())
+        (broken / "config.json").write_text(json.dumps({**config, **change}))
+        env[name] = broken
+    return env
+
+
+@pytest.fixture
+def run_here(capsys):
+    """A `python -m train|eval ...` command's real `main`, in this process (no new interpreter importing torch)."""
+    import importlib
+
+    def run_main(args: list[str]) -> subprocess.CompletedProcess:
+        module = importlib.import_module(f"{args[0]}.__main__")
+        capsys.readouterr()
+        code = module.main(args[1:])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+    return run_main
+
+
+def pretrain_args(tokens, out, *extra) -> list[str]:
+    return ["train", "pretrain", "--tokens", str(tokens), "--out", str(out), "--n-layer", "1", "--n-embd", "32", "--n-head", "2",
+            "--batch-size", "4", "--max-steps", "2", "--eval-every", "2", "--eval-blocks", "4", "--threads", "1", *extra]
+
+
+@pytest.mark.parametrize("broken", ["n_head 0", "n_head 3", "n_embd string"])
+def test_a_teacher_with_an_inconsistent_config_is_one_line(train_env, tmp_path, run_here, broken):
+    config = str(train_env[broken] / "config.json")
+    one_line_error(run_here(pretrain_args(train_env["tokens"], tmp_path / "run", "--teacher", str(train_env[broken]))),
+                   config, broken.split()[0])
+    one_line_error(run_here(["eval", "perplexity", str(train_env[broken]), "--tokens", str(train_env["tokens"])]),
+                   config, broken.split()[0])
+
+
+def test_a_folder_of_the_wrong_kind_is_one_line(train_env, tmp_path, run_here):
+    one_line_error(run_here(pretrain_args(train_env["clean"], tmp_path / "run", "--init", "scratch")),
+                   str(train_env["clean"]), "a clean corpus, not token shards")
+    one_line_error(run_here(["train", "tokenize", "--data", str(train_env["tokens"]), "--tokenizer", str(train_env["tok"]),
+                             "--out", str(tmp_path / "tokens")]), str(train_env["tokens"]), "token shards, not a clean corpus")
+
+
+def test_binary_or_non_utf8_text_for_perplexity_is_one_line(train_env, tmp_path, run_here):
+    (tmp_path / "binary.bin").write_bytes(bytes(range(256)) * 8)
+    (tmp_path / "latin1.txt").write_bytes("Un caf\xe9 au lait, s'il vous pla\xeet.\n".encode("latin-1"))
+    for name in ("binary.bin", "latin1.txt"):
+        one_line_error(run_here(["eval", "perplexity", str(train_env["teacher"]), "--data", str(tmp_path / name)]),
+                       name, "not UTF-8")
+
+
+@pytest.mark.parametrize("content", [b"", "index\tsentence1\tsentence2\tlabel\n0\tCaf\xe9\tA\tentailment\n".encode("latin-1")])
+def test_an_empty_or_non_utf8_glue_tsv_is_one_line(train_env, tmp_path, run_here, content):
+    rte = tmp_path / "glue" / "RTE"
+    rte.mkdir(parents=True)
+    (rte / "train.tsv").write_bytes(content)
+    (rte / "dev.tsv").write_bytes(content)
+    one_line_error(run_here(["eval", "glue", str(train_env["teacher"]), "--task", "rte", "--data", str(tmp_path / "glue"),
+                             "--epochs", "1"]), "train.tsv", "empty" if not content else "not UTF-8")
+
+
+def test_after_a_bad_teacher_the_corrected_command_is_accepted_for_the_same_run_folder(train_env, tmp_path):
+    out = tmp_path / "run"
+    one_line_error(run([PY, "-m", *pretrain_args(train_env["tokens"], out, "--teacher", str(train_env["n_head 0"]))]))
+    result = run([PY, "-m", *pretrain_args(train_env["tokens"], out, "--teacher", str(train_env["teacher"]))])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["steps"] == 2

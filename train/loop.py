@@ -161,7 +161,7 @@ def run_fingerprint(cfg: RunConfig, inputs: dict) -> str:
 def check_inputs(out: Path, inputs: dict, is_main: bool) -> None:
     """A run resumes (or reports itself finished) only on its own data, tokenizer and teacher."""
     path = out / "inputs.json"
-    if path.exists():
+    if path.exists() and not finished_nothing(out):
         recorded = json.loads(path.read_text())
         if recorded != inputs:
             raise RunError(f"{out} was trained on other inputs than now ({describe_change(recorded, inputs)}): "
@@ -170,10 +170,16 @@ def check_inputs(out: Path, inputs: dict, is_main: bool) -> None:
         atomic_json(path, inputs)
 
 
+def finished_nothing(out: Path) -> bool:
+    """A run folder with no checkpoint and no summary: a run that stopped before its first step (a bad option,
+    a bad teacher) left nothing to resume, so a corrected command may start afresh there."""
+    return latest_checkpoint(out) is None and not (out / "summary.json").exists()
+
+
 def prepare_run_dir(cfg: RunConfig, is_main: bool) -> Path:
     out = Path(cfg.out)
     config_path = out / "config.json"
-    if config_path.exists():
+    if config_path.exists() and not finished_nothing(out):
         # options added since that run was started count as their defaults
         defaults = RunConfig().to_dict()
         previous = {group: ({**defaults[group], **values} if isinstance(values, dict) else values)

@@ -24,7 +24,7 @@ from safe_output import atomic_contents, atomic_json, reuse_or_replace, use_outp
 
 from train.fingerprint import clean_fingerprint, describe_change, fingerprint
 from train.split import cluster_split, find_near_duplicates, id_hash_split, is_validation, leakage
-from train.tokenizer import TokenizerError, load_tokenizer, save_tokenizer, vocab_fingerprint
+from train.tokenizer import TokenizerError, check_clean_corpus, load_tokenizer, save_tokenizer, vocab_fingerprint
 
 FORMAT = "flat-tokens-v1"
 COMMAND = "train tokenize"
@@ -100,6 +100,7 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
     source_manifest = clean_dir / "manifest.json"
     if not source_manifest.exists():
         raise TokenizerError(f"{clean_dir}: no manifest.json (is it a finished clean-corpus directory?)")
+    check_clean_corpus(clean_dir)
     if split not in SPLITS:
         raise TokenizerError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
     tok = load_tokenizer(tokenizer_dir)

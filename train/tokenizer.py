@@ -45,6 +45,18 @@ def gpt2_tokenizer():
     return _wrap(tok)
 
 
+def check_clean_corpus(directory: Path) -> None:
+    """`directory` is a finished clean corpus (contract 1): manifest.json with its rows, and shards/."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text())
+    except ValueError as e:
+        raise TokenizerError(f"{directory / 'manifest.json'}: not valid JSON ({e}); is it a finished clean corpus?") from None
+    if not isinstance(manifest, dict) or "rows" not in manifest or not (directory / "shards").is_dir():
+        kind = "token shards" if isinstance(manifest, dict) and "splits" in manifest else "not a clean-corpus folder"
+        raise TokenizerError(f"{directory}: {kind}, not a clean corpus (manifest.json with rows, and shards/): "
+                             "give the folder corpus-clean wrote")
+
+
 def iter_corpus_texts(clean_dirs: list[str | Path], batch_rows: int = 1000) -> Iterator[list[str]]:
     """Texts of clean-corpus directories (contract 1), a batch at a time, memory-mapped."""
     import pyarrow as pa
