@@ -357,3 +357,63 @@ def test_after_a_bad_teacher_the_corrected_command_is_accepted_for_the_same_run_
     result = run([PY, "-m", *pretrain_args(train_env["tokens"], out, "--teacher", str(train_env["teacher"]))])
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out / "summary.json").read_text())["steps"] == 2
+
+
+# ------------------------------------------------------------------------------------ pretrain signals
+def run_snapshot(out: Path) -> dict:
+    from run_helpers import metric_lines
+    from train.model import GPT
+
+    weights = GPT.from_pretrained(out / "export").state_dict()
+    return {"metrics": metric_lines(out), "weights": {k: v.tolist() for k, v in weights.items()},
+            "val_loss": json.loads((out / "summary.json").read_text())["val_loss"]}
+
+
+def metric_count(out: Path) -> int:
+    path = out / "metrics.jsonl"
+    return path.read_text().count("\n") if path.exists() else 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_pretrain_stops_on_sigterm_and_sighup_with_a_checkpoint_and_resumes_exactly(train_env, tmp_path, signum):
+    steps = ("--max-steps", "40", "--ckpt-every", "100", "--dropout", "0.1", "--log-every", "1")
+    reference, out = tmp_path / "reference", tmp_path / "run"
+    cmd = [PY, "-m", *pretrain_args(train_env["tokens"], out, "--init", "scratch", *steps)]
+    result = signal_when(cmd, lambda: metric_count(out) >= 5, signum)
+    assert result.returncode == 128 + signum, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    said = [line for line in result.stdout.splitlines() if "interrupted" in line]
+    assert len(said) == 1 and signal.Signals(signum).name in said[0] and "checkpoint saved" in said[0], result.stdout
+    assert list((out / "checkpoints").glob("step-*.pt"))
+    with output_lock(out):
+        pass
+    if signum == signal.SIGTERM:  # (the same state after either signal: resume once)
+        assert run([PY, "-m", *pretrain_args(train_env["tokens"], out, "--init", "scratch", *steps)]).returncode == 0
+        assert run([PY, "-m", *pretrain_args(train_env["tokens"], reference, "--init", "scratch", *steps)]).returncode == 0
+        assert run_snapshot(out) == run_snapshot(reference)
+
+
+def test_pretrain_under_torchrun_stops_on_sigterm_and_resumes(train_env, tmp_path):
+    """Two CPU ranks (gloo): SIGTERM to torchrun reaches both ranks; they stop, the run folder is released,
+    and the same command resumes from the last checkpoint to the uninterrupted run's result."""
+    steps = ("--max-steps", "30", "--ckpt-every", "3", "--log-every", "1")
+    reference, out = tmp_path / "reference", tmp_path / "run"
+
+    def torchrun(folder: Path) -> list[str]:
+        return [PY, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+                *pretrain_args(train_env["tokens"], folder, "--init", "scratch", *steps)[:]]
+
+    result = signal_when(torchrun(out), lambda: metric_count(out) >= 7, signal.SIGTERM)
+    assert result.returncode != 0
+    stopped = "train: stopped by SIGTERM; run the same command again to resume"
+    assert result.stderr.count(stopped) == 2, result.stderr[-3000:]  # each rank says so, none with a traceback
+    assert "train/" not in result.stderr and "safe_output/" not in result.stderr  # (torchrun's own traceback aside)
+    time.sleep(0.5)
+    assert processes_naming(str(out)) == []  # no rank left behind
+    with output_lock(out):
+        pass
+    assert not (out / "summary.json").exists()
+    again = run(torchrun(out))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert run(torchrun(reference)).returncode == 0
+    assert run_snapshot(out) == run_snapshot(reference)

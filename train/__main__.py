@@ -69,7 +69,7 @@ def run(args) -> int:
 
         result = train(run_config.from_args(args), wait=args.wait)
         if result.get("interrupted"):
-            return 130
+            return result.get("exit_code", 130)
     return 0
 
 

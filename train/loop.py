@@ -35,6 +35,7 @@ from train.tokenizer import load_tokenizer, vocab_fingerprint
 from train.truncate import parse_keep_layers, truncate
 
 COMMAND = "train pretrain"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 # ----------------------------------------------------------------------------------------- setup
@@ -259,8 +260,10 @@ def _train(cfg: RunConfig) -> dict:
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.system.dtype == "bf16" else nullcontext()
     distill_cfg = DistillConfig(cfg.distill.alpha_kl, cfg.distill.alpha_clm, cfg.distill.alpha_cos, cfg.distill.temperature)
 
+    # Ctrl-C, SIGTERM (a batch system's time limit) and SIGHUP end the step, save a checkpoint, and stop
     interrupted = []
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True)) if is_main and world == 1 else None
+    stop_signals = [s for s in STOP_SIGNALS if signal.getsignal(s) != signal.SIG_IGN] if is_main and world == 1 else []
+    previous_handlers = {s: signal.signal(s, lambda signum, _: interrupted.append(signum)) for s in stop_signals}
     metrics = open(out / "metrics.jsonl", "a") if is_main else None
     tokens_per_step = global_batch * tokens.block_size
     t0 = time.time()
@@ -327,13 +330,14 @@ def _train(cfg: RunConfig) -> dict:
                     save_checkpoint(out, done, model, optimizer, keep=cfg.log.keep_checkpoints,
                                     extra={"elapsed_s": prior_elapsed + time.time() - t0, "rng_per_rank": rng_per_rank})
             if stop:
-                print(f"interrupted: checkpoint saved at step {done}; run the same command to resume", flush=True)
-                return {"interrupted": True, "step": done}
+                print(f"interrupted ({signal.Signals(interrupted[0]).name}): checkpoint saved at step {done}; "
+                      "run the same command to resume", flush=True)
+                return {"interrupted": True, "step": done, "exit_code": 128 + interrupted[0]}
     finally:
         if metrics:
             metrics.close()
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
+        for s, handler in previous_handlers.items():
+            signal.signal(s, handler)
 
     summary = {}
     if is_main:
