@@ -19,6 +19,7 @@ renames task outputs to `shards/shard-NNNNN.arrow` and writes `manifest.json`, `
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -347,6 +348,16 @@ def make_executor(stage: Stage, cfg: CleanConfig, lay: Layout, depends=None):
     raise CorpusError(f"unknown executor {cfg.executor!r}; choose local, ray or slurm")
 
 
+def disk_full(logs: Path) -> bool:
+    """Did tasks of a stage fail for want of disk space (their logs say so, or there is none left to say it)?"""
+    try:
+        if shutil.disk_usage(logs).free < 2**20:
+            return True
+    except OSError:
+        return False
+    return any("[Errno 28]" in log.read_text(errors="replace") for log in logs.glob("logs/*.log"))
+
+
 def run_identity(inputs: list[str], cfg: CleanConfig) -> dict:
     """What makes two runs the same run (kept in .work/config.json, the mark of our output folders)."""
     return {"inputs": [str(p) for p in inputs], "config": cfg.to_dict()}
@@ -399,6 +410,8 @@ def run_stages(inputs: list[str], out: Path, cfg: CleanConfig, wait: bool = True
         executor = make_executor(stage, cfg, lay)
         executor.run()
         incomplete = executor.get_incomplete_ranks(range(stage.tasks))
+        if incomplete and disk_full(lay.logs / stage.name):
+            raise OSError(errno.ENOSPC, f"no space left on device (stage {stage.name})")  # said in one line by use_output
         if incomplete:
             raise StageFailed(f"stage {stage.name}: tasks {incomplete} failed; see the logs in {lay.logs / stage.name}")
     return json.loads((out / "manifest.json").read_text())

@@ -13,6 +13,7 @@ output folder is refused before the folder is touched (`inputs` of `use_output`)
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -150,6 +151,16 @@ def _finish_record(folder: Path) -> None:
     _update_mark(folder, written=[rel for rel in _own_files(folder) if rel not in foreign], run_started=None)
 
 
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _free(folder: str | os.PathLike) -> str:
+    try:
+        return f"{shutil.disk_usage(folder).free / 2**20:,.1f} MiB"
+    except OSError:
+        return "unknown"
+
+
 def remove_leftovers(folder: Path) -> None:
     """Temporary files and folders a killed run of the command left in its folder: anywhere below it,
     except in sub-folders that another command owns (their own run removes theirs)."""
@@ -183,6 +194,11 @@ def use_output(folder: str | os.PathLike, command: str, *, wait: bool = False, o
             _start_record(Path(folder))
         try:
             yield rerun
+        except OSError as e:
+            if e.errno not in FULL_DISK:
+                raise
+            raise UserError(f"{option} {folder}: no space left on its device ({_free(folder)} free); free some space "
+                            "and run the same command again to resume (finished work is kept)") from None
         finally:
             if own:
                 _finish_record(Path(folder))

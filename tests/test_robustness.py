@@ -417,3 +417,55 @@ def test_pretrain_under_torchrun_stops_on_sigterm_and_resumes(train_env, tmp_pat
     assert again.returncode == 0, again.stderr[-3000:]
     assert run(torchrun(reference)).returncode == 0
     assert run_snapshot(out) == run_snapshot(reference)
+
+
+# ------------------------------------------------------------------------------------ full disk
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MiB tmpfs (needs root), most of it taken by a filler file the test can delete."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    filler = disk / "filler"
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    filler.write_bytes(b"\0" * max(0, free - leave))
+    return filler
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_corpus_clean_on_a_full_disk_says_so_and_resumes(small_jsonl, shared_data, small_disk, tmp_path, workers):
+    docs = write_jsonl(tmp_path / "docs.jsonl", [{"id": f"d{i}", "text": t} for i, t in enumerate(wikitext_paragraphs(shared_data, 1200))])
+    cmd = none_cmd([docs], small_disk / "clean", "--workers", workers)
+    filler = fill(small_disk, 400_000)
+    result = run(cmd)
+    line = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert line.startswith(f"corpus-clean: error: --output {small_disk / 'clean'}: no space left") and "same command" in line
+    filler.unlink()
+    assert run(cmd).returncode == 0
+    reference = tmp_path / "reference"
+    assert run(none_cmd([docs], reference, "--workers", workers)).returncode == 0
+    assert shard_rows(small_disk / "clean") == shard_rows(reference)
+
+
+def test_tokenize_on_a_full_disk_says_so_and_resumes(train_env, small_disk, tmp_path):
+    def tokenize(out: Path) -> list[str]:
+        return [PY, "-m", "train", "tokenize", "--data", str(train_env["clean"]), "--tokenizer", str(train_env["tok"]),
+                "--out", str(out), "--block-size", "32", "--val-fraction", "0.1"]
+
+    filler = fill(small_disk, 100_000)
+    line = one_line_error(run(tokenize(small_disk / "tokens")), str(small_disk / "tokens"), "no space left", "same command")
+    filler.unlink()
+    assert run(tokenize(small_disk / "tokens")).returncode == 0, line
+    assert run(tokenize(tmp_path / "reference")).returncode == 0
+    for name in ("train-00000.bin", "val-00000.bin"):
+        assert (small_disk / "tokens" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
