@@ -15,7 +15,7 @@ import pytest
 
 from corpus_helpers import shard_rows, write_jsonl
 from safe_output import output_lock
-from safe_output.signals import descendants
+from test_studies import teacher  # noqa: F401  (a fixture: a small teacher for the studies)
 
 PY = sys.executable
 
@@ -469,3 +469,27 @@ def test_tokenize_on_a_full_disk_says_so_and_resumes(train_env, small_disk, tmp_
     assert run(tokenize(tmp_path / "reference")).returncode == 0
     for name in ("train-00000.bin", "val-00000.bin"):
         assert (small_disk / "tokens" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
+
+
+# ------------------------------------------------------------------------------------ studies
+def test_a_study_stops_on_sigterm_with_its_sub_commands_and_resumes(shared_data, teacher, tmp_path):
+    """SIGTERM to the study's main process only, while its cleaning sub-command runs: the sub-command and its
+    workers end, the study says so in one line (exit 143), nothing is left running or locked, and the same
+    command then finishes (the SIGKILL test of the studies shows a resumed study's numbers are exact)."""
+    def args(out: Path) -> list[str]:
+        return [PY, "-m", "eval", "ablation", "--scale", "smoke", "--input", str(shared_data / "html-sample" / "linux-doc"),
+                "--teacher", str(teacher),
+                "--out", str(out), "--workers", "2", "--presets", "none", "--seeds", "0", "--budget-tokens", "2048"]
+
+    out = tmp_path / "stopped"
+    cleaning = lambda: any(out.rglob(".work"))  # noqa: E731
+    result = signal_when(args(out), cleaning, signal.SIGTERM)
+    assert result.returncode == 143, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1] == "eval ablation: stopped by SIGTERM; run the same command again to resume"
+    time.sleep(0.3)
+    assert processes_naming(str(out)) == []
+    with output_lock(out):
+        pass
+    again = run(args(out))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((out / "results.json").read_text())["runs"]
