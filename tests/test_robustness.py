@@ -15,6 +15,7 @@ import pytest
 
 from corpus_helpers import shard_rows, write_jsonl
 from safe_output import output_lock
+from test_faults import one_line_error, run
 from test_studies import teacher  # noqa: F401  (a fixture: a small teacher for the studies)
 
 PY = sys.executable
@@ -99,19 +100,6 @@ def test_corpus_clean_stops_on_sigterm_and_sighup_and_resumes(paragraphs_jsonl, 
 
 
 # ------------------------------------------------------------------------------------ --overwrite
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
-
-
-def one_line_error(result: subprocess.CompletedProcess, *needles: str) -> str:
-    assert result.returncode == 2, result.stderr[-3000:]
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
 def contents(path: Path) -> dict:
     return {str(p.relative_to(path)): p.read_bytes() if p.is_file() else None for p in sorted(path.rglob("*"))
             if p.name != ".lock"}
