@@ -19,6 +19,7 @@ renames task outputs to `shards/shard-NNNNN.arrow` and writes `manifest.json`, `
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -38,7 +39,7 @@ from corpus.dedup import MinHashSettings, exact_dedup_stages, exact_signature, m
 from corpus.filters import FilterConfig, full_filter_steps
 from corpus.incremental import reference_index
 from corpus.paper_cleaner import PaperCleaner, PaperConfig
-from corpus.readers import RawDocumentReader
+from corpus.readers import HTML_TIMEOUT_S, RawDocumentReader
 from safe_output import StageFailed, atomic_json, atomic_write, reuse_or_replace, use_output
 
 PRESETS = ("full", "paper", "none")
@@ -66,6 +67,8 @@ class CleanConfig:
                                 "'source ~/venvs/corpus/bin/activate' (default: activate the one running corpus-clean)",
                                 metavar="COMMAND")
     decontaminate: list[str] = opt([], "evaluation files whose text must not be in the corpus", metavar="PATH")
+    html_timeout_s: float = opt(HTML_TIMEOUT_S, "seconds an HTML page's text extraction may take; a page that takes "
+                                "longer is skipped and counted (html_timeout)", check=positive())
     dedup_against: list[str] | None = opt(None, "also drop near-duplicates of these already-cleaned corpora (and of "
                                           "those they were deduplicated against); local paths or URLs",
                                           metavar="CLEAN_DIR")
@@ -183,7 +186,8 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
     def removed_writer(step: str) -> ArrowShardWriter:
         return ArrowShardWriter(lay.removed_dir(step), max_shard_bytes=shard_bytes)
 
-    reader = RawDocumentReader(inputs, text_key=cfg.text_key, id_key=cfg.id_key, skip_log_dir=lay.work / "skipped")
+    reader = RawDocumentReader(inputs, text_key=cfg.text_key, id_key=cfg.id_key, skip_log_dir=lay.work / "skipped",
+                               html_timeout_s=cfg.html_timeout_s)
     reader.plan(tasks)  # once, here: the tasks get it with the pipeline
     read = [reader, Progress(reader)]
     final_writer = ArrowShardWriter(lay.data("final"), max_shard_bytes=shard_bytes)
@@ -360,6 +364,16 @@ def make_executor(stage: Stage, cfg: CleanConfig, lay: Layout, depends=None):
     raise CorpusError(f"unknown executor {cfg.executor!r}; choose local, ray or slurm")
 
 
+def disk_full(logs: Path) -> bool:
+    """Did tasks of a stage fail for want of disk space (their logs say so, or there is none left to say it)?"""
+    try:
+        if shutil.disk_usage(logs).free < 2**20:
+            return True
+    except OSError:
+        return False
+    return any("[Errno 28]" in log.read_text(errors="replace") for log in logs.glob("logs/*.log"))
+
+
 def run_identity(inputs: list[str], cfg: CleanConfig) -> dict:
     """What makes two runs the same run (kept in .work/config.json, the mark of our output folders)."""
     return {"inputs": [str(p) for p in inputs], "config": cfg.to_dict()}
@@ -387,7 +401,8 @@ def run_clean(inputs: list[str], out: str | Path, cfg: CleanConfig, overwrite: b
     run on it: stop, or with `wait_for_output` wait for it to end). `record`: the command's resolved settings,
     written as `out/config.toml`."""
     out = Path(out)
-    with use_output(out, COMMAND, wait=wait_for_output, option="--output", legacy=(".work/config.json",)):
+    inputs_of = {"--input": inputs, "--decontaminate": cfg.decontaminate, "--dedup-against": cfg.dedup_against}
+    with use_output(out, COMMAND, wait=wait_for_output, option="--output", legacy=(".work/config.json",), inputs=inputs_of):
         prepare_output(out, cfg, inputs, overwrite)
         if record:
             atomic_write(out / RECORD, record)
@@ -414,6 +429,8 @@ def run_stages(inputs: list[str], out: Path, cfg: CleanConfig, wait: bool = True
         executor = make_executor(stage, cfg, lay)
         executor.run()
         incomplete = executor.get_incomplete_ranks(range(stage.tasks))
+        if incomplete and disk_full(lay.logs / stage.name):
+            raise OSError(errno.ENOSPC, f"no space left on device (stage {stage.name})")  # said in one line by use_output
         if incomplete:
             raise StageFailed(f"stage {stage.name}: tasks {incomplete} failed; see the logs in {lay.logs / stage.name}")
     return json.loads((out / "manifest.json").read_text())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import json
 import math
 import random
@@ -83,22 +84,28 @@ def read_tsv(path: Path, task: str) -> tuple[list[tuple[str, ...]], list[int], i
     if not path.exists():
         raise EvalError(f"{path}: not found (GLUE {folder} TSVs expected in --data)")
     texts, labels, skipped = [], [], 0
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        columns = next(rows) if header else None
-        for line_no, row in enumerate(rows, start=2 if header else 1):
-            try:
-                get = (lambda c: row[columns.index(c)]) if header else (lambda c: row[c])
-                text = tuple(get(c) for c in text_cols)
-                label = names.index(get(label_col).strip())
-            except (ValueError, IndexError):
-                cols = [c if isinstance(c, str) else f"column {c + 1}" for c in (*text_cols, label_col)]
-                print(f"  {path}:{line_no}: skipped (malformed row: needs {', '.join(cols[:-1])} and {cols[-1]} "
-                      f"= {' or '.join(names)})", file=sys.stderr)
-                skipped += 1
-                continue
-            texts.append(text)
-            labels.append(label)
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = e.object[:e.start].count(b"\n") + 1
+        raise EvalError(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x}); GLUE TSVs are UTF-8") from None
+    if not content.strip():
+        raise EvalError(f"{path}: empty file (GLUE {folder} TSV expected)")
+    rows = csv.reader(io.StringIO(content, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+    columns = next(rows) if header else None
+    for line_no, row in enumerate(rows, start=2 if header else 1):
+        try:
+            get = (lambda c: row[columns.index(c)]) if header else (lambda c: row[c])
+            text = tuple(get(c) for c in text_cols)
+            label = names.index(get(label_col).strip())
+        except (ValueError, IndexError):
+            cols = [c if isinstance(c, str) else f"column {c + 1}" for c in (*text_cols, label_col)]
+            print(f"  {path}:{line_no}: skipped (malformed row: needs {', '.join(cols[:-1])} and {cols[-1]} "
+                  f"= {' or '.join(names)})", file=sys.stderr)
+            skipped += 1
+            continue
+        texts.append(text)
+        labels.append(label)
     if not texts:
         raise EvalError(f"{path}: no usable rows")
     return texts, labels, skipped
@@ -392,7 +399,9 @@ Settings = GlueCommand
 def run(cfg: GlueCommand, command) -> dict:
     wait = command.wait
     # one run per --output folder at a time, as for every other output folder
-    output = use_output(cfg.output, "eval glue --save", wait=wait, option="--output") if cfg.output else nullcontext()
+    inputs = {"MODEL_DIR": [cfg.model], "--teacher": [cfg.teacher], "--data": [cfg.data]}
+    output = (use_output(cfg.output, "eval glue --save", wait=wait, option="--output", inputs=inputs) if cfg.output
+              else nullcontext())
     with output:
         if cfg.output:
             cli_config.write_record(cfg, cfg.output, "python -m eval glue")

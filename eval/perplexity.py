@@ -63,10 +63,17 @@ def load_causal_lm(model_dir: str | Path, device: str = "cpu"):
     model_dir = model_directory(model_dir)
     if not (model_dir / "tokenizer.json").exists() and not (model_dir / "tokenizer_config.json").exists():
         raise EvalError(f"{model_dir}: no tokenizer files next to the model")
-    if json.loads((model_dir / "config.json").read_text()).get("model_type") == "gpt2":
-        from train.model import GPT
+    from train.model import GPT, CheckpointError
 
-        model = GPT.from_pretrained(model_dir)
+    try:
+        model_type = json.loads((model_dir / "config.json").read_text()).get("model_type")
+    except (ValueError, AttributeError) as e:
+        raise EvalError(f"{model_dir / 'config.json'}: not a JSON object ({e})") from None
+    if model_type == "gpt2":
+        try:
+            model = GPT.from_pretrained(model_dir)
+        except CheckpointError as e:
+            raise EvalError(str(e)) from None
     else:
         model = AutoModelForCausalLM.from_pretrained(model_dir)
     return model.to(eval_device(device)).eval(), AutoTokenizer.from_pretrained(str(model_dir))
@@ -187,7 +194,12 @@ def run(cfg: PerplexityConfig, command=None) -> dict:
     for path in map(Path, files):
         if not path.is_file():
             raise EvalError(f"text file not found: {path}")
-        r = text_perplexity(model, tokenizer, path.read_text(encoding="utf-8"), cfg.context or None, cfg.stride or None,
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise EvalError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                            "give a UTF-8 text file") from None
+        r = text_perplexity(model, tokenizer, text, cfg.context or None, cfg.stride or None,
                             cfg.max_tokens, label=path.name, protocol=cfg.protocol)
         results[str(path)] = r
         how = (f"{r['blocks']:,} blocks of {r['context']}, {r['dropped_tokens']} remainder tokens dropped" if cfg.protocol == "blocks"

@@ -62,7 +62,7 @@ def run(args) -> int:
 
         result = train(cfg, wait=args.wait, settings=record)
         if result.get("interrupted"):
-            return 130
+            return result.get("exit_code", 130)
     return 0
 
 

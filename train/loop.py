@@ -36,6 +36,7 @@ from train.tokenizer import load_tokenizer, vocab_fingerprint
 from train.truncate import parse_keep_layers, truncate
 
 COMMAND = "train pretrain"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 # ----------------------------------------------------------------------------------------- setup
@@ -162,7 +163,7 @@ def run_fingerprint(cfg: RunConfig, inputs: dict) -> str:
 def check_inputs(out: Path, inputs: dict, is_main: bool) -> None:
     """A run resumes (or reports itself finished) only on its own data, tokenizer and teacher."""
     path = out / "inputs.json"
-    if path.exists():
+    if path.exists() and not finished_nothing(out):
         recorded = json.loads(path.read_text())
         if recorded != inputs:
             raise RunError(f"{out} was trained on other inputs than now ({describe_change(recorded, inputs)}): "
@@ -171,11 +172,17 @@ def check_inputs(out: Path, inputs: dict, is_main: bool) -> None:
         atomic_json(path, inputs)
 
 
+def finished_nothing(out: Path) -> bool:
+    """A run folder with no checkpoint and no summary: a run that stopped before its first step (a bad option,
+    a bad teacher) left nothing to resume, so a corrected command may start afresh there."""
+    return latest_checkpoint(out) is None and not (out / "summary.json").exists()
+
+
 def prepare_run_dir(cfg: RunConfig, is_main: bool, settings: str = "") -> Path:
     """`settings`: the resolved settings as config.toml text, written beside config.json."""
     out = Path(cfg.output)
     config_path = out / "config.json"
-    if config_path.exists():
+    if config_path.exists() and not finished_nothing(out):
         # options added since that run was started count as their defaults
         defaults = RunConfig().to_dict()
         previous = {group: ({**defaults[group], **values} if isinstance(values, dict) else values)
@@ -197,7 +204,8 @@ def train(cfg: RunConfig, wait: bool = False, settings: str = "") -> dict:
     the run folder (`safe_output.use_output`): it holds only this run's files, and one run at a time."""
     if int(os.environ.get("RANK", "0")) != 0:
         return _train(cfg)
-    with use_output(cfg.output, COMMAND, wait=wait, legacy=("config.json", "metrics.jsonl")):
+    inputs = {"--tokens": [cfg.data.tokens], "--teacher": [cfg.model.teacher]}
+    with use_output(cfg.output, COMMAND, wait=wait, legacy=("config.json", "metrics.jsonl"), inputs=inputs):
         return _train(cfg, settings)
 
 
@@ -256,8 +264,10 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.system.dtype == "bf16" else nullcontext()
     distill_cfg = DistillConfig(cfg.distill.alpha_kl, cfg.distill.alpha_clm, cfg.distill.alpha_cos, cfg.distill.temperature)
 
+    # Ctrl-C, SIGTERM (a batch system's time limit) and SIGHUP end the step, save a checkpoint, and stop
     interrupted = []
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True)) if is_main and world == 1 else None
+    stop_signals = [s for s in STOP_SIGNALS if signal.getsignal(s) != signal.SIG_IGN] if is_main and world == 1 else []
+    previous_handlers = {s: signal.signal(s, lambda signum, _: interrupted.append(signum)) for s in stop_signals}
     metrics = open(out / "metrics.jsonl", "a") if is_main else None
     tokens_per_step = global_batch * tokens.block_size
     t0 = time.time()
@@ -324,13 +334,14 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
                     save_checkpoint(out, done, model, optimizer, keep=cfg.log.keep_checkpoints,
                                     extra={"elapsed_s": prior_elapsed + time.time() - t0, "rng_per_rank": rng_per_rank})
             if stop:
-                print(f"interrupted: checkpoint saved at step {done}; run the same command to resume", flush=True)
-                return {"interrupted": True, "step": done}
+                print(f"interrupted ({signal.Signals(interrupted[0]).name}): checkpoint saved at step {done}; "
+                      "run the same command to resume", flush=True)
+                return {"interrupted": True, "step": done, "exit_code": 128 + interrupted[0]}
     finally:
         if metrics:
             metrics.close()
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
+        for s, handler in previous_handlers.items():
+            signal.signal(s, handler)
 
     summary = {}
     if is_main:

@@ -25,7 +25,7 @@ from safe_output import atomic_contents, atomic_json, atomic_write, reuse_or_rep
 
 from train.fingerprint import clean_fingerprint, describe_change, fingerprint
 from train.split import cluster_split, find_near_duplicates, id_hash_split, is_validation, leakage
-from train.tokenizer import TokenizerError, load_tokenizer, save_tokenizer, vocab_fingerprint
+from train.tokenizer import TokenizerError, check_clean_corpus, load_tokenizer, save_tokenizer, vocab_fingerprint
 
 FORMAT = "flat-tokens-v1"
 COMMAND = "train tokenize"
@@ -102,13 +102,15 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
     source_manifest = clean_dir / "manifest.json"
     if not source_manifest.exists():
         raise TokenizerError(f"{clean_dir}: no manifest.json (is it a finished clean-corpus directory?)")
+    check_clean_corpus(clean_dir)
     if split not in SPLITS:
         raise TokenizerError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
     tok = load_tokenizer(tokenizer_dir)
     # what the shards are made from: the clean corpus's content, the tokenizer's vocabulary, and the settings
     wanted = {"clean_fingerprint": clean_fingerprint(clean_dir), "fingerprint": vocab_fingerprint(tok),
               "block_size": block_size, "val_fraction": val_fraction, "split_method": split}
-    with use_output(out, COMMAND, wait=wait, legacy=("manifest.json", "tokenizer/tokenizer.json")):
+    with use_output(out, COMMAND, wait=wait, legacy=("manifest.json", "tokenizer/tokenizer.json"),
+                    inputs={"--data": [clean_dir], "--tokenizer": [tokenizer_dir]}):
         if (out / "manifest.json").exists():
             manifest = json.loads((out / "manifest.json").read_text())
             recorded = {k: manifest.get(k) for k in wanted}

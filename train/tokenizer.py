@@ -46,6 +46,18 @@ def gpt2_tokenizer():
     return _wrap(tok)
 
 
+def check_clean_corpus(directory: Path) -> None:
+    """`directory` is a finished clean corpus (contract 1): manifest.json with its rows, and shards/."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text())
+    except ValueError as e:
+        raise TokenizerError(f"{directory / 'manifest.json'}: not valid JSON ({e}); is it a finished clean corpus?") from None
+    if not isinstance(manifest, dict) or "rows" not in manifest or not (directory / "shards").is_dir():
+        kind = "token shards" if isinstance(manifest, dict) and "splits" in manifest else "not a clean-corpus folder"
+        raise TokenizerError(f"{directory}: {kind}, not a clean corpus (manifest.json with rows, and shards/): "
+                             "give the folder corpus-clean wrote")
+
+
 def iter_corpus_texts(clean_dirs: list[str | Path], batch_rows: int = 1000) -> Iterator[list[str]]:
     """Texts of clean-corpus directories (contract 1), a batch at a time, memory-mapped."""
     import pyarrow as pa
@@ -107,7 +119,7 @@ def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int, overw
                                               **{f"data:{Path(d).name}": clean_fingerprint(d) for d in data}}
     out = Path(out)
     provenance = out / "provenance.json"
-    with use_output(out, COMMAND, wait=wait, legacy=("tokenizer.json",)):
+    with use_output(out, COMMAND, wait=wait, legacy=("tokenizer.json",), inputs={"--data": list(data)}):
         if (out / "tokenizer.json").exists():
             recorded = json.loads(provenance.read_text())["made_from"] if provenance.exists() else made_from
             if reuse_or_replace(out, COMMAND, recorded == made_from, overwrite, changes=describe_change(recorded, made_from)):
