@@ -91,6 +91,39 @@ def test_leftovers_are_removed_except_under_another_commands_folder(tmp_path):
         [MARKER, "deep", "keep.partial", "owned", f"owned/{MARKER}", "owned/.z.partial-4"])
 
 
+def test_the_mark_names_the_command_and_the_utc_time_and_messages_name_the_option(tmp_path):
+    import os
+    import re
+
+    before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    claim_output(tmp_path / "out", "cmd")
+    mark = json.loads((tmp_path / "out" / MARKER).read_text())
+    after = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    assert set(mark) == {"command", "created"} and mark["command"] == "cmd"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", mark["created"]) and before <= mark["created"] <= after
+    claim_output(tmp_path / "other", "other cmd")
+    for call in (lambda: claim_output(tmp_path / "other", "cmd"),
+                 lambda: reuse_or_replace(tmp_path / "out", "cmd", same=False, overwrite=False),
+                 lambda: replace_own(tmp_path / "other", "cmd")):
+        with pytest.raises(UserError, match="^--out ") as e:  # the option the message names, by default
+            call()
+    with pytest.raises(UserError) as e:
+        reuse_or_replace(tmp_path / "out", "cmd", same=False, overwrite=False)
+    assert str(e.value).endswith("made from other inputs or settings; pass --overwrite to replace it, "
+                                 "or choose another --out")
+    with pytest.raises(UserError, match="^--output .*was not made by `cmd`.*choose another --output$"):
+        reuse_or_replace(tmp_path / "other", "cmd", same=False, overwrite=True, option="--output")
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(UserError, match=r"^--out .*new: cannot write there \(Permission denied\); choose a writable"):
+            claim_output(locked / "new", "cmd")
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where a parent folder should be")
+    with pytest.raises(UserError, match=r"^--out .*blocked/new: cannot write there \(.+\); choose a writable folder$"):
+        claim_output(blocked / "new", "cmd")
+
+
 # ------------------------------------------------------------------------------------- the lock
 def test_a_held_lock_names_its_holder_and_wait_blocks_until_it_is_released(tmp_path, capsys):
     out = tmp_path / "out"
