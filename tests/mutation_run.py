@@ -48,7 +48,8 @@ MODULES: dict[str, tuple[list[str] | None, list[str]]] = {
     "train/loop.py": (["train.loop.x_lr_at*", "train.loop.x_total_steps*"], [CORE]),
     "corpus/quality.py": (None, [f"{PROPS}::test_fast_gopher_quality_decides_as_datatrove"]),
     "corpus/repetition.py": (None, [f"{PROPS}::test_fast_gopher_repetition_decides_as_datatrove"]),
-    "corpus/paper_cleaner.py": (None, [f"{PROPS}::test_paper_cleaner_equals_its_rules_restated"]),
+    "corpus/paper_cleaner.py": (None, [f"{PROPS}::test_paper_cleaner_equals_its_rules_restated",
+                                       f"{PROPS}::test_paper_line_rules_at_their_edges"]),
     "corpus/dedup.py": (["corpus.dedup.x_minhash_config*"], [CORE]),
 }
 

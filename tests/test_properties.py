@@ -14,14 +14,12 @@ import hashlib
 import re
 import warnings
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datatrove.data import Document
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-# `make mutation` runs these against every mutant: a failure is all it needs, not the smallest example
-settings.register_profile("mutation", phases=[Phase.explicit, Phase.generate])
 
 
 # ------------------------------------------------------------------------------------- held-out split
@@ -215,7 +213,9 @@ def paper_rules(texts: list[str]) -> list[tuple[bool, str, list]]:
 
 fragments = st.sampled_from(["The river ran", "quietly past the mill", "<b>bold</b>", "</p>", "<a href='x'>link</a>",
                              "A --> B", "I <3 it", "x < y", "1, 2, 3!", "$$$ ###", "ok", "“quoted”", "snake_case",
-                             "naïve café", "e-mail", "   ", "\t", "...", "co-op member", "<br/>", "<<", "—", "2021"])
+                             "naïve café", "e-mail", "   ", "\t", "...", "co-op member", "<br/>", "<<", "—", "2021",
+                             "hello", "ab cd", "abcdefghi1", "abcdefghi1j", "ab c", "a bc",
+                             "one two three four", "five six seven eight", "xx", "yy", "long " * 230])
 paper_lines = st.builds(lambda lead, parts, trail: lead + " ".join(parts) + trail,
                         st.sampled_from(["", "", " ", "  ", "\t"]), st.lists(fragments, max_size=5),
                         st.sampled_from(["", "", " ", "\t", "  "]))
@@ -232,9 +232,34 @@ def test_paper_cleaner_equals_its_rules_restated(docs, repeats):
             docs[d].append(docs[0][line % len(docs[0])])
     texts = ["\n".join(lines) for lines in docs]
     cleaner = PaperCleaner()
+    counts: dict[str, int] = {}
     for (kept, text, removed), source in zip(paper_rules(texts), texts, strict=True):
         doc = Document(text=source, id="d")
         result = cleaner.filter(doc)
         assert (result is True) == kept and (result is True or result == (False, "no_line_left"))
         assert doc.text == text
         assert doc.metadata.get("paper_removed_lines", []) == removed
+        lines = [line.rstrip() for line in source.split("\n")]
+        dropped = {i: why for i, why, *_ in removed}
+        for i, line in enumerate(lines):  # what the step's statistics count
+            for key, value in ((f"lines_dropped_{dropped[i]}", 1), (f"bytes_dropped_{dropped[i]}", len(line.encode()))) \
+                    if i in dropped else (("lines_kept", 1),):
+                counts[key] = counts.get(key, 0) + value
+    assert {k: v.total for k, v in cleaner.stats.stats.items()} == counts
+
+
+def test_paper_line_rules_at_their_edges():
+    """Exactly 5 characters stay, 4 go; a non-letter share of exactly 0.10 stays; the duplicate key is the first and
+    last 4 words joined without spaces, and the length without punctuation."""
+    from corpus.paper_cleaner import PaperCleaner, line_key, non_alpha_fraction
+
+    assert non_alpha_fraction("") == 0.0 and non_alpha_fraction("abcdefghi1") == 0.1
+    assert [PaperCleaner().reason(line) for line in ("abcd", "abcde", "abcdefghi1", "abcdefgh12")] == \
+        [("too_short"), None, None, "non_alpha"]
+    assert line_key("ab c d e f g") == line_key("a bc d e f g")  # the paper's key joins the words without spaces
+    assert line_key("one two three four five six seven eight nine") == line_key("one two three four FIVE six seven eight nine")
+    assert line_key("one two three four five six seven eight nine") != line_key("one two three four five six seven eight nina")
+    assert line_key("one two three four five six seven eight nine") != line_key("zero two three four five six seven eight nine")
+    assert line_key("one, two") == line_key("one two") != line_key("one  two")  # punctuation goes, spaces count
+    writer = object()
+    assert PaperCleaner(exclusion_writer=writer).exclusion_writer is writer
