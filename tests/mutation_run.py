@@ -51,6 +51,9 @@ MODULES: dict[str, tuple[list[str] | None, list[str]]] = {
     "corpus/paper_cleaner.py": (None, [f"{PROPS}::test_paper_cleaner_equals_its_rules_restated",
                                        f"{PROPS}::test_paper_line_rules_at_their_edges"]),
     "corpus/dedup.py": (["corpus.dedup.x_minhash_config*"], [CORE]),
+    "eval/studies/stats.py": (None, [CORE, "tests/test_eval.py::test_welch_interval_matches_scipy_and_the_table"]),
+    "eval/studies/units.py": (None, [CORE]),
+    "eval/studies/pretraining.py": (["eval.studies.pretraining.x_result_key*"], [CORE]),
 }
 
 

@@ -478,3 +478,73 @@ def test_distillation_loss_weighs_each_term_by_its_own_alpha():
     assert total.item() == pytest.approx(0.7 * kl + 1.9 * 2.3 + 3.1 * cos, rel=1e-5)
     with pytest.raises(ValueError, match="needs the student's CLM loss"):
         distillation_loss(GPTOutput(s_logits, None, (s_hidden,)), GPTOutput(t_logits, None, (t_hidden,)), None, cfg)
+
+
+# ------------------------------------------------------------------------------------- statistics
+def test_welch_interval_written_out():
+    """Welch's interval restated: standard errors, Welch-Satterthwaite degrees of freedom, t quantile. Unequal
+    seed counts (3 and 5) and spreads, so n and n - 1, or a and b, cannot stand in for each other."""
+    from scipy import stats as scipy_stats
+
+    from eval.studies.stats import summarize, t_quantile_975, welch_interval
+
+    a, b = [10.1, 10.9, 10.4], [11.8, 12.9, 12.1, 12.2, 13.0]
+    sa, sb = summarize(a), summarize(b)
+    assert sa["n"] == 3 and sa["mean"] == pytest.approx(sum(a) / 3) and sa["values"] == a
+    assert sa["std"] == pytest.approx(math.sqrt(sum((x - sum(a) / 3) ** 2 for x in a) / 2))
+    va, vb = sa["std"] ** 2 / 3, sb["std"] ** 2 / 5
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 4)
+    half = scipy_stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    diff = sum(a) / 3 - sum(b) / 5
+    ci = welch_interval(sa, sb)
+    assert ci == pytest.approx({"diff": diff, "low": diff - half, "high": diff + half, "df": df}, rel=1e-9)
+    assert welch_interval(sb, sa)["diff"] == pytest.approx(-diff)
+    assert t_quantile_975(7.5) == pytest.approx(scipy_stats.t.ppf(0.975, 7.5), rel=1e-12)
+    assert welch_interval(summarize([1.0]), sb) is None and welch_interval(sb, summarize([2.0])) is None
+    assert welch_interval(summarize([2.0, 2.0]), summarize([1.0, 1.0, 1.0])) == {"diff": 1.0, "low": 1.0, "high": 1.0,
+                                                                                  "df": None}
+    assert summarize([None, 3.0]) == {"mean": 3.0, "std": 0.0, "n": 1, "values": [3.0]}
+    assert summarize([None]) == {"mean": None, "std": None, "n": 0, "values": []}
+
+
+def test_t_table_is_exact_at_its_entries_and_linear_in_one_over_df_between():
+    from eval.studies.stats import _T975, table_t975
+
+    for df, t in _T975.items():
+        assert table_t975(df) == t
+    w = (1 / 12 - 1 / 13.5) / (1 / 12 - 1 / 15)
+    assert table_t975(13.5) == pytest.approx(2.179 + w * (2.131 - 2.179), rel=1e-12)
+    assert table_t975(0.4) == 12.706 and table_t975(1e9) == pytest.approx(1.960, abs=1e-6)
+
+
+# ------------------------------------------------------------------------------------- study unit keys
+def test_an_evaluation_result_is_keyed_by_every_evaluation_setting(tmp_path, shared_data, monkeypatch):
+    from dataclasses import replace
+
+    from eval.studies.pretraining import SCALES, result_key
+    from eval.studies.units import cached, unit_path
+
+    monkeypatch.setenv("EVAL_DATA", str(shared_data))
+    scale = SCALES["smoke"]
+    model, heldout = {"fingerprint": "m1"}, {"content": "h1"}
+    base = result_key(model, heldout, scale, seed=3)
+    assert result_key(model, heldout, scale, seed=3) == base
+    changed = {"model": result_key({"fingerprint": "m2"}, heldout, scale, 3),
+               "heldout": result_key(model, {"content": "h2"}, scale, 3),
+               "no heldout": result_key(model, None, scale, 3), "seed": result_key(model, heldout, scale, 4)}
+    for setting, value in (("wikitext_tokens", 2_001), ("heldout_blocks", 17), ("glue_train", 65), ("glue_epochs", 2),
+                           ("glue_dev", 63)):
+        changed[setting] = result_key(model, heldout, replace(scale, **{setting: value}), 3)
+    paths = {name: unit_path(tmp_path, "eval", key, ".json") for name, key in changed.items()}
+    base_path, base_fp = unit_path(tmp_path, "eval", base, ".json")
+    for name, (path, fp) in paths.items():
+        assert fp != base_fp and path != base_path, name
+    assert len({fp for _, fp in paths.values()}) == len(paths)
+    # settings of the training run are the model's fingerprint's business, not the evaluation's
+    assert result_key(model, heldout, replace(scale, lr=0.5, budget_tokens=1), 3) == base
+    assert base_path == tmp_path / f"eval-{base_fp[:10]}.json" and len(base_fp) == 16
+
+    calls = []
+    first = cached(base_path, lambda: calls.append(1) or {"ppl": 12.5})
+    again = cached(base_path, lambda: calls.append(1) or {"ppl": 99.0})
+    assert first == again == {"ppl": 12.5} == json.loads(base_path.read_text()) and calls == [1]
