@@ -35,8 +35,7 @@ MODULES: dict[str, tuple[list[str] | None, list[str]]] = {
                           "tests/test_eval.py::test_rail_term_against_a_direct_computation"]),
     "train/distill.py": (None, [CORE, "tests/test_model.py::test_kl_and_cosine_terms_by_hand",
                                 "tests/test_model.py::test_distillation_gradients_reach_only_the_student",
-                                "tests/test_model.py::test_distilgpt2_loss_against_a_direct_computation",
-                                f"{APPLIED}::test_a_distillation_step_applies_the_weights_it_is_given"]),
+                                "tests/test_model.py::test_distilgpt2_loss_against_a_direct_computation"]),
     "train/split.py": (["train.split.x_is_validation*", "train.split.x_shingle_hashes*", "train.split.x_jaccard*",
                         "train.split.x_find_near_duplicates*", "train.split.x_clusters*", "train.split.x_cluster_split*",
                         "train.split.x_id_hash_split*", "train.split.x_leakage*"], [CORE, f"{PROPS}::test_split_keeps"
@@ -61,7 +60,9 @@ def settings(module: str, tests: list[str]) -> str:
     lists = {"source_paths": list(PACKAGES), "only_mutate": [module], "pytest_add_cli_args_test_selection": tests,
              "pytest_add_cli_args": ["-q", "-p", "no:cacheprovider", "-W", "ignore", "--hypothesis-profile=mutation"]}
     lines = ["", "[tool.mutmut]"] + [f"{k} = {json.dumps(v)}" for k, v in lists.items()]
-    return "\n".join(lines + ['process_isolation = "fork"', "timeout_multiplier = 5.0", ""])
+    # workers are forked from the process that ran the tests once: one torch thread each (OMP_NUM_THREADS=1, below),
+    # so no thread pool has to survive the fork
+    return "\n".join(lines + ['process_isolation = "fork"', "timeout_multiplier = 10.0", "timeout_constant = 30.0", ""])
 
 
 def run_module(module: str) -> dict:
@@ -76,6 +77,7 @@ def run_module(module: str) -> dict:
     (work / "shared").symlink_to((ROOT.parent / "shared").resolve())
     mutmut = [sys.executable, "-c", "from mutmut.__main__ import cli; cli()"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # one thread per worker: two workers on two cores
     start = time.time()
     subprocess.run(["nice", "-n", "10", *mutmut, "run", "--max-children", "2", *(globs or [])], cwd=work, env=env,
                    stdout=subprocess.DEVNULL, check=False)
@@ -83,7 +85,7 @@ def run_module(module: str) -> dict:
     subprocess.run([*mutmut, "export-cicd-stats"], cwd=work, env=env, capture_output=True, check=True)
     stats = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
     listed = subprocess.run([*mutmut, "results"], cwd=work, env=env, capture_output=True, text=True, check=True).stdout
-    survivors = re.findall(r"^\s+(\S+): (survived|no tests|timeout|suspicious)", listed, flags=re.M)
+    survivors = re.findall(r"^\s+(\S+): (survived|no tests|suspicious)", listed, flags=re.M)
     if globs:  # mutants of other functions of the module were not run: they are not counted
         survivors = [(name, s) for name, s in survivors if any(re.fullmatch(g.replace("*", ".*"), name) for g in globs)]
     return {"module": module, "killed": stats["killed"], "survived": stats["survived"],

@@ -476,7 +476,7 @@ def test_distillation_loss_weighs_each_term_by_its_own_alpha():
                                      None, cfg, attention_mask=mask)
     assert parts == pytest.approx({"kl": kl, "clm": 2.3, "cos": cos}, rel=1e-5)
     assert total.item() == pytest.approx(0.7 * kl + 1.9 * 2.3 + 3.1 * cos, rel=1e-5)
-    with pytest.raises(ValueError, match="needs the student's CLM loss"):
+    with pytest.raises(ValueError, match="^distillation_loss needs the student's CLM loss: call the student with labels=$"):
         distillation_loss(GPTOutput(s_logits, None, (s_hidden,)), GPTOutput(t_logits, None, (t_hidden,)), None, cfg)
 
 
