@@ -38,8 +38,8 @@ MODULES: dict[str, tuple[list[str] | None, list[str]]] = {
                                 "tests/test_model.py::test_distilgpt2_loss_against_a_direct_computation"]),
     "train/split.py": (["train.split.x_is_validation*", "train.split.x_shingle_hashes*", "train.split.x_jaccard*",
                         "train.split.x_find_near_duplicates*", "train.split.x_clusters*", "train.split.x_cluster_split*",
-                        "train.split.x_id_hash_split*", "train.split.x_leakage*"], [CORE, f"{PROPS}::test_split_keeps"
-                                                                                         "_every_near_duplicate_chain_together"]),
+                        "train.split.x_id_hash_split*", "train.split.x_leakage*"],
+                       [CORE, f"{PROPS}::test_split_keeps_every_near_duplicate_chain_together"]),
     "train/fingerprint.py": (None, [CORE]),
     "safe_output/folder.py": (None, [CORE]),
     "safe_output/lock.py": (None, [CORE]),
@@ -108,7 +108,8 @@ def main(argv: list[str]) -> int:
     survivors = [f"- {name}" for r in results for name in r["survivors"]]
     text = "\n".join(rows + ["", "Survivors:", *survivors, ""])
     WORK.mkdir(exist_ok=True)
-    (WORK / ("summary.md" if not argv else "summary-" + "-".join(m.replace("/", ".") for m in argv) + ".md")).write_text(text)
+    name = "summary.md" if not argv else "summary-" + "-".join(m.replace("/", ".") for m in argv) + ".md"
+    (WORK / name).write_text(text)
     (WORK / "results.json").write_text(json.dumps(results, indent=1))
     print(text)
     return 0

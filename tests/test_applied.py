@@ -60,7 +60,8 @@ def test_a_distillation_step_applies_the_weights_it_is_given(inputs, tmp_path, c
 
     weights = {"kl": 0.7, "clm": 1.9, "cos": 3.1}
     temperature, lr, warmup = 1.5, 2e-3, 4
-    pretrain(capsys, inputs["tokens"], tmp_path / "run", "--max-steps", "1", "--distill", "--teacher", str(inputs["teacher"]),
+    pretrain(capsys, inputs["tokens"], tmp_path / "run", "--max-steps", "1", "--distill",
+             "--teacher", str(inputs["teacher"]),
              "--alpha-kl", "0.7", "--alpha-clm", "1.9", "--alpha-cos", "3.1", "--temperature", "1.5", "--lr", "2e-3",
              "--warmup", "4", "--grad-clip", "0", "--batch-size", "4")
     trained = exported(tmp_path / "run")
@@ -130,7 +131,8 @@ def test_grad_accumulation_equals_the_larger_batch_and_the_lr_follows_the_schedu
 
     for step in (7, 9):  # the rate the optimizer was given for the step before each checkpoint
         state = load_checkpoint(tmp_path / "big" / "checkpoints" / f"step-{step:08d}.pt")
-        assert [g["lr"] for g in state["optimizer"]["param_groups"]] == pytest.approx([schedule(step - 1)] * 2, rel=1e-9)
+        rates = [g["lr"] for g in state["optimizer"]["param_groups"]]
+        assert rates == pytest.approx([schedule(step - 1)] * 2, rel=1e-9)
 
 
 def test_resume_takes_the_newest_checkpoint(inputs, tmp_path, capsys):
