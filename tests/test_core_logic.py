@@ -552,3 +552,32 @@ def test_an_evaluation_result_is_keyed_by_every_evaluation_setting(tmp_path, sha
     first = cached(base_path, lambda: calls.append(1) or {"ppl": 12.5})
     again = cached(base_path, lambda: calls.append(1) or {"ppl": 99.0})
     assert first == again == {"ppl": 12.5} == json.loads(base_path.read_text()) and calls == [1]
+
+
+def test_a_checkpoint_that_cannot_be_written_names_why_and_the_last_good_one(tmp_path, monkeypatch):
+    """Faults planted in the write (a full disk, a refused write, a short write): one message with the reason
+    and the last good checkpoint, nothing half-written left. Without `keep`, the newest 2 are kept."""
+    import errno
+    import os
+
+    from train import TrainError
+    from train.checkpoint import save_checkpoint
+
+    run = tmp_path / "new" / "run"  # parents are made
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    for step in (1, 2, 3):
+        good = save_checkpoint(run, step, model, optimizer)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002.pt", "step-00000003.pt"]
+    for fault, why in ((OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), "the disk is full"),
+                       (OSError(errno.EACCES, os.strerror(errno.EACCES)), os.strerror(errno.EACCES)),
+                       (RuntimeError("short write"), "the write was cut short: is the disk full?")):
+        def failing_save(*args, fault=fault):
+            raise fault
+        monkeypatch.setattr(torch, "save", failing_save)
+        with pytest.raises(TrainError) as e:
+            save_checkpoint(run, 4, model, optimizer)
+        assert str(e.value) == (f"could not write checkpoint {run / 'checkpoints' / 'step-00000004.pt'} ({why}); nothing "
+                                f"half-written was left, the last good checkpoint is {good}. Free space and run the "
+                                "same command to resume.")
+        assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002.pt", "step-00000003.pt"]
