@@ -38,9 +38,9 @@ def test_claim_marks_a_new_or_empty_folder_and_refuses_the_rest(tmp_path):
     assert claim_output(new, "cmd one") is False and claim_output(empty, "cmd one") is False
     assert owner_of(new) == "cmd one" == json.loads((empty / MARKER).read_text())["command"]
     assert claim_output(new, "cmd one") is True  # a re-run
-    with pytest.raises(UserError, match=r"--output .*new: holds the output of `cmd one`, not of `cmd two`; "
-                                        r"choose another --output"):
-        claim_output(new, "cmd two", option="--output")
+    with pytest.raises(UserError, match=r"--save .*new: holds the output of `cmd one`, not of `cmd two`; "
+                                        r"choose another --save"):
+        claim_output(new, "cmd two", option="--save")
     a_file = tmp_path / "file"
     a_file.write_text("mine")
     with pytest.raises(UserError, match="is a file; give a folder path"):
@@ -105,22 +105,22 @@ def test_the_mark_names_the_command_and_the_utc_time_and_messages_name_the_optio
     for call in (lambda: claim_output(tmp_path / "other", "cmd"),
                  lambda: reuse_or_replace(tmp_path / "out", "cmd", same=False, overwrite=False),
                  lambda: replace_own(tmp_path / "other", "cmd")):
-        with pytest.raises(UserError, match="^--out ") as e:  # the option the message names, by default
+        with pytest.raises(UserError, match="^--output ") as e:  # the option the message names, by default
             call()
     with pytest.raises(UserError) as e:
         reuse_or_replace(tmp_path / "out", "cmd", same=False, overwrite=False)
     assert str(e.value).endswith("made from other inputs or settings; pass --overwrite to replace it, "
-                                 "or choose another --out")
-    with pytest.raises(UserError, match="^--output .*was not made by `cmd`.*choose another --output$"):
-        reuse_or_replace(tmp_path / "other", "cmd", same=False, overwrite=True, option="--output")
+                                 "or choose another --output")
+    with pytest.raises(UserError, match="^--save .*was not made by `cmd`.*choose another --save$"):
+        reuse_or_replace(tmp_path / "other", "cmd", same=False, overwrite=True, option="--save")
     if os.geteuid() != 0:  # root writes anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
-        with pytest.raises(UserError, match=r"^--out .*new: cannot write there \(Permission denied\)"):
+        with pytest.raises(UserError, match=r"^--output .*new: cannot write there \(Permission denied\)"):
             claim_output(locked / "new", "cmd")
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where a parent folder should be")
-    with pytest.raises(UserError, match=r"^--out .*blocked/new: cannot write there \(.+\); choose a writable folder$"):
+    with pytest.raises(UserError, match=r"^--output .*blocked/new: cannot write there \(.+\); choose a writable folder$"):
         claim_output(blocked / "new", "cmd")
 
 
