@@ -6,6 +6,7 @@
 #   make pretrain        teacher (or TEACHER=...) -> truncated student -> runs/student
 #   make ablation        does cleaning help? -> runs/ablation/report.md
 #   make bench           speed / memory / quality benchmarks, each beside its baseline
+#   make mutation        mutation score of the core logic (mutmut, module by module; MODULES=... for some)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -15,7 +16,7 @@ DATA   ?= data
 RUNS   ?= runs
 SHARED ?= ../shared
 
-.PHONY: venv test test-debs slurm-test clean-corpus demo-corpus demo-corpus-large teacher pretrain ablation compare kd-finetune bench
+.PHONY: venv test test-debs slurm-test mutation clean-corpus demo-corpus demo-corpus-large teacher pretrain ablation compare kd-finetune bench
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -42,6 +43,13 @@ test-debs:
 # a one-node Slurm cluster on this machine (started and stopped by the test): corpus-clean --executor slurm == local
 slurm-test: venv test-debs
 	$(PY) -m pytest -q -rs tests/test_slurm.py
+
+# not part of `make test`: mutmut plants small changes in the core modules, one at a time, and runs the fast tests
+# that cover each (docs/mutation.md); niced, so it can share the machine
+MODULES ?=
+mutation: venv
+	$(PY) -m pip install --quiet -e '.[dev,mutation]'
+	nice -n 10 $(PY) tests/mutation_run.py $(MODULES)
 
 # ---------------------------------------------------------------- corpus
 PRESET  ?= full

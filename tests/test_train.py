@@ -190,15 +190,25 @@ def two_ranks_in_one_process(tokens: Path, args: list[str], dropout_seeds=(1, 2)
     return model, evaluate(model, val, cfg.log.eval_blocks, batch, torch.device("cpu"), nullcontext())
 
 
-def test_ddp_with_dropout_matches_its_single_process_computation(tokens, tmp_path):
+DDP_ARGS = ("--max-steps", "24", "--eval-every", "24", "--ckpt-every", "4", "--dropout", "0.2")
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tokens, tmp_path_factory) -> tuple[Path, list[str]]:
+    """An uninterrupted 2-process run (torchrun, gloo on CPU), and its command."""
+    ddp = tmp_path_factory.mktemp("ddp") / "ddp"
+    cmd = train_cmd(tokens, ddp, *DDP_ARGS)
+    result = torchrun(cmd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return ddp, cmd
+
+
+def test_ddp_with_dropout_matches_its_single_process_computation(tokens, ddp_run, tmp_path):
     """2 processes with dropout on: final weights and validation loss equal a single-process computation
     of the same two ranks (own dropout streams, averaged gradients, the sharded data). The same computation
     with one planted mistake (both ranks drawing the same dropout masks, or reading the same samples) is
     far off: the test would catch a DDP run that averaged, sharded or seeded wrongly."""
-    ddp = tmp_path / "ddp"
-    cmd = train_cmd(tokens, ddp, "--max-steps", "8", "--eval-every", "8", "--ckpt-every", "4", "--dropout", "0.2")
-    result = torchrun(cmd)
-    assert result.returncode == 0, result.stderr[-3000:]
+    ddp, cmd = ddp_run
     summary = json.loads((ddp / "summary.json").read_text())
     assert summary["world_size"] == 2
     ddp_weights = GPT.from_pretrained(ddp / "export").state_dict()
@@ -222,6 +232,29 @@ def test_ddp_with_dropout_matches_its_single_process_computation(tokens, tmp_pat
     assert exact < 1e-5, exact
     assert summary["val_loss"] == pytest.approx(val_loss, abs=1e-5)
     assert max_diff(same_masks) > 100 * max(exact, 1e-6) and max_diff(same_data) > 100 * max(exact, 1e-6)
+
+
+def test_a_ddp_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(tokens, ddp_run, tmp_path):
+    """Killed (torchrun and both ranks) once its step-4 checkpoint exists, then run again: the metrics and the
+    weights equal the uninterrupted run's."""
+    import psutil
+
+    reference, _ = ddp_run
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29518",
+           *train_cmd(tokens, run, *DDP_ARGS)[1:]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: (run / "checkpoints" / "step-00000004.pt").exists(), proc, timeout=300)
+    for p in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
+        p.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "checkpoints" / "step-00000024.pt").exists()  # the kill landed before the end
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming from" in again.stdout
+    assert metric_lines(run) == metric_lines(reference)
+    a, b = GPT.from_pretrained(run / "export").state_dict(), GPT.from_pretrained(reference / "export").state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in b)
 
 
 def test_nan_on_the_ranks_stops_them_all_with_one_message(tokens, tmp_path):
