@@ -85,3 +85,9 @@ def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type == "cuda":
         return batch.pin_memory().to(device, non_blocking=True)
     return batch.to(device)
+
+
+def sum_buffer(device: torch.device) -> torch.Tensor:
+    """A zero to sum losses into on `device` (no host sync per addition): float64 as a Python float, where the device
+    has it (Apple's MPS does not)."""
+    return torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)

@@ -30,7 +30,7 @@ from cli_config import RECORD
 from train.config import RunConfig
 from train.data import DataError, TokenBlocks, sample_indices
 from train.device import autocast as autocast_context
-from train.device import grad_scaler, parse_device, parse_dtype, prepare, to_device
+from train.device import grad_scaler, parse_device, parse_dtype, prepare, sum_buffer, to_device
 from train.distill import DistillConfig, distillation_loss
 from train.fingerprint import describe_change, fingerprint, model_fingerprint, tokens_fingerprint
 from train.model import GPT, CheckpointError, GPTConfig, GPTOutput
@@ -140,7 +140,7 @@ def make_optimizer(model: GPT, cfg: RunConfig) -> torch.optim.AdamW:
 def evaluate(model, val: TokenBlocks, n_blocks: int, batch_size: int, device, autocast) -> float:
     model.eval()
     n = min(n_blocks, len(val))
-    total, count = torch.zeros((), device=device), 0
+    total, count = sum_buffer(device), 0
     for start in range(0, n, batch_size):
         blocks = to_device(val.batch(range(start, min(n, start + batch_size))), device)
         with autocast:
