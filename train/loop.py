@@ -42,15 +42,20 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 # ----------------------------------------------------------------------------------------- setup
-def setup_distributed(cfg: RunConfig) -> tuple[int, int, torch.device, str]:
-    """(rank, world size, this rank's device, autocast dtype: fp32 | bf16 | fp16)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+def execution(cfg: RunConfig) -> tuple[torch.device, str]:
+    """The checked --device and the autocast dtype there (fp32 | bf16 | fp16); a mistake is one line."""
     try:
         device = parse_device(cfg.system.device)
-        dtype = parse_dtype(cfg.system.dtype, device)
+        return device, parse_dtype(cfg.system.dtype, device)
     except ValueError as e:
         raise RunError(str(e)) from None
+
+
+def setup_distributed(cfg: RunConfig) -> tuple[int, int, torch.device, str]:
+    """(rank, world size, this rank's device, autocast dtype)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device, dtype = execution(cfg)
     if device.type != "cpu" and device.index is None:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         device = parse_device(f"{device.type}:{local_rank}") if world > 1 else torch.device(device.type, 0)
@@ -227,6 +232,7 @@ def prepare_run_dir(cfg: RunConfig, is_main: bool, settings: str = "") -> Path:
 def train(cfg: RunConfig, wait: bool = False, settings: str = "") -> dict:
     """Run (or resume, or find finished) the training run `cfg.output`. The first process claims and locks
     the run folder (`safe_output.use_output`): it holds only this run's files, and one run at a time."""
+    execution(cfg)  # a mistyped device or dtype stops before the run folder is made
     if int(os.environ.get("RANK", "0")) != 0:
         return _train(cfg)
     inputs = {"--tokens": [cfg.data.tokens], "--teacher": [cfg.model.teacher]}
