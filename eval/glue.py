@@ -82,6 +82,15 @@ class GlueConfig:
                                "longest example: compiled once for dynamic shapes; no gain on CPU)")
 
 
+EXECUTION = ("device", "dtype", "compile")  # how a fine-tuning run computes, not what it learns
+
+
+def learning_settings(cfg: GlueConfig) -> dict:
+    """The settings that shape a fine-tuned model, for cache keys: a result made on one device is reused on another.
+    `device` stays in at the value earlier keys held, so results cached before are found again."""
+    return {**{k: v for k, v in asdict(cfg).items() if k not in EXECUTION}, "device": "cpu"}
+
+
 def read_tsv(path: Path, task: str) -> tuple[list[tuple[str, ...]], list[int], int]:
     """(texts, labels, skipped rows); a bad row is skipped and counted, naming file and line."""
     folder, header, text_cols, label_col, names, _ = TASKS[task]
