@@ -80,7 +80,7 @@ def step(title: str) -> float:
 
 
 def train(tokens: Path, out: Path, *extra: str, kill_at: int = 0) -> subprocess.CompletedProcess | None:
-    cmd = [sys.executable, "-m", "train", "pretrain", "--tokens", str(tokens), "--out", str(out), *extra]
+    cmd = [sys.executable, "-m", "train", "pretrain", "--tokens", str(tokens), "--output", str(out), *extra]
     if not kill_at:
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
@@ -193,7 +193,7 @@ def smoke(device: torch.device, work: Path, kd_batch: int) -> dict:
     for kd in ("none", "vanilla", "annealing", "rail"):
         cmd = [sys.executable, "-m", "eval", "glue", str(student / "export"), *glue, "--json", str(work / f"glue-{kd}.json")]
         if kd == "none":
-            cmd = [sys.executable, "-m", "eval", "glue", str(teacher), *glue, "--save", str(tuned),
+            cmd = [sys.executable, "-m", "eval", "glue", str(teacher), *glue, "--output", str(tuned),
                    "--json", str(work / "glue-teacher.json")]
         else:
             cmd += ["--teacher", str(tuned), "--kd", kd]

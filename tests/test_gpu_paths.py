@@ -164,13 +164,13 @@ def test_no_host_sync_per_training_step(tokens, tmp_path, monkeypatch):
     torch.set_num_threads(1)
     counts = []
     for steps in (4, 12):
-        args = ["--tokens", str(tokens), "--out", str(tmp_path / f"run{steps}"), "--init", "scratch", "--n-layer", "2",
-                "--n-embd", "32", "--n-head", "2", "--batch-size", "4", "--grad-accum", "2", "--max-steps", str(steps),
-                "--distill", "--teacher", str(teacher), "--log-every", "1000", "--eval-every", "1000",
-                "--ckpt-every", "1000", "--eval-blocks", "4"]
-        parser = __import__("argparse").ArgumentParser()
-        run_config.add_arguments(parser)
-        cfg = run_config.from_args(parser.parse_args(args))
+        cfg = run_config.RunConfig(output=str(tmp_path / f"run{steps}"))
+        cfg.data.tokens = str(tokens)
+        cfg.model.init, cfg.model.teacher, cfg.model.n_layer, cfg.model.n_embd, cfg.model.n_head = "scratch", str(teacher), 2, 32, 2
+        cfg.optim.batch_size, cfg.optim.grad_accum, cfg.optim.max_steps = 4, 2, steps
+        cfg.distill.distill = True
+        cfg.log.log_every = cfg.log.eval_every = cfg.log.ckpt_every = 1000
+        cfg.log.eval_blocks = 4
         with monkeypatch.context() as patch:
             counter = SyncCounter(patch)
             train(cfg)
@@ -266,11 +266,14 @@ def test_the_makefile_puts_every_training_and_study_command_on_one_device(tmp_pa
     result = subprocess.run(["make", "-n", "-B", *targets, "DEVICE=cuda:1", "DTYPE=bf16", "COMPILE=1", f"VENV={tmp_path}/venv",
                              f"DATA={tmp_path}/data", f"RUNS={tmp_path}/runs"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    commands = [line for line in result.stdout.replace("\\\n", " ").splitlines()
-                if " -m train pretrain " in line or any(f" -m eval {s} " in line for s in ("ablation", "compare", "kd-study"))]
-    assert len(commands) == 5, result.stdout  # teacher, student, three studies
-    for line in commands:
+    lines = result.stdout.replace("\\\n", " ").splitlines()
+    pretraining = [line for line in lines if " -m train pretrain " in line]
+    studies = [line for line in lines if any(f" -m eval {s} " in line for s in ("ablation", "compare", "kd-study"))]
+    assert len(pretraining) == 2 and len(studies) == 3, result.stdout  # teacher, student; three studies
+    for line in pretraining:
         assert "--device cuda:1" in line and "--dtype bf16" in line and "--compile" in line, line
+    for line in studies:
+        assert "--device cuda:1" in line, line
     plain = subprocess.run(["make", "-n", "-B", "pretrain", f"VENV={tmp_path}/venv", f"DATA={tmp_path}/data"], cwd=ROOT,
                            capture_output=True, text=True).stdout
     assert "--device cpu" in plain and "--compile" not in plain
