@@ -159,9 +159,10 @@ def test_welch_interval_matches_scipy_and_the_table():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message a CPU-only machine gives")
 def test_device_mistakes_are_one_line(lm_dir):
-    cases = [(["perplexity", str(lm_dir), "--device", "cuda"], "--device cuda, but no CUDA device is available"),
-             (["glue", str(lm_dir), "--task", "sst2", "--device", "cuda:0"], "--device cuda:0, but no CUDA device is available"),
-             (["glue", str(lm_dir), "--task", "rte", "--device", "gpu"], "unknown device 'gpu'")]
+    cases = [(["perplexity", str(lm_dir), "--device", "cuda"], "--device cuda: no cuda device is available"),
+             (["glue", str(lm_dir), "--task", "sst2", "--device", "cuda:0"], "--device cuda:0: no cuda device is available"),
+             (["glue", str(lm_dir), "--task", "rte", "--device", "gpu"], "--device 'gpu': not a torch device"),
+             (["perplexity", str(lm_dir), "--dtype", "fp8"], "--dtype 'fp8': use fp32, bf16, fp16 or auto")]
     for command, message in cases:
         result = subprocess.run([sys.executable, "-m", "eval", *command], capture_output=True, text=True)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
@@ -328,7 +329,7 @@ def test_rail_gradient_is_of_the_order_of_the_logit_kd_gradient(kd_models):
     intermediate block about as much as the logit-KD term does (a term 100x weaker would not change training)."""
     tok = gpt2_tokenizer()
     texts, labels, _ = read_tsv(kd_models / "glue" / "SST-2" / "train.tsv", "sst2")
-    x, mask, _ = next(batches(encode(tok, texts[:16], 32), labels[:16], 16, list(range(16)), tok.eos_token_id))
+    x, mask, _, _ = next(batches(encode(tok, texts[:16], 32), labels[:16], 16, list(range(16)), tok.eos_token_id))
     teacher = Classifier.load(kd_models / "teacher-tuned", 2).eval()
     with torch.no_grad():
         t_logits, t_hidden = teacher(x, mask)
