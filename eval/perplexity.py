@@ -133,11 +133,23 @@ def text_perplexity(model, tokenizer, text: str, context: int | None = None, str
     if max_tokens:
         ids = ids[:max_tokens]
     if protocol == "blocks":
-        return {**block_perplexity(model, ids, context, label), "protocol": protocol}
-    stride = stride or max(1, context // 2)
-    if not 0 < stride <= context:
-        raise EvalError(f"stride must be in 1..context ({context}), not {stride}")
-    return {**ids_perplexity(model, ids, context, stride, label), "protocol": protocol}
+        result = block_perplexity(model, ids, context, label)
+        spans = [(b * context + 1, (b + 1) * context) for b in range(result["blocks"])]
+    else:
+        stride = stride or max(1, context // 2)
+        if not 0 < stride <= context:
+            raise EvalError(f"stride must be in 1..context ({context}), not {stride}")
+        result = ids_perplexity(model, ids, context, stride, label)
+        spans = [(1, ids.numel())]
+    scored_bytes = sum(len(tokenizer.decode(ids[a:b].tolist(), clean_up_tokenization_spaces=False).encode("utf-8"))
+                       for a, b in spans)
+    return {**result, "protocol": protocol, **bits_per_byte(result["nll"] * result["tokens"], scored_bytes)}
+
+
+def bits_per_byte(nll_sum: float, n_bytes: int) -> dict:
+    """Total loss in bits over the UTF-8 bytes of the scored text: unlike perplexity, comparable across tokenizers
+    (our 8k BPE and GPT-2's 50k one cut the same text into different numbers of tokens)."""
+    return {"bpb": nll_sum / math.log(2) / n_bytes if n_bytes else float("nan"), "bytes": n_bytes}
 
 
 @torch.no_grad()
@@ -204,7 +216,8 @@ def run(cfg: PerplexityConfig, command=None) -> dict:
         results[str(path)] = r
         how = (f"{r['blocks']:,} blocks of {r['context']}, {r['dropped_tokens']} remainder tokens dropped" if cfg.protocol == "blocks"
                else f"sliding window: context {r['context']}, stride {r['stride']}")
-        print(f"{path}: perplexity {r['ppl']:.2f} over {r['tokens']:,} tokens ({how})")
+        print(f"{path}: perplexity {r['ppl']:.2f}, {r['bpb']:.4f} bits per byte, over {r['tokens']:,} tokens "
+              f"({r['bytes']:,} bytes; {how})")
     if cfg.tokens:
         r = shard_perplexity(model, cfg.tokens, cfg.split)
         results[f"{cfg.tokens}:{cfg.split}"] = r
