@@ -349,15 +349,19 @@ def test_rail_gradient_is_of_the_order_of_the_logit_kd_gradient(kd_models):
         assert 0.25 < rail / logit_kd < 4, (seed, rail, logit_kd)
 
 
-def test_annealing_finetuning_restarts_phase2_from_the_best_phase1_checkpoint(kd_models):
-    cfg = GlueConfig(epochs=3, lr=2e-3, batch_size=16, kd="annealing", annealing_tau_max=7, annealing_phase2_epochs=1)
+@pytest.mark.parametrize("selection", ["dev_metric", "teacher_mse"])
+def test_annealing_finetuning_restarts_phase2_from_the_best_phase1_checkpoint(kd_models, selection):
+    cfg = GlueConfig(epochs=3, lr=2e-3, batch_size=16, kd="annealing", annealing_tau_max=7, annealing_phase2_epochs=1,
+                     annealing_selection=selection)
     result = finetune(kd_models / "student", "sst2", kd_models / "glue", cfg, teacher_dir=kd_models / "teacher-tuned")
     a = result["annealing"]
     assert a["phase1_epochs"] == 2 and a["phase1_steps"] == 30 and len(a["slice_ends"]) == 7  # 240 examples / 16
-    losses = a["val_loss_per_temperature"]
-    assert len(losses) == 7 and a["best_temperature"] == losses.index(min(losses)) + 1
+    losses, scores = a["val_loss_per_temperature"], a["dev_score_per_temperature"]
+    assert len(losses) == 7 and len(scores) == 7
+    best = scores.index(max(scores)) if selection == "dev_metric" else losses.index(min(losses))
+    assert a["best_temperature"] == best + 1
     # phase 2 starts from the weights that scored best, not from the last phase-1 step
-    assert a["phase2_start_val_loss"] == pytest.approx(min(losses), rel=1e-5)
+    assert a["phase2_start_val_loss"] == pytest.approx(losses[best], rel=1e-5)
     assert losses[-1] < losses[0]  # the targets approach the teacher's logits
     assert result["teacher"]["dev"] >= 0.9 and not result["teacher"]["finetuned_here"]
 
