@@ -86,3 +86,35 @@ def test_bits_per_byte_is_the_loss_in_bits_over_the_scored_bytes(lm_dir, shared_
                          for b in range(len(ids) // context))
     assert blocks["bytes"] == expected_bytes
     assert blocks["bpb"] == pytest.approx(blocks["nll"] * blocks["tokens"] / math.log(2) / expected_bytes)
+
+
+def test_lines_protocol_matches_run_clm_over_the_datasets_text_loader(lm_dir, shared_data, tmp_path):
+    """The paper authors' evaluation: datasets' text loader (newlines dropped), per-line tokenization, run_clm's
+    group_texts over map batches of 1,000 lines, Hugging Face's loss per block."""
+    import datasets
+
+    lines = (shared_data / "wikitext-2-raw" / "wiki.test.raw").read_text().split("\n")[:1100]
+    path = tmp_path / "wiki.txt"
+    path.write_text("\n".join(line[:40] for line in lines) + "\n")
+    hf = transformers.AutoModelForCausalLM.from_pretrained(lm_dir).eval()
+    model, tok = load_causal_lm(lm_dir)
+    context = 64
+    raw = datasets.load_dataset("text", data_files=str(path), split="train")
+    tokenized = raw.map(lambda batch: tok(batch["text"]), batched=True, remove_columns=["text"])
+
+    def group_texts(examples):  # run_clm.py's
+        concatenated = {k: sum(examples[k], []) for k in examples}
+        total = len(concatenated["input_ids"]) // context * context
+        return {k: [t[i:i + context] for i in range(0, total, context)] for k, t in concatenated.items()}
+
+    blocks = torch.tensor(tokenized.map(group_texts, batched=True)["input_ids"])
+    with torch.no_grad():
+        losses = [hf(b, labels=b).loss.item() for b in blocks.split(256)]
+        sizes = [len(b) for b in blocks.split(256)]
+    reference = math.exp(sum(loss * n for loss, n in zip(losses, sizes, strict=True)) / sum(sizes))
+    got = text_perplexity(model, tok, path.read_text(), protocol="lines")
+    assert got["blocks"] == len(blocks) and got["tokens"] == len(blocks) * (context - 1)
+    assert got["ppl"] == pytest.approx(reference, rel=1e-4)
+    # two groups (1,000 + 100 lines), each dropping its own remainder
+    assert got["dropped_tokens"] == sum(map(len, tokenized["input_ids"])) - len(blocks) * context
+    assert got["ppl"] != pytest.approx(text_perplexity(model, tok, path.read_text(), protocol="blocks")["ppl"])
