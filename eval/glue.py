@@ -42,6 +42,8 @@ TASKS = {
 
 
 ANNEALING_SELECTIONS = ("dev_metric", "teacher_mse")
+# mean cosine similarity between different examples' RAIL projections above which they count as collapsed
+RAIL_COLLAPSE = 0.95
 
 
 @dataclass
@@ -275,7 +277,15 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
     if plan is None:
         train.phase(range(cfg.epochs))
         if cfg.kd == "rail":
-            extra["rail"] = {"variant": "layer-wise", "teacher_layers_per_epoch": train.rail_draws}
+            start, end = train.rail_trace[0], train.rail_trace[-1]
+            collapsed = end["student_similarity"] > RAIL_COLLAPSE and end["teacher_similarity"] > RAIL_COLLAPSE
+            extra["rail"] = {"variant": "layer-wise", "teacher_layers_per_epoch": train.rail_draws, "start": start,
+                             "end": end, "collapsed": collapsed}
+            if collapsed:
+                print(f"  RAIL-KD: the projections collapsed (different examples' projected vectors have cosine "
+                      f"similarity {end['student_similarity']:.2f} / {end['teacher_similarity']:.2f} at the end): "
+                      f"the intermediate-layer term ({start['term']:.3f} -> {end['term']:.3f}) no longer shapes "
+                      "the student", flush=True)
     else:
         extra["annealing"] = annealing(train, loss_fn, plan, dev_ids, dev_labels, pad, metric)
     value = evaluate(model, dev_ids, dev_labels, pad, metric)
@@ -305,6 +315,7 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(ids) / cfg.batch_size)
         self.start = time.time()
         self.rail_draws: list[list[int]] = []
+        self.rail_trace: list[dict] = []
 
     def phase(self, epochs: range, after_step=None) -> None:
         """Train `epochs` (global epoch numbers: they fix the example order); after_step(steps done in this phase)."""
@@ -331,6 +342,8 @@ class Trainer:
                     with torch.no_grad():
                         t_logits, t_hidden = self.teacher(x, m)
                 loss = self.loss_fn(logits, y, hidden, t_logits, t_hidden, m)
+                if self.loss_fn.kind == "rail" and (step == 0 or step == total - 1):  # the term at start and end
+                    self.rail_trace.append({"step": step, **self.loss_fn.rail_diagnostics(hidden, t_hidden, m)})
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
