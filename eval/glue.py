@@ -42,6 +42,11 @@ TASKS = {
 }
 
 
+ANNEALING_SELECTIONS = ("dev_metric", "teacher_mse")
+# mean cosine similarity between different examples' RAIL projections above which they count as collapsed
+RAIL_COLLAPSE = 0.95
+
+
 @dataclass
 class GlueConfig:
     epochs: int = opt(3, "passes over the training examples (Annealing-KD: both phases together)", check=positive())
@@ -68,9 +73,13 @@ class GlueConfig:
                                     "epoch when it has tau_max epochs, shorter slices when it has fewer)",
                                  check=positive())
     annealing_phase2_epochs: int = opt(1, "annealing: epochs of phase 2 (labels only, from the phase-1 checkpoint "
-                                          "with the lowest validation loss = MSE to the teacher's logits on the dev "
-                                          "inputs, labels unread; fresh optimizer and schedule); phase 1 gets the "
-                                          "other epochs", check=positive())
+                                          "chosen by --annealing-selection; fresh optimizer and schedule); phase 1 "
+                                          "gets the other epochs", check=positive())
+    annealing_selection: str = opt("dev_metric", "annealing: which phase-1 checkpoint (one per temperature) phase 2 "
+                                                 "starts from: dev_metric (the best dev score, as the authors' code "
+                                                 "picks it) | teacher_mse (the lowest MSE to the teacher's logits on "
+                                                 "the dev inputs: the dev labels are not read)",
+                                   choices=ANNEALING_SELECTIONS)
     rail_dim: int = opt(128, "rail: size of the space the layer-wise linear projections map into", check=positive())
     rail_weight: float = opt(0.1, "rail: weight of the intermediate-layer term (per layer: squared distance "
                                   "of the normalised projections, summed over dimensions, in [0, 4]); at 0.1 its "
@@ -258,6 +267,9 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
     steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
     plan = None
     if cfg.kd == "annealing":  # checked before the teacher is fine-tuned
+        if cfg.annealing_selection not in ANNEALING_SELECTIONS:
+            raise EvalError(f"--annealing-selection {cfg.annealing_selection!r}: choose "
+                            f"{', '.join(ANNEALING_SELECTIONS)}")
         plan = kd.annealing_plan(cfg.epochs, cfg.annealing_phase2_epochs, steps_per_epoch, cfg.annealing_tau_max)
 
     teacher, teacher_result = None, None
@@ -284,9 +296,17 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
     if plan is None:
         train.phase(range(cfg.epochs))
         if cfg.kd == "rail":
-            extra["rail"] = {"variant": "layer-wise", "teacher_layers_per_epoch": train.rail_draws}
+            start, end = train.rail_trace[0], train.rail_trace[-1]
+            collapsed = end["student_similarity"] > RAIL_COLLAPSE and end["teacher_similarity"] > RAIL_COLLAPSE
+            extra["rail"] = {"variant": "layer-wise", "teacher_layers_per_epoch": train.rail_draws, "start": start,
+                             "end": end, "collapsed": collapsed}
+            if collapsed:
+                print(f"  RAIL-KD: the projections collapsed (different examples' projected vectors have cosine "
+                      f"similarity {end['student_similarity']:.2f} / {end['teacher_similarity']:.2f} at the end): "
+                      f"the intermediate-layer term ({start['term']:.3f} -> {end['term']:.3f}) no longer shapes "
+                      "the student", flush=True)
     else:
-        extra["annealing"] = annealing(train, loss_fn, plan, dev_ids, pad)
+        extra["annealing"] = annealing(train, loss_fn, plan, dev_ids, dev_labels, pad, metric)
     value = evaluate(model, dev_ids, dev_labels, pad, metric, dtype)
     result = {"task": task, "metric": metric, "value": value, "train_examples": len(train_ids), "dev_examples": len(dev_ids),
               "skipped_rows": skipped_train + skipped_dev, "train_time_s": round(time.time() - train.start, 1), "config": asdict(cfg),
@@ -317,6 +337,7 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(ids) / cfg.batch_size)
         self.start = time.time()
         self.rail_draws: list[list[int]] = []
+        self.rail_trace: list[dict] = []
 
     def phase(self, epochs: range, after_step=None) -> None:
         """Train `epochs` (global epoch numbers: they fix the example order); after_step(steps done in this phase)."""
@@ -345,6 +366,8 @@ class Trainer:
                         with torch.no_grad():
                             t_logits, t_hidden = self.teacher(x, m, padded)
                     loss = self.loss_fn(logits, y, hidden, t_logits, t_hidden, m)
+                    if self.loss_fn.kind == "rail" and (step == 0 or step == total - 1):  # the term at start, end
+                        self.rail_trace.append({"step": step, **self.loss_fn.rail_diagnostics(hidden, t_hidden, m)})
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -362,20 +385,25 @@ class Trainer:
                           f"{rate * cfg.batch_size:,.0f} examples/s ETA {(total - step) / rate:,.0f}s", flush=True)
 
 
-def annealing(train: Trainer, loss_fn, plan: dict, dev_ids, pad: int) -> dict:
-    """Annealing-KD's two phases (see eval.kd). The phase-1 checkpoint kept is the one, among the ends of the
-    tau_max temperature slices, with the lowest validation loss: MSE between the student's and the teacher's
-    logits on the dev inputs (the target of the last temperature; the dev labels are not read)."""
+
+
+def annealing(train: Trainer, loss_fn, plan: dict, dev_ids, dev_labels, pad: int, metric: str) -> dict:
+    """Annealing-KD's two phases (see eval.kd). Phase 2 starts from one of the phase-1 checkpoints taken at the ends
+    of the tau_max temperature slices: the one with the best dev score (`dev_metric`, as the authors' code picks
+    it), or the one closest to the teacher (`teacher_mse`: MSE between the student's and the teacher's logits on
+    the dev inputs, the target of the last temperature; the dev labels are not read)."""
+    selection = train.cfg.annealing_selection
     print(f"  Annealing-KD: {plan['fit']}; then {plan['phase2_epochs']} epoch(s) on the labels", flush=True)
     teacher_dev = dev_logits(train.teacher, dev_ids, pad, train.dtype)
-    val_losses, best = [], {"loss": math.inf}
+    val_losses, dev_scores, best = [], [], {"key": -math.inf}
 
     def after_step(done: int) -> None:
         if done in plan["slice_ends"]:
-            val = F.mse_loss(dev_logits(train.model, dev_ids, pad, train.dtype), teacher_dev).item()
-            val_losses.append(val)
-            if val < best["loss"]:
-                best.update(loss=val, temperature=loss_fn.temperature, state=copy.deepcopy(train.model.state_dict()))
+            val_losses.append(F.mse_loss(dev_logits(train.model, dev_ids, pad, train.dtype), teacher_dev).item())
+            dev_scores.append(evaluate(train.model, dev_ids, dev_labels, pad, metric, train.dtype))
+            key = dev_scores[-1] if selection == "dev_metric" else -val_losses[-1]
+            if key > best["key"]:  # ties keep the earlier checkpoint
+                best.update(key=key, temperature=loss_fn.temperature, state=copy.deepcopy(train.model.state_dict()))
         if done < plan["phase1_steps"]:
             loss_fn.temperature = kd.annealing_temperature(done, plan["phase1_steps"], plan["tau_max"])
 
@@ -385,8 +413,11 @@ def annealing(train: Trainer, loss_fn, plan: dict, dev_ids, pad: int) -> dict:
     loss_fn.temperature = None  # phase 2: the labels, with a fresh optimizer and schedule
     start_loss = F.mse_loss(dev_logits(train.model, dev_ids, pad, train.dtype), teacher_dev).item()
     train.phase(range(plan["phase1_epochs"], plan["phase1_epochs"] + plan["phase2_epochs"]))
-    return {**plan, "selection": "lowest phase-1 validation loss (MSE to the teacher's logits on the dev inputs)",
-            "val_loss_per_temperature": val_losses, "best_temperature": best["temperature"], "phase2_start_val_loss": start_loss}
+    how = {"dev_metric": f"best phase-1 dev {metric}",
+           "teacher_mse": "lowest phase-1 validation loss (MSE to the teacher's logits on the dev inputs)"}
+    return {**plan, "selection": how[selection], "val_loss_per_temperature": val_losses,
+            "dev_score_per_temperature": dev_scores, "best_temperature": best["temperature"],
+            "phase2_start_val_loss": start_loss}
 
 
 def _load_backbone(model_dir: Path):

@@ -9,6 +9,11 @@ Text protocols (the whole file is tokenized as one sequence first):
   DistilGPT-2's: the tokens are cut into non-overlapping blocks of `context` tokens, the remainder is
   dropped, and perplexity is exp(mean loss over the blocks' tokens); each block's first token is not
   scored and the others see only the tokens of their own block, so it usually reads higher than `sliding`.
+- `lines` is the evaluation of the paper's authors (`run_clm.py` over a text file read with the `datasets`
+  text loader): the file is read line by line with the newlines dropped, each line tokenized on its own, and
+  the lines concatenated in groups of 1,000 (the loader's map batch) before being cut into blocks of
+  `context` tokens; each group drops its own remainder. Lines run together without a separator, so it
+  scores a slightly different text than `blocks` does.
 MODEL_DIR is our export or any Hugging Face causal-LM directory. The default text is the WikiText-2 raw
 test split (identical to WikiText-103's), found by `eval.data` (--eval-data, $EVAL_DATA,
 ../shared/data, or the hub).
@@ -114,7 +119,23 @@ def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: s
     return {"ppl": math.exp(nll / scored), "nll": nll / scored, "tokens": scored, "context": context, "stride": stride}
 
 
-PROTOCOLS = ("sliding", "blocks")
+PROTOCOLS = ("sliding", "blocks", "lines")
+LINES_PER_GROUP = 1000  # datasets.map's default batch size, the grouping of run_clm.py's group_texts
+
+
+def line_group_ids(tokenizer, text: str, context: int,
+                   lines_per_group: int = LINES_PER_GROUP) -> tuple[torch.Tensor, int]:
+    """The `lines` protocol's blocks, concatenated, and the number of tokens the groups' remainders dropped."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":  # the text loader yields no line after a final newline
+        lines.pop()
+    kept, dropped = [], 0
+    for g in range(0, len(lines), lines_per_group):
+        group = [t for line in lines[g:g + lines_per_group] for t in tokenizer(line).input_ids]
+        usable = len(group) // context * context
+        kept.extend(group[:usable])
+        dropped += len(group) - usable
+    return torch.tensor(kept, dtype=torch.long), dropped
 
 
 def block_perplexity(model, ids: torch.Tensor, context: int, label: str = "", dtype: str = "fp32") -> dict:
@@ -132,15 +153,34 @@ def text_perplexity(model, tokenizer, text: str, context: int | None = None, str
     context = context or context_length(model)
     if protocol not in PROTOCOLS:
         raise EvalError(f"unknown perplexity protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    ids = torch.tensor(tokenizer(text).input_ids, dtype=torch.long)
-    if max_tokens:
-        ids = ids[:max_tokens]
-    if protocol == "blocks":
-        return {**block_perplexity(model, ids, context, label, dtype), "protocol": protocol}
-    stride = stride or max(1, context // 2)
-    if not 0 < stride <= context:
-        raise EvalError(f"stride must be in 1..context ({context}), not {stride}")
-    return {**ids_perplexity(model, ids, context, stride, label, dtype), "protocol": protocol}
+    if protocol == "lines":
+        ids, dropped = line_group_ids(tokenizer, text, context)
+        if max_tokens:
+            ids = ids[:max_tokens // context * context]
+    else:
+        ids = torch.tensor(tokenizer(text).input_ids, dtype=torch.long)
+        if max_tokens:
+            ids = ids[:max_tokens]
+    if protocol in ("blocks", "lines"):
+        result = block_perplexity(model, ids, context, label, dtype)
+        if protocol == "lines":
+            result["dropped_tokens"] = dropped
+        spans = [(b * context + 1, (b + 1) * context) for b in range(result["blocks"])]
+    else:
+        stride = stride or max(1, context // 2)
+        if not 0 < stride <= context:
+            raise EvalError(f"stride must be in 1..context ({context}), not {stride}")
+        result = ids_perplexity(model, ids, context, stride, label, dtype)
+        spans = [(1, ids.numel())]
+    scored_bytes = sum(len(tokenizer.decode(ids[a:b].tolist(), clean_up_tokenization_spaces=False).encode("utf-8"))
+                       for a, b in spans)
+    return {**result, "protocol": protocol, **bits_per_byte(result["nll"] * result["tokens"], scored_bytes)}
+
+
+def bits_per_byte(nll_sum: float, n_bytes: int) -> dict:
+    """Total loss in bits over the UTF-8 bytes of the scored text: unlike perplexity, comparable across tokenizers
+    (our 8k BPE and GPT-2's 50k one cut the same text into different numbers of tokens)."""
+    return {"bpb": nll_sum / math.log(2) / n_bytes if n_bytes else float("nan"), "bytes": n_bytes}
 
 
 @torch.no_grad()
@@ -176,7 +216,9 @@ class PerplexityConfig:
     split: str = opt("val", "split of --tokens to score", choices=("val", "train"))
     protocol: str = opt("sliding", "sliding: overlapping windows, each token scored once with up to context-1 tokens "
                         "before it; blocks: Hugging Face run_clm.py's non-overlapping blocks of the context length, "
-                        "remainder dropped (the protocol of published WikiText-103 numbers)", choices=PROTOCOLS)
+                        "remainder dropped (the protocol of published WikiText-103 numbers); lines: the paper "
+                        "authors' run: lines tokenized without their newlines, grouped per 1,000 lines, each group "
+                        "cut into blocks", choices=PROTOCOLS)
     context: int = opt(0, "window or block length (0: the model's context)", check=at_least(0))
     stride: int = opt(0, "window step of --protocol sliding (0: context/2)", check=at_least(0))
     max_tokens: int = opt(0, "score only the first N tokens of each file (0: all)", check=at_least(0))
@@ -185,8 +227,8 @@ class PerplexityConfig:
     json: str = opt("", "write the results to this JSON file (default: print them only)", metavar="FILE")
 
     def validate(self):
-        if self.protocol == "blocks" and self.stride:
-            raise ValueError("--stride is a setting of --protocol sliding; blocks do not overlap")
+        if self.protocol != "sliding" and self.stride:
+            raise ValueError(f"--stride is a setting of --protocol sliding; {self.protocol} blocks do not overlap")
 
 
 Settings = PerplexityConfig
@@ -210,9 +252,10 @@ def run(cfg: PerplexityConfig, command=None) -> dict:
         r = text_perplexity(model, tokenizer, text, cfg.context or None, cfg.stride or None,
                             cfg.max_tokens, label=path.name, protocol=cfg.protocol, dtype=dtype)
         results[str(path)] = r
-        how = (f"{r['blocks']:,} blocks of {r['context']}, {r['dropped_tokens']} remainder tokens dropped" if cfg.protocol == "blocks"
-               else f"sliding window: context {r['context']}, stride {r['stride']}")
-        print(f"{path}: perplexity {r['ppl']:.2f} over {r['tokens']:,} tokens ({how})")
+        how = (f"sliding window: context {r['context']}, stride {r['stride']}" if cfg.protocol == "sliding" else
+               f"{r['blocks']:,} blocks of {r['context']}, {r['dropped_tokens']} remainder tokens dropped")
+        print(f"{path}: perplexity {r['ppl']:.2f}, {r['bpb']:.4f} bits per byte, over {r['tokens']:,} tokens "
+              f"({r['bytes']:,} bytes; {how})")
     if cfg.tokens:
         r = shard_perplexity(model, cfg.tokens, cfg.split, dtype=dtype)
         results[f"{cfg.tokens}:{cfg.split}"] = r
