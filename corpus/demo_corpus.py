@@ -153,7 +153,7 @@ def convert(package: str, tree: Path, out_file: Path, workers: int, max_pages: i
 
 def build(out: Path, packages: list[str], workers: int, max_pages: int, wait: bool = False, record: str = "") -> dict:
     """`record`: the resolved settings, written as `out/config.toml`."""
-    with use_output(out, COMMAND, wait=wait, legacy=("manifest.json", "jsonl")):
+    with use_output(out, COMMAND, wait=wait):
         if record:
             atomic_write(out / RECORD, record)
         return _build(out, packages, workers, max_pages)

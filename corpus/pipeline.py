@@ -402,7 +402,7 @@ def run_clean(inputs: list[str], out: str | Path, cfg: CleanConfig, overwrite: b
     written as `out/config.toml`."""
     out = Path(out)
     inputs_of = {"--input": inputs, "--decontaminate": cfg.decontaminate, "--dedup-against": cfg.dedup_against}
-    with use_output(out, COMMAND, wait=wait_for_output, option="--output", legacy=(".work/config.json",), inputs=inputs_of):
+    with use_output(out, COMMAND, wait=wait_for_output, option="--output", inputs=inputs_of):
         prepare_output(out, cfg, inputs, overwrite)
         if record:
             atomic_write(out / RECORD, record)

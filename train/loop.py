@@ -236,7 +236,7 @@ def train(cfg: RunConfig, wait: bool = False, settings: str = "") -> dict:
     if int(os.environ.get("RANK", "0")) != 0:
         return _train(cfg)
     inputs = {"--tokens": [cfg.data.tokens], "--teacher": [cfg.model.teacher]}
-    with use_output(cfg.output, COMMAND, wait=wait, legacy=("config.json", "metrics.jsonl"), inputs=inputs):
+    with use_output(cfg.output, COMMAND, wait=wait, inputs=inputs):
         return _train(cfg, settings)
 
 

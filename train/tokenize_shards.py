@@ -109,7 +109,7 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
     # what the shards are made from: the clean corpus's content, the tokenizer's vocabulary, and the settings
     wanted = {"clean_fingerprint": clean_fingerprint(clean_dir), "fingerprint": vocab_fingerprint(tok),
               "block_size": block_size, "val_fraction": val_fraction, "split_method": split}
-    with use_output(out, COMMAND, wait=wait, legacy=("manifest.json", "tokenizer/tokenizer.json"),
+    with use_output(out, COMMAND, wait=wait,
                     inputs={"--data": [clean_dir], "--tokenizer": [tokenizer_dir]}):
         if (out / "manifest.json").exists():
             manifest = json.loads((out / "manifest.json").read_text())

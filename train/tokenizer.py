@@ -119,7 +119,7 @@ def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int, overw
                                               **{f"data:{Path(d).name}": clean_fingerprint(d) for d in data}}
     out = Path(out)
     provenance = out / "provenance.json"
-    with use_output(out, COMMAND, wait=wait, legacy=("tokenizer.json",), inputs={"--data": list(data)}):
+    with use_output(out, COMMAND, wait=wait, inputs={"--data": list(data)}):
         if (out / "tokenizer.json").exists():
             recorded = json.loads(provenance.read_text())["made_from"] if provenance.exists() else made_from
             if reuse_or_replace(out, COMMAND, recorded == made_from, overwrite, changes=describe_change(recorded, made_from)):
