@@ -23,42 +23,14 @@ import numpy as np
 from cli_config import RECORD
 from safe_output import atomic_contents, atomic_json, atomic_write, reuse_or_replace, use_output
 
+from train.clean_corpus import iter_documents
 from train.fingerprint import clean_fingerprint, describe_change, fingerprint
-from train.split import cluster_split, find_near_duplicates, id_hash_split, is_validation, leakage
+from train.split import held_out_documents, is_validation
 from train.tokenizer import TokenizerError, check_clean_corpus, load_tokenizer, save_tokenizer, vocab_fingerprint
 
 FORMAT = "flat-tokens-v1"
 COMMAND = "train tokenize"
 SPLITS = ("cluster", "id-hash")
-
-
-def iter_documents(clean_dir: Path):
-    """(ids, texts) batches of a clean corpus's shards, memory-mapped."""
-    import pyarrow as pa
-
-    for shard in sorted((clean_dir / "shards").glob("*.arrow")):
-        try:
-            with pa.memory_map(str(shard), "r") as src:
-                for batch in pa.ipc.open_stream(src):
-                    yield batch.column("id").to_pylist(), batch.column("text").to_pylist()
-        except (pa.ArrowException, OSError) as e:
-            raise TokenizerError(f"{shard}: corrupt or truncated shard ({e})") from None
-
-
-def held_out_documents(clean_dir: Path, val_fraction: float, split: str) -> tuple[dict[str, bool] | None, dict]:
-    """(doc id -> held out?, what the manifest records about the split); None: decide by id hash on the fly."""
-    if split == "id-hash":
-        return None, {"method": "id-hash"}
-    start = time.time()
-    found = find_near_duplicates((i, t) for ids, texts in iter_documents(clean_dir) for i, t in zip(ids, texts))
-    held = cluster_split(found, val_fraction)
-    info = {"method": "cluster", "near_duplicate_pairs": len(found.pairs), "lsh_miss_probability_at_0.8": found.miss_probability,
-            "leakage": {"id-hash": leakage(found, id_hash_split(found, val_fraction)), "cluster": leakage(found, held)}}
-    before, after = info["leakage"]["id-hash"], info["leakage"]["cluster"]
-    print(f"  split: {len(found.pairs):,} near-duplicate pairs; validation docs with a training near-duplicate: "
-          f"{before['leaked_docs']:,}/{before['val_docs']:,} by id hash, {after['leaked_docs']:,}/{after['val_docs']:,} by cluster "
-          f"({time.time() - start:,.0f}s)", flush=True)
-    return held, info
 
 
 class ShardWriter:
