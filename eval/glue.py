@@ -421,11 +421,12 @@ def annealing(train: Trainer, loss_fn, plan: dict, dev_ids, dev_labels, pad: int
 
 
 def _load_backbone(model_dir: Path):
-    from train.model import GPT, CheckpointError
+    from train import TrainError
+    from train.model import GPT
 
     try:
         return GPT.from_pretrained(model_dir)
-    except CheckpointError as e:
+    except TrainError as e:
         raise EvalError(str(e)) from None
 
 

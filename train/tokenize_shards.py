@@ -23,10 +23,11 @@ import numpy as np
 from cli_config import RECORD
 from safe_output import atomic_contents, atomic_json, atomic_write, reuse_or_replace, use_output
 
+from train import TrainError
 from train.clean_corpus import iter_documents
 from train.fingerprint import clean_fingerprint, describe_change, fingerprint
 from train.split import held_out_documents, is_validation
-from train.tokenizer import TokenizerError, check_clean_corpus, load_tokenizer, save_tokenizer, vocab_fingerprint
+from train.tokenizer import check_clean_corpus, load_tokenizer, save_tokenizer, vocab_fingerprint
 
 FORMAT = "flat-tokens-v1"
 COMMAND = "train tokenize"
@@ -73,10 +74,10 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
     clean_dir, out = Path(clean_dir), Path(out)
     source_manifest = clean_dir / "manifest.json"
     if not source_manifest.exists():
-        raise TokenizerError(f"{clean_dir}: no manifest.json (is it a finished clean-corpus directory?)")
+        raise TrainError(f"{clean_dir}: no manifest.json (is it a finished clean-corpus directory?)")
     check_clean_corpus(clean_dir)
     if split not in SPLITS:
-        raise TokenizerError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
+        raise TrainError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
     tok = load_tokenizer(tokenizer_dir)
     # what the shards are made from: the clean corpus's content, the tokenizer's vocabulary, and the settings
     wanted = {"clean_fingerprint": clean_fingerprint(clean_dir), "fingerprint": vocab_fingerprint(tok),
@@ -132,9 +133,9 @@ def _tokenize_into(tmp: Path, clean_dir: Path, tok, tokenizer_dir, wanted: dict,
         blocks = sum(max(0, (s["tokens"] - 1) // block_size) for s in w.shards)
         splits[name] = {"shards": w.shards, "tokens": w.tokens, "docs": w.docs, "blocks": blocks}
     if splits["train"]["blocks"] == 0:
-        raise TokenizerError(f"{clean_dir}: not enough text for one training block of {block_size + 1} tokens")
+        raise TrainError(f"{clean_dir}: not enough text for one training block of {block_size + 1} tokens")
     if splits["val"]["blocks"] == 0:
-        raise TokenizerError(f"{clean_dir}: the validation split holds no full block; raise --val-fraction (now {val_fraction})")
+        raise TrainError(f"{clean_dir}: the validation split holds no full block; raise --val-fraction (now {val_fraction})")
     save_tokenizer(tok, tmp / "tokenizer")
     content = fingerprint({**wanted, "shards": {n: [s["sha256"] for s in sp["shards"]] for n, sp in splits.items()}})
     manifest = {"format": FORMAT, **wanted, "content_fingerprint": content, "split": split_info,

@@ -50,7 +50,8 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
                 distill_keeps: list[str] | None = None, freeze_pos_embeddings: bool = False,
                 explicit_budget: bool = False, allow_repeats: bool = False) -> dict:
     from train.fingerprint import model_fingerprint
-    from train.truncate import LayerSpecError, parse_keep_layers
+    from train import TrainError
+    from train.truncate import parse_keep_layers
 
     out.mkdir(parents=True, exist_ok=True)
     if not (Path(teacher) / "config.json").exists():
@@ -61,7 +62,7 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
     distill_keeps = distill_keeps or [keeps[0]]
     try:  # checked before any work: `distil` needs a 12-layer teacher
         layers = {k: parse_keep_layers(k, teacher_cfg["n_layer"]) for k in dict.fromkeys(keeps + distill_keeps)}
-    except LayerSpecError as e:
+    except TrainError as e:
         raise EvalError(f"{e} (--keep-layers / --distill-keep-layers)") from None
     named = {"alt": " (every other block)", "distil": " (DistilGPT-2's initialisation)"}
     start = {k: f"teacher blocks {v}{named.get(k, '')}" for k, v in layers.items()}
