@@ -1,4 +1,4 @@
-"""Incremental cleaning: deduplicate a new batch against corpora that are already clean (issue 5).
+"""Incremental cleaning: deduplicate a new batch against corpora that are already clean.
 
 Every `full` run keeps its MinHash index in `<out>/minhash_index/bucket_NNN/*.minhash.index`
 (datatrove's index format: the sorted band signatures of every document that reached MinHash).

@@ -1,4 +1,4 @@
-"""Rolling checkpoints of a run (DESIGN.md contract 3).
+"""Rolling checkpoints of a run: the newest few are kept (`--keep-checkpoints`).
 
 A checkpoint holds the model, the optimizer, the step (the data position and the learning rate follow
 from it) and every RNG state, so a resumed run continues exactly as an uninterrupted one would. It is

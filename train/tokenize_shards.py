@@ -1,4 +1,4 @@
-"""Token shards (DESIGN.md contract 2): a clean-corpus directory tokenized into flat memory-mapped arrays.
+"""Token shards, what `train pretrain` reads: a clean-corpus directory tokenized into flat memory-mapped arrays.
 
     <out>/manifest.json                 tokenizer identity, vocab size, block size, splits, source
     <out>/tokenizer/                    the tokenizer itself (Hugging Face format)

@@ -11,7 +11,7 @@ shards, run, evaluation) is cached there in a folder named by the fingerprint of
 an interrupted ablation resumes, a rerun with other settings makes new units beside the old ones and
 reports only its own, and the report lists every unit's fingerprint.
 
-Data quantity is a confounder (DESIGN.md): the budget is at most one pass over the smallest variant
+Data quantity would confound the comparison: the budget is at most one pass over the smallest variant
 (the scale's budget is lowered to it; more needs --allow-repeats), and the report gives each variant's
 epochs. Comparisons state the mean difference with a 95% confidence interval over seeds (Welch's t).
 """
