@@ -208,8 +208,10 @@ def write_report(results: dict, out: Path) -> None:
             lines.append("")
     lines += units_section(results["units"], results.get("code"))
     atomic_json(out / "results.json", results)
-    atomic_write(out / "report.md", "\n".join(lines) + "\n")
-    print(f"\nablation report: {write_study_html(out, results, 'Data-cleaning ablation')} (also report.md)")
+    markdown = "\n".join(lines) + "\n"
+    atomic_write(out / "report.md", markdown)
+    page = write_study_html(out, results, "Data-cleaning ablation", markdown)
+    print(f"\nablation report: {page} (also report.md)")
     print(markdown_table(["data", "docs kept", "train tokens", "epochs", "decontam", "WikiText ppl (sliding)", "WikiText ppl (blocks)",
                           "WikiText bits/byte", "raw held-out ppl", "BLiMP", "SST-2", "time (s)"], rows))
 

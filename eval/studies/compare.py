@@ -161,8 +161,10 @@ def write_report(results: dict, out: Path) -> None:
               "![validation loss](val_loss.png)", "", "![validation loss vs time](val_loss_time.png)", "", "![SST-2](sst2.png)", "",
               *units_section(results["units"], results.get("code"))]
     atomic_json(out / "results.json", results)
-    atomic_write(out / "report.md", "\n".join(lines))
-    print(f"\ncompare report: {write_study_html(out, results, 'Truncation vs distillation vs scratch')} (also report.md)")
+    markdown = "\n".join(lines) + "\n"
+    atomic_write(out / "report.md", markdown)
+    page = write_study_html(out, results, "Truncation vs distillation vs scratch", markdown)
+    print(f"\ncompare report: {page} (also report.md)")
     print(markdown_table(["method", "params", "time (s)", "tokens/s", "WikiText ppl (sliding)", "WikiText ppl (blocks)",
                           "WikiText bits/byte", "held-out ppl", "BLiMP", "SST-2"], rows))
 

@@ -115,8 +115,10 @@ def write_report(results: dict, out: Path, tasks: list[str], techniques: list[st
     lines += ["", "## The techniques as run", "", *techniques_as_run(results), "", "![KD techniques](kd.png)", "",
               *units_section(results["units"], results.get("code"))]
     atomic_json(out / "results.json", results)
-    atomic_write(out / "report.md", "\n".join(lines))
-    print(f"\nKD study report: {write_study_html(out, results, 'Knowledge distillation during fine-tuning')} (also report.md)")
+    markdown = "\n".join(lines) + "\n"
+    atomic_write(out / "report.md", markdown)
+    page = write_study_html(out, results, "Knowledge distillation during fine-tuning", markdown)
+    print(f"\nKD study report: {page} (also report.md)")
     print(markdown_table(["technique", *tasks, "time (s)"], rows))
 
 
