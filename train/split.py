@@ -8,8 +8,8 @@ Jaccard >= 0.8), with the MinHash machinery the cleaner's decontamination uses (
 at a looser threshold and the exact Jaccard of the 5-gram sets confirms them. A cluster is held out when the hash of its smallest
 document id says so (`is_validation`), so the split stays stable whatever the order of documents.
 
-`held_out_documents` makes the split of a clean corpus for `train tokenize`; `leakage` measures, for any split, how many validation documents have a training near-duplicate among
-the confirmed pairs; the token manifest records it for the id-hash split and for the cluster split.
+`held_out_documents` makes the split of a clean corpus for `train tokenize`; `leakage` measures, for any
+split, how many validation documents have a training near-duplicate among the confirmed pairs; the token manifest records it for the id-hash split and for the cluster split.
 """
 from __future__ import annotations
 

@@ -97,7 +97,8 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
     variants = {}
     for preset in presets:
         clean, units[f"clean/{preset}"] = clean_variant(cfg, preset, out, raw_fp, decontamination_files())
-        tokens, units[f"tokens/{preset}"] = tokenize(scale, clean, preset, out, teacher=cfg.teacher, teacher_fp=teacher_fp)
+        tokens, units[f"tokens/{preset}"] = tokenize(scale, clean, preset, out, teacher=cfg.teacher,
+                                                     teacher_fp=teacher_fp)
         corpus_stats = json.loads((clean / "stats.json").read_text())
         token_manifest = json.loads((tokens / "manifest.json").read_text())
         variants[preset] = {"clean_dir": str(clean), "tokens_dir": str(tokens), "stats": corpus_stats,
@@ -110,8 +111,9 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
     for preset in cfg.presets:
         for seed in scale.seeds:
             name = f"{preset}-seed{seed}"
-            summary = pretrain(scale, Path(variants[preset]["tokens_dir"]), out / "runs" / name, seed, teacher=cfg.teacher,
-                               keep_layers=cfg.keep_layers, device=cfg.device, log=out / "logs" / f"train-{name}.log")
+            summary = pretrain(scale, Path(variants[preset]["tokens_dir"]), out / "runs" / name, seed,
+                               teacher=cfg.teacher, keep_layers=cfg.keep_layers, device=cfg.device,
+                               log=out / "logs" / f"train-{name}.log")
             metrics, units[f"result/{name}"] = evaluate_run(summary, heldout, scale, seed, out, name, cfg.device)
             units[f"run/{name}"] = summary["unit"]
             runs[name] = {"preset": preset, "seed": seed, "summary": summary, **metrics, "curve": read_curve(Path(summary["run_dir"])),
