@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from cli_config import at_least, opt
-from eval import EvalError  # the package's one user-facing error (imported from here by the studies)
+from eval import EvalError  # the package's one user-facing error
 from safe_output import atomic_json
 from train.device import DEVICE_HELP, DTYPE_HELP, autocast, parse_device, parse_dtype, prepare, sum_buffer, to_device
 
