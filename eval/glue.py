@@ -28,9 +28,8 @@ import torch.nn.functional as F
 
 import cli_config
 from cli_config import at_least, between, opt, positive
-from eval import kd
+from eval import EvalError, kd
 from eval.data import glue_dir
-from eval import EvalError
 from eval.perplexity import execution, model_directory
 from safe_output import atomic_contents, atomic_json, claim_output, use_output
 from train.device import DEVICE_HELP, DTYPE_HELP, autocast, grad_scaler, to_device
