@@ -30,12 +30,13 @@ from eval.studies.pretraining import (SCALES, PretrainStudyOptions, Scale, evalu
                                       tokenize)
 from eval.studies.provenance import code_version, package_version
 from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
-from eval.studies.report_html import write_study_html
+from eval.studies.report_html import write_report_files
 from eval.studies.runs import python_module, read_curve, run_command
 from eval.studies.stats import summarize
 from eval.studies.units import unit_path
-from safe_output import atomic_json, atomic_write
+from safe_output import atomic_json
 from train.config import keep_layers_check
+
 
 def decontamination_files() -> list[Path]:
     """The evaluation texts every variant is decontaminated against."""
@@ -209,10 +210,7 @@ def write_report(results: dict, out: Path) -> None:
                                         [[s["step"], f"{s['docs_in']:,}", f"{s['docs_removed']:,}", f"{s['bytes_removed'] / 1e6:.2f}"] for s in steps]))
             lines.append("")
     lines += units_section(results["units"], results.get("code"))
-    atomic_json(out / "results.json", results)
-    markdown = "\n".join(lines) + "\n"
-    atomic_write(out / "report.md", markdown)
-    page = write_study_html(out, results, "Data-cleaning ablation", markdown)
+    page = write_report_files(out, results, "Data-cleaning ablation", "\n".join(lines) + "\n")
     print(f"\nablation report: {page} (also report.md)")
     print(markdown_table(["data", "docs kept", "train tokens", "epochs", "decontam", "WikiText ppl (sliding)", "WikiText ppl (blocks)",
                           "WikiText bits/byte", "raw held-out ppl", "BLiMP", "SST-2", "time (s)"], rows))

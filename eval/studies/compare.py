@@ -26,11 +26,10 @@ from eval.studies.pretraining import (PretrainStudyOptions, evaluate_model, eval
                                       result_key, tokenize)
 from eval.studies.provenance import code_version
 from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
-from eval.studies.report_html import write_study_html
+from eval.studies.report_html import write_report_files
 from eval.studies.runs import read_curve
 from eval.studies.stats import summarize
 from eval.studies.units import cached, unit_path
-from safe_output import atomic_json, atomic_write
 from train.config import KEEP_LAYER_NAMES, layer_list
 
 SCALES = {
@@ -160,10 +159,7 @@ def write_report(results: dict, out: Path) -> None:
               "plot puts the methods on a common cost axis: where a curve stands at a given training time.", "",
               "![validation loss](val_loss.png)", "", "![validation loss vs time](val_loss_time.png)", "", "![SST-2](sst2.png)", "",
               *units_section(results["units"], results.get("code"))]
-    atomic_json(out / "results.json", results)
-    markdown = "\n".join(lines) + "\n"
-    atomic_write(out / "report.md", markdown)
-    page = write_study_html(out, results, "Truncation vs distillation vs scratch", markdown)
+    page = write_report_files(out, results, "Truncation vs distillation vs scratch", "\n".join(lines) + "\n")
     print(f"\ncompare report: {page} (also report.md)")
     print(markdown_table(["method", "params", "time (s)", "tokens/s", "WikiText ppl (sliding)", "WikiText ppl (blocks)",
                           "WikiText bits/byte", "held-out ppl", "BLiMP", "SST-2"], rows))

@@ -16,7 +16,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from corpus.html_page import Raw, esc, page, table
-from safe_output import atomic_write
+from safe_output import atomic_json, atomic_write
 
 PROVENANCE_KEYS = re.compile(r"fingerprint|sha256|command|version|commit", re.I)
 FINGERPRINT_KEYS = re.compile(r"fingerprint|sha256", re.I)
@@ -204,3 +204,11 @@ def write_study_html(out: Path, results: dict, title: str, markdown: str) -> Pat
     path = Path(out) / "report.html"
     atomic_write(path, render_study_html(out, results, title, markdown))
     return path
+
+
+def write_report_files(out: Path, results: dict, title: str, markdown: str) -> Path:
+    """A study's results.json, report.md and report.html, all from `results` and the Markdown made from it.
+    Returns the path of report.html."""
+    atomic_json(Path(out) / "results.json", results)
+    atomic_write(Path(out) / "report.md", markdown)
+    return write_study_html(out, results, title, markdown)
