@@ -1,4 +1,4 @@
-"""The held-out split: whole near-duplicate clusters go to one side, so validation text is never memorised.
+r"""The held-out split: whole near-duplicate clusters go to one side, so validation text is never memorised.
 
 Choosing validation documents by a hash of their id puts the copies of a page (a translation left
 untranslated, a page mirrored in two manuals) on both sides, and held-out perplexity then partly
