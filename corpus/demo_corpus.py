@@ -68,8 +68,6 @@ _LANG_DIR_RE = re.compile(r"/([a-z]{2})(?:[-_][A-Za-z]{2})?/")
 _LANG_SUFFIX_RE = re.compile(r"\.([a-z]{2}(?:[-_][a-z]{2})?)\.html?$", re.IGNORECASE)
 
 
-from corpus import CorpusError  # the package's one user-facing error
-
 COMMAND = "corpus demo-corpus"
 
 
