@@ -61,7 +61,7 @@ def setup_distributed(cfg: RunConfig) -> tuple[int, int, torch.device, str]:
         device = parse_device(f"{device.type}:{local_rank}") if world > 1 else torch.device(device.type, 0)
     elif device.type != "cpu" and world > 1:
         raise TrainError(f"--device {cfg.system.device} under torchrun: pass --device {device.type} "
-                       f"(each rank uses {device.type}:LOCAL_RANK)")
+                         f"(each rank uses {device.type}:LOCAL_RANK)")
     prepare(device, cfg.system.deterministic)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -88,7 +88,7 @@ def load_teacher(cfg: RunConfig, tokens: TokenBlocks) -> GPT:
         fingerprint = vocab_fingerprint(load_tokenizer(teacher_dir))
         if fingerprint != tokens.manifest["fingerprint"]:
             raise TrainError(f"teacher {teacher_dir} uses another tokenizer than the token shards {tokens.dir}: "
-                           f"tokenize with `--tokenizer {teacher_dir}`")
+                             f"tokenize with `--tokenizer {teacher_dir}`")
     if teacher.config.block_size < tokens.block_size:
         raise TrainError(f"token blocks of {tokens.block_size} exceed the teacher's context of {teacher.config.block_size}")
     return teacher
@@ -190,7 +190,7 @@ def check_inputs(out: Path, inputs: dict, is_main: bool) -> None:
         recorded = json.loads(path.read_text())
         if recorded != inputs:
             raise TrainError(f"{out} was trained on other inputs than now ({describe_change(recorded, inputs)}): "
-                           "pass the run's own --tokens/--teacher to resume, or another --output for a new run")
+                             "pass the run's own --tokens/--teacher to resume, or another --output for a new run")
     elif is_main:
         atomic_json(path, inputs)
 
@@ -218,7 +218,7 @@ def prepare_run_dir(cfg: RunConfig, is_main: bool, settings: str = "") -> Path:
             changed = sorted(f"{g}.{k}" for g in previous if isinstance(previous[g], dict)
                              for k in previous[g] if previous[g][k] != now.get(g, {}).get(k))
             raise TrainError(f"{out} holds a run with other settings ({', '.join(changed) or 'config'}): "
-                           "use the same command to resume, or another --output")
+                             "use the same command to resume, or another --output")
     elif is_main:
         atomic_json(config_path, cfg.to_dict())
         if settings:
@@ -350,7 +350,7 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
                     if not is_main:
                         sys.exit(2)
                     raise TrainError(f"the loss became {losses[bad]} at step {done - len(losses) + bad}: lower --lr or "
-                                   f"check the data; the last checkpoint in {out / 'checkpoints'} is intact")
+                                     f"check the data; the last checkpoint in {out / 'checkpoints'} is intact")
                 step_loss = losses[-1]
             if is_eval:
                 val_loss = evaluate(model, val, cfg.log.eval_blocks, cfg.optim.batch_size, device, autocast)
