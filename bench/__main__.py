@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args) -> None:
     cfg = cli_config.resolve(BenchConfig, args, UserError)
     out = Path(cfg.output)
-    with use_output(out, "bench", wait=args.wait, legacy=("results.json",)):  # a benchmark may empty its own sub-folder
+    with use_output(out, "bench", wait=args.wait):  # a benchmark may empty its own sub-folder
         cli_config.write_record(cfg, out, "python -m bench")
         results = {}
         for name in cfg.only or NAMES:

@@ -1,4 +1,4 @@
-"""The held-out split: whole near-duplicate clusters go to one side, so validation text is never memorised.
+r"""The held-out split: whole near-duplicate clusters go to one side, so validation text is never memorised.
 
 Choosing validation documents by a hash of their id puts the copies of a page (a translation left
 untranslated, a page mirrored in two manuals) on both sides, and held-out perplexity then partly
@@ -8,17 +8,22 @@ Jaccard >= 0.8), with the MinHash machinery the cleaner's decontamination uses (
 at a looser threshold and the exact Jaccard of the 5-gram sets confirms them. A cluster is held out when the hash of its smallest
 document id says so (`is_validation`), so the split stays stable whatever the order of documents.
 
-`leakage` measures, for any split, how many validation documents have a training near-duplicate among
-the confirmed pairs; the token manifest records it for the id-hash split and for the cluster split.
+`held_out_documents` makes the split of a clean corpus for `train tokenize`; `leakage` measures, for any
+split, how many validation documents have a training near-duplicate among the confirmed pairs; the token manifest records it for the id-hash split and for the cluster split.
 """
 from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+
+from train import TrainError
+from train.clean_corpus import iter_documents
 
 N_GRAM = 5
 JACCARD = 0.8
@@ -126,15 +131,27 @@ def leakage(found: NearDuplicates, held_out: dict[str, bool]) -> dict:
     return {"val_docs": val_docs, "leaked_docs": len(leaked), "leaked_fraction": len(leaked) / val_docs if val_docs else 0.0}
 
 
+def held_out_documents(clean_dir: Path, val_fraction: float, split: str) -> tuple[dict[str, bool] | None, dict]:
+    """(doc id -> held out?, what the manifest records about the split); None: decide by id hash on the fly."""
+    if split == "id-hash":
+        return None, {"method": "id-hash"}
+    start = time.time()
+    found = find_near_duplicates((i, t) for ids, texts in iter_documents(clean_dir) for i, t in zip(ids, texts))
+    held = cluster_split(found, val_fraction)
+    info = {"method": "cluster", "near_duplicate_pairs": len(found.pairs), "lsh_miss_probability_at_0.8": found.miss_probability,
+            "leakage": {"id-hash": leakage(found, id_hash_split(found, val_fraction)), "cluster": leakage(found, held)}}
+    before, after = info["leakage"]["id-hash"], info["leakage"]["cluster"]
+    print(f"  split: {len(found.pairs):,} near-duplicate pairs; validation docs with a training near-duplicate: "
+          f"{before['leaked_docs']:,}/{before['val_docs']:,} by id hash, {after['leaked_docs']:,}/{after['val_docs']:,} by cluster "
+          f"({time.time() - start:,.0f}s)", flush=True)
+    return held, info
+
+
 def main(argv: list[str] | None = None) -> int:
     """python -m train.split CLEAN_DIR [--val-fraction 0.02]: the held-out leakage of both splits, as JSON."""
     import argparse
     import json
     import sys
-    from pathlib import Path
-
-    from train.tokenize_shards import held_out_documents
-    from train.tokenizer import TokenizerError
 
     p = argparse.ArgumentParser(prog="python -m train.split", description=main.__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -146,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         _, info = held_out_documents(Path(args.clean), args.val_fraction, "cluster")
-    except TokenizerError as e:
+    except TrainError as e:
         print(f"train.split: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(info, indent=2))
