@@ -1,5 +1,6 @@
-"""python -m train <command>: tokenizer -> tokenize -> pretrain.
+"""python -m train <command>: [partition ->] tokenizer -> tokenize -> pretrain.
 
+    python -m train partition --input data/demo/jsonl --out data/partition   (a teacher part and a study part)
     python -m train tokenizer --data data/clean/full --vocab-size 8192 --out runs/tok   (or --gpt2)
     python -m train tokenize  --data data/clean/full --tokenizer runs/tok --out runs/tokens
     python -m train pretrain  --tokens runs/tokens --teacher DIR --keep-layers alt --out runs/student
@@ -18,6 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    p = sub.add_parser("partition", help="raw JSON Lines -> a teacher part and a study part, split by near-duplicate cluster",
+                       formatter_class=fmt)
+    p.add_argument("--input", nargs="+", required=True, help="raw JSON Lines files or folders (e.g. data/demo/jsonl)")
+    p.add_argument("--out", required=True, help="folder to write: teacher/, study/ and manifest.json")
+    p.add_argument("--teacher-fraction", type=float, default=0.5, help="share of near-duplicate clusters given to the teacher")
+    add_output_arguments(p)
 
     p = sub.add_parser("tokenizer", help="GPT-2's BPE, or a BPE trained on a clean corpus", formatter_class=fmt)
     p.add_argument("--data", nargs="+", default=[], help="clean-corpus directories to train on")
@@ -55,7 +63,11 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    if args.command == "tokenizer":
+    if args.command == "partition":
+        from train.split import partition_raw
+
+        partition_raw(args.input, args.out, args.teacher_fraction, overwrite=args.overwrite, wait=args.wait)
+    elif args.command == "tokenizer":
         from train.tokenizer import main_tokenizer
 
         main_tokenizer(args.data, args.out, args.gpt2, args.vocab_size, overwrite=args.overwrite, wait=args.wait)
