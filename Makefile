@@ -82,16 +82,34 @@ TRAIN = $(PY) -m train
 $(CLEAN_FULL)/manifest.json:
 	$(MAKE) clean-corpus PRESET=full
 
+# The teacher never sees the studies' data: the raw corpus is split by near-duplicate cluster into a teacher
+# part (cleaned with `full`, decontaminated against the evaluation sets; the tokenizer and the teacher are
+# trained on it) and a study part, from which every arm of every study is cleaned (STUDY_INPUT).
+PARTITION ?= $(DATA)/partition
+TEACHER_FRACTION ?= 0.5
+TEACHER_CLEAN := $(DATA)/clean/teacher-full
+STUDY_INPUT := $(PARTITION)/study
+EVAL_FILES = $(SHARED)/data/wikitext-2-raw/wiki.test.raw $(foreach t,SST-2 CoLA RTE,$(SHARED)/data/glue/$(t)/dev.tsv)
+
+.PHONY: partition
+partition: venv
+	test -d $(DEMO)/jsonl || $(PY) -m corpus.demo_corpus --out $(DEMO)
+	$(TRAIN) partition --input $(DEMO)/jsonl --out $(PARTITION) --teacher-fraction $(TEACHER_FRACTION) --wait
+
+$(TEACHER_CLEAN)/manifest.json: | partition
+	$(VENV)/bin/corpus-clean --input $(PARTITION)/teacher --output $(TEACHER_CLEAN) --preset full --workers $(WORKERS) \
+		--decontaminate $(EVAL_FILES)
+
 # Each step runs every time: it reuses its output when that was made from the same inputs (by fingerprint)
 # and settings, and otherwise stops with one line naming what changed, so a re-cleaned corpus is never
 # silently trained on by an old tokenizer, old token shards or an old teacher. Shared steps pass --wait, so
 # targets run side by side (`make -j2 ablation kd-finetune`, two terminals) queue on them instead of failing.
 .PHONY: tokenizer tokens
-tokenizer: venv | $(CLEAN_FULL)/manifest.json
-	$(TRAIN) tokenizer --data $(CLEAN_FULL) --vocab-size $(VOCAB) --out $(RUNS)/tokenizer --wait
+tokenizer: venv partition | $(TEACHER_CLEAN)/manifest.json
+	$(TRAIN) tokenizer --data $(TEACHER_CLEAN) --vocab-size $(VOCAB) --out $(RUNS)/tokenizer --wait
 
 tokens: tokenizer
-	$(TRAIN) tokenize --data $(CLEAN_FULL) --tokenizer $(RUNS)/tokenizer --out $(RUNS)/tokens/full --block-size $(BLOCK) --val-fraction 0.02 --wait
+	$(TRAIN) tokenize --data $(TEACHER_CLEAN) --tokenizer $(RUNS)/tokenizer --out $(RUNS)/tokens/full --block-size $(BLOCK) --val-fraction 0.02 --wait
 
 teacher: venv tokens
 	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --out $(RUNS)/teacher --init scratch --n-layer 12 --n-embd 256 --n-head 4 \
@@ -120,9 +138,12 @@ SCALE ?= default
 EVAL_ARGS ?=
 EVAL = $(PY) -m eval
 
-# the ablation cleans each preset itself, decontaminated against its evaluation sets (runs/ablation/clean/)
+# the ablation cleans each arm itself from the study part, decontaminated against its evaluation sets (runs/ablation/clean/);
+# STUDY=presets (none, paper, full) or STUDY=steps (full with each cleaning step left out, and steps added one at a time)
+STUDY ?= presets
 ablation: teacher
-	$(EVAL) ablation --scale $(SCALE) --teacher $(RUNS)/teacher/export --out $(RUNS)/ablation $(EVAL_ARGS)
+	$(EVAL) ablation --scale $(SCALE) --teacher $(RUNS)/teacher/export --teacher-data $(TEACHER_CLEAN) --input $(STUDY_INPUT) \
+		--out $(RUNS)/ablation$(if $(filter-out presets,$(STUDY)),-$(STUDY)) --study $(STUDY) $(EVAL_ARGS)
 
 KEEPS ?= alt
 compare: teacher

@@ -18,6 +18,8 @@ def opt(default, help: str):
 @dataclass
 class DataConfig:
     tokens: str = opt("", "token shards directory (python -m train tokenize)")
+    val_tokens: str = opt("", "token shards whose val split the validation scores, so runs on different data share one "
+                              "validation set (same tokenizer); default: --tokens's own val split")
 
 
 @dataclass

@@ -143,6 +143,8 @@ def evaluate(model, val: TokenBlocks, n_blocks: int, batch_size: int, device, au
 def run_inputs(cfg: RunConfig, tokens: TokenBlocks) -> dict:
     """Fingerprints of what the run learns from: its token shards, their tokenizer, the teacher."""
     inputs = {"tokens": tokens_fingerprint(tokens.dir), "tokenizer": tokens.manifest["fingerprint"]}
+    if cfg.data.val_tokens:
+        inputs["val_tokens"] = tokens_fingerprint(Path(cfg.data.val_tokens))
     if cfg.model.init != "scratch" or cfg.distill.distill:
         teacher = Path(cfg.model.teacher)
         inputs["teacher"] = model_fingerprint(teacher) if (teacher / "config.json").exists() else fingerprint(cfg.model.teacher)
@@ -153,7 +155,7 @@ def run_fingerprint(cfg: RunConfig, inputs: dict) -> str:
     """The run's identity: every setting that shapes the weights, and its inputs' fingerprints (not paths)."""
     settings = cfg.to_dict()
     settings.pop("out")
-    settings["data"] = {k: v for k, v in settings["data"].items() if k != "tokens"}
+    settings["data"] = {k: v for k, v in settings["data"].items() if k not in ("tokens", "val_tokens")}
     settings["system"] = {k: v for k, v in settings["system"].items() if k not in ("threads", "device")}
     return fingerprint({"settings": settings, "inputs": inputs})
 
@@ -202,9 +204,11 @@ def _train(cfg: RunConfig) -> dict:
     is_main = rank == 0
     try:
         tokens = TokenBlocks(cfg.data.tokens, "train")
-        val = TokenBlocks(cfg.data.tokens, "val")
+        val = TokenBlocks(cfg.data.val_tokens or cfg.data.tokens, "val")
     except DataError as e:
         raise RunError(str(e)) from None
+    if val.manifest["fingerprint"] != tokens.manifest["fingerprint"]:
+        raise RunError(f"--val-tokens {cfg.data.val_tokens}: made with another tokenizer than --tokens {cfg.data.tokens}")
     out = prepare_run_dir(cfg, is_main)
     inputs = run_inputs(cfg, tokens)
     check_inputs(out, inputs, is_main)
