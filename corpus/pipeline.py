@@ -62,6 +62,8 @@ class CleanConfig:
     filters: FilterConfig = field(default_factory=FilterConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
     minhash: MinHashSettings = field(default_factory=MinHashSettings)
+    exact_dedup: bool = True  # `full` only: drop identical copies (false: keep them; a per-step ablation switches it)
+    near_dedup: bool = True  # `full` only: MinHash near-duplicate removal
 
     @property
     def n_tasks(self) -> int:
@@ -194,18 +196,25 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
     filtered, unique = lay.data("filtered"), lay.data("unique")
     exact_work, minhash_work = lay.work / "exact", lay.work / "minhash"
     # each pass ends with the signatures of the documents it wrote: no pass of its own just to hash them
+    # each dedup step can be switched off (exact_dedup, near_dedup): the pass before a step writes its signatures
+    if not (cfg.exact_dedup or cfg.near_dedup):
+        return with_finalize([Stage("filter", read + measured(filter_steps) + [final_writer], tasks)], inputs, out, cfg)
+    first_signature = exact_signature(exact_work) if cfg.exact_dedup else minhash_signature(minhash_work, cfg.minhash)
     stages = [Stage("filter", read + measured(filter_steps) + [ArrowShardWriter(filtered, max_shard_bytes=shard_bytes),
-                                                               exact_signature(exact_work)], tasks)]
-    stages += exact_dedup_stages(
-        source=filtered,
-        work=exact_work,
-        tasks=tasks,
-        removed=removed_writer("exact_dedup"),
-        sink=ArrowShardWriter(unique, max_shard_bytes=shard_bytes),
-        then=[minhash_signature(minhash_work, cfg.minhash)],
-    )
+                                                               first_signature], tasks)]
+    if cfg.exact_dedup:
+        stages += exact_dedup_stages(
+            source=filtered,
+            work=exact_work,
+            tasks=tasks,
+            removed=removed_writer("exact_dedup"),
+            sink=ArrowShardWriter(unique, max_shard_bytes=shard_bytes) if cfg.near_dedup else final_writer,
+            then=[minhash_signature(minhash_work, cfg.minhash)] if cfg.near_dedup else [],
+        )
+    if not cfg.near_dedup:
+        return with_finalize(stages, inputs, out, cfg)
     stages += minhash_stages(
-        source=unique,
+        source=unique if cfg.exact_dedup else filtered,
         work=minhash_work,
         tasks=tasks,
         settings=cfg.minhash,
