@@ -76,11 +76,14 @@ def context_length(model) -> int:
 
 
 @torch.no_grad()
-def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: str = "") -> dict:
+def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: str = "", per_item: bool = False) -> dict:
+    """Perplexity over windows of `context` tokens advancing by `stride`; with `per_item`, also each window's
+    summed loss and scored tokens (`items`), so that models scored on the same text can be compared pairwise."""
     n = ids.numel()
     if n < 2:
         raise EvalError(f"{label or 'text'}: fewer than 2 tokens")
     nll, scored, prev_end = 0.0, 0, 0
+    items = []
     device = next(model.parameters()).device
     start = last = time.time()
     for begin in range(0, n, stride):
@@ -90,8 +93,10 @@ def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: s
         logits = model(window).logits[0, :-1].float()
         targets = window[0, 1:]
         first = max(0, targets.numel() - new)  # score only the new tokens (the first token of the text has no context)
-        nll += F.cross_entropy(logits[first:], targets[first:], reduction="sum").item()
+        window_nll = F.cross_entropy(logits[first:], targets[first:], reduction="sum").item()
+        nll += window_nll
         scored += targets.numel() - first
+        items.append([window_nll, targets.numel() - first])
         prev_end = end
         if time.time() - last > 10:
             last = time.time()
@@ -99,24 +104,25 @@ def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: s
             print(f"  perplexity {label}: {end:,}/{n:,} tokens, {rate:,.0f} tokens/s, ETA {(n - end) / rate:,.0f}s", flush=True)
         if end == n:
             break
-    return {"ppl": math.exp(nll / scored), "nll": nll / scored, "tokens": scored, "context": context, "stride": stride}
+    result = {"ppl": math.exp(nll / scored), "nll": nll / scored, "tokens": scored, "context": context, "stride": stride}
+    return {**result, "items": items} if per_item else result
 
 
 PROTOCOLS = ("sliding", "blocks")
 
 
-def block_perplexity(model, ids: torch.Tensor, context: int, label: str = "") -> dict:
+def block_perplexity(model, ids: torch.Tensor, context: int, label: str = "", per_item: bool = False) -> dict:
     """run_clm.py's protocol: non-overlapping blocks of `context` tokens, the remainder dropped."""
     n_blocks = ids.numel() // context
     if n_blocks == 0:
         raise EvalError(f"{label or 'text'}: {ids.numel()} tokens, fewer than one block of {context}")
     # disjoint windows of exactly `context` tokens: each scores all but its first token, as run_clm's loss does
-    result = ids_perplexity(model, ids[: n_blocks * context], context, stride=context, label=label)
+    result = ids_perplexity(model, ids[: n_blocks * context], context, stride=context, label=label, per_item=per_item)
     return {**result, "blocks": n_blocks, "dropped_tokens": ids.numel() - n_blocks * context}
 
 
 def text_perplexity(model, tokenizer, text: str, context: int | None = None, stride: int | None = None,
-                    max_tokens: int = 0, label: str = "", protocol: str = "sliding") -> dict:
+                    max_tokens: int = 0, label: str = "", protocol: str = "sliding", per_item: bool = False) -> dict:
     context = context or context_length(model)
     if protocol not in PROTOCOLS:
         raise EvalError(f"unknown perplexity protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
@@ -124,16 +130,18 @@ def text_perplexity(model, tokenizer, text: str, context: int | None = None, str
     if max_tokens:
         ids = ids[:max_tokens]
     if protocol == "blocks":
-        return {**block_perplexity(model, ids, context, label), "protocol": protocol}
+        return {**block_perplexity(model, ids, context, label, per_item), "protocol": protocol}
     stride = stride or max(1, context // 2)
     if not 0 < stride <= context:
         raise EvalError(f"stride must be in 1..context ({context}), not {stride}")
-    return {**ids_perplexity(model, ids, context, stride, label), "protocol": protocol}
+    return {**ids_perplexity(model, ids, context, stride, label, per_item), "protocol": protocol}
 
 
 @torch.no_grad()
-def shard_perplexity(model, tokens_dir: str | Path, split: str = "val", max_blocks: int = 0, batch_size: int = 16) -> dict:
-    """Mean next-token loss over the blocks of a token-shard split (train's own validation data)."""
+def shard_perplexity(model, tokens_dir: str | Path, split: str = "val", max_blocks: int = 0, batch_size: int = 16,
+                     per_item: bool = False) -> dict:
+    """Mean next-token loss over the blocks of a token-shard split (train's own validation data); with
+    `per_item`, also each block's summed loss and scored tokens (`items`)."""
     from train.data import DataError, TokenBlocks
 
     try:
@@ -141,14 +149,17 @@ def shard_perplexity(model, tokens_dir: str | Path, split: str = "val", max_bloc
     except DataError as e:
         raise EvalError(str(e)) from None
     n = min(len(blocks), max_blocks) if max_blocks else len(blocks)
-    nll, count = 0.0, 0
+    nll, count, items = 0.0, 0, []
     device = next(model.parameters()).device
     for i in range(0, n, batch_size):
         batch = blocks.batch(range(i, min(n, i + batch_size))).to(device)
         logits = model(batch[:, :-1]).logits.float()
-        nll += F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum").item()
+        losses = F.cross_entropy(logits.transpose(1, 2), batch[:, 1:], reduction="none").sum(dim=1)
+        nll += losses.sum().item()
         count += batch[:, 1:].numel()
-    return {"ppl": math.exp(nll / count), "nll": nll / count, "tokens": count, "blocks": n}
+        items += [[loss, batch.size(1) - 1] for loss in losses.tolist()]
+    result = {"ppl": math.exp(nll / count), "nll": nll / count, "tokens": count, "blocks": n}
+    return {**result, "items": items} if per_item else result
 
 
 def add_arguments(p) -> None:
