@@ -186,9 +186,12 @@ def dev_logits(model: Classifier, ids, pad: int) -> torch.Tensor:
     return torch.cat(out)
 
 
-def evaluate(model: Classifier, ids, labels, pad: int, metric: str) -> float:
-    preds = dev_logits(model, ids, pad).argmax(-1).tolist()
+def score(preds: list[int], labels: list[int], metric: str) -> float:
     return matthews(preds, labels) if metric == "mcc" else sum(p == g for p, g in zip(preds, labels)) / len(labels)
+
+
+def evaluate(model: Classifier, ids, labels, pad: int, metric: str) -> float:
+    return score(dev_logits(model, ids, pad).argmax(-1).tolist(), labels, metric)
 
 
 def finetune(model_dir: str | Path, task: str, data_dir: str | Path | None = None, cfg: GlueConfig | None = None,
@@ -256,8 +259,10 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
             extra["rail"] = {"variant": "layer-wise", "teacher_layers_per_epoch": train.rail_draws}
     else:
         extra["annealing"] = annealing(train, loss_fn, plan, dev_ids, pad)
-    value = evaluate(model, dev_ids, dev_labels, pad, metric)
+    preds = dev_logits(model, dev_ids, pad).argmax(-1).tolist()
+    value = score(preds, dev_labels, metric)
     result = {"task": task, "metric": metric, "value": value, "train_examples": len(train_ids), "dev_examples": len(dev_ids),
+              "dev_correct": [int(p == g) for p, g in zip(preds, dev_labels)],  # per example, for paired tests (McNemar)
               "skipped_rows": skipped_train + skipped_dev, "train_time_s": round(time.time() - train.start, 1), "config": asdict(cfg),
               "model": str(model_dir), **extra}
     if teacher_result is not None:

@@ -215,6 +215,7 @@ def test_finetuning_learns_a_learnable_task_deterministically(shared_data, tmp_p
     assert a["value"] >= 0.9, a
     b = finetune(lm_dir, "sst2", data, cfg)
     assert a["value"] == b["value"]
+    assert len(a["dev_correct"]) == a["dev_examples"] and sum(a["dev_correct"]) / a["dev_examples"] == pytest.approx(a["value"])
     assert json.loads((tmp_path / "tuned" / "classifier.json").read_text()) == {"task": "sst2", "n_labels": 2}
 
 
