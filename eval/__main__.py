@@ -2,7 +2,7 @@
 
     python -m eval perplexity MODEL_DIR [--data FILE ...] [--tokens TOKENS_DIR]
     python -m eval glue MODEL_DIR --task sst2|cola|rte [--teacher DIR --kd vanilla|annealing|rail]
-    python -m eval ablation  [--scale default|smoke|large]     (make ablation)
+    python -m eval ablation  [--scale default|smoke|large] [--study presets|steps]   (make ablation [STUDY=steps])
     python -m eval compare   [--scale ...] [--keep alt,distil]  (make compare)
     python -m eval kd-study  [--scale ...]                      (make kd-finetune)
 """
@@ -18,7 +18,7 @@ from safe_output import run_cli, use_output
 COMMANDS = {  # command: (module, one-line help); each module has add_arguments(parser) and run(args)
     "perplexity": ("eval.perplexity", "sliding-window perplexity on text files or token shards"),
     "glue": ("eval.glue", "fine-tune on a GLUE task (optionally with knowledge distillation)"),
-    "ablation": ("eval.studies.ablation", "does cleaning help? none vs paper vs full, same budget and seeds"),
+    "ablation": ("eval.studies.ablation", "does cleaning help? none vs paper vs full, or each step of full (--study steps)"),
     "compare": ("eval.studies.compare", "truncation vs distillation vs scratch, at equal token budget"),
     "kd-study": ("eval.studies.kd_study", "KD techniques during fine-tuning, on SST-2, CoLA and RTE"),
 }

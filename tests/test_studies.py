@@ -83,7 +83,7 @@ def test_ablation_smoke(shared_data, teacher, tmp_path):
     assert f"{mean:.1f} ± " in report  # the table shows this run's mean and spread
     assert "## Is the difference real?" in report
     assert f"Produced by `python -m eval {shlex.join(args)}`" in report  # the exact command behind the numbers
-    for png in ("val_loss.png", "cleaning_steps.png"):
+    for png in ("val_ppl.png", "cleaning_steps.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
     check_html_report(out, tmp_path, "wikitext_ppl")
     # resumable: a second run reuses every finished unit and gives the same report

@@ -25,7 +25,7 @@ _INLINE = [
 _IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)\s]+)\)$")
 PROVENANCE_KEYS = re.compile(r"fingerprint|sha256|command|version|commit", re.I)
 FINGERPRINT_KEYS = re.compile(r"fingerprint|sha256", re.I)
-GROUP_KEYS = ("preset", "method", "task", "technique", "seed")
+GROUP_KEYS = ("arm", "preset", "method", "task", "technique", "seed")
 
 
 def inline(text: str) -> str:
