@@ -4,7 +4,7 @@
 #   make clean-corpus    demo corpus -> data/clean/$(PRESET)   (INPUT=... to clean your own files;
 #                        DEMO_SIZE=large: the ~2 GB-of-HTML demo corpus, built by make demo-corpus-large)
 #   make pretrain        teacher (or TEACHER=...) -> truncated student -> runs/student
-#   make ablation        does cleaning help? -> runs/ablation/report.md
+#   make ablation        does cleaning help? -> runs/ablation/report.md (STUDY=steps: which step? -> runs/ablation-steps/)
 #   make bench           speed / memory / quality benchmarks, each beside its baseline
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)

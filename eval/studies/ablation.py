@@ -203,6 +203,9 @@ def teacher_overlap(cfg: AblationConfig, variants: dict, out: Path) -> tuple[dic
 
     overlap = cached(path, measure)
     record_unit(path, fp, code)
+    shared = {g: o["docs_with_reference_duplicate"] for g, o in overlap.items()}
+    print(f"teacher overlap (documents with a near-duplicate among the teacher's): "
+          f"{', '.join(f'{g} {n:,}' for g, n in shared.items())}" + ("" if any(shared.values()) else ": none"), flush=True)
     return overlap, {"kind": "teacher overlap", "fingerprint": fp, "path": str(path), "code": code}
 
 
