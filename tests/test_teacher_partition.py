@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from corpus_helpers import edit_words, wikitext_articles
-from train.split import cross_overlap, partition_raw, raw_documents, raw_files
+from train.split import cross_overlap, raw_documents, raw_files
 
 
 def write_raw(path: Path, texts: list[str], extra_lines: list[str] = ()) -> Path:
