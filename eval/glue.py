@@ -262,7 +262,8 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
     preds = dev_logits(model, dev_ids, pad).argmax(-1).tolist()
     value = score(preds, dev_labels, metric)
     result = {"task": task, "metric": metric, "value": value, "train_examples": len(train_ids), "dev_examples": len(dev_ids),
-              "dev_correct": [int(p == g) for p, g in zip(preds, dev_labels)],  # per example, for paired tests (McNemar)
+              # per example, for paired tests (McNemar)
+              "dev_correct": [int(p == g) for p, g in zip(preds, dev_labels)],
               "skipped_rows": skipped_train + skipped_dev, "train_time_s": round(time.time() - train.start, 1), "config": asdict(cfg),
               "model": str(model_dir), **extra}
     if teacher_result is not None:

@@ -76,7 +76,8 @@ def context_length(model) -> int:
 
 
 @torch.no_grad()
-def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: str = "", per_item: bool = False) -> dict:
+def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: str = "",
+                   per_item: bool = False) -> dict:
     """Perplexity over windows of `context` tokens advancing by `stride`; with `per_item`, also each window's
     summed loss and scored tokens (`items`), so that models scored on the same text can be compared pairwise."""
     n = ids.numel()
@@ -104,7 +105,8 @@ def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: s
             print(f"  perplexity {label}: {end:,}/{n:,} tokens, {rate:,.0f} tokens/s, ETA {(n - end) / rate:,.0f}s", flush=True)
         if end == n:
             break
-    result = {"ppl": math.exp(nll / scored), "nll": nll / scored, "tokens": scored, "context": context, "stride": stride}
+    result = {"ppl": math.exp(nll / scored), "nll": nll / scored, "tokens": scored, "context": context,
+              "stride": stride}
     return {**result, "items": items} if per_item else result
 
 

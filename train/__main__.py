@@ -20,11 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
-    p = sub.add_parser("partition", help="raw JSON Lines -> a teacher part and a study part, split by near-duplicate cluster",
-                       formatter_class=fmt)
+    p = sub.add_parser("partition", formatter_class=fmt,
+                       help="raw JSON Lines -> a teacher part and a study part, split by near-duplicate cluster")
     p.add_argument("--input", nargs="+", required=True, help="raw JSON Lines files or folders (e.g. data/demo/jsonl)")
     p.add_argument("--out", required=True, help="folder to write: teacher/, study/ and manifest.json")
-    p.add_argument("--teacher-fraction", type=float, default=0.5, help="share of near-duplicate clusters given to the teacher")
+    p.add_argument("--teacher-fraction", type=float, default=0.5,
+                   help="share of near-duplicate clusters given to the teacher")
     add_output_arguments(p)
 
     p = sub.add_parser("tokenizer", help="GPT-2's BPE, or a BPE trained on a clean corpus", formatter_class=fmt)

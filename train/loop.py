@@ -208,7 +208,8 @@ def _train(cfg: RunConfig) -> dict:
     except DataError as e:
         raise RunError(str(e)) from None
     if val.manifest["fingerprint"] != tokens.manifest["fingerprint"]:
-        raise RunError(f"--val-tokens {cfg.data.val_tokens}: made with another tokenizer than --tokens {cfg.data.tokens}")
+        raise RunError(f"--val-tokens {cfg.data.val_tokens}: made with another tokenizer than "
+                       f"--tokens {cfg.data.tokens}")
     out = prepare_run_dir(cfg, is_main)
     inputs = run_inputs(cfg, tokens)
     check_inputs(out, inputs, is_main)

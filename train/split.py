@@ -147,7 +147,8 @@ def raw_files(inputs: list[str | Path]) -> list[tuple[Path, str]]:
     for index, root in enumerate(map(Path, inputs)):
         if not root.exists():
             raise TokenizerError(f"--input {root}: not found")
-        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")) if root.is_dir() else [root]
+        files = ([root] if not root.is_dir() else
+                 sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")))
         for f in files:
             if not f.name.endswith(RAW_SUFFIXES):
                 raise TokenizerError(f"{f}: the partition reads JSON Lines (.jsonl, .jsonl.gz) only; convert it, or "
@@ -203,7 +204,8 @@ def partition_raw(inputs: list[str | Path], out: str | Path, teacher_fraction: f
         if (out / "manifest.json").exists():
             manifest = json.loads((out / "manifest.json").read_text())
             recorded = {k: manifest.get(k) for k in wanted}
-            if reuse_or_replace(out, PARTITION_COMMAND, recorded == wanted, overwrite, changes=describe_change(recorded, wanted)):
+            changes = describe_change(recorded, wanted)
+            if reuse_or_replace(out, PARTITION_COMMAND, recorded == wanted, overwrite, changes=changes):
                 print(f"partition already made: {out}")
                 return manifest
         start = time.time()

@@ -80,12 +80,13 @@ def tokenize(scale: Scale, clean_dir: Path, name: str, out: Path, *, teacher: st
                                   "--block-size", str(scale.block_size), "--val-fraction", str(scale.val_fraction)),
                     out / "logs" / f"tokenize-{tokens.name}.log")
     record_unit(tokens, key_fp, code)
-    return tokens, {"kind": "token shards", "fingerprint": key_fp, "content": tokens_fingerprint(tokens), "path": str(tokens),
-                    "code": code}
+    return tokens, {"kind": "token shards", "fingerprint": key_fp, "content": tokens_fingerprint(tokens),
+                    "path": str(tokens), "code": code}
 
 
 def pretrain(scale: Scale, tokens: Path, run_dir: Path, seed: int, *, teacher: str, keep_layers: str, device: str = "cpu",
-             extra: list[str] = (), log: Path | None = None, val_tokens: Path | None = None, reuse_stale: bool = False) -> dict:
+             extra: list[str] = (), log: Path | None = None, val_tokens: Path | None = None,
+             reuse_stale: bool = False) -> dict:
     """One pre-training run, in `<run_dir>-<fingerprint>`: the fingerprint covers the token shards' content, the
     teacher, every training option and the training code, so a run made with another budget, on other data or by
     other code is never reused silently. `val_tokens`: shards whose val split scores the validation curve (one
@@ -101,7 +102,8 @@ def pretrain(scale: Scale, tokens: Path, run_dir: Path, seed: int, *, teacher: s
     if val_tokens is not None:
         key["val_tokens"] = tokens_fingerprint(val_tokens)
         validation = ["--val-tokens", str(val_tokens)]
-    run_dir, key_fp, code = locate(run_dir.parent, run_dir.name, key, "training run", "summary.json", reuse_stale=reuse_stale)
+    run_dir, key_fp, code = locate(run_dir.parent, run_dir.name, key, "training run", "summary.json",
+                                   reuse_stale=reuse_stale)
     if not (run_dir / "summary.json").exists():
         run_command(python_module("train", "pretrain", "--tokens", str(tokens), "--out", str(run_dir), "--teacher", teacher,
                                   *options, *validation, "--device", device), log or run_dir.with_suffix(".log"))
@@ -177,7 +179,8 @@ def evaluate_run(summary: dict, heldout: tuple[Path, dict] | None, scale: Scale,
     path, fp, code = locate(out / "results", name, key, "evaluation", suffix=".json", reuse_stale=reuse_stale)
     metrics = cached(path, lambda: evaluate_model(Path(summary["run_dir"]) / "export", heldout[0] if heldout else None, scale, seed, device))
     record_unit(path, fp, code)
-    return {k: v for k, v in metrics.items() if k != "items"}, {"kind": "evaluation", "fingerprint": fp, "path": str(path), "code": code}
+    record = {"kind": "evaluation", "fingerprint": fp, "path": str(path), "code": code}
+    return {k: v for k, v in metrics.items() if k != "items"}, record
 
 
 def result_items(unit: dict) -> dict:

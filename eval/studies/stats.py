@@ -100,7 +100,8 @@ def half_width(std_a: float, n_a: int, std_b: float, n_b: int, alpha: float = AL
     return _t(1 - alpha / 2, welch_df(std_a, n_a, std_b, n_b)) * se
 
 
-def seeds_for_half_width(std_a: float, std_b: float, target: float, alpha: float = ALPHA, most: int = 10_000) -> int | None:
+def seeds_for_half_width(std_a: float, std_b: float, target: float, alpha: float = ALPHA,
+                         most: int = 10_000) -> int | None:
     """The fewest seeds per arm (the same number on both sides) whose interval half-width is at most `target`,
     if the spread stays what it is. None: not within `most` seeds."""
     for n in range(2, most + 1):
@@ -149,10 +150,12 @@ def mcnemar(correct_a: list[bool], correct_b: list[bool]) -> dict:
     a_only = sum(1 for x, y in zip(correct_a, correct_b) if x and not y)
     b_only = sum(1 for x, y in zip(correct_a, correct_b) if y and not x)
     p = binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
-    return {"a_only": a_only, "b_only": b_only, "p": float(p), "diff": (a_only - b_only) / len(correct_a), "n": len(correct_a)}
+    return {"a_only": a_only, "b_only": b_only, "p": float(p), "diff": (a_only - b_only) / len(correct_a),
+            "n": len(correct_a)}
 
 
-def curve_band(curves: list[list[tuple[float, float]]], alpha: float = ALPHA) -> list[tuple[float, float, float, float]]:
+def curve_band(curves: list[list[tuple[float, float]]],
+               alpha: float = ALPHA) -> list[tuple[float, float, float, float]]:
     """(x, mean, low, high) at each x every seed's curve reached: the mean over seeds and its t interval."""
     points: dict[float, list[float]] = {}
     for curve in curves:
