@@ -24,6 +24,7 @@ SHAPED_BY = {
     "evaluation": ["eval/perplexity.py", "eval/glue.py", "eval/kd.py", "eval/data.py", "train/model.py",
                    "eval/studies/pretraining.py"],
     "teacher overlap": ["train/split.py"],
+    "fine-tuning": ["eval/glue.py", "eval/kd.py", "eval/data.py", "train/model.py"],
 }
 
 
