@@ -85,15 +85,15 @@ $(CLEAN_FULL)/manifest.json:
 # The teacher never sees the studies' data: the raw corpus is split by near-duplicate cluster into a teacher
 # part (cleaned with `full`, decontaminated against the evaluation sets; the tokenizer and the teacher are
 # trained on it) and a study part, from which every arm of every study is cleaned (STUDY_INPUT).
-PARTITION ?= $(DATA)/partition
+PARTITION ?= $(DATA)/partition$(if $(filter large,$(DEMO_SIZE)),-large)
 TEACHER_FRACTION ?= 0.5
-TEACHER_CLEAN := $(DATA)/clean/teacher-full
+TEACHER_CLEAN := $(DATA)/clean/teacher-full$(if $(filter large,$(DEMO_SIZE)),-large)
 STUDY_INPUT := $(PARTITION)/study
 EVAL_FILES = $(SHARED)/data/wikitext-2-raw/wiki.test.raw $(foreach t,SST-2 CoLA RTE,$(SHARED)/data/glue/$(t)/dev.tsv)
 
 .PHONY: partition
 partition: venv
-	test -d $(DEMO)/jsonl || $(PY) -m corpus.demo_corpus --out $(DEMO)
+	test -d $(DEMO)/jsonl || $(PY) -m corpus.demo_corpus --size $(DEMO_SIZE) --out $(DEMO)
 	$(TRAIN) partition --input $(DEMO)/jsonl --out $(PARTITION) --teacher-fraction $(TEACHER_FRACTION) --wait
 
 $(TEACHER_CLEAN)/manifest.json: | partition
