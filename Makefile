@@ -52,14 +52,14 @@ WORKERS ?= 2
 CLEAN_OUT ?= $(DATA)/clean/$(PRESET)
 
 demo-corpus: venv
-	$(PY) -m corpus.demo_corpus --size $(DEMO_SIZE) --out $(DEMO)
+	$(PY) -m corpus.demo_corpus --size $(DEMO_SIZE) --output $(DEMO)
 
 demo-corpus-large:
 	$(MAKE) demo-corpus DEMO_SIZE=large
 
 clean-corpus: venv
 ifeq ($(strip $(INPUT)),)
-	$(PY) -m corpus.demo_corpus --size $(DEMO_SIZE) --out $(DEMO)
+	$(PY) -m corpus.demo_corpus --size $(DEMO_SIZE) --output $(DEMO)
 	$(VENV)/bin/corpus-clean --input $(DEMO)/jsonl --output $(CLEAN_OUT) --preset $(PRESET) --workers $(WORKERS)
 else
 	$(VENV)/bin/corpus-clean --input $(INPUT) --output $(CLEAN_OUT) --preset $(PRESET) --workers $(WORKERS)
@@ -93,8 +93,8 @@ EVAL_FILES = $(SHARED)/data/wikitext-2-raw/wiki.test.raw $(foreach t,SST-2 CoLA 
 
 .PHONY: partition
 partition: venv
-	test -d $(DEMO)/jsonl || $(PY) -m corpus.demo_corpus --size $(DEMO_SIZE) --out $(DEMO)
-	$(TRAIN) partition --input $(DEMO)/jsonl --out $(PARTITION) --teacher-fraction $(TEACHER_FRACTION) --wait
+	test -d $(DEMO)/jsonl || $(PY) -m corpus.demo_corpus --size $(DEMO_SIZE) --output $(DEMO)
+	$(TRAIN) partition --input $(DEMO)/jsonl --output $(PARTITION) --teacher-fraction $(TEACHER_FRACTION) --wait
 
 $(TEACHER_CLEAN)/manifest.json: | partition
 	$(VENV)/bin/corpus-clean --input $(PARTITION)/teacher --output $(TEACHER_CLEAN) --preset full --workers $(WORKERS) \
@@ -106,13 +106,13 @@ $(TEACHER_CLEAN)/manifest.json: | partition
 # targets run side by side (`make -j2 ablation kd-finetune`, two terminals) queue on them instead of failing.
 .PHONY: tokenizer tokens
 tokenizer: venv partition | $(TEACHER_CLEAN)/manifest.json
-	$(TRAIN) tokenizer --data $(TEACHER_CLEAN) --vocab-size $(VOCAB) --out $(RUNS)/tokenizer --wait
+	$(TRAIN) tokenizer --data $(TEACHER_CLEAN) --vocab-size $(VOCAB) --output $(RUNS)/tokenizer --wait
 
 tokens: tokenizer
-	$(TRAIN) tokenize --data $(TEACHER_CLEAN) --tokenizer $(RUNS)/tokenizer --out $(RUNS)/tokens/full --block-size $(BLOCK) --val-fraction 0.02 --wait
+	$(TRAIN) tokenize --data $(TEACHER_CLEAN) --tokenizer $(RUNS)/tokenizer --output $(RUNS)/tokens/full --block-size $(BLOCK) --val-fraction 0.02 --wait
 
 teacher: venv tokens
-	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --out $(RUNS)/teacher --init scratch --n-layer 12 --n-embd 256 --n-head 4 \
+	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --output $(RUNS)/teacher --init scratch --n-layer 12 --n-embd 256 --n-head 4 \
 		--max-tokens $(TEACHER_TOKENS) --wait $(TRAIN_ARGS)
 
 # a teacher brings its tokenizer: a directory with tokenizer.json, or GPT-2's own BPE for a hub name
@@ -122,13 +122,13 @@ STUDENT_DIR = $(RUNS)/student$(if $(strip $(TEACHER)),-$(TEACHER_TAG))-$(KEEP)
 
 ifeq ($(strip $(TEACHER)),)
 pretrain: teacher
-	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --out $(STUDENT_DIR) --teacher $(RUNS)/teacher/export \
+	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --output $(STUDENT_DIR) --teacher $(RUNS)/teacher/export \
 		--keep-layers $(KEEP) --max-tokens $(STUDENT_TOKENS) $(TRAIN_ARGS)
 else
 pretrain: venv | $(CLEAN_FULL)/manifest.json
-	test -f $(TEACHER_TOK)/tokenizer.json || $(TRAIN) tokenizer --gpt2 --out $(TEACHER_TOK)
-	$(TRAIN) tokenize --data $(CLEAN_FULL) --tokenizer $(TEACHER_TOK) --out $(RUNS)/tokens/full-$(TEACHER_TAG) --block-size $(BLOCK) --val-fraction 0.02
-	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full-$(TEACHER_TAG) --out $(STUDENT_DIR) --teacher $(TEACHER) \
+	test -f $(TEACHER_TOK)/tokenizer.json || $(TRAIN) tokenizer --gpt2 --output $(TEACHER_TOK)
+	$(TRAIN) tokenize --data $(CLEAN_FULL) --tokenizer $(TEACHER_TOK) --output $(RUNS)/tokens/full-$(TEACHER_TAG) --block-size $(BLOCK) --val-fraction 0.02
+	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full-$(TEACHER_TAG) --output $(STUDENT_DIR) --teacher $(TEACHER) \
 		--keep-layers $(KEEP) --max-tokens $(STUDENT_TOKENS) $(TRAIN_ARGS)
 endif
 
@@ -143,18 +143,18 @@ EVAL = $(PY) -m eval
 STUDY ?= presets
 ablation: teacher
 	$(EVAL) ablation --scale $(SCALE) --teacher $(RUNS)/teacher/export --teacher-data $(TEACHER_CLEAN) --input $(STUDY_INPUT) \
-		--out $(RUNS)/ablation$(if $(filter-out presets,$(STUDY)),-$(STUDY)) --study $(STUDY) $(EVAL_ARGS)
+		--output $(RUNS)/ablation$(if $(filter-out presets,$(STUDY)),-$(STUDY)) --study $(STUDY) $(EVAL_ARGS)
 
-KEEPS ?= alt
+KEEPS ?= alt  # truncation arms, space-separated (KEEPS="alt 0,1,2,3,4,5")
 compare: teacher
-	$(EVAL) compare --scale $(SCALE) --teacher $(RUNS)/teacher/export --keep $(KEEPS) --out $(RUNS)/compare $(EVAL_ARGS)
+	$(EVAL) compare --scale $(SCALE) --teacher $(RUNS)/teacher/export --keep-layers $(KEEPS) --output $(RUNS)/compare $(EVAL_ARGS)
 
 # the teacher and its truncated student from `make pretrain` (TEACHER=... too), or any pair given as
 # KD_TEACHER=DIR_OR_NAME KD_STUDENT=DIR_OR_NAME (e.g. gpt2 and distilgpt2), which skips pre-training
 KD_TEACHER ?= $(if $(strip $(TEACHER)),$(TEACHER),$(RUNS)/teacher/export)
 KD_STUDENT ?= $(STUDENT_DIR)/export
 kd-finetune: $(if $(filter command line environment,$(origin KD_STUDENT)),venv,pretrain)
-	$(EVAL) kd-study --scale $(SCALE) --teacher $(KD_TEACHER) --student $(KD_STUDENT) --out $(RUNS)/kd-study $(EVAL_ARGS)
+	$(EVAL) kd-study --scale $(SCALE) --teacher $(KD_TEACHER) --student $(KD_STUDENT) --output $(RUNS)/kd-study $(EVAL_ARGS)
 
 # ---------------------------------------------------------------- bench
 bench: venv demo-corpus

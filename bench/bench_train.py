@@ -46,7 +46,7 @@ def token_shards(tmp: Path) -> tuple[Path, Path]:
 
 
 def ours_cmd(tokens: Path, out: Path, steps: int) -> list[str]:
-    return [sys.executable, "-m", "train", "pretrain", "--tokens", str(tokens), "--out", str(out), "--init", "scratch",
+    return [sys.executable, "-m", "train", "pretrain", "--tokens", str(tokens), "--output", str(out), "--init", "scratch",
             "--n-layer", "6", "--n-embd", "256", "--n-head", "4", "--max-steps", str(steps), "--batch-size", str(BATCH),
             "--warmup", "5", "--log-every", str(steps), "--eval-every", "100000", "--eval-blocks", "1"]
 

@@ -90,9 +90,9 @@ def test_steps_study_smoke_with_teacher_overlap_and_stale_code(shared_data, teac
     teacher_data = write_clean_corpus(tmp_path / "teacher-data", planted + ["Unrelated words about boats. " * 30])
     src = copy_sources(Path(__file__).resolve().parents[1], tmp_path / "src")
     out = tmp_path / "steps"
-    args = ["ablation", "--study", "steps", "--steps", "near_dedup", "--scale", "smoke", "--seeds", "0,1",
+    args = ["ablation", "--study", "steps", "--steps", "near_dedup", "--scale", "smoke", "--seeds", "0", "1",
             "--budget-tokens", "2048", "--input", str(shared_data / "html-sample"), "--teacher", str(teacher),
-            "--teacher-data", str(teacher_data), "--out", str(out), "--workers", "1", "--eval-data", str(shared_data)]
+            "--teacher-data", str(teacher_data), "--output", str(out), "--workers", "1", "--eval-data", str(shared_data)]
 
     def study(*extra: str) -> tuple[dict, str, str]:
         result = subprocess.run([sys.executable, "-m", "eval", *args, *extra], capture_output=True, text=True,

@@ -26,7 +26,7 @@ def test_partition_keeps_near_duplicates_together_and_records_unchanged(shared_d
     copies = [edit_words(a, 0.02, seed=i) for i, a in enumerate(articles[:10])]  # near-duplicates of 10 articles
     raw = write_raw(tmp_path / "raw" / "a.jsonl.gz", articles + copies, extra_lines=["{not json", '{"id": "x"}'])
     out = tmp_path / "partition"
-    result = subprocess.run([sys.executable, "-m", "train", "partition", "--input", str(tmp_path / "raw"), "--out", str(out),
+    result = subprocess.run([sys.executable, "-m", "train", "partition", "--input", str(tmp_path / "raw"), "--output", str(out),
                              "--teacher-fraction", "0.5"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     manifest = json.loads((out / "manifest.json").read_text())
@@ -43,7 +43,7 @@ def test_partition_keeps_near_duplicates_together_and_records_unchanged(shared_d
     docs = {p: [(k, t) for k, t, _ in raw_documents(raw_files([out / p]))] for p in parts}
     assert cross_overlap(docs, "teacher")["study"]["docs_with_reference_duplicate"] == 0
     # the same command again reuses it
-    again = subprocess.run([sys.executable, "-m", "train", "partition", "--input", str(tmp_path / "raw"), "--out", str(out)],
+    again = subprocess.run([sys.executable, "-m", "train", "partition", "--input", str(tmp_path / "raw"), "--output", str(out)],
                            capture_output=True, text=True)
     assert again.returncode == 0 and "already made" in again.stdout
 
@@ -65,6 +65,6 @@ def test_cross_overlap_reports_a_planted_shared_document(shared_data):
 def test_partition_refuses_other_formats(tmp_path):
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "page.html").write_text("<p>hi</p>")
-    result = subprocess.run([sys.executable, "-m", "train", "partition", "--input", str(tmp_path / "raw"), "--out",
+    result = subprocess.run([sys.executable, "-m", "train", "partition", "--input", str(tmp_path / "raw"), "--output",
                              str(tmp_path / "p")], capture_output=True, text=True)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "page.html" in result.stderr

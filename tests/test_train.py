@@ -156,12 +156,13 @@ def two_ranks_in_one_process(tokens: Path, args: list[str], dropout_seeds=(1, 2)
 
     import torch.nn.functional as F
 
-    from train import config as run_config
+    import cli_config
+    from train.config import RunConfig
     from train.loop import build_model, evaluate, lr_at, make_optimizer, total_steps
 
     parser = argparse.ArgumentParser()
-    run_config.add_arguments(parser)
-    cfg = run_config.from_args(parser.parse_args(args))
+    cli_config.add_arguments(parser, RunConfig)
+    cfg = cli_config.resolve(RunConfig, parser.parse_args(args))
     train_blocks, val = TokenBlocks(tokens, "train"), TokenBlocks(tokens, "val")
     model, _ = build_model(cfg, train_blocks)
     model.train()
@@ -202,7 +203,7 @@ def test_ddp_with_dropout_matches_its_single_process_computation(tokens, tmp_pat
     assert summary["world_size"] == 2
     ddp_weights = GPT.from_pretrained(ddp / "export").state_dict()
 
-    args = cmd[cmd.index("--tokens"):] + ["--out", str(tmp_path / "unused")]
+    args = cmd[cmd.index("--tokens"):] + ["--output", str(tmp_path / "unused")]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the processes ran (--threads 1): the same summation order
     torch.set_flush_denormal(True)  # as the training loop does
@@ -247,12 +248,12 @@ def test_user_errors_are_one_clear_line(corpus, tokens, tmp_path):
     save_tokenizer(tok, other_tok)
     base = ["pretrain", "--tokens", str(tokens), "--max-steps", "2"]
     cases = [
-        (base + ["--out", str(tmp_path / "a"), "--teacher", str(tmp_path / "nope")], "no such checkpoint directory"),
-        (base + ["--out", str(tmp_path / "b"), "--teacher", str(teacher), "--keep-layers", "0,7"], "the teacher has layers 0-3, not [7]"),
-        (base + ["--out", str(tmp_path / "c"), "--teacher", str(other_tok)], "uses another tokenizer"),
-        (base + ["--out", str(tmp_path / "d"), "--init", "scratch", "--n-layer", "1", "--n-embd", "16", "--n-head", "2",
+        (base + ["--output", str(tmp_path / "a"), "--teacher", str(tmp_path / "nope")], "no such checkpoint directory"),
+        (base + ["--output", str(tmp_path / "b"), "--teacher", str(teacher), "--keep-layers", "0,7"], "the teacher has layers 0-3, not [7]"),
+        (base + ["--output", str(tmp_path / "c"), "--teacher", str(other_tok)], "uses another tokenizer"),
+        (base + ["--output", str(tmp_path / "d"), "--init", "scratch", "--n-layer", "1", "--n-embd", "16", "--n-head", "2",
                  "--lr", "1e9", "--grad-clip", "0", "--max-steps", "50"], "the loss became"),
-        (["tokenize", "--data", str(corpus), "--tokenizer", str(tmp_path / "tok300"), "--out", str(tokens)],
+        (["tokenize", "--data", str(corpus), "--tokenizer", str(tmp_path / "tok300"), "--output", str(tokens)],
          "made from other inputs or settings (block_size 32 -> 128, fingerprint "),
     ]
     for args, message in cases:
@@ -280,9 +281,9 @@ def test_a_run_resumes_only_on_its_own_data_and_tokenizer(corpus, tokens, tmp_pa
     assert len(result.stderr.strip().splitlines()) == 1
     assert "was trained on other inputs than now (tokenizer" in result.stderr and "tokens " in result.stderr
     # a tokenizer folder is reused only for the data and settings it was made from
-    assert run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "300", "--out", str(tmp_path / "t")).returncode == 0
-    assert run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "300", "--out", str(tmp_path / "t")).returncode == 0
-    other = run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "350", "--out", str(tmp_path / "t"))
+    assert run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "300", "--output", str(tmp_path / "t")).returncode == 0
+    assert run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "300", "--output", str(tmp_path / "t")).returncode == 0
+    other = run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "350", "--output", str(tmp_path / "t"))
     assert other.returncode == 2 and "made from other inputs or settings (vocab_size 300 -> 350)" in other.stderr
 
 
@@ -312,10 +313,10 @@ def test_corrupt_shard_and_empty_dataset(corpus, tokens, tmp_path):
     shutil.copytree(tokens, broken)
     shard = broken / "train-00000.bin"
     shard.write_bytes(shard.read_bytes()[:-7])
-    result = run_cli("pretrain", "--tokens", str(broken), "--out", str(tmp_path / "r"), "--init", "scratch", "--max-steps", "1")
+    result = run_cli("pretrain", "--tokens", str(broken), "--output", str(tmp_path / "r"), "--init", "scratch", "--max-steps", "1")
     assert result.returncode == 2 and "corrupt or truncated token shard" in result.stderr and "Traceback" not in result.stderr
     tiny = write_clean_corpus(tmp_path / "tiny", ["Too short."])
-    result = run_cli("tokenize", "--data", str(tiny), "--tokenizer", str(tokens / "tokenizer"), "--out", str(tmp_path / "t"))
+    result = run_cli("tokenize", "--data", str(tiny), "--tokenizer", str(tokens / "tokenizer"), "--output", str(tmp_path / "t"))
     assert result.returncode == 2 and "not enough text" in result.stderr
 
 
@@ -352,8 +353,8 @@ def test_distillation_with_frozen_position_embeddings(tokens, tmp_path):
     save_tokenizer(tok, teacher_dir)
     base = [sys.executable, "-m", "train", "pretrain", "--tokens", str(tokens), "--teacher", str(teacher_dir), "--keep-layers", "0,3",
             "--distill", "--max-steps", "4", "--batch-size", "4", "--lr", "1e-2", "--warmup", "1", "--threads", "1"]
-    subprocess.run([*base, "--out", str(tmp_path / "frozen"), "--freeze-pos-embeddings"], check=True, capture_output=True)
-    subprocess.run([*base, "--out", str(tmp_path / "free")], check=True, capture_output=True)
+    subprocess.run([*base, "--output", str(tmp_path / "frozen"), "--freeze-pos-embeddings"], check=True, capture_output=True)
+    subprocess.run([*base, "--output", str(tmp_path / "free")], check=True, capture_output=True)
     teacher = GPT.from_pretrained(teacher_dir).state_dict()
     frozen = GPT.from_pretrained(tmp_path / "frozen" / "export").state_dict()
     free = GPT.from_pretrained(tmp_path / "free" / "export").state_dict()

@@ -184,13 +184,15 @@ def raw_documents(files: list[tuple[Path, str]], skipped: list[str] | None = Non
 
 
 def partition_raw(inputs: list[str | Path], out: str | Path, teacher_fraction: float = 0.5, overwrite: bool = False,
-                  wait: bool = False) -> dict:
-    """Write `<out>/teacher/` and `<out>/study/` (JSON Lines, records unchanged) and `<out>/manifest.json`."""
+                  wait: bool = False, record: str = "") -> dict:
+    """Write `<out>/teacher/` and `<out>/study/` (JSON Lines, records unchanged) and `<out>/manifest.json`;
+    `record`: the resolved settings (config.toml), written with them."""
     import gzip
     import json
     import time
 
-    from safe_output import atomic_contents, atomic_json, reuse_or_replace, use_output
+    from cli_config import RECORD
+    from safe_output import atomic_contents, atomic_json, atomic_write, reuse_or_replace, use_output
     from train.fingerprint import describe_change, files_fingerprint
     from train.tokenizer import TokenizerError
 
@@ -200,7 +202,7 @@ def partition_raw(inputs: list[str | Path], out: str | Path, teacher_fraction: f
     files = raw_files(inputs)
     wanted = {"input_fingerprint": files_fingerprint([f for f, _ in files]), "teacher_fraction": teacher_fraction,
               "jaccard": JACCARD, "n_gram": N_GRAM}
-    with use_output(out, PARTITION_COMMAND, wait=wait):
+    with use_output(out, PARTITION_COMMAND, wait=wait, inputs={"--input": [str(p) for p in inputs]}):
         if (out / "manifest.json").exists():
             manifest = json.loads((out / "manifest.json").read_text())
             recorded = {k: manifest.get(k) for k in wanted}
@@ -239,6 +241,8 @@ def partition_raw(inputs: list[str | Path], out: str | Path, teacher_fraction: f
                         "pairs_across_parts": crossing, "lsh_miss_probability_at_0.8": found.miss_probability,
                         "skipped_lines": len(skipped), "skipped_examples": skipped[:20]}
             atomic_json(tmp / "manifest.json", manifest)
+            if record:
+                atomic_write(tmp / RECORD, record)
     for line in skipped[:5]:
         print(f"  skipped {line}", flush=True)
     print(f"partition: {out}: teacher {counts['teacher']['docs']:,} docs, study {counts['study']['docs']:,} docs, "

@@ -33,11 +33,13 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from cli_config import opt, positive
 from eval import EvalError
 from eval.data import glue_dir, wikitext_test
+from eval.studies.options import each_of
 from eval.studies.plots import plot_bands, plot_bars
-from eval.studies.pretraining import (SCALES as PRETRAINING_SCALES, Scale, add_scale_arguments, evaluate_run, pretrain,
-                                      resolve_budget, result_items, scale_from_args, tokenize)
+from eval.studies.pretraining import (SCALES as PRETRAINING_SCALES, PretrainStudyOptions, Scale, evaluate_run, pretrain,
+                                      resolve_budget, result_items, tokenize)
 from eval.studies.provenance import code_version
 from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
 from eval.studies.report_html import write_study_html
@@ -46,6 +48,7 @@ from eval.studies.stats import (curve_band, half_width, items_for_half_width, mc
                                 paired_bootstrap, seeds_for_half_width, summarize)
 from eval.studies.units import cached, locate, record_unit
 from safe_output import atomic_json, atomic_write
+from train.config import keep_layers_check
 
 # The default scale: 10 seeds, so that the 95% interval of the full vs none WikiText difference reaches +-2% of
 # the none mean at the seed spread measured with 3 seeds (docs/studies-design.md); smoke and large as shared.
@@ -81,6 +84,9 @@ def decontamination_files() -> list[Path]:
     return [wikitext_test(), *(glue_dir() / t / "dev.tsv" for t in ("SST-2", "CoLA", "RTE"))]
 
 
+PRESETS = ("none", "paper", "full")  # corpus-clean's recipes (not imported: that would load datatrove here)
+
+
 @dataclass
 class Arm:
     name: str
@@ -89,22 +95,34 @@ class Arm:
 
 
 @dataclass
-class AblationConfig:
-    out: str = "runs/ablation"
-    input: list[str] = field(default_factory=lambda: ["data/demo/jsonl"])
-    clean_root: str = "data/clean"
-    teacher: str = "runs/teacher/export"
-    teacher_data: str = ""  # the clean corpus the teacher was trained on: its overlap with the study is measured
-    keep_layers: str = "alt"
-    study: str = "presets"  # presets | steps
-    presets: list[str] = field(default_factory=lambda: ["none", "paper", "full"])
-    steps: list[str] = field(default_factory=lambda: [name for name, _, _ in STEPS])
-    scale: str = "default"
-    decontaminate: bool = True
-    workers: int = 2
-    device: str = "cpu"
-    allow_repeats: bool = False  # a budget above one pass over the smallest variant
-    reuse_stale: bool = False  # reuse units made by other code (flagged in the report)
+class AblationConfig(PretrainStudyOptions):
+    output: str = opt("runs/ablation", "study folder: report, results and every unit, by fingerprint", metavar="DIR")
+    study: str = opt("presets", "presets: compare the cleaning presets (--presets); steps: the full recipe with each "
+                     "step left out and the steps added one at a time (--steps)", choices=("presets", "steps"))
+    input: list[str] = opt(["data/demo/jsonl"], "raw corpus (make ablation: the study part, data/partition/study)",
+                           metavar="PATH")
+    clean_root: str = opt("data/clean", "where `make clean-corpus` put its variants (used with --no-decontaminate)",
+                          metavar="DIR")
+    teacher_data: str = opt("", "the clean corpus the teacher was trained on (make teacher: data/clean/teacher-full): "
+                            "the report measures its overlap with every arm and the evaluation sets; empty: not "
+                            "measured", metavar="CLEAN_DIR")
+    keep_layers: str = opt("alt", "teacher blocks the student keeps (alt, distil, bottom, top or a list like 0,2,4)",
+                           check=keep_layers_check())
+    presets: list[str] = opt(["none", "paper", "full"], "--study presets: cleaning presets to compare (none is always "
+                             "made: its held-out split is shared)", check=each_of(PRESETS), metavar="PRESET")
+    steps: list[str] = opt([name for name, _, _ in STEPS], "--study steps: the steps of the full recipe to study",
+                           check=each_of(tuple(STEP_OFF)), metavar="STEP")
+    decontaminate: bool = opt(True, "clean each preset here, decontaminated against the evaluation sets (off: train "
+                              "on `make clean-corpus`'s outputs as they are; presets study only)")
+    workers: int = opt(2, "corpus-clean worker processes", check=positive())
+    reuse_stale: bool = opt(False, "reuse units (clean corpora, shards, runs, evaluations) made under the same "
+                            "settings by other code of the modules that shape them, flagged in the report "
+                            "(default: they are made anew by this code)")
+
+    def validate(self):
+        if self.study == "steps" and not self.decontaminate:
+            raise ValueError("--no-decontaminate uses `make clean-corpus`'s presets as they are; the steps study "
+                             "cleans its own arms")
 
 
 def study_arms(cfg: AblationConfig) -> tuple[list[Arm], list[tuple[str, str, str, str | None]]]:
@@ -136,16 +154,18 @@ def clean_variant(cfg: AblationConfig, arm: Arm, out: Path, raw_fp: str, eval_fi
     code = None
     if not cfg.decontaminate:
         if arm.settings:
-            raise EvalError("--no-decontaminate uses `make clean-corpus`'s presets as they are; the steps study cleans its own arms")
+            raise EvalError("--no-decontaminate uses `make clean-corpus`'s presets as they are; the steps study "
+                            "cleans its own arms")
         directory, key_fp = Path(cfg.clean_root) / arm.preset, None
     else:
         key = {"preset": arm.preset, "input": raw_fp, "decontaminate": files_fingerprint(eval_files)}
         if arm.settings:
             key["settings"] = arm.settings
-        directory, key_fp, code = locate(out / "clean", arm.name.replace("+", "plus-"), key, "clean corpus", "manifest.json",
-                                         reuse_stale=cfg.reuse_stale)
+        directory, key_fp, code = locate(out / "clean", arm.name.replace("+", "plus-"), key, "clean corpus",
+                                         "manifest.json", reuse_stale=cfg.reuse_stale)
     if not (directory / "manifest.json").exists():
-        args = ["--input", *cfg.input, "--output", str(directory), "--preset", arm.preset, "--workers", str(cfg.workers)]
+        args = ["--input", *cfg.input, "--output", str(directory), "--preset", arm.preset,
+                "--workers", str(cfg.workers)]
         args += [a for s in arm.settings for a in ("--set", s)]
         if cfg.decontaminate:
             args += ["--decontaminate", *map(str, eval_files)]
@@ -153,8 +173,8 @@ def clean_variant(cfg: AblationConfig, arm: Arm, out: Path, raw_fp: str, eval_fi
     if code:
         record_unit(directory, key_fp, code)
     content = clean_fingerprint(directory)
-    return directory, {"kind": "clean corpus", "fingerprint": key_fp or content, "content": content, "path": str(directory),
-                       **({"code": code} if code else {})}
+    return directory, {"kind": "clean corpus", "fingerprint": key_fp or content, "content": content,
+                       "path": str(directory), **({"code": code} if code else {})}
 
 
 def evaluation_documents() -> list[tuple[str, str]]:
@@ -186,11 +206,13 @@ def teacher_overlap(cfg: AblationConfig, variants: dict, out: Path) -> tuple[dic
 
     teacher_dir = Path(cfg.teacher_data)
     if not (teacher_dir / "manifest.json").exists():
-        raise EvalError(f"--teacher-data {teacher_dir}: not a clean-corpus directory (no manifest.json); pass the corpus the "
-                        f"teacher was trained on (make teacher: data/clean/teacher-full)")
-    key = {"teacher": clean_fingerprint(teacher_dir), "arms": {a: v["fingerprints"]["clean"] for a, v in variants.items()},
+        raise EvalError(f"--teacher-data {teacher_dir}: not a clean-corpus directory (no manifest.json); pass the "
+                        f"corpus the teacher was trained on (make teacher: data/clean/teacher-full)")
+    key = {"teacher": clean_fingerprint(teacher_dir),
+           "arms": {a: v["fingerprints"]["clean"] for a, v in variants.items()},
            "eval": files_fingerprint(decontamination_files())}
-    path, fp, code = locate(out / "overlap", "teacher", key, "teacher overlap", suffix=".json", reuse_stale=cfg.reuse_stale)
+    path, fp, code = locate(out / "overlap", "teacher", key, "teacher overlap", suffix=".json",
+                            reuse_stale=cfg.reuse_stale)
 
     def docs(clean_dir: Path):
         return ((i, t) for ids, texts in iter_documents(clean_dir) for i, t in zip(ids, texts))
@@ -205,20 +227,22 @@ def teacher_overlap(cfg: AblationConfig, variants: dict, out: Path) -> tuple[dic
     record_unit(path, fp, code)
     shared = {g: o["docs_with_reference_duplicate"] for g, o in overlap.items()}
     print(f"teacher overlap (documents with a near-duplicate among the teacher's): "
-          f"{', '.join(f'{g} {n:,}' for g, n in shared.items())}" + ("" if any(shared.values()) else ": none"), flush=True)
+          f"{', '.join(f'{g} {n:,}' for g, n in shared.items())}" + ("" if any(shared.values()) else ": none"),
+          flush=True)
     return overlap, {"kind": "teacher overlap", "fingerprint": fp, "path": str(path), "code": code}
 
 
 def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_budget: bool = False) -> dict:
     from train.fingerprint import files_fingerprint, model_fingerprint
 
-    out = Path(cfg.out)
+    out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     if not (Path(cfg.teacher) / "config.json").exists():
         raise EvalError(f"teacher {cfg.teacher} not found: run `make teacher` first (or pass --teacher DIR)")
     missing = [str(p) for p in cfg.input if not Path(p).exists()]
     if missing:
-        raise EvalError(f"--input {missing[0]} not found (the study part of the demo corpus is made by `make partition`)")
+        raise EvalError(f"--input {missing[0]} not found (the study part of the demo corpus is made by "
+                        "`make partition`)")
     unknown = sorted(set(cfg.steps) - set(STEP_OFF))
     if unknown:
         raise EvalError(f"--steps {unknown[0]}: unknown step; choose from {', '.join(STEP_OFF)}")
@@ -232,36 +256,43 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
     variants = {}
     for arm in made:
         clean, units[f"clean/{arm.name}"] = clean_variant(cfg, arm, out, raw_fp, decontamination_files())
-        tokens, units[f"tokens/{arm.name}"] = tokenize(scale, clean, arm.name.replace("+", "plus-"), out, teacher=cfg.teacher,
-                                                       teacher_fp=teacher_fp, reuse_stale=cfg.reuse_stale)
+        tokens, units[f"tokens/{arm.name}"] = tokenize(scale, clean, arm.name.replace("+", "plus-"), out,
+                                                       teacher=cfg.teacher, teacher_fp=teacher_fp,
+                                                       reuse_stale=cfg.reuse_stale)
         corpus_stats = json.loads((clean / "stats.json").read_text())
         splits = json.loads((tokens / "manifest.json").read_text())["splits"]
-        variants[arm.name] = {"preset": arm.preset, "settings": arm.settings, "clean_dir": str(clean), "tokens_dir": str(tokens),
+        variants[arm.name] = {"preset": arm.preset, "settings": arm.settings, "clean_dir": str(clean),
+                              "tokens_dir": str(tokens),
                               "stats": corpus_stats, "train_tokens": splits["train"]["tokens"],
                               "tokens": splits["train"]["tokens"] + splits["val"]["tokens"],
                               "split": json.loads((tokens / "manifest.json").read_text()).get("split", {}),
-                              "docs_kept": corpus_stats["output"]["documents"], "docs_in": corpus_stats["input"]["documents"],
+                              "docs_kept": corpus_stats["output"]["documents"],
+                              "docs_in": corpus_stats["input"]["documents"],
                               "fingerprints": {"clean": units[f"clean/{arm.name}"]["fingerprint"],
                                                "tokens": units[f"tokens/{arm.name}"]["fingerprint"]}}
     overlap, units["teacher overlap"] = teacher_overlap(cfg, variants, out)
     if units["teacher overlap"] is None:
         del units["teacher overlap"]
-    scale = resolve_budget(scale, {a.name: variants[a.name]["train_tokens"] for a in arms}, explicit_budget, cfg.allow_repeats)
+    scale = resolve_budget(scale, {a.name: variants[a.name]["train_tokens"] for a in arms}, explicit_budget,
+                           cfg.allow_repeats)
     heldout = (Path(variants["none"]["tokens_dir"]), units["tokens/none"])
     runs, items = {}, {}
     for arm in arms:
         for seed in scale.seeds:
             name = f"{arm.name}-seed{seed}"
-            summary = pretrain(scale, Path(variants[arm.name]["tokens_dir"]), out / "runs" / name.replace("+", "plus-"), seed,
-                               teacher=cfg.teacher, keep_layers=cfg.keep_layers, device=cfg.device, val_tokens=heldout[0],
+            summary = pretrain(scale, Path(variants[arm.name]["tokens_dir"]), out / "runs" / name.replace("+", "plus-"),
+                               seed, teacher=cfg.teacher, keep_layers=cfg.keep_layers, device=cfg.device,
+                               val_tokens=heldout[0],
                                log=out / "logs" / f"train-{name}.log", reuse_stale=cfg.reuse_stale)
-            metrics, units[f"result/{name}"] = evaluate_run(summary, heldout, scale, seed, out, name.replace("+", "plus-"), cfg.device,
+            metrics, units[f"result/{name}"] = evaluate_run(summary, heldout, scale, seed, out,
+                                                            name.replace("+", "plus-"), cfg.device,
                                                             reuse_stale=cfg.reuse_stale)
             units[f"run/{name}"] = summary["unit"]
             items[name] = result_items(units[f"result/{name}"])
             runs[name] = {"arm": arm.name, "preset": arm.preset, "seed": seed, "summary": summary, **metrics,
                           "curve": read_curve(Path(summary["run_dir"])),
-                          "fingerprints": {"run": summary["unit"]["fingerprint"], "result": units[f"result/{name}"]["fingerprint"]}}
+                          "fingerprints": {"run": summary["unit"]["fingerprint"],
+                                           "result": units[f"result/{name}"]["fingerprint"]}}
     results = {"command": command, "config": asdict(cfg), "scale": asdict(scale), "arms": [a.name for a in arms],
                "variants": variants, "runs": runs, "teacher_overlap": overlap,
                "comparisons": [compare_arms(a, b, kind, step, runs, items) for a, b, kind, step in comparisons],
@@ -324,7 +355,8 @@ def compare_arms(a: str, b: str, kind: str, step: str | None, runs: dict, items:
 
 def power_check(results: dict, items: dict) -> dict | None:
     """Does the budget reach the target (95% interval of the full vs none WikiText difference at most +-2% of the
-    none mean)? If not: seeds per arm that would at the measured spread, and evaluation items for the paired interval."""
+    none mean)? If not: seeds per arm that would at the measured spread, and evaluation items for the paired
+    interval."""
     runs = results["runs"]
     if not {"full", "none"} <= {r["arm"] for r in runs.values()}:
         return None
@@ -354,8 +386,8 @@ def comparison_lines(c: dict) -> list[str]:
             line += f" Minimum detectable difference (alpha 0.05, power 0.8): {m['mdd']:.{digits}f}."
         p = m["paired"]
         if p and p["test"].startswith("McNemar"):
-            line += (f" Paired (McNemar, {p['n']:,} dev examples over {p['seed_pairs']} seed pairs): {p['a_only']} right only with "
-                     f"{c['a']}, {p['b_only']} only with {c['b']}, p = {p['p']:.3g}.")
+            line += (f" Paired (McNemar, {p['n']:,} dev examples over {p['seed_pairs']} seed pairs): "
+                     f"{p['a_only']} right only with {c['a']}, {p['b_only']} only with {c['b']}, p = {p['p']:.3g}.")
         elif p:
             verdict = "excludes 0" if not p["low"] <= 0 <= p["high"] else "includes 0"
             line += (f" Paired over {p['items']:,} items (bootstrap, seed-averaged losses): {p['diff']:+.{digits}f}, "
@@ -367,38 +399,45 @@ def comparison_lines(c: dict) -> list[str]:
 def power_lines(power: dict | None) -> list[str]:
     if power is None:
         return []
-    head = (f"Target: the 95% interval of the `full` vs `none` WikiText perplexity difference within ±{100 * power['target_fraction']:.0f}% "
-            f"of the `none` mean (±{power['target']:.1f}).")
+    head = (f"Target: the 95% interval of the `full` vs `none` WikiText perplexity difference within "
+            f"±{100 * power['target_fraction']:.0f}% of the `none` mean (±{power['target']:.1f}).")
     if power["half_width"] is None:
         return ["## Power", "", f"{head} Not measurable: fewer than 2 seeds per arm.", ""]
     state = (f"**Met**: ±{power['half_width']:.1f} with {power['seeds'][0]} seeds per arm." if power["met"] else
              f"**Not met**: ±{power['half_width']:.1f} with {power['seeds'][0]} seeds per arm; at the measured spread "
-             + (f"{power['seeds_needed']} seeds per arm would reach it" if power.get("seeds_needed") else "no number of seeds up to 10,000 would reach it")
-             + " (`--seeds`). More training tokens change the spread itself, so they cannot be predicted from this run.")
+             + (f"{power['seeds_needed']} seeds per arm would reach it" if power.get("seeds_needed")
+                else "no number of seeds up to 10,000 would reach it")
+             + " (`--seeds`). More training tokens change the spread itself, so they cannot be predicted from this "
+             "run.")
     lines = ["## Power", "", f"{head} {state}"]
     if "paired_half_width" in power:
-        lines.append(f"The paired interval over {power['paired_items']:,} WikiText windows is ±{power['paired_half_width']:.1f}; it "
-                     f"ignores the spread between seeds, and would reach the target with about {power['paired_items_needed']:,} "
-                     f"windows if the seed spread were nil.")
+        lines.append(f"The paired interval over {power['paired_items']:,} WikiText windows is "
+                     f"±{power['paired_half_width']:.1f}; it ignores the spread between seeds, and would reach the "
+                     f"target with about {power['paired_items_needed']:,} windows if the seed spread were nil.")
     return [*lines, ""]
 
 
 # ---------------------------------------------------------------- the report
 def overlap_lines(overlap: dict | None, teacher_data: str) -> list[str]:
     if overlap is None:
-        return ["## Teacher overlap", "", "Not measured: pass `--teacher-data DIR` (the clean corpus the teacher was trained on; "
-                "`make ablation` does) to measure the overlap of the teacher's documents with every arm's.", ""]
-    rows = [[f"`{g}`", f"{o['docs']:,}", f"{o['docs_with_reference_duplicate']:,}", f"{o['reference_docs_with_duplicate']:,}",
-             ", ".join(f"`{e}`" for e in o["examples"]) or "-"] for g, o in overlap.items()]
+        return ["## Teacher overlap", "", "Not measured: pass `--teacher-data DIR` (the clean corpus the teacher was "
+                "trained on; `make ablation` does) to measure the overlap of the teacher's documents with every arm's.",
+                ""]
+    rows = [[f"`{g}`", f"{o['docs']:,}", f"{o['docs_with_reference_duplicate']:,}",
+             f"{o['reference_docs_with_duplicate']:,}", ", ".join(f"`{e}`" for e in o["examples"]) or "-"]
+            for g, o in overlap.items()]
     total = sum(o["docs_with_reference_duplicate"] for o in overlap.values())
-    verdict = ("0 everywhere: the teacher never saw a document of the study (nor a near-duplicate of one)." if total == 0 else
-               f"**{total:,} documents overlap**: the teacher saw text of the study, so the student of an arm starts from a model that "
-               f"learned some of that arm's text (retrain the teacher on the teacher part: `make teacher`).")
+    verdict = ("0 everywhere: the teacher never saw a document of the study (nor a near-duplicate of one)."
+               if total == 0 else
+               f"**{total:,} documents overlap**: the teacher saw text of the study, so the student of an arm starts "
+               f"from a model that learned some of that arm's text (retrain the teacher on the teacher part: "
+               f"`make teacher`).")
     return ["## Teacher overlap", "",
-            f"Documents of each arm (training and held out) and of the evaluation sets with a near-duplicate (word 5-gram Jaccard "
-            f">= 0.8) or an identical copy among the teacher's training documents (`{teacher_data}`): {verdict}", "",
-            markdown_table(["documents of", "documents", "with a teacher near-duplicate", "teacher documents involved", "examples"],
-                           rows), ""]
+            f"Documents of each arm (training and held out) and of the evaluation sets with a near-duplicate (word "
+            f"5-gram Jaccard >= 0.8) or an identical copy among the teacher's training documents (`{teacher_data}`): "
+            f"{verdict}", "",
+            markdown_table(["documents of", "documents", "with a teacher near-duplicate", "teacher documents involved",
+                            "examples"], rows), ""]
 
 
 def step_rows(results: dict) -> list[list]:
@@ -412,15 +451,18 @@ def step_rows(results: dict) -> list[list]:
         stat = next((s for s in with_step["stats"]["steps"] if s["step"] == STEP_STAT.get(step)), None)
         wiki = c["metrics"].get("wikitext_ppl", {})
         ci = wiki.get("welch")
-        rows.append([f"`{step}`", c["kind"], f"`{c['b']}` -> `{c['a']}`", f"{without['docs_kept'] - with_step['docs_kept']:,}",
-                     f"{without['tokens'] - with_step['tokens']:,}", f"{stat['docs_removed']:,}" if stat else "-",
+        rows.append([f"`{step}`", c["kind"], f"`{c['b']}` -> `{c['a']}`",
+                     f"{without['docs_kept'] - with_step['docs_kept']:,}",
+                     f"{without['tokens'] - with_step['tokens']:,}",
+                     f"{stat['docs_removed']:,}" if stat else "-",
                      f"{ci['diff']:+.1f} [{ci['low']:+.1f}, {ci['high']:+.1f}]" if ci else "-",
                      f"{wiki['mdd']:.1f}" if wiki.get("mdd") is not None else "-"])
     return rows
 
 
 def write_report(results: dict, out: Path) -> None:
-    cfg, scale, variants, runs, arms = results["config"], results["scale"], results["variants"], results["runs"], results["arms"]
+    cfg, scale, variants = results["config"], results["scale"], results["variants"]
+    runs, arms = results["runs"], results["arms"]
     stat = {a: {m[0]: arm_stat(runs, a, m[0]) for m in METRICS} for a in arms}
     train_time = {a: summarize([r["summary"]["train_time_s"] for r in runs.values() if r["arm"] == a]) for a in arms}
     trained = {a: max(r["summary"]["tokens"] for r in runs.values() if r["arm"] == a) for a in arms}
@@ -431,17 +473,22 @@ def write_report(results: dict, out: Path) -> None:
         rows.append([f"`{a}`", f"{v['docs_kept']:,} / {v['docs_in']:,}", f"{v['train_tokens']:,}",
                      f"{trained[a] / v['train_tokens']:.2f}", "-" if decontam is None else f"{decontam:,}",
                      *[fmt(stat[a][key], digits) for key, _, _, digits, _ in METRICS], fmt(train_time[a], 0)])
-    headers = ["data", "docs kept", "train tokens", "epochs", "decontaminated docs", *[m[1] for m in METRICS], "train time (s)"]
-    bands = {a: curve_band([[(x, _exp(y)) for x, y in r["curve"]] for r in runs.values() if r["arm"] == a]) for a in arms}
+    headers = ["data", "docs kept", "train tokens", "epochs", "decontaminated docs", *[m[1] for m in METRICS],
+               "train time (s)"]
+    bands = {a: curve_band([[(x, _exp(y)) for x, y in r["curve"]] for r in runs.values() if r["arm"] == a])
+             for a in arms}
     results["curves"] = {a: [list(p) for p in band] for a, band in bands.items()}
-    plot_bands(bands, out / "val_ppl.png", f"validation perplexity vs tokens: mean and 95% band over {len(scale['seeds'])} seeds",
+    plot_bands(bands, out / "val_ppl.png",
+               f"validation perplexity vs tokens: mean and 95% band over {len(scale['seeds'])} seeds",
                "validation perplexity (the raw held-out split)")
     removal = {}
     for a in arms:
         for s in variants[a]["stats"]["steps"]:
-            removal.setdefault(s["step"], {})[a] = {"mean": 100 * s["bytes_removed"] / max(1, s["bytes_in"]), "std": 0.0}
+            removal.setdefault(s["step"], {})[a] = {"mean": 100 * s["bytes_removed"] / max(1, s["bytes_in"]),
+                                                    "std": 0.0}
     if removal:
-        plot_bars(removal, out / "cleaning_steps.png", "what each cleaning step removed", "% of the bytes reaching the step")
+        plot_bars(removal, out / "cleaning_steps.png", "what each cleaning step removed",
+                  "% of the bytes reaching the step")
     stale = [name for name, u in results["units"].items() if (u.get("code") or {}).get("stale")]
     title = "Data-cleaning ablation" + (": one step at a time" if cfg["study"] == "steps" else "")
     lines = [
@@ -450,42 +497,48 @@ def write_report(results: dict, out: Path) -> None:
         *([f"**Stale units reused (--reuse-stale)**: {len(stale)} units were made by other code than this run's "
            f"({', '.join(f'`{s}`' for s in stale[:8])}{', ...' if len(stale) > 8 else ''}); their numbers may not be "
            "what this code computes. Rerun without --reuse-stale to remake them.", ""] if stale else []),
-        f"Produced by `{results['command']}` (config in `config.json`, every number below read from this run's files).",
+        f"Produced by `{results['command']}` (config in `config.json`, every number below read from this run's "
+        "files).",
         f"Student: teacher `{cfg['teacher']}` truncated to layers `{cfg['keep_layers']}`, pre-trained on "
-        f"{scale['budget_tokens']:,} tokens per run (batch {scale['batch_size']} x {scale['block_size']}, lr {scale['lr']}), "
-        f"seeds {scale['seeds']}. Only the pre-training data differs between rows.",
+        f"{scale['budget_tokens']:,} tokens per run (batch {scale['batch_size']} x {scale['block_size']}, "
+        f"lr {scale['lr']}), seeds {scale['seeds']}. Only the pre-training data differs between rows.",
         "",
         markdown_table(headers, rows),
         "",
-        f"Mean ± standard deviation over seeds. Epochs: tokens each run trained on / the arm's training tokens"
-        f"{' (--allow-repeats: an arm may repeat data)' if cfg.get('allow_repeats') else ' (at most one pass: no arm repeats data)'}. "
+        "Mean ± standard deviation over seeds. Epochs: tokens each run trained on / the arm's training tokens"
+        + (" (--allow-repeats: an arm may repeat data). " if cfg.get("allow_repeats")
+           else " (at most one pass: no arm repeats data). ") +
         f"WikiText: first {scale['wikitext_tokens'] or 'all'} tokens of the test split, "
         f"two protocols: a sliding window (each token scored with up to context - 1 tokens before it) and Hugging Face "
-        f"run_clm.py's non-overlapping blocks of the model's context (the protocol of the paper's WikiText-103 numbers; "
-        f"less context per token, so higher). Raw held-out: the `none` variant's validation documents (held out of every arm). SST-2: "
-        f"{scale['glue_train'] or 'all'} training examples, {scale['glue_epochs']} epochs, dev set.",
+        f"run_clm.py's non-overlapping blocks of the model's context (the protocol of the paper's WikiText-103 "
+        f"numbers; less context per token, so higher). Raw held-out: the `none` variant's validation documents (held "
+        f"out of every arm). SST-2: {scale['glue_train'] or 'all'} training examples, {scale['glue_epochs']} epochs, "
+        f"dev set.",
         "",
     ]
     if cfg["study"] == "steps":
-        lines += [*(f"- `{a}`: `--preset {variants[a]['preset']}`" + "".join(f" `--set {s}`" for s in variants[a]["settings"])
-                    for a in arms), ""]
+        lines += [*(f"- `{a}`: `--preset {variants[a]['preset']}`"
+                    + "".join(f" `--set {s}`" for s in variants[a]["settings"]) for a in arms), ""]
     lines += [*overlap_lines(results.get("teacher_overlap"), cfg.get("teacher_data", "")), *leakage_lines(variants),
               *power_lines(results.get("power"))]
     if cfg["study"] == "steps":
         lines += ["## What each step buys", "",
-                  "For each step: where it was added to the chain (`add`: the arm before it -> the arm with it) and where it was "
-                  "left out of `full` (`leave out`: full without it -> full). Removed: documents and tokens (training + held out) "
-                  "of the arm without the step minus those of the arm with it, and the documents the step itself dropped in the arm "
-                  "with it. WikiText difference: arm with the step minus arm without (negative: the step helps), 95% CI over seeds.", "",
+                  "For each step: where it was added to the chain (`add`: the arm before it -> the arm with it) and "
+                  "where it was left out of `full` (`leave out`: full without it -> full). Removed: documents and "
+                  "tokens (training + held out) of the arm without the step minus those of the arm with it, and the "
+                  "documents the step itself dropped in the arm with it. WikiText difference: arm with the step minus "
+                  "arm without (negative: the step helps), 95% CI over seeds.", "",
                   markdown_table(["step", "how", "arms", "docs removed", "tokens removed", "docs dropped by the step",
                                   "WikiText ppl difference [95% CI]", "MDD"], step_rows(results)), ""]
     lines += ["## Is the difference real?", "",
-              "Each comparison: the mean difference over seeds with its 95% interval (Welch's t), its minimum detectable difference "
-              "(the smallest true difference this many seeds find with probability 0.8 at alpha 0.05, from the seed spread), and "
-              "the paired statistic on the items both arms were scored on (WikiText windows, held-out blocks: a per-item paired "
-              "bootstrap; SST-2 dev examples: McNemar's test), which removes the spread between items but not between seeds.", ""]
+              "Each comparison: the mean difference over seeds with its 95% interval (Welch's t), its minimum "
+              "detectable difference (the smallest true difference this many seeds find with probability 0.8 at "
+              "alpha 0.05, from the seed spread), and the paired statistic on the items both arms were scored on "
+              "(WikiText windows, held-out blocks: a per-item paired bootstrap; SST-2 dev examples: McNemar's test), "
+              "which removes the spread between items but not between seeds.", ""]
     for c in results["comparisons"]:
-        lines += [f"### `{c['a']}` vs `{c['b']}`" + (f" ({c['kind']})" if c["kind"] != "preset" else ""), "", *comparison_lines(c), ""]
+        lines += [f"### `{c['a']}` vs `{c['b']}`" + (f" ({c['kind']})" if c["kind"] != "preset" else ""), "",
+                  *comparison_lines(c), ""]
     lines += [
         "Where a gap could come from: the arms differ in what text they hold (language, boilerplate, duplicates) and, "
         "when the budget exceeds an arm's size, in how often it repeats its data (epochs column). With epochs <= 1 for "
@@ -495,8 +548,9 @@ def write_report(results: dict, out: Path) -> None:
         "",
         "![validation perplexity](val_ppl.png)",
         "",
-        "Validation perplexity on one shared set (the raw held-out split, the same text for every arm) against tokens seen: "
-        "the mean over seeds and its 95% band, so a reader sees whether a ranking is stable or a crossing is coming.",
+        "Validation perplexity on one shared set (the raw held-out split, the same text for every arm) against tokens "
+        "seen: the mean over seeds and its 95% band, so a reader sees whether a ranking is stable or a crossing is "
+        "coming.",
         "",
         "![cleaning steps](cleaning_steps.png)",
         "",
@@ -509,7 +563,8 @@ def write_report(results: dict, out: Path) -> None:
             lines.append(f"### `{a}` (full report: `{variants[a]['clean_dir']}/report.md`)")
             lines.append("")
             lines.append(markdown_table(["step", "docs in", "docs removed", "MB removed"],
-                                        [[s["step"], f"{s['docs_in']:,}", f"{s['docs_removed']:,}", f"{s['bytes_removed'] / 1e6:.2f}"] for s in steps]))
+                                        [[s["step"], f"{s['docs_in']:,}", f"{s['docs_removed']:,}",
+                                          f"{s['bytes_removed'] / 1e6:.2f}"] for s in steps]))
             lines.append("")
     lines += units_section(results["units"], results.get("code"))
     atomic_json(out / "results.json", results)
@@ -530,45 +585,21 @@ def leakage_lines(variants: dict) -> list[str]:
     for p, v in variants.items():
         leak = v.get("split", {}).get("leakage")
         if leak:
-            cells = [f"{leak[m]['leaked_docs']:,} / {leak[m]['val_docs']:,} ({100 * leak[m]['leaked_fraction']:.1f}%)" for m in ("id-hash", "cluster")]
+            cells = [f"{leak[m]['leaked_docs']:,} / {leak[m]['val_docs']:,} ({100 * leak[m]['leaked_fraction']:.1f}%)"
+                     for m in ("id-hash", "cluster")]
             rows.append([f"`{p}`", f"{v['split']['near_duplicate_pairs']:,}", *cells])
     if not rows:
         return []
     return ["### Held-out leakage", "",
-            "Validation documents with a near-duplicate (word 5-gram Jaccard >= 0.8) in the training split: had documents been "
-            "held out by a hash of their id, and with the split used (whole near-duplicate clusters held out).", "",
-            markdown_table(["data", "near-duplicate pairs", "held out by id hash", "held out by cluster (used)"], rows), ""]
+            "Validation documents with a near-duplicate (word 5-gram Jaccard >= 0.8) in the training split: had "
+            "documents been held out by a hash of their id, and with the split used (whole near-duplicate clusters "
+            "held out).", "",
+            markdown_table(["data", "near-duplicate pairs", "held out by id hash", "held out by cluster (used)"],
+                           rows), ""]
 
 
-def add_arguments(p) -> None:
-    d = AblationConfig()
-    add_scale_arguments(p, SCALES)
-    p.add_argument("--out", default=d.out, help="study folder: report, results and every unit, by fingerprint")
-    p.add_argument("--study", choices=["presets", "steps"], default=d.study,
-                   help="presets: compare the cleaning presets (--presets); steps: the full recipe with each step left out "
-                        "and the steps added one at a time (--steps)")
-    p.add_argument("--input", nargs="+", default=d.input, help="raw corpus (make ablation: the study part, data/partition/study)")
-    p.add_argument("--clean-root", default=d.clean_root, help="where `make clean-corpus` put its variants (reused without decontamination)")
-    p.add_argument("--teacher", default=d.teacher, help="teacher directory (`make teacher`); its tokenizer tokenizes every variant")
-    p.add_argument("--teacher-data", default=d.teacher_data,
-                   help="the clean corpus the teacher was trained on (make teacher: data/clean/teacher-full): the report measures "
-                        "its overlap with every arm and the evaluation sets; empty: not measured")
-    p.add_argument("--keep-layers", default=d.keep_layers, help="teacher blocks the student keeps (alt, distil, bottom, top or 0,2,4)")
-    p.add_argument("--presets", default=",".join(d.presets), help="--study presets: cleaning presets to compare, comma-separated (none is always made: its held-out split is shared)")
-    p.add_argument("--steps", default=",".join(d.steps), help="--study steps: the steps of `full` to study, comma-separated")
-    p.add_argument("--no-decontaminate", action="store_true", help="train on `make clean-corpus`'s outputs as they are")
-    p.add_argument("--workers", type=int, default=d.workers, help="corpus-clean worker processes")
-    p.add_argument("--device", default=d.device, help="cpu, cuda or cuda:N")
-    p.add_argument("--reuse-stale", action="store_true",
-                   help="reuse units (clean corpora, shards, runs, evaluations) made under the same settings by other code "
-                        "of the modules that shape them, flagged in the report; without it they are made anew by this code")
+Settings = AblationConfig
 
 
-def run(args) -> dict:
-    scale = scale_from_args(SCALES, args)
-    cfg = AblationConfig(out=args.out, input=args.input, clean_root=args.clean_root, teacher=args.teacher,
-                         teacher_data=args.teacher_data, keep_layers=args.keep_layers, study=args.study,
-                         presets=args.presets.split(","), steps=args.steps.split(","), scale=args.scale,
-                         decontaminate=not args.no_decontaminate, workers=args.workers, device=args.device,
-                         allow_repeats=args.allow_repeats, reuse_stale=args.reuse_stale)
-    return run_ablation(cfg, scale, args.command_line, explicit_budget=bool(args.budget_tokens))
+def run(cfg: AblationConfig, args) -> dict:
+    return run_ablation(cfg, cfg.scale_of(SCALES), args.command_line, explicit_budget=bool(cfg.budget_tokens))
