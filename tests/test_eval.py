@@ -82,7 +82,8 @@ def test_blocks_protocol_matches_run_clm_style_reference(lm_dir, shared_data):
     items = text_perplexity(model, tok, text, protocol="blocks", per_item=True)["items"]
     with torch.no_grad():
         per_block = [hf(b[None], labels=b[None]).loss.item() * (context - 1) for b in blocks]
-    assert [n for _, n in items] == [context - 1] * n_blocks and [l for l, _ in items] == pytest.approx(per_block, rel=1e-4)
+    assert [n for _, n in items] == [context - 1] * n_blocks
+    assert [l for l, _ in items] == pytest.approx(per_block, rel=1e-4)
     sliding = text_perplexity(model, tok, text)
     assert sliding["protocol"] == "sliding" and sliding["tokens"] == len(ids) - 1 and sliding["ppl"] != pytest.approx(got["ppl"])
 
@@ -215,7 +216,8 @@ def test_finetuning_learns_a_learnable_task_deterministically(shared_data, tmp_p
     assert a["value"] >= 0.9, a
     b = finetune(lm_dir, "sst2", data, cfg)
     assert a["value"] == b["value"]
-    assert len(a["dev_correct"]) == a["dev_examples"] and sum(a["dev_correct"]) / a["dev_examples"] == pytest.approx(a["value"])
+    assert len(a["dev_correct"]) == a["dev_examples"]
+    assert sum(a["dev_correct"]) / a["dev_examples"] == pytest.approx(a["value"])
     assert json.loads((tmp_path / "tuned" / "classifier.json").read_text()) == {"task": "sst2", "n_labels": 2}
 
 

@@ -19,8 +19,8 @@ FILTERS_OFF = ["filters.languages=null", "filters.gopher_repetition=null", "filt
 
 def clean(raw: Path, out: Path, *settings: str) -> dict:
     args = [a for s in settings for a in ("--set", s)]
-    result = subprocess.run([sys.executable, "-m", "corpus.cli", "--input", str(raw), "--output", str(out), "--preset", "full",
-                             "--workers", "1", *args], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "corpus.cli", "--input", str(raw), "--output", str(out),
+                             "--preset", "full", "--workers", "1", *args], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     stats = json.loads((out / "stats.json").read_text())
     return {"steps": {s["step"]: s["docs_removed"] for s in stats["steps"]}, "kept": stats["output"]["documents"]}
@@ -36,16 +36,19 @@ def test_dedup_steps_switch_off_one_at_a_time(shared_data, tmp_path):
     exact_only = clean(raw, tmp_path / "exact", *FILTERS_OFF, "near_dedup=false")
     assert exact_only == {"steps": {"language": 0, "exact_dedup": 3}, "kept": 23}
     near_only = clean(raw, tmp_path / "near", *FILTERS_OFF, "exact_dedup=false")
-    assert set(near_only["steps"]) == {"language", "minhash"} and near_only["steps"]["minhash"] >= 3  # copies are near-copies too
+    # copies are near-copies too
+    assert set(near_only["steps"]) == {"language", "minhash"} and near_only["steps"]["minhash"] >= 3
 
 
 def test_study_arms_of_the_steps_study():
-    """Each step left out of full, and the chain base -> +language -> ... -> full; arms with the same settings are one."""
+    """Each step left out of full, and the chain base -> +language -> ... -> full; arms with the same settings
+    are one."""
     from eval.studies.ablation import STEPS, AblationConfig, study_arms
 
     arms, comparisons = study_arms(AblationConfig(study="steps"))
     names = [a.name for a in arms]
-    assert len(names) == len(set(names)) == 14  # full, 7 left out, base and 5 more links (+exact_dedup is full-no-near_dedup)
+    # full, 7 left out, base and 5 more links (+exact_dedup is full-no-near_dedup)
+    assert len(names) == len(set(names)) == 14
     by_name = {a.name: a for a in arms}
     assert by_name["full"].settings == [] and by_name["full-no-language"].settings == ["filters.languages=null"]
     assert len(by_name["base"].settings) == 7 and by_name["+language"].settings == [s for _, s, _ in STEPS[1:]]
@@ -92,7 +95,8 @@ def test_steps_study_smoke_with_teacher_overlap_and_stale_code(shared_data, teac
     out = tmp_path / "steps"
     args = ["ablation", "--study", "steps", "--steps", "near_dedup", "--scale", "smoke", "--seeds", "0", "1",
             "--budget-tokens", "2048", "--input", str(shared_data / "html-sample"), "--teacher", str(teacher),
-            "--teacher-data", str(teacher_data), "--output", str(out), "--workers", "1", "--eval-data", str(shared_data)]
+            "--teacher-data", str(teacher_data), "--output", str(out), "--workers", "1",
+            "--eval-data", str(shared_data)]
 
     def study(*extra: str) -> tuple[dict, str, str]:
         result = subprocess.run([sys.executable, "-m", "eval", *args, *extra], capture_output=True, text=True,
@@ -105,16 +109,20 @@ def test_steps_study_smoke_with_teacher_overlap_and_stale_code(shared_data, teac
     assert [(c["a"], c["b"], c["kind"]) for c in results["comparisons"]] == [
         ("full", "full-no-near_dedup", "leave out"), ("full", "full-no-near_dedup", "add")]
     wiki = results["comparisons"][0]["metrics"]["wikitext_ppl"]
-    assert wiki["mdd"] > 0 and wiki["paired"]["items"] > 0 and wiki["paired"]["low"] <= wiki["paired"]["diff"] <= wiki["paired"]["high"]
+    assert wiki["mdd"] > 0 and wiki["paired"]["items"] > 0
+    assert wiki["paired"]["low"] <= wiki["paired"]["diff"] <= wiki["paired"]["high"]
     assert results["comparisons"][0]["metrics"]["sst2_acc"]["paired"]["test"] == "McNemar (exact)"
     assert "## What each step buys" in report and "| `near_dedup` | leave out |" in report
     assert "Minimum detectable difference (alpha 0.05, power 0.8)" in report and "Paired over" in report
     # curves: one band per arm on the shared validation set, as a PNG in the report
-    assert set(results["curves"]) == {"full", "full-no-near_dedup"} and all(len(p) == 4 for p in results["curves"]["full"])
-    assert (out / "val_ppl.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "![validation perplexity](val_ppl.png)" in report
+    assert set(results["curves"]) == {"full", "full-no-near_dedup"}
+    assert all(len(p) == 4 for p in results["curves"]["full"])
+    assert (out / "val_ppl.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![validation perplexity](val_ppl.png)" in report
     # the planted documents are found: the page in the raw arm (none), the article in the evaluation sets
     overlap = results["teacher_overlap"]
-    assert overlap["none"]["docs_with_reference_duplicate"] >= 1 and overlap["evaluation sets"]["docs_with_reference_duplicate"] == 1
+    assert overlap["none"]["docs_with_reference_duplicate"] >= 1
+    assert overlap["evaluation sets"]["docs_with_reference_duplicate"] == 1
     assert "documents overlap**" in report
     # the evaluation code changes (a comment is enough): with --reuse-stale nothing is made, the report flags the units
     with open(src / "eval" / "perplexity.py", "a") as f:
@@ -128,5 +136,6 @@ def test_steps_study_smoke_with_teacher_overlap_and_stale_code(shared_data, teac
     fresh, report, stdout = study()
     assert "train pretrain" not in stdout and "corpus.cli" not in stdout and "Stale units" not in report
     for name in (n for n in fresh["units"] if n.startswith("result/")):
-        assert fresh["units"][name]["fingerprint"] != results["units"][name]["fingerprint"] and not fresh["units"][name]["code"]["stale"]
+        assert fresh["units"][name]["fingerprint"] != results["units"][name]["fingerprint"]
+        assert not fresh["units"][name]["code"]["stale"]
     assert all(fresh["units"][n] == results["units"][n] for n in fresh["units"] if n.startswith("run/"))

@@ -69,8 +69,8 @@ def run_study(out: Path, teacher: str, student: str, tasks: list[str], technique
     code = source_fingerprint("fine-tuning")  # other fine-tuning or KD code makes new units
     for task in tasks:
         data_fp = files_fingerprint([glue_dir() / TASKS[task][0]])
-        tuned, tuned_fp = unit_path(out / "teachers", task, {"teacher": units["teacher"]["fingerprint"], "data": data_fp,
-                                                             "cfg": asdict(base), "code": code})
+        tuned, tuned_fp = unit_path(out / "teachers", task, {"teacher": units["teacher"]["fingerprint"],
+                                                             "data": data_fp, "cfg": asdict(base), "code": code})
         units[f"teacher/{task}"] = {"kind": "fine-tuned teacher", "fingerprint": tuned_fp, "path": str(tuned)}
         results["teachers"][task] = cached(tuned.with_suffix(".json"), lambda: finetune(dirs["teacher"], task, cfg=base, save=tuned))
         for technique in techniques:
