@@ -102,6 +102,7 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
                           "fingerprints": {"run": summary["unit"]["fingerprint"], "result": units[f"result/{name}"]["fingerprint"]}}
     path, fp = unit_path(out / "results", "teacher", result_key(units["teacher"], units["tokens"], scale, scale.seeds[0]), ".json")
     teacher_metrics = cached(path, lambda: evaluate_model(Path(teacher), tokens, scale, scale.seeds[0], device))
+    teacher_metrics.pop("items", None)  # per-item scores stay in the cached file
     units["result/teacher"] = {"kind": "evaluation", "fingerprint": fp, "path": str(path)}
     for method, arm in arms.items():  # as the runs recorded it
         summaries = [r["summary"] for r in runs.values() if r["method"] == method]

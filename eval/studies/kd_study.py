@@ -22,7 +22,7 @@ from eval.studies.provenance import code_version
 from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
 from eval.studies.report_html import write_report_files
 from eval.studies.stats import summarize
-from eval.studies.units import cached, unit_path
+from eval.studies.units import cached, source_fingerprint, unit_path
 
 TECHNIQUES = ["plain", "vanilla", "annealing", "rail"]
 
@@ -65,9 +65,11 @@ def run_study(out: Path, teacher: str, student: str, tasks: list[str], technique
     units = {name: {"kind": name, "fingerprint": model_fingerprint(d), "path": str(d)} for name, d in dirs.items()}
     results = {"command": command, "teacher": teacher, "student": student, "layers": layers, "scale": asdict(scale),
                "teachers": {}, "runs": {}, "units": units, "code": code_version()}
+    code = source_fingerprint("fine-tuning")  # other fine-tuning or KD code makes new units
     for task in tasks:
         data_fp = files_fingerprint([glue_dir() / TASKS[task][0]])
-        tuned, tuned_fp = unit_path(out / "teachers", task, {"teacher": units["teacher"]["fingerprint"], "data": data_fp, "cfg": learning_settings(base)})
+        tuned, tuned_fp = unit_path(out / "teachers", task, {"teacher": units["teacher"]["fingerprint"],
+                                                             "data": data_fp, "cfg": learning_settings(base), "code": code})
         units[f"teacher/{task}"] = {"kind": "fine-tuned teacher", "fingerprint": tuned_fp, "path": str(tuned)}
         results["teachers"][task] = cached(tuned.with_suffix(".json"), lambda: finetune(dirs["teacher"], task, cfg=base, save=tuned))
         for technique in techniques:
@@ -75,7 +77,7 @@ def run_study(out: Path, teacher: str, student: str, tasks: list[str], technique
                 cfg = replace(base, seed=seed, kd="none" if technique == "plain" else technique)
                 name = f"{task}-{technique}-seed{seed}"
                 key = {"student": units["student"]["fingerprint"], "teacher": tuned_fp if technique != "plain" else None,
-                       "data": data_fp, "cfg": learning_settings(cfg)}
+                       "data": data_fp, "cfg": learning_settings(cfg), "code": code}
                 path, fp = unit_path(out / "results", name, key, ".json")
                 units[f"result/{name}"] = {"kind": "evaluation", "fingerprint": fp, "path": str(path)}
                 results["runs"][name] = {"task": task, "technique": technique, "seed": seed, "fingerprint": fp, **cached(
