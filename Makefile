@@ -9,8 +9,8 @@
 #   make mutation        mutation score of the core logic (mutmut, module by module; MODULES=... for some)
 #   make gpu-smoke       the GPU paths on one CUDA GPU, in a few minutes (docs/gpu.md)
 #
-# DEVICE=cuda (or cuda:N, mps, ...) puts every training and study command on that device; DTYPE=bf16|fp16|fp32|auto
-# and COMPILE=1 reach the teacher's and the student's pre-training
+# DEVICE=cuda (or cuda:N, mps, ...), DTYPE=bf16|fp16|fp32|auto and COMPILE=1 put every training and study command
+# (and each study's own runs and evaluations) on that device.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -160,18 +160,18 @@ EVAL = $(PY) -m eval
 STUDY ?= presets
 ablation: teacher
 	$(EVAL) ablation --scale $(SCALE) --teacher $(RUNS)/teacher/export --teacher-data $(TEACHER_CLEAN) --input $(STUDY_INPUT) \
-		--output $(RUNS)/ablation$(if $(filter-out presets,$(STUDY)),-$(STUDY)) --study $(STUDY) --device $(DEVICE) $(EVAL_ARGS)
+		--output $(RUNS)/ablation$(if $(filter-out presets,$(STUDY)),-$(STUDY)) --study $(STUDY) $(ON_DEVICE) $(EVAL_ARGS)
 
 KEEPS ?= alt  # truncation arms, space-separated (KEEPS="alt 0,1,2,3,4,5")
 compare: teacher
-	$(EVAL) compare --scale $(SCALE) --teacher $(RUNS)/teacher/export --keep-layers $(KEEPS) --output $(RUNS)/compare --device $(DEVICE) $(EVAL_ARGS)
+	$(EVAL) compare --scale $(SCALE) --teacher $(RUNS)/teacher/export --keep-layers $(KEEPS) --output $(RUNS)/compare $(ON_DEVICE) $(EVAL_ARGS)
 
 # the teacher and its truncated student from `make pretrain` (TEACHER=... too), or any pair given as
 # KD_TEACHER=DIR_OR_NAME KD_STUDENT=DIR_OR_NAME (e.g. gpt2 and distilgpt2), which skips pre-training
 KD_TEACHER ?= $(if $(strip $(TEACHER)),$(TEACHER),$(RUNS)/teacher/export)
 KD_STUDENT ?= $(STUDENT_DIR)/export
 kd-finetune: $(if $(filter command line environment,$(origin KD_STUDENT)),venv,pretrain)
-	$(EVAL) kd-study --scale $(SCALE) --teacher $(KD_TEACHER) --student $(KD_STUDENT) --output $(RUNS)/kd-study --device $(DEVICE) $(EVAL_ARGS)
+	$(EVAL) kd-study --scale $(SCALE) --teacher $(KD_TEACHER) --student $(KD_STUDENT) --output $(RUNS)/kd-study $(ON_DEVICE) $(EVAL_ARGS)
 
 # ---------------------------------------------------------------- bench
 bench: venv demo-corpus

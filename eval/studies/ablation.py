@@ -122,6 +122,7 @@ class AblationConfig(PretrainStudyOptions):
                             "(default: they are made anew by this code)")
 
     def validate(self):
+        super().validate()
         if self.study == "steps" and not self.decontaminate:
             raise ValueError("--no-decontaminate uses `make clean-corpus`'s presets as they are; the steps study "
                              "cleans its own arms")
@@ -283,11 +284,11 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
         for seed in scale.seeds:
             name = f"{arm.name}-seed{seed}"
             summary = pretrain(scale, Path(variants[arm.name]["tokens_dir"]), out / "runs" / name.replace("+", "plus-"),
-                               seed, teacher=cfg.teacher, keep_layers=cfg.keep_layers, device=cfg.device,
+                               seed, teacher=cfg.teacher, keep_layers=cfg.keep_layers, execution=cfg.execution(),
                                val_tokens=heldout[0],
                                log=out / "logs" / f"train-{name}.log", reuse_stale=cfg.reuse_stale)
             metrics, units[f"result/{name}"] = evaluate_run(summary, heldout, scale, seed, out,
-                                                            name.replace("+", "plus-"), cfg.device,
+                                                            name.replace("+", "plus-"), cfg.execution(),
                                                             reuse_stale=cfg.reuse_stale)
             units[f"run/{name}"] = summary["unit"]
             items[name] = result_items(units[f"result/{name}"])

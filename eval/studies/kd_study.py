@@ -16,7 +16,7 @@ from eval import EvalError
 from eval.data import glue_dir
 from eval.glue import TASKS, GlueConfig, finetune, learning_settings
 from eval.perplexity import model_directory
-from eval.studies.options import StudyOptions, each_of
+from eval.studies.options import Execution, StudyOptions, each_of
 from eval.studies.plots import plot_bars
 from eval.studies.provenance import code_version
 from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
@@ -48,7 +48,7 @@ SCALES = {
 
 
 def run_study(out: Path, teacher: str, student: str, tasks: list[str], techniques: list[str], scale: KDScale,
-              device: str = "cpu", command: str = "") -> dict:
+              execution: Execution = Execution(), command: str = "") -> dict:
     dirs, layers = {}, {}  # resolved once: a hub name is not looked up again for every fine-tuning run
     for name, path in (("teacher", teacher), ("student", student)):
         try:
@@ -58,7 +58,7 @@ def run_study(out: Path, teacher: str, student: str, tasks: list[str], technique
         layers[name] = json.loads((dirs[name] / "config.json").read_text())["n_layer"]
     out.mkdir(parents=True, exist_ok=True)
     base = GlueConfig(epochs=scale.epochs, max_train=scale.max_train, max_dev=scale.max_dev, batch_size=scale.batch_size, lr=scale.lr,
-                      device=device)
+                      device=execution.device, dtype=execution.dtype, compile=execution.compile)
     from train.fingerprint import files_fingerprint, model_fingerprint
 
     # every cached unit is keyed by the models' fingerprints, the task's data and the fine-tuning settings
@@ -164,4 +164,4 @@ def run(cfg: KDStudyConfig, args) -> dict:
     if techniques[0] != "plain":
         techniques = ["plain"] + [t for t in techniques if t != "plain"]
     return run_study(Path(cfg.output), cfg.teacher, cfg.student, list(cfg.tasks) or scale.tasks, techniques, scale,
-                     cfg.device, args.command_line)
+                     cfg.execution(), args.command_line)

@@ -15,7 +15,7 @@ from pathlib import Path
 from cli_config import at_least, opt
 from eval import EvalError
 from eval.data import blimp_dir, glue_dir, wikitext_test
-from eval.studies.options import StudyOptions
+from eval.studies.options import Execution, StudyOptions
 from eval.studies.runs import python_module, run_command
 from eval.studies.units import cached, locate, record_unit
 
@@ -88,8 +88,8 @@ def tokenize(scale: Scale, clean_dir: Path, name: str, out: Path, *, teacher: st
 
 
 def pretrain(scale: Scale, tokens: Path, run_dir: Path, seed: int, *, teacher: str, keep_layers: str,
-             device: str = "cpu", extra: list[str] = (), log: Path | None = None, val_tokens: Path | None = None,
-             reuse_stale: bool = False) -> dict:
+             execution: Execution = Execution(), extra: list[str] = (), log: Path | None = None,
+             val_tokens: Path | None = None, reuse_stale: bool = False) -> dict:
     """One pre-training run, in `<run_dir>-<fingerprint>`: the fingerprint covers the token shards' content, the
     teacher, every training option and the training code, so a run made with another budget, on other data or by
     other code is never reused silently. `val_tokens`: shards whose val split scores the validation curve (one
@@ -109,7 +109,7 @@ def pretrain(scale: Scale, tokens: Path, run_dir: Path, seed: int, *, teacher: s
                                    reuse_stale=reuse_stale)
     if not (run_dir / "summary.json").exists():
         run_command(python_module("train", "pretrain", "--tokens", str(tokens), "--output", str(run_dir),
-                                  "--teacher", teacher, *options, *validation, "--device", device),
+                                  "--teacher", teacher, *options, *validation, *execution.pretrain_args()),
                     log or run_dir.with_suffix(".log"))
     record_unit(run_dir, key_fp, code)
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -142,52 +142,59 @@ def resolve_budget(scale: Scale, train_tokens: dict[str, int], explicit: bool, a
     return replace(scale, budget_tokens=one_pass)
 
 
-def result_key(model_unit: dict, heldout_unit: dict | None, scale: Scale, seed: int) -> dict:
-    """What an evaluation result depends on: the model, the held-out shards, the evaluation settings and data."""
+def result_key(model_unit: dict, heldout_unit: dict | None, scale: Scale, seed: int, dtype: str = "fp32") -> dict:
+    """What an evaluation result depends on: the model, the held-out shards, the evaluation settings and data, and
+    the dtype it scores in (fp32 keys as before)."""
     from train.fingerprint import files_fingerprint
 
-    return {"model": model_unit["fingerprint"], "heldout": heldout_unit["content"] if heldout_unit else None, "seed": seed,
-            "settings": {k: getattr(scale, k) for k in ("wikitext_tokens", "heldout_blocks", "glue_train", "glue_epochs", "glue_dev",
-                                                        "blimp_pairs")},
-            "data": files_fingerprint([wikitext_test(), glue_dir() / "SST-2", blimp_dir()])}
+    key = {"model": model_unit["fingerprint"], "heldout": heldout_unit["content"] if heldout_unit else None,
+           "seed": seed, "settings": {k: getattr(scale, k) for k in ("wikitext_tokens", "heldout_blocks", "glue_train",
+                                                                     "glue_epochs", "glue_dev", "blimp_pairs")},
+           "data": files_fingerprint([wikitext_test(), glue_dir() / "SST-2", blimp_dir()])}
+    return key if dtype == "fp32" else {**key, "dtype": dtype}
 
 
-def evaluate_model(model_dir: Path, heldout_tokens: Path | None, scale: Scale, seed: int, device: str = "cpu") -> dict:
+def evaluate_model(model_dir: Path, heldout_tokens: Path | None, scale: Scale, seed: int,
+                   execution: Execution = Execution()) -> dict:
     """WikiText perplexity and bits per byte, raw held-out perplexity, BLiMP and SST-2 accuracy of one pre-trained
     model."""
     from eval.blimp import read_paradigms, score
     from eval.glue import GlueConfig, finetune
     from eval.perplexity import load_causal_lm, shard_perplexity, text_perplexity
 
+    device, dtype = execution.device, execution.eval_dtype()
     model, tokenizer = load_causal_lm(model_dir, device)
     result, items = {}, {}  # items: per window, block or example, for paired comparisons between arms
     # both protocols: the sliding window (exact), and run_clm's blocks, the protocol of the paper's WikiText-103 numbers
     for protocol, key in (("sliding", "wikitext"), ("blocks", "wikitext_blocks")):
         wiki = text_perplexity(model, tokenizer, wikitext_test().read_text(encoding="utf-8"), max_tokens=scale.wikitext_tokens,
-                               label=f"wikitext ({protocol})", protocol=protocol, per_item=True)
+                               label=f"wikitext ({protocol})", protocol=protocol, per_item=True, dtype=dtype)
         result.update({f"{key}_ppl": wiki["ppl"], f"{key}_bpb": wiki["bpb"], f"{key}_tokens": wiki["tokens"]})
         items[f"{key}_ppl"] = wiki["items"]
     if heldout_tokens is not None:
-        held = shard_perplexity(model, heldout_tokens, "val", max_blocks=scale.heldout_blocks, per_item=True)
+        held = shard_perplexity(model, heldout_tokens, "val", max_blocks=scale.heldout_blocks, per_item=True,
+                                dtype=dtype)
         result.update(heldout_ppl=held["ppl"], heldout_tokens=held["tokens"])
         items["heldout_ppl"] = held["items"]
     blimp = score(model, tokenizer, read_paradigms(blimp_dir(), max_pairs=scale.blimp_pairs))
     result.update(blimp_acc=blimp["accuracy"], blimp_pairs=blimp["pairs"], blimp_fields=blimp["fields"])
     items["blimp_acc"] = [int(c) for outcomes in blimp["outcomes"].values() for c in outcomes]
     sst2 = finetune(model_dir, "sst2", cfg=GlueConfig(epochs=scale.glue_epochs, max_train=scale.glue_train, max_dev=scale.glue_dev,
-                                                      seed=seed, device=device))
+                                                      seed=seed, device=device, dtype=execution.dtype,
+                                                      compile=execution.compile))
     result.update(sst2_acc=sst2["value"], sst2_train_examples=sst2["train_examples"], sst2_time_s=sst2["train_time_s"])
     items["sst2_acc"] = sst2["dev_correct"]
     return {**result, "items": items}
 
 
 def evaluate_run(summary: dict, heldout: tuple[Path, dict] | None, scale: Scale, seed: int, out: Path, name: str,
-                 device: str = "cpu", reuse_stale: bool = False) -> tuple[dict, dict]:
+                 execution: Execution = Execution(), reuse_stale: bool = False) -> tuple[dict, dict]:
     """(metrics, provenance record) of a trained run's export, cached under the fingerprint of what they depend on
     and of the evaluation code. The per-item scores stay in the cached file (`result_items`)."""
-    key = result_key(summary["unit"], heldout[1] if heldout else None, scale, seed)
+    key = result_key(summary["unit"], heldout[1] if heldout else None, scale, seed, execution.eval_dtype())
     path, fp, code = locate(out / "results", name, key, "evaluation", suffix=".json", reuse_stale=reuse_stale)
-    metrics = cached(path, lambda: evaluate_model(Path(summary["run_dir"]) / "export", heldout[0] if heldout else None, scale, seed, device))
+    metrics = cached(path, lambda: evaluate_model(Path(summary["run_dir"]) / "export", heldout[0] if heldout else None, scale, seed,
+                                                 execution))
     record_unit(path, fp, code)
     record = {"kind": "evaluation", "fingerprint": fp, "path": str(path), "code": code}
     return {k: v for k, v in metrics.items() if k != "items"}, record
