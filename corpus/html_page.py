@@ -4,6 +4,7 @@ Everything is inline (no CDN, no fonts, no external script), so a report opens f
 machine with no network, and prints: the browser parts collapse to what is on screen.
 Data a page's script needs goes in a `<script type="application/json">` block (never executed).
 """
+
 from __future__ import annotations
 
 import html
@@ -55,6 +56,7 @@ def num(n: float, digits: int = 0) -> str:
 
 def table(headers: list[str], rows: list[list], numeric: set[int] = frozenset(), keys: list[str] | None = None) -> str:
     """An HTML table; cells are escaped unless wrapped in `Raw`. `keys` name columns (data-key) for tests."""
+
     def cell(tag: str, i: int, value) -> str:
         cls = ' class="num"' if i in numeric else ""
         key = f' data-key="{esc(keys[i])}"' if keys and keys[i] else ""
@@ -84,6 +86,8 @@ JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u20
 
 def page(title: str, body: str, script: str = "") -> str:
     js = f"<script>{script}</script>" if script else ""
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n{js}\n</body></html>\n")
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n{js}\n</body></html>\n"
+    )

@@ -12,6 +12,7 @@ process killed by it; Ctrl-C stays 130).
 Forked worker processes get the default action back (they die at once, even inside C code); a sub-command
 started with exec installs its own handlers through its own `run_cli`.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,7 +52,7 @@ def descendants(pid: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (command name)"
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (command name)"
         if fields[0] != "Z":
             children.setdefault(int(fields[1]), []).append(int(name))
     found, todo = [], [pid]
@@ -95,8 +96,11 @@ def _handler(signum, frame):
     # queue lock), so with sub-processes the command ends here, as after SIGKILL, once they have all ended:
     # the output folder's lock is released by the kernel and the same command resumes.
     stop_descendants()
-    print(f"{_prog[0]}: stopped by {signal.Signals(signum).name}; run the same command again to resume",
-          file=sys.stderr, flush=True)
+    print(
+        f"{_prog[0]}: stopped by {signal.Signals(signum).name}; run the same command again to resume",
+        file=sys.stderr,
+        flush=True,
+    )
     os._exit(128 + signum)
 
 

@@ -1,4 +1,5 @@
 """Shared test fixtures: where the reference data lives (../shared beside the project root)."""
+
 from pathlib import Path
 
 import pytest

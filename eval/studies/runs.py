@@ -1,4 +1,5 @@
 """Running the project's own commands as steps of a study, and reading what a training run recorded."""
+
 from __future__ import annotations
 
 import json
