@@ -307,7 +307,8 @@ def build_and_report(args) -> int:
     )
     print(
         f"demo corpus: {out / 'jsonl'}: {manifest['documents']:,} documents from {len(manifest['parts'])} packages, "
-        f"{manifest['html_bytes'] / 1e6:,.0f} MB HTML -> {manifest['text_bytes'] / 1e6:,.0f} MB text ({time.time() - start:,.0f}s)"
+        f"{manifest['html_bytes'] / 1e6:,.0f} MB HTML -> {manifest['text_bytes'] / 1e6:,.0f} MB text "
+        f"({time.time() - start:,.0f}s)"
     )
     return 0
 

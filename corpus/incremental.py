@@ -28,15 +28,13 @@ import os
 import shutil
 from pathlib import Path
 
+from corpus import CorpusError  # the package's one user-facing error
 from corpus.remote import local_against
+from safe_output import atomic_file
 
 INDEX_DIR = "minhash_index"
 REFERENCE_DIR = ".work/minhash/reference"  # what this run deduplicates against (never its own index)
 CARRIED_PREFIX = "ref-"  # carried-over index files in <out>/minhash_index/
-
-
-from corpus import CorpusError  # the package's one user-facing error
-from safe_output import atomic_file
 
 
 def index_files(clean_dir: str | os.PathLike) -> list[Path]:

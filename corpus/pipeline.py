@@ -174,7 +174,8 @@ class Progress(PipelineStep):
                 done = self.reader.bytes_consumed
                 eta = f"{(total - done) * elapsed / done:,.0f}s" if done and total else "unknown"
                 logger.info(
-                    f"task {rank}: {docs:,} docs, {docs / elapsed:,.0f} docs/s, {text_bytes / elapsed / 1e6:.2f} MB/s text, "
+                    f"task {rank}: {docs:,} docs, {docs / elapsed:,.0f} docs/s, "
+                    f"{text_bytes / elapsed / 1e6:.2f} MB/s text, "
                     f"input {done / 1e6:,.1f}/{total / 1e6:,.1f} MB, ETA {eta}{note}"
                 )
             yield doc

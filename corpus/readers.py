@@ -29,6 +29,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from loguru import logger
 
+from corpus import CorpusError  # the package's one user-facing error
 from corpus import storage
 from corpus.splitting import BATCHES, WHOLE, Piece, plan_tasks
 
@@ -45,9 +46,6 @@ MAX_DOC_BYTES = 64 * 2**20  # protects memory only: far above any real document 
 # memory. An HTML page, parsed into a tree several times its size, only up to a quarter of the limit.
 RECORD_BYTES_PER_DOC_BYTE = 2
 HTML_BYTES_PER_DOC_BYTE = 0.25
-
-
-from corpus import CorpusError  # the package's one user-facing error
 
 
 def file_format(path: str | os.PathLike) -> str | None:

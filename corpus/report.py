@@ -140,8 +140,10 @@ def render_markdown(stats: dict, manifest: dict, lay) -> str:
         f"# Clean corpus report: preset `{stats['preset']}`",
         "",
         f"- input: {', '.join(md_code(p) for p in manifest['inputs'])}",
-        f"- documents: {inp['documents']:,} read -> {out['documents']:,} kept ({_pct(out['documents'], inp['documents'])})",
-        f"- text: {_mb(inp['text_bytes'])} MB read -> {_mb(out['text_bytes'])} MB kept ({_pct(out['text_bytes'], inp['text_bytes'])})",
+        f"- documents: {inp['documents']:,} read -> {out['documents']:,} kept "
+        f"({_pct(out['documents'], inp['documents'])})",
+        f"- text: {_mb(inp['text_bytes'])} MB read -> {_mb(out['text_bytes'])} MB kept "
+        f"({_pct(out['text_bytes'], inp['text_bytes'])})",
         f"- shards: {len(manifest['shards'])} in `shards/` ({manifest['rows']:,} rows)",
         "",
     ]
@@ -160,7 +162,8 @@ def render_markdown(stats: dict, manifest: dict, lay) -> str:
             reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(s["reasons"].items(), key=lambda kv: -kv[1])[:4])
             lines.append(
                 f"| {s['step']} | {s['docs_in']:,} | {s['docs_removed']:,} | {_pct(s['docs_removed'], s['docs_in'])} | "
-                f"{_mb(s['bytes_in'])} | {_mb(s['bytes_removed'])} | {_pct(s['bytes_removed'], s['bytes_in'])} | {reasons} | {s['time_s']:.1f} |"
+                f"{_mb(s['bytes_in'])} | {_mb(s['bytes_removed'])} | {_pct(s['bytes_removed'], s['bytes_in'])} | "
+                f"{reasons} | {s['time_s']:.1f} |"
             )
         lines.append("")
         lines.append(

@@ -76,7 +76,7 @@ def breakdowns(out: Path, steps: list[str]) -> dict:
     for label, t in tables:
         if t is None:
             continue
-        for col, key in (("source", group), ("language", lambda l: l or NO_LANGUAGE)):
+        for col, key in (("source", group), ("language", lambda language: language or NO_LANGUAGE)):
             for value, n in Counter(t.column(col).to_pylist()).items():
                 counts[col][key(value)][label] += n
     result = {}
@@ -189,7 +189,8 @@ def add_minhash_pairs(out: Path, items: list, n_grams: int) -> None:
             _pair(row, twin, n_grams)
             if twin
             else {
-                "missing": "its cluster's kept document is in a corpus this one was deduplicated against (--dedup-against)"
+                "missing": "its cluster's kept document is in a corpus this one was deduplicated against "
+                "(--dedup-against)"
             }
         )
 
@@ -310,15 +311,20 @@ def funnel_svg(stats: dict) -> str:
         dw, bw = bar_w * docs / docs0, bar_w * nbytes / bytes0
         parts.append(
             f'<text x="{label_w - 8}" y="{y + 12}" text-anchor="end">{esc(name)}</text>'
-            f'<rect x="{label_w}" y="{y}" width="{dw:.1f}" height="12" fill="#2f6fb3"><title>{docs:,} documents</title></rect>'
-            f'<rect x="{label_w}" y="{y + 13}" width="{bw:.1f}" height="12" fill="#8fb3d9"><title>{nbytes:,} bytes</title></rect>'
+            f'<rect x="{label_w}" y="{y}" width="{dw:.1f}" height="12" fill="#2f6fb3">'
+            f"<title>{docs:,} documents</title></rect>"
+            f'<rect x="{label_w}" y="{y + 13}" width="{bw:.1f}" height="12" fill="#8fb3d9">'
+            f"<title>{nbytes:,} bytes</title></rect>"
             f'<text x="{label_w + max(dw, bw) + 6}" y="{y + 11}">{docs:,} docs ({_pct(docs, docs0)})</text>'
-            f'<text x="{label_w + max(dw, bw) + 6}" y="{y + 24}" class="muted">{nbytes / 1e6:,.2f} MB ({_pct(nbytes, bytes0)})</text>'
+            f'<text x="{label_w + max(dw, bw) + 6}" y="{y + 24}" class="muted">'
+            f"{nbytes / 1e6:,.2f} MB ({_pct(nbytes, bytes0)})</text>"
         )
     height = len(rows) * row_h + 24
     legend = (
-        f'<rect x="{label_w}" y="2" width="10" height="10" fill="#2f6fb3"/><text x="{label_w + 14}" y="11">documents</text>'
-        f'<rect x="{label_w + 100}" y="2" width="10" height="10" fill="#8fb3d9"/><text x="{label_w + 114}" y="11">text bytes</text>'
+        f'<rect x="{label_w}" y="2" width="10" height="10" fill="#2f6fb3"/>'
+        f'<text x="{label_w + 14}" y="11">documents</text>'
+        f'<rect x="{label_w + 100}" y="2" width="10" height="10" fill="#8fb3d9"/>'
+        f'<text x="{label_w + 114}" y="11">text bytes</text>'
     )
     return (
         f'<svg role="img" aria-label="documents and bytes left after each step" width="{label_w + bar_w + 200}" '
@@ -428,8 +434,10 @@ def render_html(stats: dict, manifest: dict, out: Path) -> str:
         )
         reasons = ", ".join(f"{r} {n:,}" for r, n in block["reasons"].items())
         line_sections.append(
-            f'<h3 id="lines-{esc(block["name"])}">{esc(block["name"])}: {block["lines"]:,} lines cut from {block["docs"]:,} documents</h3>'
-            f'<p class="note">Reasons: {esc(reasons)}. Cut lines are struck through in red, in their place in the document as read'
+            f'<h3 id="lines-{esc(block["name"])}">{esc(block["name"])}: '
+            f"{block['lines']:,} lines cut from {block['docs']:,} documents</h3>"
+            f'<p class="note">Reasons: {esc(reasons)}. '
+            "Cut lines are struck through in red, in their place in the document as read"
             f"{'' if block['docs'] <= LINE_SAMPLE else f'; a sample of {LINE_SAMPLE} of the documents'}.</p>"
             f'<div class="browser" data-browser="lines-{esc(block["name"])}"></div>'
         )
@@ -459,13 +467,15 @@ def render_html(stats: dict, manifest: dict, out: Path) -> str:
         f"<h1>Clean corpus report: preset <code>{esc(stats['preset'])}</code></h1>",
         f'<p class="muted">Inputs: {", ".join(f"<code>{esc(p)}</code>" for p in manifest.get("inputs", []))}. '
         f"Every number here is read from this run's <code>stats.json</code> and shards "
-        f'(<a href="stats.json">stats.json</a>, <a href="manifest.json">manifest.json</a>, <a href="report.md">report.md</a>).</p>',
+        '(<a href="stats.json">stats.json</a>, <a href="manifest.json">manifest.json</a>, '
+        '<a href="report.md">report.md</a>).</p>',
         f'<nav class="toc">{"".join(toc)}</nav>',
         f'<div class="cards">{cards}</div>',
         '<h2 id="funnel">What each step removed</h2>',
         funnel_svg(stats),
         f'<div id="funnel-table">{funnel_table(stats)}</div>',
-        '<p class="note">Bytes removed by a step that keeps a document can come from lines it cut (C4 quality, the paper cleaner).</p>',
+        '<p class="note">Bytes removed by a step that keeps a document can come from lines it cut '
+        "(C4 quality, the paper cleaner).</p>",
     ]
     if inp.get("skipped"):
         body += [
@@ -484,8 +494,10 @@ def render_html(stats: dict, manifest: dict, out: Path) -> str:
     if sections:
         body += [
             '<h2 id="removed">Removed documents, step by step</h2>',
-            '<p class="note">Search matches the id, source, reason and text; the reason list filters by why a document went. '
-            "Deduplication shows the copy that was kept beside the removed one, with the Jaccard similarity of their word "
+            '<p class="note">Search matches the id, source, reason and text; '
+            "the reason list filters by why a document went. "
+            "Deduplication shows the copy that was kept beside the removed one, "
+            "with the Jaccard similarity of their word "
             f"{n_grams}-grams; decontamination shows the evaluation text matched.</p>",
             *sections,
         ]
@@ -500,7 +512,9 @@ BROWSER_JS = r"""
   const PER_PAGE = 10;
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) { if (k === 'text') e.textContent = v; else e.setAttribute(k, v); }
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === 'text') e.textContent = v; else e.setAttribute(k, v);
+    }
     for (const k of kids) if (k) e.appendChild(k);
     return e;
   }
@@ -512,26 +526,34 @@ BROWSER_JS = r"""
     return parts.join('\n').toLowerCase();
   }
   function renderItem(it) {
-    const head = el('header', {}, el('span', {class: 'mono', text: it.id}), it.source !== it.id ? el('span', {text: it.source}) : null,
-                    it.lang ? el('span', {text: 'language: ' + it.lang}) : null, el('span', {class: 'reason', text: it.reason || ''}));
+    const head = el('header', {}, el('span', {class: 'mono', text: it.id}),
+                    it.source !== it.id ? el('span', {text: it.source}) : null,
+                    it.lang ? el('span', {text: 'language: ' + it.lang}) : null,
+                    el('span', {class: 'reason', text: it.reason || ''}));
     const box = el('article', {class: 'doc'}, head);
     if (it.lines) {
       const lines = el('div', {class: 'text'});
       for (const [t, why] of it.lines) {
-        const line = el('div', {class: 'line' + (why ? ' cut' : '')}, why ? el('span', {class: 'why', text: why}) : null);
+        const line = el('div', {class: 'line' + (why ? ' cut' : '')},
+                        why ? el('span', {class: 'why', text: why}) : null);
         line.appendChild(document.createTextNode(t === '' ? '\u00a0' : t));
         lines.appendChild(line);
       }
       box.appendChild(lines);
     } else if (it.pair && !it.pair.missing) {
       box.appendChild(el('div', {class: 'pair'},
-        el('div', {class: 'removed-side'}, el('h4', {text: 'removed: ' + it.id}), el('div', {class: 'text', text: it.text})),
-        el('div', {class: 'kept-side'}, el('h4', {text: (it.pair.where === 'kept' ? 'kept: ' : it.pair.where + ': ') + it.pair.id +
-                                                   (it.pair.source !== it.pair.id ? ' (' + it.pair.source + ')' : '')}), el('div', {class: 'text', text: it.pair.text}))));
-      box.appendChild(el('p', {class: 'note jaccard', text: 'Jaccard similarity of word n-grams: ' + it.pair.jaccard.toFixed(3)}));
+        el('div', {class: 'removed-side'}, el('h4', {text: 'removed: ' + it.id}),
+               el('div', {class: 'text', text: it.text})),
+        el('div', {class: 'kept-side'},
+               el('h4', {text: (it.pair.where === 'kept' ? 'kept: ' : it.pair.where + ': ') + it.pair.id +
+                               (it.pair.source !== it.pair.id ? ' (' + it.pair.source + ')' : '')}),
+               el('div', {class: 'text', text: it.pair.text}))));
+      box.appendChild(el('p', {class: 'note jaccard',
+                               text: 'Jaccard similarity of word n-grams: ' + it.pair.jaccard.toFixed(3)}));
     } else {
       box.appendChild(el('div', {class: 'text', text: it.text}));
-      if (it.pair && it.pair.missing) box.appendChild(el('p', {class: 'note', text: 'Duplicate of: ' + it.pair.missing}));
+      if (it.pair && it.pair.missing)
+        box.appendChild(el('p', {class: 'note', text: 'Duplicate of: ' + it.pair.missing}));
     }
     if (it.eval) {
       box.appendChild(el('p', {class: 'note', text: 'Matched ' + it.eval.file + ' on: "' + it.eval.span + '"'}));
@@ -543,12 +565,15 @@ BROWSER_JS = r"""
     const root = document.querySelector('[data-browser="' + b.id + '"]');
     if (!root) continue;
     b.items.forEach(it => { it._hay = haystack(it); });
-    const search = el('input', {type: 'search', placeholder: 'search id, source, reason, text', 'aria-label': 'search ' + b.title});
+    const search = el('input', {type: 'search', placeholder: 'search id, source, reason, text',
+                                'aria-label': 'search ' + b.title});
     const select = el('select', {'aria-label': 'reason'}, el('option', {value: '', text: 'every reason'}));
     const reasons = it => it.reasons || [it.reason];  // a document that lost lines has one reason per line
-    for (const r of [...new Set(b.items.flatMap(reasons))].sort()) select.appendChild(el('option', {value: r, text: r || '(none)'}));
+    for (const r of [...new Set(b.items.flatMap(reasons))].sort())
+      select.appendChild(el('option', {value: r, text: r || '(none)'}));
     const status = el('span', {class: 'muted status'});
-    const prev = el('button', {type: 'button', text: '\u2190 previous'}), next = el('button', {type: 'button', text: 'next \u2192'});
+    const prev = el('button', {type: 'button', text: '\u2190 previous'}),
+          next = el('button', {type: 'button', text: 'next \u2192'});
     const list = el('div', {class: 'items'});
     root.append(el('div', {class: 'controls'}, search, select, el('span', {class: 'pager'}, prev, next), status), list);
     let page = 0;
@@ -558,7 +583,8 @@ BROWSER_JS = r"""
       const pages = Math.max(1, Math.ceil(hits.length / PER_PAGE));
       page = Math.min(page, pages - 1);
       list.replaceChildren(...hits.slice(page * PER_PAGE, (page + 1) * PER_PAGE).map(renderItem));
-      status.textContent = hits.length + ' of ' + b.items.length + ' shown documents match; page ' + (page + 1) + ' of ' + pages;
+      status.textContent = hits.length + ' of ' + b.items.length + ' shown documents match; page ' +
+                           (page + 1) + ' of ' + pages;
       root.dataset.matches = hits.length;
       prev.disabled = page === 0; next.disabled = page >= pages - 1;
     }

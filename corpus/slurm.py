@@ -145,7 +145,10 @@ def wait_for(jobs: list[dict], poll_s: float = 3.0) -> None:
                         + (f" (and {len(logs) - 1} more logs there)" if len(logs) > 1 else "")
                     )
                 continue
-            line = f"slurm: stage {i + 1}/{len(jobs)} {job['stage']}: {done}/{job['tasks']} tasks done, job {job['job_id']} {states[job['job_id']].lower()}"
+            line = (
+                f"slurm: stage {i + 1}/{len(jobs)} {job['stage']}: {done}/{job['tasks']} tasks done, "
+                f"job {job['job_id']} {states[job['job_id']].lower()}"
+            )
             progress = last_progress(job)
             line += f"; {progress}" if progress else ""
             if line != shown:
@@ -176,7 +179,8 @@ def submit(stages: list, cfg, lay, wait: bool = True) -> dict:
         executors[-1].run()  # submits the whole chain, each stage after the one it depends on
         jobs = record_jobs(lay, stages, executors)
         logger.info(
-            f"submitted to Slurm: {sum(j['job_id'] != '-1' for j in jobs)} job arrays; check on them: {check_command(jobs)}"
+            f"submitted to Slurm: {sum(j['job_id'] != '-1' for j in jobs)} job arrays; "
+            f"check on them: {check_command(jobs)}"
         )
     else:
         logger.info(f"the jobs submitted before are still queued; waiting for them ({check_command(jobs)})")

@@ -174,7 +174,8 @@ class Classifier(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, padded: bool = True):
-        """padded: whether any mask entry is 0 (known where the batch is made; asking the mask would wait on the GPU)."""
+        """padded: whether any mask entry is 0 (known where the batch is made; asking the mask would wait on the
+        GPU)."""
         out = self.backbone(
             ids, attention_mask=mask if padded else None, output_hidden_states=True, return_logits=False
         )
@@ -277,7 +278,8 @@ def finetune(
     teacher_dir: str | Path | None = None,
     save: str | Path | None = None,
 ) -> dict:
-    """Fine-tune `model_dir` on `task` (GLUE TSVs in `data_dir`, default `eval.data.glue_dir()`); returns the dev score."""
+    """Fine-tune `model_dir` on `task` (GLUE TSVs in `data_dir`, default `eval.data.glue_dir()`); returns the dev
+    score."""
     return _finetune(model_dir, task, data_dir or glue_dir(), cfg, teacher_dir, save)[0]
 
 
@@ -568,7 +570,8 @@ def run(cfg: GlueCommand, command) -> dict:
     if "teacher" in result:
         print(f"teacher dev {name}: {result['teacher']['dev']:.4f}")
     print(
-        f"{cfg.task} dev {name}: {result['value']:.4f} ({result['train_examples']:,} training examples, {result['train_time_s']:.0f}s)"
+        f"{cfg.task} dev {name}: {result['value']:.4f} ({result['train_examples']:,} training examples, "
+        f"{result['train_time_s']:.0f}s)"
     )
     if cfg.json:
         atomic_json(cfg.json, result)

@@ -6,8 +6,8 @@ command: every process below the main one (worker processes, sub-commands and th
 waited for (a training sub-command saves its checkpoint first), then the main process ends: a single process
 by `Terminated` (a `KeyboardInterrupt`: the same clean-up as for Ctrl-C runs), one with worker processes at
 once, as after SIGKILL (which every command resumes from exactly). The output folder's lock is released.
-The command prints one line and exits with 128 + the signal's number (143 for SIGTERM, 129 for SIGHUP, as a shell reports a
-process killed by it; Ctrl-C stays 130).
+The command prints one line and exits with 128 + the signal's number (143 for SIGTERM, 129 for SIGHUP, as a shell
+reports a process killed by it; Ctrl-C stays 130).
 
 Forked worker processes get the default action back (they die at once, even inside C code); a sub-command
 started with exec installs its own handlers through its own `run_cli`.

@@ -72,8 +72,8 @@ def train_cmd(tokens: Path, out: Path, *extra: str) -> list[str]:
 
 def metric_lines(run: Path) -> list[dict]:
     """metrics.jsonl without the wall-clock fields."""
-    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in l.items() if k not in ("tokens_per_s", "elapsed_s")} for l in lines]
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in record.items() if k not in ("tokens_per_s", "elapsed_s")} for record in lines]
 
 
 def wikitext_token_shards(

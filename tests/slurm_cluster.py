@@ -31,7 +31,10 @@ def _which(name: str) -> str | None:
 def unavailable() -> str | None:
     missing = [d for d in DAEMONS if not _which(d)]
     if missing:
-        return f"Slurm is not installed ({', '.join(missing)} missing): run `make test-debs` (Debian's slurm-wlm and munge)"
+        return (
+            f"Slurm is not installed ({', '.join(missing)} missing): "
+            "run `make test-debs` (Debian's slurm-wlm and munge)"
+        )
     if os.geteuid() != 0:
         return "a local Slurm cluster needs root (slurmd starts jobs as the submitting user)"
     return None

@@ -28,7 +28,7 @@ def replace_words(text: str, replacements: dict[int, str]) -> str:
 def test_planted_eval_text_is_removed_and_unrelated_text_kept(shared_data, tmp_path):
     wiki = shared_data / "wikitext-2-raw" / "wiki.test.raw"
     sst2 = shared_data / "glue" / "SST-2" / "dev.tsv"
-    paragraphs = [l.strip() for l in wiki.read_text().splitlines() if len(l.split()) > 60][:3]
+    paragraphs = [line.strip() for line in wiki.read_text().splitlines() if len(line.split()) > 60][:3]
     sentences = [s for s in glue_sentences(sst2) if 18 <= len(s.split()) <= 25][:3]
     hosts = unrelated(shared_data)
     docs = [
@@ -87,7 +87,8 @@ def test_planted_eval_text_is_removed_and_unrelated_text_kept(shared_data, tmp_p
 def test_short_eval_sentences_are_ignored(tmp_path):
     cola = tmp_path / "dev.tsv"
     cola.write_text(
-        "gj04\t1\t\tJohn ate the cake.\ngj04\t1\t\tThe committee decided that the report should be rewritten entirely.\n"
+        "gj04\t1\t\tJohn ate the cake.\n"
+        "gj04\t1\t\tThe committee decided that the report should be rewritten entirely.\n"
     )
     step = Decontaminate([str(cola)])
     from datatrove.data import Document

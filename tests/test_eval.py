@@ -84,7 +84,7 @@ def test_blocks_protocol_matches_run_clm_style_reference(lm_dir, shared_data):
     with torch.no_grad():
         per_block = [hf(b[None], labels=b[None]).loss.item() * (context - 1) for b in blocks]
     assert [n for _, n in items] == [context - 1] * n_blocks
-    assert [l for l, _ in items] == pytest.approx(per_block, rel=1e-4)
+    assert [block_nll for block_nll, _ in items] == pytest.approx(per_block, rel=1e-4)
     sliding = text_perplexity(model, tok, text)
     assert (
         sliding["protocol"] == "sliding"
@@ -115,7 +115,7 @@ def test_shard_perplexity_equals_mean_block_loss(tmp_path, lm_dir):
     with torch.no_grad():
         first = torch.nn.functional.cross_entropy(model(x[:1, :-1]).logits[0], x[0, 1:], reduction="sum").item()
     assert len(items) == len(blocks) and items[0] == pytest.approx([first, 16], rel=1e-5)
-    assert sum(l for l, _ in items) / sum(n for _, n in items) == pytest.approx(got["nll"], rel=1e-6)
+    assert sum(block_nll for block_nll, _ in items) / sum(n for _, n in items) == pytest.approx(got["nll"], rel=1e-6)
 
 
 def test_perplexity_cli(lm_dir, tmp_path):

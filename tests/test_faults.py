@@ -1,7 +1,7 @@
 """User mistakes and faults, for every command: a folder of the user's as the output, a temporary-looking
 folder beside it, two runs on one output, SIGKILL at points of a run's own progress (and at one seeded random step),
-Ctrl-C on the last step, broken checkpoints and data. Nothing of the user's is lost, every message is one line naming the file and the
-fix, and the same command run again completes."""
+Ctrl-C on the last step, broken checkpoints and data. Nothing of the user's is lost, every message is one line
+naming the file and the fix, and the same command run again completes."""
 
 from __future__ import annotations
 

@@ -154,7 +154,9 @@ def test_cli_keeps_valid_docs_and_lists_skips(tmp_path):
     assert kept_ids(out) == ["good-0", "good-1"]
     stats = json.loads((out / "stats.json").read_text())
     assert stats["input"]["skipped"] == {"malformed_json": 1}
-    skipped = [json.loads(l) for f in (out / ".work" / "skipped").glob("*.jsonl") for l in f.read_text().splitlines()]
+    skipped = [
+        json.loads(line) for f in (out / ".work" / "skipped").glob("*.jsonl") for line in f.read_text().splitlines()
+    ]
     assert skipped == [
         {"file": str(src), "where": "line 2", "reason": "malformed_json", "detail": skipped[0]["detail"]}
     ]

@@ -97,7 +97,8 @@ def test_corpus_report_in_chromium(run, tmp_path):
                 assert _number(r[key]) == s[key], (r["step"], key)
         # per source: the prose file's documents are all accounted for
         prose = b.eval(
-            "[...document.querySelectorAll('#sources + .scroll tbody tr')].find(tr => tr.cells[0].textContent === 'prose.jsonl')"
+            "[...document.querySelectorAll('#sources + .scroll tbody tr')]"
+            ".find(tr => tr.cells[0].textContent === 'prose.jsonl')"
             ".cells[1].textContent"
         )
         assert _number(prose) == 7
@@ -127,7 +128,8 @@ def test_corpus_report_in_chromium(run, tmp_path):
         assert {"near-0", "prose-0"} == {pair[0].split(": ")[1], pair[1].split(": ")[1].split(" ")[0]}
         assert 0.8 < float(pair[2].rsplit(" ", 1)[1]) < 1.0
         exact = b.eval(
-            "[...document.querySelectorAll('[data-browser=removed-exact_dedup] article .jaccard')].map(e => e.textContent)"
+            "[...document.querySelectorAll('[data-browser=removed-exact_dedup] article .jaccard')]"
+            ".map(e => e.textContent)"
         )
         assert exact and all(t.endswith("1.000") for t in exact)
         # decontamination names the evaluation text it matched
@@ -142,7 +144,8 @@ def test_corpus_report_in_chromium(run, tmp_path):
         b.screenshot(tmp_path / "corpus-lines.png", full_page=False)
         first = b.eval(
             "(() => { const a = document.querySelector('[data-browser=lines-c4_quality] article'); return {id: "
-            "a.querySelector('header .mono').textContent, cut: [...a.querySelectorAll('.line.cut')].map(l => l.lastChild.textContent), "
+            "a.querySelector('header .mono').textContent, "
+            "cut: [...a.querySelectorAll('.line.cut')].map(l => l.lastChild.textContent), "
             "kept: [...a.querySelectorAll('.line:not(.cut)')].map(l => l.textContent)}; })()"
         )
         assert first["cut"] and first["kept"]
@@ -151,7 +154,8 @@ def test_corpus_report_in_chromium(run, tmp_path):
     assert len(recorded) >= len(first["cut"]) and all(
         shown.startswith(c[2][:100]) for c, shown in zip(recorded, first["cut"])
     )
-    # a long document is shown as its cut lines with two lines around each ("..." between), long lines cut at 500 characters
+    # a long document is shown as its cut lines with two lines around each ("..." between), long lines cut at 500
+    # characters
     kept_starts = {line[:100] for line in kept["text"].split("\n")}
     assert all(line[:100] in kept_starts for line in first["kept"] if line != "...")
 

@@ -17,7 +17,6 @@ import pytest
 from corpus_helpers import shard_rows, write_jsonl
 from safe_output import output_lock
 from test_faults import one_line_error, run
-from test_studies import teacher  # noqa: F401  (a fixture: a small teacher for the studies)
 
 PY = sys.executable
 

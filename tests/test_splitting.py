@@ -107,7 +107,9 @@ def test_bad_lines_are_named_by_their_line_number_whatever_the_split(real_record
         reader = RawDocumentReader([str(path)], skip_log_dir=log)
         for rank in range(tasks):
             list(reader.run(rank=rank, world_size=tasks))
-        named[tasks] = sorted(json.loads(l)["where"] for f in log.glob("*.jsonl") for l in f.read_text().splitlines())
+        named[tasks] = sorted(
+            json.loads(line)["where"] for f in log.glob("*.jsonl") for line in f.read_text().splitlines()
+        )
     assert named[1] == sorted(f"line {i + 1}" for i in range(0, len(real_records), 10))
     assert named[4] == named[1]
 

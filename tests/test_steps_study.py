@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from corpus_helpers import edit_words, wikitext_articles
-from test_studies import teacher  # noqa: F401  (the fixture: a small random GPT-2 with a BPE)
 
 FILTERS_OFF = [
     "filters.languages=null",

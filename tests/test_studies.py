@@ -13,39 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from browser import Browser
-from corpus_helpers import wikitext_articles
 from safe_output.atomic import is_leftover
-from test_train import write_clean_corpus
-from train.model import GPT, GPTConfig
-from train.tokenizer import save_tokenizer, train_tokenizer
+from train.model import GPT
+from train.tokenizer import save_tokenizer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def teacher(shared_data, tmp_path_factory) -> Path:
-    """A small random 4-layer GPT-2 with a BPE trained on real prose: stands in for `make teacher`."""
-    root = tmp_path_factory.mktemp("teacher")
-    corpus = write_clean_corpus(root / "corpus", wikitext_articles(shared_data, 40, min_words=100))
-    tok = train_tokenizer([corpus], vocab_size=512)
-    model = GPT(
-        GPTConfig(
-            vocab_size=len(tok),
-            block_size=64,
-            n_layer=4,
-            n_head=2,
-            n_embd=32,
-            dropout=0.1,
-            bos_token_id=tok.eos_token_id,
-            eos_token_id=tok.eos_token_id,
-        )
-    )
-    model.save_pretrained(root / "export")
-    save_tokenizer(tok, root / "export")
-    return root / "export"
 
 
 def check_html_report(out: Path, tmp_path: Path, metric: str) -> None:
@@ -61,7 +34,8 @@ def check_html_report(out: Path, tmp_path: Path, metric: str) -> None:
         assert len(plots) == (out / "report.md").read_text().count("![")
         shown = b.eval(
             f"Object.fromEntries([...document.querySelectorAll('#runs + p + .scroll tbody tr')].map(tr => "
-            f"[tr.querySelector('[data-run]').dataset.run, JSON.parse(tr.querySelector('[data-key=\"{metric}\"] [data-value]')"
+            "[tr.querySelector('[data-run]').dataset.run, "
+            f"JSON.parse(tr.querySelector('[data-key=\"{metric}\"] [data-value]')"
             ".dataset.value)]))"
         )
         assert shown == {name: run[metric] for name, run in results["runs"].items()}

@@ -48,14 +48,14 @@ def test_partition_keeps_near_duplicates_together_and_records_unchanged(shared_d
     assert manifest["pairs_across_parts"] == 0 and manifest["near_duplicate_pairs"] >= 10
     assert manifest["skipped_lines"] == 2 and "a.jsonl.gz:41" in manifest["skipped_examples"][0]
     parts = {
-        p: [json.loads(l) for f in sorted((out / p).glob("*.gz")) for l in gzip.open(f, "rt")]
+        p: [json.loads(line) for f in sorted((out / p).glob("*.gz")) for line in gzip.open(f, "rt")]
         for p in ("teacher", "study")
     }
     assert all(parts.values()) and sum(map(len, parts.values())) == 40
     side = {r["text"]: p for p, records in parts.items() for r in records}
     for original, copy in zip(articles, copies):
         assert side[original] == side[copy]  # a page and its near-copy never straddle the parts
-    original_records = [json.loads(l) for l in gzip.open(raw, "rt") if l.startswith('{"id": "page')]
+    original_records = [json.loads(line) for line in gzip.open(raw, "rt") if line.startswith('{"id": "page')]
     assert sorted(map(json.dumps, original_records)) == sorted(json.dumps(r) for rs in parts.values() for r in rs)
     # measured afterwards on the parts themselves: no overlap
     docs = {p: [(k, t) for k, t, _ in raw_documents(raw_files([out / p]))] for p in parts}

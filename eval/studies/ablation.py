@@ -512,7 +512,7 @@ def comparison_lines(c: dict) -> list[str]:
     """A comparison as report lines: the seed-level interval with its MDD, and the paired statistic beside it."""
     lines = []
     for metric, m in c["metrics"].items():
-        title, lower, digits = next((t, l, d) for k, t, l, d, _ in METRICS if k == metric)
+        title, lower, digits = next((t, low, d) for k, t, low, d, _ in METRICS if k == metric)
         line = noise_sentence(c["a"], m["a"], c["b"], m["b"], title, lower, digits)
         if m["mdd"] is not None:
             line += f" Minimum detectable difference (alpha 0.05, power 0.8): {m['mdd']:.{digits}f}."
@@ -691,7 +691,8 @@ def write_report(results: dict, out: Path) -> None:
         *(
             [
                 f"**Stale units reused (--reuse-stale)**: {len(stale)} units were made by other code than this run's "
-                f"({', '.join(f'`{s}`' for s in stale[:8])}{', ...' if len(stale) > 8 else ''}); their numbers may not be "
+                f"({', '.join(f'`{s}`' for s in stale[:8])}{', ...' if len(stale) > 8 else ''}); "
+                "their numbers may not be "
                 "what this code computes. Rerun without --reuse-stale to remake them.",
                 "",
             ]

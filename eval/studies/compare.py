@@ -255,8 +255,10 @@ def write_report(results: dict, out: Path) -> None:
     lines = [
         "# Truncation vs distillation vs scratch",
         "",
-        f"Produced by `{results['command']}` (all settings in `results.json`): teacher `{results['teacher']}`, {scale['budget_tokens']:,} "
-        f"tokens per run ({scale['budget_tokens'] / results['train_tokens']:.2f} epochs of the {results['train_tokens']:,} training tokens), "
+        f"Produced by `{results['command']}` (all settings in `results.json`): teacher `{results['teacher']}`, "
+        f"{scale['budget_tokens']:,} tokens per run "
+        f"({scale['budget_tokens'] / results['train_tokens']:.2f} epochs of the {results['train_tokens']:,} "
+        "training tokens), "
         f"seeds {scale['seeds']}, the same token shards for every method.",
         "",
         markdown_table(
@@ -275,8 +277,10 @@ def write_report(results: dict, out: Path) -> None:
             rows,
         ),
         "",
-        "WikiText perplexity by two protocols: a sliding window (each token scored with up to context - 1 tokens before it) "
-        "and Hugging Face run_clm.py's non-overlapping blocks of the model's context (the protocol of the paper's WikiText-103 numbers).",
+        "WikiText perplexity by two protocols: a sliding window "
+        "(each token scored with up to context - 1 tokens before it) "
+        "and Hugging Face run_clm.py's non-overlapping blocks of the model's context "
+        "(the protocol of the paper's WikiText-103 numbers).",
         "",
         *arms_section(results),
         "## Is the difference real?",

@@ -158,12 +158,15 @@ def write_report(results: dict, out: Path, tasks: list[str], techniques: list[st
     lines = [
         "# Knowledge distillation during fine-tuning",
         "",
-        f"Produced by `{results['command']}` (all settings in `results.json`): student `{results['student']}`, teacher `{results['teacher']}`; "
-        f"{results['scale']['epochs']} epochs, {results['scale']['max_train'] or 'all'} training examples per task, seeds {results['scale']['seeds']}.",
+        f"Produced by `{results['command']}` (all settings in `results.json`): student `{results['student']}`, "
+        f"teacher `{results['teacher']}`; "
+        f"{results['scale']['epochs']} epochs, {results['scale']['max_train'] or 'all'} training examples per task, "
+        f"seeds {results['scale']['seeds']}.",
         "",
         markdown_table(["technique", *[f"{t} dev {metric[t]}" for t in tasks], "fine-tuning time per run (s)"], rows),
         "",
-        "Mean ± standard deviation over seeds. Time: mean wall-clock seconds of one fine-tuning run over tasks and seeds "
+        "Mean ± standard deviation over seeds. "
+        "Time: mean wall-clock seconds of one fine-tuning run over tasks and seeds "
         "(KD runs include the teacher's forward passes).",
         "",
         "## Is the difference real?",
@@ -209,7 +212,8 @@ def techniques_as_run(results: dict) -> list[str]:
             lines.append(
                 f"- `rail`: {kl} + {c['rail_weight']} * RAIL term ({run['rail']['variant']} projections to "
                 f"{c['rail_dim']} dimensions, L2-normalised, squared distance summed over dimensions); teacher "
-                f"intermediate layers drawn per epoch, e.g. {run['rail']['teacher_layers_per_epoch']} (seed {run['seed']})."
+                "intermediate layers drawn per epoch, "
+                f"e.g. {run['rail']['teacher_layers_per_epoch']} (seed {run['seed']})."
             )
     return lines
 

@@ -54,7 +54,8 @@ SCALES = {
         val_fraction=0.3,
         blimp_pairs=4,
     ),
-    # about half an hour on 2 CPU cores (after `make teacher`): three seeds, so each comparison has a confidence interval
+    # about half an hour on 2 CPU cores (after `make teacher`): three seeds, so each comparison has a confidence
+    # interval
     "default": Scale(
         budget_tokens=150_000,
         seeds=[0, 1, 2],

@@ -185,7 +185,8 @@ def runs_section(results: dict, out: Path) -> str:
     headers = [k.replace("summary.", "").replace("_", " ") for k in keys] + ["files", "also recorded"]
     numeric = set(range(1 + len(group_keys), 1 + len(group_keys) + len(metric_keys)))
     return (
-        '<h2 id="runs">Every run behind the numbers</h2><p class="note">Each run\'s evaluation metrics and fingerprints as '
+        '<h2 id="runs">Every run behind the numbers</h2>'
+        '<p class="note">Each run\'s evaluation metrics and fingerprints as '
         "recorded in results.json, with links to its metrics and logs; the rest it recorded (training summary) unfolds "
         "in the last column.</p>" + table(headers, rows, numeric=numeric, keys=keys + [None, None])
     )
@@ -211,7 +212,8 @@ def provenance_section(results: dict) -> str:
     rows = [[path, Raw(f"<code>{esc(value)}</code>")] for path, value in items]
     config = {k: v for k, v in results.items() if k in ("config", "scale", "teacher", "student", "keeps", "layers")}
     return (
-        '<h2 id="provenance">Provenance</h2><p class="note">What made these numbers: the command, and every fingerprint '
+        '<h2 id="provenance">Provenance</h2>'
+        '<p class="note">What made these numbers: the command, and every fingerprint '
         "and version recorded in results.json (per-run ones are in the runs table).</p>"
         + (table(["field", "value"], rows) if rows else "<p>(none recorded)</p>")
         + f"<details><summary>settings</summary><pre>{esc(json.dumps(config, indent=2))}</pre></details>"
