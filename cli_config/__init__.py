@@ -16,6 +16,7 @@ TOML has no null: in a file, `false` given to a setting that may be None (and is
 ("off"); the record writes None that way. Standard library only: `corpus` (no torch), `train` and `eval`
 all use it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,16 +35,35 @@ RECORD = "config.toml"  # the resolved settings, in every output folder
 
 
 # ----------------------------------------------------------------------------- declaring settings
-def opt(default: Any = dataclasses.MISSING, help: str = "", *, check: Callable | None = None,
-        parse: Callable | None = None, choices: tuple | None = None, required: bool = False, flags: bool = True,
-        metavar: str | None = None, nargs: str | None = None, positional: bool = False,
-        default_factory: Callable | None = None):
+def opt(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    check: Callable | None = None,
+    parse: Callable | None = None,
+    choices: tuple | None = None,
+    required: bool = False,
+    flags: bool = True,
+    metavar: str | None = None,
+    nargs: str | None = None,
+    positional: bool = False,
+    default_factory: Callable | None = None,
+):
     """A dataclass field with its --help text. `check(value)` raises ValueError saying what is wrong;
     `parse(value)` turns a flag's or file's value into the setting (or raises ValueError); `required`: must
     be given by a flag or the config file; `flags=False`: a nested group settable from files and overrides
     only; `positional`: given without a flag name (`python -m eval perplexity MODEL_DIR`)."""
-    meta = {"help": help, "check": check, "parse": parse, "choices": choices, "required": required, "flags": flags,
-            "metavar": metavar, "nargs": nargs, "positional": positional}
+    meta = {
+        "help": help,
+        "check": check,
+        "parse": parse,
+        "choices": choices,
+        "required": required,
+        "flags": flags,
+        "metavar": metavar,
+        "nargs": nargs,
+        "positional": positional,
+    }
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     if isinstance(default, (list, dict)):
@@ -73,13 +93,15 @@ def positive() -> Check:
 def between(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Check:
     def test(v):
         return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+
     says = f"{'>' if low_open else '>='} {low} and {'<' if high_open else '<='} {high}"
     return Check(test, says, (low if low_open else low - 1, high if high_open else high + 1))
 
 
 def non_empty() -> Check:
-    return Check(lambda v: bool(v) and all(str(x).strip() for x in (v if isinstance(v, list) else [v])),
-                 "non-empty", ("",))
+    return Check(
+        lambda v: bool(v) and all(str(x).strip() for x in (v if isinstance(v, list) else [v])), "non-empty", ("",)
+    )
 
 
 # ----------------------------------------------------------------------------- flags
@@ -135,9 +157,13 @@ def unwrap_optional(tp) -> tuple[Any, bool]:
 def add_arguments(parser: argparse.ArgumentParser, cls, *, config: bool = True) -> None:
     """Flags for every field of `cls` (nested dataclasses: an argument group each), plus --config FILE."""
     if config:
-        parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
-                            help=f"settings file (TOML, YAML or JSON, laid out as the {RECORD} every run writes into "
-                                 "its output folder); flags given as well override it (default: none)")
+        parser.add_argument(
+            "--config",
+            metavar="FILE",
+            default=argparse.SUPPRESS,
+            help=f"settings file (TOML, YAML or JSON, laid out as the {RECORD} every run writes into "
+            "its output folder); flags given as well override it (default: none)",
+        )
     add_fields(parser, cls, prefix="")
 
 
@@ -224,7 +250,7 @@ def merge(base: dict, top: dict) -> dict:
 
 
 def field_paths(cls, prefix: str = "") -> set[str]:
-    """"group.name" of every setting of `cls` (a flag's dest)."""
+    """ "group.name" of every setting of `cls` (a flag's dest)."""
     out = set()
     types_ = hints(cls)
     for f in dataclasses.fields(cls):
@@ -361,8 +387,14 @@ def check_rules(cfg, error: type[UserError]) -> None:
             raise error(str(e)) from None
 
 
-def resolve(cls, args: argparse.Namespace, error: type[UserError] = UserError, *, base: dict | None = None,
-            overrides: Callable[[Any], None] | None = None):
+def resolve(
+    cls,
+    args: argparse.Namespace,
+    error: type[UserError] = UserError,
+    *,
+    base: dict | None = None,
+    overrides: Callable[[Any], None] | None = None,
+):
     """The settings of one run: the dataclass defaults <- `base` (e.g. a recipe) <- the --config file <- the
     flags given <- `overrides(cfg)`; then checked. Raises `error` (one line) on any mistake."""
     data = dict(base or {})

@@ -1,4 +1,5 @@
 """corpus: raw documents -> clean, deduplicated, sharded Arrow (no torch, no train/eval imports)."""
+
 from safe_output import UserError
 
 

@@ -15,6 +15,7 @@ Both classes are ordinary datatrove steps:
     from corpus.arrow_writer import ArrowShardWriter
     pipeline = [JsonlReader("raw/"), LanguageFilter(...), ArrowShardWriter("out/")]
 """
+
 from __future__ import annotations
 
 import json
@@ -99,7 +100,9 @@ class ArrowShardWriter(PipelineStep):
             self._rank = rank
         row = document_to_row(doc)
         self._rows.append(row)
-        self._buffered_bytes += len(row["text"].encode("utf-8")) + len(row["metadata"]) + len(row["id"]) + len(row["source"])
+        self._buffered_bytes += (
+            len(row["text"].encode("utf-8")) + len(row["metadata"]) + len(row["id"]) + len(row["source"])
+        )
         if self._shard_bytes + self._buffered_bytes >= self.max_shard_bytes:
             self._flush()
             self._close_shard()  # a shard ends with the document that reaches the bound

@@ -11,6 +11,7 @@ The settings are layered: the recipe (--preset NAME loads corpus/recipes/NAME.to
 Run the same command again after a crash or a kill: finished work is kept, the rest is redone, and the
 result is the same as an uninterrupted run's.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,12 +36,21 @@ from safe_output import run_cli
 class CleanCommand(CleanConfig):
     """A corpus-clean run: its inputs and output, and the cleaning settings."""
 
-    input: list[str] = opt([], "files or folders: .jsonl(.gz), .parquet, .arrow, .warc(.gz), .html, .txt; local paths "
-                           "or fsspec URLs (s3://, gs://, hf://, file://, memory://). Large files are split over the "
-                           "tasks (gzip files cannot be: each is read by one task)", required=True, metavar="PATH")
-    output: str = opt("", "clean-corpus directory to write: a local path, or a URL (s3://...: built in a local staging "
-                      "folder under ~/.cache/corpus-clean/staging/, uploaded when the run has finished)",
-                      required=True, metavar="DIR")
+    input: list[str] = opt(
+        [],
+        "files or folders: .jsonl(.gz), .parquet, .arrow, .warc(.gz), .html, .txt; local paths "
+        "or fsspec URLs (s3://, gs://, hf://, file://, memory://). Large files are split over the "
+        "tasks (gzip files cannot be: each is read by one task)",
+        required=True,
+        metavar="PATH",
+    )
+    output: str = opt(
+        "",
+        "clean-corpus directory to write: a local path, or a URL (s3://...: built in a local staging "
+        "folder under ~/.cache/corpus-clean/staging/, uploaded when the run has finished)",
+        required=True,
+        metavar="DIR",
+    )
 
     def cleaning(self) -> CleanConfig:
         """The settings that make the corpus (its identity when resumed), without where it comes from and goes."""
@@ -69,7 +79,9 @@ def check_type(key: str, current, value):
     else:
         ok = isinstance(value, type(current))
     if not ok:
-        raise CorpusError(f"--set {key}={json.dumps(value)}: expected {type(current).__name__}, like {json.dumps(current)}")
+        raise CorpusError(
+            f"--set {key}={json.dumps(value)}: expected {type(current).__name__}, like {json.dumps(current)}"
+        )
     return value
 
 
@@ -84,8 +96,14 @@ def filter_defaults(cfg: CleanConfig) -> dict[str, dict]:
         steps = full_filter_steps(cfg.filters, lambda name: None)
     except TypeError as e:  # an unknown keyword argument of a datatrove filter
         raise CorpusError(f"filters...: {e}") from None
-    return {s.name: {k: None if v.default is v.empty else v.default
-                     for k, v in inspect.signature(type(s).__init__).parameters.items() if k not in PASSED_BY_US} for s in steps}
+    return {
+        s.name: {
+            k: None if v.default is v.empty else v.default
+            for k, v in inspect.signature(type(s).__init__).parameters.items()
+            if k not in PASSED_BY_US
+        }
+        for s in steps
+    }
 
 
 def apply_override(cfg: CleanConfig, assignment: str) -> None:
@@ -113,9 +131,14 @@ def apply_override(cfg: CleanConfig, assignment: str) -> None:
         field = next(f for f in dataclasses.fields(target) if f.name == last)
         _, optional = cli_config.unwrap_optional(cli_config.hints(type(target))[last])
         if value is None and not optional:
-            raise CorpusError(f"--set {key}=null: {key} cannot be switched off"
-                              + ("; switch off its filters one by one (e.g. filters.c4_quality=null)"
-                                 if key == "filters" else "; give a value"))
+            raise CorpusError(
+                f"--set {key}=null: {key} cannot be switched off"
+                + (
+                    "; switch off its filters one by one (e.g. filters.c4_quality=null)"
+                    if key == "filters"
+                    else "; give a value"
+                )
+            )
         if field.metadata.get("parse") and value is not None:
             try:
                 value = field.metadata["parse"](value)
@@ -129,19 +152,33 @@ def apply_override(cfg: CleanConfig, assignment: str) -> None:
 def build_parser() -> cli_config.OneLineParser:
     p = cli_config.new_parser("corpus-clean", __doc__)
     cli_config.add_arguments(p, CleanCommand)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting, over the recipe, --config and the flags; the value is JSON: "
-                        "filters.gopher_quality.min_doc_words=30, minhash.num_buckets=20, filters.c4_quality=null "
-                        "(switch a filter off) (default: none)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, over the recipe, --config and the flags; the value is JSON: "
+        "filters.gopher_quality.min_doc_words=30, minhash.num_buckets=20, filters.c4_quality=null "
+        "(switch a filter off) (default: none)",
+    )
     run = p.add_argument_group("running")
-    run.add_argument("--overwrite", action="store_true",
-                     help="replace an earlier corpus-clean output made with other inputs or settings (default: stop "
-                          "and say so; a folder corpus-clean did not make is never replaced)")
-    run.add_argument("--wait", action="store_true",
-                     help="if another run is using --output, wait for it to end (default: stop at once)")
-    run.add_argument("--no-wait", action="store_true",
-                     help="Slurm: return once the jobs are submitted and print a command to check on them "
-                          "(default: wait for the jobs, showing their progress)")
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier corpus-clean output made with other inputs or settings (default: stop "
+        "and say so; a folder corpus-clean did not make is never replaced)",
+    )
+    run.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another run is using --output, wait for it to end (default: stop at once)",
+    )
+    run.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="Slurm: return once the jobs are submitted and print a command to check on them "
+        "(default: wait for the jobs, showing their progress)",
+    )
     return p
 
 
@@ -193,15 +230,19 @@ def check_output(given: str, inputs: list[str]) -> Path:
     if storage.is_remote(given):
         for i in inputs:
             if (given.rstrip("/") + "/").startswith(i.rstrip("/") + "/"):
-                raise CorpusError(f"--output {given} is inside --input {i}: the cleaner would read its own output; "
-                                 "write it somewhere else")
+                raise CorpusError(
+                    f"--output {given} is inside --input {i}: the cleaner would read its own output; "
+                    "write it somewhere else"
+                )
         given = str(remote.staging_dir(given))
     out = Path(storage.local_path(given))
     for given in inputs:
         p = Path(given).resolve()
         if p.is_dir() and (out.resolve() == p or p in out.resolve().parents):
-            raise CorpusError(f"--output {out} is inside --input {given}: the cleaner would read its own output; "
-                             "write it somewhere else")
+            raise CorpusError(
+                f"--output {out} is inside --input {given}: the cleaner would read its own output; "
+                "write it somewhere else"
+            )
     return out
 
 
@@ -235,14 +276,23 @@ def clean(args) -> int:
     out = check_output(cmd.output, cmd.input)
     if storage.is_remote(cmd.output):
         remote.claim_output(cmd.output, run_identity(cmd.input, cfg), args.overwrite)
-    manifest = run_clean(cmd.input, out, cfg, overwrite=args.overwrite, wait=not args.no_wait,
-                         wait_for_output=args.wait, record=cli_config.record_text(cmd, "corpus-clean"))
+    manifest = run_clean(
+        cmd.input,
+        out,
+        cfg,
+        overwrite=args.overwrite,
+        wait=not args.no_wait,
+        wait_for_output=args.wait,
+        record=cli_config.record_text(cmd, "corpus-clean"),
+    )
     if storage.is_remote(cmd.output) and not manifest.get("submitted"):
         remote.upload(out, cmd.output)
     if manifest.get("submitted"):
-        print(f"submitted to Slurm; logs in {manifest['logs']}\n  check on the jobs: {manifest['check']}\n"
-              "  wait for them and see the result: run the same command again without --no-wait "
-              "(it waits for these jobs, it does not submit them twice)")
+        print(
+            f"submitted to Slurm; logs in {manifest['logs']}\n  check on the jobs: {manifest['check']}\n"
+            "  wait for them and see the result: run the same command again without --no-wait "
+            "(it waits for these jobs, it does not submit them twice)"
+        )
     else:
         print(headline(manifest, out, cmd.output))
     return 0

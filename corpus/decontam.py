@@ -18,6 +18,7 @@ metadata (`decontam_file`, `decontam_span`, `decontam_eval_text`), which the rep
     from corpus.decontam import Decontaminate
     pipeline = [reader, Decontaminate(["wiki.test.raw", "glue/SST-2/dev.tsv"]), writer]
 """
+
 from __future__ import annotations
 
 import csv
@@ -47,7 +48,11 @@ def glue_sentences(path: Path) -> list[str]:
     if not rows:
         return []
     header = rows[0]
-    named = [i for i, h in enumerate(header) if h in ("sentence", "sentence1", "sentence2", "question", "question1", "question2")]
+    named = [
+        i
+        for i, h in enumerate(header)
+        if h in ("sentence", "sentence1", "sentence2", "question", "question1", "question2")
+    ]
     if named:
         return [row[i] for row in rows[1:] for i in named if i < len(row)]
     return [row[3] for row in rows if len(row) > 3]  # CoLA: no header
@@ -68,8 +73,15 @@ def bigrams(ws: list[str]) -> set[str]:
 class Decontaminate(BaseFilter):
     name = "decontaminate"
 
-    def __init__(self, eval_paths: list[str], n: int = 13, min_words: int = 8, jaccard: float = 0.6,
-                 num_perm: int = 64, exclusion_writer=None):
+    def __init__(
+        self,
+        eval_paths: list[str],
+        n: int = 13,
+        min_words: int = 8,
+        jaccard: float = 0.6,
+        num_perm: int = 64,
+        exclusion_writer=None,
+    ):
         super().__init__(exclusion_writer)
         self.eval_paths = [str(p) for p in eval_paths]
         self.n, self.min_words, self.jaccard, self.num_perm = n, min_words, jaccard, num_perm
@@ -95,9 +107,9 @@ class Decontaminate(BaseFilter):
                     continue
                 if len(ws) >= self.n:
                     for i in range(len(ws) - self.n + 1):
-                        self.ngrams.setdefault(tuple(ws[i:i + self.n]), (file_index, unit))
+                        self.ngrams.setdefault(tuple(ws[i : i + self.n]), (file_index, unit))
                 else:
-                    self.short.setdefault(tuple(ws[:self.min_words]), []).append((tuple(ws), file_index, unit))
+                    self.short.setdefault(tuple(ws[: self.min_words]), []).append((tuple(ws), file_index, unit))
                 shingles = bigrams(ws)
                 self.eval_bigrams |= shingles
                 key = len(self.units)
@@ -111,7 +123,9 @@ class Decontaminate(BaseFilter):
         if self._permutations is None:  # computed once, not per MinHash (datasketch's default)
             template = MinHash(num_perm=self.num_perm, seed=1)
             self._permutations, self._scheme = template.permutations, template.scheme
-        m = MinHash(num_perm=self.num_perm, seed=1, hashfunc=xxh32, permutations=self._permutations, scheme=self._scheme)
+        m = MinHash(
+            num_perm=self.num_perm, seed=1, hashfunc=xxh32, permutations=self._permutations, scheme=self._scheme
+        )
         m.update_batch([s.encode("utf-8") for s in shingles])
         return m
 
@@ -120,11 +134,11 @@ class Decontaminate(BaseFilter):
         """(file, overlapping words, evaluation unit) of the first exact match."""
         for i in range(len(ws) - self.min_words + 1):
             if i + self.n <= len(ws):
-                hit = self.ngrams.get(tuple(ws[i:i + self.n]))
+                hit = self.ngrams.get(tuple(ws[i : i + self.n]))
                 if hit:
-                    return hit[0], " ".join(ws[i:i + self.n]), hit[1]
-            for unit_words, file_index, unit in self.short.get(tuple(ws[i:i + self.min_words]), ()):
-                if tuple(ws[i:i + len(unit_words)]) == unit_words:
+                    return hit[0], " ".join(ws[i : i + self.n]), hit[1]
+            for unit_words, file_index, unit in self.short.get(tuple(ws[i : i + self.min_words]), ()):
+                if tuple(ws[i : i + len(unit_words)]) == unit_words:
                     return file_index, " ".join(unit_words), unit
         return None
 
@@ -157,5 +171,7 @@ class Decontaminate(BaseFilter):
         doc.metadata["decontam_file"] = self.eval_paths[file_index]
         doc.metadata["decontam_span"] = span[:500]
         doc.metadata["decontam_eval_text"] = unit[:1000]
-        self.stat_update(f"matched_{Path(self.eval_paths[file_index]).parent.name}_{Path(self.eval_paths[file_index]).name}")
+        self.stat_update(
+            f"matched_{Path(self.eval_paths[file_index]).parent.name}_{Path(self.eval_paths[file_index]).name}"
+        )
         return False, kind

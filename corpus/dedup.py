@@ -11,6 +11,7 @@ words with `RegexWordTokenizer` instead of spaCy, which is most of the speed-up 
 The MinHash index of every cleaned corpus is kept in `<out>/minhash_index/`, so a later batch can be
 deduplicated against it (`corpus-clean --dedup-against DIR`) without re-processing the old corpus.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,7 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig, ExactDedupFilter, ExactDedupSignature, ExactFindDedups
+from datatrove.pipeline.dedup.exact_dedup import (
+    ExactDedupConfig,
+    ExactDedupFilter,
+    ExactDedupSignature,
+    ExactFindDedups,
+)
 from datatrove.pipeline.dedup.minhash import (
     MinhashBuildIndex,
     MinhashConfig,
@@ -46,8 +52,9 @@ INDEX_NAME = "corpus"
 @dataclass
 class MinHashSettings:
     n_grams: int = opt(5, "words per shingle", check=positive())
-    num_buckets: int = opt(14, "LSH bands: two documents are candidates when one band of signatures matches",
-                           check=positive())
+    num_buckets: int = opt(
+        14, "LSH bands: two documents are candidates when one band of signatures matches", check=positive()
+    )
     hashes_per_bucket: int = opt(8, "hashes per band", check=positive())
     seed: int = opt(1, "seed of the hash functions", check=at_least(0))
     hash_precision: int = opt(64, "bits per hash", choices=(32, 64))
@@ -133,8 +140,10 @@ def simplify(text: str, config: TextNormConfig) -> str:
     """datatrove's `simplify_text(text, config)`, the same string (tested), faster."""
     if not (config.remove_punctuation and config.norm_whitespace):
         return simplify_text(text, config)
-    text = simplify_text(text, dataclasses.replace(config, remove_punctuation=False, norm_whitespace=False,
-                                                   norm_unicode_diacritics=False))  # case, numbers, names of days
+    text = simplify_text(
+        text,
+        dataclasses.replace(config, remove_punctuation=False, norm_whitespace=False, norm_unicode_diacritics=False),
+    )  # case, numbers, names of days
     text = _SPACE_OR_PUNCTUATION_RUN.sub(" ", text).strip()
     if config.norm_unicode_diacritics and not text.isascii():
         text = _NON_ASCII_RUN.sub(_without_marks, unicodedata.normalize("NFD", text))
@@ -146,8 +155,9 @@ class FastMinhashSignature(MinhashDedupSignature):
 
     def get_shingles(self, text: str) -> np.ndarray:
         words = self.word_tokenizer.word_tokenize(simplify(text, self.config.norm_config))
-        return np.fromiter([self._hash_func(" ".join(x)) for x in ngrams(words, self.config.n_grams)],
-                           dtype=np.uint64).reshape((-1, 1))
+        return np.fromiter(
+            [self._hash_func(" ".join(x)) for x in ngrams(words, self.config.n_grams)], dtype=np.uint64
+        ).reshape((-1, 1))
 
 
 def exact_signature(work: Path):
@@ -165,7 +175,18 @@ def exact_dedup_stages(source: Path, work: Path, tasks: int, removed, sink, then
     from `exact_signature` in the pass that wrote `source`; the steps `then` follow the writing of `sink`."""
     return [
         Stage("exact-find", [ExactFindDedups(str(work / "sigs"), str(work / "dups"), config=EXACT)], 1),
-        Stage("exact-filter", [ArrowShardReader(source), *measured([named(ExactDedupFilter(str(work / "dups"), config=EXACT, exclusion_writer=removed), "exact_dedup")]), sink, *then], tasks),
+        Stage(
+            "exact-filter",
+            [
+                ArrowShardReader(source),
+                *measured(
+                    [named(ExactDedupFilter(str(work / "dups"), config=EXACT, exclusion_writer=removed), "exact_dedup")]
+                ),
+                sink,
+                *then,
+            ],
+            tasks,
+        ),
     ]
 
 
@@ -205,7 +226,32 @@ def minhash_stages(
         Stage("minhash-buckets", [buckets], config.num_buckets),
         # cluster ids (saved by the clustering): report.html shows each removed near-duplicate beside the
         # kept document of its cluster
-        Stage("minhash-clusters", [InputOrderMinhashCluster(str(work / "buckets"), str(work / "remove_ids"), config=config)], 1),
-        Stage("minhash-filter", [ArrowShardReader(source), *measured([named(ClusterTaggedMinhashFilter(str(work / "remove_ids"), exclusion_writer=removed, load_cluster_ids=True), "minhash")]), sink], tasks),
-        Stage("minhash-index", [MinhashBuildIndex(str(work / "sigs"), str(index_dir), index_name=INDEX_NAME, config=config)], config.num_buckets),
+        Stage(
+            "minhash-clusters",
+            [InputOrderMinhashCluster(str(work / "buckets"), str(work / "remove_ids"), config=config)],
+            1,
+        ),
+        Stage(
+            "minhash-filter",
+            [
+                ArrowShardReader(source),
+                *measured(
+                    [
+                        named(
+                            ClusterTaggedMinhashFilter(
+                                str(work / "remove_ids"), exclusion_writer=removed, load_cluster_ids=True
+                            ),
+                            "minhash",
+                        )
+                    ]
+                ),
+                sink,
+            ],
+            tasks,
+        ),
+        Stage(
+            "minhash-index",
+            [MinhashBuildIndex(str(work / "sigs"), str(index_dir), index_name=INDEX_NAME, config=config)],
+            config.num_buckets,
+        ),
     ]

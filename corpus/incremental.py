@@ -18,6 +18,7 @@ Two things make that safe:
     check_against(["clean-2024-05"], MinHashSettings())
     folder = reference_index(["clean-2024-05"], Path("clean-2024-06"))  # index_folder= of MinhashDedupBuckets
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,15 +28,13 @@ import os
 import shutil
 from pathlib import Path
 
+from corpus import CorpusError  # the package's one user-facing error
 from corpus.remote import local_against
+from safe_output import atomic_file
 
 INDEX_DIR = "minhash_index"
 REFERENCE_DIR = ".work/minhash/reference"  # what this run deduplicates against (never its own index)
 CARRIED_PREFIX = "ref-"  # carried-over index files in <out>/minhash_index/
-
-
-from corpus import CorpusError  # the package's one user-facing error
-from safe_output import atomic_file
 
 
 def index_files(clean_dir: str | os.PathLike) -> list[Path]:
@@ -51,7 +50,9 @@ def check_against(dirs: list[str | os.PathLike], settings) -> None:
             raise CorpusError(f"--dedup-against {shown}: no {INDEX_DIR}/ there (clean it with --preset full first)")
         manifest = d / "manifest.json"
         if not manifest.is_file():
-            raise CorpusError(f"--dedup-against {shown}: no manifest.json (that run did not finish; run its command again)")
+            raise CorpusError(
+                f"--dedup-against {shown}: no manifest.json (that run did not finish; run its command again)"
+            )
         try:
             used = json.loads(manifest.read_text())["config"]["minhash"]
         except (ValueError, KeyError, TypeError):
@@ -62,7 +63,9 @@ def check_against(dirs: list[str | os.PathLike], settings) -> None:
         buckets = {p.parent.name for p in index_files(d)}
         expected = {f"bucket_{b:03d}" for b in range(settings.num_buckets)}
         if buckets != expected:
-            raise CorpusError(f"--dedup-against {shown}: {INDEX_DIR}/ is incomplete ({len(buckets)} of {len(expected)} buckets)")
+            raise CorpusError(
+                f"--dedup-against {shown}: {INDEX_DIR}/ is incomplete ({len(buckets)} of {len(expected)} buckets)"
+            )
 
 
 def _content_name(path: Path) -> str:

@@ -21,6 +21,7 @@ document, [line index, reason, line (first 1,000 characters)] for a kept one (re
 The seen-key set must span the corpus in input order, so the preset runs this step in a single task:
 the result does not depend on --workers or --tasks. It holds one 8-byte key per distinct line.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,8 +41,9 @@ REASONS = ("duplicate", "html", "too_short", "non_alpha")
 @dataclass
 class PaperConfig:
     min_chars: int = opt(5, "drop lines shorter than this", check=at_least(0))
-    max_non_alpha_fraction: float = opt(0.10, "drop lines with a larger share of non-alphabetic characters",
-                                        check=between(0.0, 1.0))
+    max_non_alpha_fraction: float = opt(
+        0.10, "drop lines with a larger share of non-alphabetic characters", check=between(0.0, 1.0)
+    )
     drop_html_lines: bool = opt(True, "drop lines that hold HTML markup")
     dedup_lines: bool = opt(True, "drop repeated lines")
 

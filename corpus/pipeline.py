@@ -16,6 +16,7 @@ input files, so the result is identical to an uninterrupted run. The last stage 
 renames task outputs to `shards/shard-NNNNN.arrow` and writes `manifest.json`, `stats.json`,
 `report.md` (see `corpus.report`) and `report.html` (see `corpus.report_html`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,34 +52,60 @@ COMMAND = "corpus-clean"
 class CleanConfig:
     """The settings of a cleaning run; its recipes (corpus/recipes/*.toml) are files of these."""
 
-    preset: str = opt("full", "the recipe: full: language ID + quality filters + dedup; paper: Li et al. 2021's line "
-                      "cleaner; none: read and shard (loads corpus/recipes/NAME.toml)", choices=PRESETS)
+    preset: str = opt(
+        "full",
+        "the recipe: full: language ID + quality filters + dedup; paper: Li et al. 2021's line "
+        "cleaner; none: read and shard (loads corpus/recipes/NAME.toml)",
+        choices=PRESETS,
+    )
     workers: int = opt(2, "parallel worker processes", check=positive())
-    tasks: int = opt(0, "tasks per stage (0: as many as --workers); the output depends on it: keep it fixed to resume",
-                     check=at_least(0))
+    tasks: int = opt(
+        0,
+        "tasks per stage (0: as many as --workers); the output depends on it: keep it fixed to resume",
+        check=at_least(0),
+    )
     max_shard_mb: float = opt(128.0, "shard size bound in MB; a shard may exceed it by one document", check=positive())
     text_key: str = opt("text", "text field of JSONL/Parquet/Arrow records", check=non_empty())
     id_key: str = opt("id", "id field (missing ids become file#index)", check=non_empty())
-    executor: str = opt("local", "local: worker processes on this machine; ray: a Ray cluster; slurm: one job array "
-                        "per stage", choices=("local", "ray", "slurm"))
+    executor: str = opt(
+        "local",
+        "local: worker processes on this machine; ray: a Ray cluster; slurm: one job array per stage",
+        choices=("local", "ray", "slurm"),
+    )
     ray_address: str | None = opt(None, "Ray cluster address (default: start Ray locally)")
     slurm_partition: str | None = opt(None, "Slurm partition (needed by --executor slurm)")
     slurm_time: str = opt("04:00:00", "Slurm time limit per job", check=non_empty())
-    slurm_env: str | None = opt(None, "shell command a Slurm job runs first to get this Python environment, e.g. "
-                                "'source ~/venvs/corpus/bin/activate' (default: activate the one running corpus-clean)",
-                                metavar="COMMAND")
+    slurm_env: str | None = opt(
+        None,
+        "shell command a Slurm job runs first to get this Python environment, e.g. "
+        "'source ~/venvs/corpus/bin/activate' (default: activate the one running corpus-clean)",
+        metavar="COMMAND",
+    )
     decontaminate: list[str] = opt([], "evaluation files whose text must not be in the corpus", metavar="PATH")
-    html_timeout_s: float = opt(HTML_TIMEOUT_S, "seconds an HTML page's text extraction may take; a page that takes "
-                                "longer is skipped and counted (html_timeout)", check=positive())
-    dedup_against: list[str] | None = opt(None, "also drop near-duplicates of these already-cleaned corpora (and of "
-                                          "those they were deduplicated against); local paths or URLs",
-                                          metavar="CLEAN_DIR")
-    filters: FilterConfig = opt(help="the filters of the full recipe (each one: --set filters.NAME.ARG=VALUE, or "
-                                "filters.NAME=null to switch it off)", default_factory=FilterConfig)
+    html_timeout_s: float = opt(
+        HTML_TIMEOUT_S,
+        "seconds an HTML page's text extraction may take; a page that takes "
+        "longer is skipped and counted (html_timeout)",
+        check=positive(),
+    )
+    dedup_against: list[str] | None = opt(
+        None,
+        "also drop near-duplicates of these already-cleaned corpora (and of "
+        "those they were deduplicated against); local paths or URLs",
+        metavar="CLEAN_DIR",
+    )
+    filters: FilterConfig = opt(
+        help="the filters of the full recipe (each one: --set filters.NAME.ARG=VALUE, or "
+        "filters.NAME=null to switch it off)",
+        default_factory=FilterConfig,
+    )
     paper: PaperConfig = opt(help="the paper recipe's line cleaner", default_factory=PaperConfig, flags=False)
     minhash: MinHashSettings = opt(help="MinHash near-duplicate removal", default_factory=MinHashSettings, flags=False)
-    exact_dedup: bool = opt(True, "full recipe: drop identical copies (--no-exact-dedup keeps them; the per-step "
-                            "ablation switches each step off)")
+    exact_dedup: bool = opt(
+        True,
+        "full recipe: drop identical copies (--no-exact-dedup keeps them; the per-step "
+        "ablation switches each step off)",
+    )
     near_dedup: bool = opt(True, "full recipe: MinHash near-duplicate removal (--no-near-dedup keeps near-duplicates)")
 
     def validate(self):
@@ -126,7 +153,11 @@ class Progress(PipelineStep):
         total = self.reader.input_bytes(rank, world_size)
         whole = self.reader.unsplit_compressed(rank, world_size) if world_size > 1 else []
         # gzip cannot be entered in the middle: such a file is one task's work whatever --tasks says
-        note = f", {len(whole)} compressed file(s) read whole (gzip cannot be split: {', '.join(whole[:3])})" if whole else ""
+        note = (
+            f", {len(whole)} compressed file(s) read whole (gzip cannot be split: {', '.join(whole[:3])})"
+            if whole
+            else ""
+        )
         if note:
             logger.info(f"task {rank}: {note[2:]}")
         start = last = time.time()
@@ -143,7 +174,8 @@ class Progress(PipelineStep):
                 done = self.reader.bytes_consumed
                 eta = f"{(total - done) * elapsed / done:,.0f}s" if done and total else "unknown"
                 logger.info(
-                    f"task {rank}: {docs:,} docs, {docs / elapsed:,.0f} docs/s, {text_bytes / elapsed / 1e6:.2f} MB/s text, "
+                    f"task {rank}: {docs:,} docs, {docs / elapsed:,.0f} docs/s, "
+                    f"{text_bytes / elapsed / 1e6:.2f} MB/s text, "
                     f"input {done / 1e6:,.1f}/{total / 1e6:,.1f} MB, ETA {eta}{note}"
                 )
             yield doc
@@ -162,8 +194,13 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
     def removed_writer(step: str) -> ArrowShardWriter:
         return ArrowShardWriter(lay.removed_dir(step), max_shard_bytes=shard_bytes)
 
-    reader = RawDocumentReader(inputs, text_key=cfg.text_key, id_key=cfg.id_key, skip_log_dir=lay.work / "skipped",
-                               html_timeout_s=cfg.html_timeout_s)
+    reader = RawDocumentReader(
+        inputs,
+        text_key=cfg.text_key,
+        id_key=cfg.id_key,
+        skip_log_dir=lay.work / "skipped",
+        html_timeout_s=cfg.html_timeout_s,
+    )
     reader.plan(tasks)  # once, here: the tasks get it with the pipeline
     read = [reader, Progress(reader)]
     final_writer = ArrowShardWriter(lay.data("final"), max_shard_bytes=shard_bytes)
@@ -181,8 +218,14 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
         # and the result does not depend on --workers/--tasks
         read_dir = lay.data("read")
         paper = PaperCleaner(cfg.paper, exclusion_writer=removed_writer(PaperCleaner.name))
-        stages = [Stage("read", read + [ArrowShardWriter(read_dir, max_shard_bytes=shard_bytes)], tasks),
-                  Stage("clean", [ArrowShardReader(read_dir, all_ranks=True)] + measured([paper] + decontaminate) + [final_writer], 1)]
+        stages = [
+            Stage("read", read + [ArrowShardWriter(read_dir, max_shard_bytes=shard_bytes)], tasks),
+            Stage(
+                "clean",
+                [ArrowShardReader(read_dir, all_ranks=True)] + measured([paper] + decontaminate) + [final_writer],
+                1,
+            ),
+        ]
         return with_finalize(stages, inputs, out, cfg)
 
     filter_steps = full_filter_steps(cfg.filters, removed_writer) + decontaminate
@@ -193,8 +236,13 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
     if not (cfg.exact_dedup or cfg.near_dedup):
         return with_finalize([Stage("filter", read + measured(filter_steps) + [final_writer], tasks)], inputs, out, cfg)
     first_signature = exact_signature(exact_work) if cfg.exact_dedup else minhash_signature(minhash_work, cfg.minhash)
-    stages = [Stage("filter", read + measured(filter_steps) + [ArrowShardWriter(filtered, max_shard_bytes=shard_bytes),
-                                                               first_signature], tasks)]
+    stages = [
+        Stage(
+            "filter",
+            read + measured(filter_steps) + [ArrowShardWriter(filtered, max_shard_bytes=shard_bytes), first_signature],
+            tasks,
+        )
+    ]
     if cfg.exact_dedup:
         stages += exact_dedup_stages(
             source=filtered,
@@ -287,7 +335,13 @@ def build_manifest(inputs: list[str], lay: Layout, cfg: CleanConfig) -> dict:
     for path in sorted(lay.shards.glob("shard-*.arrow")):
         rows, text_bytes = table_rows_bytes(path)
         shards.append(
-            {"path": f"shards/{path.name}", "rows": rows, "text_bytes": text_bytes, "file_bytes": path.stat().st_size, "sha256": _sha256(path)}
+            {
+                "path": f"shards/{path.name}",
+                "rows": rows,
+                "text_bytes": text_bytes,
+                "file_bytes": path.stat().st_size,
+                "sha256": _sha256(path),
+            }
         )
     return {
         "format": "arrow-ipc-stream",
@@ -297,8 +351,10 @@ def build_manifest(inputs: list[str], lay: Layout, cfg: CleanConfig) -> dict:
         "rows": sum(s["rows"] for s in shards),
         "text_bytes": sum(s["text_bytes"] for s in shards),
         "config": cfg.to_dict(),
-        "versions": {"datatrove": datatrove.__version__ if hasattr(datatrove, "__version__") else _dist_version("datatrove"),
-                     "pyarrow": pyarrow.__version__},
+        "versions": {
+            "datatrove": datatrove.__version__ if hasattr(datatrove, "__version__") else _dist_version("datatrove"),
+            "pyarrow": pyarrow.__version__,
+        },
     }
 
 
@@ -332,12 +388,20 @@ def make_executor(stage: Stage, cfg: CleanConfig, lay: Layout, depends=None):
 
         # fork, not datatrove's default forkserver: a worker starts with every module already imported, instead
         # of importing datatrove, pyarrow, fastText... again in each worker of each stage (seconds of CPU per run)
-        return LocalPipelineExecutor(stage.steps, tasks=stage.tasks, workers=workers, logging_dir=logging_dir, skip_completed=True,
-                                     start_method="fork")
+        return LocalPipelineExecutor(
+            stage.steps,
+            tasks=stage.tasks,
+            workers=workers,
+            logging_dir=logging_dir,
+            skip_completed=True,
+            start_method="fork",
+        )
     if cfg.executor == "ray":
         from datatrove.executor.ray import RayPipelineExecutor
 
-        return RayPipelineExecutor(stage.steps, tasks=stage.tasks, workers=workers, logging_dir=logging_dir, skip_completed=True)
+        return RayPipelineExecutor(
+            stage.steps, tasks=stage.tasks, workers=workers, logging_dir=logging_dir, skip_completed=True
+        )
     if cfg.executor == "slurm":
         from corpus.slurm import make_slurm_executor
 
@@ -373,8 +437,15 @@ def prepare_output(out: Path, cfg: CleanConfig, inputs: list[str], overwrite: bo
         atomic_json(lay.config, wanted)
 
 
-def run_clean(inputs: list[str], out: str | Path, cfg: CleanConfig, overwrite: bool = False, wait: bool = True,
-              wait_for_output: bool = False, record: str = "") -> dict:
+def run_clean(
+    inputs: list[str],
+    out: str | Path,
+    cfg: CleanConfig,
+    overwrite: bool = False,
+    wait: bool = True,
+    wait_for_output: bool = False,
+    record: str = "",
+) -> dict:
     """Clean `inputs` into `out` (resuming a killed run of the same command). Returns manifest.json, or with
     Slurm and `wait=False` {"submitted": True, "jobs": [...], "check": a command to check on them}.
 
@@ -401,8 +472,12 @@ def run_stages(inputs: list[str], out: Path, cfg: CleanConfig, wait: bool = True
         import ray
 
         if not ray.is_initialized():
-            ray.init(address=cfg.ray_address, num_cpus=None if cfg.ray_address else cfg.workers, include_dashboard=False,
-                     log_to_driver=False)
+            ray.init(
+                address=cfg.ray_address,
+                num_cpus=None if cfg.ray_address else cfg.workers,
+                include_dashboard=False,
+                log_to_driver=False,
+            )
     if cfg.executor == "local":
         warm_up_for_fork()
     for i, stage in enumerate(stages):
@@ -411,7 +486,9 @@ def run_stages(inputs: list[str], out: Path, cfg: CleanConfig, wait: bool = True
         executor.run()
         incomplete = executor.get_incomplete_ranks(range(stage.tasks))
         if incomplete and disk_full(lay.logs / stage.name):
-            raise OSError(errno.ENOSPC, f"no space left on device (stage {stage.name})")  # said in one line by use_output
+            raise OSError(
+                errno.ENOSPC, f"no space left on device (stage {stage.name})"
+            )  # said in one line by use_output
         if incomplete:
             raise StageFailed(f"stage {stage.name}: tasks {incomplete} failed; see the logs in {lay.logs / stage.name}")
     return json.loads((out / "manifest.json").read_text())

@@ -5,6 +5,7 @@ datatrove's `GopherQualityFilter` tests every word of a document character by ch
 weighted by its count: same rules, same thresholds, same order of the checks, so the same decisions and
 reasons (compared on real pages in the tests).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -51,11 +52,15 @@ class FastGopherQualityFilter(GopherQualityFilter):
             return False, "gopher_too_many_ellipsis"
 
         lines = text.splitlines()
-        if (self.max_bullet_lines_ratio
-                and sum(s.lstrip().startswith(("•", "-")) for s in lines) / len(lines) > self.max_bullet_lines_ratio):
+        if (
+            self.max_bullet_lines_ratio
+            and sum(s.lstrip().startswith(("•", "-")) for s in lines) / len(lines) > self.max_bullet_lines_ratio
+        ):
             return False, "gopher_too_many_bullets"
-        if (self.max_ellipsis_lines_ratio
-                and sum(s.rstrip().endswith(("...", "…")) for s in lines) / len(lines) > self.max_ellipsis_lines_ratio):
+        if (
+            self.max_ellipsis_lines_ratio
+            and sum(s.rstrip().endswith(("...", "…")) for s in lines) / len(lines) > self.max_ellipsis_lines_ratio
+        ):
             return False, "gopher_too_many_end_ellipsis"
 
         if self.max_non_alpha_words_ratio and alpha_words / n_words < self.max_non_alpha_words_ratio:

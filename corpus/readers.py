@@ -12,6 +12,7 @@ with its file and line; with `skip_log_dir` set each skip is also written there 
     from corpus.readers import RawDocumentReader
     pipeline = [RawDocumentReader(["crawl/", "extra.jsonl.gz"]), ...]
 """
+
 from __future__ import annotations
 
 import gzip
@@ -28,6 +29,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from loguru import logger
 
+from corpus import CorpusError  # the package's one user-facing error
 from corpus import storage
 from corpus.splitting import BATCHES, WHOLE, Piece, plan_tasks
 
@@ -46,13 +48,16 @@ RECORD_BYTES_PER_DOC_BYTE = 2
 HTML_BYTES_PER_DOC_BYTE = 0.25
 
 
-from corpus import CorpusError  # the package's one user-facing error
-
-
 def file_format(path: str | os.PathLike) -> str | None:
     name = str(path).lower()
-    for fmt, suffixes in (("jsonl", JSONL_SUFFIXES), ("parquet", PARQUET_SUFFIXES), ("arrow", ARROW_SUFFIXES),
-                          ("warc", WARC_SUFFIXES), ("html", HTML_SUFFIXES), ("text", TEXT_SUFFIXES)):
+    for fmt, suffixes in (
+        ("jsonl", JSONL_SUFFIXES),
+        ("parquet", PARQUET_SUFFIXES),
+        ("arrow", ARROW_SUFFIXES),
+        ("warc", WARC_SUFFIXES),
+        ("html", HTML_SUFFIXES),
+        ("text", TEXT_SUFFIXES),
+    ):
         if name.endswith(suffixes):
             return fmt
     return None
@@ -130,7 +135,9 @@ def html_to_text(html: str | bytes) -> str | None:
 
     # deduplicate=False: trafilatura's dedup cache spans documents, which would make the output depend
     # on the order pages are read in (and so on the number of tasks)
-    text = trafilatura.extract(html, favor_precision=True, include_comments=False, include_tables=True, deduplicate=False)
+    text = trafilatura.extract(
+        html, favor_precision=True, include_comments=False, include_tables=True, deduplicate=False
+    )
     return text.strip() if text and text.strip() else None
 
 
@@ -196,9 +203,13 @@ class RawDocumentReader(PipelineStep):
         location = f"{path}:{where}" if where else str(path)
         logger.warning(f"skipped ({reason}) {location}{': ' + detail if detail else ''}")
         if self._skip_log is not None:
-            self._skip_log.write(json.dumps({"file": str(path), "where": where, "reason": reason, "detail": detail[:300]}) + "\n")
+            self._skip_log.write(
+                json.dumps({"file": str(path), "where": where, "reason": reason, "detail": detail[:300]}) + "\n"
+            )
 
-    def make_document(self, text, doc_id, source: str, path: str, where: str, extra: dict | None = None) -> Document | None:
+    def make_document(
+        self, text, doc_id, source: str, path: str, where: str, extra: dict | None = None
+    ) -> Document | None:
         if text is None:
             self.skip("missing_text", path, where, f"no {self.text_key!r} field")
             return None
@@ -209,7 +220,9 @@ class RawDocumentReader(PipelineStep):
             self.skip("empty", path, where)
             return None
         if len(text) > self.max_doc_bytes or len(text.encode("utf-8")) > self.max_doc_bytes:
-            self.skip("too_large", path, where, f"{len(text.encode('utf-8')):,} bytes > max_doc_bytes {self.max_doc_bytes:,}")
+            self.skip(
+                "too_large", path, where, f"{len(text.encode('utf-8')):,} bytes > max_doc_bytes {self.max_doc_bytes:,}"
+            )
             return None
         metadata = {k: v for k, v in (extra or {}).items() if v is not None}
         metadata["source"] = source
@@ -220,15 +233,25 @@ class RawDocumentReader(PipelineStep):
         doc_id = record.get(self.id_key)
         if doc_id is None or doc_id == "":
             doc_id = f"{source}#{index() if callable(index) else index}"
-        extra = {k: v for k, v in record.items() if k not in (self.text_key, self.id_key) and isinstance(v, (str, int, float, bool))}
+        extra = {
+            k: v
+            for k, v in record.items()
+            if k not in (self.text_key, self.id_key) and isinstance(v, (str, int, float, bool))
+        }
         if "source" in extra:  # the record's own source field is kept, ours names the file
             extra["orig_source"] = extra.pop("source")
         return self.make_document(record.get(self.text_key), doc_id, source, path, where, extra)
 
-    def _line_record(self, raw: bytes | None, size: int, line_no: Callable[[], int], source: str, path: str) -> Document | None:
+    def _line_record(
+        self, raw: bytes | None, size: int, line_no: Callable[[], int], source: str, path: str
+    ) -> Document | None:
         if raw is None:  # longer than max_record_bytes: skipped unread
-            self.skip("too_large", path, lambda: f"line {line_no()}",
-                      f"a line of {size:,} bytes > {self.max_record_bytes:,} (twice max_doc_bytes)")
+            self.skip(
+                "too_large",
+                path,
+                lambda: f"line {line_no()}",
+                f"a line of {size:,} bytes > {self.max_record_bytes:,} (twice max_doc_bytes)",
+            )
             return None
         return self._jsonl_record(raw, line_no, source, path) if raw.strip() else None
 
@@ -331,8 +354,12 @@ class RawDocumentReader(PipelineStep):
             with _open_table_file(path) as f:
                 for index, batch in self._open_batches(piece, f):
                     if self.text_key not in batch.schema.names:
-                        self.skip("missing_text", path, f"rows {index}-{index + batch.num_rows - 1}",
-                                  f"no {self.text_key!r} column (columns: {', '.join(batch.schema.names)})")
+                        self.skip(
+                            "missing_text",
+                            path,
+                            f"rows {index}-{index + batch.num_rows - 1}",
+                            f"no {self.text_key!r} column (columns: {', '.join(batch.schema.names)})",
+                        )
                         index += batch.num_rows
                         continue
                     for record in self._batch_records(batch, path, index):
@@ -359,14 +386,18 @@ class RawDocumentReader(PipelineStep):
         import pyarrow.compute as pc
 
         column = batch.column(batch.schema.get_field_index(self.text_key))
-        sized = pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or pa.types.is_binary(column.type)
+        sized = (
+            pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or pa.types.is_binary(column.type)
+        )
         sizes = pc.binary_length(column).to_pylist() if sized else [None] * batch.num_rows
         if not any(size and size > self.max_doc_bytes for size in sizes):
             yield from batch.to_pylist()
             return
         for i, size in enumerate(sizes):
             if size and size > self.max_doc_bytes:
-                self.skip("too_large", path, f"row {first_row + i}", f"{size:,} bytes > max_doc_bytes {self.max_doc_bytes:,}")
+                self.skip(
+                    "too_large", path, f"row {first_row + i}", f"{size:,} bytes > max_doc_bytes {self.max_doc_bytes:,}"
+                )
                 yield None
             else:
                 yield batch.slice(i, 1).to_pylist()[0]
@@ -393,7 +424,12 @@ class RawDocumentReader(PipelineStep):
                     url = record.rec_headers.get_header("WARC-Target-URI")
                     html = record.content_stream().read(self.max_html_bytes + 1)
                     if len(html) > self.max_html_bytes:
-                        self.skip("too_large", path, f"record {index}", f"an HTML page over {self.max_html_bytes:,} bytes: {url}")
+                        self.skip(
+                            "too_large",
+                            path,
+                            f"record {index}",
+                            f"an HTML page over {self.max_html_bytes:,} bytes: {url}",
+                        )
                         continue
                     text = self._extract(html, path, f"record {index}", url)
                     if text is False:

@@ -13,6 +13,7 @@ does not carry corpus-clean's mark (`.made-by.json`, written first) is never wri
 A remote `--dedup-against URL` is mirrored (its manifest.json and minhash_index/) into a local cache
 and used from there; the mirror is refreshed when the remote manifest changes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,6 @@ from safe_output import atomic_write
 COMMAND = "corpus-clean"
 SETTINGS = ".work/config.json"  # the run's inputs and settings (locally too: Layout.config)
 UPLOADED = ("shards", "removed", "minhash_index", "stats.json", "report.md", "report.html")  # then manifest.json
-
-
 
 
 def cache_root() -> Path:
@@ -64,15 +63,21 @@ def claim_output(url: str, wanted: dict, overwrite: bool) -> None:
     if held:
         owner = _owner(fs, root)
         if owner is None:
-            raise CorpusError(f"--output {url}: is not empty and was not made by `{COMMAND}`; nothing was written there: "
-                              "choose a new or empty folder")
+            raise CorpusError(
+                f"--output {url}: is not empty and was not made by `{COMMAND}`; nothing was written there: "
+                "choose a new or empty folder"
+            )
         if owner != COMMAND:
-            raise CorpusError(f"--output {url}: holds the output of `{owner}`, not of `{COMMAND}`; choose another --output")
+            raise CorpusError(
+                f"--output {url}: holds the output of `{owner}`, not of `{COMMAND}`; choose another --output"
+            )
         previous = json.loads(fs.cat_file(f"{root}/{SETTINGS}")) if fs.exists(f"{root}/{SETTINGS}") else None
         if previous != wanted:
             if not overwrite:
-                raise CorpusError(f"--output {url}: holds the output of `{COMMAND}` made from other inputs or settings; "
-                                  "pass --overwrite to replace it, or choose another --output")
+                raise CorpusError(
+                    f"--output {url}: holds the output of `{COMMAND}` made from other inputs or settings; "
+                    "pass --overwrite to replace it, or choose another --output"
+                )
             for p in fs.ls(root, detail=False):  # ours (it carries our mark): emptied, the mark kept
                 if not p.rstrip("/").endswith("/" + OWNER_MARK):
                     fs.rm(p, recursive=True)
@@ -112,9 +117,13 @@ def local_copy(url: str) -> str:
     if not (done.is_file() and done.read_bytes() == manifest):
         shutil.rmtree(mirror / "minhash_index", ignore_errors=True)  # our cache: the remote index changed
         index = f"{root}/minhash_index"
-        files = [f for f, info in fs.find(index, detail=True).items() if info.get("type") != "directory"] if fs.exists(index) else []
+        files = (
+            [f for f, info in fs.find(index, detail=True).items() if info.get("type") != "directory"]
+            if fs.exists(index)
+            else []
+        )
         for f in files:
-            dst = mirror / "minhash_index" / f[len(index) + 1:]
+            dst = mirror / "minhash_index" / f[len(index) + 1 :]
             dst.parent.mkdir(parents=True, exist_ok=True)
             fs.get_file(f, str(dst))
         atomic_write(done, manifest)  # last: a mirror with a manifest is complete

@@ -8,6 +8,7 @@ thresholds and reasons are datatrove's and the decisions the same (compared on r
 and in `make bench`). They could differ only on a 64-bit hash collision, or where datatrove, which joins
 5- to 10-grams without spaces, counts "ab c" and "a bc" as the same n-gram.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,9 +33,9 @@ def gram_hashes(ids: np.ndarray, n: int, previous: np.ndarray | None = None) -> 
     if previous is None:
         h = ids[: len(ids) - n + 1].copy()
         for k in range(1, n):
-            h = h * _MULT + ids[k: len(ids) - n + 1 + k]
+            h = h * _MULT + ids[k : len(ids) - n + 1 + k]
         return h
-    return previous[:-1] * _MULT + ids[n - 1:]
+    return previous[:-1] * _MULT + ids[n - 1 :]
 
 
 def group_starts(ordered: np.ndarray) -> np.ndarray:

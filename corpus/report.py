@@ -4,12 +4,12 @@ Between every two steps the pipeline has a `Measure` (documents and UTF-8 bytes 
 each step's in/out numbers are measured, not derived; drop reasons and time come from the step's own
 datatrove stats, skipped inputs from the reader's.
 """
+
 from __future__ import annotations
 
 import html
 import json
 import re
-from pathlib import Path
 
 from corpus.arrow_writer import iter_shard_rows
 
@@ -43,15 +43,27 @@ def collect_stats(lay, preset: str, stages: list[str]) -> dict:
             if kind == MEASURE_TYPE or name == INPUT_STEP:
                 if name == INPUT_STEP and any(label == INPUT_STEP for label, _ in measures):
                     continue
-                measures.append((name, {"documents": int(_total(stats.get("documents"))), "text_bytes": int(_total(stats.get("text_bytes")))}))
+                measures.append(
+                    (
+                        name,
+                        {
+                            "documents": int(_total(stats.get("documents"))),
+                            "text_bytes": int(_total(stats.get("text_bytes"))),
+                        },
+                    )
+                )
                 continue
             for key, value in stats.items():
                 if key.startswith("skipped_"):
-                    skipped[key.removeprefix("skipped_")] = skipped.get(key.removeprefix("skipped_"), 0) + int(_total(value))
+                    skipped[key.removeprefix("skipped_")] = skipped.get(key.removeprefix("skipped_"), 0) + int(
+                        _total(value)
+                    )
                 elif key.startswith(("lines_kept", "lines_dropped_", "bytes_dropped_")):
                     line_stats[key] = line_stats.get(key, 0) + int(_total(value))
             steps[name] = {
-                "reasons": {k.removeprefix("dropped_"): int(_total(v)) for k, v in stats.items() if k.startswith("dropped_")},
+                "reasons": {
+                    k.removeprefix("dropped_"): int(_total(v)) for k, v in stats.items() if k.startswith("dropped_")
+                },
                 "time_s": round(_total(entry.get("time_stats")), 3),
             }
     table = []
@@ -115,7 +127,7 @@ def removed_examples(lay, step: str, k: int = 3, chars: int = 300) -> list[dict]
             meta = json.loads(row["metadata"] or "{}")
             reason = meta.get("filter_reason", "")
             if "decontam_file" in meta:
-                reason += f": matches {meta['decontam_file']} on \"{meta['decontam_span'][:120]}\""
+                reason += f': matches {meta["decontam_file"]} on "{meta["decontam_span"][:120]}"'
             examples.append({"id": row["id"], "source": row["source"], "reason": reason, "text": row["text"][:chars]})
             if len(examples) >= k:
                 return examples
@@ -128,15 +140,17 @@ def render_markdown(stats: dict, manifest: dict, lay) -> str:
         f"# Clean corpus report: preset `{stats['preset']}`",
         "",
         f"- input: {', '.join(md_code(p) for p in manifest['inputs'])}",
-        f"- documents: {inp['documents']:,} read -> {out['documents']:,} kept ({_pct(out['documents'], inp['documents'])})",
-        f"- text: {_mb(inp['text_bytes'])} MB read -> {_mb(out['text_bytes'])} MB kept ({_pct(out['text_bytes'], inp['text_bytes'])})",
+        f"- documents: {inp['documents']:,} read -> {out['documents']:,} kept "
+        f"({_pct(out['documents'], inp['documents'])})",
+        f"- text: {_mb(inp['text_bytes'])} MB read -> {_mb(out['text_bytes'])} MB kept "
+        f"({_pct(out['text_bytes'], inp['text_bytes'])})",
         f"- shards: {len(manifest['shards'])} in `shards/` ({manifest['rows']:,} rows)",
         "",
     ]
     if inp["skipped"]:
         lines += ["## Skipped input (not documents)", "", "| reason | count |", "|---|---:|"]
         lines += [f"| {reason} | {count:,} |" for reason, count in sorted(inp["skipped"].items())]
-        lines += ["", f"Every skip is listed with its file and line in `.work/skipped/`.", ""]
+        lines += ["", "Every skip is listed with its file and line in `.work/skipped/`.", ""]
     if stats["steps"]:
         lines += [
             "## What each step removed",
@@ -148,10 +162,13 @@ def render_markdown(stats: dict, manifest: dict, lay) -> str:
             reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(s["reasons"].items(), key=lambda kv: -kv[1])[:4])
             lines.append(
                 f"| {s['step']} | {s['docs_in']:,} | {s['docs_removed']:,} | {_pct(s['docs_removed'], s['docs_in'])} | "
-                f"{_mb(s['bytes_in'])} | {_mb(s['bytes_removed'])} | {_pct(s['bytes_removed'], s['bytes_in'])} | {reasons} | {s['time_s']:.1f} |"
+                f"{_mb(s['bytes_in'])} | {_mb(s['bytes_removed'])} | {_pct(s['bytes_removed'], s['bytes_in'])} | "
+                f"{reasons} | {s['time_s']:.1f} |"
             )
         lines.append("")
-        lines.append("Bytes removed by a step that keeps a document can come from lines it cut (C4 quality, paper line cleaner).")
+        lines.append(
+            "Bytes removed by a step that keeps a document can come from lines it cut (C4 quality, paper line cleaner)."
+        )
         lines.append("")
     if stats["line_level"]:
         lines += ["## Lines kept and removed by line-level steps", "", "| what | count |", "|---|---:|"]

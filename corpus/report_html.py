@@ -12,9 +12,9 @@ It stays small and fast however big the run: each step shows an evenly spaced sa
 `SAMPLE` removed documents (the rest are in `removed/<step>/`, linked), texts cut at `TEXT_CHARS`.
 Arrow columns are memory-mapped and only the sampled rows are copied out.
 """
+
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections import Counter, defaultdict
@@ -33,7 +33,11 @@ MAX_GROUPS = 40  # rows of a breakdown table (the rest summed as "other")
 NO_LANGUAGE = "(not detected)"
 _CLUSTER_RE = re.compile(r'"minhash_cluster_id": (\d+)')
 REMOVED_LINES_SUFFIX = "_removed_lines"
-DEFAULT_REASONS = {"language": "other language", "exact_dedup": "exact duplicate", "minhash": "near duplicate"}  # steps with one reason
+DEFAULT_REASONS = {
+    "language": "other language",
+    "exact_dedup": "exact duplicate",
+    "minhash": "near duplicate",
+}  # steps with one reason
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -72,18 +76,27 @@ def breakdowns(out: Path, steps: list[str]) -> dict:
     for label, t in tables:
         if t is None:
             continue
-        for col, key in (("source", group), ("language", lambda l: l or NO_LANGUAGE)):
+        for col, key in (("source", group), ("language", lambda language: language or NO_LANGUAGE)):
             for value, n in Counter(t.column(col).to_pylist()).items():
                 counts[col][key(value)][label] += n
     result = {}
     for col, per in counts.items():
-        rows = sorted(({"key": k, "kept": c["kept"], "docs_in": sum(c.values()), "removed": {s: c[s] for s in steps if c[s]}}
-                       for k, c in per.items()), key=lambda r: (-r["docs_in"], r["key"]))
+        rows = sorted(
+            (
+                {"key": k, "kept": c["kept"], "docs_in": sum(c.values()), "removed": {s: c[s] for s in steps if c[s]}}
+                for k, c in per.items()
+            ),
+            key=lambda r: (-r["docs_in"], r["key"]),
+        )
         if len(rows) > MAX_GROUPS:
-            rest = rows[MAX_GROUPS - 1:]
-            other = {"key": f"other ({len(rest)})", "kept": sum(r["kept"] for r in rest), "docs_in": sum(r["docs_in"] for r in rest),
-                     "removed": dict(sum((Counter(r["removed"]) for r in rest), Counter()))}
-            rows = rows[:MAX_GROUPS - 1] + [other]
+            rest = rows[MAX_GROUPS - 1 :]
+            other = {
+                "key": f"other ({len(rest)})",
+                "kept": sum(r["kept"] for r in rest),
+                "docs_in": sum(r["docs_in"] for r in rest),
+                "removed": dict(sum((Counter(r["removed"]) for r in rest), Counter())),
+            }
+            rows = rows[: MAX_GROUPS - 1] + [other]
         result[col] = rows
     return result
 
@@ -101,11 +114,19 @@ def removed_sample(out: Path, step: str) -> tuple[int, list[dict]]:
     items = []
     for row in rows:
         meta = _meta(row)
-        item = {"id": row["id"], "source": row["source"], "lang": row["language"] or "",
-                "reason": meta.get("filter_reason") or DEFAULT_REASONS.get(step, step), "text": cut(row["text"])}
+        item = {
+            "id": row["id"],
+            "source": row["source"],
+            "lang": row["language"] or "",
+            "reason": meta.get("filter_reason") or DEFAULT_REASONS.get(step, step),
+            "text": cut(row["text"]),
+        }
         if "decontam_file" in meta:
-            item["eval"] = {"file": meta["decontam_file"], "span": meta.get("decontam_span", ""),
-                            "text": cut(meta.get("decontam_eval_text", ""), 1000)}
+            item["eval"] = {
+                "file": meta["decontam_file"],
+                "span": meta.get("decontam_span", ""),
+                "text": cut(meta.get("decontam_eval_text", ""), 1000),
+            }
         items.append((row, meta, item))
     return table.num_rows, items
 
@@ -135,9 +156,14 @@ def add_exact_pairs(out: Path, items: list, later_steps: list[str], n_grams: int
         t = read_folder(folder, ["id", "text", "source"])
         if t is None or not wanted - found.keys():
             continue
-        hits = pc.is_in(pc.utf8_trim_whitespace(t.column("text")), value_set=pa.array(list(wanted - found.keys()), pa.string()))
+        hits = pc.is_in(
+            pc.utf8_trim_whitespace(t.column("text")), value_set=pa.array(list(wanted - found.keys()), pa.string())
+        )
         for row in t.filter(hits).to_pylist():
-            found.setdefault(row["text"].strip(), {**row, "where": "kept" if folder.name == "shards" else f"removed later by {folder.name}"})
+            found.setdefault(
+                row["text"].strip(),
+                {**row, "where": "kept" if folder.name == "shards" else f"removed later by {folder.name}"},
+            )
     for row, _, item in items:
         twin = found.get(row["text"].strip())
         item["pair"] = _pair(row, twin, n_grams) if twin else {"missing": "the kept copy was not found in this corpus"}
@@ -159,13 +185,24 @@ def add_minhash_pairs(out: Path, items: list, n_grams: int) -> None:
         if cluster is None:
             continue  # a run made before cluster ids were recorded
         twin = kept.get(cluster)
-        item["pair"] = _pair(row, twin, n_grams) if twin else {
-            "missing": "its cluster's kept document is in a corpus this one was deduplicated against (--dedup-against)"}
+        item["pair"] = (
+            _pair(row, twin, n_grams)
+            if twin
+            else {
+                "missing": "its cluster's kept document is in a corpus this one was deduplicated against "
+                "(--dedup-against)"
+            }
+        )
 
 
 def _pair(removed: dict, twin: dict, n_grams: int) -> dict:
-    return {"id": twin["id"], "source": twin["source"], "where": twin["where"], "text": cut(twin["text"]),
-            "jaccard": round(jaccard(removed["text"], twin["text"], n_grams), 4)}
+    return {
+        "id": twin["id"],
+        "source": twin["source"],
+        "where": twin["where"],
+        "text": cut(twin["text"]),
+        "jaccard": round(jaccard(removed["text"], twin["text"], n_grams), 4),
+    }
 
 
 # ------------------------------------------------------------------------------------------ cut lines
@@ -178,13 +215,19 @@ def line_level(out: Path, steps: list[str]) -> list[dict]:
         if t is None:
             continue
         rows = t.filter(pc.match_substring(t.column("metadata"), REMOVED_LINES_SUFFIX + '": [['))
-        keys = {k for m in rows.column("metadata").to_pylist() for k in json.loads(m) if k.endswith(REMOVED_LINES_SUFFIX)}
+        keys = {
+            k for m in rows.column("metadata").to_pylist() for k in json.loads(m) if k.endswith(REMOVED_LINES_SUFFIX)
+        }
         for key in keys:
             whole = step is not None and step.startswith(key.removesuffix(REMOVED_LINES_SUFFIX))
             found[key].append((rows.filter(pc.match_substring(rows.column("metadata"), f'"{key}": [[')), whole))
     result = []
     for key, parts in sorted(found.items()):
-        flagged = [(row, whole) for t, whole in parts for row in t.to_pylist()] if sum(t.num_rows for t, _ in parts) <= LINE_SAMPLE else None
+        flagged = (
+            [(row, whole) for t, whole in parts for row in t.to_pylist()]
+            if sum(t.num_rows for t, _ in parts) <= LINE_SAMPLE
+            else None
+        )
         if flagged is None:  # sample evenly over all parts without copying every row
             total = sum(t.num_rows for t, _ in parts)
             picks, offset, flagged = set(evenly(total, LINE_SAMPLE)), 0, []
@@ -195,11 +238,29 @@ def line_level(out: Path, steps: list[str]) -> list[dict]:
         items = []
         for row, whole in flagged:
             cuts = _meta(row)[key]
-            items.append({"id": row["id"], "source": row["source"], "lines": in_context(row["text"], cuts, whole),
-                          "reason": ", ".join(sorted({str(c[1]) for c in cuts})), "reasons": sorted({str(c[1]) for c in cuts}), "text": ""})
-        reasons = Counter(str(c[1]) for t, _ in parts for m in t.column("metadata").to_pylist() for c in json.loads(m)[key])
-        result.append({"key": key, "name": key.removesuffix(REMOVED_LINES_SUFFIX), "docs": sum(t.num_rows for t, _ in parts),
-                       "lines": sum(reasons.values()), "reasons": dict(reasons.most_common()), "items": items})
+            items.append(
+                {
+                    "id": row["id"],
+                    "source": row["source"],
+                    "lines": in_context(row["text"], cuts, whole),
+                    "reason": ", ".join(sorted({str(c[1]) for c in cuts})),
+                    "reasons": sorted({str(c[1]) for c in cuts}),
+                    "text": "",
+                }
+            )
+        reasons = Counter(
+            str(c[1]) for t, _ in parts for m in t.column("metadata").to_pylist() for c in json.loads(m)[key]
+        )
+        result.append(
+            {
+                "key": key,
+                "name": key.removesuffix(REMOVED_LINES_SUFFIX),
+                "docs": sum(t.num_rows for t, _ in parts),
+                "lines": sum(reasons.values()),
+                "reasons": dict(reasons.most_common()),
+                "items": items,
+            }
+        )
     return result
 
 
@@ -248,27 +309,74 @@ def funnel_svg(stats: dict) -> str:
     for i, (name, docs, nbytes) in enumerate(rows):
         y = i * row_h + 18
         dw, bw = bar_w * docs / docs0, bar_w * nbytes / bytes0
-        parts.append(f'<text x="{label_w - 8}" y="{y + 12}" text-anchor="end">{esc(name)}</text>'
-                     f'<rect x="{label_w}" y="{y}" width="{dw:.1f}" height="12" fill="#2f6fb3"><title>{docs:,} documents</title></rect>'
-                     f'<rect x="{label_w}" y="{y + 13}" width="{bw:.1f}" height="12" fill="#8fb3d9"><title>{nbytes:,} bytes</title></rect>'
-                     f'<text x="{label_w + max(dw, bw) + 6}" y="{y + 11}">{docs:,} docs ({_pct(docs, docs0)})</text>'
-                     f'<text x="{label_w + max(dw, bw) + 6}" y="{y + 24}" class="muted">{nbytes / 1e6:,.2f} MB ({_pct(nbytes, bytes0)})</text>')
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + 12}" text-anchor="end">{esc(name)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{dw:.1f}" height="12" fill="#2f6fb3">'
+            f"<title>{docs:,} documents</title></rect>"
+            f'<rect x="{label_w}" y="{y + 13}" width="{bw:.1f}" height="12" fill="#8fb3d9">'
+            f"<title>{nbytes:,} bytes</title></rect>"
+            f'<text x="{label_w + max(dw, bw) + 6}" y="{y + 11}">{docs:,} docs ({_pct(docs, docs0)})</text>'
+            f'<text x="{label_w + max(dw, bw) + 6}" y="{y + 24}" class="muted">'
+            f"{nbytes / 1e6:,.2f} MB ({_pct(nbytes, bytes0)})</text>"
+        )
     height = len(rows) * row_h + 24
-    legend = (f'<rect x="{label_w}" y="2" width="10" height="10" fill="#2f6fb3"/><text x="{label_w + 14}" y="11">documents</text>'
-              f'<rect x="{label_w + 100}" y="2" width="10" height="10" fill="#8fb3d9"/><text x="{label_w + 114}" y="11">text bytes</text>')
-    return (f'<svg role="img" aria-label="documents and bytes left after each step" width="{label_w + bar_w + 200}" '
-            f'height="{height}" viewBox="0 0 {label_w + bar_w + 200} {height}">{legend}{"".join(parts)}</svg>')
+    legend = (
+        f'<rect x="{label_w}" y="2" width="10" height="10" fill="#2f6fb3"/>'
+        f'<text x="{label_w + 14}" y="11">documents</text>'
+        f'<rect x="{label_w + 100}" y="2" width="10" height="10" fill="#8fb3d9"/>'
+        f'<text x="{label_w + 114}" y="11">text bytes</text>'
+    )
+    return (
+        f'<svg role="img" aria-label="documents and bytes left after each step" width="{label_w + bar_w + 200}" '
+        f'height="{height}" viewBox="0 0 {label_w + bar_w + 200} {height}">{legend}{"".join(parts)}</svg>'
+    )
 
 
 def funnel_table(stats: dict) -> str:
-    headers = ["step", "docs in", "docs out", "docs removed", "% docs", "MB in", "MB out", "MB removed", "% bytes", "reasons", "time (s)"]
-    keys = ["step", "docs_in", "docs_out", "docs_removed", None, "bytes_in", "bytes_out", "bytes_removed", None, "reasons", "time_s"]
+    headers = [
+        "step",
+        "docs in",
+        "docs out",
+        "docs removed",
+        "% docs",
+        "MB in",
+        "MB out",
+        "MB removed",
+        "% bytes",
+        "reasons",
+        "time (s)",
+    ]
+    keys = [
+        "step",
+        "docs_in",
+        "docs_out",
+        "docs_removed",
+        None,
+        "bytes_in",
+        "bytes_out",
+        "bytes_removed",
+        None,
+        "reasons",
+        "time_s",
+    ]
     rows = []
     for s in stats["steps"]:
         reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(s["reasons"].items(), key=lambda kv: -kv[1]))
-        rows.append([s["step"], num(s["docs_in"]), num(s["docs_out"]), num(s["docs_removed"]), _pct(s["docs_removed"], s["docs_in"]),
-                     Raw(_mb(s["bytes_in"])), Raw(_mb(s["bytes_out"])), Raw(_mb(s["bytes_removed"])),
-                     _pct(s["bytes_removed"], s["bytes_in"]), reasons, f"{s['time_s']:.1f}"])
+        rows.append(
+            [
+                s["step"],
+                num(s["docs_in"]),
+                num(s["docs_out"]),
+                num(s["docs_removed"]),
+                _pct(s["docs_removed"], s["docs_in"]),
+                Raw(_mb(s["bytes_in"])),
+                Raw(_mb(s["bytes_out"])),
+                Raw(_mb(s["bytes_removed"])),
+                _pct(s["bytes_removed"], s["bytes_in"]),
+                reasons,
+                f"{s['time_s']:.1f}",
+            ]
+        )
     return table(headers, rows, numeric={1, 2, 3, 4, 5, 6, 7, 8, 10}, keys=keys)
 
 
@@ -279,8 +387,16 @@ def _mb(n: int) -> str:
 
 def breakdown_table(rows: list[dict], label: str, steps: list[str]) -> str:
     used = [s for s in steps if any(r["removed"].get(s) for r in rows)]
-    body = [[r["key"], num(r["docs_in"]), num(r["kept"]), _pct(r["kept"], r["docs_in"]), *[num(r["removed"].get(s, 0)) for s in used]]
-            for r in rows]
+    body = [
+        [
+            r["key"],
+            num(r["docs_in"]),
+            num(r["kept"]),
+            _pct(r["kept"], r["docs_in"]),
+            *[num(r["removed"].get(s, 0)) for s in used],
+        ]
+        for r in rows
+    ]
     step_headers = [Raw(f'<span class="muted">removed by</span><br>{esc(s).replace("_", "_<wbr>")}') for s in used]
     return table([label, "docs in", "kept", "% kept", *step_headers], body, numeric=set(range(1, 4 + len(used))))
 
@@ -294,60 +410,97 @@ def render_html(stats: dict, manifest: dict, out: Path) -> str:
         if not total:
             continue
         if s["step"] == "exact_dedup":
-            add_exact_pairs(out, items, steps[i + 1:], n_grams)
+            add_exact_pairs(out, items, steps[i + 1 :], n_grams)
         elif s["step"] == "minhash":
             add_minhash_pairs(out, items, n_grams)
         link = f"removed/{s['step']}/"
-        note = (f"All {total:,} removed documents are shown." if total == len(items) else
-                f"An evenly spaced sample of {len(items):,} of the {total:,} removed documents; all of them are in "
-                f'<a href="{esc(link)}">{esc(link)}</a> (Arrow shards, same schema as the corpus).')
-        browsers.append({"id": f"removed-{s['step']}", "title": s["step"], "total": total, "items": [it for _, _, it in items]})
-        sections.append(f'<h3 id="removed-{esc(s["step"])}">{esc(s["step"])}: {total:,} documents removed</h3>'
-                        f'<p class="note">{note}</p><div class="browser" data-browser="removed-{esc(s["step"])}"></div>')
+        note = (
+            f"All {total:,} removed documents are shown."
+            if total == len(items)
+            else f"An evenly spaced sample of {len(items):,} of the {total:,} removed documents; all of them are in "
+            f'<a href="{esc(link)}">{esc(link)}</a> (Arrow shards, same schema as the corpus).'
+        )
+        browsers.append(
+            {"id": f"removed-{s['step']}", "title": s["step"], "total": total, "items": [it for _, _, it in items]}
+        )
+        sections.append(
+            f'<h3 id="removed-{esc(s["step"])}">{esc(s["step"])}: {total:,} documents removed</h3>'
+            f'<p class="note">{note}</p><div class="browser" data-browser="removed-{esc(s["step"])}"></div>'
+        )
     line_sections = []
     for block in line_level(out, steps):
-        browsers.append({"id": f"lines-{block['name']}", "title": block["name"], "total": block["docs"], "items": block["items"]})
+        browsers.append(
+            {"id": f"lines-{block['name']}", "title": block["name"], "total": block["docs"], "items": block["items"]}
+        )
         reasons = ", ".join(f"{r} {n:,}" for r, n in block["reasons"].items())
         line_sections.append(
-            f'<h3 id="lines-{esc(block["name"])}">{esc(block["name"])}: {block["lines"]:,} lines cut from {block["docs"]:,} documents</h3>'
-            f'<p class="note">Reasons: {esc(reasons)}. Cut lines are struck through in red, in their place in the document as read'
-            f'{"" if block["docs"] <= LINE_SAMPLE else f"; a sample of {LINE_SAMPLE} of the documents"}.</p>'
-            f'<div class="browser" data-browser="lines-{esc(block["name"])}"></div>')
+            f'<h3 id="lines-{esc(block["name"])}">{esc(block["name"])}: '
+            f"{block['lines']:,} lines cut from {block['docs']:,} documents</h3>"
+            f'<p class="note">Reasons: {esc(reasons)}. '
+            "Cut lines are struck through in red, in their place in the document as read"
+            f"{'' if block['docs'] <= LINE_SAMPLE else f'; a sample of {LINE_SAMPLE} of the documents'}.</p>"
+            f'<div class="browser" data-browser="lines-{esc(block["name"])}"></div>'
+        )
 
     inp, outp = stats["input"], stats["output"]
     bd = breakdowns(out, steps)
-    cards = "".join(f'<div class="card"><span class="muted">{esc(k)}</span><b data-key="{esc(key)}">{esc(v)}</b>{esc(sub)}</div>' for k, key, v, sub in [
-        ("documents read", "input_documents", num(inp["documents"]), ""),
-        ("documents kept", "output_documents", num(outp["documents"]), _pct(outp["documents"], inp["documents"])),
-        ("text read (MB)", "input_mb", f"{inp['text_bytes'] / 1e6:,.2f}", ""),
-        ("text kept (MB)", "output_mb", f"{outp['text_bytes'] / 1e6:,.2f}", _pct(outp["text_bytes"], inp["text_bytes"])),
-        ("shards", "shards", num(len(manifest.get("shards", []))), f"{manifest.get('rows', 0):,} rows"),
-    ])
+    cards = "".join(
+        f'<div class="card"><span class="muted">{esc(k)}</span><b data-key="{esc(key)}">{esc(v)}</b>{esc(sub)}</div>'
+        for k, key, v, sub in [
+            ("documents read", "input_documents", num(inp["documents"]), ""),
+            ("documents kept", "output_documents", num(outp["documents"]), _pct(outp["documents"], inp["documents"])),
+            ("text read (MB)", "input_mb", f"{inp['text_bytes'] / 1e6:,.2f}", ""),
+            (
+                "text kept (MB)",
+                "output_mb",
+                f"{outp['text_bytes'] / 1e6:,.2f}",
+                _pct(outp["text_bytes"], inp["text_bytes"]),
+            ),
+            ("shards", "shards", num(len(manifest.get("shards", []))), f"{manifest.get('rows', 0):,} rows"),
+        ]
+    )
     toc = ['<a href="#funnel">funnel</a>', '<a href="#sources">by source</a>', '<a href="#languages">by language</a>']
-    toc += ['<a href="#lines">cut lines</a>'] * bool(line_sections) + ['<a href="#removed">removed documents</a>'] * bool(sections)
+    toc += ['<a href="#lines">cut lines</a>'] * bool(line_sections) + [
+        '<a href="#removed">removed documents</a>'
+    ] * bool(sections)
     body = [
         f"<h1>Clean corpus report: preset <code>{esc(stats['preset'])}</code></h1>",
         f'<p class="muted">Inputs: {", ".join(f"<code>{esc(p)}</code>" for p in manifest.get("inputs", []))}. '
         f"Every number here is read from this run's <code>stats.json</code> and shards "
-        f'(<a href="stats.json">stats.json</a>, <a href="manifest.json">manifest.json</a>, <a href="report.md">report.md</a>).</p>',
+        '(<a href="stats.json">stats.json</a>, <a href="manifest.json">manifest.json</a>, '
+        '<a href="report.md">report.md</a>).</p>',
         f'<nav class="toc">{"".join(toc)}</nav>',
         f'<div class="cards">{cards}</div>',
-        '<h2 id="funnel">What each step removed</h2>', funnel_svg(stats), f'<div id="funnel-table">{funnel_table(stats)}</div>',
-        '<p class="note">Bytes removed by a step that keeps a document can come from lines it cut (C4 quality, the paper cleaner).</p>',
+        '<h2 id="funnel">What each step removed</h2>',
+        funnel_svg(stats),
+        f'<div id="funnel-table">{funnel_table(stats)}</div>',
+        '<p class="note">Bytes removed by a step that keeps a document can come from lines it cut '
+        "(C4 quality, the paper cleaner).</p>",
     ]
     if inp.get("skipped"):
-        body += ["<h3>Skipped input (not documents)</h3>",
-                 table(["reason", "count"], [[r, num(n)] for r, n in sorted(inp["skipped"].items())], numeric={1}),
-                 '<p class="note">Each skip is listed with its file and line in <code>.work/skipped/</code>.</p>']
-    body += ['<h2 id="sources">By input source</h2>', breakdown_table(bd["source"], "source", steps),
-             '<h2 id="languages">By detected language</h2>', breakdown_table(bd["language"], "language", steps)]
+        body += [
+            "<h3>Skipped input (not documents)</h3>",
+            table(["reason", "count"], [[r, num(n)] for r, n in sorted(inp["skipped"].items())], numeric={1}),
+            '<p class="note">Each skip is listed with its file and line in <code>.work/skipped/</code>.</p>',
+        ]
+    body += [
+        '<h2 id="sources">By input source</h2>',
+        breakdown_table(bd["source"], "source", steps),
+        '<h2 id="languages">By detected language</h2>',
+        breakdown_table(bd["language"], "language", steps),
+    ]
     if line_sections:
         body += ['<h2 id="lines">Lines cut inside documents</h2>', *line_sections]
     if sections:
-        body += ['<h2 id="removed">Removed documents, step by step</h2>',
-                 '<p class="note">Search matches the id, source, reason and text; the reason list filters by why a document went. '
-                 "Deduplication shows the copy that was kept beside the removed one, with the Jaccard similarity of their word "
-                 f"{n_grams}-grams; decontamination shows the evaluation text matched.</p>", *sections]
+        body += [
+            '<h2 id="removed">Removed documents, step by step</h2>',
+            '<p class="note">Search matches the id, source, reason and text; '
+            "the reason list filters by why a document went. "
+            "Deduplication shows the copy that was kept beside the removed one, "
+            "with the Jaccard similarity of their word "
+            f"{n_grams}-grams; decontamination shows the evaluation text matched.</p>",
+            *sections,
+        ]
     body.append(json_block("report-data", {"browsers": browsers}))
     return page(f"Clean corpus report: {stats['preset']}", "\n".join(body), BROWSER_JS)
 
@@ -359,7 +512,9 @@ BROWSER_JS = r"""
   const PER_PAGE = 10;
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) { if (k === 'text') e.textContent = v; else e.setAttribute(k, v); }
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === 'text') e.textContent = v; else e.setAttribute(k, v);
+    }
     for (const k of kids) if (k) e.appendChild(k);
     return e;
   }
@@ -371,26 +526,34 @@ BROWSER_JS = r"""
     return parts.join('\n').toLowerCase();
   }
   function renderItem(it) {
-    const head = el('header', {}, el('span', {class: 'mono', text: it.id}), it.source !== it.id ? el('span', {text: it.source}) : null,
-                    it.lang ? el('span', {text: 'language: ' + it.lang}) : null, el('span', {class: 'reason', text: it.reason || ''}));
+    const head = el('header', {}, el('span', {class: 'mono', text: it.id}),
+                    it.source !== it.id ? el('span', {text: it.source}) : null,
+                    it.lang ? el('span', {text: 'language: ' + it.lang}) : null,
+                    el('span', {class: 'reason', text: it.reason || ''}));
     const box = el('article', {class: 'doc'}, head);
     if (it.lines) {
       const lines = el('div', {class: 'text'});
       for (const [t, why] of it.lines) {
-        const line = el('div', {class: 'line' + (why ? ' cut' : '')}, why ? el('span', {class: 'why', text: why}) : null);
+        const line = el('div', {class: 'line' + (why ? ' cut' : '')},
+                        why ? el('span', {class: 'why', text: why}) : null);
         line.appendChild(document.createTextNode(t === '' ? '\u00a0' : t));
         lines.appendChild(line);
       }
       box.appendChild(lines);
     } else if (it.pair && !it.pair.missing) {
       box.appendChild(el('div', {class: 'pair'},
-        el('div', {class: 'removed-side'}, el('h4', {text: 'removed: ' + it.id}), el('div', {class: 'text', text: it.text})),
-        el('div', {class: 'kept-side'}, el('h4', {text: (it.pair.where === 'kept' ? 'kept: ' : it.pair.where + ': ') + it.pair.id +
-                                                   (it.pair.source !== it.pair.id ? ' (' + it.pair.source + ')' : '')}), el('div', {class: 'text', text: it.pair.text}))));
-      box.appendChild(el('p', {class: 'note jaccard', text: 'Jaccard similarity of word n-grams: ' + it.pair.jaccard.toFixed(3)}));
+        el('div', {class: 'removed-side'}, el('h4', {text: 'removed: ' + it.id}),
+               el('div', {class: 'text', text: it.text})),
+        el('div', {class: 'kept-side'},
+               el('h4', {text: (it.pair.where === 'kept' ? 'kept: ' : it.pair.where + ': ') + it.pair.id +
+                               (it.pair.source !== it.pair.id ? ' (' + it.pair.source + ')' : '')}),
+               el('div', {class: 'text', text: it.pair.text}))));
+      box.appendChild(el('p', {class: 'note jaccard',
+                               text: 'Jaccard similarity of word n-grams: ' + it.pair.jaccard.toFixed(3)}));
     } else {
       box.appendChild(el('div', {class: 'text', text: it.text}));
-      if (it.pair && it.pair.missing) box.appendChild(el('p', {class: 'note', text: 'Duplicate of: ' + it.pair.missing}));
+      if (it.pair && it.pair.missing)
+        box.appendChild(el('p', {class: 'note', text: 'Duplicate of: ' + it.pair.missing}));
     }
     if (it.eval) {
       box.appendChild(el('p', {class: 'note', text: 'Matched ' + it.eval.file + ' on: "' + it.eval.span + '"'}));
@@ -402,12 +565,15 @@ BROWSER_JS = r"""
     const root = document.querySelector('[data-browser="' + b.id + '"]');
     if (!root) continue;
     b.items.forEach(it => { it._hay = haystack(it); });
-    const search = el('input', {type: 'search', placeholder: 'search id, source, reason, text', 'aria-label': 'search ' + b.title});
+    const search = el('input', {type: 'search', placeholder: 'search id, source, reason, text',
+                                'aria-label': 'search ' + b.title});
     const select = el('select', {'aria-label': 'reason'}, el('option', {value: '', text: 'every reason'}));
     const reasons = it => it.reasons || [it.reason];  // a document that lost lines has one reason per line
-    for (const r of [...new Set(b.items.flatMap(reasons))].sort()) select.appendChild(el('option', {value: r, text: r || '(none)'}));
+    for (const r of [...new Set(b.items.flatMap(reasons))].sort())
+      select.appendChild(el('option', {value: r, text: r || '(none)'}));
     const status = el('span', {class: 'muted status'});
-    const prev = el('button', {type: 'button', text: '\u2190 previous'}), next = el('button', {type: 'button', text: 'next \u2192'});
+    const prev = el('button', {type: 'button', text: '\u2190 previous'}),
+          next = el('button', {type: 'button', text: 'next \u2192'});
     const list = el('div', {class: 'items'});
     root.append(el('div', {class: 'controls'}, search, select, el('span', {class: 'pager'}, prev, next), status), list);
     let page = 0;
@@ -417,7 +583,8 @@ BROWSER_JS = r"""
       const pages = Math.max(1, Math.ceil(hits.length / PER_PAGE));
       page = Math.min(page, pages - 1);
       list.replaceChildren(...hits.slice(page * PER_PAGE, (page + 1) * PER_PAGE).map(renderItem));
-      status.textContent = hits.length + ' of ' + b.items.length + ' shown documents match; page ' + (page + 1) + ' of ' + pages;
+      status.textContent = hits.length + ' of ' + b.items.length + ' shown documents match; page ' +
+                           (page + 1) + ' of ' + pages;
       root.dataset.matches = hits.length;
       prev.disabled = page === 0; next.disabled = page >= pages - 1;
     }

@@ -8,6 +8,7 @@ submitting them twice. Waiting reads what the jobs leave behind: datatrove's com
 task, our progress lines in the task logs, and `squeue` for what is still queued. A stage whose jobs
 have left the queue with tasks unfinished failed: its Slurm log is named and the jobs after it cancelled.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,16 @@ def make_slurm_executor(stage, logging_dir: str, cfg, depends=None) -> StageExec
         raise CorpusError("--executor slurm needs --slurm-partition")
     env = {"env_command": cfg.slurm_env} if cfg.slurm_env else this_environment()
     return StageExecutor(
-        stage.steps, tasks=stage.tasks, workers=-1, logging_dir=logging_dir, skip_completed=True, time=cfg.slurm_time,
-        partition=cfg.slurm_partition, job_name=f"clean-{stage.name}", depends=depends, **env,
+        stage.steps,
+        tasks=stage.tasks,
+        workers=-1,
+        logging_dir=logging_dir,
+        skip_completed=True,
+        time=cfg.slurm_time,
+        partition=cfg.slurm_partition,
+        job_name=f"clean-{stage.name}",
+        depends=depends,
+        **env,
     )
 
 
@@ -55,8 +64,10 @@ def jobs_file(lay) -> Path:
 
 
 def record_jobs(lay, stages, executors) -> list[dict]:
-    jobs = [{"stage": s.name, "tasks": s.tasks, "job_id": str(e.job_id), "logs": str(lay.logs / s.name)}
-            for s, e in zip(stages, executors)]
+    jobs = [
+        {"stage": s.name, "tasks": s.tasks, "job_id": str(e.job_id), "logs": str(lay.logs / s.name)}
+        for s, e in zip(stages, executors)
+    ]
     atomic_json(jobs_file(lay), jobs)
     return jobs
 
@@ -93,7 +104,11 @@ def failed_task_logs(job: dict) -> list[str]:
     logs = Path(job["logs"])
     completed = {p.name for p in (logs / "completions").iterdir()} if (logs / "completions").is_dir() else set()
     ranks = json.loads((logs / "ranks_to_run.json").read_text()) if (logs / "ranks_to_run.json").exists() else []
-    return [str(logs / "slurm_logs" / f"{job['job_id']}_{i}.out") for i, rank in enumerate(ranks) if f"{rank:05d}" not in completed]
+    return [
+        str(logs / "slurm_logs" / f"{job['job_id']}_{i}.out")
+        for i, rank in enumerate(ranks)
+        if f"{rank:05d}" not in completed
+    ]
 
 
 def last_progress(job: dict) -> str:
@@ -122,13 +137,18 @@ def wait_for(jobs: list[dict], poll_s: float = 3.0) -> None:
             if job["job_id"] not in states:
                 time.sleep(poll_s)  # left the queue unfinished: give a shared file system time to show the markers
                 if done_tasks(job) < job["tasks"]:
-                    cancel(jobs[i + 1:])
+                    cancel(jobs[i + 1 :])
                     logs = failed_task_logs(job) or [job["logs"]]
-                    raise StageFailed(f"Slurm stage {job['stage']} (job {job['job_id']}) failed: "
-                                      f"{job['tasks'] - done_tasks(job)} of {job['tasks']} tasks unfinished; read {logs[0]}"
-                                      + (f" (and {len(logs) - 1} more logs there)" if len(logs) > 1 else ""))
+                    raise StageFailed(
+                        f"Slurm stage {job['stage']} (job {job['job_id']}) failed: "
+                        f"{job['tasks'] - done_tasks(job)} of {job['tasks']} tasks unfinished; read {logs[0]}"
+                        + (f" (and {len(logs) - 1} more logs there)" if len(logs) > 1 else "")
+                    )
                 continue
-            line = f"slurm: stage {i + 1}/{len(jobs)} {job['stage']}: {done}/{job['tasks']} tasks done, job {job['job_id']} {states[job['job_id']].lower()}"
+            line = (
+                f"slurm: stage {i + 1}/{len(jobs)} {job['stage']}: {done}/{job['tasks']} tasks done, "
+                f"job {job['job_id']} {states[job['job_id']].lower()}"
+            )
             progress = last_progress(job)
             line += f"; {progress}" if progress else ""
             if line != shown:
@@ -151,11 +171,17 @@ def submit(stages: list, cfg, lay, wait: bool = True) -> dict:
     if jobs is None:
         executors = []
         for stage in stages:
-            executors.append(make_slurm_executor(stage, str(lay.logs / stage.name), cfg,
-                                                 depends=executors[-1] if executors else None))
+            executors.append(
+                make_slurm_executor(
+                    stage, str(lay.logs / stage.name), cfg, depends=executors[-1] if executors else None
+                )
+            )
         executors[-1].run()  # submits the whole chain, each stage after the one it depends on
         jobs = record_jobs(lay, stages, executors)
-        logger.info(f"submitted to Slurm: {sum(j['job_id'] != '-1' for j in jobs)} job arrays; check on them: {check_command(jobs)}")
+        logger.info(
+            f"submitted to Slurm: {sum(j['job_id'] != '-1' for j in jobs)} job arrays; "
+            f"check on them: {check_command(jobs)}"
+        )
     else:
         logger.info(f"the jobs submitted before are still queued; waiting for them ({check_command(jobs)})")
     if not wait:

@@ -20,6 +20,7 @@ Documents are named as without splitting: a record's own id, else `file#line-ind
 needs a number (a record without an id, or a bad line to report), so records with ids in a remote
 file cost no extra reads.
 """
+
 from __future__ import annotations
 
 import bisect

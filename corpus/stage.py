@@ -1,4 +1,5 @@
 """A stage of the cleaning pipeline (datatrove steps run as parallel tasks), and the measurements between steps."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -8,6 +8,7 @@ usual places of each file system (for S3: `AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL
 Everything here takes and returns plain strings; local paths stay local paths (read with the
 built-in `open`, which is faster than going through fsspec).
 """
+
 from __future__ import annotations
 
 import io
@@ -28,7 +29,7 @@ def is_remote(path: str | os.PathLike) -> bool:
 def local_path(path: str | os.PathLike) -> str:
     """`file:///x` -> `/x`; local paths unchanged. Only for paths that are not remote."""
     path = str(path)
-    return path[len("file://"):] if path.startswith("file://") else path
+    return path[len("file://") :] if path.startswith("file://") else path
 
 
 def fs_and_path(url: str):
@@ -46,7 +47,9 @@ def join(root: str, *parts: str) -> str:
 
 
 def parent(path: str) -> str:
-    return posixpath.dirname(path.rstrip("/")) if is_remote(path) else os.path.dirname(os.path.abspath(local_path(path)))
+    return (
+        posixpath.dirname(path.rstrip("/")) if is_remote(path) else os.path.dirname(os.path.abspath(local_path(path)))
+    )
 
 
 def open_file(path: str, mode: str = "rb"):
@@ -74,7 +77,7 @@ class Entry:
         """The file's name relative to its root, with `/` (names documents: `source`, default ids). Bytes of
         a local name that are not UTF-8 are written as `\\xNN`, so the name can be stored and shown."""
         if is_remote(self.root):
-            return self.path[len(self.root.rstrip("/")) + 1:]
+            return self.path[len(self.root.rstrip("/")) + 1 :]
         relative = os.path.relpath(self.path, self.root).replace(os.sep, "/")
         return relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
@@ -134,6 +137,6 @@ def find_files(path: str) -> list[Entry]:
     for name, info in fs.find(inner, detail=True).items():
         if info.get("type") == "directory":
             continue
-        rel = name[len(inner) + 1:] if name.startswith(inner + "/") else name.lstrip("/")
+        rel = name[len(inner) + 1 :] if name.startswith(inner + "/") else name.lstrip("/")
         found.append(Entry(root, f"{root}/{rel}", int(info.get("size") or 0)))
     return sorted(found, key=lambda e: e.relative)

@@ -8,6 +8,7 @@ spaCy does for what those heuristics look at, with plain string operations and r
 It is a datatrove `WordTokenizer`: pass an instance as `language=` to datatrove's filters and
 MinHash steps (`load_word_tokenizer` accepts a tokenizer instance).
 """
+
 from __future__ import annotations
 
 import re
@@ -23,7 +24,9 @@ from datatrove.utils.word_tokenizers import WordTokenizer
 # `full` filters agree with spaCy's on 98.7% of English pages (`make bench`).
 _PREFIX = frozenset("\"'([{<*`“‘«¿¡$#_&=~+§")
 _SUFFIX = frozenset("\"'.,;:!?)]}>%”’»…(*")
-_INFIX_RE = re.compile(r"(?<=[^\W_])(-|–|—|~)(?=[^\W\d_])|(\.\.+|…)|(?<=[^\W_])([:<>=/])(?=[^\W\d_])|(?<=[^\W\d_])(,)(?=[^\W\d_])")
+_INFIX_RE = re.compile(
+    r"(?<=[^\W_])(-|–|—|~)(?=[^\W\d_])|(\.\.+|…)|(?<=[^\W_])([:<>=/])(?=[^\W\d_])|(?<=[^\W\d_])(,)(?=[^\W\d_])"
+)
 _CONTRACTION_RE = re.compile(r"(?i)^(.+?)(n['’]t|['’](?:s|re|ll|ve|d|m))$")
 _ABBREVIATION_RE = re.compile(r"(?:[^\W\d_]\.)+")  # e.g. i.e. U.S.
 # a sentence ends at terminal punctuation (plus closing quotes/brackets) followed by space, or at a blank line
@@ -56,8 +59,12 @@ def split_piece(piece: str) -> list[str]:
 
 def split_non_alnum(piece: str) -> list[str] | tuple[str, str]:
     """`split_piece` of a piece that is not all letters and digits, with a fast path for "word," and "word."."""
-    if piece[:-1].isalnum() and piece[-1] in _SUFFIX and (len(piece) > 2 or piece[-1] != ".") \
-            and piece[:-1].lower() != "cannot":  # "word," "word." (not "a.", an abbreviation): what split_piece does
+    if (
+        piece[:-1].isalnum()
+        and piece[-1] in _SUFFIX
+        and (len(piece) > 2 or piece[-1] != ".")
+        and piece[:-1].lower() != "cannot"
+    ):  # "word," "word." (not "a.", an abbreviation): what split_piece does
         return piece[:-1], piece[-1]
     return split_piece(piece)
 
@@ -91,7 +98,7 @@ class RegexWordTokenizer(WordTokenizer):
     def span_tokenize(self, text: str) -> list[tuple[int, int]]:
         spans, start = [], 0
         for match in SENTENCE_END_RE.finditer(text):
-            if text[start:match.start()].strip():
+            if text[start : match.start()].strip():
                 spans.append((start, match.start()))
             start = match.end()
         if text[start:].strip():

@@ -1,5 +1,6 @@
 """eval: the metrics (perplexity, GLUE fine-tuning, knowledge distillation, evaluation data) as a library, and
 the studies built on them in `eval.studies`."""
+
 from safe_output import UserError
 
 

@@ -10,6 +10,7 @@
 Every command also reads its settings from `--config FILE` (flags override it); a study writes the resolved
 settings into its folder as config.toml, which `--config` reads back to run it again.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -24,8 +25,10 @@ COMMANDS = {  # command: (module, one-line help); each module has `Settings` (a 
     "perplexity": ("eval.perplexity", "sliding-window perplexity on text files or token shards"),
     "blimp": ("eval.blimp", "BLiMP zero-shot: accuracy on 67 paradigms of grammatical/ungrammatical minimal pairs"),
     "glue": ("eval.glue", "fine-tune on a GLUE task (optionally with knowledge distillation)"),
-    "ablation": ("eval.studies.ablation", "does cleaning help? none vs paper vs full, or each step of full "
-                 "(--study steps)"),
+    "ablation": (
+        "eval.studies.ablation",
+        "does cleaning help? none vs paper vs full, or each step of full (--study steps)",
+    ),
     "compare": ("eval.studies.compare", "truncation vs distillation vs scratch, at equal token budget"),
     "kd-study": ("eval.studies.kd_study", "KD techniques during fine-tuning, on SST-2, CoLA and RTE"),
 }
@@ -42,11 +45,18 @@ def build_parser() -> cli_config.OneLineParser:
         cli_config.add_arguments(p, importlib.import_module(module).Settings)
         running = p.add_argument_group("running")
         if name in STUDIES or name == "glue":
-            running.add_argument("--wait", action="store_true", help="if another run is using --output, wait for it to "
-                                 "end (default: stop at once)")
-        running.add_argument("--eval-data", metavar="DIR", help="folder with wikitext-2-raw/ and glue/ (default: "
-                             "$EVAL_DATA, else ../shared/data from the current directory when present, else the "
-                             "Hugging Face hub when online)")
+            running.add_argument(
+                "--wait",
+                action="store_true",
+                help="if another run is using --output, wait for it to end (default: stop at once)",
+            )
+        running.add_argument(
+            "--eval-data",
+            metavar="DIR",
+            help="folder with wikitext-2-raw/ and glue/ (default: "
+            "$EVAL_DATA, else ../shared/data from the current directory when present, else the "
+            "Hugging Face hub when online)",
+        )
     return parser
 
 
@@ -67,13 +77,14 @@ def run(args) -> None:
         command.run(settings, args)
         return
     # a study writes only into a folder it made, one run at a time
-    inputs = {f"--{name.replace('_', '-')}": [v] if isinstance(v, str) else v
-              for name in ("input", "clean", "clean_root", "teacher", "teacher_data", "student")
-              if (v := getattr(settings, name, None))}
+    inputs = {
+        f"--{name.replace('_', '-')}": [v] if isinstance(v, str) else v
+        for name in ("input", "clean", "clean_root", "teacher", "teacher_data", "student")
+        if (v := getattr(settings, name, None))
+    }
     if args.eval_data:
         inputs["--eval-data"] = [args.eval_data]
-    with use_output(settings.output, f"eval {args.command}", wait=args.wait,
-                    inputs=inputs):
+    with use_output(settings.output, f"eval {args.command}", wait=args.wait, inputs=inputs):
         cli_config.write_record(settings, settings.output, f"python -m eval {args.command}")
         command.run(settings, args)
 

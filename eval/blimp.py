@@ -8,6 +8,7 @@ gets the higher total log-probability. Each sentence is scored after the tokeniz
 Chance is 50%. Accuracy is reported overall (mean over pairs), per linguistic field and per paradigm, and
 the per-pair outcomes are kept, so two models scored on the same pairs can be compared pair by pair.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,9 @@ def read_paradigms(folder: Path, names: list[str] | None = None, max_pairs: int 
     known = {f.stem: f for f in files}
     unknown = sorted(set(names or []) - set(known))
     if unknown:
-        raise EvalError(f"unknown BLiMP paradigm(s) {', '.join(unknown)}; {folder} has {len(known)}, e.g. {files[0].stem}")
+        raise EvalError(
+            f"unknown BLiMP paradigm(s) {', '.join(unknown)}; {folder} has {len(known)}, e.g. {files[0].stem}"
+        )
     paradigms = {}
     for name in names or sorted(known):
         pairs = []
@@ -41,8 +44,9 @@ def read_paradigms(folder: Path, names: list[str] | None = None, max_pairs: int 
                     row = json.loads(line)
                     pairs.append({"good": row["sentence_good"], "bad": row["sentence_bad"], "field": row["field"]})
                 except (ValueError, KeyError, TypeError):
-                    raise EvalError(f"{known[name]} line {number}: not a BLiMP pair (sentence_good, sentence_bad, "
-                                    "field)") from None
+                    raise EvalError(
+                        f"{known[name]} line {number}: not a BLiMP pair (sentence_good, sentence_bad, field)"
+                    ) from None
                 if max_pairs and len(pairs) == max_pairs:
                     break
         paradigms[name] = pairs
@@ -66,7 +70,7 @@ def sentence_logprobs(model, tokenizer, sentences: list[str], batch_size: int = 
     # longest first, so batches hold sentences of similar length and little padding
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
+        chunk = order[start : start + batch_size]
         width = max(len(encoded[i]) for i in chunk)
         # right padding needs no attention mask: causal attention never lets a real token see a later pad
         ids = torch.full((len(chunk), width), begin, dtype=torch.long)
@@ -97,24 +101,36 @@ def score(model, tokenizer, paradigms: dict[str, list[dict]], batch_size: int = 
             by_field.setdefault(pair["field"], []).append(r)
         if number % 10 == 0 or number == len(paradigms):
             rate = number / (time.time() - started)
-            print(f"  blimp: {number}/{len(paradigms)} paradigms, ETA {(len(paradigms) - number) / rate:,.0f}s",
-                  flush=True)
+            print(
+                f"  blimp: {number}/{len(paradigms)} paradigms, ETA {(len(paradigms) - number) / rate:,.0f}s",
+                flush=True,
+            )
     every = [c == "1" for o in outcomes.values() for c in o]
-    return {"accuracy": sum(every) / len(every), "pairs": len(every),
-            "fields": {f: sum(r) / len(r) for f, r in sorted(by_field.items())},
-            "paradigms": by_paradigm, "outcomes": outcomes}
+    return {
+        "accuracy": sum(every) / len(every),
+        "pairs": len(every),
+        "fields": {f: sum(r) / len(r) for f, r in sorted(by_field.items())},
+        "paradigms": by_paradigm,
+        "outcomes": outcomes,
+    }
 
 
 @dataclass
 class BlimpConfig:
-    model: str = opt("", "model directory (our export or any Hugging Face causal LM)", required=True,
-                     positional=True, metavar="MODEL_DIR")
+    model: str = opt(
+        "",
+        "model directory (our export or any Hugging Face causal LM)",
+        required=True,
+        positional=True,
+        metavar="MODEL_DIR",
+    )
     paradigms: list[str] | None = opt(None, "paradigm names to score (default: all 67)", nargs="*", metavar="NAME")
     max_pairs: int = opt(0, "score only the first N pairs of each paradigm (0: all 1,000)", check=at_least(0))
     batch_size: int = opt(64, "sentences per forward pass", check=positive())
     device: str = opt("cpu", "cpu, cuda or cuda:N")
-    json: str = opt("", "write the results (with each pair's outcome) to this JSON file (default: print them only)",
-                    metavar="FILE")
+    json: str = opt(
+        "", "write the results (with each pair's outcome) to this JSON file (default: print them only)", metavar="FILE"
+    )
 
 
 Settings = BlimpConfig

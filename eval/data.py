@@ -6,6 +6,7 @@ the current directory (when present). With none of them, online, the Hugging Fac
 name (`wikitext`, `glue`) are fetched once and written in that layout under `~/.cache/gpt2-compress/`;
 offline, one line says what to pass.
 """
+
 from __future__ import annotations
 
 import os
@@ -71,8 +72,10 @@ def blimp_dir() -> Path:
         names = get_dataset_config_names("nyu-mll/blimp")
         paradigms = {name: load_dataset("nyu-mll/blimp", name, split="train") for name in names}
     except Exception as e:  # offline, or the hub refused
-        _missing(f"no local BLiMP found ({', '.join(map(str, candidates()[:-1]))}) and the Hugging Face hub is "
-                 f"unreachable ({type(e).__name__})")
+        _missing(
+            f"no local BLiMP found ({', '.join(map(str, candidates()[:-1]))}) and the Hugging Face hub is "
+            f"unreachable ({type(e).__name__})"
+        )
     import json
 
     (HUB_CACHE / BLIMP).mkdir(parents=True, exist_ok=True)
@@ -97,8 +100,10 @@ def _from_hub() -> None:
         wiki = load_dataset("wikitext", "wikitext-2-raw-v1", split="test")
         glue = {task: load_dataset("glue", task) for task in ("sst2", "cola", "rte")}
     except Exception as e:  # offline, or the hub refused: one line, what to pass instead
-        _missing(f"no local copy found ({', '.join(map(str, candidates()[:-1]))}) and the Hugging Face hub is unreachable "
-                 f"({type(e).__name__})")
+        _missing(
+            f"no local copy found ({', '.join(map(str, candidates()[:-1]))}) and the Hugging Face hub is unreachable "
+            f"({type(e).__name__})"
+        )
     (HUB_CACHE / WIKITEXT).parent.mkdir(parents=True, exist_ok=True)
     tmp = HUB_CACHE / (str(WIKITEXT) + ".tmp")
     tmp.write_text("".join(wiki["text"]), encoding="utf-8")
@@ -107,8 +112,16 @@ def _from_hub() -> None:
     layouts = {  # the TSV layouts of the original GLUE release, which eval.glue reads
         "sst2": ("SST-2", ["sentence", "label"], lambda r: [clean(r["sentence"]), r["label"]]),
         "cola": ("CoLA", None, lambda r: ["hub", r["label"], "", clean(r["sentence"])]),
-        "rte": ("RTE", ["index", "sentence1", "sentence2", "label"],
-                lambda r: [r["idx"], clean(r["sentence1"]), clean(r["sentence2"]), ["entailment", "not_entailment"][r["label"]]]),
+        "rte": (
+            "RTE",
+            ["index", "sentence1", "sentence2", "label"],
+            lambda r: [
+                r["idx"],
+                clean(r["sentence1"]),
+                clean(r["sentence2"]),
+                ["entailment", "not_entailment"][r["label"]],
+            ],
+        ),
     }
     for task, (folder, header, row) in layouts.items():
         directory = HUB_CACHE / GLUE / folder

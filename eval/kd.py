@@ -17,6 +17,7 @@
              Total: vanilla KD + rail_weight * that term. The projections have no bias and no weight decay, and
              the normalisation comes after them, so shrinking them to 0 cannot lower the loss.
 """
+
 from __future__ import annotations
 
 import random
@@ -45,20 +46,32 @@ def annealing_plan(epochs: int, phase2_epochs: int, steps_per_epoch: int, tau_ma
     """How Annealing-KD spends an epoch budget; raises EvalError (one line) when it cannot."""
     phase1_epochs = epochs - phase2_epochs
     if phase2_epochs < 1 or phase1_epochs < 1:
-        raise EvalError(f"Annealing-KD needs >= 1 epoch in each phase: --epochs {epochs} with "
-                         f"--annealing-phase2-epochs {phase2_epochs} leaves {phase1_epochs} for phase 1")
+        raise EvalError(
+            f"Annealing-KD needs >= 1 epoch in each phase: --epochs {epochs} with "
+            f"--annealing-phase2-epochs {phase2_epochs} leaves {phase1_epochs} for phase 1"
+        )
     phase1_steps = phase1_epochs * steps_per_epoch
     if phase1_steps < tau_max:
-        raise EvalError(f"Annealing-KD: phase 1 has {phase1_steps} steps, fewer than the {tau_max} temperatures: "
-                         "raise --epochs or --max-train, or lower --annealing-tau-max")
+        raise EvalError(
+            f"Annealing-KD: phase 1 has {phase1_steps} steps, fewer than the {tau_max} temperatures: "
+            "raise --epochs or --max-train, or lower --annealing-tau-max"
+        )
     ends = [-(-t * phase1_steps // tau_max) for t in range(1, tau_max + 1)]  # the step after which slice t ends
     if phase1_epochs == tau_max:
         fit = "one temperature per epoch, as in the paper"
     else:
-        fit = (f"{phase1_epochs} phase-1 epoch(s) for {tau_max} temperatures: each temperature gets an equal slice of "
-               f"{phase1_steps / tau_max:.1f} steps (the paper gives each an epoch)")
-    return {"phase1_epochs": phase1_epochs, "phase2_epochs": phase2_epochs, "phase1_steps": phase1_steps,
-            "tau_max": tau_max, "slice_ends": ends, "fit": fit}
+        fit = (
+            f"{phase1_epochs} phase-1 epoch(s) for {tau_max} temperatures: each temperature gets an equal slice of "
+            f"{phase1_steps / tau_max:.1f} steps (the paper gives each an epoch)"
+        )
+    return {
+        "phase1_epochs": phase1_epochs,
+        "phase2_epochs": phase2_epochs,
+        "phase1_steps": phase1_steps,
+        "tau_max": tau_max,
+        "slice_ends": ends,
+        "fit": fit,
+    }
 
 
 def rail_layers(epoch: int, seed: int, n_teacher: int, n_student: int) -> list[int]:
@@ -89,8 +102,12 @@ class KDLoss(nn.Module):
             if self.n_teacher < self.n_student:
                 raise EvalError("RAIL-KD needs a teacher with at least as many layers as the student")
             # layer-wise variant: student_proj[i] maps student layer i + 1, teacher_proj[j] teacher layer j + 1
-            self.student_proj = nn.ModuleList(nn.Linear(s_cfg.n_embd, cfg.rail_dim, bias=False) for _ in range(self.n_student - 1))
-            self.teacher_proj = nn.ModuleList(nn.Linear(t_cfg.n_embd, cfg.rail_dim, bias=False) for _ in range(self.n_teacher - 1))
+            self.student_proj = nn.ModuleList(
+                nn.Linear(s_cfg.n_embd, cfg.rail_dim, bias=False) for _ in range(self.n_student - 1)
+            )
+            self.teacher_proj = nn.ModuleList(
+                nn.Linear(t_cfg.n_embd, cfg.rail_dim, bias=False) for _ in range(self.n_teacher - 1)
+            )
 
     def start_epoch(self, epoch: int) -> None:
         if self.kind == "rail":
@@ -99,8 +116,10 @@ class KDLoss(nn.Module):
     def rail_pairs(self, hidden, t_hidden, mask):
         """(student, teacher) normalised projections of each matched layer pair, examples in rows."""
         for s_idx, t_idx in zip(range(1, self.n_student), self.layers, strict=True):
-            yield (F.normalize(self.student_proj[s_idx - 1](mean_pool(hidden[s_idx], mask)), dim=-1),
-                   F.normalize(self.teacher_proj[t_idx - 1](mean_pool(t_hidden[t_idx], mask)), dim=-1))
+            yield (
+                F.normalize(self.student_proj[s_idx - 1](mean_pool(hidden[s_idx], mask)), dim=-1),
+                F.normalize(self.teacher_proj[t_idx - 1](mean_pool(t_hidden[t_idx], mask)), dim=-1),
+            )
 
     def rail_term(self, hidden, t_hidden, mask) -> torch.Tensor:
         total = sum((s - t).pow(2).sum(-1).mean() for s, t in self.rail_pairs(hidden, t_hidden, mask))
@@ -111,14 +130,17 @@ class KDLoss(nn.Module):
         """The RAIL term and how alike the projections of different examples are (mean cosine similarity between
         distinct examples' projected vectors, over layers; 1 = collapsed: every example maps to the same vector,
         so the term can reach 0 without the student matching the teacher's representations)."""
+
         def similarity(v: torch.Tensor) -> float:
             n = v.size(0)
             return ((v @ v.T).sum() - n).item() / (n * (n - 1)) if n > 1 else float("nan")
 
         pairs = list(self.rail_pairs(hidden, t_hidden, mask))
-        return {"term": self.rail_term(hidden, t_hidden, mask).item(),
-                "student_similarity": sum(similarity(s) for s, _ in pairs) / len(pairs),
-                "teacher_similarity": sum(similarity(t) for _, t in pairs) / len(pairs)}
+        return {
+            "term": self.rail_term(hidden, t_hidden, mask).item(),
+            "student_similarity": sum(similarity(s) for s, _ in pairs) / len(pairs),
+            "teacher_similarity": sum(similarity(t) for _, t in pairs) / len(pairs),
+        }
 
     def forward(self, logits, labels, hidden, t_logits, t_hidden, mask) -> torch.Tensor:
         ce = F.cross_entropy(logits, labels)

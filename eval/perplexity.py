@@ -18,6 +18,7 @@ MODEL_DIR is our export or any Hugging Face causal-LM directory. The default tex
 test split (identical to WikiText-103's), found by `eval.data` (--eval-data, $EVAL_DATA,
 ../shared/data, or the hub).
 """
+
 from __future__ import annotations
 
 import json
@@ -93,8 +94,9 @@ def context_length(model) -> int:
 
 
 @torch.no_grad()
-def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: str = "", dtype: str = "fp32",
-                   per_item: bool = False) -> dict:
+def ids_perplexity(
+    model, ids: torch.Tensor, context: int, stride: int, label: str = "", dtype: str = "fp32", per_item: bool = False
+) -> dict:
     """Perplexity over windows of `context` tokens advancing by `stride`; with `per_item`, also each window's
     summed loss and scored tokens (`items`), so that models scored on the same text can be compared pairwise."""
     n = ids.numel()
@@ -122,12 +124,20 @@ def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: s
         if time.time() - last > 10:
             last = time.time()
             rate = end / (last - start)
-            print(f"  perplexity {label}: {end:,}/{n:,} tokens, {rate:,.0f} tokens/s, ETA {(n - end) / rate:,.0f}s", flush=True)
+            print(
+                f"  perplexity {label}: {end:,}/{n:,} tokens, {rate:,.0f} tokens/s, ETA {(n - end) / rate:,.0f}s",
+                flush=True,
+            )
         if end == n:
             break
     nll = nll.item()
-    result = {"ppl": math.exp(nll / scored), "nll": nll / scored, "tokens": scored, "context": context,
-              "stride": stride}
+    result = {
+        "ppl": math.exp(nll / scored),
+        "nll": nll / scored,
+        "tokens": scored,
+        "context": context,
+        "stride": stride,
+    }
     if per_item:
         result["items"] = [list(pair) for pair in zip(torch.stack(window_nlls).tolist(), window_tokens, strict=True)]
     return result
@@ -137,43 +147,55 @@ PROTOCOLS = ("sliding", "blocks", "lines")
 LINES_PER_GROUP = 1000  # datasets.map's default batch size, the grouping of run_clm.py's group_texts
 
 
-def line_group_ids(tokenizer, text: str, context: int,
-                   lines_per_group: int = LINES_PER_GROUP) -> tuple[torch.Tensor, int]:
+def line_group_ids(
+    tokenizer, text: str, context: int, lines_per_group: int = LINES_PER_GROUP
+) -> tuple[torch.Tensor, int]:
     """The `lines` protocol's blocks, concatenated, and the number of tokens the groups' remainders dropped."""
     lines = text.split("\n")
     if lines and lines[-1] == "":  # the text loader yields no line after a final newline
         lines.pop()
     kept, dropped = [], 0
     for g in range(0, len(lines), lines_per_group):
-        group = [t for line in lines[g:g + lines_per_group] for t in tokenizer(line).input_ids]
+        group = [t for line in lines[g : g + lines_per_group] for t in tokenizer(line).input_ids]
         usable = len(group) // context * context
         kept.extend(group[:usable])
         dropped += len(group) - usable
     return torch.tensor(kept, dtype=torch.long), dropped
 
 
-def block_perplexity(model, ids: torch.Tensor, context: int, label: str = "", dtype: str = "fp32",
-                     per_item: bool = False) -> dict:
+def block_perplexity(
+    model, ids: torch.Tensor, context: int, label: str = "", dtype: str = "fp32", per_item: bool = False
+) -> dict:
     """run_clm.py's protocol: non-overlapping blocks of `context` tokens, the remainder dropped."""
     n_blocks = ids.numel() // context
     if n_blocks == 0:
         raise EvalError(f"{label or 'text'}: {ids.numel()} tokens, fewer than one block of {context}")
     # disjoint windows of exactly `context` tokens: each scores all but its first token, as run_clm's loss does
-    result = ids_perplexity(model, ids[: n_blocks * context], context, stride=context, label=label, dtype=dtype,
-                            per_item=per_item)
+    result = ids_perplexity(
+        model, ids[: n_blocks * context], context, stride=context, label=label, dtype=dtype, per_item=per_item
+    )
     return {**result, "blocks": n_blocks, "dropped_tokens": ids.numel() - n_blocks * context}
 
 
-def text_perplexity(model, tokenizer, text: str, context: int | None = None, stride: int | None = None,
-                    max_tokens: int = 0, label: str = "", protocol: str = "sliding", dtype: str = "fp32",
-                    per_item: bool = False) -> dict:
+def text_perplexity(
+    model,
+    tokenizer,
+    text: str,
+    context: int | None = None,
+    stride: int | None = None,
+    max_tokens: int = 0,
+    label: str = "",
+    protocol: str = "sliding",
+    dtype: str = "fp32",
+    per_item: bool = False,
+) -> dict:
     context = context or context_length(model)
     if protocol not in PROTOCOLS:
         raise EvalError(f"unknown perplexity protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     if protocol == "lines":
         ids, dropped = line_group_ids(tokenizer, text, context)
         if max_tokens:
-            ids = ids[:max_tokens // context * context]
+            ids = ids[: max_tokens // context * context]
     else:
         ids = torch.tensor(tokenizer(text).input_ids, dtype=torch.long)
         if max_tokens:
@@ -189,8 +211,9 @@ def text_perplexity(model, tokenizer, text: str, context: int | None = None, str
             raise EvalError(f"stride must be in 1..context ({context}), not {stride}")
         result = ids_perplexity(model, ids, context, stride, label, dtype, per_item)
         spans = [(1, ids.numel())]
-    scored_bytes = sum(len(tokenizer.decode(ids[a:b].tolist(), clean_up_tokenization_spaces=False).encode("utf-8"))
-                       for a, b in spans)
+    scored_bytes = sum(
+        len(tokenizer.decode(ids[a:b].tolist(), clean_up_tokenization_spaces=False).encode("utf-8")) for a, b in spans
+    )
     return {**result, "protocol": protocol, **bits_per_byte(result["nll"] * result["tokens"], scored_bytes)}
 
 
@@ -201,8 +224,15 @@ def bits_per_byte(nll_sum: float, n_bytes: int) -> dict:
 
 
 @torch.no_grad()
-def shard_perplexity(model, tokens_dir: str | Path, split: str = "val", max_blocks: int = 0, batch_size: int = 16,
-                     dtype: str = "fp32", per_item: bool = False) -> dict:
+def shard_perplexity(
+    model,
+    tokens_dir: str | Path,
+    split: str = "val",
+    max_blocks: int = 0,
+    batch_size: int = 16,
+    dtype: str = "fp32",
+    per_item: bool = False,
+) -> dict:
     """Mean next-token loss over the blocks of a token-shard split (train's own validation data); with
     `per_item`, also each block's summed loss and scored tokens (`items`)."""
     from train import TrainError
@@ -233,17 +263,30 @@ def shard_perplexity(model, tokens_dir: str | Path, split: str = "val", max_bloc
 
 @dataclass
 class PerplexityConfig:
-    model: str = opt("", "model directory (our export or any Hugging Face causal LM)", required=True,
-                     positional=True, metavar="MODEL_DIR")
-    data: list[str] | None = opt(None, "raw text files (default: the WikiText-2 raw test split of the evaluation data; "
-                                 "none with --tokens)", nargs="*", metavar="FILE")
+    model: str = opt(
+        "",
+        "model directory (our export or any Hugging Face causal LM)",
+        required=True,
+        positional=True,
+        metavar="MODEL_DIR",
+    )
+    data: list[str] | None = opt(
+        None,
+        "raw text files (default: the WikiText-2 raw test split of the evaluation data; none with --tokens)",
+        nargs="*",
+        metavar="FILE",
+    )
     tokens: str = opt("", "token shards directory: also score its held-out split", metavar="TOKENS_DIR")
     split: str = opt("val", "split of --tokens to score", choices=("val", "train"))
-    protocol: str = opt("sliding", "sliding: overlapping windows, each token scored once with up to context-1 tokens "
-                        "before it; blocks: Hugging Face run_clm.py's non-overlapping blocks of the context length, "
-                        "remainder dropped (the protocol of published WikiText-103 numbers); lines: the paper "
-                        "authors' run: lines tokenized without their newlines, grouped per 1,000 lines, each group "
-                        "cut into blocks", choices=PROTOCOLS)
+    protocol: str = opt(
+        "sliding",
+        "sliding: overlapping windows, each token scored once with up to context-1 tokens "
+        "before it; blocks: Hugging Face run_clm.py's non-overlapping blocks of the context length, "
+        "remainder dropped (the protocol of published WikiText-103 numbers); lines: the paper "
+        "authors' run: lines tokenized without their newlines, grouped per 1,000 lines, each group "
+        "cut into blocks",
+        choices=PROTOCOLS,
+    )
     context: int = opt(0, "window or block length (0: the model's context)", check=at_least(0))
     stride: int = opt(0, "window step of --protocol sliding (0: context/2)", check=at_least(0))
     max_tokens: int = opt(0, "score only the first N tokens of each file (0: all)", check=at_least(0))
@@ -272,15 +315,30 @@ def run(cfg: PerplexityConfig, command=None) -> dict:
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as e:
-            raise EvalError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
-                            "give a UTF-8 text file") from None
-        r = text_perplexity(model, tokenizer, text, cfg.context or None, cfg.stride or None,
-                            cfg.max_tokens, label=path.name, protocol=cfg.protocol, dtype=dtype)
+            raise EvalError(
+                f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); give a UTF-8 text file"
+            ) from None
+        r = text_perplexity(
+            model,
+            tokenizer,
+            text,
+            cfg.context or None,
+            cfg.stride or None,
+            cfg.max_tokens,
+            label=path.name,
+            protocol=cfg.protocol,
+            dtype=dtype,
+        )
         results[str(path)] = r
-        how = (f"sliding window: context {r['context']}, stride {r['stride']}" if cfg.protocol == "sliding" else
-               f"{r['blocks']:,} blocks of {r['context']}, {r['dropped_tokens']} remainder tokens dropped")
-        print(f"{path}: perplexity {r['ppl']:.2f}, {r['bpb']:.4f} bits per byte, over {r['tokens']:,} tokens "
-              f"({r['bytes']:,} bytes; {how})")
+        how = (
+            f"sliding window: context {r['context']}, stride {r['stride']}"
+            if cfg.protocol == "sliding"
+            else f"{r['blocks']:,} blocks of {r['context']}, {r['dropped_tokens']} remainder tokens dropped"
+        )
+        print(
+            f"{path}: perplexity {r['ppl']:.2f}, {r['bpb']:.4f} bits per byte, over {r['tokens']:,} tokens "
+            f"({r['bytes']:,} bytes; {how})"
+        )
     if cfg.tokens:
         r = shard_perplexity(model, cfg.tokens, cfg.split, dtype=dtype)
         results[f"{cfg.tokens}:{cfg.split}"] = r

@@ -12,10 +12,26 @@
 
 No dependencies beyond the standard library: `corpus` (no torch), `train` and `eval` all import it.
 """
+
 from safe_output.atomic import atomic_contents, atomic_file, atomic_folder, atomic_json, atomic_write
 from safe_output.errors import StageFailed, UserError, run_cli
 from safe_output.folder import MARKER, claim_output, owner_of, replace_own, reuse_or_replace, use_output
 from safe_output.lock import output_lock
 
-__all__ = ["atomic_contents", "atomic_file", "atomic_folder", "atomic_json", "atomic_write", "StageFailed", "UserError", "run_cli",
-           "MARKER", "claim_output", "owner_of", "replace_own", "reuse_or_replace", "use_output", "output_lock"]
+__all__ = [
+    "atomic_contents",
+    "atomic_file",
+    "atomic_folder",
+    "atomic_json",
+    "atomic_write",
+    "StageFailed",
+    "UserError",
+    "run_cli",
+    "MARKER",
+    "claim_output",
+    "owner_of",
+    "replace_own",
+    "reuse_or_replace",
+    "use_output",
+    "output_lock",
+]

@@ -4,6 +4,7 @@ The content goes to a fresh temporary name beside the target (hidden, with a ran
 it, and nothing that existed is touched), is fsynced, then renamed over the target. A crash, a kill or a
 full disk leaves the previous version (or nothing), never half a file.
 """
+
 from __future__ import annotations
 
 import json

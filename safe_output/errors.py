@@ -7,6 +7,7 @@
 
 Each package has one subclass of `UserError` (`CorpusError`, `TrainError`, `EvalError`).
 """
+
 from __future__ import annotations
 
 import sys

@@ -11,6 +11,7 @@ files are the run's own. --overwrite removes only those files: anything else fou
 user put there) stops the run with one line naming it, before anything is removed. An input inside the
 output folder is refused before the folder is touched (`inputs` of `use_output`).
 """
+
 from __future__ import annotations
 
 import errno
@@ -47,13 +48,19 @@ def claim_output(folder: str | os.PathLike, command: str, *, option: str = "--ou
     if owner == command:
         return True
     if owner is not None:
-        raise UserError(f"{option} {folder}: holds the output of `{owner}`, not of `{command}`; choose another {option}")
+        raise UserError(
+            f"{option} {folder}: holds the output of `{owner}`, not of `{command}`; choose another {option}"
+        )
     if folder.is_dir() and any(folder.iterdir()):
-        raise UserError(f"{option} {folder}: is not empty and was not made by `{command}`; nothing was written there: "
-                        f"choose a new or empty folder")
+        raise UserError(
+            f"{option} {folder}: is not empty and was not made by `{command}`; nothing was written there: "
+            f"choose a new or empty folder"
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_json(folder / MARKER, {"command": command, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        atomic_json(
+            folder / MARKER, {"command": command, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        )
     except OSError as e:
         raise UserError(f"{option} {folder}: cannot write there ({e.strerror}); choose a writable folder") from None
     return False
@@ -69,8 +76,10 @@ def check_inputs_outside(folder: str | os.PathLike, inputs: dict[str, list], opt
                 continue
             p = Path(given).resolve()
             if p == out or out in p.parents:
-                raise UserError(f"{given_option} {given} is inside {option} {folder}: the run would change or replace "
-                                f"what it reads; give an input outside the output folder, or another {option}")
+                raise UserError(
+                    f"{given_option} {given} is inside {option} {folder}: the run would change or replace "
+                    f"what it reads; give an input outside the output folder, or another {option}"
+                )
 
 
 def _read_mark(folder: Path) -> dict:
@@ -172,8 +181,14 @@ def remove_leftovers(folder: Path) -> None:
 
 
 @contextmanager
-def use_output(folder: str | os.PathLike, command: str, *, wait: bool = False, option: str = "--output",
-               inputs: dict[str, list] | None = None) -> Iterator[bool]:
+def use_output(
+    folder: str | os.PathLike,
+    command: str,
+    *,
+    wait: bool = False,
+    option: str = "--output",
+    inputs: dict[str, list] | None = None,
+) -> Iterator[bool]:
     """What every command does with its output folder: refuse inputs inside it (`check_inputs_outside`),
     claim it (`claim_output`), hold its lock for the whole run (`output_lock`), remove temporary files a
     killed run of its own left there, and record the files the run wrote (in the mark).
@@ -190,23 +205,28 @@ def use_output(folder: str | os.PathLike, command: str, *, wait: bool = False, o
         except OSError as e:
             if e.errno not in FULL_DISK:
                 raise
-            raise UserError(f"{option} {folder}: no space left on its device ({_free(folder)} free); free some space "
-                            "and run the same command again to resume (finished work is kept)") from None
+            raise UserError(
+                f"{option} {folder}: no space left on its device ({_free(folder)} free); free some space "
+                "and run the same command again to resume (finished work is kept)"
+            ) from None
         finally:
             if own:
                 _finish_record(Path(folder))
 
 
-def reuse_or_replace(folder: str | os.PathLike, command: str, same: bool, overwrite: bool, *, changes: str = "",
-                     option: str = "--output") -> bool:
+def reuse_or_replace(
+    folder: str | os.PathLike, command: str, same: bool, overwrite: bool, *, changes: str = "", option: str = "--output"
+) -> bool:
     """For a folder holding `command`'s earlier output: True to reuse (or resume) it when made with the
     `same` settings and inputs; else False once it is emptied for a new run (only with --overwrite), or
     UserError naming what changed (`changes`)."""
     if same:
         return True
     if not overwrite:
-        raise UserError(f"{option} {folder}: holds the output of `{command}` made from other inputs or settings"
-                        f"{f' ({changes})' if changes else ''}; pass --overwrite to replace it, or choose another {option}")
+        raise UserError(
+            f"{option} {folder}: holds the output of `{command}` made from other inputs or settings"
+            f"{f' ({changes})' if changes else ''}; pass --overwrite to replace it, or choose another {option}"
+        )
     replace_own(folder, command, option=option)
     return False
 
@@ -216,13 +236,17 @@ def replace_own(folder: str | os.PathLike, command: str, *, option: str = "--out
     Only a folder marked as made by `command`, and only when it holds nothing else."""
     folder = Path(folder)
     if owner_of(folder) != command:
-        raise UserError(f"{option} {folder}: was not made by `{command}` (no {MARKER}), so it is not replaced; "
-                        f"remove it yourself if you are sure, or choose another {option}")
+        raise UserError(
+            f"{option} {folder}: was not made by `{command}` (no {MARKER}), so it is not replaced; "
+            f"remove it yourself if you are sure, or choose another {option}"
+        )
     foreign = foreign_files(folder)
     if foreign:
         more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
-        raise UserError(f"{option} {folder}: holds files `{command}` did not write ({', '.join(foreign[:5])}{more}); "
-                        f"nothing was removed: move them elsewhere, then run again with --overwrite")
+        raise UserError(
+            f"{option} {folder}: holds files `{command}` did not write ({', '.join(foreign[:5])}{more}); "
+            f"nothing was removed: move them elsewhere, then run again with --overwrite"
+        )
     for rel in _own_files(folder):
         (folder / rel).unlink(missing_ok=True)
     for root, dirs, files in os.walk(folder, topdown=False):  # the folders left empty

@@ -4,6 +4,7 @@ The lock is `fcntl.flock` on `<folder>/.lock`: the kernel releases it when the h
 SIGKILL, so a stale lock never needs cleaning. The file names the holder (pid, host, command), so a second
 run can say which run it is waiting for.
 """
+
 from __future__ import annotations
 
 import fcntl

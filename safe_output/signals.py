@@ -6,12 +6,13 @@ command: every process below the main one (worker processes, sub-commands and th
 waited for (a training sub-command saves its checkpoint first), then the main process ends: a single process
 by `Terminated` (a `KeyboardInterrupt`: the same clean-up as for Ctrl-C runs), one with worker processes at
 once, as after SIGKILL (which every command resumes from exactly). The output folder's lock is released.
-The command prints one line and exits with 128 + the signal's number (143 for SIGTERM, 129 for SIGHUP, as a shell reports a
-process killed by it; Ctrl-C stays 130).
+The command prints one line and exits with 128 + the signal's number (143 for SIGTERM, 129 for SIGHUP, as a shell
+reports a process killed by it; Ctrl-C stays 130).
 
 Forked worker processes get the default action back (they die at once, even inside C code); a sub-command
 started with exec installs its own handlers through its own `run_cli`.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,7 +52,7 @@ def descendants(pid: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (command name)"
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (command name)"
         if fields[0] != "Z":
             children.setdefault(int(fields[1]), []).append(int(name))
     found, todo = [], [pid]
@@ -95,8 +96,11 @@ def _handler(signum, frame):
     # queue lock), so with sub-processes the command ends here, as after SIGKILL, once they have all ended:
     # the output folder's lock is released by the kernel and the same command resumes.
     stop_descendants()
-    print(f"{_prog[0]}: stopped by {signal.Signals(signum).name}; run the same command again to resume",
-          file=sys.stderr, flush=True)
+    print(
+        f"{_prog[0]}: stopped by {signal.Signals(signum).name}; run the same command again to resume",
+        file=sys.stderr,
+        flush=True,
+    )
     os._exit(128 + signum)
 
 

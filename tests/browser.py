@@ -6,6 +6,7 @@ package, no port, no network. Used by the report tests to open report.html as a 
         b.eval("document.title")        # a JavaScript expression's value
         b.screenshot(tmp_path / "x.png")
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,9 +19,19 @@ from pathlib import Path
 
 import pytest
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--disable-extensions", "--disable-dev-shm-usage", "--remote-debugging-pipe",
-         "--window-size=1280,900"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-extensions",
+    "--disable-dev-shm-usage",
+    "--remote-debugging-pipe",
+    "--window-size=1280,900",
+]
 
 
 def chromium_path() -> str:
@@ -46,9 +57,13 @@ class Browser:
             os.dup2(r, 3)
             os.dup2(w, 4)
 
-        self.proc = subprocess.Popen([chromium_path(), *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-                                     pass_fds=(3, 4), preexec_fn=fds,  # fds 3 and 4 survive close_fds
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [chromium_path(), *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+            pass_fds=(3, 4),
+            preexec_fn=fds,  # fds 3 and 4 survive close_fds
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         self._buffer = b""
@@ -57,8 +72,14 @@ class Browser:
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.call(f"{domain}.enable", session=True)
         if self.offline:
-            self.call("Network.emulateNetworkConditions", session=True, offline=True, latency=0, downloadThroughput=-1,
-                      uploadThroughput=-1)
+            self.call(
+                "Network.emulateNetworkConditions",
+                session=True,
+                offline=True,
+                latency=0,
+                downloadThroughput=-1,
+                uploadThroughput=-1,
+            )
         return self
 
     def __exit__(self, *exc):
@@ -89,7 +110,9 @@ class Browser:
     def _event(self, message: dict) -> None:
         method, params = message.get("method"), message.get("params", {})
         if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            self.errors.append("console: " + " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"]))
+            self.errors.append(
+                "console: " + " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
+            )
         elif method == "Runtime.exceptionThrown":
             details = params["exceptionDetails"]
             self.errors.append("exception: " + details.get("exception", {}).get("description", details.get("text", "")))
@@ -128,7 +151,9 @@ class Browser:
         self.eval("1")  # drain events queued during load
 
     def eval(self, expression: str):
-        result = self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True, awaitPromise=True)
+        result = self.call(
+            "Runtime.evaluate", session=True, expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -137,7 +162,13 @@ class Browser:
         params = {"format": "png", "captureBeyondViewport": full_page}
         if full_page:
             metrics = self.call("Page.getLayoutMetrics", session=True)["cssContentSize"]
-            params["clip"] = {"x": 0, "y": 0, "width": metrics["width"], "height": min(metrics["height"], 12000), "scale": 1}
+            params["clip"] = {
+                "x": 0,
+                "y": 0,
+                "width": metrics["width"],
+                "height": min(metrics["height"], 12000),
+                "scale": 1,
+            }
         data = self.call("Page.captureScreenshot", session=True, **params)["data"]
         Path(path).write_bytes(base64.b64decode(data))
         return Path(path)

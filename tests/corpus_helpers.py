@@ -1,4 +1,5 @@
 """Small helpers shared by the corpus tests: write inputs, read clean-corpus outputs."""
+
 from __future__ import annotations
 
 import json

@@ -9,6 +9,7 @@ survivors of every module are printed as a Markdown table (and written to `.muta
     python tests/mutation_run.py                    # every module
     python tests/mutation_run.py train/split.py     # one module
 """
+
 from __future__ import annotations
 
 import json
@@ -29,17 +30,38 @@ APPLIED = "tests/test_applied.py"
 
 # module -> (mutant-name globs (None: every function in it), the fast tests that cover it)
 MODULES: dict[str, tuple[list[str] | None, list[str]]] = {
-    "eval/kd.py": (None, [CORE, "tests/test_eval.py::test_vanilla_kd_loss_against_a_direct_computation",
-                          "tests/test_eval.py::test_annealing_loss_and_temperature_schedule",
-                          "tests/test_eval.py::test_rail_layer_draws",
-                          "tests/test_eval.py::test_rail_term_against_a_direct_computation"]),
-    "train/distill.py": (None, [CORE, "tests/test_model.py::test_kl_and_cosine_terms_by_hand",
-                                "tests/test_model.py::test_distillation_gradients_reach_only_the_student",
-                                "tests/test_model.py::test_distilgpt2_loss_against_a_direct_computation"]),
-    "train/split.py": (["train.split.x_is_validation*", "train.split.x_shingle_hashes*", "train.split.x_jaccard*",
-                        "train.split.x_find_near_duplicates*", "train.split.x_clusters*", "train.split.x_cluster_split*",
-                        "train.split.x_id_hash_split*", "train.split.x_leakage*"],
-                       [CORE, f"{PROPS}::test_split_keeps_every_near_duplicate_chain_together"]),
+    "eval/kd.py": (
+        None,
+        [
+            CORE,
+            "tests/test_eval.py::test_vanilla_kd_loss_against_a_direct_computation",
+            "tests/test_eval.py::test_annealing_loss_and_temperature_schedule",
+            "tests/test_eval.py::test_rail_layer_draws",
+            "tests/test_eval.py::test_rail_term_against_a_direct_computation",
+        ],
+    ),
+    "train/distill.py": (
+        None,
+        [
+            CORE,
+            "tests/test_model.py::test_kl_and_cosine_terms_by_hand",
+            "tests/test_model.py::test_distillation_gradients_reach_only_the_student",
+            "tests/test_model.py::test_distilgpt2_loss_against_a_direct_computation",
+        ],
+    ),
+    "train/split.py": (
+        [
+            "train.split.x_is_validation*",
+            "train.split.x_shingle_hashes*",
+            "train.split.x_jaccard*",
+            "train.split.x_find_near_duplicates*",
+            "train.split.x_clusters*",
+            "train.split.x_cluster_split*",
+            "train.split.x_id_hash_split*",
+            "train.split.x_leakage*",
+        ],
+        [CORE, f"{PROPS}::test_split_keeps_every_near_duplicate_chain_together"],
+    ),
     "train/fingerprint.py": (None, [CORE]),
     "safe_output/folder.py": (None, [CORE]),
     "safe_output/lock.py": (None, [CORE]),
@@ -47,8 +69,10 @@ MODULES: dict[str, tuple[list[str] | None, list[str]]] = {
     "train/loop.py": (["train.loop.x_lr_at*", "train.loop.x_total_steps*"], [CORE]),
     "corpus/quality.py": (None, [f"{PROPS}::test_fast_gopher_quality_decides_as_datatrove"]),
     "corpus/repetition.py": (None, [f"{PROPS}::test_fast_gopher_repetition_decides_as_datatrove"]),
-    "corpus/paper_cleaner.py": (None, [f"{PROPS}::test_paper_cleaner_equals_its_rules_restated",
-                                       f"{PROPS}::test_paper_line_rules_at_their_edges"]),
+    "corpus/paper_cleaner.py": (
+        None,
+        [f"{PROPS}::test_paper_cleaner_equals_its_rules_restated", f"{PROPS}::test_paper_line_rules_at_their_edges"],
+    ),
     "corpus/dedup.py": (["corpus.dedup.x_minhash_config*"], [CORE]),
     "eval/studies/stats.py": (None, [CORE, "tests/test_eval.py::test_welch_interval_matches_scipy_and_the_table"]),
     "eval/studies/units.py": (None, [CORE]),
@@ -57,8 +81,12 @@ MODULES: dict[str, tuple[list[str] | None, list[str]]] = {
 
 
 def settings(module: str, tests: list[str]) -> str:
-    lists = {"source_paths": list(PACKAGES), "only_mutate": [module], "pytest_add_cli_args_test_selection": tests,
-             "pytest_add_cli_args": ["-q", "-p", "no:cacheprovider", "-W", "ignore", "--hypothesis-profile=mutation"]}
+    lists = {
+        "source_paths": list(PACKAGES),
+        "only_mutate": [module],
+        "pytest_add_cli_args_test_selection": tests,
+        "pytest_add_cli_args": ["-q", "-p", "no:cacheprovider", "-W", "ignore", "--hypothesis-profile=mutation"],
+    }
     lines = ["", "[tool.mutmut]"] + [f"{k} = {json.dumps(v)}" for k, v in lists.items()]
     # workers are forked from the process that ran the tests once: one torch thread each (OMP_NUM_THREADS=1, below),
     # so no thread pool has to survive the fork
@@ -79,8 +107,13 @@ def run_module(module: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # one thread per worker: two workers on two cores
     start = time.time()
-    subprocess.run(["nice", "-n", "10", *mutmut, "run", "--max-children", "2", *(globs or [])], cwd=work, env=env,
-                   stdout=subprocess.DEVNULL, check=False)
+    subprocess.run(
+        ["nice", "-n", "10", *mutmut, "run", "--max-children", "2", *(globs or [])],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        check=False,
+    )
     elapsed = time.time() - start
     subprocess.run([*mutmut, "export-cicd-stats"], cwd=work, env=env, capture_output=True, check=True)
     stats = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
@@ -88,9 +121,15 @@ def run_module(module: str) -> dict:
     survivors = re.findall(r"^\s+(\S+): (survived|no tests|suspicious)", listed, flags=re.M)
     if globs:  # mutants of other functions of the module were not run: they are not counted
         survivors = [(name, s) for name, s in survivors if any(re.fullmatch(g.replace("*", ".*"), name) for g in globs)]
-    return {"module": module, "killed": stats["killed"], "survived": stats["survived"],
-            "no_tests": stats.get("no_tests", 0), "timeout": stats.get("timeout", 0), "seconds": round(elapsed),
-            "survivors": [name for name, _ in survivors]}
+    return {
+        "module": module,
+        "killed": stats["killed"],
+        "survived": stats["survived"],
+        "no_tests": stats.get("no_tests", 0),
+        "timeout": stats.get("timeout", 0),
+        "seconds": round(elapsed),
+        "survivors": [name for name, _ in survivors],
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -99,12 +138,16 @@ def main(argv: list[str]) -> int:
     rows = ["| module | mutants | killed | survived | score | time |", "|---|---|---|---|---|---|"]
     for r in results:
         total = r["killed"] + r["survived"] + r["no_tests"] + r["timeout"]
-        rows.append(f"| {r['module']} | {total} | {r['killed'] + r['timeout']} | {r['survived'] + r['no_tests']} | "
-                    f"{100 * (r['killed'] + r['timeout']) / max(total, 1):.1f}% | {r['seconds']} s |")
+        rows.append(
+            f"| {r['module']} | {total} | {r['killed'] + r['timeout']} | {r['survived'] + r['no_tests']} | "
+            f"{100 * (r['killed'] + r['timeout']) / max(total, 1):.1f}% | {r['seconds']} s |"
+        )
     killed = sum(r["killed"] + r["timeout"] for r in results)
     total = sum(r["killed"] + r["survived"] + r["no_tests"] + r["timeout"] for r in results)
-    rows.append(f"| all | {total} | {killed} | {total - killed} | {100 * killed / max(total, 1):.1f}% | "
-                f"{sum(r['seconds'] for r in results)} s |")
+    rows.append(
+        f"| all | {total} | {killed} | {total - killed} | {100 * killed / max(total, 1):.1f}% | "
+        f"{sum(r['seconds'] for r in results)} s |"
+    )
     survivors = [f"- {name}" for r in results for name in r["survivors"]]
     text = "\n".join(rows + ["", "Survivors:", *survivors, ""])
     WORK.mkdir(exist_ok=True)

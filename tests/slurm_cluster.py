@@ -8,6 +8,7 @@ processes and are stopped by their pids on exit.
 Needs Debian's `slurm-wlm` and `munge` (`make test-debs` installs them) and root (slurmd launches jobs
 as the submitting user). `unavailable()` says why a cluster cannot be started here, or None.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,13 +23,18 @@ PARTITION = "debug"
 
 
 def _which(name: str) -> str | None:
-    return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)), None)
+    return shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)), None
+    )
 
 
 def unavailable() -> str | None:
     missing = [d for d in DAEMONS if not _which(d)]
     if missing:
-        return f"Slurm is not installed ({', '.join(missing)} missing): run `make test-debs` (Debian's slurm-wlm and munge)"
+        return (
+            f"Slurm is not installed ({', '.join(missing)} missing): "
+            "run `make test-debs` (Debian's slurm-wlm and munge)"
+        )
     if os.geteuid() != 0:
         return "a local Slurm cluster needs root (slurmd starts jobs as the submitting user)"
     return None
@@ -65,50 +71,63 @@ class SlurmCluster:
         key.chmod(0o600)
         (r / "plugstack.conf").write_text("")
         cpus, memory = _node_resources()
-        self.conf.write_text("\n".join([
-            "ClusterName=corpustest",
-            f"SlurmctldHost={self.node}(127.0.0.1)",
-            f"SlurmctldPort={_free_port()}",
-            f"SlurmdPort={_free_port()}",
-            "AuthType=auth/munge",
-            "CredType=cred/munge",
-            f"AuthInfo=socket={r / 'munge' / 'munge.socket'}",
-            "SlurmUser=root",
-            "SlurmdUser=root",
-            f"StateSaveLocation={r / 'state'}",
-            f"SlurmdSpoolDir={r / 'spool'}",
-            f"SlurmctldPidFile={r / 'slurmctld.pid'}",
-            f"SlurmdPidFile={r / 'slurmd.pid'}",
-            f"SlurmctldLogFile={r / 'slurmctld.log'}",
-            f"SlurmdLogFile={r / 'slurmd.log'}",
-            f"PlugStackConfig={r / 'plugstack.conf'}",
-            "ProctrackType=proctrack/linuxproc",
-            "TaskPlugin=task/none",
-            "MpiDefault=none",
-            "ReturnToService=2",
-            "SchedulerType=sched/backfill",
-            "SelectType=select/cons_tres",
-            "SelectTypeParameters=CR_CPU",
-            "AccountingStorageType=accounting_storage/none",
-            "JobAcctGatherType=jobacct_gather/none",
-            "JobCompType=jobcomp/none",
-            "MinJobAge=600",  # finished jobs stay visible to scontrol for a while
-            f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory} State=UNKNOWN",
-            f"PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP",
-            "",
-        ]))
+        self.conf.write_text(
+            "\n".join(
+                [
+                    "ClusterName=corpustest",
+                    f"SlurmctldHost={self.node}(127.0.0.1)",
+                    f"SlurmctldPort={_free_port()}",
+                    f"SlurmdPort={_free_port()}",
+                    "AuthType=auth/munge",
+                    "CredType=cred/munge",
+                    f"AuthInfo=socket={r / 'munge' / 'munge.socket'}",
+                    "SlurmUser=root",
+                    "SlurmdUser=root",
+                    f"StateSaveLocation={r / 'state'}",
+                    f"SlurmdSpoolDir={r / 'spool'}",
+                    f"SlurmctldPidFile={r / 'slurmctld.pid'}",
+                    f"SlurmdPidFile={r / 'slurmd.pid'}",
+                    f"SlurmctldLogFile={r / 'slurmctld.log'}",
+                    f"SlurmdLogFile={r / 'slurmd.log'}",
+                    f"PlugStackConfig={r / 'plugstack.conf'}",
+                    "ProctrackType=proctrack/linuxproc",
+                    "TaskPlugin=task/none",
+                    "MpiDefault=none",
+                    "ReturnToService=2",
+                    "SchedulerType=sched/backfill",
+                    "SelectType=select/cons_tres",
+                    "SelectTypeParameters=CR_CPU",
+                    "AccountingStorageType=accounting_storage/none",
+                    "JobAcctGatherType=jobacct_gather/none",
+                    "JobCompType=jobcomp/none",
+                    "MinJobAge=600",  # finished jobs stay visible to scontrol for a while
+                    f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory} State=UNKNOWN",
+                    f"PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP",
+                    "",
+                ]
+            )
+        )
 
     def _start(self, *cmd: str, log: str) -> None:
         with open(self.root / log, "ab") as out:
-            self.procs.append(subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, env=self.env,
-                                               start_new_session=True))
+            self.procs.append(
+                subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+            )
 
     def start(self, timeout_s: float = 60.0) -> "SlurmCluster":
         self.write_config()
         m = self.root / "munge"
-        self._start(_which("munged"), "-F", "--force", f"--key-file={m / 'munge.key'}", f"--socket={m / 'munge.socket'}",
-                    f"--pid-file={m / 'munged.pid'}", f"--seed-file={m / 'munged.seed'}", f"--log-file={m / 'munged.log'}",
-                    log="munged.out")
+        self._start(
+            _which("munged"),
+            "-F",
+            "--force",
+            f"--key-file={m / 'munge.key'}",
+            f"--socket={m / 'munge.socket'}",
+            f"--pid-file={m / 'munged.pid'}",
+            f"--seed-file={m / 'munged.seed'}",
+            f"--log-file={m / 'munged.log'}",
+            log="munged.out",
+        )
         self._wait(lambda: (m / "munge.socket").exists(), timeout_s, "munged did not start")
         self._start(_which("slurmctld"), "-D", "-i", "-f", str(self.conf), log="slurmctld.out")
         self._start(_which("slurmd"), "-D", "-N", self.node, "-f", str(self.conf), log="slurmd.out")

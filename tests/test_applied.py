@@ -2,6 +2,7 @@
 and the learning rate at each step, and the checkpoint a resume starts from (a data-parallel run killed and resumed:
 test_train.py, beside the other torchrun tests). Each run is the real training loop (`python -m train pretrain`'s
 `main`, in this process) on a tiny model; the expected values are computed here independently."""
+
 from __future__ import annotations
 
 import math
@@ -56,10 +57,32 @@ def test_a_distillation_step_applies_the_weights_it_is_given(inputs, tmp_path, c
 
     weights = {"kl": 0.7, "clm": 1.9, "cos": 3.1}
     temperature, lr, warmup = 1.5, 2e-3, 4
-    pretrain(capsys, inputs["tokens"], tmp_path / "run", "--max-steps", "1", "--distill",
-             "--teacher", str(inputs["teacher"]),
-             "--alpha-kl", "0.7", "--alpha-clm", "1.9", "--alpha-cos", "3.1", "--temperature", "1.5", "--lr", "2e-3",
-             "--warmup", "4", "--grad-clip", "0", "--batch-size", "4")
+    pretrain(
+        capsys,
+        inputs["tokens"],
+        tmp_path / "run",
+        "--max-steps",
+        "1",
+        "--distill",
+        "--teacher",
+        str(inputs["teacher"]),
+        "--alpha-kl",
+        "0.7",
+        "--alpha-clm",
+        "1.9",
+        "--alpha-cos",
+        "3.1",
+        "--temperature",
+        "1.5",
+        "--lr",
+        "2e-3",
+        "--warmup",
+        "4",
+        "--grad-clip",
+        "0",
+        "--batch-size",
+        "4",
+    )
     trained = exported(tmp_path / "run")
 
     tokens = TokenBlocks(inputs["tokens"], "train")
@@ -71,14 +94,24 @@ def test_a_distillation_step_applies_the_weights_it_is_given(inputs, tmp_path, c
 
     def one_step(w: dict) -> dict[str, torch.Tensor]:
         torch.manual_seed(0)  # the run's seed: the same initial weights
-        model = GPT(GPTConfig(vocab_size=400, block_size=16, n_layer=2, n_head=2, n_embd=32, dropout=0.0,
-                              bos_token_id=tokens.manifest["eos_id"], eos_token_id=tokens.manifest["eos_id"]))
+        model = GPT(
+            GPTConfig(
+                vocab_size=400,
+                block_size=16,
+                n_layer=2,
+                n_head=2,
+                n_embd=32,
+                dropout=0.0,
+                bos_token_id=tokens.manifest["eos_id"],
+                eos_token_id=tokens.manifest["eos_id"],
+            )
+        )
         cfg = RunConfig()
         cfg.optim.lr = lr
         optimizer = make_optimizer(model, cfg)
         s_out = model(x, output_hidden_states=True)
         p_t = F.softmax(t_out.logits / temperature, -1)
-        kl = (p_t * (F.log_softmax(t_out.logits / temperature, -1) - F.log_softmax(s_out.logits / temperature, -1)))
+        kl = p_t * (F.log_softmax(t_out.logits / temperature, -1) - F.log_softmax(s_out.logits / temperature, -1))
         clm = F.cross_entropy(s_out.logits.reshape(-1, s_out.logits.size(-1)), y.reshape(-1))
         cos = 1 - F.cosine_similarity(s_out.hidden_states[-1], t_out.hidden_states[-1], dim=-1)
         loss = w["kl"] * kl.sum(-1).mean() * temperature**2 + w["clm"] * clm + w["cos"] * cos.mean()
@@ -100,8 +133,22 @@ def test_a_distillation_step_applies_the_weights_it_is_given(inputs, tmp_path, c
 def test_grad_accumulation_equals_the_larger_batch_and_the_lr_follows_the_schedule(inputs, tmp_path, capsys):
     """--batch-size 3 --grad-accum 4 trains as --batch-size 12: the same samples, the same averaged gradient, the
     same weights. The learning rate logged and held by the optimizer at each step is the warmup + cosine formula."""
-    common = ("--max-steps", "9", "--warmup", "3", "--lr", "2e-3", "--min-lr-ratio", "0.15", "--ckpt-every", "7",
-              "--keep-checkpoints", "3", "--eval-every", "100")
+    common = (
+        "--max-steps",
+        "9",
+        "--warmup",
+        "3",
+        "--lr",
+        "2e-3",
+        "--min-lr-ratio",
+        "0.15",
+        "--ckpt-every",
+        "7",
+        "--keep-checkpoints",
+        "3",
+        "--eval-every",
+        "100",
+    )
     pretrain(capsys, inputs["tokens"], tmp_path / "accum", "--batch-size", "3", "--grad-accum", "4", *common)
     pretrain(capsys, inputs["tokens"], tmp_path / "big", "--batch-size", "12", *common)
     a, b = exported(tmp_path / "accum"), exported(tmp_path / "big")
@@ -141,8 +188,9 @@ def test_resume_takes_the_newest_checkpoint(inputs, tmp_path, capsys):
     (run / "checkpoints" / "step-00000008.pt").unlink()
     (run / "summary.json").unlink()
     shutil.rmtree(run / "export")
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [f"step-0000000{s}.pt" for s in (4, 6)] or \
-        sorted(p.name for p in (run / "checkpoints").iterdir()) == [f"step-0000000{s}.pt" for s in (2, 4, 6)]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [f"step-0000000{s}.pt" for s in (4, 6)] or sorted(
+        p.name for p in (run / "checkpoints").iterdir()
+    ) == [f"step-0000000{s}.pt" for s in (2, 4, 6)]
     said = pretrain(capsys, inputs["tokens"], run, *args)
     assert "(step 6)" in said
     assert [line.split()[1] for line in said.splitlines() if line.startswith("step ")] == ["7/8", "8/8"]

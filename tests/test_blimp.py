@@ -1,4 +1,5 @@
 """BLiMP zero-shot scoring and bits per byte, each against a direct transformers computation."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,9 @@ def test_sentence_scores_and_pair_outcomes_match_transformers(lm_dir, shared_dat
     assert ours == pytest.approx(direct, rel=1e-4, abs=1e-3)
     result = score(model, tok, paradigms, batch_size=4)
     for name, pairs in paradigms.items():
-        expected = "".join("1" if direct_logprob(hf, tok, p["good"]) > direct_logprob(hf, tok, p["bad"]) else "0"
-                           for p in pairs)
+        expected = "".join(
+            "1" if direct_logprob(hf, tok, p["good"]) > direct_logprob(hf, tok, p["bad"]) else "0" for p in pairs
+        )
         assert result["outcomes"][name] == expected
         assert result["paradigms"][name] == pytest.approx(expected.count("1") / len(pairs))
     every = "".join(result["outcomes"].values())
@@ -53,8 +55,9 @@ def test_sentence_scores_and_pair_outcomes_match_transformers(lm_dir, shared_dat
 def test_blimp_cli_and_its_mistakes(lm_dir, shared_data, tmp_path):
     out = tmp_path / "blimp.json"
     cmd = [sys.executable, "-m", "eval", "blimp", str(lm_dir), "--eval-data", str(shared_data)]
-    done = subprocess.run(cmd + ["--paradigms", "causative", "--max-pairs", "5", "--json", str(out)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        cmd + ["--paradigms", "causative", "--max-pairs", "5", "--json", str(out)], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
     assert result["pairs"] == 5 and len(result["outcomes"]["causative"]) == 5 and "BLiMP:" in done.stdout
@@ -82,8 +85,9 @@ def test_bits_per_byte_is_the_loss_in_bits_over_the_scored_bytes(lm_dir, shared_
     # blocks: each block's first token is unscored, so its bytes are left out too
     blocks = text_perplexity(model, tok, text, protocol="blocks")
     context = 64
-    expected_bytes = sum(len(tok.decode(ids[b * context + 1:(b + 1) * context]).encode("utf-8"))
-                         for b in range(len(ids) // context))
+    expected_bytes = sum(
+        len(tok.decode(ids[b * context + 1 : (b + 1) * context]).encode("utf-8")) for b in range(len(ids) // context)
+    )
     assert blocks["bytes"] == expected_bytes
     assert blocks["bpb"] == pytest.approx(blocks["nll"] * blocks["tokens"] / math.log(2) / expected_bytes)
 
@@ -105,7 +109,7 @@ def test_lines_protocol_matches_run_clm_over_the_datasets_text_loader(lm_dir, sh
     def group_texts(examples):  # run_clm.py's
         concatenated = {k: sum(examples[k], []) for k in examples}
         total = len(concatenated["input_ids"]) // context * context
-        return {k: [t[i:i + context] for i in range(0, total, context)] for k, t in concatenated.items()}
+        return {k: [t[i : i + context] for i in range(0, total, context)] for k, t in concatenated.items()}
 
     blocks = torch.tensor(tokenized.map(group_texts, batched=True)["input_ids"])
     with torch.no_grad():

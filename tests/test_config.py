@@ -1,5 +1,6 @@
 """The configuration mechanism (cli_config): flags from dataclasses, --config files under the flags, checks
 before any work, and a config.toml record that reproduces the run."""
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,9 @@ def parse(argv, base=None):
 
 def test_flags_override_the_file_which_overrides_the_defaults(tmp_path):
     path = tmp_path / "run.toml"
-    path.write_text('output = "from-file"\nsteps = 20\n[inner]\nrate = 2\nnames = ["x", "y"]\nlimit = false\n'
-                    '[inner.extra]\nk = 1\n')
+    path.write_text(
+        'output = "from-file"\nsteps = 20\n[inner]\nrate = 2\nnames = ["x", "y"]\nlimit = false\n[inner.extra]\nk = 1\n'
+    )
     cfg = parse(["--config", str(path), "--steps", "30", "--fast"])
     assert (cfg.output, cfg.steps, cfg.fast, cfg.mode) == ("from-file", 30, True, "a")
     assert cfg.inner == Inner(rate=2.0, names=["x", "y"], extra={"k": 1}, limit=None)
@@ -73,26 +75,32 @@ def test_the_record_reproduces_the_settings(tmp_path):
     assert parse(["--config", str(tmp_path / cli_config.RECORD)]) == off
 
 
-@pytest.mark.parametrize("argv, message", [
-    ([], "--output is required"),
-    (["--output", "o", "--steps", "0"], "--steps: must be >= 1 (got 0)"),
-    (["--output", "o", "--rate", "-1"], "--rate: must be > 0"),
-    (["--output", "o", "--rate", "nan"], "--rate: must be a finite number"),
-    (["--output", "o", "--fast", "--steps", "101"], "--fast allows at most 100 --steps"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "--output is required"),
+        (["--output", "o", "--steps", "0"], "--steps: must be >= 1 (got 0)"),
+        (["--output", "o", "--rate", "-1"], "--rate: must be > 0"),
+        (["--output", "o", "--rate", "nan"], "--rate: must be a finite number"),
+        (["--output", "o", "--fast", "--steps", "101"], "--fast allows at most 100 --steps"),
+    ],
+)
 def test_a_bad_value_is_the_packages_one_error(argv, message):
     with pytest.raises(ToyError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse(argv)
 
 
-@pytest.mark.parametrize("text, message", [
-    ('output = "o"\nstep = 1\n', "unknown setting step"),
-    ('output = "o"\nsteps = "ten"\n', 'steps = "ten": expected int'),
-    ('output = "o"\nmode = "c"\n', "--mode c: choose one of a, b"),
-    ('output = "o"\n[inner]\nrate = false\n', "inner.rate = false: expected float"),
-    ('output = "o"\n[inner]\nbogus = 1\n', "unknown setting inner.bogus"),
-    ('output = \n', "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('output = "o"\nstep = 1\n', "unknown setting step"),
+        ('output = "o"\nsteps = "ten"\n', 'steps = "ten": expected int'),
+        ('output = "o"\nmode = "c"\n', "--mode c: choose one of a, b"),
+        ('output = "o"\n[inner]\nrate = false\n', "inner.rate = false: expected float"),
+        ('output = "o"\n[inner]\nbogus = 1\n', "unknown setting inner.bogus"),
+        ("output = \n", "not valid TOML"),
+    ],
+)
 def test_a_bad_file_names_the_setting(tmp_path, text, message):
     path = tmp_path / "bad.toml"
     path.write_text(text)

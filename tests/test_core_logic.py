@@ -2,13 +2,13 @@
 checkpoint choice, fingerprints, the held-out split's clustering, the MinHash settings, the learning-rate schedule
 and the KD losses. Values are chosen so that no two parameters coincide (a swapped argument changes the result).
 These are the tests `make mutation` runs against the mutants of those modules."""
+
 from __future__ import annotations
 
 import json
 import math
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,8 +24,11 @@ def test_claim_marks_a_new_or_empty_folder_and_refuses_the_rest(tmp_path):
     assert claim_output(new, "cmd one") is False and claim_output(empty, "cmd one") is False
     assert owner_of(new) == "cmd one" == json.loads((empty / MARKER).read_text())["command"]
     assert claim_output(new, "cmd one") is True  # a re-run
-    with pytest.raises(UserError, match=r"--save .*new: holds the output of `cmd one`, not of `cmd two`; "
-                                        r"choose another --save"):
+    with pytest.raises(
+        UserError,
+        match=r"--save .*new: holds the output of `cmd one`, not of `cmd two`; "
+        r"choose another --save",
+    ):
         claim_output(new, "cmd two", option="--save")
     a_file = tmp_path / "file"
     a_file.write_text("mine")
@@ -74,7 +77,8 @@ def test_leftovers_are_removed_except_under_another_commands_folder(tmp_path):
     (owned / ".z.partial-4").write_text("")
     remove_leftovers(out)
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == sorted(
-        [MARKER, "deep", "keep.partial", "owned", f"owned/{MARKER}", "owned/.z.partial-4"])
+        [MARKER, "deep", "keep.partial", "owned", f"owned/{MARKER}", "owned/.z.partial-4"]
+    )
 
 
 def test_the_mark_names_the_command_and_the_utc_time_and_messages_name_the_option(tmp_path):
@@ -88,15 +92,18 @@ def test_the_mark_names_the_command_and_the_utc_time_and_messages_name_the_optio
     assert set(mark) == {"command", "created"} and mark["command"] == "cmd"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", mark["created"]) and before <= mark["created"] <= after
     claim_output(tmp_path / "other", "other cmd")
-    for call in (lambda: claim_output(tmp_path / "other", "cmd"),
-                 lambda: reuse_or_replace(tmp_path / "out", "cmd", same=False, overwrite=False),
-                 lambda: replace_own(tmp_path / "other", "cmd")):
+    for call in (
+        lambda: claim_output(tmp_path / "other", "cmd"),
+        lambda: reuse_or_replace(tmp_path / "out", "cmd", same=False, overwrite=False),
+        lambda: replace_own(tmp_path / "other", "cmd"),
+    ):
         with pytest.raises(UserError, match="^--output ") as e:  # the option the message names, by default
             call()
     with pytest.raises(UserError) as e:
         reuse_or_replace(tmp_path / "out", "cmd", same=False, overwrite=False)
-    assert str(e.value).endswith("made from other inputs or settings; pass --overwrite to replace it, "
-                                 "or choose another --output")
+    assert str(e.value).endswith(
+        "made from other inputs or settings; pass --overwrite to replace it, or choose another --output"
+    )
     with pytest.raises(UserError, match="^--save .*was not made by `cmd`.*choose another --save$"):
         reuse_or_replace(tmp_path / "other", "cmd", same=False, overwrite=True, option="--save")
     if os.geteuid() != 0:  # root writes anywhere
@@ -106,7 +113,9 @@ def test_the_mark_names_the_command_and_the_utc_time_and_messages_name_the_optio
             claim_output(locked / "new", "cmd")
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where a parent folder should be")
-    with pytest.raises(UserError, match=r"^--output .*blocked/new: cannot write there \(.+\); choose a writable folder$"):
+    with pytest.raises(
+        UserError, match=r"^--output .*blocked/new: cannot write there \(.+\); choose a writable folder$"
+    ):
         claim_output(blocked / "new", "cmd")
 
 
@@ -179,8 +188,15 @@ def test_rng_states_round_trip():
 
 # ------------------------------------------------------------------------------------- fingerprints
 def test_fingerprints_follow_content_not_order_or_paths(tmp_path):
-    from train.fingerprint import (clean_fingerprint, describe_change, files_fingerprint, fingerprint,
-                                   model_fingerprint, short, tokens_fingerprint)
+    from train.fingerprint import (
+        clean_fingerprint,
+        describe_change,
+        files_fingerprint,
+        fingerprint,
+        model_fingerprint,
+        short,
+        tokens_fingerprint,
+    )
 
     a = fingerprint({"x": 1, "y": [1, 2]})
     assert a == fingerprint({"y": [1, 2], "x": 1}) and len(a) == 16 and int(a, 16) >= 0
@@ -232,8 +248,10 @@ def test_fingerprints_follow_content_not_order_or_paths(tmp_path):
     (model / "provenance.json").write_text(json.dumps({"fingerprint": "run-fp"}))
     assert model_fingerprint(model) == "run-fp"
 
-    assert describe_change({"a": "1234567890abc", "b": "x"}, {"a": "1234567890abd", "b": "x", "c": "y"}) == \
-        "a 1234567890 -> 1234567890, c None -> y"
+    assert (
+        describe_change({"a": "1234567890abc", "b": "x"}, {"a": "1234567890abd", "b": "x", "c": "y"})
+        == "a 1234567890 -> 1234567890, c None -> y"
+    )
 
 
 # ------------------------------------------------------------------------------------- the held-out split
@@ -386,8 +404,15 @@ def softmax(row: list[float], t: float = 1.0) -> list[float]:
 
 def kl_direct(student: list[list[float]], teacher: list[list[float]], t: float) -> float:
     """KL(teacher/T || student/T) * T^2, averaged over rows."""
-    return sum(sum(p * math.log(p / q) for p, q in zip(softmax(tr, t), softmax(sr, t), strict=True))
-               for sr, tr in zip(student, teacher, strict=True)) / len(student) * t * t
+    return (
+        sum(
+            sum(p * math.log(p / q) for p, q in zip(softmax(tr, t), softmax(sr, t), strict=True))
+            for sr, tr in zip(student, teacher, strict=True)
+        )
+        / len(student)
+        * t
+        * t
+    )
 
 
 def test_kd_losses_weigh_their_terms_as_configured():
@@ -399,7 +424,8 @@ def test_kd_losses_weigh_their_terms_as_configured():
     ce = -sum(math.log(softmax(r)[y]) for r, y in zip(s, labels, strict=True)) / 2
     alpha, temp = 0.35, 2.5  # 1 - alpha != alpha, T != 2
     got = kd.KDLoss(GlueConfig(kd="vanilla", kd_alpha=alpha, kd_temperature=temp))(
-        torch.tensor(s), torch.tensor(labels), None, torch.tensor(t), None, None)
+        torch.tensor(s), torch.tensor(labels), None, torch.tensor(t), None, None
+    )
     assert got.item() == pytest.approx((1 - alpha) * ce + alpha * kl_direct(s, t, temp), rel=1e-6)
     assert kd.kl_distill(torch.tensor(s), torch.tensor(t), 1.7).item() == pytest.approx(kl_direct(s, t, 1.7), rel=1e-6)
 
@@ -445,12 +471,14 @@ def test_distillation_loss_weighs_each_term_by_its_own_alpha():
     kept = [(b, i) for b in range(2) for i in range(3) if mask[b, i]]
     temp = 1.5
     kl = sum(kl_direct([s_logits[b, i].tolist()], [t_logits[b, i].tolist()], temp) for b, i in kept) / len(kept)
-    cos = sum(1 - torch.nn.functional.cosine_similarity(s_hidden[b, i], t_hidden[b, i], dim=0).item()
-              for b, i in kept) / len(kept)
+    cos = sum(
+        1 - torch.nn.functional.cosine_similarity(s_hidden[b, i], t_hidden[b, i], dim=0).item() for b, i in kept
+    ) / len(kept)
     clm = torch.tensor(2.3)
     cfg = DistillConfig(alpha_kl=0.7, alpha_clm=1.9, alpha_cos=3.1, temperature=temp)
-    total, parts = distillation_loss(GPTOutput(s_logits, clm, (s_hidden,)), GPTOutput(t_logits, None, (t_hidden,)),
-                                     None, cfg, attention_mask=mask)
+    total, parts = distillation_loss(
+        GPTOutput(s_logits, clm, (s_hidden,)), GPTOutput(t_logits, None, (t_hidden,)), None, cfg, attention_mask=mask
+    )
     assert parts == pytest.approx({"kl": kl, "clm": 2.3, "cos": cos}, rel=1e-5)
     assert total.item() == pytest.approx(0.7 * kl + 1.9 * 2.3 + 3.1 * cos, rel=1e-5)
     message = "^distillation_loss needs the student's CLM loss: call the student with labels=$"
@@ -478,8 +506,12 @@ def test_welch_interval_written_out():
     assert ci == pytest.approx({"diff": diff, "low": diff - half, "high": diff + half, "df": df}, rel=1e-9)
     assert welch_interval(sb, sa)["diff"] == pytest.approx(-diff)
     assert welch_interval(summarize([1.0]), sb) is None and welch_interval(sb, summarize([2.0])) is None
-    assert welch_interval(summarize([2.0, 2.0]), summarize([1.0, 1.0, 1.0])) == {"diff": 1.0, "low": 1.0, "high": 1.0,
-                                                                                  "df": None}
+    assert welch_interval(summarize([2.0, 2.0]), summarize([1.0, 1.0, 1.0])) == {
+        "diff": 1.0,
+        "low": 1.0,
+        "high": 1.0,
+        "df": None,
+    }
     assert summarize([None, 3.0]) == {"mean": 3.0, "std": 0.0, "n": 1, "values": [3.0]}
     assert summarize([None]) == {"mean": None, "std": None, "n": 0, "values": []}
 
@@ -496,11 +528,19 @@ def test_an_evaluation_result_is_keyed_by_every_evaluation_setting(tmp_path, sha
     model, heldout = {"fingerprint": "m1"}, {"content": "h1"}
     base = result_key(model, heldout, scale, seed=3)
     assert result_key(model, heldout, scale, seed=3) == base
-    changed = {"model": result_key({"fingerprint": "m2"}, heldout, scale, 3),
-               "heldout": result_key(model, {"content": "h2"}, scale, 3),
-               "no heldout": result_key(model, None, scale, 3), "seed": result_key(model, heldout, scale, 4)}
-    for setting, value in (("wikitext_tokens", 2_001), ("heldout_blocks", 17), ("glue_train", 65), ("glue_epochs", 2),
-                           ("glue_dev", 63)):
+    changed = {
+        "model": result_key({"fingerprint": "m2"}, heldout, scale, 3),
+        "heldout": result_key(model, {"content": "h2"}, scale, 3),
+        "no heldout": result_key(model, None, scale, 3),
+        "seed": result_key(model, heldout, scale, 4),
+    }
+    for setting, value in (
+        ("wikitext_tokens", 2_001),
+        ("heldout_blocks", 17),
+        ("glue_train", 65),
+        ("glue_epochs", 2),
+        ("glue_dev", 63),
+    ):
         changed[setting] = result_key(model, heldout, replace(scale, **{setting: value}), 3)
     paths = {name: unit_path(tmp_path, "eval", key, ".json") for name, key in changed.items()}
     base_path, base_fp = unit_path(tmp_path, "eval", base, ".json")
@@ -532,15 +572,21 @@ def test_a_checkpoint_that_cannot_be_written_names_why_and_the_last_good_one(tmp
     for step in (1, 2, 3):
         good = save_checkpoint(run, step, model, optimizer)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002.pt", "step-00000003.pt"]
-    for fault, why in ((OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), "the disk is full"),
-                       (OSError(errno.EACCES, os.strerror(errno.EACCES)), os.strerror(errno.EACCES)),
-                       (RuntimeError("short write"), "the write was cut short: is the disk full?")):
+    for fault, why in (
+        (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), "the disk is full"),
+        (OSError(errno.EACCES, os.strerror(errno.EACCES)), os.strerror(errno.EACCES)),
+        (RuntimeError("short write"), "the write was cut short: is the disk full?"),
+    ):
+
         def failing_save(*args, fault=fault):
             raise fault
+
         monkeypatch.setattr(torch, "save", failing_save)
         with pytest.raises(TrainError) as e:
             save_checkpoint(run, 4, model, optimizer)
-        assert str(e.value) == (f"could not write checkpoint {run / 'checkpoints' / 'step-00000004.pt'} ({why}); nothing "
-                                f"half-written was left, the last good checkpoint is {good}. Free space and run the "
-                                "same command to resume.")
+        assert str(e.value) == (
+            f"could not write checkpoint {run / 'checkpoints' / 'step-00000004.pt'} ({why}); nothing "
+            f"half-written was left, the last good checkpoint is {good}. Free space and run the "
+            "same command to resume."
+        )
         assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002.pt", "step-00000003.pt"]

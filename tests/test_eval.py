@@ -1,4 +1,5 @@
 """Perplexity against direct reference computations; GLUE fine-tuning and the KD losses."""
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,7 @@ def test_sliding_window_matches_brute_force_reference(lm_dir, shared_data):
     nll = 0.0
     with torch.no_grad():
         for i in range(1, len(ids)):
-            window = ids[max(0, i - context + 1): i + 1].unsqueeze(0)
+            window = ids[max(0, i - context + 1) : i + 1].unsqueeze(0)
             nll -= torch.log_softmax(hf(window).logits[0, -2], -1)[window[0, -1]].item()
     ours = ids_perplexity(model, ids, context=context, stride=1)
     assert ours["tokens"] == len(ids) - 1
@@ -51,7 +52,7 @@ def test_sliding_window_matches_brute_force_reference(lm_dir, shared_data):
     ref_nll, ref_n = 0.0, 0
     with torch.no_grad():
         for b in range(0, len(ids), context):
-            chunk = ids[b:b + context].unsqueeze(0)
+            chunk = ids[b : b + context].unsqueeze(0)
             if chunk.size(1) > 1:
                 ref_nll += hf(chunk, labels=chunk).loss.item() * (chunk.size(1) - 1)
                 ref_n += chunk.size(1) - 1
@@ -83,9 +84,13 @@ def test_blocks_protocol_matches_run_clm_style_reference(lm_dir, shared_data):
     with torch.no_grad():
         per_block = [hf(b[None], labels=b[None]).loss.item() * (context - 1) for b in blocks]
     assert [n for _, n in items] == [context - 1] * n_blocks
-    assert [l for l, _ in items] == pytest.approx(per_block, rel=1e-4)
+    assert [block_nll for block_nll, _ in items] == pytest.approx(per_block, rel=1e-4)
     sliding = text_perplexity(model, tok, text)
-    assert sliding["protocol"] == "sliding" and sliding["tokens"] == len(ids) - 1 and sliding["ppl"] != pytest.approx(got["ppl"])
+    assert (
+        sliding["protocol"] == "sliding"
+        and sliding["tokens"] == len(ids) - 1
+        and sliding["ppl"] != pytest.approx(got["ppl"])
+    )
 
 
 def test_shard_perplexity_equals_mean_block_loss(tmp_path, lm_dir):
@@ -101,30 +106,52 @@ def test_shard_perplexity_equals_mean_block_loss(tmp_path, lm_dir):
     blocks = TokenBlocks(tmp_path / "tokens", "val")
     x = blocks.batch(range(len(blocks)))
     with torch.no_grad():
-        expected = torch.nn.functional.cross_entropy(model(x[:, :-1]).logits.reshape(-1, 50257), x[:, 1:].reshape(-1)).item()
+        expected = torch.nn.functional.cross_entropy(
+            model(x[:, :-1]).logits.reshape(-1, 50257), x[:, 1:].reshape(-1)
+        ).item()
     got = shard_perplexity(model, tmp_path / "tokens", "val", batch_size=5)
     assert got["blocks"] == len(blocks) and got["nll"] == pytest.approx(expected, rel=1e-5)
     items = shard_perplexity(model, tmp_path / "tokens", "val", batch_size=5, per_item=True)["items"]
     with torch.no_grad():
         first = torch.nn.functional.cross_entropy(model(x[:1, :-1]).logits[0], x[0, 1:], reduction="sum").item()
     assert len(items) == len(blocks) and items[0] == pytest.approx([first, 16], rel=1e-5)
-    assert sum(l for l, _ in items) / sum(n for _, n in items) == pytest.approx(got["nll"], rel=1e-6)
+    assert sum(block_nll for block_nll, _ in items) / sum(n for _, n in items) == pytest.approx(got["nll"], rel=1e-6)
 
 
 def test_perplexity_cli(lm_dir, tmp_path):
     out = tmp_path / "ppl.json"
-    result = subprocess.run([sys.executable, "-m", "eval", "perplexity", str(lm_dir), "--max-tokens", "300", "--json", str(out)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "eval", "perplexity", str(lm_dir), "--max-tokens", "300", "--json", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "wiki.test.raw: perplexity" in result.stdout
     data = json.loads(out.read_text())
     assert next(v for k, v in data.items() if k.endswith("wiki.test.raw"))["tokens"] == 299
-    blocks = subprocess.run([sys.executable, "-m", "eval", "perplexity", str(lm_dir), "--max-tokens", "300", "--protocol", "blocks",
-                             "--json", str(out)], capture_output=True, text=True)
+    blocks = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eval",
+            "perplexity",
+            str(lm_dir),
+            "--max-tokens",
+            "300",
+            "--protocol",
+            "blocks",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert blocks.returncode == 0, blocks.stderr[-2000:]
     assert "9 blocks of 32, 12 remainder tokens dropped" in blocks.stdout
     assert next(v for k, v in json.loads(out.read_text()).items() if k.endswith("wiki.test.raw"))["tokens"] == 9 * 31
-    bad = subprocess.run([sys.executable, "-m", "eval", "perplexity", str(tmp_path / "nope")], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "eval", "perplexity", str(tmp_path / "nope")], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "not a model directory" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -135,14 +162,25 @@ def test_evaluation_data_is_found_by_option_or_environment(lm_dir, shared_data, 
 
     cwd = tmp_path / "a" / "b"
     cwd.mkdir(parents=True)
-    env = {**os.environ, "HOME": str(tmp_path), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
     env.pop("EVAL_DATA", None)
     cmd = [sys.executable, "-m", "eval", "perplexity", str(lm_dir), "--max-tokens", "50"]
     missing = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr, missing.stderr[-2000:]
-    assert len(missing.stderr.strip().splitlines()) == 1 and "--eval-data DIR" in missing.stderr and "EVAL_DATA=DIR" in missing.stderr
-    by_option = subprocess.run(cmd + ["--eval-data", str(shared_data)], capture_output=True, text=True, cwd=cwd, env=env)
+    assert (
+        len(missing.stderr.strip().splitlines()) == 1
+        and "--eval-data DIR" in missing.stderr
+        and "EVAL_DATA=DIR" in missing.stderr
+    )
+    by_option = subprocess.run(
+        cmd + ["--eval-data", str(shared_data)], capture_output=True, text=True, cwd=cwd, env=env
+    )
     by_env = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env={**env, "EVAL_DATA": str(shared_data)})
     for result in (by_option, by_env):
         assert result.returncode == 0, result.stderr[-2000:]
@@ -160,17 +198,21 @@ def test_welch_interval_matches_scipy():
     ci = welch_interval(summarize(a), summarize(b))
     ref = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
     assert ci["low"] == pytest.approx(ref.low) and ci["high"] == pytest.approx(ref.high)
-    assert "real (the interval excludes 0); a is better" in noise_sentence("a", summarize(a), "b", summarize(b), "ppl", True)
+    assert "real (the interval excludes 0); a is better" in noise_sentence(
+        "a", summarize(a), "b", summarize(b), "ppl", True
+    )
     near = noise_sentence("a", summarize([1.0, 2.0, 3.0]), "b", summarize([1.5, 2.5, 3.5]), "ppl", True)
     assert "the interval includes 0, so no real difference is shown" in near
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message a CPU-only machine gives")
 def test_device_mistakes_are_one_line(lm_dir):
-    cases = [(["perplexity", str(lm_dir), "--device", "cuda"], "--device cuda: no cuda device is available"),
-             (["glue", str(lm_dir), "--task", "sst2", "--device", "cuda:0"], "--device cuda:0: no cuda device is available"),
-             (["glue", str(lm_dir), "--task", "rte", "--device", "gpu"], "--device 'gpu': not a torch device"),
-             (["perplexity", str(lm_dir), "--dtype", "fp8"], "--dtype 'fp8': use fp32, bf16, fp16 or auto")]
+    cases = [
+        (["perplexity", str(lm_dir), "--device", "cuda"], "--device cuda: no cuda device is available"),
+        (["glue", str(lm_dir), "--task", "sst2", "--device", "cuda:0"], "--device cuda:0: no cuda device is available"),
+        (["glue", str(lm_dir), "--task", "rte", "--device", "gpu"], "--device 'gpu': not a torch device"),
+        (["perplexity", str(lm_dir), "--dtype", "fp8"], "--dtype 'fp8': use fp32, bf16, fp16 or auto"),
+    ]
     for command, message in cases:
         result = subprocess.run([sys.executable, "-m", "eval", *command], capture_output=True, text=True)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
@@ -228,13 +270,24 @@ def test_vanilla_kd_loss_against_a_direct_computation():
     s = [[1.0, -0.5, 2.0], [0.3, 0.3, -1.2]]
     t = [[2.5, 0.0, -1.0], [-0.4, 1.1, 0.2]]
     labels, T, alpha = [2, 1], 2.0, 0.35  # alpha != 1 - alpha: a swap changes the loss
-    kl = sum(sum(pt * math.log(pt / ps) for pt, ps in zip(softmax([v / T for v in tr]), softmax([v / T for v in sr]), strict=True))
-             for sr, tr in zip(s, t, strict=True)) / 2 * T**2
+    kl = (
+        sum(
+            sum(
+                pt * math.log(pt / ps)
+                for pt, ps in zip(softmax([v / T for v in tr]), softmax([v / T for v in sr]), strict=True)
+            )
+            for sr, tr in zip(s, t, strict=True)
+        )
+        / 2
+        * T**2
+    )
     ce = -sum(math.log(softmax(sr)[y]) for sr, y in zip(s, labels, strict=True)) / 2
     loss = kd.KDLoss(GlueConfig(kd="vanilla", kd_alpha=alpha, kd_temperature=T))
     got = loss(torch.tensor(s), torch.tensor(labels), None, torch.tensor(t), None, None)
     assert got.item() == pytest.approx((1 - alpha) * ce + alpha * kl, rel=1e-5)
-    assert kd.KDLoss(GlueConfig(kd="none"))(torch.tensor(s), torch.tensor(labels), None, None, None, None).item() == pytest.approx(ce, rel=1e-5)
+    assert kd.KDLoss(GlueConfig(kd="none"))(
+        torch.tensor(s), torch.tensor(labels), None, None, None, None
+    ).item() == pytest.approx(ce, rel=1e-5)
 
 
 def test_annealing_loss_and_temperature_schedule():
@@ -242,15 +295,23 @@ def test_annealing_loss_and_temperature_schedule():
     loss = kd.KDLoss(GlueConfig(kd="annealing", annealing_tau_max=7))
     for T in (1, 3, 7):  # phase 1: MSE to the teacher's logits scaled by T / tau_max
         loss.temperature = T
-        expected = sum((a - b * T / 7) ** 2 for sr, tr in zip(s, t, strict=True) for a, b in zip(sr, tr, strict=True)) / 4
-        assert loss(torch.tensor(s), torch.tensor(labels), None, torch.tensor(t), None, None).item() == pytest.approx(expected, rel=1e-5)
+        expected = (
+            sum((a - b * T / 7) ** 2 for sr, tr in zip(s, t, strict=True) for a, b in zip(sr, tr, strict=True)) / 4
+        )
+        assert loss(torch.tensor(s), torch.tensor(labels), None, torch.tensor(t), None, None).item() == pytest.approx(
+            expected, rel=1e-5
+        )
     loss.temperature = None  # phase 2: the labels only
     ce = -sum(math.log(softmax(sr)[y]) for sr, y in zip(s, labels, strict=True)) / 2
-    assert loss(torch.tensor(s), torch.tensor(labels), None, torch.tensor(t), None, None).item() == pytest.approx(ce, rel=1e-5)
+    assert loss(torch.tensor(s), torch.tensor(labels), None, torch.tensor(t), None, None).item() == pytest.approx(
+        ce, rel=1e-5
+    )
 
     # phase 1 of tau_max epochs: T = 1, 2, ..., 7, one value per epoch (5 steps each)
     plan = kd.annealing_plan(epochs=8, phase2_epochs=1, steps_per_epoch=5, tau_max=7)
-    assert [kd.annealing_temperature(step, plan["phase1_steps"], 7) for step in range(35)] == [e + 1 for e in range(7) for _ in range(5)]
+    assert [kd.annealing_temperature(step, plan["phase1_steps"], 7) for step in range(35)] == [
+        e + 1 for e in range(7) for _ in range(5)
+    ]
     assert plan["slice_ends"] == [5, 10, 15, 20, 25, 30, 35] and "one temperature per epoch" in plan["fit"]
     # fewer phase-1 epochs than temperatures: 2 epochs of 5 steps, 7 contiguous slices whose sizes differ by at most 1
     plan = kd.annealing_plan(epochs=3, phase2_epochs=1, steps_per_epoch=5, tau_max=7)
@@ -303,10 +364,21 @@ def test_rail_term_against_a_direct_computation():
         for example in range(2):
             a = pooled_projection(hidden[s_layer], example, loss.student_proj[s_layer - 1].weight)
             b = pooled_projection(t_hidden[t_layer], example, loss.teacher_proj[t_layer - 1].weight)
-            rail += sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) / 2 / 2  # summed over dimensions, mean over examples, layers
+            rail += (
+                sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) / 2 / 2
+            )  # summed over dimensions, mean over examples, layers
     ce = -sum(math.log(softmax(r)[y]) for r, y in zip(logits.tolist(), labels.tolist(), strict=True)) / 2
-    kl = sum(sum(pt * math.log(pt / ps) for pt, ps in zip(softmax([v / 1.5 for v in tr]), softmax([v / 1.5 for v in sr]), strict=True))
-             for sr, tr in zip(logits.tolist(), t_logits.tolist(), strict=True)) / 2 * 1.5**2
+    kl = (
+        sum(
+            sum(
+                pt * math.log(pt / ps)
+                for pt, ps in zip(softmax([v / 1.5 for v in tr]), softmax([v / 1.5 for v in sr]), strict=True)
+            )
+            for sr, tr in zip(logits.tolist(), t_logits.tolist(), strict=True)
+        )
+        / 2
+        * 1.5**2
+    )
     got = loss(logits, labels, hidden, t_logits, t_hidden, mask)
     assert got.item() == pytest.approx(0.7 * ce + 0.3 * kl + 0.45 * rail, rel=1e-5)
     # the trivial solution is closed: shrinking the projections (as weight decay would) leaves the term unchanged,
@@ -317,8 +389,9 @@ def test_rail_term_against_a_direct_computation():
             p.mul_(1e-3)
     assert loss.rail_term(hidden, t_hidden, mask).item() == pytest.approx(before, rel=1e-4)
     groups = param_groups(student, loss, weight_decay=0.01)
-    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in loss.parameters()} and groups[1]["weight_decay"] == 0.0
-
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in loss.parameters()} and groups[1][
+        "weight_decay"
+    ] == 0.0
 
 
 def test_rail_collapse_diagnostic_against_a_direct_computation():
@@ -331,8 +404,12 @@ def test_rail_collapse_diagnostic_against_a_direct_computation():
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]])
 
     def mean_cosine(vectors):  # over ordered pairs of distinct examples
-        cos = [sum(a * b for a, b in zip(vectors[i], vectors[j], strict=True)) for i in range(3) for j in range(3)
-               if i != j]
+        cos = [
+            sum(a * b for a, b in zip(vectors[i], vectors[j], strict=True))
+            for i in range(3)
+            for j in range(3)
+            if i != j
+        ]
         return sum(cos) / len(cos)
 
     pairs = [(s.tolist(), t.tolist()) for s, t in loss.rail_pairs(hidden, t_hidden, mask)]
@@ -348,7 +425,9 @@ def test_rail_collapse_diagnostic_against_a_direct_computation():
     for h in (*hidden, *t_hidden):
         h[..., 0] = h[..., 0].abs() + 1  # a shared positive first coordinate: the direction every example takes
     collapsed = loss.rail_diagnostics(hidden, t_hidden, mask)
-    assert collapsed["student_similarity"] == pytest.approx(1.0) and collapsed["teacher_similarity"] == pytest.approx(1.0)
+    assert collapsed["student_similarity"] == pytest.approx(1.0) and collapsed["teacher_similarity"] == pytest.approx(
+        1.0
+    )
     assert collapsed["term"] == pytest.approx(0.0, abs=1e-6)
 
 
@@ -394,8 +473,15 @@ def test_rail_gradient_is_of_the_order_of_the_logit_kd_gradient(kd_models):
 
 @pytest.mark.parametrize("selection", ["dev_metric", "teacher_mse"])
 def test_annealing_finetuning_restarts_phase2_from_the_best_phase1_checkpoint(kd_models, selection):
-    cfg = GlueConfig(epochs=3, lr=2e-3, batch_size=16, kd="annealing", annealing_tau_max=7, annealing_phase2_epochs=1,
-                     annealing_selection=selection)
+    cfg = GlueConfig(
+        epochs=3,
+        lr=2e-3,
+        batch_size=16,
+        kd="annealing",
+        annealing_tau_max=7,
+        annealing_phase2_epochs=1,
+        annealing_selection=selection,
+    )
     result = finetune(kd_models / "student", "sst2", kd_models / "glue", cfg, teacher_dir=kd_models / "teacher-tuned")
     a = result["annealing"]
     assert a["phase1_epochs"] == 2 and a["phase1_steps"] == 30 and len(a["slice_ends"]) == 7  # 240 examples / 16

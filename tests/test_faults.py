@@ -1,7 +1,8 @@
 """User mistakes and faults, for every command: a folder of the user's as the output, a temporary-looking
 folder beside it, two runs on one output, SIGKILL at points of a run's own progress (and at one seeded random step),
-Ctrl-C on the last step, broken checkpoints and data. Nothing of the user's is lost, every message is one line naming the file and the
-fix, and the same command run again completes."""
+Ctrl-C on the last step, broken checkpoints and data. Nothing of the user's is lost, every message is one line
+naming the file and the fix, and the same command run again completes."""
+
 from __future__ import annotations
 
 import importlib
@@ -42,30 +43,150 @@ def env(shared_data, tmp_path_factory) -> dict:
     glue = root / "glue" / "RTE"
     glue.mkdir(parents=True)
     rows = "index\tsentence1\tsentence2\tlabel\n" + "".join(
-        f"{i}\tThe cat sat on mat {i}.\tA cat sat.\t{'entailment' if i % 2 else 'not_entailment'}\n" for i in range(16))
+        f"{i}\tThe cat sat on mat {i}.\tA cat sat.\t{'entailment' if i % 2 else 'not_entailment'}\n" for i in range(16)
+    )
     (glue / "train.tsv").write_text(rows)
     (glue / "dev.tsv").write_text(rows)
-    return {"raw": raw, "clean": clean, "tok": root / "tok", "tokens": root / "tokens", "teacher": teacher, "glue": root / "glue"}
+    return {
+        "raw": raw,
+        "clean": clean,
+        "tok": root / "tok",
+        "tokens": root / "tokens",
+        "teacher": teacher,
+        "glue": root / "glue",
+    }
 
 
 # every command that writes a folder: (the command line for output folder OUT, the name it marks its folders with)
 COMMANDS = {
-    "corpus-clean": (lambda e, out: [PY, "-m", "corpus.cli", "--input", str(e["raw"]), "--output", str(out), "--preset", "none",
-                                     "--workers", "1"], "corpus-clean"),
-    "demo-corpus": (lambda e, out: [PY, "-m", "corpus.demo_corpus", "--output", str(out), "--packages", "maint-guide", "--max-pages", "2"],
-                    "corpus demo-corpus"),
+    "corpus-clean": (
+        lambda e, out: [
+            PY,
+            "-m",
+            "corpus.cli",
+            "--input",
+            str(e["raw"]),
+            "--output",
+            str(out),
+            "--preset",
+            "none",
+            "--workers",
+            "1",
+        ],
+        "corpus-clean",
+    ),
+    "demo-corpus": (
+        lambda e, out: [
+            PY,
+            "-m",
+            "corpus.demo_corpus",
+            "--output",
+            str(out),
+            "--packages",
+            "maint-guide",
+            "--max-pages",
+            "2",
+        ],
+        "corpus demo-corpus",
+    ),
     "tokenizer": (lambda e, out: [PY, "-m", "train", "tokenizer", "--gpt2", "--output", str(out)], "train tokenizer"),
-    "tokenize": (lambda e, out: [PY, "-m", "train", "tokenize", "--data", str(e["clean"]), "--tokenizer", str(e["tok"]), "--output", str(out),
-                                 "--block-size", "32", "--val-fraction", "0.1"], "train tokenize"),
+    "tokenize": (
+        lambda e, out: [
+            PY,
+            "-m",
+            "train",
+            "tokenize",
+            "--data",
+            str(e["clean"]),
+            "--tokenizer",
+            str(e["tok"]),
+            "--output",
+            str(out),
+            "--block-size",
+            "32",
+            "--val-fraction",
+            "0.1",
+        ],
+        "train tokenize",
+    ),
     "pretrain": (lambda e, out: train_cmd(e["tokens"], out, "--max-steps", "2"), "train pretrain"),
-    "ablation": (lambda e, out: [PY, "-m", "eval", "ablation", "--scale", "smoke", "--output", str(out), "--teacher", str(e["teacher"]),
-                                 "--input", str(e["raw"])], "eval ablation"),
-    "compare": (lambda e, out: [PY, "-m", "eval", "compare", "--scale", "smoke", "--output", str(out), "--teacher", str(e["teacher"]),
-                                "--clean", str(e["clean"]), "--distill-keep", "alt"], "eval compare"),  # (a 2-layer teacher)
-    "kd-study": (lambda e, out: [PY, "-m", "eval", "kd-study", "--scale", "smoke", "--output", str(out), "--teacher", str(e["teacher"]),
-                                 "--student", str(e["teacher"]), "--tasks", "rte"], "eval kd-study"),
-    "glue --save": (lambda e, out: [PY, "-m", "eval", "glue", str(e["teacher"]), "--task", "rte", "--data", str(e["glue"]), "--output", str(out),
-                                    "--max-train", "8", "--epochs", "1", "--batch-size", "8"], "eval glue --save"),
+    "ablation": (
+        lambda e, out: [
+            PY,
+            "-m",
+            "eval",
+            "ablation",
+            "--scale",
+            "smoke",
+            "--output",
+            str(out),
+            "--teacher",
+            str(e["teacher"]),
+            "--input",
+            str(e["raw"]),
+        ],
+        "eval ablation",
+    ),
+    "compare": (
+        lambda e, out: [
+            PY,
+            "-m",
+            "eval",
+            "compare",
+            "--scale",
+            "smoke",
+            "--output",
+            str(out),
+            "--teacher",
+            str(e["teacher"]),
+            "--clean",
+            str(e["clean"]),
+            "--distill-keep",
+            "alt",
+        ],
+        "eval compare",
+    ),  # (a 2-layer teacher)
+    "kd-study": (
+        lambda e, out: [
+            PY,
+            "-m",
+            "eval",
+            "kd-study",
+            "--scale",
+            "smoke",
+            "--output",
+            str(out),
+            "--teacher",
+            str(e["teacher"]),
+            "--student",
+            str(e["teacher"]),
+            "--tasks",
+            "rte",
+        ],
+        "eval kd-study",
+    ),
+    "glue --save": (
+        lambda e, out: [
+            PY,
+            "-m",
+            "eval",
+            "glue",
+            str(e["teacher"]),
+            "--task",
+            "rte",
+            "--data",
+            str(e["glue"]),
+            "--output",
+            str(out),
+            "--max-train",
+            "8",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+        ],
+        "eval glue --save",
+    ),
 }
 
 
@@ -88,6 +209,7 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 def run_here(capsys):
     """Run a `python -m MODULE ...` command line in this process: its real `main`, without paying the
     seconds of a new interpreter importing torch."""
+
     def run_main(cmd: list[str]) -> subprocess.CompletedProcess:
         assert cmd[:2] == [PY, "-m"]
         module = importlib.import_module(cmd[2] + (".__main__" if cmd[2] in ("train", "eval") else ""))
@@ -95,6 +217,7 @@ def run_here(capsys):
         code = module.main(cmd[3:])
         out, err = capsys.readouterr()
         return subprocess.CompletedProcess(cmd, code, out, err)
+
     return run_main
 
 
@@ -122,7 +245,9 @@ def test_a_temporary_looking_folder_beside_the_output_is_left_alone(env, tmp_pat
     sibling = users_folder(tmp_path / "out.tmp")
     before = contents(sibling)
     if name in ("ablation", "compare", "kd-study"):  # a whole study is too slow here: killed once it has written a unit
-        proc = subprocess.Popen(cmd(env, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd(env, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         kill_when(proc, lambda: any(not p.name.startswith(".") for p in out.glob("*")))  # its first own entry
         assert json.loads((out / MARKER).read_text())["command"] == COMMANDS[name][1]
     else:
@@ -148,7 +273,9 @@ def test_a_second_run_on_the_same_output_stops_at_once_naming_the_first(env, tmp
 def test_two_runs_of_one_training_the_first_completes_untouched(env, tmp_path, run_here):
     out = tmp_path / "run"
     steps = 400
-    cmd = train_cmd(env["tokens"], out, "--max-steps", str(steps), "--eval-every", str(steps), "--ckpt-every", str(steps))
+    cmd = train_cmd(
+        env["tokens"], out, "--max-steps", str(steps), "--eval-every", str(steps), "--ckpt-every", str(steps)
+    )
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while not (out / "metrics.jsonl").exists():
         assert first.poll() is None, first.communicate()
@@ -164,8 +291,12 @@ def test_wait_starts_when_the_first_run_ends(env, tmp_path):
     out = tmp_path / "run"
     claim_output(out, "train pretrain")
     with output_lock(out, command="the first run"):
-        waiting = subprocess.Popen(train_cmd(env["tokens"], out, "--max-steps", "2", "--wait"), stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+        waiting = subprocess.Popen(
+            train_cmd(env["tokens"], out, "--max-steps", "2", "--wait"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert "waiting for" in waiting.stderr.readline()
         assert waiting.poll() is None
     stdout, stderr = waiting.communicate(timeout=600)
@@ -216,15 +347,23 @@ def killed_then_rerun(cmd: list[str], out: Path, ready, snapshot, finished: str)
 
 def token_snapshot(out: Path) -> dict:
     manifest = json.loads((out / "manifest.json").read_text())
-    return {"manifest": {k: v for k, v in manifest.items() if k != "tokenizer"},
-            "bins": {p.name: p.read_bytes() for p in sorted(out.glob("*.bin"))}}
+    return {
+        "manifest": {k: v for k, v in manifest.items() if k != "tokenizer"},
+        "bins": {p.name: p.read_bytes() for p in sorted(out.glob("*.bin"))},
+    }
 
 
 def run_snapshot(out: Path) -> dict:
     weights = GPT.from_pretrained(out / "export").state_dict()
-    return {"metrics": metric_lines(out), "weights": {k: v.tolist() for k, v in weights.items()},
-            "summary": {k: v for k, v in json.loads((out / "summary.json").read_text()).items()
-                        if k not in ("train_time_s", "tokens_per_s", "export")}}
+    return {
+        "metrics": metric_lines(out),
+        "weights": {k: v.tolist() for k, v in weights.items()},
+        "summary": {
+            k: v
+            for k, v in json.loads((out / "summary.json").read_text()).items()
+            if k not in ("train_time_s", "tokens_per_s", "export")
+        },
+    }
 
 
 def in_progress(out: Path, name: str) -> list[Path]:
@@ -244,8 +383,10 @@ def tokenized(env, tmp_path_factory) -> tuple[list[str], dict]:
 def test_tokenize_killed_at_a_point_of_its_progress_then_rerun_is_exact(env, tmp_path, tokenized, kill_point):
     template, expected = tokenized
     out = tmp_path / "tokens"
-    ready = {"output claimed": lambda: (out / MARKER).exists(),
-             "first shard being written": lambda: bool(in_progress(out, "train-00000.bin"))}[kill_point]
+    ready = {
+        "output claimed": lambda: (out / MARKER).exists(),
+        "first shard being written": lambda: bool(in_progress(out, "train-00000.bin")),
+    }[kill_point]
     assert killed_then_rerun(cmd_for(template, out), out, ready, token_snapshot, "manifest.json") == expected
 
 
@@ -254,7 +395,9 @@ PRETRAIN_STEPS = 20
 
 @pytest.fixture(scope="module")
 def pretrained(env, tmp_path_factory) -> tuple[list[str], dict]:
-    template = train_cmd(env["tokens"], Path("OUT"), "--max-steps", str(PRETRAIN_STEPS), "--ckpt-every", "3", "--dropout", "0.1")
+    template = train_cmd(
+        env["tokens"], Path("OUT"), "--max-steps", str(PRETRAIN_STEPS), "--ckpt-every", "3", "--dropout", "0.1"
+    )
     reference = tmp_path_factory.mktemp("pretrain") / "reference"
     subprocess.run(cmd_for(template, reference), check=True, capture_output=True)
     return template, run_snapshot(reference)
@@ -269,13 +412,17 @@ def logged_steps(out: Path) -> int:
 RANDOM_STEP = random.Random(2110_08460).randint(4, PRETRAIN_STEPS - 2)
 
 
-@pytest.mark.parametrize("kill_point", ["after the first checkpoint", "during the last step", f"after step {RANDOM_STEP}"])
+@pytest.mark.parametrize(
+    "kill_point", ["after the first checkpoint", "during the last step", f"after step {RANDOM_STEP}"]
+)
 def test_pretrain_killed_at_a_point_of_its_progress_then_rerun_is_exact(tmp_path, pretrained, kill_point):
     template, expected = pretrained
     out = tmp_path / "run"
-    ready = {"after the first checkpoint": lambda: (out / "checkpoints" / "step-00000003.pt").exists(),
-             "during the last step": lambda: logged_steps(out) >= PRETRAIN_STEPS - 1,
-             f"after step {RANDOM_STEP}": lambda: logged_steps(out) >= RANDOM_STEP}[kill_point]
+    ready = {
+        "after the first checkpoint": lambda: (out / "checkpoints" / "step-00000003.pt").exists(),
+        "during the last step": lambda: logged_steps(out) >= PRETRAIN_STEPS - 1,
+        f"after step {RANDOM_STEP}": lambda: logged_steps(out) >= RANDOM_STEP,
+    }[kill_point]
     assert killed_then_rerun(cmd_for(template, out), out, ready, run_snapshot, "summary.json") == expected
 
 
@@ -288,7 +435,9 @@ def test_ctrl_c_on_the_last_step_tells_the_truth_and_the_rerun_redoes_no_step(en
     steps = 30
     args = ("--max-steps", str(steps), "--ckpt-every", "100", "--dropout", "0.1")
     subprocess.run(train_cmd(env["tokens"], ref, *args), check=True, capture_output=True)
-    proc = subprocess.Popen(train_cmd(env["tokens"], out, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        train_cmd(env["tokens"], out, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     while not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text().count("\n") >= steps - 1):
         assert proc.poll() is None, "finished before the interruption"
         time.sleep(0.005)
@@ -314,8 +463,10 @@ def test_broken_teacher_checkpoints_are_one_line_naming_the_file(env, tmp_path):
     mismatched = Path(shutil.copytree(env["teacher"], tmp_path / "mismatched"))
     config = json.loads((mismatched / "config.json").read_text())
     (mismatched / "config.json").write_text(json.dumps({**config, "n_embd": 64}))
-    for teacher, needles in ((truncated, (str(weights), "corrupt or truncated", "again")),
-                             (mismatched, (str(mismatched), "config.json", "does not belong to these weights"))):
+    for teacher, needles in (
+        (truncated, (str(weights), "corrupt or truncated", "again")),
+        (mismatched, (str(mismatched), "config.json", "does not belong to these weights")),
+    ):
         cmd = train_cmd(env["tokens"], tmp_path / f"run-{teacher.name}", "--max-steps", "2")
         one_line_error(run(cmd[: cmd.index("--init")] + ["--teacher", str(teacher)]), *needles)
 
@@ -340,7 +491,9 @@ def test_glue_rows_that_cannot_be_read_are_skipped_counted_and_named(env, tmp_pa
     result = run(cmd)
     assert result.returncode == 0, result.stderr[-3000:]
     skipped = [line for line in result.stderr.splitlines() if "skipped" in line]
-    assert [line.split(" (")[0] for line in skipped] == [f"  {train}:4: skipped", f"  {train}:6: skipped"], result.stderr[-3000:]
+    assert [line.split(" (")[0] for line in skipped] == [f"  {train}:4: skipped", f"  {train}:6: skipped"], (
+        result.stderr[-3000:]
+    )
     assert all("needs sentence1, sentence2 and label = not_entailment or entailment" in line for line in skipped)
     assert (tmp_path / "saved" / "classifier.json").exists()
 
@@ -351,8 +504,23 @@ def test_a_book_sized_document_is_kept_whole(tmp_path, run_here):
     book = (paragraph * (8 * 2**20 // len(paragraph) + 1))[: 8 * 2**20]
     raw = write_jsonl(tmp_path / "books.jsonl", [{"id": "short", "text": paragraph}, {"id": "book", "text": book}])
     out = tmp_path / "clean"
-    result = run_here([PY, "-m", "corpus.cli", "--input", str(raw), "--output", str(out), "--preset", "none", "--workers", "1",
-                       "--max-shard-mb", "1"])
+    result = run_here(
+        [
+            PY,
+            "-m",
+            "corpus.cli",
+            "--input",
+            str(raw),
+            "--output",
+            str(out),
+            "--preset",
+            "none",
+            "--workers",
+            "1",
+            "--max-shard-mb",
+            "1",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {r["id"]: r["text"] for r in shard_rows(out)}
     assert rows == {"short": paragraph, "book": book}

@@ -1,6 +1,7 @@
 """The GPU paths, tested where they do not need a GPU: device and dtype options, resuming a run under other
 execution settings, the checkpoints' RNG states, no host syncs per training step, the distillation KL's memory,
 the Makefile's DEVICE reaching every command, and the GPU smoke refusing a machine without CUDA."""
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,16 @@ def test_device_and_dtype_strings():
     else:
         with pytest.raises(ValueError, match="this machine has"):
             parse_device(f"cuda:{torch.cuda.device_count()}")
-    for name, canonical in (("fp32", "fp32"), ("float32", "fp32"), ("bf16", "bf16"), ("bfloat16", "bf16"),
-                            ("BF16", "bf16"), ("fp16", "fp16"), ("float16", "fp16"), ("half", "fp16")):
+    for name, canonical in (
+        ("fp32", "fp32"),
+        ("float32", "fp32"),
+        ("bf16", "bf16"),
+        ("bfloat16", "bf16"),
+        ("BF16", "bf16"),
+        ("fp16", "fp16"),
+        ("float16", "fp16"),
+        ("half", "fp16"),
+    ):
         assert parse_dtype(name, CPU) == canonical
     assert parse_dtype("auto", CPU) == "fp32"  # unchanged on CPU
     for name in ("fp8", "int8", "bf32", ""):
@@ -52,14 +61,20 @@ def test_device_and_dtype_strings():
 
 
 def test_train_refuses_a_wrong_device_or_dtype_in_one_line_before_making_the_run(tokens, tmp_path):
-    cases = [(["--device", "gpu"], "--device 'gpu': not a torch device"),
-             (["--dtype", "float8"], "--dtype 'float8': use fp32, bf16, fp16 or auto")]
+    cases = [
+        (["--device", "gpu"], "--device 'gpu': not a torch device"),
+        (["--dtype", "float8"], "--dtype 'float8': use fp32, bf16, fp16 or auto"),
+    ]
     if not torch.cuda.is_available():
         cases.append((["--device", "cuda:1"], "--device cuda:1: no cuda device is available"))
     for extra, message in cases:
-        result = subprocess.run(train_cmd(tokens, tmp_path / "run", "--max-steps", "2", *extra), capture_output=True, text=True)
+        result = subprocess.run(
+            train_cmd(tokens, tmp_path / "run", "--max-steps", "2", *extra), capture_output=True, text=True
+        )
         lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"train: error: {message}"), result.stderr
+        assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"train: error: {message}"), (
+            result.stderr
+        )
         assert not (tmp_path / "run").exists()
 
 
@@ -83,8 +98,11 @@ def test_a_run_resumes_under_other_execution_settings_but_not_another_shape(toke
     torch.save(state, checkpoint)
 
     # same settings but the execution ones: the copy continues exactly where the original went
-    exact = subprocess.run(train_cmd(tokens, moved, *base, "--threads", "1", "--dtype", "float32", "--deterministic"),
-                           capture_output=True, text=True)
+    exact = subprocess.run(
+        train_cmd(tokens, moved, *base, "--threads", "1", "--dtype", "float32", "--deterministic"),
+        capture_output=True,
+        text=True,
+    )
     assert exact.returncode == 0, exact.stderr
     assert "resuming from" in exact.stdout and metric_lines(moved) == metric_lines(made)
 
@@ -93,12 +111,17 @@ def test_a_run_resumes_under_other_execution_settings_but_not_another_shape(toke
     for later in ("summary.json", "export", "checkpoints/step-00000006.pt"):
         path = moved / later
         shutil.rmtree(path) if path.is_dir() else path.unlink()
-    other = subprocess.run(train_cmd(tokens, moved, *base, "--threads", "2", "--dtype", "bf16"), capture_output=True, text=True)
+    other = subprocess.run(
+        train_cmd(tokens, moved, *base, "--threads", "2", "--dtype", "bf16"), capture_output=True, text=True
+    )
     assert other.returncode == 0, other.stderr
     assert metric_lines(moved)[-1]["step"] == 6
 
-    finished = subprocess.run(train_cmd(tokens, made, *base, "--threads", "2", "--dtype", "bfloat16", "--compile"),
-                              capture_output=True, text=True)
+    finished = subprocess.run(
+        train_cmd(tokens, made, *base, "--threads", "2", "--dtype", "bfloat16", "--compile"),
+        capture_output=True,
+        text=True,
+    )
     assert finished.returncode == 0 and "already finished" in finished.stdout, finished.stderr
 
     reshaped = subprocess.run(train_cmd(tokens, made, *base, "--n-embd", "64"), capture_output=True, text=True)
@@ -108,6 +131,7 @@ def test_a_run_resumes_under_other_execution_settings_but_not_another_shape(toke
 def test_checkpoint_rng_states_touch_only_the_rank_s_own_device(monkeypatch):
     """On a CPU rank nothing of CUDA is read or set (that would open a context on every GPU), and a GPU state in a
     checkpoint is skipped; the CPU, numpy and Python streams come back exactly."""
+
     def no_cuda(*_, **__):
         raise AssertionError("a CPU rank touched CUDA")
 
@@ -143,6 +167,7 @@ class SyncCounter:
             if Path(caller) in self.FILES:
                 self.calls.append(f"{name} in {Path(caller).name}:{sys._getframe(1).f_lineno}")
             return original(tensor, *args, **kwargs)
+
         return counted
 
 
@@ -159,7 +184,13 @@ def test_no_host_sync_per_training_step(tokens, tmp_path, monkeypatch):
     for steps in (4, 12):
         cfg = run_config.RunConfig(output=str(tmp_path / f"run{steps}"))
         cfg.data.tokens = str(tokens)
-        cfg.model.init, cfg.model.teacher, cfg.model.n_layer, cfg.model.n_embd, cfg.model.n_head = "scratch", str(teacher), 2, 32, 2
+        cfg.model.init, cfg.model.teacher, cfg.model.n_layer, cfg.model.n_embd, cfg.model.n_head = (
+            "scratch",
+            str(teacher),
+            2,
+            32,
+            2,
+        )
         cfg.optim.batch_size, cfg.optim.grad_accum, cfg.optim.max_steps = 4, 2, steps
         cfg.distill.distill = True
         cfg.log.log_every = cfg.log.eval_every = cfg.log.ckpt_every = 1000
@@ -233,7 +264,10 @@ teacher = torch.randn(4, 512, 4096)
 student.grad = torch.zeros_like(student)  # the gradient's own memory counts in neither
 kl_term(student[:1, :8], teacher[:1, :8], 2.0).backward()  # warm-up: the allocator's first pages
 before = memory_kb("VmRSS")
-loss = reference_kl(student, teacher, 2.0) if sys.argv[1] == "direct" else kl_term(student, teacher, 2.0, chunk_tokens=64)
+if sys.argv[1] == "direct":
+    loss = reference_kl(student, teacher, 2.0)
+else:
+    loss = kl_term(student, teacher, 2.0, chunk_tokens=64)
 loss.backward()
 print((memory_kb("VmHWM") - before) / 1024)
 """
@@ -245,8 +279,12 @@ def test_chunked_kl_peak_memory_is_one_logits_tensor():
     (its gradient, and its product with the incoming gradient) and its slices (measured 78 MB)."""
     peaks = {}
     for how in ("direct", "chunked"):
-        out = subprocess.run([sys.executable, "-c", KL_MEMORY.format(root=str(ROOT), tests=str(ROOT / "tests")), how], capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", KL_MEMORY.format(root=str(ROOT), tests=str(ROOT / "tests")), how],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         peaks[how] = float(out.stdout.strip())
     logits_mb = 4 * 512 * 4096 * 4 / 2**20
     assert peaks["chunked"] < 3 * logits_mb, peaks
@@ -256,8 +294,23 @@ def test_chunked_kl_peak_memory_is_one_logits_tensor():
 # ----------------------------------------------------------------------------- one DEVICE for the whole flow
 def test_the_makefile_puts_every_training_and_study_command_on_one_device(tmp_path):
     targets = ["pretrain", "ablation", "compare", "kd-finetune"]
-    result = subprocess.run(["make", "-n", "-B", *targets, "DEVICE=cuda:1", "DTYPE=bf16", "COMPILE=1", f"VENV={tmp_path}/venv",
-                             f"DATA={tmp_path}/data", f"RUNS={tmp_path}/runs"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            "make",
+            "-n",
+            "-B",
+            *targets,
+            "DEVICE=cuda:1",
+            "DTYPE=bf16",
+            "COMPILE=1",
+            f"VENV={tmp_path}/venv",
+            f"DATA={tmp_path}/data",
+            f"RUNS={tmp_path}/runs",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.replace("\\\n", " ").splitlines()
     pretraining = [line for line in lines if " -m train pretrain " in line]
@@ -265,8 +318,12 @@ def test_the_makefile_puts_every_training_and_study_command_on_one_device(tmp_pa
     assert len(pretraining) == 2 and len(studies) == 3, result.stdout  # teacher, student; three studies
     for line in pretraining + studies:
         assert "--device cuda:1" in line and "--dtype bf16" in line and "--compile" in line, line
-    plain = subprocess.run(["make", "-n", "-B", "pretrain", f"VENV={tmp_path}/venv", f"DATA={tmp_path}/data"], cwd=ROOT,
-                           capture_output=True, text=True).stdout
+    plain = subprocess.run(
+        ["make", "-n", "-B", "pretrain", f"VENV={tmp_path}/venv", f"DATA={tmp_path}/data"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "--device cpu" in plain and "--compile" not in plain
 
 
@@ -294,7 +351,11 @@ def test_a_study_puts_its_runs_and_evaluations_on_its_device_and_dtype():
 # ----------------------------------------------------------------------------- the GPU smoke
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks what a machine without CUDA is told")
 def test_gpu_smoke_says_in_one_line_that_there_is_no_gpu(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "bench.gpu_smoke", "--out", str(tmp_path / "smoke")], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_smoke", "--out", str(tmp_path / "smoke")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "no CUDA device" in result.stderr and not (tmp_path / "smoke").exists()

@@ -1,10 +1,10 @@
 """--dedup-against: a new batch is deduplicated against corpora cleaned before, through chains of
 batches, and never against an index made with other MinHash settings."""
+
 from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -27,9 +27,9 @@ def batches(shared_data, tmp_path_factory) -> dict:
     docs = {
         "b1": [{"id": f"b1-{i}", "text": a[i]} for i in range(10)],
         "b2": [{"id": f"b2-new-{i}", "text": a[i]} for i in range(10, 20)]
-              + [{"id": f"b2-old-{i}", "text": edit_words(a[i], 0.01, seed=i)} for i in range(5)],
+        + [{"id": f"b2-old-{i}", "text": edit_words(a[i], 0.01, seed=i)} for i in range(5)],
         "b3": [{"id": f"b3-old-{i}", "text": edit_words(a[i], 0.01, seed=100 + i)} for i in (5, 6, 7, 10, 11, 12)]
-              + [{"id": f"b3-new-{i}", "text": a[i]} for i in range(20, 30)],
+        + [{"id": f"b3-new-{i}", "text": a[i]} for i in range(20, 30)],
     }
     out = {}
     for name, against in (("b1", None), ("b2", "b1"), ("b3", "b2")):
@@ -60,27 +60,65 @@ def test_carried_index_files_are_links_counted_once(batches, tmp_path):
     assert carried.stat().st_ino == own.stat().st_ino  # a hard link, not a copy
     # against both batch 1 and batch 2 (which carries batch 1): batch 1's index is used once
     out = tmp_path / "again"
-    src = write_jsonl(tmp_path / "again.jsonl", [{"id": "x", "text": "a few words that are in no earlier batch at all"}])
-    assert corpus_clean(["--input", str(src), "--output", str(out), *ONLY_DEDUP,
-                         "--dedup-against", str(batches["b1"]), str(batches["b2"])]) == 0
+    src = write_jsonl(
+        tmp_path / "again.jsonl", [{"id": "x", "text": "a few words that are in no earlier batch at all"}]
+    )
+    assert (
+        corpus_clean(
+            [
+                "--input",
+                str(src),
+                "--output",
+                str(out),
+                *ONLY_DEDUP,
+                "--dedup-against",
+                str(batches["b1"]),
+                str(batches["b2"]),
+            ]
+        )
+        == 0
+    )
     assert len(list((out / REFERENCE_DIR / bucket).iterdir())) == 2
     assert kept_ids(out) == ["x"]
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--set", "minhash.num_buckets=20"], "other MinHash settings (num_buckets=14 there, 20 here)"),
-    (["--set", "minhash.n_grams=3"], "other MinHash settings (n_grams=5 there, 3 here)"),
-    (["--preset", "paper"], "--dedup-against needs --preset full"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--set", "minhash.num_buckets=20"], "other MinHash settings (num_buckets=14 there, 20 here)"),
+        (["--set", "minhash.n_grams=3"], "other MinHash settings (n_grams=5 there, 3 here)"),
+        (["--preset", "paper"], "--dedup-against needs --preset full"),
+    ],
+)
 def test_unusable_index_is_refused(batches, tmp_path, extra, message):
     src = write_jsonl(tmp_path / "x.jsonl", [{"id": "x", "text": "some text"}])
-    result = subprocess.run([sys.executable, "-m", "corpus.cli", "--input", str(src), "--output", str(tmp_path / "out"),
-                             "--dedup-against", str(batches["b1"]), *extra], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "corpus.cli",
+            "--input",
+            str(src),
+            "--output",
+            str(tmp_path / "out"),
+            "--dedup-against",
+            str(batches["b1"]),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
 def test_unfinished_run_is_refused(batches, tmp_path):
     src = write_jsonl(tmp_path / "x.jsonl", [{"id": "x", "text": "some text"}])
     (tmp_path / "half" / "minhash_index").mkdir(parents=True)  # killed before it wrote manifest.json
-    assert corpus_clean(["--input", str(src), "--output", str(tmp_path / "out"), "--dedup-against", str(tmp_path / "half")]) == 2
+    assert (
+        corpus_clean(
+            ["--input", str(src), "--output", str(tmp_path / "out"), "--dedup-against", str(tmp_path / "half")]
+        )
+        == 2
+    )
     assert not (tmp_path / "out").exists()

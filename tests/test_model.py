@@ -1,4 +1,5 @@
 """Our GPT-2 equals transformers' on the same weights; truncation copies the right blocks; KD loss terms."""
+
 from __future__ import annotations
 
 import math
@@ -16,7 +17,9 @@ from train.truncate import parse_keep_layers, truncate
 @pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory):
     torch.manual_seed(0)
-    cfg = transformers.GPT2Config(vocab_size=500, n_positions=32, n_embd=48, n_layer=4, n_head=4, bos_token_id=0, eos_token_id=0)
+    cfg = transformers.GPT2Config(
+        vocab_size=500, n_positions=32, n_embd=48, n_layer=4, n_head=4, bos_token_id=0, eos_token_id=0
+    )
     model = transformers.GPT2LMHeadModel(cfg).eval()
     path = tmp_path_factory.mktemp("hf")
     model.save_pretrained(path)
@@ -58,10 +61,12 @@ def test_pytorch_model_bin_loads_with_weights_only(hf_dir, tmp_path):
     x = torch.randint(0, 500, (1, 8))
     with torch.no_grad():
         torch.testing.assert_close(GPT.from_pretrained(tmp_path)(x).logits, GPT.from_pretrained(hf_dir)(x).logits)
+
     # a pickle that runs code is refused, not executed
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
+
     torch.save({"x": Evil()}, tmp_path / "pytorch_model.bin")
     with pytest.raises(TrainError, match="cannot be loaded safely"):
         GPT.from_pretrained(tmp_path)
@@ -89,13 +94,17 @@ def test_alt_puts_teacher_block_2i_into_student_block_i():
     student = truncate(teacher, keep)
     assert student.config.n_layer == 6
     for i in range(6):
-        for (name, p_s), (_, p_t) in zip(student.transformer.h[i].named_parameters(), teacher.transformer.h[2 * i].named_parameters(), strict=True):
+        for (name, p_s), (_, p_t) in zip(
+            student.transformer.h[i].named_parameters(), teacher.transformer.h[2 * i].named_parameters(), strict=True
+        ):
             assert torch.equal(p_s, p_t), name
     assert torch.equal(student.transformer.wte.weight, teacher.transformer.wte.weight)
     assert torch.equal(student.transformer.wpe.weight, teacher.transformer.wpe.weight)
     assert torch.equal(student.transformer.ln_f.weight, teacher.transformer.ln_f.weight)
     assert student.lm_head.weight is student.transformer.wte.weight  # still tied
-    assert student.transformer.h[0].attn.c_attn.weight.data_ptr() != teacher.transformer.h[0].attn.c_attn.weight.data_ptr()
+    assert (
+        student.transformer.h[0].attn.c_attn.weight.data_ptr() != teacher.transformer.h[0].attn.c_attn.weight.data_ptr()
+    )
 
 
 def test_layer_presets_and_errors():
@@ -139,7 +148,9 @@ def test_distillation_gradients_reach_only_the_student():
     loss, parts = distillation_loss(s_out, t_out, x, DistillConfig())
     loss.backward()
     assert set(parts) == {"kl", "clm", "cos"}
-    torch.testing.assert_close(loss.detach(), 5.0 * parts["kl"] + 2.0 * parts["clm"] + 1.0 * parts["cos"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        loss.detach(), 5.0 * parts["kl"] + 2.0 * parts["clm"] + 1.0 * parts["cos"], rtol=1e-5, atol=1e-5
+    )
     assert all(p.grad is not None for p in student.parameters())
     assert all(p.grad is None for p in teacher.parameters())
 
@@ -159,13 +170,22 @@ def test_distilgpt2_loss_against_a_direct_computation():
         return [v / sum(e) for v in e]
 
     kept = [i for i in range(3) if mask[0][i]]
-    kl = sum(sum(p * math.log(p / q) for p, q in zip(softmax(t_logits[0][i]), softmax(s_logits[0][i]), strict=True)) for i in kept) / len(kept)
-    cos = sum(1 - sum(a * b for a, b in zip(s_hidden[0][i], t_hidden[0][i], strict=True))
-              / (math.hypot(*s_hidden[0][i]) * math.hypot(*t_hidden[0][i])) for i in kept) / len(kept)
+    kl = sum(
+        sum(p * math.log(p / q) for p, q in zip(softmax(t_logits[0][i]), softmax(s_logits[0][i]), strict=True))
+        for i in kept
+    ) / len(kept)
+    cos = sum(
+        1
+        - sum(a * b for a, b in zip(s_hidden[0][i], t_hidden[0][i], strict=True))
+        / (math.hypot(*s_hidden[0][i]) * math.hypot(*t_hidden[0][i]))
+        for i in kept
+    ) / len(kept)
     expected = 5.0 * kl * T**2 + 2.0 * clm + 1.0 * cos
 
     student = GPTOutput(torch.tensor(s_logits), torch.tensor(clm), (torch.tensor(s_hidden),))
     teacher = GPTOutput(torch.tensor(t_logits), None, (torch.tensor(t_hidden),))
     total, parts = distillation_loss(student, teacher, None, DistillConfig(), attention_mask=torch.tensor(mask))
     assert total.item() == pytest.approx(expected, rel=1e-5)
-    assert parts["kl"].item() == pytest.approx(kl * T**2, rel=1e-5) and parts["cos"].item() == pytest.approx(cos, rel=1e-5)
+    assert parts["kl"].item() == pytest.approx(kl * T**2, rel=1e-5) and parts["cos"].item() == pytest.approx(
+        cos, rel=1e-5
+    )

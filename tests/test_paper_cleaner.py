@@ -4,6 +4,7 @@
 BeautifulSoup on every line); `corpus-clean --preset paper` must agree with it line for line on real
 text extracted from ../shared/data/html-sample plus planted cases for each rule.
 """
+
 import hashlib
 import json
 import re
@@ -49,23 +50,38 @@ def reference_clean(docs: list[tuple[str, str]]) -> dict[str, list[tuple[int, st
 
 def planted_docs(first_real_line: str) -> list[dict]:
     return [
-        {"id": "quotes", "text": "He said \u201chello\u201d \u2014 then left the room quietly\n"
-                                 "He said hello  then left the room quietly"},  # curly quotes and dash stripped: same key
+        {
+            "id": "quotes",
+            "text": "He said \u201chello\u201d \u2014 then left the room quietly\n"
+            "He said hello  then left the room quietly",
+        },  # curly quotes and dash stripped: same key
         {"id": "underscore", "text": "snake_case names are kept as words here\nsnakecase names are kept as words here"},
-        {"id": "spaces", "text": "alpha beta gamma delta middle epsilon zeta eta theta\n"
-                                 "alpha beta gamma delta centre epsilon zeta eta theta\n"  # same length and ends: dropped
-                                 "alpha beta gamma delta middle  epsilon zeta eta theta"},  # one more space: another key
+        {
+            "id": "spaces",
+            "text": "alpha beta gamma delta middle epsilon zeta eta theta\n"
+            "alpha beta gamma delta centre epsilon zeta eta theta\n"  # same length and ends: dropped
+            "alpha beta gamma delta middle  epsilon zeta eta theta",
+        },  # one more space: another key
         {"id": "no-separator", "text": "aa bb cc dd ee ff gg hh\na abb cc dd ee ff gg hh"},  # "aabbccdd" both times
         {"id": "across-docs", "text": f"A fresh line that nobody wrote before today\n{first_real_line}"},
-        {"id": "html", "text": "<p>Plain words inside a paragraph</p>\nSome <b>bold</b> text in a sentence\n<b>x</b>\n"
-                               "The flow goes A --> B and then on to C\nWhen a < b holds the loop ends early"},
-        {"id": "html-seen", "text": "<p>Plain words inside a paragraph</p>\n"  # a repeated HTML line is a duplicate
-                                    "pPlain words inside a paragraphp"},  # the HTML line's key: seen already
+        {
+            "id": "html",
+            "text": "<p>Plain words inside a paragraph</p>\nSome <b>bold</b> text in a sentence\n<b>x</b>\n"
+            "The flow goes A --> B and then on to C\nWhen a < b holds the loop ends early",
+        },
+        {
+            "id": "html-seen",
+            "text": "<p>Plain words inside a paragraph</p>\n"  # a repeated HTML line is a duplicate
+            "pPlain words inside a paragraphp",
+        },  # the HTML line's key: seen already
         {"id": "blank", "text": "First paragraph of the blank line test\n\n\nSecond paragraph after blank lines\n \n"},
         {"id": "short", "text": "abcd\nabcde\nQx"},
-        {"id": "ratio", "text": "abcdefghijklm1 abcdefghijkl23\n"  # 3/29 > 0.10: dropped
-                                "abcdefghijklmn1 abcdefghijkl23\n"  # 3/30 = 0.10: kept
-                                "a1 b2 c d e f g h i j k"},  # 2/23 (spaces count in the length): kept
+        {
+            "id": "ratio",
+            "text": "abcdefghijklm1 abcdefghijkl23\n"  # 3/29 > 0.10: dropped
+            "abcdefghijklmn1 abcdefghijkl23\n"  # 3/30 = 0.10: kept
+            "a1 b2 c d e f g h i j k",
+        },  # 2/23 (spaces count in the length): kept
         {"id": "all-gone", "text": "<div>only markup</div>\n1234 5678\nabc"},  # no line left: document dropped
     ]
 
@@ -78,7 +94,10 @@ def test_paper_preset_keeps_the_lines_the_rules_keep(shared_data, tmp_path):
     src = write_jsonl(tmp_path / "docs.jsonl", [{"id": i, "text": t} for i, t in real] + planted)
     out = tmp_path / "clean"
     # several tasks asked for: the result must still follow the corpus order
-    assert corpus_clean(["--input", str(src), "--output", str(out), "--preset", "paper", "--workers", "2", "--tasks", "3"]) == 0
+    assert (
+        corpus_clean(["--input", str(src), "--output", str(out), "--preset", "paper", "--workers", "2", "--tasks", "3"])
+        == 0
+    )
 
     docs = real + [(d["id"], d["text"]) for d in planted]
     expected = reference_clean(docs)
@@ -92,7 +111,9 @@ def test_paper_preset_keeps_the_lines_the_rules_keep(shared_data, tmp_path):
         meta = json.loads(row["metadata"])
         if doc_id in kept:
             assert row["text"] == "\n".join(line for _, line, reason in verdicts if reason is None), doc_id
-            assert meta.get("paper_removed_lines", []) == [[i, reason, line[:1000]] for i, line, reason in verdicts if reason], doc_id
+            assert meta.get("paper_removed_lines", []) == [
+                [i, reason, line[:1000]] for i, line, reason in verdicts if reason
+            ], doc_id
         else:
             assert meta["filter_reason"] == "no_line_left" and row["text"] == dict(docs)[doc_id]
             assert meta["paper_removed_lines"] == [[i, reason] for i, _, reason in verdicts], doc_id

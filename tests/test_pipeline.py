@@ -1,4 +1,5 @@
 """The cleaner end to end on real Debian pages and real prose: what is kept, what is removed, and why."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,23 @@ TRANSLATED = ("de-DE", "fr-FR", "ja-JP", "ru-RU")
 @pytest.fixture(scope="module")
 def full_run(shared_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("full") / "clean"
-    assert corpus_clean(["--input", str(shared_data / "html-sample"), "--output", str(out), "--preset", "full",
-                         "--workers", "1", "--tasks", "2"]) == 0
+    assert (
+        corpus_clean(
+            [
+                "--input",
+                str(shared_data / "html-sample"),
+                "--output",
+                str(out),
+                "--preset",
+                "full",
+                "--workers",
+                "1",
+                "--tasks",
+                "2",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -45,8 +61,15 @@ def test_stats_manifest_and_report_agree(full_run):
     manifest = json.loads((full_run / "manifest.json").read_text())
     assert stats["input"]["documents"] == 130  # every html-sample page has text
     chain = stats["steps"]
-    assert [s["step"] for s in chain] == ["language", "gopher_repetition", "gopher_quality", "c4_quality",
-                                          "fineweb_quality", "exact_dedup", "minhash"]
+    assert [s["step"] for s in chain] == [
+        "language",
+        "gopher_repetition",
+        "gopher_quality",
+        "c4_quality",
+        "fineweb_quality",
+        "exact_dedup",
+        "minhash",
+    ]
     for before, after in zip(chain, chain[1:]):
         assert before["docs_out"] == after["docs_in"]
     for step in chain:  # what stats say a step removed is exactly what removed/<step>/ holds
@@ -96,13 +119,30 @@ def test_near_and_exact_duplicates_removed_once(shared_data, tmp_path):
 
 def test_none_preset_keeps_everything_in_bounded_shards(shared_data, tmp_path):
     out = tmp_path / "raw"
-    assert corpus_clean(["--input", str(shared_data / "html-sample"), "--output", str(out), "--preset", "none",
-                         "--workers", "1", "--max-shard-mb", "0.2"]) == 0
+    assert (
+        corpus_clean(
+            [
+                "--input",
+                str(shared_data / "html-sample"),
+                "--output",
+                str(out),
+                "--preset",
+                "none",
+                "--workers",
+                "1",
+                "--max-shard-mb",
+                "0.2",
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["rows"] == 130
     assert len(manifest["shards"]) > 3
     biggest_doc = max(len(r["text"].encode()) for r in shard_rows(out))
-    assert all(s["text_bytes"] <= 0.2 * 2**20 + biggest_doc for s in manifest["shards"])  # the bound, + the doc reaching it
+    assert all(
+        s["text_bytes"] <= 0.2 * 2**20 + biggest_doc for s in manifest["shards"]
+    )  # the bound, + the doc reaching it
 
 
 def test_dedup_against_an_existing_clean_corpus(shared_data, tmp_path):
@@ -117,10 +157,30 @@ def test_dedup_against_an_existing_clean_corpus(shared_data, tmp_path):
     assert corpus_clean(["--input", str(first), "--output", str(tmp_path / "base"), *common]) == 0
     assert len(kept_ids(tmp_path / "base")) == 20
     assert (tmp_path / "base" / "minhash_index").is_dir()
-    assert corpus_clean(["--input", str(again), "--output", str(tmp_path / "again"), "--dedup-against", str(tmp_path / "base"), *common]) == 0
+    assert (
+        corpus_clean(
+            [
+                "--input",
+                str(again),
+                "--output",
+                str(tmp_path / "again"),
+                "--dedup-against",
+                str(tmp_path / "base"),
+                *common,
+            ]
+        )
+        == 0
+    )
     assert kept_ids(tmp_path / "again") == []  # the same batch again: all of it is already in the corpus
-    assert corpus_clean(["--input", str(new), "--output", str(tmp_path / "new"), "--dedup-against", str(tmp_path / "base"), *common]) == 0
-    assert sorted(kept_ids(tmp_path / "new")) == sorted(f"c-{i}" for i in range(len(articles) - 20))  # new text: nothing lost
+    assert (
+        corpus_clean(
+            ["--input", str(new), "--output", str(tmp_path / "new"), "--dedup-against", str(tmp_path / "base"), *common]
+        )
+        == 0
+    )
+    assert sorted(kept_ids(tmp_path / "new")) == sorted(
+        f"c-{i}" for i in range(len(articles) - 20)
+    )  # new text: nothing lost
 
 
 def test_our_steps_in_a_plain_datatrove_pipeline(shared_data, tmp_path):
@@ -131,13 +191,23 @@ def test_our_steps_in_a_plain_datatrove_pipeline(shared_data, tmp_path):
     from corpus.filters import BundledLanguageFilter
     from corpus.paper_cleaner import PaperCleaner
 
-    docs = [{"id": "en", "text": "This is an ordinary English sentence about the weather and the sea."},
-            {"id": "de", "text": "Dies ist ein ganz normaler deutscher Satz über das Wetter und das Meer."}]
+    docs = [
+        {"id": "en", "text": "This is an ordinary English sentence about the weather and the sea."},
+        {"id": "de", "text": "Dies ist ein ganz normaler deutscher Satz über das Wetter und das Meer."},
+    ]
     (tmp_path / "raw").mkdir()
     write_jsonl(tmp_path / "raw" / "docs.jsonl", docs)
-    LocalPipelineExecutor([JsonlReader(str(tmp_path / "raw")), BundledLanguageFilter(["en"]), PaperCleaner(),
-                           ArrowShardWriter(tmp_path / "clean")], tasks=1, workers=1,
-                          logging_dir=str(tmp_path / "logs")).run()
+    LocalPipelineExecutor(
+        [
+            JsonlReader(str(tmp_path / "raw")),
+            BundledLanguageFilter(["en"]),
+            PaperCleaner(),
+            ArrowShardWriter(tmp_path / "clean"),
+        ],
+        tasks=1,
+        workers=1,
+        logging_dir=str(tmp_path / "logs"),
+    ).run()
     rows = shard_rows(tmp_path, "clean")
     assert [r["id"] for r in rows] == ["en"] and rows[0]["language"] == "en"
 
@@ -168,8 +238,18 @@ def test_fast_gopher_quality_decides_exactly_as_datatrove(shared_data):
     words = RegexWordTokenizer()
     ours, theirs = FastGopherQualityFilter(language=words), GopherQualityFilter(language=words)
     docs = list(RawDocumentReader([str(shared_data / "html-sample")]).run())
-    docs += [type(docs[0])(text=text, id=str(i)) for i, text in enumerate((
-        "- item one of the list\n" * 60, "the of and " * 30 + "... ... #", "x " * 200, "### ,,, ;;;" * 20, "der die das " * 40))]
+    docs += [
+        type(docs[0])(text=text, id=str(i))
+        for i, text in enumerate(
+            (
+                "- item one of the list\n" * 60,
+                "the of and " * 30 + "... ... #",
+                "x " * 200,
+                "### ,,, ;;;" * 20,
+                "der die das " * 40,
+            )
+        )
+    ]
     decisions = [(ours.filter(d), theirs.filter(d)) for d in docs]
     assert all(a == b for a, b in decisions)
     assert len({a if a is True else a[1] for a, _ in decisions}) >= 4  # kept and several reasons to drop

@@ -8,6 +8,7 @@
 
 Example counts are bounded so that each test takes seconds; the seed is fixed (derandomize), so a run is repeatable.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,9 +42,11 @@ N_DOCS = sum(len(texts) for _, texts in CHAINS)
 
 
 @FAST
-@given(order=st.permutations(range(N_DOCS)), ids=st.lists(st.text("abcdef0123456789-", min_size=1, max_size=6),
-                                                          min_size=N_DOCS, max_size=N_DOCS, unique=True),
-       fraction=st.floats(0.02, 0.98))
+@given(
+    order=st.permutations(range(N_DOCS)),
+    ids=st.lists(st.text("abcdef0123456789-", min_size=1, max_size=6), min_size=N_DOCS, max_size=N_DOCS, unique=True),
+    fraction=st.floats(0.02, 0.98),
+)
 def test_split_keeps_every_near_duplicate_chain_together(order, ids, fraction):
     from train.split import cluster_split, find_near_duplicates, is_validation, leakage
 
@@ -64,13 +67,53 @@ def test_split_keeps_every_near_duplicate_chain_together(order, ids, fraction):
 
 
 # ------------------------------------------------------------------------------------- Gopher quality
-WORDS = ["the", "and", "of", "to", "with", "have", "that", "be", "a", "an", "is", "cat", "river", "mill", "quietly",
-         "extraordinarily", "internationalisation", "x", "ab", "12", "3.5", "#", "##tag", "...", "…", ",,", ";", "-",
-         "a1", "über", "naïve", "e-mail", "co-op", "dont", "(", ")", '"', "!!", "ok"]
+WORDS = [
+    "the",
+    "and",
+    "of",
+    "to",
+    "with",
+    "have",
+    "that",
+    "be",
+    "a",
+    "an",
+    "is",
+    "cat",
+    "river",
+    "mill",
+    "quietly",
+    "extraordinarily",
+    "internationalisation",
+    "x",
+    "ab",
+    "12",
+    "3.5",
+    "#",
+    "##tag",
+    "...",
+    "…",
+    ",,",
+    ";",
+    "-",
+    "a1",
+    "über",
+    "naïve",
+    "e-mail",
+    "co-op",
+    "dont",
+    "(",
+    ")",
+    '"',
+    "!!",
+    "ok",
+]
 
-lines = st.tuples(st.sampled_from(["", "- ", "• ", "  - ", "  ", "#"]),
-                  st.lists(st.sampled_from(WORDS), min_size=0, max_size=14),
-                  st.sampled_from(["", "", ".", "...", "…", " ...", "!"]))
+lines = st.tuples(
+    st.sampled_from(["", "- ", "• ", "  - ", "  ", "#"]),
+    st.lists(st.sampled_from(WORDS), min_size=0, max_size=14),
+    st.sampled_from(["", "", ".", "...", "…", " ...", "!"]),
+)
 
 
 def join_lines(parts) -> str:
@@ -78,21 +121,38 @@ def join_lines(parts) -> str:
 
 
 @FAST
-@given(parts=st.lists(lines, min_size=1, max_size=12),
-       min_words=st.integers(5, 40), max_words=st.integers(20, 120), min_avg=st.integers(2, 4), max_avg=st.integers(4, 9),
-       symbol=st.sampled_from([0.02, 0.05, 0.1, 0.2]), bullets=st.sampled_from([0.3, 0.6, 0.9]),
-       ellipsis=st.sampled_from([0.1, 0.3, 0.5]), alpha=st.sampled_from([0.5, 0.8, 0.9]), stop=st.integers(0, 4))
-def test_fast_gopher_quality_decides_as_datatrove(parts, min_words, max_words, min_avg, max_avg, symbol, bullets,
-                                                   ellipsis, alpha, stop):
+@given(
+    parts=st.lists(lines, min_size=1, max_size=12),
+    min_words=st.integers(5, 40),
+    max_words=st.integers(20, 120),
+    min_avg=st.integers(2, 4),
+    max_avg=st.integers(4, 9),
+    symbol=st.sampled_from([0.02, 0.05, 0.1, 0.2]),
+    bullets=st.sampled_from([0.3, 0.6, 0.9]),
+    ellipsis=st.sampled_from([0.1, 0.3, 0.5]),
+    alpha=st.sampled_from([0.5, 0.8, 0.9]),
+    stop=st.integers(0, 4),
+)
+def test_fast_gopher_quality_decides_as_datatrove(
+    parts, min_words, max_words, min_avg, max_avg, symbol, bullets, ellipsis, alpha, stop
+):
     from datatrove.pipeline.filters import GopherQualityFilter
 
     from corpus.quality import FastGopherQualityFilter
     from corpus.text import RegexWordTokenizer
 
-    kwargs = dict(min_doc_words=min_words, max_doc_words=max_words, min_avg_word_length=min_avg,
-                  max_avg_word_length=max_avg, max_symbol_word_ratio=symbol, max_bullet_lines_ratio=bullets,
-                  max_ellipsis_lines_ratio=ellipsis, max_non_alpha_words_ratio=alpha, min_stop_words=stop,
-                  language=RegexWordTokenizer())
+    kwargs = dict(
+        min_doc_words=min_words,
+        max_doc_words=max_words,
+        min_avg_word_length=min_avg,
+        max_avg_word_length=max_avg,
+        max_symbol_word_ratio=symbol,
+        max_bullet_lines_ratio=bullets,
+        max_ellipsis_lines_ratio=ellipsis,
+        max_non_alpha_words_ratio=alpha,
+        min_stop_words=stop,
+        language=RegexWordTokenizer(),
+    )
     text = join_lines(parts)
     if not RegexWordTokenizer().word_tokenize(text):
         return  # datatrove divides by the word count: a document without words is not one it can judge
@@ -109,7 +169,7 @@ def repetitive_documents(draw) -> str:
     for _ in range(draw(st.integers(1, 12))):
         if words and draw(st.booleans()):
             start = draw(st.integers(0, len(words) - 1))
-            words += words[start: start + draw(st.integers(1, 12))]
+            words += words[start : start + draw(st.integers(1, 12))]
         else:
             words += draw(st.lists(st.sampled_from(vocab), min_size=1, max_size=15))
     cuts = sorted(draw(st.sets(st.integers(1, max(1, len(words) - 1)), max_size=6)))
@@ -122,26 +182,39 @@ def repetitive_documents(draw) -> str:
 
 
 @FAST
-@given(text=repetitive_documents(), scale=st.sampled_from([0.5, 1.0, 1.5, 2.5]),
-       line=st.sampled_from([0.2, 0.3, 0.6]), para=st.sampled_from([0.2, 0.3, 0.6]))
+@given(
+    text=repetitive_documents(),
+    scale=st.sampled_from([0.5, 1.0, 1.5, 2.5]),
+    line=st.sampled_from([0.2, 0.3, 0.6]),
+    para=st.sampled_from([0.2, 0.3, 0.6]),
+)
 def test_fast_gopher_repetition_decides_as_datatrove(text, scale, line, para):
     from datatrove.pipeline.filters import GopherRepetitionFilter
 
     from corpus.repetition import FastGopherRepetitionFilter
     from corpus.text import RegexWordTokenizer
 
-    kwargs = dict(dup_line_frac=line, dup_para_frac=para, dup_line_char_frac=line * 0.7, dup_para_char_frac=para * 0.7,
-                  top_n_grams=tuple((n, min(0.95, f * scale)) for n, f in ((2, 0.2), (3, 0.18), (4, 0.16))),
-                  dup_n_grams=tuple((n, min(0.95, f * scale)) for n, f in ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12),
-                                                                           (9, 0.11), (10, 0.1))),
-                  language=RegexWordTokenizer())
+    kwargs = dict(
+        dup_line_frac=line,
+        dup_para_frac=para,
+        dup_line_char_frac=line * 0.7,
+        dup_para_char_frac=para * 0.7,
+        top_n_grams=tuple((n, min(0.95, f * scale)) for n, f in ((2, 0.2), (3, 0.18), (4, 0.16))),
+        dup_n_grams=tuple(
+            (n, min(0.95, f * scale)) for n, f in ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.1))
+        ),
+        language=RegexWordTokenizer(),
+    )
     doc = Document(text=text, id="d")
     assert FastGopherRepetitionFilter(**kwargs).filter(doc) == GopherRepetitionFilter(**kwargs).filter(doc)
 
 
 @FAST
-@given(text=repetitive_documents(), rule=st.sampled_from(["top", "dup"]),
-       deltas=st.lists(st.sampled_from([-1e-9, 0.0, 1e-9]), min_size=9, max_size=9))
+@given(
+    text=repetitive_documents(),
+    rule=st.sampled_from(["top", "dup"]),
+    deltas=st.lists(st.sampled_from([-1e-9, 0.0, 1e-9]), min_size=9, max_size=9),
+)
 def test_fast_gopher_repetition_decides_as_datatrove_at_the_documents_own_fractions(text, rule, deltas):
     """Each n-gram threshold set at (or a hair beside) the document's own fraction for that n, as datatrove
     counts it: the fast filter's shortcuts must not move a single decision at the boundary."""
@@ -162,8 +235,15 @@ def test_fast_gopher_repetition_decides_as_datatrove_at_the_documents_own_fracti
     at = {n: max(0.0, own(n) + delta) for n, delta in zip(range(2, 11), deltas, strict=True)}
     top = tuple((n, at[n] if rule == "top" else 1.0) for n in (2, 3, 4))
     dup = tuple((n, at[n] if rule == "dup" else 1.0) for n in range(5, 11))
-    kwargs = dict(dup_line_frac=None, dup_para_frac=None, dup_line_char_frac=None, dup_para_char_frac=None,
-                  top_n_grams=top, dup_n_grams=dup, language=RegexWordTokenizer())
+    kwargs = dict(
+        dup_line_frac=None,
+        dup_para_frac=None,
+        dup_line_char_frac=None,
+        dup_para_char_frac=None,
+        top_n_grams=top,
+        dup_n_grams=dup,
+        language=RegexWordTokenizer(),
+    )
     doc = Document(text=text, id="d")
     assert FastGopherRepetitionFilter(**kwargs).filter(doc) == GopherRepetitionFilter(**kwargs).filter(doc)
 
@@ -211,19 +291,57 @@ def paper_rules(texts: list[str]) -> list[tuple[bool, str, list]]:
     return results
 
 
-fragments = st.sampled_from(["The river ran", "quietly past the mill", "<b>bold</b>", "</p>", "<a href='x'>link</a>",
-                             "A --> B", "I <3 it", "x < y", "1, 2, 3!", "$$$ ###", "ok", "“quoted”", "snake_case",
-                             "naïve café", "e-mail", "   ", "\t", "...", "co-op member", "<br/>", "<<", "—", "2021",
-                             "hello", "ab cd", "abcdefghi1", "abcdefghi1j", "ab c", "a bc",
-                             "one two three four", "five six seven eight", "xx", "yy", "long " * 230])
-paper_lines = st.builds(lambda lead, parts, trail: lead + " ".join(parts) + trail,
-                        st.sampled_from(["", "", " ", "  ", "\t"]), st.lists(fragments, max_size=5),
-                        st.sampled_from(["", "", " ", "\t", "  "]))
+fragments = st.sampled_from(
+    [
+        "The river ran",
+        "quietly past the mill",
+        "<b>bold</b>",
+        "</p>",
+        "<a href='x'>link</a>",
+        "A --> B",
+        "I <3 it",
+        "x < y",
+        "1, 2, 3!",
+        "$$$ ###",
+        "ok",
+        "“quoted”",
+        "snake_case",
+        "naïve café",
+        "e-mail",
+        "   ",
+        "\t",
+        "...",
+        "co-op member",
+        "<br/>",
+        "<<",
+        "—",
+        "2021",
+        "hello",
+        "ab cd",
+        "abcdefghi1",
+        "abcdefghi1j",
+        "ab c",
+        "a bc",
+        "one two three four",
+        "five six seven eight",
+        "xx",
+        "yy",
+        "long " * 230,
+    ]
+)
+paper_lines = st.builds(
+    lambda lead, parts, trail: lead + " ".join(parts) + trail,
+    st.sampled_from(["", "", " ", "  ", "\t"]),
+    st.lists(fragments, max_size=5),
+    st.sampled_from(["", "", " ", "\t", "  "]),
+)
 
 
 @FAST
-@given(docs=st.lists(st.lists(paper_lines, min_size=1, max_size=6), min_size=1, max_size=4),
-       repeats=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5)), max_size=3))
+@given(
+    docs=st.lists(st.lists(paper_lines, min_size=1, max_size=6), min_size=1, max_size=4),
+    repeats=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5)), max_size=3),
+)
 def test_paper_cleaner_equals_its_rules_restated(docs, repeats):
     from corpus.paper_cleaner import PaperCleaner
 
@@ -243,8 +361,11 @@ def test_paper_cleaner_equals_its_rules_restated(docs, repeats):
         dropped = {i: why for i, why, *_ in removed}
         for i, line in enumerate(lines):  # what the step's statistics count
             why = dropped.get(i)
-            for key, value in ((f"lines_dropped_{why}", 1), (f"bytes_dropped_{why}", len(line.encode()))) \
-                    if why else (("lines_kept", 1),):
+            for key, value in (
+                ((f"lines_dropped_{why}", 1), (f"bytes_dropped_{why}", len(line.encode())))
+                if why
+                else (("lines_kept", 1),)
+            ):
                 counts[key] = counts.get(key, 0) + value
     assert {k: v.total for k, v in cleaner.stats.stats.items()} == counts
 
@@ -255,8 +376,12 @@ def test_paper_line_rules_at_their_edges():
     from corpus.paper_cleaner import PaperCleaner, line_key, non_alpha_fraction
 
     assert non_alpha_fraction("") == 0.0 and non_alpha_fraction("abcdefghi1") == 0.1
-    assert [PaperCleaner().reason(line) for line in ("abcd", "abcde", "abcdefghi1", "abcdefgh12")] == \
-        [("too_short"), None, None, "non_alpha"]
+    assert [PaperCleaner().reason(line) for line in ("abcd", "abcde", "abcdefghi1", "abcdefgh12")] == [
+        ("too_short"),
+        None,
+        None,
+        "non_alpha",
+    ]
     assert line_key("ab c d e f g") == line_key("a bc d e f g")  # the paper's key joins the words without spaces
     nine = "one two three four five six seven eight nine"
     assert line_key(nine) == line_key(nine.replace("five", "FIVE"))  # the middle word is not in the key

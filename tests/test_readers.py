@@ -1,11 +1,11 @@
 """Every input format, and every kind of bad input: counted skips, valid documents kept, clear errors."""
+
 from __future__ import annotations
 
 import gzip
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -38,17 +38,41 @@ def test_every_format_round_trips(tmp_path):
     with pa.OSFile(str(tmp_path / "e.arrow"), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
         w.write_table(pa.Table.from_pylist([{"id": "ipcf-0", "text": "Arrow file text."}]))
     (tmp_path / "f.txt").write_text("A plain text file.")
-    page = "<html><body><article><h1>Title</h1><p>" + "A real paragraph of prose about Debian packages. " * 8 + "</p></article></body></html>"
+    page = (
+        "<html><body><article><h1>Title</h1><p>"
+        + "A real paragraph of prose about Debian packages. " * 8
+        + "</p></article></body></html>"
+    )
     (tmp_path / "g.html").write_text(page)
     with open(tmp_path / "h.warc.gz", "wb") as f:
         writer = WARCWriter(f, gzip=True)
         headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.0")
-        writer.write_record(writer.create_warc_record("http://example.org/", "response", payload=__import__("io").BytesIO(page.encode()), http_headers=headers))
+        writer.write_record(
+            writer.create_warc_record(
+                "http://example.org/", "response", payload=__import__("io").BytesIO(page.encode()), http_headers=headers
+            )
+        )
         headers = StatusAndHeaders("200 OK", [("Content-Type", "image/png")], protocol="HTTP/1.0")
-        writer.write_record(writer.create_warc_record("http://example.org/x.png", "response", payload=__import__("io").BytesIO(b"\x89PNG"), http_headers=headers))
+        writer.write_record(
+            writer.create_warc_record(
+                "http://example.org/x.png",
+                "response",
+                payload=__import__("io").BytesIO(b"\x89PNG"),
+                http_headers=headers,
+            )
+        )
     docs, stats = read_all([tmp_path])
     by_source = {d.metadata["source"]: d for d in docs}
-    assert set(by_source) == {"a.jsonl", "b.jsonl.gz", "c.parquet", "d.arrow", "e.arrow", "f.txt", "g.html", "h.warc.gz"}
+    assert set(by_source) == {
+        "a.jsonl",
+        "b.jsonl.gz",
+        "c.parquet",
+        "d.arrow",
+        "e.arrow",
+        "f.txt",
+        "g.html",
+        "h.warc.gz",
+    }
     assert by_source["c.parquet"].id == "pq-0" and by_source["e.arrow"].text == "Arrow file text."
     assert "real paragraph of prose" in by_source["g.html"].text and "<p>" not in by_source["g.html"].text
     assert by_source["h.warc.gz"].metadata["url"] == "http://example.org/"
@@ -56,17 +80,20 @@ def test_every_format_round_trips(tmp_path):
 
 
 def test_bad_jsonl_lines_are_counted_and_neighbours_kept(tmp_path):
-    src = write_jsonl(tmp_path / "bad.jsonl", [
-        GOOD[0],
-        '{"id": "broken", "text": "no closing brace"',  # malformed JSON
-        b'{"id": "latin1", "text": "caf\xe9"}',  # invalid UTF-8
-        {"id": "notext", "body": "the text is under another key"},
-        {"id": "empty", "text": "   "},
-        {"id": "number", "text": 42},
-        {"id": "huge", "text": "x" * 2000},
-        "[1, 2, 3]",  # JSON, but not an object
-        GOOD[1],
-    ])
+    src = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            GOOD[0],
+            '{"id": "broken", "text": "no closing brace"',  # malformed JSON
+            b'{"id": "latin1", "text": "caf\xe9"}',  # invalid UTF-8
+            {"id": "notext", "body": "the text is under another key"},
+            {"id": "empty", "text": "   "},
+            {"id": "number", "text": 42},
+            {"id": "huge", "text": "x" * 2000},
+            "[1, 2, 3]",  # JSON, but not an object
+            GOOD[1],
+        ],
+    )
     docs, stats = read_all([src], max_doc_bytes=1000)
     assert [d.id for d in docs] == ["good-0", "good-1"]
     assert stats["skipped_malformed_json"] == 2
@@ -127,23 +154,31 @@ def test_cli_keeps_valid_docs_and_lists_skips(tmp_path):
     assert kept_ids(out) == ["good-0", "good-1"]
     stats = json.loads((out / "stats.json").read_text())
     assert stats["input"]["skipped"] == {"malformed_json": 1}
-    skipped = [json.loads(l) for f in (out / ".work" / "skipped").glob("*.jsonl") for l in f.read_text().splitlines()]
-    assert skipped == [{"file": str(src), "where": "line 2", "reason": "malformed_json", "detail": skipped[0]["detail"]}]
+    skipped = [
+        json.loads(line) for f in (out / ".work" / "skipped").glob("*.jsonl") for line in f.read_text().splitlines()
+    ]
+    assert skipped == [
+        {"file": str(src), "where": "line 2", "reason": "malformed_json", "detail": skipped[0]["detail"]}
+    ]
     assert "malformed_json" in (out / "report.md").read_text()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--input", "/no/such/path"], "input not found: /no/such/path"),
-    (["--input", "{empty}"], "no readable files"),
-    (["--input", "{src}", "--set", "filters.nope=1"], "unknown setting 'nope'"),
-    (["--input", "{src}", "--decontaminate", "/no/eval.txt"], "file not found: /no/eval.txt"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--input", "/no/such/path"], "input not found: /no/such/path"),
+        (["--input", "{empty}"], "no readable files"),
+        (["--input", "{src}", "--set", "filters.nope=1"], "unknown setting 'nope'"),
+        (["--input", "{src}", "--decontaminate", "/no/eval.txt"], "file not found: /no/eval.txt"),
+    ],
+)
 def test_user_mistakes_give_one_clear_line(tmp_path, args, message):
     src = write_jsonl(tmp_path / "ok.jsonl", GOOD)
     (tmp_path / "empty").mkdir()
     args = [a.format(src=src, empty=tmp_path / "empty") for a in args]
-    result = subprocess.run([sys.executable, "-m", "corpus.cli", *args, "--output", str(tmp_path / "out")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "corpus.cli", *args, "--output", str(tmp_path / "out")], capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -154,6 +189,9 @@ def test_output_holding_another_run_is_refused(tmp_path):
     out = tmp_path / "out"
     assert corpus_clean(["--input", str(src), "--output", str(out), "--preset", "none", "--workers", "1"]) == 0
     assert corpus_clean(["--input", str(src), "--output", str(out), "--preset", "paper", "--workers", "1"]) == 2
-    assert corpus_clean(["--input", str(src), "--output", str(out), "--preset", "paper", "--workers", "1", "--overwrite"]) == 0
+    assert (
+        corpus_clean(["--input", str(src), "--output", str(out), "--preset", "paper", "--workers", "1", "--overwrite"])
+        == 0
+    )
     assert json.loads((out / "manifest.json").read_text())["config"]["preset"] == "paper"
     assert len(shard_rows(out)) == 3

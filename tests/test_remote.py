@@ -1,6 +1,7 @@
 """Remote storage against a real S3 API: a local S3-compatible server (moto, in server mode, on 127.0.0.1)
 started and stopped here. Inputs are uploaded to it, the clean corpus is written to it, and it must equal
 the corpus of the same run on local files."""
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,15 @@ def s3(tmp_path_factory):
     every process of the run (workers included) reaches it; stopped at the end."""
     port = free_port()
     log = open(tmp_path_factory.mktemp("moto") / "server.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
+    )
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
+    }
     mp = pytest.MonkeyPatch()
     for k, v in env.items():
         mp.setenv(k, v)
@@ -72,7 +79,10 @@ def raw(shared_data, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("raw")
     articles = wikitext_articles(shared_data, 12)
     write_jsonl(folder / "articles.jsonl", [{"id": f"a-{i}", "text": t} for i, t in enumerate(articles + articles[:4])])
-    pages = [{"id": d.id, "text": d.text} for d in RawDocumentReader([str(shared_data / "html-sample" / "debian-handbook" / "en-US")]).run()]
+    pages = [
+        {"id": d.id, "text": d.text}
+        for d in RawDocumentReader([str(shared_data / "html-sample" / "debian-handbook" / "en-US")]).run()
+    ]
     pq.write_table(pa.Table.from_pylist(pages), folder / "pages.parquet", row_group_size=4)
     return folder
 
@@ -84,7 +94,11 @@ def download(fs, url: str, dest: Path) -> Path:
 
 def comparable(out: Path) -> dict:
     manifest = json.loads((out / "manifest.json").read_text())
-    return {"rows": shard_rows(out), "shards": manifest["shards"], "removed": sorted(p.relative_to(out).as_posix() for p in (out / "removed").rglob("*.arrow"))}
+    return {
+        "rows": shard_rows(out),
+        "shards": manifest["shards"],
+        "removed": sorted(p.relative_to(out).as_posix() for p in (out / "removed").rglob("*.arrow")),
+    }
 
 
 def test_s3_input_and_output_equal_the_local_run(s3, raw, tmp_path):
@@ -99,8 +113,20 @@ def test_s3_input_and_output_equal_the_local_run(s3, raw, tmp_path):
     assert {"report.md", "stats.json", ".work"} <= {p.name for p in (tmp_path / "remote").iterdir()}
 
     # the same batch again, deduplicated against the corpus on S3: nothing of it is new
-    assert corpus_clean(["--input", f"s3://{BUCKET}/raw", "--output", f"s3://{BUCKET}/again", *common,
-                         "--dedup-against", f"s3://{BUCKET}/clean"]) == 0
+    assert (
+        corpus_clean(
+            [
+                "--input",
+                f"s3://{BUCKET}/raw",
+                "--output",
+                f"s3://{BUCKET}/again",
+                *common,
+                "--dedup-against",
+                f"s3://{BUCKET}/clean",
+            ]
+        )
+        == 0
+    )
     again = json.loads(s3.cat_file(f"{BUCKET}/again/manifest.json"))
     assert again["rows"] == 0 and again["config"]["dedup_against"] == [f"s3://{BUCKET}/clean"]
 
@@ -140,5 +166,6 @@ def test_memory_and_file_urls_read_like_paths(raw, tmp_path):
     by_path = [(d.id, d.text) for d in RawDocumentReader([str(raw / "articles.jsonl")]).run()]
     assert [(d.id, d.text) for d in RawDocumentReader(["memory://urls"]).run()] == by_path
     assert [(d.id, d.text) for d in RawDocumentReader([f"file://{raw}/articles.jsonl"]).run()] == by_path
-    assert [(d.id, d.text) for d in RawDocumentReader(["memory://urls"]).run(rank=1, world_size=2)] == \
-        [(d.id, d.text) for d in RawDocumentReader([str(raw / "articles.jsonl")]).run(rank=1, world_size=2)]
+    assert [(d.id, d.text) for d in RawDocumentReader(["memory://urls"]).run(rank=1, world_size=2)] == [
+        (d.id, d.text) for d in RawDocumentReader([str(raw / "articles.jsonl")]).run(rank=1, world_size=2)
+    ]

@@ -1,5 +1,6 @@
 """Killed with SIGKILL mid-run, the same command completes with exactly the uninterrupted output;
 and the Ray executor produces the same output as the local one."""
+
 from __future__ import annotations
 
 import json
@@ -16,18 +17,37 @@ from corpus_helpers import shard_rows
 
 
 def clean_cmd(inputs: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "corpus.cli", "--input", str(inputs), "--output", str(out), "--preset", "full",
-            "--workers", "2", "--tasks", "3", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "corpus.cli",
+        "--input",
+        str(inputs),
+        "--output",
+        str(out),
+        "--preset",
+        "full",
+        "--workers",
+        "2",
+        "--tasks",
+        "3",
+        *extra,
+    ]
 
 
 def snapshot(out: Path) -> dict:
     """Everything a user gets: the shards byte for byte, and the rows each step removed."""
     manifest = json.loads((out / "manifest.json").read_text())
-    removed = {step.name: sorted(r["id"] for r in shard_rows(out, f"removed/{step.name}"))
-               for step in sorted((out / "removed").iterdir())}
+    removed = {
+        step.name: sorted(r["id"] for r in shard_rows(out, f"removed/{step.name}"))
+        for step in sorted((out / "removed").iterdir())
+    }
     stats = json.loads((out / "stats.json").read_text())
-    return {"shards": [(s["path"], s["rows"], s["sha256"]) for s in manifest["shards"]], "removed": removed,
-            "steps": [(s["step"], s["docs_in"], s["docs_out"], s["bytes_out"]) for s in stats["steps"]]}
+    return {
+        "shards": [(s["path"], s["rows"], s["sha256"]) for s in manifest["shards"]],
+        "removed": removed,
+        "steps": [(s["step"], s["docs_in"], s["docs_out"], s["bytes_out"]) for s in stats["steps"]],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +96,8 @@ def test_rerun_of_a_finished_run_changes_nothing(shared_data, tmp_path, referenc
 def test_ray_executor_matches_local(shared_data, tmp_path, reference):
     pytest.importorskip("ray", reason="ray is not installed (pip install '.[ray]')")
     out = tmp_path / "clean"
-    result = subprocess.run(clean_cmd(shared_data / "html-sample", out, "--executor", "ray"), capture_output=True, text=True)
+    result = subprocess.run(
+        clean_cmd(shared_data / "html-sample", out, "--executor", "ray"), capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert snapshot(out) == reference

@@ -2,6 +2,7 @@
 
 Skipped, with the reason, where Slurm is not installed (`make test-debs`) or the tests do not run as root.
 """
+
 from __future__ import annotations
 
 import subprocess

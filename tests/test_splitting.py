@@ -1,4 +1,5 @@
 """One file, all cores: inputs split below the file level, and nothing depends on how they were split."""
+
 from __future__ import annotations
 
 import gzip
@@ -22,7 +23,9 @@ def real_records(shared_data) -> list[dict]:
     near-duplicate WikiText articles (4 lightly edited copies each, spread through the input)."""
     pages = [{"id": d.id, "text": d.text} for d in RawDocumentReader([str(shared_data / "html-sample")]).run()]
     articles = wikitext_articles(shared_data, 6)
-    copies = [{"text": edit_words(a, 0.01, seed)} for seed in range(4) for a in articles]  # no id: line numbers name them
+    copies = [
+        {"text": edit_words(a, 0.01, seed)} for seed in range(4) for a in articles
+    ]  # no id: line numbers name them
     records = []
     for i, page in enumerate(pages):
         records.append(page)
@@ -104,7 +107,9 @@ def test_bad_lines_are_named_by_their_line_number_whatever_the_split(real_record
         reader = RawDocumentReader([str(path)], skip_log_dir=log)
         for rank in range(tasks):
             list(reader.run(rank=rank, world_size=tasks))
-        named[tasks] = sorted(json.loads(l)["where"] for f in log.glob("*.jsonl") for l in f.read_text().splitlines())
+        named[tasks] = sorted(
+            json.loads(line)["where"] for f in log.glob("*.jsonl") for line in f.read_text().splitlines()
+        )
     assert named[1] == sorted(f"line {i + 1}" for i in range(0, len(real_records), 10))
     assert named[4] == named[1]
 
@@ -138,8 +143,11 @@ def test_kept_documents_do_not_depend_on_tasks_or_executor(real_records, tmp_pat
     src = write_jsonl(tmp_path / "docs.jsonl", real_records)
     runs = {}
     fewer_buckets = ["--set", "minhash.num_buckets=4"]  # fewer (slow to start) Ray tasks; the same in every run
-    for name, args in {"1 task": ["--tasks", "1", "--workers", "1"], "4 tasks": ["--tasks", "4", "--workers", "1"],
-                       "ray, 2 tasks": ["--tasks", "2", "--workers", "2", "--executor", "ray"]}.items():
+    for name, args in {
+        "1 task": ["--tasks", "1", "--workers", "1"],
+        "4 tasks": ["--tasks", "4", "--workers", "1"],
+        "ray, 2 tasks": ["--tasks", "2", "--workers", "2", "--executor", "ray"],
+    }.items():
         out = tmp_path / name.replace(" ", "").replace(",", "-")
         assert corpus_clean(["--input", str(src), "--output", str(out), "--preset", "full", *fewer_buckets, *args]) == 0
         runs[name] = corpus(out)
@@ -168,7 +176,9 @@ def test_progress_line_reads_bytes_eta_and_the_gzip_note(real_records, tmp_path)
     finally:
         logger.remove(sink)
     progress = [line for line in lines if " docs/s, " in line and "input " in line]
-    total_mb = {rank: f"/{RawDocumentReader([str(plain), str(gz)]).input_bytes(rank, 2) / 1e6:,.1f} MB" for rank in range(2)}
+    total_mb = {
+        rank: f"/{RawDocumentReader([str(plain), str(gz)]).input_bytes(rank, 2) / 1e6:,.1f} MB" for rank in range(2)
+    }
     for rank in range(2):
         mine = [line for line in progress if line.startswith(f"task {rank}:")]
         assert mine and all(total_mb[rank] in line for line in mine)

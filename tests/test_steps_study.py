@@ -1,4 +1,5 @@
 """The per-step ablation: each cleaning step can be left out, and the study compares the arms."""
+
 from __future__ import annotations
 
 import json
@@ -11,16 +12,36 @@ from pathlib import Path
 import pytest
 
 from corpus_helpers import edit_words, wikitext_articles
-from test_studies import teacher  # noqa: F401  (the fixture: a small random GPT-2 with a BPE)
 
-FILTERS_OFF = ["filters.languages=null", "filters.gopher_repetition=null", "filters.gopher_quality=null",
-               "filters.c4_quality=null", "filters.fineweb_quality=null"]
+FILTERS_OFF = [
+    "filters.languages=null",
+    "filters.gopher_repetition=null",
+    "filters.gopher_quality=null",
+    "filters.c4_quality=null",
+    "filters.fineweb_quality=null",
+]
 
 
 def clean(raw: Path, out: Path, *settings: str) -> dict:
     args = [a for s in settings for a in ("--set", s)]
-    result = subprocess.run([sys.executable, "-m", "corpus.cli", "--input", str(raw), "--output", str(out),
-                             "--preset", "full", "--workers", "1", *args], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "corpus.cli",
+            "--input",
+            str(raw),
+            "--output",
+            str(out),
+            "--preset",
+            "full",
+            "--workers",
+            "1",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     stats = json.loads((out / "stats.json").read_text())
     return {"steps": {s["step"]: s["docs_removed"] for s in stats["steps"]}, "kept": stats["output"]["documents"]}
@@ -93,21 +114,50 @@ def test_steps_study_smoke_with_teacher_overlap_and_stale_code(shared_data, teac
     teacher_data = write_clean_corpus(tmp_path / "teacher-data", planted + ["Unrelated words about boats. " * 30])
     src = copy_sources(Path(__file__).resolve().parents[1], tmp_path / "src")
     out = tmp_path / "steps"
-    args = ["ablation", "--study", "steps", "--steps", "near_dedup", "--scale", "smoke", "--seeds", "0", "1",
-            "--budget-tokens", "2048", "--input", str(shared_data / "html-sample"), "--teacher", str(teacher),
-            "--teacher-data", str(teacher_data), "--output", str(out), "--workers", "1",
-            "--eval-data", str(shared_data)]
+    args = [
+        "ablation",
+        "--study",
+        "steps",
+        "--steps",
+        "near_dedup",
+        "--scale",
+        "smoke",
+        "--seeds",
+        "0",
+        "1",
+        "--budget-tokens",
+        "2048",
+        "--input",
+        str(shared_data / "html-sample"),
+        "--teacher",
+        str(teacher),
+        "--teacher-data",
+        str(teacher_data),
+        "--output",
+        str(out),
+        "--workers",
+        "1",
+        "--eval-data",
+        str(shared_data),
+    ]
 
     def study(*extra: str) -> tuple[dict, str, str]:
-        result = subprocess.run([sys.executable, "-m", "eval", *args, *extra], capture_output=True, text=True,
-                                cwd=src, env={**os.environ, "PYTHONPATH": str(src)})  # `-m` imports from the cwd first
+        result = subprocess.run(
+            [sys.executable, "-m", "eval", *args, *extra],
+            capture_output=True,
+            text=True,
+            cwd=src,
+            env={**os.environ, "PYTHONPATH": str(src)},
+        )  # `-m` imports from the cwd first
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
         return json.loads((out / "results.json").read_text()), (out / "report.md").read_text(), result.stdout
 
     results, report, _ = study()
     assert results["arms"] == ["full", "full-no-near_dedup"]
     assert [(c["a"], c["b"], c["kind"]) for c in results["comparisons"]] == [
-        ("full", "full-no-near_dedup", "leave out"), ("full", "full-no-near_dedup", "add")]
+        ("full", "full-no-near_dedup", "leave out"),
+        ("full", "full-no-near_dedup", "add"),
+    ]
     wiki = results["comparisons"][0]["metrics"]["wikitext_ppl"]
     assert wiki["mdd"] > 0 and wiki["paired"]["items"] > 0
     assert wiki["paired"]["low"] <= wiki["paired"]["diff"] <= wiki["paired"]["high"]

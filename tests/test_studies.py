@@ -1,4 +1,5 @@
 """The three studies end to end at smoke scale, on real text: reports, JSON and plots hold this run's numbers."""
+
 from __future__ import annotations
 
 import json
@@ -12,29 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from browser import Browser
-from corpus_helpers import wikitext_articles
 from safe_output.atomic import is_leftover
-from test_train import write_clean_corpus
-from train.model import GPT, GPTConfig
-from train.tokenizer import save_tokenizer, train_tokenizer
+from train.model import GPT
+from train.tokenizer import save_tokenizer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def teacher(shared_data, tmp_path_factory) -> Path:
-    """A small random 4-layer GPT-2 with a BPE trained on real prose: stands in for `make teacher`."""
-    root = tmp_path_factory.mktemp("teacher")
-    corpus = write_clean_corpus(root / "corpus", wikitext_articles(shared_data, 40, min_words=100))
-    tok = train_tokenizer([corpus], vocab_size=512)
-    model = GPT(GPTConfig(vocab_size=len(tok), block_size=64, n_layer=4, n_head=2, n_embd=32, dropout=0.1,
-                          bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id))
-    model.save_pretrained(root / "export")
-    save_tokenizer(tok, root / "export")
-    return root / "export"
 
 
 def check_html_report(out: Path, tmp_path: Path, metric: str) -> None:
@@ -48,11 +32,16 @@ def check_html_report(out: Path, tmp_path: Path, metric: str) -> None:
         plots = b.eval("[...document.images].map(i => [i.src.slice(0, 22), i.complete && i.naturalWidth > 0])")
         assert plots and all(p == ["data:image/png;base64,", True] for p in plots)
         assert len(plots) == (out / "report.md").read_text().count("![")
-        shown = b.eval(f"Object.fromEntries([...document.querySelectorAll('#runs + p + .scroll tbody tr')].map(tr => "
-                       f"[tr.querySelector('[data-run]').dataset.run, JSON.parse(tr.querySelector('[data-key=\"{metric}\"] [data-value]')"
-                       ".dataset.value)]))")
+        shown = b.eval(
+            f"Object.fromEntries([...document.querySelectorAll('#runs + p + .scroll tbody tr')].map(tr => "
+            "[tr.querySelector('[data-run]').dataset.run, "
+            f"JSON.parse(tr.querySelector('[data-key=\"{metric}\"] [data-value]')"
+            ".dataset.value)]))"
+        )
         assert shown == {name: run[metric] for name, run in results["runs"].items()}
-        assert results["command"] and results["command"] in b.eval("document.querySelector('#provenance + p + .scroll').textContent")
+        assert results["command"] and results["command"] in b.eval(
+            "document.querySelector('#provenance + p + .scroll').textContent"
+        )
 
 
 def run_eval(*args: str) -> subprocess.CompletedProcess:
@@ -63,15 +52,33 @@ def run_eval(*args: str) -> subprocess.CompletedProcess:
 
 def test_ablation_smoke(shared_data, teacher, tmp_path):
     out = tmp_path / "ablation"
-    args = ["ablation", "--scale", "smoke", "--input", str(shared_data / "html-sample"), "--clean-root", str(tmp_path / "clean"),
-            "--teacher", str(teacher), "--output", str(out), "--workers", "1", "--presets", "paper", "full"]
+    args = [
+        "ablation",
+        "--scale",
+        "smoke",
+        "--input",
+        str(shared_data / "html-sample"),
+        "--clean-root",
+        str(tmp_path / "clean"),
+        "--teacher",
+        str(teacher),
+        "--output",
+        str(out),
+        "--workers",
+        "1",
+        "--presets",
+        "paper",
+        "full",
+    ]
     run_eval(*args)
     results = json.loads((out / "results.json").read_text())
     assert set(results["variants"]) == {"none", "paper", "full"}
     assert sorted(results["runs"]) == sorted(f"{p}-seed{s}" for p in ("paper", "full") for s in (0, 1))
     for run in results["runs"].values():
         assert math.isfinite(run["wikitext_ppl"]) and math.isfinite(run["heldout_ppl"]) and 0 <= run["sst2_acc"] <= 1
-        assert math.isfinite(run["wikitext_blocks_ppl"]) and run["wikitext_blocks_tokens"] < run["wikitext_tokens"]  # both protocols
+        assert (
+            math.isfinite(run["wikitext_blocks_ppl"]) and run["wikitext_blocks_tokens"] < run["wikitext_tokens"]
+        )  # both protocols
         assert 0 < run["wikitext_bpb"] < 20 and run["blimp_pairs"] == 67 * 4 and 0 <= run["blimp_acc"] <= 1
     for name, unit in results["units"].items():  # each BLiMP pair's outcome is kept for McNemar between arms
         if name.startswith("result/"):
@@ -101,8 +108,23 @@ def test_ablation_smoke(shared_data, teacher, tmp_path):
 
 def test_a_study_rerun_with_another_budget_reports_only_its_own_units(shared_data, teacher, tmp_path):
     out = tmp_path / "ablation"
-    base = ["ablation", "--scale", "smoke", "--input", str(shared_data / "html-sample"), "--teacher", str(teacher), "--output", str(out),
-            "--workers", "1", "--presets", "none", "--seeds", "0"]
+    base = [
+        "ablation",
+        "--scale",
+        "smoke",
+        "--input",
+        str(shared_data / "html-sample"),
+        "--teacher",
+        str(teacher),
+        "--output",
+        str(out),
+        "--workers",
+        "1",
+        "--presets",
+        "none",
+        "--seeds",
+        "0",
+    ]
 
     def study(budget: int) -> tuple[dict, str]:
         stdout = run_eval(*base, "--budget-tokens", str(budget)).stdout
@@ -127,23 +149,47 @@ def test_a_study_rerun_with_another_budget_reports_only_its_own_units(shared_dat
     assert "$ " not in stdout
     assert again["runs"]["none-seed0"]["wikitext_ppl"] == first["runs"]["none-seed0"]["wikitext_ppl"]
     # more than one pass over the smallest variant needs --allow-repeats
-    refused = subprocess.run([sys.executable, "-m", "eval", *base, "--budget-tokens", "10000000"], capture_output=True, text=True)
+    refused = subprocess.run(
+        [sys.executable, "-m", "eval", *base, "--budget-tokens", "10000000"], capture_output=True, text=True
+    )
     assert refused.returncode == 2 and "--allow-repeats" in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_a_study_killed_at_a_random_moment_reruns_to_the_uninterrupted_numbers(shared_data, teacher, tmp_path):
     """SIGKILL to the study and all its sub-commands at a random moment, then the same command again: it
     finishes, leaves no temporary files, and reports the numbers of a study that was never interrupted."""
+
     def args(out: Path) -> list[str]:
-        return ["ablation", "--scale", "smoke", "--input", str(shared_data / "html-sample"), "--teacher", str(teacher),
-                "--output", str(out), "--workers", "1", "--presets", "none", "--seeds", "0", "--budget-tokens", "2048"]
+        return [
+            "ablation",
+            "--scale",
+            "smoke",
+            "--input",
+            str(shared_data / "html-sample"),
+            "--teacher",
+            str(teacher),
+            "--output",
+            str(out),
+            "--workers",
+            "1",
+            "--presets",
+            "none",
+            "--seeds",
+            "0",
+            "--budget-tokens",
+            "2048",
+        ]
 
     start = time.time()
     run_eval(*args(tmp_path / "reference"))
     delay = random.uniform(0.1, 0.9) * (time.time() - start)
     killed = tmp_path / "killed"
-    study = subprocess.Popen([sys.executable, "-m", "eval", *args(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    study = subprocess.Popen(
+        [sys.executable, "-m", "eval", *args(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     time.sleep(delay)
     os.killpg(study.pid, signal.SIGKILL)  # the study's own process group: its pipeline workers and training runs too
     study.wait()
@@ -157,32 +203,73 @@ def test_a_study_killed_at_a_random_moment_reruns_to_the_uninterrupted_numbers(s
         for metric in ("wikitext_ppl", "wikitext_blocks_ppl", "heldout_ppl", "sst2_acc"):
             assert rerun[name][metric] == run[metric], (name, metric, f"killed after {delay:.1f}s")
         assert rerun[name]["summary"]["tokens"] == run["summary"]["tokens"] == 2048
-        steps = [json.loads(line)["step"] for line in (Path(rerun[name]["summary"]["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+        steps = [
+            json.loads(line)["step"]
+            for line in (Path(rerun[name]["summary"]["run_dir"]) / "metrics.jsonl").read_text().splitlines()
+        ]
         assert steps == sorted(set(steps)), f"metrics lost or repeated (killed after {delay:.1f}s)"
 
 
 def test_compare_smoke(shared_data, teacher, tmp_path):
     clean = tmp_path / "clean"
-    subprocess.run([sys.executable, "-m", "corpus.cli", "--input", str(shared_data / "html-sample"), "--output", str(clean),
-                    "--preset", "paper", "--workers", "1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "corpus.cli",
+            "--input",
+            str(shared_data / "html-sample"),
+            "--output",
+            str(clean),
+            "--preset",
+            "paper",
+            "--workers",
+            "1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     out = tmp_path / "compare"
-    run_eval("compare", "--scale", "smoke", "--teacher", str(teacher), "--clean", str(clean), "--seeds", "0", "--output", str(out),
-             "--distill-keep-layers", "alt", "0,3", "--freeze-pos-embeddings")
+    run_eval(
+        "compare",
+        "--scale",
+        "smoke",
+        "--teacher",
+        str(teacher),
+        "--clean",
+        str(clean),
+        "--seeds",
+        "0",
+        "--output",
+        str(out),
+        "--distill-keep-layers",
+        "alt",
+        "0,3",
+        "--freeze-pos-embeddings",
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["methods"] == ["truncate-alt", "distill-alt", "distill-0,3", "scratch"]
     runs = results["runs"]
-    assert runs["distill-alt-seed0"]["summary"]["distill"] is True and runs["distill-0,3-seed0"]["summary"]["distill"] is True
+    assert (
+        runs["distill-alt-seed0"]["summary"]["distill"] is True
+        and runs["distill-0,3-seed0"]["summary"]["distill"] is True
+    )
     assert runs["scratch-seed0"]["summary"]["init"] == "scratch"
     assert runs["truncate-alt-seed0"]["summary"]["n_params"] == runs["scratch-seed0"]["summary"]["n_params"]
     # equal arms: every arm trains with the teacher's dropout (scratch too); only distillation froze position embeddings
     assert {r["summary"]["dropout"] for r in runs.values()} == {0.1}
     assert {m: r["summary"]["freeze_pos_embeddings"] for m, r in runs.items()} == {
-        "truncate-alt-seed0": False, "distill-alt-seed0": True, "distill-0,3-seed0": True, "scratch-seed0": False}
+        "truncate-alt-seed0": False,
+        "distill-alt-seed0": True,
+        "distill-0,3-seed0": True,
+        "scratch-seed0": False,
+    }
     report = (out / "report.md").read_text()
     assert "teacher (reference)" in report and "fewer than 2 seeds on a side, so no confidence interval" in report
     assert "## Provenance" in report and all(u["fingerprint"] in report for u in results["units"].values())
     # the code behind the numbers: this checkout's sources (the test runs from the project's own tree)
     from eval.studies.provenance import code_version
+
     assert results["code"]["source_fingerprint"] == code_version()["source_fingerprint"]
     assert f"source fingerprint `{results['code']['source_fingerprint']}`" in report
     # the report names each arm's starting point
@@ -190,13 +277,19 @@ def test_compare_smoke(shared_data, teacher, tmp_path):
     assert "| `distill-0,3` | teacher blocks [0, 3] | DistilGPT-2 (5 KL + 2 CLM + 1 cos) | 0.1 | yes |" in report
     assert "| `scratch` | random initialisation, 2 layers | CLM | 0.1 | no |" in report
     assert "WikiText ppl (blocks)" in report and all(math.isfinite(r["wikitext_blocks_ppl"]) for r in runs.values())
-    assert "BLiMP acc" in report and "WikiText bits/byte" in report and all(0 <= r["blimp_acc"] <= 1 for r in runs.values())
+    assert (
+        "BLiMP acc" in report
+        and "WikiText bits/byte" in report
+        and all(0 <= r["blimp_acc"] <= 1 for r in runs.values())
+    )
     for png in ("val_loss.png", "val_loss_time.png", "sst2.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
     check_html_report(out, tmp_path, "heldout_ppl")
     for r in runs.values():  # the time axis: the same validation points, at increasing training time within the run's
         times = [t for t, _ in r["curve_time"]]
-        assert len(times) == len(r["curve"]) and times == sorted(times) and 0 < times[-1] <= r["summary"]["train_time_s"]
+        assert (
+            len(times) == len(r["curve"]) and times == sorted(times) and 0 < times[-1] <= r["summary"]["train_time_s"]
+        )
 
 
 def test_kd_study_smoke(shared_data, teacher, tmp_path):
@@ -206,7 +299,19 @@ def test_kd_study_smoke(shared_data, teacher, tmp_path):
     student = tmp_path / "student"
     truncate(GPT.from_pretrained(teacher), [0, 2]).save_pretrained(student)
     save_tokenizer(__import__("train.tokenizer", fromlist=["load_tokenizer"]).load_tokenizer(teacher), student)
-    run_eval("kd-study", "--scale", "smoke", "--teacher", str(teacher), "--student", str(student), "--tasks", "rte", "--output", str(out))
+    run_eval(
+        "kd-study",
+        "--scale",
+        "smoke",
+        "--teacher",
+        str(teacher),
+        "--student",
+        str(student),
+        "--tasks",
+        "rte",
+        "--output",
+        str(out),
+    )
     results = json.loads((out / "results.json").read_text())
     assert sorted({r["technique"] for r in results["runs"].values()}) == ["annealing", "plain", "rail", "vanilla"]
     assert len(results["runs"]) == 8  # 4 techniques x 2 seeds

@@ -1,4 +1,5 @@
 """The studies' statistics against direct computations and simulation: power, paired tests, curve bands."""
+
 from __future__ import annotations
 
 import math
@@ -7,8 +8,15 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from eval.studies.stats import (curve_band, half_width, items_for_half_width, mcnemar, min_detectable_difference,
-                                paired_bootstrap, seeds_for_half_width)
+from eval.studies.stats import (
+    curve_band,
+    half_width,
+    items_for_half_width,
+    mcnemar,
+    min_detectable_difference,
+    paired_bootstrap,
+    seeds_for_half_width,
+)
 
 
 def test_min_detectable_difference_has_its_power():

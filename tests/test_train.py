@@ -1,8 +1,8 @@
 """Tokenizers, token shards, the training loop, exact resume after SIGKILL / Ctrl-C, DDP, and clear errors."""
+
 from __future__ import annotations
 
 import json
-import os
 import resource
 import signal
 import subprocess
@@ -62,7 +62,9 @@ def test_token_shards_contract(corpus, tokens):
     val_ids = {r["id"] for r in texts if is_validation(r["id"], 0.1)}
     assert 0 < len(val_ids) < len(texts)
     for split in ("train", "val"):
-        flat = np.concatenate([np.fromfile(tokens / s["path"], dtype=np.uint16) for s in manifest["splits"][split]["shards"]])
+        flat = np.concatenate(
+            [np.fromfile(tokens / s["path"], dtype=np.uint16) for s in manifest["splits"][split]["shards"]]
+        )
         docs = [r for r in texts if (r["id"] in val_ids) == (split == "val")]
         expected = [t for r in docs for t in tok(r["text"]).input_ids + [tok.eos_token_id]]
         assert flat.tolist() == expected  # every document once, in order, each followed by EOS
@@ -109,7 +111,11 @@ def wait_for(predicate, proc, timeout=120):
 @pytest.fixture(scope="module")
 def uninterrupted(tokens, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("ref") / "run"
-    subprocess.run(train_cmd(tokens, run, "--max-steps", "30", "--ckpt-every", "5", "--dropout", "0.1"), check=True, capture_output=True)
+    subprocess.run(
+        train_cmd(tokens, run, "--max-steps", "30", "--ckpt-every", "5", "--dropout", "0.1"),
+        check=True,
+        capture_output=True,
+    )
     return run
 
 
@@ -133,7 +139,9 @@ def test_ctrl_c_saves_a_checkpoint_then_resumes_exactly(tokens, tmp_path, uninte
     run = tmp_path / "run"
     cmd = train_cmd(tokens, run, "--max-steps", "30", "--ckpt-every", "5", "--dropout", "0.1")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: (run / "metrics.jsonl").exists() and len((run / "metrics.jsonl").read_text().splitlines()) >= 7, proc)
+    wait_for(
+        lambda: (run / "metrics.jsonl").exists() and len((run / "metrics.jsonl").read_text().splitlines()) >= 7, proc
+    )
     proc.send_signal(signal.SIGINT)
     stdout, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "checkpoint saved" in stdout
@@ -142,8 +150,21 @@ def test_ctrl_c_saves_a_checkpoint_then_resumes_exactly(tokens, tmp_path, uninte
 
 
 def torchrun(cmd: list[str], nproc: int = 2) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", "29517",
-                           *cmd[1:]], capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(nproc),
+            "--master_port",
+            "29517",
+            *cmd[1:],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def two_ranks_in_one_process(tokens: Path, args: list[str], dropout_seeds=(1, 2), rank_offsets=(0, 1)):
@@ -213,11 +234,12 @@ def test_ddp_with_dropout_matches_its_single_process_computation(tokens, ddp_run
     assert summary["world_size"] == 2
     ddp_weights = GPT.from_pretrained(ddp / "export").state_dict()
 
-    args = cmd[cmd.index("--tokens"):] + ["--output", str(tmp_path / "unused")]
+    args = cmd[cmd.index("--tokens") :] + ["--output", str(tmp_path / "unused")]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the processes ran (--threads 1): the same summation order
     torch.set_flush_denormal(True)  # as the training loop does
     try:
+
         def max_diff(model) -> float:
             own = model.state_dict()
             return max((own[k] - ddp_weights[k]).abs().max().item() for k in ddp_weights)
@@ -241,8 +263,16 @@ def test_a_ddp_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result
 
     reference, _ = ddp_run
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29518",
-           *train_cmd(tokens, run, *DDP_ARGS)[1:]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29518",
+        *train_cmd(tokens, run, *DDP_ARGS)[1:],
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: (run / "checkpoints" / "step-00000004.pt").exists(), proc, timeout=300)
     for p in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
@@ -276,18 +306,48 @@ def test_user_errors_are_one_clear_line(corpus, tokens, tmp_path):
     GPT(GPTConfig(vocab_size=512, block_size=64, n_layer=4, n_head=2, n_embd=32)).save_pretrained(other_tok)
     save_tokenizer(train_tokenizer([corpus], vocab_size=300), tmp_path / "tok300")
     # same vocabulary size, other tokens: a tokenizer mismatch that sizes alone would not catch
-    texts = pa.ipc.open_stream(pa.memory_map(str(corpus / "shards" / "shard-00000.arrow"))).read_all().column("text").to_pylist()
+    texts = (
+        pa.ipc.open_stream(pa.memory_map(str(corpus / "shards" / "shard-00000.arrow")))
+        .read_all()
+        .column("text")
+        .to_pylist()
+    )
     tok = train_tokenizer([write_clean_corpus(tmp_path / "upper", [t.upper() for t in texts])], vocab_size=512)
     save_tokenizer(tok, other_tok)
     base = ["pretrain", "--tokens", str(tokens), "--max-steps", "2"]
     cases = [
         (base + ["--output", str(tmp_path / "a"), "--teacher", str(tmp_path / "nope")], "no such checkpoint directory"),
-        (base + ["--output", str(tmp_path / "b"), "--teacher", str(teacher), "--keep-layers", "0,7"], "the teacher has layers 0-3, not [7]"),
+        (
+            base + ["--output", str(tmp_path / "b"), "--teacher", str(teacher), "--keep-layers", "0,7"],
+            "the teacher has layers 0-3, not [7]",
+        ),
         (base + ["--output", str(tmp_path / "c"), "--teacher", str(other_tok)], "uses another tokenizer"),
-        (base + ["--output", str(tmp_path / "d"), "--init", "scratch", "--n-layer", "1", "--n-embd", "16", "--n-head", "2",
-                 "--lr", "1e9", "--grad-clip", "0", "--max-steps", "50"], "the loss became"),
-        (["tokenize", "--data", str(corpus), "--tokenizer", str(tmp_path / "tok300"), "--output", str(tokens)],
-         "made from other inputs or settings (block_size 32 -> 128, fingerprint "),
+        (
+            base
+            + [
+                "--output",
+                str(tmp_path / "d"),
+                "--init",
+                "scratch",
+                "--n-layer",
+                "1",
+                "--n-embd",
+                "16",
+                "--n-head",
+                "2",
+                "--lr",
+                "1e9",
+                "--grad-clip",
+                "0",
+                "--max-steps",
+                "50",
+            ],
+            "the loss became",
+        ),
+        (
+            ["tokenize", "--data", str(corpus), "--tokenizer", str(tmp_path / "tok300"), "--output", str(tokens)],
+            "made from other inputs or settings (block_size 32 -> 128, fingerprint ",
+        ),
     ]
     for args, message in cases:
         result = run_cli(*args)
@@ -314,8 +374,14 @@ def test_a_run_resumes_only_on_its_own_data_and_tokenizer(corpus, tokens, tmp_pa
     assert len(result.stderr.strip().splitlines()) == 1
     assert "was trained on other inputs than now (tokenizer" in result.stderr and "tokens " in result.stderr
     # a tokenizer folder is reused only for the data and settings it was made from
-    assert run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "300", "--output", str(tmp_path / "t")).returncode == 0
-    assert run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "300", "--output", str(tmp_path / "t")).returncode == 0
+    assert (
+        run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "300", "--output", str(tmp_path / "t")).returncode
+        == 0
+    )
+    assert (
+        run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "300", "--output", str(tmp_path / "t")).returncode
+        == 0
+    )
     other = run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "350", "--output", str(tmp_path / "t"))
     assert other.returncode == 2 and "made from other inputs or settings (vocab_size 300 -> 350)" in other.stderr
 
@@ -326,7 +392,11 @@ def test_held_out_split_keeps_near_duplicate_clusters_together(shared_data, tmp_
 
     articles = wikitext_articles(shared_data, 40, min_words=150)
     # each article and two lightly edited copies (Jaccard well above 0.8) under unrelated ids
-    docs = [(f"doc-{i}-{c}", a if c == 0 else edit_words(a, 0.01, seed=10 * i + c)) for i, a in enumerate(articles) for c in range(3)]
+    docs = [
+        (f"doc-{i}-{c}", a if c == 0 else edit_words(a, 0.01, seed=10 * i + c))
+        for i, a in enumerate(articles)
+        for c in range(3)
+    ]
     found = find_near_duplicates(docs)
     assert len(found.pairs) >= 3 * len(articles) * 0.9  # 3 pairs per triple
     by_id, by_cluster = leakage(found, id_hash_split(found, 0.3)), leakage(found, cluster_split(found, 0.3))
@@ -346,10 +416,18 @@ def test_corrupt_shard_and_empty_dataset(corpus, tokens, tmp_path):
     shutil.copytree(tokens, broken)
     shard = broken / "train-00000.bin"
     shard.write_bytes(shard.read_bytes()[:-7])
-    result = run_cli("pretrain", "--tokens", str(broken), "--output", str(tmp_path / "r"), "--init", "scratch", "--max-steps", "1")
-    assert result.returncode == 2 and "corrupt or truncated token shard" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli(
+        "pretrain", "--tokens", str(broken), "--output", str(tmp_path / "r"), "--init", "scratch", "--max-steps", "1"
+    )
+    assert (
+        result.returncode == 2
+        and "corrupt or truncated token shard" in result.stderr
+        and "Traceback" not in result.stderr
+    )
     tiny = write_clean_corpus(tmp_path / "tiny", ["Too short."])
-    result = run_cli("tokenize", "--data", str(tiny), "--tokenizer", str(tokens / "tokenizer"), "--output", str(tmp_path / "t"))
+    result = run_cli(
+        "tokenize", "--data", str(tiny), "--tokenizer", str(tokens / "tokenizer"), "--output", str(tmp_path / "t")
+    )
     assert result.returncode == 2 and "not enough text" in result.stderr
 
 
@@ -370,7 +448,11 @@ def test_checkpoint_that_cannot_be_written_leaves_no_partial_file(tokens, tmp_pa
     assert good and not (run / "summary.json").exists()
     result = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limit_file_size(64_000))
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-2000:]
-    assert "could not write checkpoint" in result.stderr and good[-1] in result.stderr and "nothing half-written" in result.stderr
+    assert (
+        "could not write checkpoint" in result.stderr
+        and good[-1] in result.stderr
+        and "nothing half-written" in result.stderr
+    )
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == good  # intact, and no partial file
     # space is back: the same command resumes and finishes
     subprocess.run(cmd, check=True, capture_output=True)
@@ -382,11 +464,36 @@ def test_distillation_with_frozen_position_embeddings(tokens, tmp_path):
     teacher_dir = tmp_path / "teacher"
     tok = load_tokenizer(tokens / "tokenizer")
     torch.manual_seed(0)
-    GPT(GPTConfig(vocab_size=len(tok), block_size=32, n_layer=4, n_head=2, n_embd=32, dropout=0.1)).save_pretrained(teacher_dir)
+    GPT(GPTConfig(vocab_size=len(tok), block_size=32, n_layer=4, n_head=2, n_embd=32, dropout=0.1)).save_pretrained(
+        teacher_dir
+    )
     save_tokenizer(tok, teacher_dir)
-    base = [sys.executable, "-m", "train", "pretrain", "--tokens", str(tokens), "--teacher", str(teacher_dir), "--keep-layers", "0,3",
-            "--distill", "--max-steps", "4", "--batch-size", "4", "--lr", "1e-2", "--warmup", "1", "--threads", "1"]
-    subprocess.run([*base, "--output", str(tmp_path / "frozen"), "--freeze-pos-embeddings"], check=True, capture_output=True)
+    base = [
+        sys.executable,
+        "-m",
+        "train",
+        "pretrain",
+        "--tokens",
+        str(tokens),
+        "--teacher",
+        str(teacher_dir),
+        "--keep-layers",
+        "0,3",
+        "--distill",
+        "--max-steps",
+        "4",
+        "--batch-size",
+        "4",
+        "--lr",
+        "1e-2",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+    ]
+    subprocess.run(
+        [*base, "--output", str(tmp_path / "frozen"), "--freeze-pos-embeddings"], check=True, capture_output=True
+    )
     subprocess.run([*base, "--output", str(tmp_path / "free")], check=True, capture_output=True)
     teacher = GPT.from_pretrained(teacher_dir).state_dict()
     frozen = GPT.from_pretrained(tmp_path / "frozen" / "export").state_dict()
@@ -396,7 +503,9 @@ def test_distillation_with_frozen_position_embeddings(tokens, tmp_path):
     assert not torch.equal(frozen["transformer.wte.weight"], teacher["transformer.wte.weight"])
     assert not torch.equal(frozen["transformer.h.1.mlp.c_fc.weight"], teacher["transformer.h.3.mlp.c_fc.weight"])
     summary = json.loads((tmp_path / "frozen" / "summary.json").read_text())
-    assert summary["freeze_pos_embeddings"] is True and summary["dropout"] == pytest.approx(0.1)  # the teacher's dropout
+    assert summary["freeze_pos_embeddings"] is True and summary["dropout"] == pytest.approx(
+        0.1
+    )  # the teacher's dropout
 
 
 def test_validation_on_another_corpus_s_held_out_split(shared_data, tokens, tmp_path):
@@ -407,18 +516,23 @@ def test_validation_on_another_corpus_s_held_out_split(shared_data, tokens, tmp_
     other = write_clean_corpus(tmp_path / "other", wikitext_articles(shared_data, 60, min_words=100)[20:])
     tokenize_corpus(other, tokens / "tokenizer", tmp_path / "other-tokens", block_size=32, val_fraction=0.5)
     run = tmp_path / "run"
-    subprocess.run(train_cmd(tokens, run, "--max-steps", "4", "--eval-every", "2",
-                             "--val-tokens", str(tmp_path / "other-tokens")),
-                   check=True, capture_output=True)
+    subprocess.run(
+        train_cmd(tokens, run, "--max-steps", "4", "--eval-every", "2", "--val-tokens", str(tmp_path / "other-tokens")),
+        check=True,
+        capture_output=True,
+    )
     summary = json.loads((run / "summary.json").read_text())
-    direct = shard_perplexity(GPT.from_pretrained(run / "export"), tmp_path / "other-tokens", "val", max_blocks=8,
-                              batch_size=8)
+    direct = shard_perplexity(
+        GPT.from_pretrained(run / "export"), tmp_path / "other-tokens", "val", max_blocks=8, batch_size=8
+    )
     assert summary["val_loss"] == pytest.approx(direct["nll"], rel=1e-5)
     own = shard_perplexity(GPT.from_pretrained(run / "export"), tokens, "val", max_blocks=8, batch_size=8)
     assert own["nll"] != pytest.approx(direct["nll"], rel=1e-5)  # not its own val split
     save_tokenizer(train_tokenizer([other], vocab_size=300), tmp_path / "tok2")
     tokenize_corpus(other, tmp_path / "tok2", tmp_path / "other-tok2", block_size=32, val_fraction=0.5)
-    refused = subprocess.run(train_cmd(tokens, tmp_path / "run2", "--max-steps", "2",
-                                       "--val-tokens", str(tmp_path / "other-tok2")),
-                             capture_output=True, text=True)
+    refused = subprocess.run(
+        train_cmd(tokens, tmp_path / "run2", "--max-steps", "2", "--val-tokens", str(tmp_path / "other-tok2")),
+        capture_output=True,
+        text=True,
+    )
     assert refused.returncode == 2 and "another tokenizer" in refused.stderr

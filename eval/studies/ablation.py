@@ -27,6 +27,7 @@ budget is lowered to it; more needs --allow-repeats), and the report gives each 
 states the mean difference with a 95% confidence interval over seeds (Welch's t), its minimum detectable
 difference, and paired statistics on the items both arms were scored on.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,14 +39,30 @@ from eval import EvalError
 from eval.data import glue_dir, wikitext_test
 from eval.studies.options import each_of
 from eval.studies.plots import plot_bands, plot_bars
-from eval.studies.pretraining import (SCALES as PRETRAINING_SCALES, PretrainStudyOptions, Scale, evaluate_run, pretrain,
-                                      resolve_budget, result_items, tokenize)
+from eval.studies.pretraining import (
+    SCALES as PRETRAINING_SCALES,
+    PretrainStudyOptions,
+    Scale,
+    evaluate_run,
+    pretrain,
+    resolve_budget,
+    result_items,
+    tokenize,
+)
 from eval.studies.provenance import code_version
 from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
 from eval.studies.report_html import write_report_files
 from eval.studies.runs import python_module, read_curve, run_command
-from eval.studies.stats import (curve_band, half_width, items_for_half_width, mcnemar, min_detectable_difference,
-                                paired_bootstrap, seeds_for_half_width, summarize)
+from eval.studies.stats import (
+    curve_band,
+    half_width,
+    items_for_half_width,
+    mcnemar,
+    min_detectable_difference,
+    paired_bootstrap,
+    seeds_for_half_width,
+    summarize,
+)
 from eval.studies.units import cached, locate, record_unit
 from safe_output import atomic_json
 from train.config import keep_layers_check
@@ -99,33 +116,61 @@ class Arm:
 @dataclass
 class AblationConfig(PretrainStudyOptions):
     output: str = opt("runs/ablation", "study folder: report, results and every unit, by fingerprint", metavar="DIR")
-    study: str = opt("presets", "presets: compare the cleaning presets (--presets); steps: the full recipe with each "
-                     "step left out and the steps added one at a time (--steps)", choices=("presets", "steps"))
-    input: list[str] = opt(["data/demo/jsonl"], "raw corpus (make ablation: the study part, data/partition/study)",
-                           metavar="PATH")
-    clean_root: str = opt("data/clean", "where `make clean-corpus` put its variants (used with --no-decontaminate)",
-                          metavar="DIR")
-    teacher_data: str = opt("", "the clean corpus the teacher was trained on (make teacher: data/clean/teacher-full): "
-                            "the report measures its overlap with every arm and the evaluation sets; empty: not "
-                            "measured", metavar="CLEAN_DIR")
-    keep_layers: str = opt("alt", "teacher blocks the student keeps (alt, distil, bottom, top or a list like 0,2,4)",
-                           check=keep_layers_check())
-    presets: list[str] = opt(["none", "paper", "full"], "--study presets: cleaning presets to compare (none is always "
-                             "made: its held-out split is shared)", check=each_of(PRESETS), metavar="PRESET")
-    steps: list[str] = opt([name for name, _, _ in STEPS], "--study steps: the steps of the full recipe to study",
-                           check=each_of(tuple(STEP_OFF)), metavar="STEP")
-    decontaminate: bool = opt(True, "clean each preset here, decontaminated against the evaluation sets (off: train "
-                              "on `make clean-corpus`'s outputs as they are; presets study only)")
+    study: str = opt(
+        "presets",
+        "presets: compare the cleaning presets (--presets); steps: the full recipe with each "
+        "step left out and the steps added one at a time (--steps)",
+        choices=("presets", "steps"),
+    )
+    input: list[str] = opt(
+        ["data/demo/jsonl"], "raw corpus (make ablation: the study part, data/partition/study)", metavar="PATH"
+    )
+    clean_root: str = opt(
+        "data/clean", "where `make clean-corpus` put its variants (used with --no-decontaminate)", metavar="DIR"
+    )
+    teacher_data: str = opt(
+        "",
+        "the clean corpus the teacher was trained on (make teacher: data/clean/teacher-full): "
+        "the report measures its overlap with every arm and the evaluation sets; empty: not "
+        "measured",
+        metavar="CLEAN_DIR",
+    )
+    keep_layers: str = opt(
+        "alt",
+        "teacher blocks the student keeps (alt, distil, bottom, top or a list like 0,2,4)",
+        check=keep_layers_check(),
+    )
+    presets: list[str] = opt(
+        ["none", "paper", "full"],
+        "--study presets: cleaning presets to compare (none is always made: its held-out split is shared)",
+        check=each_of(PRESETS),
+        metavar="PRESET",
+    )
+    steps: list[str] = opt(
+        [name for name, _, _ in STEPS],
+        "--study steps: the steps of the full recipe to study",
+        check=each_of(tuple(STEP_OFF)),
+        metavar="STEP",
+    )
+    decontaminate: bool = opt(
+        True,
+        "clean each preset here, decontaminated against the evaluation sets (off: train "
+        "on `make clean-corpus`'s outputs as they are; presets study only)",
+    )
     workers: int = opt(2, "corpus-clean worker processes", check=positive())
-    reuse_stale: bool = opt(False, "reuse units (clean corpora, shards, runs, evaluations) made under the same "
-                            "settings by other code of the modules that shape them, flagged in the report "
-                            "(default: they are made anew by this code)")
+    reuse_stale: bool = opt(
+        False,
+        "reuse units (clean corpora, shards, runs, evaluations) made under the same "
+        "settings by other code of the modules that shape them, flagged in the report "
+        "(default: they are made anew by this code)",
+    )
 
     def validate(self):
         super().validate()
         if self.study == "steps" and not self.decontaminate:
-            raise ValueError("--no-decontaminate uses `make clean-corpus`'s presets as they are; the steps study "
-                             "cleans its own arms")
+            raise ValueError(
+                "--no-decontaminate uses `make clean-corpus`'s presets as they are; the steps study cleans its own arms"
+            )
 
 
 def study_arms(cfg: AblationConfig) -> tuple[list[Arm], list[tuple[str, str, str, str | None]]]:
@@ -157,18 +202,33 @@ def clean_variant(cfg: AblationConfig, arm: Arm, out: Path, raw_fp: str, eval_fi
     code = None
     if not cfg.decontaminate:
         if arm.settings:
-            raise EvalError("--no-decontaminate uses `make clean-corpus`'s presets as they are; the steps study "
-                            "cleans its own arms")
+            raise EvalError(
+                "--no-decontaminate uses `make clean-corpus`'s presets as they are; the steps study cleans its own arms"
+            )
         directory, key_fp = Path(cfg.clean_root) / arm.preset, None
     else:
         key = {"preset": arm.preset, "input": raw_fp, "decontaminate": files_fingerprint(eval_files)}
         if arm.settings:
             key["settings"] = arm.settings
-        directory, key_fp, code = locate(out / "clean", arm.name.replace("+", "plus-"), key, "clean corpus",
-                                         "manifest.json", reuse_stale=cfg.reuse_stale)
+        directory, key_fp, code = locate(
+            out / "clean",
+            arm.name.replace("+", "plus-"),
+            key,
+            "clean corpus",
+            "manifest.json",
+            reuse_stale=cfg.reuse_stale,
+        )
     if not (directory / "manifest.json").exists():
-        args = ["--input", *cfg.input, "--output", str(directory), "--preset", arm.preset,
-                "--workers", str(cfg.workers)]
+        args = [
+            "--input",
+            *cfg.input,
+            "--output",
+            str(directory),
+            "--preset",
+            arm.preset,
+            "--workers",
+            str(cfg.workers),
+        ]
         args += [a for s in arm.settings for a in ("--set", s)]
         if cfg.decontaminate:
             args += ["--decontaminate", *map(str, eval_files)]
@@ -176,8 +236,13 @@ def clean_variant(cfg: AblationConfig, arm: Arm, out: Path, raw_fp: str, eval_fi
     if code:
         record_unit(directory, key_fp, code)
     content = clean_fingerprint(directory)
-    return directory, {"kind": "clean corpus", "fingerprint": key_fp or content, "content": content,
-                       "path": str(directory), **({"code": code} if code else {})}
+    return directory, {
+        "kind": "clean corpus",
+        "fingerprint": key_fp or content,
+        "content": content,
+        "path": str(directory),
+        **({"code": code} if code else {}),
+    }
 
 
 def evaluation_documents() -> list[tuple[str, str]]:
@@ -209,29 +274,39 @@ def teacher_overlap(cfg: AblationConfig, variants: dict, out: Path) -> tuple[dic
 
     teacher_dir = Path(cfg.teacher_data)
     if not (teacher_dir / "manifest.json").exists():
-        raise EvalError(f"--teacher-data {teacher_dir}: not a clean-corpus directory (no manifest.json); pass the "
-                        f"corpus the teacher was trained on (make teacher: data/clean/teacher-full)")
-    key = {"teacher": clean_fingerprint(teacher_dir),
-           "arms": {a: v["fingerprints"]["clean"] for a, v in variants.items()},
-           "eval": files_fingerprint(decontamination_files())}
-    path, fp, code = locate(out / "overlap", "teacher", key, "teacher overlap", suffix=".json",
-                            reuse_stale=cfg.reuse_stale)
+        raise EvalError(
+            f"--teacher-data {teacher_dir}: not a clean-corpus directory (no manifest.json); pass the "
+            f"corpus the teacher was trained on (make teacher: data/clean/teacher-full)"
+        )
+    key = {
+        "teacher": clean_fingerprint(teacher_dir),
+        "arms": {a: v["fingerprints"]["clean"] for a, v in variants.items()},
+        "eval": files_fingerprint(decontamination_files()),
+    }
+    path, fp, code = locate(
+        out / "overlap", "teacher", key, "teacher overlap", suffix=".json", reuse_stale=cfg.reuse_stale
+    )
 
     def docs(clean_dir: Path):
         return ((i, t) for ids, texts in iter_documents(clean_dir) for i, t in zip(ids, texts))
 
     def measure() -> dict:
         print("measuring the overlap of the teacher's documents with every arm's and the evaluation sets'", flush=True)
-        groups = {"teacher": docs(teacher_dir), **{a: docs(Path(v["clean_dir"])) for a, v in variants.items()},
-                  "evaluation sets": iter(evaluation_documents())}
+        groups = {
+            "teacher": docs(teacher_dir),
+            **{a: docs(Path(v["clean_dir"])) for a, v in variants.items()},
+            "evaluation sets": iter(evaluation_documents()),
+        }
         return cross_overlap(groups, "teacher")
 
     overlap = cached(path, measure)
     record_unit(path, fp, code)
     shared = {g: o["docs_with_reference_duplicate"] for g, o in overlap.items()}
-    print(f"teacher overlap (documents with a near-duplicate among the teacher's): "
-          f"{', '.join(f'{g} {n:,}' for g, n in shared.items())}" + ("" if any(shared.values()) else ": none"),
-          flush=True)
+    print(
+        f"teacher overlap (documents with a near-duplicate among the teacher's): "
+        f"{', '.join(f'{g} {n:,}' for g, n in shared.items())}" + ("" if any(shared.values()) else ": none"),
+        flush=True,
+    )
     return overlap, {"kind": "teacher overlap", "fingerprint": fp, "path": str(path), "code": code}
 
 
@@ -244,8 +319,9 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
         raise EvalError(f"teacher {cfg.teacher} not found: run `make teacher` first (or pass --teacher DIR)")
     missing = [str(p) for p in cfg.input if not Path(p).exists()]
     if missing:
-        raise EvalError(f"--input {missing[0]} not found (the study part of the demo corpus is made by "
-                        "`make partition`)")
+        raise EvalError(
+            f"--input {missing[0]} not found (the study part of the demo corpus is made by `make partition`)"
+        )
     unknown = sorted(set(cfg.steps) - set(STEP_OFF))
     if unknown:
         raise EvalError(f"--steps {unknown[0]}: unknown step; choose from {', '.join(STEP_OFF)}")
@@ -259,47 +335,92 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
     variants = {}
     for arm in made:
         clean, units[f"clean/{arm.name}"] = clean_variant(cfg, arm, out, raw_fp, decontamination_files())
-        tokens, units[f"tokens/{arm.name}"] = tokenize(scale, clean, arm.name.replace("+", "plus-"), out,
-                                                       teacher=cfg.teacher, teacher_fp=teacher_fp,
-                                                       reuse_stale=cfg.reuse_stale)
+        tokens, units[f"tokens/{arm.name}"] = tokenize(
+            scale,
+            clean,
+            arm.name.replace("+", "plus-"),
+            out,
+            teacher=cfg.teacher,
+            teacher_fp=teacher_fp,
+            reuse_stale=cfg.reuse_stale,
+        )
         corpus_stats = json.loads((clean / "stats.json").read_text())
         splits = json.loads((tokens / "manifest.json").read_text())["splits"]
-        variants[arm.name] = {"preset": arm.preset, "settings": arm.settings, "clean_dir": str(clean),
-                              "tokens_dir": str(tokens),
-                              "stats": corpus_stats, "train_tokens": splits["train"]["tokens"],
-                              "tokens": splits["train"]["tokens"] + splits["val"]["tokens"],
-                              "split": json.loads((tokens / "manifest.json").read_text()).get("split", {}),
-                              "docs_kept": corpus_stats["output"]["documents"],
-                              "docs_in": corpus_stats["input"]["documents"],
-                              "fingerprints": {"clean": units[f"clean/{arm.name}"]["fingerprint"],
-                                               "tokens": units[f"tokens/{arm.name}"]["fingerprint"]}}
+        variants[arm.name] = {
+            "preset": arm.preset,
+            "settings": arm.settings,
+            "clean_dir": str(clean),
+            "tokens_dir": str(tokens),
+            "stats": corpus_stats,
+            "train_tokens": splits["train"]["tokens"],
+            "tokens": splits["train"]["tokens"] + splits["val"]["tokens"],
+            "split": json.loads((tokens / "manifest.json").read_text()).get("split", {}),
+            "docs_kept": corpus_stats["output"]["documents"],
+            "docs_in": corpus_stats["input"]["documents"],
+            "fingerprints": {
+                "clean": units[f"clean/{arm.name}"]["fingerprint"],
+                "tokens": units[f"tokens/{arm.name}"]["fingerprint"],
+            },
+        }
     overlap, units["teacher overlap"] = teacher_overlap(cfg, variants, out)
     if units["teacher overlap"] is None:
         del units["teacher overlap"]
-    scale = resolve_budget(scale, {a.name: variants[a.name]["train_tokens"] for a in arms}, explicit_budget,
-                           cfg.allow_repeats)
+    scale = resolve_budget(
+        scale, {a.name: variants[a.name]["train_tokens"] for a in arms}, explicit_budget, cfg.allow_repeats
+    )
     heldout = (Path(variants["none"]["tokens_dir"]), units["tokens/none"])
     runs, items = {}, {}
     for arm in arms:
         for seed in scale.seeds:
             name = f"{arm.name}-seed{seed}"
-            summary = pretrain(scale, Path(variants[arm.name]["tokens_dir"]), out / "runs" / name.replace("+", "plus-"),
-                               seed, teacher=cfg.teacher, keep_layers=cfg.keep_layers, execution=cfg.execution(),
-                               val_tokens=heldout[0],
-                               log=out / "logs" / f"train-{name}.log", reuse_stale=cfg.reuse_stale)
-            metrics, units[f"result/{name}"] = evaluate_run(summary, heldout, scale, seed, out,
-                                                            name.replace("+", "plus-"), cfg.execution(),
-                                                            reuse_stale=cfg.reuse_stale)
+            summary = pretrain(
+                scale,
+                Path(variants[arm.name]["tokens_dir"]),
+                out / "runs" / name.replace("+", "plus-"),
+                seed,
+                teacher=cfg.teacher,
+                keep_layers=cfg.keep_layers,
+                execution=cfg.execution(),
+                val_tokens=heldout[0],
+                log=out / "logs" / f"train-{name}.log",
+                reuse_stale=cfg.reuse_stale,
+            )
+            metrics, units[f"result/{name}"] = evaluate_run(
+                summary,
+                heldout,
+                scale,
+                seed,
+                out,
+                name.replace("+", "plus-"),
+                cfg.execution(),
+                reuse_stale=cfg.reuse_stale,
+            )
             units[f"run/{name}"] = summary["unit"]
             items[name] = result_items(units[f"result/{name}"])
-            runs[name] = {"arm": arm.name, "preset": arm.preset, "seed": seed, "summary": summary, **metrics,
-                          "curve": read_curve(Path(summary["run_dir"])),
-                          "fingerprints": {"run": summary["unit"]["fingerprint"],
-                                           "result": units[f"result/{name}"]["fingerprint"]}}
-    results = {"command": command, "config": asdict(cfg), "scale": asdict(scale), "arms": [a.name for a in arms],
-               "variants": variants, "runs": runs, "teacher_overlap": overlap,
-               "comparisons": [compare_arms(a, b, kind, step, runs, items) for a, b, kind, step in comparisons],
-               "units": units, "code": code_version()}
+            runs[name] = {
+                "arm": arm.name,
+                "preset": arm.preset,
+                "seed": seed,
+                "summary": summary,
+                **metrics,
+                "curve": read_curve(Path(summary["run_dir"])),
+                "fingerprints": {
+                    "run": summary["unit"]["fingerprint"],
+                    "result": units[f"result/{name}"]["fingerprint"],
+                },
+            }
+    results = {
+        "command": command,
+        "config": asdict(cfg),
+        "scale": asdict(scale),
+        "arms": [a.name for a in arms],
+        "variants": variants,
+        "runs": runs,
+        "teacher_overlap": overlap,
+        "comparisons": [compare_arms(a, b, kind, step, runs, items) for a, b, kind, step in comparisons],
+        "units": units,
+        "code": code_version(),
+    }
     results["power"] = power_check(results, items)
     atomic_json(out / "config.json", {"command": command, "ablation": asdict(cfg), "scale": asdict(scale)})
     write_report(results, out)
@@ -351,8 +472,13 @@ def compare_arms(a: str, b: str, kind: str, step: str | None, runs: dict, items:
         if not sa["n"] or not sb["n"]:
             continue
         mdd = min_detectable_difference(sa["std"], sa["n"], sb["std"], sb["n"])
-        result["metrics"][metric] = {"a": sa, "b": sb, "welch": welch_interval(sa, sb), "mdd": mdd,
-                                     "paired": paired(a, b, metric, runs, items)}
+        result["metrics"][metric] = {
+            "a": sa,
+            "b": sb,
+            "welch": welch_interval(sa, sb),
+            "mdd": mdd,
+            "paired": paired(a, b, metric, runs, items),
+        }
     return result
 
 
@@ -374,8 +500,11 @@ def power_check(results: dict, items: dict) -> dict | None:
     pair = paired("full", "none", "wikitext_ppl", runs, items)
     if pair:
         paired_half = (pair["high"] - pair["low"]) / 2
-        check.update(paired_half_width=paired_half, paired_items=pair["items"],
-                     paired_items_needed=items_for_half_width(paired_half, pair["items"], target))
+        check.update(
+            paired_half_width=paired_half,
+            paired_items=pair["items"],
+            paired_items_needed=items_for_half_width(paired_half, pair["items"], target),
+        )
     return check
 
 
@@ -383,18 +512,22 @@ def comparison_lines(c: dict) -> list[str]:
     """A comparison as report lines: the seed-level interval with its MDD, and the paired statistic beside it."""
     lines = []
     for metric, m in c["metrics"].items():
-        title, lower, digits = next((t, l, d) for k, t, l, d, _ in METRICS if k == metric)
+        title, lower, digits = next((t, low, d) for k, t, low, d, _ in METRICS if k == metric)
         line = noise_sentence(c["a"], m["a"], c["b"], m["b"], title, lower, digits)
         if m["mdd"] is not None:
             line += f" Minimum detectable difference (alpha 0.05, power 0.8): {m['mdd']:.{digits}f}."
         p = m["paired"]
         if p and p["test"].startswith("McNemar"):
-            line += (f" Paired (McNemar, {p['n']:,} dev examples over {p['seed_pairs']} seed pairs): "
-                     f"{p['a_only']} right only with {c['a']}, {p['b_only']} only with {c['b']}, p = {p['p']:.3g}.")
+            line += (
+                f" Paired (McNemar, {p['n']:,} dev examples over {p['seed_pairs']} seed pairs): "
+                f"{p['a_only']} right only with {c['a']}, {p['b_only']} only with {c['b']}, p = {p['p']:.3g}."
+            )
         elif p:
             verdict = "excludes 0" if not p["low"] <= 0 <= p["high"] else "includes 0"
-            line += (f" Paired over {p['items']:,} items (bootstrap, seed-averaged losses): {p['diff']:+.{digits}f}, "
-                     f"95% CI [{p['low']:+.{digits}f}, {p['high']:+.{digits}f}] ({verdict}).")
+            line += (
+                f" Paired over {p['items']:,} items (bootstrap, seed-averaged losses): {p['diff']:+.{digits}f}, "
+                f"95% CI [{p['low']:+.{digits}f}, {p['high']:+.{digits}f}] ({verdict})."
+            )
         lines.append(line)
     return lines
 
@@ -402,45 +535,75 @@ def comparison_lines(c: dict) -> list[str]:
 def power_lines(power: dict | None) -> list[str]:
     if power is None:
         return []
-    head = (f"Target: the 95% interval of the `full` vs `none` WikiText perplexity difference within "
-            f"±{100 * power['target_fraction']:.0f}% of the `none` mean (±{power['target']:.1f}).")
+    head = (
+        f"Target: the 95% interval of the `full` vs `none` WikiText perplexity difference within "
+        f"±{100 * power['target_fraction']:.0f}% of the `none` mean (±{power['target']:.1f})."
+    )
     if power["half_width"] is None:
         return ["## Power", "", f"{head} Not measurable: fewer than 2 seeds per arm.", ""]
-    state = (f"**Met**: ±{power['half_width']:.1f} with {power['seeds'][0]} seeds per arm." if power["met"] else
-             f"**Not met**: ±{power['half_width']:.1f} with {power['seeds'][0]} seeds per arm; at the measured spread "
-             + (f"{power['seeds_needed']} seeds per arm would reach it" if power.get("seeds_needed")
-                else "no number of seeds up to 10,000 would reach it")
-             + " (`--seeds`). More training tokens change the spread itself, so they cannot be predicted from this "
-             "run.")
+    state = (
+        f"**Met**: ±{power['half_width']:.1f} with {power['seeds'][0]} seeds per arm."
+        if power["met"]
+        else f"**Not met**: ±{power['half_width']:.1f} with {power['seeds'][0]} seeds per arm; at the measured spread "
+        + (
+            f"{power['seeds_needed']} seeds per arm would reach it"
+            if power.get("seeds_needed")
+            else "no number of seeds up to 10,000 would reach it"
+        )
+        + " (`--seeds`). More training tokens change the spread itself, so they cannot be predicted from this "
+        "run."
+    )
     lines = ["## Power", "", f"{head} {state}"]
     if "paired_half_width" in power:
-        lines.append(f"The paired interval over {power['paired_items']:,} WikiText windows is "
-                     f"±{power['paired_half_width']:.1f}; it ignores the spread between seeds, and would reach the "
-                     f"target with about {power['paired_items_needed']:,} windows if the seed spread were nil.")
+        lines.append(
+            f"The paired interval over {power['paired_items']:,} WikiText windows is "
+            f"±{power['paired_half_width']:.1f}; it ignores the spread between seeds, and would reach the "
+            f"target with about {power['paired_items_needed']:,} windows if the seed spread were nil."
+        )
     return [*lines, ""]
 
 
 # ---------------------------------------------------------------- the report
 def overlap_lines(overlap: dict | None, teacher_data: str) -> list[str]:
     if overlap is None:
-        return ["## Teacher overlap", "", "Not measured: pass `--teacher-data DIR` (the clean corpus the teacher was "
-                "trained on; `make ablation` does) to measure the overlap of the teacher's documents with every arm's.",
-                ""]
-    rows = [[f"`{g}`", f"{o['docs']:,}", f"{o['docs_with_reference_duplicate']:,}",
-             f"{o['reference_docs_with_duplicate']:,}", ", ".join(f"`{e}`" for e in o["examples"]) or "-"]
-            for g, o in overlap.items()]
+        return [
+            "## Teacher overlap",
+            "",
+            "Not measured: pass `--teacher-data DIR` (the clean corpus the teacher was "
+            "trained on; `make ablation` does) to measure the overlap of the teacher's documents with every arm's.",
+            "",
+        ]
+    rows = [
+        [
+            f"`{g}`",
+            f"{o['docs']:,}",
+            f"{o['docs_with_reference_duplicate']:,}",
+            f"{o['reference_docs_with_duplicate']:,}",
+            ", ".join(f"`{e}`" for e in o["examples"]) or "-",
+        ]
+        for g, o in overlap.items()
+    ]
     total = sum(o["docs_with_reference_duplicate"] for o in overlap.values())
-    verdict = ("0 everywhere: the teacher never saw a document of the study (nor a near-duplicate of one)."
-               if total == 0 else
-               f"**{total:,} documents overlap**: the teacher saw text of the study, so the student of an arm starts "
-               f"from a model that learned some of that arm's text (retrain the teacher on the teacher part: "
-               f"`make teacher`).")
-    return ["## Teacher overlap", "",
-            f"Documents of each arm (training and held out) and of the evaluation sets with a near-duplicate (word "
-            f"5-gram Jaccard >= 0.8) or an identical copy among the teacher's training documents (`{teacher_data}`): "
-            f"{verdict}", "",
-            markdown_table(["documents of", "documents", "with a teacher near-duplicate", "teacher documents involved",
-                            "examples"], rows), ""]
+    verdict = (
+        "0 everywhere: the teacher never saw a document of the study (nor a near-duplicate of one)."
+        if total == 0
+        else f"**{total:,} documents overlap**: the teacher saw text of the study, so the student of an arm starts "
+        f"from a model that learned some of that arm's text (retrain the teacher on the teacher part: "
+        f"`make teacher`)."
+    )
+    return [
+        "## Teacher overlap",
+        "",
+        f"Documents of each arm (training and held out) and of the evaluation sets with a near-duplicate (word "
+        f"5-gram Jaccard >= 0.8) or an identical copy among the teacher's training documents (`{teacher_data}`): "
+        f"{verdict}",
+        "",
+        markdown_table(
+            ["documents of", "documents", "with a teacher near-duplicate", "teacher documents involved", "examples"],
+            rows,
+        ),
+        "",
+    ]
 
 
 def step_rows(results: dict) -> list[list]:
@@ -454,12 +617,18 @@ def step_rows(results: dict) -> list[list]:
         stat = next((s for s in with_step["stats"]["steps"] if s["step"] == STEP_STAT.get(step)), None)
         wiki = c["metrics"].get("wikitext_ppl", {})
         ci = wiki.get("welch")
-        rows.append([f"`{step}`", c["kind"], f"`{c['b']}` -> `{c['a']}`",
-                     f"{without['docs_kept'] - with_step['docs_kept']:,}",
-                     f"{without['tokens'] - with_step['tokens']:,}",
-                     f"{stat['docs_removed']:,}" if stat else "-",
-                     f"{ci['diff']:+.1f} [{ci['low']:+.1f}, {ci['high']:+.1f}]" if ci else "-",
-                     f"{wiki['mdd']:.1f}" if wiki.get("mdd") is not None else "-"])
+        rows.append(
+            [
+                f"`{step}`",
+                c["kind"],
+                f"`{c['b']}` -> `{c['a']}`",
+                f"{without['docs_kept'] - with_step['docs_kept']:,}",
+                f"{without['tokens'] - with_step['tokens']:,}",
+                f"{stat['docs_removed']:,}" if stat else "-",
+                f"{ci['diff']:+.1f} [{ci['low']:+.1f}, {ci['high']:+.1f}]" if ci else "-",
+                f"{wiki['mdd']:.1f}" if wiki.get("mdd") is not None else "-",
+            ]
+        )
     return rows
 
 
@@ -473,35 +642,64 @@ def write_report(results: dict, out: Path) -> None:
     for a in arms:
         v = variants[a]
         decontam = next((s["docs_removed"] for s in v["stats"]["steps"] if s["step"] == "decontaminate"), None)
-        rows.append([f"`{a}`", f"{v['docs_kept']:,} / {v['docs_in']:,}", f"{v['train_tokens']:,}",
-                     f"{trained[a] / v['train_tokens']:.2f}", "-" if decontam is None else f"{decontam:,}",
-                     *[fmt(stat[a][key], digits) for key, _, _, digits, _ in METRICS], fmt(train_time[a], 0)])
-    headers = ["data", "docs kept", "train tokens", "epochs", "decontaminated docs", *[m[1] for m in METRICS],
-               "train time (s)"]
-    bands = {a: curve_band([[(x, _exp(y)) for x, y in r["curve"]] for r in runs.values() if r["arm"] == a])
-             for a in arms}
+        rows.append(
+            [
+                f"`{a}`",
+                f"{v['docs_kept']:,} / {v['docs_in']:,}",
+                f"{v['train_tokens']:,}",
+                f"{trained[a] / v['train_tokens']:.2f}",
+                "-" if decontam is None else f"{decontam:,}",
+                *[fmt(stat[a][key], digits) for key, _, _, digits, _ in METRICS],
+                fmt(train_time[a], 0),
+            ]
+        )
+    headers = [
+        "data",
+        "docs kept",
+        "train tokens",
+        "epochs",
+        "decontaminated docs",
+        *[m[1] for m in METRICS],
+        "train time (s)",
+    ]
+    bands = {
+        a: curve_band([[(x, _exp(y)) for x, y in r["curve"]] for r in runs.values() if r["arm"] == a]) for a in arms
+    }
     results["curves"] = {a: [list(p) for p in band] for a, band in bands.items()}
-    plot_bands(bands, out / "val_ppl.png",
-               f"validation perplexity vs tokens: mean and 95% band over {len(scale['seeds'])} seeds",
-               "validation perplexity (the raw held-out split)")
+    plot_bands(
+        bands,
+        out / "val_ppl.png",
+        f"validation perplexity vs tokens: mean and 95% band over {len(scale['seeds'])} seeds",
+        "validation perplexity (the raw held-out split)",
+    )
     removal = {}
     for a in arms:
         for s in variants[a]["stats"]["steps"]:
-            removal.setdefault(s["step"], {})[a] = {"mean": 100 * s["bytes_removed"] / max(1, s["bytes_in"]),
-                                                    "std": 0.0}
+            removal.setdefault(s["step"], {})[a] = {
+                "mean": 100 * s["bytes_removed"] / max(1, s["bytes_in"]),
+                "std": 0.0,
+            }
     if removal:
-        plot_bars(removal, out / "cleaning_steps.png", "what each cleaning step removed",
-                  "% of the bytes reaching the step")
+        plot_bars(
+            removal, out / "cleaning_steps.png", "what each cleaning step removed", "% of the bytes reaching the step"
+        )
     stale = [name for name, u in results["units"].items() if (u.get("code") or {}).get("stale")]
     title = "Data-cleaning ablation" + (": one step at a time" if cfg["study"] == "steps" else "")
     lines = [
         f"# {title}",
         "",
-        *([f"**Stale units reused (--reuse-stale)**: {len(stale)} units were made by other code than this run's "
-           f"({', '.join(f'`{s}`' for s in stale[:8])}{', ...' if len(stale) > 8 else ''}); their numbers may not be "
-           "what this code computes. Rerun without --reuse-stale to remake them.", ""] if stale else []),
-        f"Produced by `{results['command']}` (config in `config.json`, every number below read from this run's "
-        "files).",
+        *(
+            [
+                f"**Stale units reused (--reuse-stale)**: {len(stale)} units were made by other code than this run's "
+                f"({', '.join(f'`{s}`' for s in stale[:8])}{', ...' if len(stale) > 8 else ''}); "
+                "their numbers may not be "
+                "what this code computes. Rerun without --reuse-stale to remake them.",
+                "",
+            ]
+            if stale
+            else []
+        ),
+        f"Produced by `{results['command']}` (config in `config.json`, every number below read from this run's files).",
         f"Student: teacher `{cfg['teacher']}` truncated to layers `{cfg['keep_layers']}`, pre-trained on "
         f"{scale['budget_tokens']:,} tokens per run (batch {scale['batch_size']} x {scale['block_size']}, "
         f"lr {scale['lr']}), seeds {scale['seeds']}. Only the pre-training data differs between rows.",
@@ -509,9 +707,12 @@ def write_report(results: dict, out: Path) -> None:
         markdown_table(headers, rows),
         "",
         "Mean ± standard deviation over seeds. Epochs: tokens each run trained on / the arm's training tokens"
-        + (" (--allow-repeats: an arm may repeat data). " if cfg.get("allow_repeats")
-           else " (at most one pass: no arm repeats data). ") +
-        f"WikiText: first {scale['wikitext_tokens'] or 'all'} tokens of the test split, "
+        + (
+            " (--allow-repeats: an arm may repeat data). "
+            if cfg.get("allow_repeats")
+            else " (at most one pass: no arm repeats data). "
+        )
+        + f"WikiText: first {scale['wikitext_tokens'] or 'all'} tokens of the test split, "
         f"two protocols: a sliding window (each token scored with up to context - 1 tokens before it) and Hugging Face "
         f"run_clm.py's non-overlapping blocks of the model's context (the protocol of the paper's WikiText-103 "
         f"numbers; less context per token, so higher). Raw held-out: the `none` variant's validation documents (held "
@@ -522,28 +723,61 @@ def write_report(results: dict, out: Path) -> None:
         "",
     ]
     if cfg["study"] == "steps":
-        lines += [*(f"- `{a}`: `--preset {variants[a]['preset']}`"
-                    + "".join(f" `--set {s}`" for s in variants[a]["settings"]) for a in arms), ""]
-    lines += [*overlap_lines(results.get("teacher_overlap"), cfg.get("teacher_data", "")), *leakage_lines(variants),
-              *power_lines(results.get("power"))]
+        lines += [
+            *(
+                f"- `{a}`: `--preset {variants[a]['preset']}`"
+                + "".join(f" `--set {s}`" for s in variants[a]["settings"])
+                for a in arms
+            ),
+            "",
+        ]
+    lines += [
+        *overlap_lines(results.get("teacher_overlap"), cfg.get("teacher_data", "")),
+        *leakage_lines(variants),
+        *power_lines(results.get("power")),
+    ]
     if cfg["study"] == "steps":
-        lines += ["## What each step buys", "",
-                  "For each step: where it was added to the chain (`add`: the arm before it -> the arm with it) and "
-                  "where it was left out of `full` (`leave out`: full without it -> full). Removed: documents and "
-                  "tokens (training + held out) of the arm without the step minus those of the arm with it, and the "
-                  "documents the step itself dropped in the arm with it. WikiText difference: arm with the step minus "
-                  "arm without (negative: the step helps), 95% CI over seeds.", "",
-                  markdown_table(["step", "how", "arms", "docs removed", "tokens removed", "docs dropped by the step",
-                                  "WikiText ppl difference [95% CI]", "MDD"], step_rows(results)), ""]
-    lines += ["## Is the difference real?", "",
-              "Each comparison: the mean difference over seeds with its 95% interval (Welch's t), its minimum "
-              "detectable difference (the smallest true difference this many seeds find with probability 0.8 at "
-              "alpha 0.05, from the seed spread), and the paired statistic on the items both arms were scored on "
-              "(WikiText windows, held-out blocks: a per-item paired bootstrap; SST-2 dev examples: McNemar's test), "
-              "which removes the spread between items but not between seeds.", ""]
+        lines += [
+            "## What each step buys",
+            "",
+            "For each step: where it was added to the chain (`add`: the arm before it -> the arm with it) and "
+            "where it was left out of `full` (`leave out`: full without it -> full). Removed: documents and "
+            "tokens (training + held out) of the arm without the step minus those of the arm with it, and the "
+            "documents the step itself dropped in the arm with it. WikiText difference: arm with the step minus "
+            "arm without (negative: the step helps), 95% CI over seeds.",
+            "",
+            markdown_table(
+                [
+                    "step",
+                    "how",
+                    "arms",
+                    "docs removed",
+                    "tokens removed",
+                    "docs dropped by the step",
+                    "WikiText ppl difference [95% CI]",
+                    "MDD",
+                ],
+                step_rows(results),
+            ),
+            "",
+        ]
+    lines += [
+        "## Is the difference real?",
+        "",
+        "Each comparison: the mean difference over seeds with its 95% interval (Welch's t), its minimum "
+        "detectable difference (the smallest true difference this many seeds find with probability 0.8 at "
+        "alpha 0.05, from the seed spread), and the paired statistic on the items both arms were scored on "
+        "(WikiText windows, held-out blocks: a per-item paired bootstrap; SST-2 dev examples: McNemar's test), "
+        "which removes the spread between items but not between seeds.",
+        "",
+    ]
     for c in results["comparisons"]:
-        lines += [f"### `{c['a']}` vs `{c['b']}`" + (f" ({c['kind']})" if c["kind"] != "preset" else ""), "",
-                  *comparison_lines(c), ""]
+        lines += [
+            f"### `{c['a']}` vs `{c['b']}`" + (f" ({c['kind']})" if c["kind"] != "preset" else ""),
+            "",
+            *comparison_lines(c),
+            "",
+        ]
     lines += [
         "Where a gap could come from: the arms differ in what text they hold (language, boilerplate, duplicates) and, "
         "when the budget exceeds an arm's size, in how often it repeats its data (epochs column). With epochs <= 1 for "
@@ -567,9 +801,15 @@ def write_report(results: dict, out: Path) -> None:
         if steps:
             lines.append(f"### `{a}` (full report: `{variants[a]['clean_dir']}/report.md`)")
             lines.append("")
-            lines.append(markdown_table(["step", "docs in", "docs removed", "MB removed"],
-                                        [[s["step"], f"{s['docs_in']:,}", f"{s['docs_removed']:,}",
-                                          f"{s['bytes_removed'] / 1e6:.2f}"] for s in steps]))
+            lines.append(
+                markdown_table(
+                    ["step", "docs in", "docs removed", "MB removed"],
+                    [
+                        [s["step"], f"{s['docs_in']:,}", f"{s['docs_removed']:,}", f"{s['bytes_removed'] / 1e6:.2f}"]
+                        for s in steps
+                    ],
+                )
+            )
             lines.append("")
     lines += units_section(results["units"], results.get("code"))
     page = write_report_files(out, results, title, "\n".join(lines) + "\n")
@@ -589,17 +829,23 @@ def leakage_lines(variants: dict) -> list[str]:
     for p, v in variants.items():
         leak = v.get("split", {}).get("leakage")
         if leak:
-            cells = [f"{leak[m]['leaked_docs']:,} / {leak[m]['val_docs']:,} ({100 * leak[m]['leaked_fraction']:.1f}%)"
-                     for m in ("id-hash", "cluster")]
+            cells = [
+                f"{leak[m]['leaked_docs']:,} / {leak[m]['val_docs']:,} ({100 * leak[m]['leaked_fraction']:.1f}%)"
+                for m in ("id-hash", "cluster")
+            ]
             rows.append([f"`{p}`", f"{v['split']['near_duplicate_pairs']:,}", *cells])
     if not rows:
         return []
-    return ["### Held-out leakage", "",
-            "Validation documents with a near-duplicate (word 5-gram Jaccard >= 0.8) in the training split: had "
-            "documents been held out by a hash of their id, and with the split used (whole near-duplicate clusters "
-            "held out).", "",
-            markdown_table(["data", "near-duplicate pairs", "held out by id hash", "held out by cluster (used)"],
-                           rows), ""]
+    return [
+        "### Held-out leakage",
+        "",
+        "Validation documents with a near-duplicate (word 5-gram Jaccard >= 0.8) in the training split: had "
+        "documents been held out by a hash of their id, and with the split used (whole near-duplicate clusters "
+        "held out).",
+        "",
+        markdown_table(["data", "near-duplicate pairs", "held out by id hash", "held out by cluster (used)"], rows),
+        "",
+    ]
 
 
 Settings = AblationConfig

@@ -5,6 +5,7 @@ then the truncated student is fine-tuned plainly and with each KD technique of `
 annealing, rail), same epochs and examples, over several seeds. Writes report.md, results.json and a
 bar chart; every unit is cached, so the study resumes.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,16 @@ SCALES = {
 }
 
 
-def run_study(out: Path, teacher: str, student: str, tasks: list[str], techniques: list[str], scale: KDScale,
-              execution: Execution = Execution(), command: str = "") -> dict:
+def run_study(
+    out: Path,
+    teacher: str,
+    student: str,
+    tasks: list[str],
+    techniques: list[str],
+    scale: KDScale,
+    execution: Execution = Execution(),
+    command: str = "",
+) -> dict:
     dirs, layers = {}, {}  # resolved once: a hub name is not looked up again for every fine-tuning run
     for name, path in (("teacher", teacher), ("student", student)):
         try:
@@ -57,54 +66,107 @@ def run_study(out: Path, teacher: str, student: str, tasks: list[str], technique
             raise EvalError(f"{name}: {e}; run `make pretrain` first (or pass --{name} DIR)") from None
         layers[name] = json.loads((dirs[name] / "config.json").read_text())["n_layer"]
     out.mkdir(parents=True, exist_ok=True)
-    base = GlueConfig(epochs=scale.epochs, max_train=scale.max_train, max_dev=scale.max_dev, batch_size=scale.batch_size, lr=scale.lr,
-                      device=execution.device, dtype=execution.dtype, compile=execution.compile)
+    base = GlueConfig(
+        epochs=scale.epochs,
+        max_train=scale.max_train,
+        max_dev=scale.max_dev,
+        batch_size=scale.batch_size,
+        lr=scale.lr,
+        device=execution.device,
+        dtype=execution.dtype,
+        compile=execution.compile,
+    )
     from train.fingerprint import files_fingerprint, model_fingerprint
 
     # every cached unit is keyed by the models' fingerprints, the task's data and the fine-tuning settings
     units = {name: {"kind": name, "fingerprint": model_fingerprint(d), "path": str(d)} for name, d in dirs.items()}
-    results = {"command": command, "teacher": teacher, "student": student, "layers": layers, "scale": asdict(scale),
-               "teachers": {}, "runs": {}, "units": units, "code": code_version()}
+    results = {
+        "command": command,
+        "teacher": teacher,
+        "student": student,
+        "layers": layers,
+        "scale": asdict(scale),
+        "teachers": {},
+        "runs": {},
+        "units": units,
+        "code": code_version(),
+    }
     code = source_fingerprint("fine-tuning")  # other fine-tuning or KD code makes new units
     for task in tasks:
         data_fp = files_fingerprint([glue_dir() / TASKS[task][0]])
-        tuned, tuned_fp = unit_path(out / "teachers", task, {"teacher": units["teacher"]["fingerprint"],
-                                                             "data": data_fp, "cfg": learning_settings(base), "code": code})
+        tuned, tuned_fp = unit_path(
+            out / "teachers",
+            task,
+            {"teacher": units["teacher"]["fingerprint"], "data": data_fp, "cfg": learning_settings(base), "code": code},
+        )
         units[f"teacher/{task}"] = {"kind": "fine-tuned teacher", "fingerprint": tuned_fp, "path": str(tuned)}
-        results["teachers"][task] = cached(tuned.with_suffix(".json"), lambda: finetune(dirs["teacher"], task, cfg=base, save=tuned))
+        results["teachers"][task] = cached(
+            tuned.with_suffix(".json"), lambda: finetune(dirs["teacher"], task, cfg=base, save=tuned)
+        )
         for technique in techniques:
             for seed in scale.seeds:
                 cfg = replace(base, seed=seed, kd="none" if technique == "plain" else technique)
                 name = f"{task}-{technique}-seed{seed}"
-                key = {"student": units["student"]["fingerprint"], "teacher": tuned_fp if technique != "plain" else None,
-                       "data": data_fp, "cfg": learning_settings(cfg), "code": code}
+                key = {
+                    "student": units["student"]["fingerprint"],
+                    "teacher": tuned_fp if technique != "plain" else None,
+                    "data": data_fp,
+                    "cfg": learning_settings(cfg),
+                    "code": code,
+                }
                 path, fp = unit_path(out / "results", name, key, ".json")
                 units[f"result/{name}"] = {"kind": "evaluation", "fingerprint": fp, "path": str(path)}
-                results["runs"][name] = {"task": task, "technique": technique, "seed": seed, "fingerprint": fp, **cached(
-                    path, lambda: finetune(dirs["student"], task, cfg=cfg, teacher_dir=None if technique == "plain" else tuned))}
+                results["runs"][name] = {
+                    "task": task,
+                    "technique": technique,
+                    "seed": seed,
+                    "fingerprint": fp,
+                    **cached(
+                        path,
+                        lambda: finetune(
+                            dirs["student"], task, cfg=cfg, teacher_dir=None if technique == "plain" else tuned
+                        ),
+                    ),
+                }
     write_report(results, out, tasks, techniques)
     return results
 
 
 def write_report(results: dict, out: Path, tasks: list[str], techniques: list[str]) -> None:
     runs = results["runs"].values()
-    stat = {t: {k: summarize([r["value"] for r in runs if r["task"] == t and r["technique"] == k]) for k in techniques} for t in tasks}
+    stat = {
+        t: {k: summarize([r["value"] for r in runs if r["task"] == t and r["technique"] == k]) for k in techniques}
+        for t in tasks
+    }
     time_s = {k: summarize([r["train_time_s"] for r in runs if r["technique"] == k]) for k in techniques}
     metric = {t: "MCC" if TASKS[t][5] == "mcc" else "acc" for t in tasks}
     rows = [[f"`{k}`", *[fmt(stat[t][k], 3) for t in tasks], f"{time_s[k]['mean']:.0f}"] for k in techniques]
     teacher_time = summarize([results["teachers"][t]["train_time_s"] for t in tasks])["mean"]
-    rows.append([f"teacher ({results['layers']['teacher']}-layer, fine-tuned, seed 0)",
-                 *[f"{results['teachers'][t]['value']:.3f}" for t in tasks], f"{teacher_time:.0f}"])
-    plot_bars({f"{t} ({metric[t]})": stat[t] for t in tasks}, out / "kd.png", "student fine-tuning: plain vs KD techniques", "dev score")
+    rows.append(
+        [
+            f"teacher ({results['layers']['teacher']}-layer, fine-tuned, seed 0)",
+            *[f"{results['teachers'][t]['value']:.3f}" for t in tasks],
+            f"{teacher_time:.0f}",
+        ]
+    )
+    plot_bars(
+        {f"{t} ({metric[t]})": stat[t] for t in tasks},
+        out / "kd.png",
+        "student fine-tuning: plain vs KD techniques",
+        "dev score",
+    )
     lines = [
         "# Knowledge distillation during fine-tuning",
         "",
-        f"Produced by `{results['command']}` (all settings in `results.json`): student `{results['student']}`, teacher `{results['teacher']}`; "
-        f"{results['scale']['epochs']} epochs, {results['scale']['max_train'] or 'all'} training examples per task, seeds {results['scale']['seeds']}.",
+        f"Produced by `{results['command']}` (all settings in `results.json`): student `{results['student']}`, "
+        f"teacher `{results['teacher']}`; "
+        f"{results['scale']['epochs']} epochs, {results['scale']['max_train'] or 'all'} training examples per task, "
+        f"seeds {results['scale']['seeds']}.",
         "",
         markdown_table(["technique", *[f"{t} dev {metric[t]}" for t in tasks], "fine-tuning time per run (s)"], rows),
         "",
-        "Mean ± standard deviation over seeds. Time: mean wall-clock seconds of one fine-tuning run over tasks and seeds "
+        "Mean ± standard deviation over seeds. "
+        "Time: mean wall-clock seconds of one fine-tuning run over tasks and seeds "
         "(KD runs include the teacher's forward passes).",
         "",
         "## Is the difference real?",
@@ -113,8 +175,16 @@ def write_report(results: dict, out: Path, tasks: list[str], techniques: list[st
     for t in tasks:
         for k in techniques[1:]:
             lines.append(noise_sentence(k, stat[t][k], "plain", stat[t]["plain"], f"{t} {metric[t]}", False))
-    lines += ["", "## The techniques as run", "", *techniques_as_run(results), "", "![KD techniques](kd.png)", "",
-              *units_section(results["units"], results.get("code"))]
+    lines += [
+        "",
+        "## The techniques as run",
+        "",
+        *techniques_as_run(results),
+        "",
+        "![KD techniques](kd.png)",
+        "",
+        *units_section(results["units"], results.get("code")),
+    ]
     page = write_report_files(out, results, "Knowledge distillation during fine-tuning", "\n".join(lines) + "\n")
     print(f"\nKD study report: {page} (also report.md)")
     print(markdown_table(["technique", *tasks, "time (s)"], rows))
@@ -133,13 +203,18 @@ def techniques_as_run(results: dict) -> list[str]:
             lines.append(f"- `vanilla`: {kl}.")
         elif technique == "annealing":
             a = run["annealing"]
-            lines.append(f"- `annealing`: phase 1 = MSE to the teacher's logits * T / {a['tau_max']}, T = 1..{a['tau_max']}: "
-                         f"{a['fit']}; phase 2 = {a['phase2_epochs']} epoch(s) of CE on the labels from the phase-1 checkpoint "
-                         f"with the {a['selection']}, with a fresh optimizer and schedule.")
+            lines.append(
+                f"- `annealing`: phase 1 = MSE to the teacher's logits * T / {a['tau_max']}, T = 1..{a['tau_max']}: "
+                f"{a['fit']}; phase 2 = {a['phase2_epochs']} epoch(s) of CE on the labels from the phase-1 checkpoint "
+                f"with the {a['selection']}, with a fresh optimizer and schedule."
+            )
         elif technique == "rail":
-            lines.append(f"- `rail`: {kl} + {c['rail_weight']} * RAIL term ({run['rail']['variant']} projections to "
-                         f"{c['rail_dim']} dimensions, L2-normalised, squared distance summed over dimensions); teacher "
-                         f"intermediate layers drawn per epoch, e.g. {run['rail']['teacher_layers_per_epoch']} (seed {run['seed']}).")
+            lines.append(
+                f"- `rail`: {kl} + {c['rail_weight']} * RAIL term ({run['rail']['variant']} projections to "
+                f"{c['rail_dim']} dimensions, L2-normalised, squared distance summed over dimensions); teacher "
+                "intermediate layers drawn per epoch, "
+                f"e.g. {run['rail']['teacher_layers_per_epoch']} (seed {run['seed']})."
+            )
     return lines
 
 
@@ -148,11 +223,19 @@ class KDStudyConfig(StudyOptions):
     output: str = opt("runs/kd-study", "study folder: report, results and every cached unit", metavar="DIR")
     teacher: str = opt("runs/teacher/export", "teacher model (fine-tuned per task here)", metavar="DIR")
     student: str = opt("runs/student-alt/export", "student model", metavar="DIR")
-    tasks: list[str] = opt([], "GLUE tasks (default: the scale's: sst2 rte at the default scale, sst2 cola rte at "
-                           "smoke and large)", check=each_of(tuple(TASKS)), metavar="TASK")
-    techniques: list[str] = opt(TECHNIQUES, "plain (labels only), vanilla, annealing (Annealing-KD), rail (RAIL-KD); "
-                                "`python -m eval glue --help` describes each and its settings",
-                                check=each_of(tuple(TECHNIQUES)), metavar="TECHNIQUE")
+    tasks: list[str] = opt(
+        [],
+        "GLUE tasks (default: the scale's: sst2 rte at the default scale, sst2 cola rte at smoke and large)",
+        check=each_of(tuple(TASKS)),
+        metavar="TASK",
+    )
+    techniques: list[str] = opt(
+        TECHNIQUES,
+        "plain (labels only), vanilla, annealing (Annealing-KD), rail (RAIL-KD); "
+        "`python -m eval glue --help` describes each and its settings",
+        check=each_of(tuple(TECHNIQUES)),
+        metavar="TECHNIQUE",
+    )
 
 
 Settings = KDStudyConfig
@@ -163,5 +246,13 @@ def run(cfg: KDStudyConfig, args) -> dict:
     techniques = list(cfg.techniques)
     if techniques[0] != "plain":
         techniques = ["plain"] + [t for t in techniques if t != "plain"]
-    return run_study(Path(cfg.output), cfg.teacher, cfg.student, list(cfg.tasks) or scale.tasks, techniques, scale,
-                     cfg.execution(), args.command_line)
+    return run_study(
+        Path(cfg.output),
+        cfg.teacher,
+        cfg.student,
+        list(cfg.tasks) or scale.tasks,
+        techniques,
+        scale,
+        cfg.execution(),
+        args.command_line,
+    )

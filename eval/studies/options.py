@@ -1,4 +1,5 @@
 """The settings every study shares: its output folder, the scale, the seeds, and where and how its runs compute."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -20,13 +21,21 @@ def each_at_least_0() -> Check:
 @dataclass
 class StudyOptions:
     output: str = opt("", "study folder: report, results and every unit, by fingerprint", metavar="DIR")
-    scale: str = opt("default", "budget, seeds and evaluation sizes: smoke (minutes), default (CPU), large (GPU)",
-                     choices=SCALE_NAMES)
+    scale: str = opt(
+        "default",
+        "budget, seeds and evaluation sizes: smoke (minutes), default (CPU), large (GPU)",
+        choices=SCALE_NAMES,
+    )
     seeds: list[int] = opt([], "seeds, e.g. 0 1 2 (default: the scale's)", check=each_at_least_0(), metavar="SEED")
-    device: str = opt("cpu", "device of every pre-training run, evaluation and fine-tuning: cpu | cuda | cuda:N | "
-                      "mps | any torch device")
-    dtype: str = opt("auto", "autocast dtype of every run and evaluation: fp32 | bf16 | fp16 | auto (bf16 on a GPU "
-                     "that supports it, else fp16 on a GPU, fp32 on CPU)")
+    device: str = opt(
+        "cpu",
+        "device of every pre-training run, evaluation and fine-tuning: cpu | cuda | cuda:N | mps | any torch device",
+    )
+    dtype: str = opt(
+        "auto",
+        "autocast dtype of every run and evaluation: fp32 | bf16 | fp16 | auto (bf16 on a GPU "
+        "that supports it, else fp16 on a GPU, fp32 on CPU)",
+    )
     compile: bool = opt(False, "torch.compile every pre-training and fine-tuning run (no gain on CPU)")
 
     def validate(self):
@@ -47,6 +56,7 @@ class StudyOptions:
 class Execution:
     """Where and how a study's runs compute, passed to each of them: it changes no unit's identity (a run or an
     evaluation made on the CPU is reused on a GPU), except the dtype an evaluation scores in."""
+
     device: str = "cpu"
     dtype: str = "auto"
     compile: bool = False

@@ -1,10 +1,13 @@
 """The studies' plots: validation-loss curves and grouped bars with error bars, as PNG files."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 
-def plot_curves(curves: dict[str, list[list[tuple[float, float]]]], path: Path, title: str, xlabel: str = "tokens seen") -> None:
+def plot_curves(
+    curves: dict[str, list[list[tuple[float, float]]]], path: Path, title: str, xlabel: str = "tokens seen"
+) -> None:
     """Validation loss against tokens seen (or time): one colour per variant, one line per seed."""
     import matplotlib
 
@@ -54,8 +57,13 @@ def plot_bars(groups: dict[str, dict[str, dict]], path: Path, title: str, ylabel
     plt.close(fig)
 
 
-def plot_bands(bands: dict[str, list[tuple[float, float, float, float]]], path: Path, title: str, ylabel: str,
-               xlabel: str = "tokens seen") -> None:
+def plot_bands(
+    bands: dict[str, list[tuple[float, float, float, float]]],
+    path: Path,
+    title: str,
+    ylabel: str,
+    xlabel: str = "tokens seen",
+) -> None:
     """One line per arm (the mean over seeds) with its shaded 95% band: bands[arm] = [(x, mean, low, high), ...]."""
     import matplotlib
 

@@ -1,4 +1,5 @@
 """The code behind a study's numbers: package version, git commit and a fingerprint of the project's sources."""
+
 from __future__ import annotations
 
 import subprocess
@@ -30,8 +31,12 @@ def code_version() -> dict:
     try:
         commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         if commit.returncode == 0:
-            dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", *PACKAGES],
-                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            dirty = subprocess.run(
+                [*git, "status", "--porcelain", "--untracked-files=no", "--", *PACKAGES],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
             record["git_commit"] = commit.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):
         pass  # not a git checkout (an installed package): the source fingerprint stands for the code

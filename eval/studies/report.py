@@ -1,4 +1,5 @@
 """Markdown pieces the studies' reports are made of: tables, formatted statistics, comparisons, provenance."""
+
 from __future__ import annotations
 
 from eval.studies.stats import welch_interval
@@ -12,14 +13,18 @@ def fmt(stat: dict, digits: int = 2) -> str:
     return f"{stat['mean']:.{digits}f}"
 
 
-def noise_sentence(name_a: str, a: dict, name_b: str, b: dict, metric: str, lower_is_better: bool, digits: int = 2) -> str:
+def noise_sentence(
+    name_a: str, a: dict, name_b: str, b: dict, metric: str, lower_is_better: bool, digits: int = 2
+) -> str:
     """One comparison: both means, the mean difference with its 95% CI, and whether the CI excludes 0."""
     head = f"- {metric}: {name_a} {fmt(a, digits)} vs {name_b} {fmt(b, digits)}"
     ci = welch_interval(a, b)
     if ci is None:
         return f"{head}: fewer than 2 seeds on a side, so no confidence interval (run 3 or more seeds)."
-    interval = (f"difference {ci['diff']:+.{digits}f}, 95% CI [{ci['low']:+.{digits}f}, {ci['high']:+.{digits}f}] "
-                f"(Welch's t, {a['n']} vs {b['n']} seeds)")
+    interval = (
+        f"difference {ci['diff']:+.{digits}f}, 95% CI [{ci['low']:+.{digits}f}, {ci['high']:+.{digits}f}] "
+        f"(Welch's t, {a['n']} vs {b['n']} seeds)"
+    )
     if ci["low"] <= 0 <= ci["high"]:
         return f"{head}: {interval}: the interval includes 0, so no real difference is shown."
     better = name_a if (ci["diff"] < 0) == lower_is_better else name_b
@@ -34,17 +39,24 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
 
 def units_section(units: dict[str, dict], code: dict | None = None) -> list[str]:
     """The report's provenance table: every unit behind the numbers, with its fingerprint and folder."""
-    rows = [[f"`{name}`", u["kind"], f"`{u['fingerprint']}`", code_cell(u.get("code")), f"`{u['path']}`"]
-            for name, u in units.items()]
+    rows = [
+        [f"`{name}`", u["kind"], f"`{u['fingerprint']}`", code_cell(u.get("code")), f"`{u['path']}`"]
+        for name, u in units.items()
+    ]
     code_line = ("Code: " + ", ".join(f"{k.replace('_', ' ')} `{v}`" for k, v in code.items()) + ".") if code else ""
-    return ["## Provenance", "",
-            "Every unit behind the numbers above, keyed by the fingerprint of its settings and its inputs' fingerprints "
-            "(raw input -> clean corpus -> token shards -> run -> evaluation) and of the source of the modules "
-            "that shape it (code). A changed setting, input or code gives a new fingerprint and a new unit beside "
-            "the old one; an unchanged unit is reused. A unit made by other code is reused only with --reuse-stale, "
-            "and marked **stale** here.", "",
-            markdown_table(["unit", "kind", "fingerprint", "code", "where"], rows), "",
-            *([code_line, ""] if code_line else [])]
+    return [
+        "## Provenance",
+        "",
+        "Every unit behind the numbers above, keyed by the fingerprint of its settings and its inputs' fingerprints "
+        "(raw input -> clean corpus -> token shards -> run -> evaluation) and of the source of the modules "
+        "that shape it (code). A changed setting, input or code gives a new fingerprint and a new unit beside "
+        "the old one; an unchanged unit is reused. A unit made by other code is reused only with --reuse-stale, "
+        "and marked **stale** here.",
+        "",
+        markdown_table(["unit", "kind", "fingerprint", "code", "where"], rows),
+        "",
+        *([code_line, ""] if code_line else []),
+    ]
 
 
 def code_cell(code: dict | None) -> str:

@@ -6,6 +6,7 @@ results (rendered by markdown-it, raw HTML in it escaped), then every summary st
 (any object with a `mean`), every run (`runs`: its scalar metrics and anything named like a fingerprint), and
 the provenance (command, fingerprints, config). A field a study adds later shows up without a change here.
 """
+
 from __future__ import annotations
 
 import base64
@@ -34,6 +35,7 @@ def image(folder: Path, alt: str, src: str) -> str:
 
 def markdown_to_html(markdown: str, folder: Path) -> str:
     """CommonMark with pipe tables; images (the study's plots in `folder`) inline, tables scrollable."""
+
     def render_image(renderer, tokens, i, options, env) -> str:
         return image(folder, tokens[i].content, tokens[i].attrGet("src"))
 
@@ -90,10 +92,19 @@ def statistics_table(results: dict) -> str:
     stats = statistics(results)
     if not stats:
         return ""
-    rows = [[path, _value_cell(s["mean"]), _value_cell(s["std"]) if s.get("std") is not None else "-", _ci(s),
-             _fmt(s.get("n", len(s.get("values", [])) or "-"))] for path, s in stats]
-    return "<h2 id=\"statistics\">Summary statistics in results.json</h2>" + table(
-        ["statistic", "mean (or difference)", "std", "95% confidence interval", "n"], rows, numeric={1, 2, 4})
+    rows = [
+        [
+            path,
+            _value_cell(s["mean"]),
+            _value_cell(s["std"]) if s.get("std") is not None else "-",
+            _ci(s),
+            _fmt(s.get("n", len(s.get("values", [])) or "-")),
+        ]
+        for path, s in stats
+    ]
+    return '<h2 id="statistics">Summary statistics in results.json</h2>' + table(
+        ["statistic", "mean (or difference)", "std", "95% confidence interval", "n"], rows, numeric={1, 2, 4}
+    )
 
 
 def scalars(run: dict, prefix: str = "") -> dict:
@@ -113,8 +124,12 @@ def run_links(out: Path, name: str, flat: dict) -> str:
     dirs = [out / "runs" / name] + [Path(v) for k, v in flat.items() if k.endswith("run_dir") and isinstance(v, str)]
     candidates = [("metrics", d / "metrics.jsonl") for d in dirs] + [("summary", d / "summary.json") for d in dirs]
     candidates += [("result", out / "results" / f"{name}.json"), ("log", out / "logs" / f"train-{name}.log")]
-    found = dict((label, path) for label, path in reversed(candidates) if path.is_file())  # the first existing one per label
-    links = [f'<a href="{esc(_href(path, out))}" title="{esc(path)}">{label}</a>' for label, path in sorted(found.items())]
+    found = dict(
+        (label, path) for label, path in reversed(candidates) if path.is_file()
+    )  # the first existing one per label
+    links = [
+        f'<a href="{esc(_href(path, out))}" title="{esc(path)}">{label}</a>' for label, path in sorted(found.items())
+    ]
     return " ".join(links) or "-"
 
 
@@ -137,23 +152,44 @@ def runs_section(results: dict, out: Path) -> str:
     keys = list(dict.fromkeys(k for f in flat.values() for k in f))
     group_keys = [k for k in GROUP_KEYS if k in keys]
     fingerprint_keys = [k for k in keys if FINGERPRINT_KEYS.search(k)]
-    metric_keys = [k for k in keys if "." not in k and k not in group_keys and k not in fingerprint_keys
-                   and any(isinstance(f.get(k), (int, float)) and not isinstance(f.get(k), bool) for f in flat.values())]
+    metric_keys = [
+        k
+        for k in keys
+        if "." not in k
+        and k not in group_keys
+        and k not in fingerprint_keys
+        and any(isinstance(f.get(k), (int, float)) and not isinstance(f.get(k), bool) for f in flat.values())
+    ]
     rows = []
     for name, f in flat.items():
-        rest = [(k, v) for k, v in f.items() if k not in group_keys and k not in metric_keys and k not in fingerprint_keys]
-        details = "".join(f"<dt>{esc(k)}</dt><dd>{_value_cell(v) if isinstance(v, (int, float)) else esc(v)}</dd>" for k, v in rest)
-        rows.append([Raw(f'<code data-run="{esc(name)}">{esc(name)}</code>'), *[_fmt(f.get(k, "-")) for k in group_keys],
-                     *[_value_cell(f[k]) if k in f else "-" for k in metric_keys],
-                     *[Raw(f'<code title="{esc(f[k])}">{esc(str(f[k])[:12])}</code>') if k in f else "-" for k in fingerprint_keys],
-                     Raw(run_links(out, name, f)),
-                     Raw(f"<details><summary>{len(rest)} more</summary><dl>{details}</dl></details>") if rest else "-"])
+        rest = [
+            (k, v) for k, v in f.items() if k not in group_keys and k not in metric_keys and k not in fingerprint_keys
+        ]
+        details = "".join(
+            f"<dt>{esc(k)}</dt><dd>{_value_cell(v) if isinstance(v, (int, float)) else esc(v)}</dd>" for k, v in rest
+        )
+        rows.append(
+            [
+                Raw(f'<code data-run="{esc(name)}">{esc(name)}</code>'),
+                *[_fmt(f.get(k, "-")) for k in group_keys],
+                *[_value_cell(f[k]) if k in f else "-" for k in metric_keys],
+                *[
+                    Raw(f'<code title="{esc(f[k])}">{esc(str(f[k])[:12])}</code>') if k in f else "-"
+                    for k in fingerprint_keys
+                ],
+                Raw(run_links(out, name, f)),
+                Raw(f"<details><summary>{len(rest)} more</summary><dl>{details}</dl></details>") if rest else "-",
+            ]
+        )
     keys = ["run", *group_keys, *metric_keys, *fingerprint_keys]
     headers = [k.replace("summary.", "").replace("_", " ") for k in keys] + ["files", "also recorded"]
     numeric = set(range(1 + len(group_keys), 1 + len(group_keys) + len(metric_keys)))
-    return ('<h2 id="runs">Every run behind the numbers</h2><p class="note">Each run\'s evaluation metrics and fingerprints as '
-            "recorded in results.json, with links to its metrics and logs; the rest it recorded (training summary) unfolds "
-            "in the last column.</p>" + table(headers, rows, numeric=numeric, keys=keys + [None, None]))
+    return (
+        '<h2 id="runs">Every run behind the numbers</h2>'
+        '<p class="note">Each run\'s evaluation metrics and fingerprints as '
+        "recorded in results.json, with links to its metrics and logs; the rest it recorded (training summary) unfolds "
+        "in the last column.</p>" + table(headers, rows, numeric=numeric, keys=keys + [None, None])
+    )
 
 
 def provenance(node, path: str = "") -> list[tuple[str, object]]:
@@ -175,15 +211,20 @@ def provenance_section(results: dict) -> str:
     items = provenance(results)
     rows = [[path, Raw(f"<code>{esc(value)}</code>")] for path, value in items]
     config = {k: v for k, v in results.items() if k in ("config", "scale", "teacher", "student", "keeps", "layers")}
-    return ('<h2 id="provenance">Provenance</h2><p class="note">What made these numbers: the command, and every fingerprint '
-            "and version recorded in results.json (per-run ones are in the runs table).</p>"
-            + (table(["field", "value"], rows) if rows else "<p>(none recorded)</p>")
-            + f"<details><summary>settings</summary><pre>{esc(json.dumps(config, indent=2))}</pre></details>")
+    return (
+        '<h2 id="provenance">Provenance</h2>'
+        '<p class="note">What made these numbers: the command, and every fingerprint '
+        "and version recorded in results.json (per-run ones are in the runs table).</p>"
+        + (table(["field", "value"], rows) if rows else "<p>(none recorded)</p>")
+        + f"<details><summary>settings</summary><pre>{esc(json.dumps(config, indent=2))}</pre></details>"
+    )
 
 
 def links_section(results: dict, out: Path) -> str:
     """The clean corpora a study made (their own report.html), and the raw files."""
-    links = [f'<a href="{esc(n)}">{esc(n)}</a>' for n in ("results.json", "report.md", "config.json") if (out / n).is_file()]
+    links = [
+        f'<a href="{esc(n)}">{esc(n)}</a>' for n in ("results.json", "report.md", "config.json") if (out / n).is_file()
+    ]
     for name, variant in (results.get("variants") or {}).items():
         clean = Path(variant.get("clean_dir", ""))
         report = clean / "report.html"
@@ -195,8 +236,13 @@ def links_section(results: dict, out: Path) -> str:
 def render_study_html(out: Path, results: dict, title: str, markdown: str) -> str:
     """The page: `markdown` (the study's report, made from `results`), then what results.json records."""
     out = Path(out)
-    body = [markdown_to_html(markdown, out), links_section(results, out), statistics_table(results), runs_section(results, out),
-            provenance_section(results)]
+    body = [
+        markdown_to_html(markdown, out),
+        links_section(results, out),
+        statistics_table(results),
+        runs_section(results, out),
+        provenance_section(results),
+    ]
     return page(title, "\n".join(b for b in body if b))
 
 

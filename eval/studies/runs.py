@@ -1,4 +1,5 @@
 """Running the project's own commands as steps of a study, and reading what a training run recorded."""
+
 from __future__ import annotations
 
 import json
@@ -33,5 +34,5 @@ def python_module(*args: str) -> list[str]:
 
 def read_curve(run_dir: Path, x: str = "tokens") -> list[tuple[float, float]]:
     """(x, validation loss) of a training run; x is `tokens` seen or `elapsed_s` of training."""
-    lines = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l]
-    return [(l[x], l["val_loss"]) for l in lines if "val_loss" in l]
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+    return [(record[x], record["val_loss"]) for record in lines if "val_loss" in record]

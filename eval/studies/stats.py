@@ -10,6 +10,7 @@ power, paired comparisons on shared items, and curve bands.
 - `mcnemar`: two classifiers on the same examples: the exact test on the examples where they disagree.
 - `curve_band`: validation curves of several seeds -> mean and 95% band per point.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,12 @@ def summarize(values: list[float]) -> dict:
     values = [v for v in values if v is not None]
     if not values:
         return {"mean": None, "std": None, "n": 0, "values": []}
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "n": len(values), "values": values}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "n": len(values),
+        "values": values,
+    }
 
 
 def welch_interval(a: dict, b: dict) -> dict | None:
@@ -36,9 +41,10 @@ def welch_interval(a: dict, b: dict) -> dict | None:
     se = math.sqrt(va + vb)
     if se == 0:
         return {"diff": diff, "low": diff, "high": diff, "df": None}
-    df = (va + vb) ** 2 / (va ** 2 / (a["n"] - 1) + vb ** 2 / (b["n"] - 1))
+    df = (va + vb) ** 2 / (va**2 / (a["n"] - 1) + vb**2 / (b["n"] - 1))
     half = float(t.ppf(0.975, df)) * se
     return {"diff": diff, "low": diff - half, "high": diff + half, "df": df}
+
 
 ALPHA = 0.05
 POWER = 0.8
@@ -51,19 +57,20 @@ def _t(q: float, df: float) -> float:
 
 
 def welch_df(std_a: float, n_a: int, std_b: float, n_b: int) -> float:
-    va, vb = std_a ** 2 / n_a, std_b ** 2 / n_b
+    va, vb = std_a**2 / n_a, std_b**2 / n_b
     if va + vb == 0:
         return float(n_a + n_b - 2)
-    return (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1))
+    return (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
 
 
-def min_detectable_difference(std_a: float, n_a: int, std_b: float, n_b: int, alpha: float = ALPHA,
-                              power: float = POWER) -> float | None:
+def min_detectable_difference(
+    std_a: float, n_a: int, std_b: float, n_b: int, alpha: float = ALPHA, power: float = POWER
+) -> float | None:
     """(t_{1-alpha/2} + t_{power}) x the standard error of the difference, with Welch's degrees of freedom.
     None: fewer than 2 seeds on a side (no spread to reason from)."""
     if n_a < 2 or n_b < 2:
         return None
-    se = math.sqrt(std_a ** 2 / n_a + std_b ** 2 / n_b)
+    se = math.sqrt(std_a**2 / n_a + std_b**2 / n_b)
     df = welch_df(std_a, n_a, std_b, n_b)
     return (_t(1 - alpha / 2, df) + _t(power, df)) * se
 
@@ -72,12 +79,13 @@ def half_width(std_a: float, n_a: int, std_b: float, n_b: int, alpha: float = AL
     """Half the width of the Welch interval of the difference of means."""
     if n_a < 2 or n_b < 2:
         return None
-    se = math.sqrt(std_a ** 2 / n_a + std_b ** 2 / n_b)
+    se = math.sqrt(std_a**2 / n_a + std_b**2 / n_b)
     return _t(1 - alpha / 2, welch_df(std_a, n_a, std_b, n_b)) * se
 
 
-def seeds_for_half_width(std_a: float, std_b: float, target: float, alpha: float = ALPHA,
-                         most: int = 10_000) -> int | None:
+def seeds_for_half_width(
+    std_a: float, std_b: float, target: float, alpha: float = ALPHA, most: int = 10_000
+) -> int | None:
     """The fewest seeds per arm (the same number on both sides) whose interval half-width is at most `target`,
     if the spread stays what it is. None: not within `most` seeds."""
     for n in range(2, most + 1):
@@ -98,8 +106,14 @@ def _ppl(loss: np.ndarray, count: np.ndarray, weights: np.ndarray) -> np.ndarray
     return np.exp((weights @ loss) / (weights @ count))
 
 
-def paired_bootstrap(loss_a: list[float], loss_b: list[float], counts: list[int], resamples: int = 2000, seed: int = 0,
-                     alpha: float = ALPHA) -> dict:
+def paired_bootstrap(
+    loss_a: list[float],
+    loss_b: list[float],
+    counts: list[int],
+    resamples: int = 2000,
+    seed: int = 0,
+    alpha: float = ALPHA,
+) -> dict:
     """Perplexity difference a - b over the same items: `loss_*[i]` is the summed token loss of item i
     (averaged over an arm's seeds), `counts[i]` its scored tokens. Items are resampled with replacement,
     the same resample for both arms; the interval is the percentile interval of the resampled differences."""
@@ -126,12 +140,18 @@ def mcnemar(correct_a: list[bool], correct_b: list[bool]) -> dict:
     a_only = sum(1 for x, y in zip(correct_a, correct_b) if x and not y)
     b_only = sum(1 for x, y in zip(correct_a, correct_b) if y and not x)
     p = binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
-    return {"a_only": a_only, "b_only": b_only, "p": float(p), "diff": (a_only - b_only) / len(correct_a),
-            "n": len(correct_a)}
+    return {
+        "a_only": a_only,
+        "b_only": b_only,
+        "p": float(p),
+        "diff": (a_only - b_only) / len(correct_a),
+        "n": len(correct_a),
+    }
 
 
-def curve_band(curves: list[list[tuple[float, float]]],
-               alpha: float = ALPHA) -> list[tuple[float, float, float, float]]:
+def curve_band(
+    curves: list[list[tuple[float, float]]], alpha: float = ALPHA
+) -> list[tuple[float, float, float, float]]:
     """(x, mean, low, high) at each x every seed's curve reached: the mean over seeds and its t interval."""
     points: dict[float, list[float]] = {}
     for curve in curves:

@@ -7,6 +7,7 @@ fingerprint enters the unit's fingerprint. After a fix to a loss or a metric, an
 beside the old ones (nothing is deleted); `--reuse-stale` instead reuses a unit made under the same settings by
 other code, and the study's report flags it (`locate` returns it with `stale` set).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,14 @@ SHAPED_BY = {
     "clean corpus": ["corpus"],
     "token shards": ["train/tokenize_shards.py", "train/tokenizer.py", "train/split.py"],
     "training run": ["train"],
-    "evaluation": ["eval/perplexity.py", "eval/glue.py", "eval/kd.py", "eval/data.py", "train/model.py",
-                   "eval/studies/pretraining.py"],
+    "evaluation": [
+        "eval/perplexity.py",
+        "eval/glue.py",
+        "eval/kd.py",
+        "eval/data.py",
+        "train/model.py",
+        "eval/studies/pretraining.py",
+    ],
     "teacher overlap": ["train/split.py"],
     "fine-tuning": ["eval/glue.py", "eval/kd.py", "eval/data.py", "train/model.py"],
 }
@@ -32,8 +39,13 @@ def source_fingerprint(kind: str) -> str:
     """The fingerprint of the sources of the modules that shape units of `kind` (paths and contents)."""
     from train.fingerprint import file_sha256, fingerprint
 
-    files = sorted({p for entry in SHAPED_BY[kind] for p in
-                    ((ROOT / entry).rglob("*.py") if (ROOT / entry).is_dir() else [ROOT / entry])})
+    files = sorted(
+        {
+            p
+            for entry in SHAPED_BY[kind]
+            for p in ((ROOT / entry).rglob("*.py") if (ROOT / entry).is_dir() else [ROOT / entry])
+        }
+    )
     return fingerprint([[str(p.relative_to(ROOT)), file_sha256(p)] for p in files])
 
 
@@ -52,8 +64,9 @@ def record_path(path: Path) -> Path:
     return path.with_name(path.name + ".unit.json")
 
 
-def locate(root: Path, name: str, key: dict, kind: str, finished: str = "", suffix: str = "",
-           reuse_stale: bool = False) -> tuple[Path, str, dict]:
+def locate(
+    root: Path, name: str, key: dict, kind: str, finished: str = "", suffix: str = "", reuse_stale: bool = False
+) -> tuple[Path, str, dict]:
     """(path, fingerprint, code record) of a unit whose key is `key` plus the source fingerprint of `kind`.
     The unit is finished when `path / finished` (or `path` itself, for a file) exists. With `reuse_stale`, when
     this code's unit is not finished but one made under the same settings by other code is, that one is
@@ -80,8 +93,10 @@ def is_finished(path: Path, finished: str = "") -> bool:
 def record_unit(path: Path, fp: str, record: dict) -> None:
     """Write the unit's record once it is finished (a reused stale unit keeps the record of its own code)."""
     if not record["stale"] and not record_path(path).exists():
-        atomic_json(record_path(path), {"fingerprint": fp, "settings": record["settings"], "code": record["code"],
-                                        "kind": record["kind"]})
+        atomic_json(
+            record_path(path),
+            {"fingerprint": fp, "settings": record["settings"], "code": record["code"], "kind": record["kind"]},
+        )
 
 
 def cached(path: Path, compute: Callable[[], dict]) -> dict:
