@@ -3,6 +3,7 @@
     python -m train tokenizer --data data/clean/full --vocab-size 8192 --out runs/tok   (or --gpt2)
     python -m train tokenize  --data data/clean/full --tokenizer runs/tok --out runs/tokens
     python -m train pretrain  --tokens runs/tokens --teacher DIR --keep-layers alt --out runs/student
+    python -m train sample    runs/student --prompt "The kernel" --max-new-tokens 100          (a run or an export)
     torchrun --nproc_per_node 2 -m train pretrain ...                                    (data parallel)
 """
 from __future__ import annotations
@@ -42,6 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     run_config.add_arguments(p)
     p.add_argument("--wait", action="store_true", help="if another run is using --out, wait for it to end (default: stop at once)")
 
+    p = sub.add_parser("sample", help="text from a run folder or an export", formatter_class=fmt)
+    p.add_argument("model", help="an export (e.g. runs/student/export), or a run folder (its export, else its latest checkpoint)")
+    p.add_argument("--prompt", default="", help="text to continue (empty: start a new document)")
+    p.add_argument("--max-new-tokens", type=int, default=100, help="tokens to draw after the prompt")
+    p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 takes the most likely token")
+    p.add_argument("--top-k", type=int, default=200, help="draw among the k most likely tokens only; 0: all")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draws: the same seed gives the same text")
+    p.add_argument("--num-samples", type=int, default=1, help="texts to draw, one after the other")
+    p.add_argument("--device", default="cpu", help="torch device to run the model on")
+
     args = parser.parse_args(argv)
     if args.command == "tokenizer" and not args.gpt2 and not args.data:
         parser.error("tokenizer: pass --gpt2, or --data CLEAN_DIR ... to train one")
@@ -64,6 +75,11 @@ def run(args) -> int:
 
         tokenize_corpus(args.data, args.tokenizer, args.out, args.block_size, args.val_fraction, split=args.split,
                         overwrite=args.overwrite, wait=args.wait)
+    elif args.command == "sample":
+        from train.sample import sample
+
+        sample(args.model, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.seed, args.num_samples,
+               args.device)
     else:
         from train.loop import train
 

@@ -65,6 +65,10 @@ class LogConfig:
     eval_blocks: int = opt(64, "validation blocks per evaluation")
     ckpt_every: int = 100
     keep_checkpoints: int = 2
+    wandb_project: str = opt("", "also log to this Weights & Biases project (needs `pip install wandb`); "
+                                 "empty: TensorBoard files in <out>/tensorboard only")
+    wandb_mode: str = opt("online", "online | offline (W&B files in <out>/wandb, `wandb sync` later) | disabled")
+    peak_flops: float = opt(0.0, "the device's peak FLOP/s for the MFU figure; 0: measure a 1024^2 matmul at the start")
 
 
 @dataclass

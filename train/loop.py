@@ -31,6 +31,7 @@ from train.data import DataError, TokenBlocks, sample_indices
 from train.distill import DistillConfig, distillation_loss
 from train.fingerprint import describe_change, fingerprint, model_fingerprint, tokens_fingerprint
 from train.model import GPT, CheckpointError, GPTConfig, GPTOutput
+from train.run_log import RunLog, measured_peak_flops
 from train.tokenizer import load_tokenizer, vocab_fingerprint
 from train.truncate import parse_keep_layers, truncate
 
@@ -255,6 +256,12 @@ def _train(cfg: RunConfig) -> dict:
     interrupted = []
     previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True)) if is_main and world == 1 else None
     metrics = open(out / "metrics.jsonl", "a") if is_main else None
+    run_log = RunLog(out, cfg.to_dict(), start_step, cfg.log.wandb_project, cfg.log.wandb_mode) if is_main else None
+    flops_per_token = model.flops_per_token(tokens.block_size)
+    peak_flops = cfg.log.peak_flops or measured_peak_flops(device)
+    if is_main:
+        print(f"MFU against {'the stated' if cfg.log.peak_flops else 'a measured matmul'} peak of "
+              f"{peak_flops / 1e9:,.0f} GFLOP/s per process", flush=True)
     tokens_per_step = global_batch * tokens.block_size
     t0 = time.time()
     last_log_time, last_log_step = t0, start_step
@@ -309,9 +316,12 @@ def _train(cfg: RunConfig) -> dict:
                     record["val_loss"] = round(val_loss, 6)
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
+                mfu = rate / world * flops_per_token / peak_flops
+                run_log.log({**record, "mfu": mfu})
                 eta = (steps - done) * tokens_per_step / rate if rate else float("nan")
                 val_text = f" val {val_loss:.4f}" if is_eval else ""
-                print(f"step {done}/{steps} loss {step_loss:.4f}{val_text} lr {lr:.2e} {rate:,.0f} tok/s ETA {eta / 60:,.1f} min", flush=True)
+                print(f"step {done}/{steps} loss {step_loss:.4f}{val_text} lr {lr:.2e} {rate:,.0f} tok/s MFU {mfu:.0%} "
+                      f"ETA {eta / 60:,.1f} min", flush=True)
             stop = bool(interrupted)
             # the last step too: an interruption during the final evaluation or export then redoes no step
             if done % cfg.log.ckpt_every == 0 or stop or done == steps:
@@ -325,6 +335,7 @@ def _train(cfg: RunConfig) -> dict:
     finally:
         if metrics:
             metrics.close()
+            run_log.close()
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
 
