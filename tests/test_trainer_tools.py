@@ -101,3 +101,34 @@ def test_wandb_offline_logs_the_run_and_a_missing_wandb_is_one_line(run, tmp_pat
     result = subprocess.run(train_cmd(tokens, tmp_path / "no-wandb", "--max-steps", "2", "--wandb-project", "tests"),
                             capture_output=True, text=True, env=env)
     assert result.returncode == 2 and "pip install wandb" in result.stderr and "Traceback" not in result.stderr
+
+
+def own_log_probs(model: GPT, tok, text: str) -> float:
+    """log p(text) after an end-of-text token, summed: what lm-eval asks of a model for a context-free text."""
+    ids = torch.tensor([[tok.eos_token_id] + tok(text).input_ids])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids[:, :-1]).logits.double(), dim=-1)
+    return float(logp.gather(-1, ids[:, 1:, None]).sum())
+
+
+def test_lm_eval_scores_an_export_on_local_tasks_as_the_documented_recipe_says(run, shared_data, tmp_path):
+    pytest.importorskip("lm_eval", reason="lm-evaluation-harness is not installed: pip install '.[lm-eval]'")
+    tok, model = load_tokenizer(run / "export"), GPT.from_pretrained(run / "export")
+    pairs = [json.loads(line) for line in (shared_data / "blimp" / "anaphor_gender_agreement.jsonl").open()][:40]
+    texts = [t.strip() for t in (shared_data / "wikitext-2-raw" / "wiki.test.raw").read_text().splitlines()
+             if 8 < len(t.split()) and len(tok(t).input_ids) < 60][:8]  # one window of the 64-token context each
+    data = tmp_path / "data" / "lm-eval"
+    data.mkdir(parents=True)
+    (data / "blimp.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    (data / "text.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={run / 'export'},dtype=float32",
+                    "--include_path", str(ROOT / "docs" / "lm-eval"), "--tasks", "blimp_local,wikitext_local",
+                    "--device", "cpu", "--batch_size", "8", "--output_path", "results"],
+                   cwd=tmp_path, env=env, check=True, capture_output=True)
+    results = json.loads(next((tmp_path / "results").rglob("results*.json")).read_text())["results"]
+    right = [own_log_probs(model, tok, p["sentence_good"]) > own_log_probs(model, tok, p["sentence_bad"]) for p in pairs]
+    assert results["blimp_local"]["acc,none"] == pytest.approx(np.mean(right))
+    nll = -sum(own_log_probs(model, tok, t) for t in texts)
+    words = sum(len(t.split()) for t in texts)
+    assert results["wikitext_local"]["word_perplexity,none"] == pytest.approx(math.exp(nll / words), rel=1e-4)
