@@ -132,3 +132,26 @@ def test_lm_eval_scores_an_export_on_local_tasks_as_the_documented_recipe_says(r
     nll = -sum(own_log_probs(model, tok, t) for t in texts)
     words = sum(len(t.split()) for t in texts)
     assert results["wikitext_local"]["word_perplexity,none"] == pytest.approx(math.exp(nll / words), rel=1e-4)
+
+
+def test_tokenize_on_every_core_writes_what_one_document_at_a_time_writes(shared_data, tmp_path, monkeypatch):
+    import train.tokenize_shards as tokenize_shards
+
+    articles = wikitext_articles(shared_data, 30, min_words=100)
+    near_copies = [a.replace(" the ", " a ", 1) for a in articles[:6]]  # near-duplicates for the cluster split
+    corpus = write_clean_corpus(tmp_path / "corpus", articles + near_copies)
+    tok_dir = tmp_path / "tok"
+    save_tokenizer(train_tokenizer([corpus], vocab_size=512), tok_dir)
+    one = tokenize_corpus(corpus, tok_dir, tmp_path / "one", block_size=32, val_fraction=0.2, batch_docs=1, workers=1)
+    monkeypatch.setattr(tokenize_shards, "PARALLEL_FROM_BYTES", 0)  # worker processes even for this small corpus
+    many = tokenize_corpus(corpus, tok_dir, tmp_path / "many", block_size=32, val_fraction=0.2, workers=2)
+    assert many["content_fingerprint"] == one["content_fingerprint"] and many["split"] == one["split"]
+    assert many["split"]["near_duplicate_pairs"] > 0  # the workers' signatures found the same pairs
+    tok = load_tokenizer(tok_dir)
+    import pyarrow as pa
+
+    rows = pa.ipc.open_stream(pa.memory_map(str(corpus / "shards" / "shard-00000.arrow"))).read_all().to_pylist()
+    expected = [t for r in rows for t in tok(r["text"]).input_ids + [tok.eos_token_id]]
+    written = [np.fromfile(tmp_path / "many" / s["path"], dtype=np.uint16)
+               for split in ("train", "val") for s in many["splits"][split]["shards"]]
+    assert sorted(np.concatenate(written).tolist()) == sorted(expected)  # every document's tokens, once

@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", choices=["cluster", "id-hash"], default="cluster",
                    help="hold out whole near-duplicate clusters (no validation document has a training near-duplicate), "
                         "or documents by a hash of their id (no clustering pass)")
+    p.add_argument("--workers", type=int, default=0, help="processes that hash documents for the cluster split "
+                                                          "(0: every core; used from 16 MB of text on)")
     add_output_arguments(p)
 
     p = sub.add_parser("pretrain", help="pre-train a (truncated) GPT-2 on token shards", formatter_class=fmt)
@@ -74,7 +76,7 @@ def run(args) -> int:
         from train.tokenize_shards import tokenize_corpus
 
         tokenize_corpus(args.data, args.tokenizer, args.out, args.block_size, args.val_fraction, split=args.split,
-                        overwrite=args.overwrite, wait=args.wait)
+                        overwrite=args.overwrite, wait=args.wait, workers=args.workers)
     elif args.command == "sample":
         from train.sample import sample
 

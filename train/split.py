@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import islice
 from typing import Iterable
 
 import numpy as np
@@ -55,24 +57,56 @@ class NearDuplicates:
     miss_probability: float  # chance that LSH misses a pair at exactly JACCARD
 
 
-def find_near_duplicates(docs: Iterable[tuple[str, str]]) -> NearDuplicates:
-    """Confirmed near-duplicate pairs among (id, text) documents."""
-    from datasketch import LeanMinHash, MinHash, MinHashLSH
+@lru_cache(maxsize=1)
+def _template():
+    from datasketch import MinHash
 
-    template = MinHash(num_perm=NUM_PERM, seed=1)
+    return MinHash(num_perm=NUM_PERM, seed=1)
+
+
+def shingles_and_signature(text: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(the text's 5-gram hashes, their MinHash signature or None for a text without words)."""
+    from datasketch import MinHash
+
+    hashes = shingle_hashes(text)
+    if not len(hashes):
+        return hashes, None
+    template = _template()
+    m = MinHash(num_perm=NUM_PERM, seed=1, hashfunc=int, permutations=template.permutations, scheme=template.scheme)
+    m.update_batch((hashes & np.uint64(0xFFFFFFFF)).tolist())  # datasketch's permutations expect 32-bit hashes
+    return hashes, m.hashvalues
+
+
+def find_near_duplicates(docs: Iterable[tuple[str, str]], workers: int = 1) -> NearDuplicates:
+    """Confirmed near-duplicate pairs among (id, text) documents; `workers` processes hash the texts (the same
+    result as one), a batch of documents at a time."""
+    from datasketch import LeanMinHash, MinHashLSH
+
     lsh = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM)
     ids, sets, signatures = [], [], []
-    for doc_id, text in docs:
-        hashes = shingle_hashes(text)
-        signature = None
-        if len(hashes):
-            m = MinHash(num_perm=NUM_PERM, seed=1, hashfunc=int, permutations=template.permutations, scheme=template.scheme)
-            m.update_batch((hashes & np.uint64(0xFFFFFFFF)).tolist())  # datasketch's permutations expect 32-bit hashes
-            signature = LeanMinHash(m)
-            lsh.insert(len(ids), signature)
-        ids.append(doc_id)
-        sets.append(hashes)
-        signatures.append(signature)
+    pool = None
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawned, not forked: a forked child would inherit tokenizers' and torch's threads in an unknown state
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    docs = iter(docs)
+    try:
+        while batch := list(islice(docs, 2048)):
+            texts = [text for _, text in batch]
+            done = pool.map(shingles_and_signature, texts, chunksize=64) if pool else map(shingles_and_signature, texts)
+            for (doc_id, _), (hashes, hashvalues) in zip(batch, done):
+                signature = None
+                if hashvalues is not None:
+                    signature = LeanMinHash(seed=1, hashvalues=hashvalues, scheme=_template().scheme)
+                    lsh.insert(len(ids), signature)
+                ids.append(doc_id)
+                sets.append(hashes)
+                signatures.append(signature)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     pairs = []
     for key, signature in enumerate(signatures):
         if signature is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -44,12 +45,18 @@ def iter_documents(clean_dir: Path):
             raise TokenizerError(f"{shard}: corrupt or truncated shard ({e})") from None
 
 
-def held_out_documents(clean_dir: Path, val_fraction: float, split: str) -> tuple[dict[str, bool] | None, dict]:
+PARALLEL_FROM_BYTES = 16 * 2**20  # below this much text, starting worker processes costs more than it saves
+
+
+def held_out_documents(clean_dir: Path, val_fraction: float, split: str, workers: int = 1) -> tuple[dict[str, bool] | None, dict]:
     """(doc id -> held out?, what the manifest records about the split); None: decide by id hash on the fly."""
     if split == "id-hash":
         return None, {"method": "id-hash"}
     start = time.time()
-    found = find_near_duplicates((i, t) for ids, texts in iter_documents(clean_dir) for i, t in zip(ids, texts))
+    text_bytes = sum(s.get("text_bytes", 0) for s in json.loads((clean_dir / "manifest.json").read_text()).get("shards", []))
+    workers = workers if text_bytes >= PARALLEL_FROM_BYTES else 1
+    docs = ((i, t) for ids, texts in iter_documents(clean_dir) for i, t in zip(ids, texts))
+    found = find_near_duplicates(docs, workers)
     held = cluster_split(found, val_fraction)
     info = {"method": "cluster", "near_duplicate_pairs": len(found.pairs), "lsh_miss_probability_at_0.8": found.miss_probability,
             "leakage": {"id-hash": leakage(found, id_hash_split(found, val_fraction)), "cluster": leakage(found, held)}}
@@ -95,7 +102,9 @@ class ShardWriter:
 
 def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str | Path, block_size: int = 128,
                     val_fraction: float = 0.01, shard_tokens: int = 2**26, batch_docs: int = 512, split: str = "cluster",
-                    overwrite: bool = False, wait: bool = False) -> dict:
+                    overwrite: bool = False, wait: bool = False, workers: int = 0) -> dict:
+    """Token shards of a clean corpus. `workers` processes find the near-duplicates of the cluster split
+    (0: every core); tokenizers encodes each batch of documents on every core by itself."""
     clean_dir, out = Path(clean_dir), Path(out)
     source_manifest = clean_dir / "manifest.json"
     if not source_manifest.exists():
@@ -115,18 +124,20 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
                 return manifest
         start = time.time()
         with atomic_contents(out, finished="manifest.json") as tmp:
-            manifest = _tokenize_into(tmp, clean_dir, tok, tokenizer_dir, wanted, split, shard_tokens, batch_docs)
+            manifest = _tokenize_into(tmp, clean_dir, tok, tokenizer_dir, wanted, split, shard_tokens, batch_docs,
+                                      workers or os.cpu_count() or 1)
     splits = manifest["splits"]
     print(f"token shards: {out}: train {splits['train']['tokens']:,} tokens ({splits['train']['blocks']:,} blocks), "
           f"val {splits['val']['tokens']:,} tokens, {time.time() - start:,.0f}s")
     return manifest
 
 
-def _tokenize_into(tmp: Path, clean_dir: Path, tok, tokenizer_dir, wanted: dict, split: str, shard_tokens: int, batch_docs: int) -> dict:
+def _tokenize_into(tmp: Path, clean_dir: Path, tok, tokenizer_dir, wanted: dict, split: str, shard_tokens: int, batch_docs: int,
+                   workers: int) -> dict:
     """Tokenize into the temporary folder `tmp` (moved into the output folder when complete)."""
     block_size, val_fraction = wanted["block_size"], wanted["val_fraction"]
     source_manifest = clean_dir / "manifest.json"
-    held, split_info = held_out_documents(clean_dir, val_fraction, split)
+    held, split_info = held_out_documents(clean_dir, val_fraction, split, workers)
     eos = tok.eos_token_id
     dtype = np.uint16 if len(tok) <= 2**16 else np.uint32
     writers = {s: ShardWriter(tmp, s, dtype, shard_tokens) for s in ("train", "val")}
@@ -136,7 +147,8 @@ def _tokenize_into(tmp: Path, clean_dir: Path, tok, tokenizer_dir, wanted: dict,
     rows = 0
     for ids, texts in iter_documents(clean_dir):
         for i in range(0, len(texts), batch_docs):
-            encoded = backend.encode_batch(texts[i:i + batch_docs], add_special_tokens=False)
+            # on every core (tokenizers' own threads); _fast: without the character offsets we do not use
+            encoded = backend.encode_batch_fast(texts[i:i + batch_docs], add_special_tokens=False)
             for doc_id, enc in zip(ids[i:i + batch_docs], encoded):
                 held_out = held[doc_id] if held is not None else is_validation(doc_id, val_fraction)
                 writers["val" if held_out else "train"].write(enc.ids + [eos])
