@@ -122,7 +122,8 @@ def make_optimizer(model: GPT, cfg: RunConfig) -> torch.optim.AdamW:
     decay = [p for p in trained if p.dim() >= 2]
     no_decay = [p for p in trained if p.dim() < 2]  # biases and layer norms
     groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
+    # fused: one kernel over all parameters per step instead of a dozen per tensor (CPU and CUDA alike)
+    return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2), fused=True)
 
 
 @torch.no_grad()
@@ -299,7 +300,7 @@ def _train(cfg: RunConfig) -> dict:
                 raise RunError(f"the loss became {step_loss} at step {step}: lower --lr or check the data; "
                                f"the last checkpoint in {out / 'checkpoints'} is intact")
             if cfg.optim.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip, foreach=True)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             done = step + 1
