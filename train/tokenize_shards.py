@@ -56,7 +56,8 @@ def held_out_documents(clean_dir: Path, val_fraction: float, split: str, workers
     text_bytes = sum(s.get("text_bytes", 0) for s in json.loads((clean_dir / "manifest.json").read_text()).get("shards", []))
     workers = workers if text_bytes >= PARALLEL_FROM_BYTES else 1
     docs = ((i, t) for ids, texts in iter_documents(clean_dir) for i, t in zip(ids, texts))
-    found = find_near_duplicates(docs, workers)
+    total = json.loads((clean_dir / "manifest.json").read_text()).get("rows", 0)
+    found = find_near_duplicates(with_progress(docs, total, "split: hashing"), workers)
     held = cluster_split(found, val_fraction)
     info = {"method": "cluster", "near_duplicate_pairs": len(found.pairs), "lsh_miss_probability_at_0.8": found.miss_probability,
             "leakage": {"id-hash": leakage(found, id_hash_split(found, val_fraction)), "cluster": leakage(found, held)}}
@@ -65,6 +66,17 @@ def held_out_documents(clean_dir: Path, val_fraction: float, split: str, workers
           f"{before['leaked_docs']:,}/{before['val_docs']:,} by id hash, {after['leaked_docs']:,}/{after['val_docs']:,} by cluster "
           f"({time.time() - start:,.0f}s)", flush=True)
     return held, info
+
+
+def with_progress(items, total: int, label: str, every_s: float = 5.0):
+    """The items, with a line every `every_s` seconds: how many of `total`, how fast, and the ETA."""
+    start = last = time.time()
+    for n, item in enumerate(items, 1):
+        yield item
+        if time.time() - last > every_s:
+            last = time.time()
+            rate = n / (last - start)
+            print(f"  {label}: {n:,}/{total:,} docs, {rate:,.0f} docs/s, ETA {max(0, total - n) / rate:,.0f}s", flush=True)
 
 
 class ShardWriter:
