@@ -24,7 +24,7 @@ from bench.timing import interleaved, show, spread
 NEEDS = ("accelerate",)  # transformers' Trainer, the baseline
 ROOT = Path(__file__).resolve().parents[1]
 # name: (n_layer, n_embd, n_head, block size, batch, steps)
-SHAPES = {"6 x 256": (6, 256, 4, 128, 16, 30), "GPT-2 small": (12, 768, 12, 1024, 2, 4)}
+SHAPES = {"6 x 256": (6, 256, 4, 128, 16, 30), "GPT-2 small": (12, 768, 12, 1024, 2, 5)}
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
@@ -67,14 +67,16 @@ def ours_cmd(tokens: Path, out: Path, shape: tuple) -> list[str]:
     n_layer, n_embd, n_head, _, batch, steps = shape
     return [sys.executable, "-m", "train", "pretrain", "--tokens", str(tokens), "--out", str(out), "--init", "scratch",
             "--n-layer", str(n_layer), "--n-embd", str(n_embd), "--n-head", str(n_head), "--max-steps", str(steps),
-            "--batch-size", str(batch), "--warmup", "5", "--log-every", str(steps), "--eval-every", "100000",
+            "--batch-size", str(batch), "--warmup", "5", "--log-every", str(steps - 1), "--eval-every", "100000",
             "--eval-blocks", "1"]
 
 
 def ours_rate(tokens: Path, out: Path, shape: tuple) -> float:
-    """tokens/s of our loop over steps 2..N (its last log line: the first step logs too)."""
+    """tokens/s of our loop over steps 2..N-1: its log line at step N-1 (the first step logs too; the last
+    one's line would include the final evaluation)."""
     subprocess.run(ours_cmd(tokens, out, shape), check=True, capture_output=True)
-    rate = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["tokens_per_s"]
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rate = next(line["tokens_per_s"] for line in lines if line["step"] == shape[-1] - 1)
     shutil.rmtree(out)  # GPT-2 small's checkpoint and export are 2 GB
     return rate
 
