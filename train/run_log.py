@@ -25,7 +25,8 @@ SCALARS = {"train_loss": "train/loss", "val_loss": "val/loss", "lr": "train/lr",
 
 def measured_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 1024) -> float:
     """FLOP/s of this device on an n x n matmul (best of a few), the yardstick of MFU when no peak is stated."""
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    # constant matrices: drawing random ones would move the run's RNG stream (dropout), and resumes would differ
+    a = b = torch.full((n, n), 0.5, device=device, dtype=dtype)
     best = float("inf")
     for _ in range(4):
         if device.type == "cuda":
