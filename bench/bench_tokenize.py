@@ -89,8 +89,9 @@ def main(out_dir: Path, repeats: int = 3) -> dict:
 
         def ours(split: str = "id-hash", corpus: Path = clean) -> tuple[float, float]:
             out = tmp / "ours"
-            rss, wall, code = peak_rss([sys.executable, "-m", "train", "tokenize", "--data", str(corpus), "--tokenizer", str(tok),
-                                        "--out", str(out), "--split", split, "--val-fraction", "0.02"])
+            rss, wall, code = peak_rss([sys.executable, "-m", "train", "tokenize", "--data", str(corpus),
+                                        "--tokenizer", str(tok), "--out", str(out), "--split", split,
+                                        "--val-fraction", "0.02"])
             assert code == 0, "train tokenize failed"
             shutil.rmtree(out)
             return wall, rss
@@ -112,7 +113,8 @@ def main(out_dir: Path, repeats: int = 3) -> dict:
 
         figures = interleaved({"ours": lambda: rate("ours", ours),
                                "ours, cluster split": lambda: rate("ours, cluster split", lambda: ours("cluster")),
-                               "plain tokenizers loop": lambda: rate("plain tokenizers loop", lambda: script(PLAIN_LOOP)),
+                               "plain tokenizers loop": lambda: rate("plain tokenizers loop",
+                                                                     lambda: script(PLAIN_LOOP)),
                                "datatrove DocumentTokenizer": lambda: rate("datatrove DocumentTokenizer",
                                                                            lambda: script(DATATROVE))}, repeats)
         growth = {}

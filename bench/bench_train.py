@@ -84,7 +84,8 @@ def ours_rate(tokens: Path, out: Path, shape: tuple) -> float:
 def hf_rate(tokens: Path, out: Path, shape: tuple) -> float:
     n_layer, n_embd, n_head, _, batch, steps = shape
     args = [str(tokens), str(out), str(steps), str(batch), str(n_layer), str(n_embd), str(n_head)]
-    base = subprocess.run([sys.executable, "-m", "bench.hf_trainer_baseline", *args], check=True, capture_output=True, text=True)
+    base = subprocess.run([sys.executable, "-m", "bench.hf_trainer_baseline", *args], check=True, capture_output=True,
+                          text=True)
     shutil.rmtree(out, ignore_errors=True)
     return json.loads(base.stdout.strip().splitlines()[-1])["tokens_per_s"]
 
@@ -95,17 +96,20 @@ def measure_shape(name: str, tokens: Path, tmp: Path, repeats: int) -> dict:
     shape = SHAPES[name]
     n_layer, n_embd, n_head, block, batch, steps = shape
     vocab = json.loads((tokens / "manifest.json").read_text())["vocab_size"]
-    flops = GPT(GPTConfig(vocab_size=vocab, block_size=block, n_layer=n_layer, n_head=n_head, n_embd=n_embd)).flops_per_token(block)
+    model = GPT(GPTConfig(vocab_size=vocab, block_size=block, n_layer=n_layer, n_head=n_head, n_embd=n_embd))
+    flops = model.flops_per_token(block)
     figures = interleaved({"matmul": matmul_gflops, "ours": lambda: ours_rate(tokens, tmp / "ours", shape),
                            "hf": lambda: hf_rate(tokens, tmp / "hf", shape)}, repeats)
     ratios = [o / h for o, h in zip(figures["ours"], figures["hf"])]  # round by round: the pair ran side by side
     peak = statistics.median(figures["matmul"])
-    print(f"\n{name}: {n_layer} layers x {n_embd}, vocab {vocab:,}, batch {batch} x {block}, {steps} steps, fp32 on CPU; "
+    print(f"\n{name}: {n_layer} layers x {n_embd}, vocab {vocab:,}, batch {batch} x {block}, {steps} steps, "
+          f"fp32 on CPU; "
           f"median (min-max) of {repeats} rounds after a warm-up")
     print(f"{'':<32}{'tokens/s':>24}{'GFLOP/s':>10}{'of matmul':>11}")
     for label, key in (("ours (train/loop.py)", "ours"), ("HF GPT2LMHeadModel + Trainer", "hf")):
         rate = statistics.median(figures[key])
-        print(f"{label:<32}{show(figures[key]):>24}{rate * flops / 1e9:>10.1f}{100 * rate * flops / 1e9 / peak:>10.0f}%")
+        gflops = rate * flops / 1e9
+        print(f"{label:<32}{show(figures[key]):>24}{gflops:>10.1f}{100 * gflops / peak:>10.0f}%")
     print(f"speed-up ours / HF: {show(ratios, '.2f')}x; fp32 matmul (2048^2): {show(figures['matmul'])} GFLOP/s")
     return {"shape": {"n_layer": n_layer, "n_embd": n_embd, "n_head": n_head, "block_size": block, "batch": batch,
                       "steps": steps, "vocab": vocab},

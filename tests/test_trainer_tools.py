@@ -34,8 +34,8 @@ def run(corpus, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("run")
     save_tokenizer(train_tokenizer([corpus], vocab_size=512), root / "tokenizer")
     tokenize_corpus(corpus, root / "tokenizer", root / "tokens", block_size=64, val_fraction=0.1, split="id-hash")
-    subprocess.run(train_cmd(root / "tokens", root / "run", "--max-steps", "12", "--log-every", "4", "--eval-every", "6",
-                             "--eval-blocks", "2"), check=True, capture_output=True)
+    subprocess.run(train_cmd(root / "tokens", root / "run", "--max-steps", "12", "--log-every", "4",
+                             "--eval-every", "6", "--eval-blocks", "2"), check=True, capture_output=True)
     return root / "run"
 
 
@@ -122,12 +122,14 @@ def test_lm_eval_scores_an_export_on_local_tasks_as_the_documented_recipe_says(r
     (data / "blimp.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
     (data / "text.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    subprocess.run([sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={run / 'export'},dtype=float32",
+    subprocess.run([sys.executable, "-m", "lm_eval", "--model", "hf",
+                    "--model_args", f"pretrained={run / 'export'},dtype=float32",
                     "--include_path", str(ROOT / "docs" / "lm-eval"), "--tasks", "blimp_local,wikitext_local",
                     "--device", "cpu", "--batch_size", "8", "--output_path", "results"],
                    cwd=tmp_path, env=env, check=True, capture_output=True)
     results = json.loads(next((tmp_path / "results").rglob("results*.json")).read_text())["results"]
-    right = [own_log_probs(model, tok, p["sentence_good"]) > own_log_probs(model, tok, p["sentence_bad"]) for p in pairs]
+    right = [own_log_probs(model, tok, p["sentence_good"]) > own_log_probs(model, tok, p["sentence_bad"])
+             for p in pairs]
     assert results["blimp_local"]["acc,none"] == pytest.approx(np.mean(right))
     nll = -sum(own_log_probs(model, tok, t) for t in texts)
     words = sum(len(t.split()) for t in texts)

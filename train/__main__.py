@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wait", action="store_true", help="if another run is using --out, wait for it to end (default: stop at once)")
 
     p = sub.add_parser("sample", help="text from a run folder or an export", formatter_class=fmt)
-    p.add_argument("model", help="an export (e.g. runs/student/export), or a run folder (its export, else its latest checkpoint)")
+    p.add_argument("model", help="an export (e.g. runs/student/export), or a run folder (its export, else its "
+                                 "latest checkpoint)")
     p.add_argument("--prompt", default="", help="text to continue (empty: start a new document)")
     p.add_argument("--max-new-tokens", type=int, default=100, help="tokens to draw after the prompt")
     p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 takes the most likely token")

@@ -30,7 +30,8 @@ def load_model(path: str | Path) -> tuple[GPT, object, str]:
         return GPT.from_pretrained(path / "export"), load_tokenizer(path / "export"), str(path / "export")
     checkpoint = latest_checkpoint(path)
     if checkpoint is None or not (path / "config.json").exists():
-        raise SampleError(f"{path}: neither an export (config.json + tokenizer.json) nor a run folder with a checkpoint")
+        raise SampleError(f"{path}: neither an export (config.json + tokenizer.json) nor a run folder with a "
+                          "checkpoint")
     from train.config import RunConfig
     from train.data import TokenBlocks
     from train.loop import build_model

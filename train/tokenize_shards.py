@@ -48,15 +48,17 @@ def iter_documents(clean_dir: Path):
 PARALLEL_FROM_BYTES = 16 * 2**20  # below this much text, starting worker processes costs more than it saves
 
 
-def held_out_documents(clean_dir: Path, val_fraction: float, split: str, workers: int = 1) -> tuple[dict[str, bool] | None, dict]:
+def held_out_documents(clean_dir: Path, val_fraction: float, split: str,
+                       workers: int = 1) -> tuple[dict[str, bool] | None, dict]:
     """(doc id -> held out?, what the manifest records about the split); None: decide by id hash on the fly."""
     if split == "id-hash":
         return None, {"method": "id-hash"}
     start = time.time()
-    text_bytes = sum(s.get("text_bytes", 0) for s in json.loads((clean_dir / "manifest.json").read_text()).get("shards", []))
+    source = json.loads((clean_dir / "manifest.json").read_text())
+    text_bytes = sum(s.get("text_bytes", 0) for s in source.get("shards", []))
     workers = workers if text_bytes >= PARALLEL_FROM_BYTES else 1
     docs = ((i, t) for ids, texts in iter_documents(clean_dir) for i, t in zip(ids, texts))
-    total = json.loads((clean_dir / "manifest.json").read_text()).get("rows", 0)
+    total = source.get("rows", 0)
     found = find_near_duplicates(with_progress(docs, total, "split: hashing"), workers)
     held = cluster_split(found, val_fraction)
     info = {"method": "cluster", "near_duplicate_pairs": len(found.pairs), "lsh_miss_probability_at_0.8": found.miss_probability,
@@ -76,7 +78,8 @@ def with_progress(items, total: int, label: str, every_s: float = 5.0):
         if time.time() - last > every_s:
             last = time.time()
             rate = n / (last - start)
-            print(f"  {label}: {n:,}/{total:,} docs, {rate:,.0f} docs/s, ETA {max(0, total - n) / rate:,.0f}s", flush=True)
+            eta = max(0, total - n) / rate
+            print(f"  {label}: {n:,}/{total:,} docs, {rate:,.0f} docs/s, ETA {eta:,.0f}s", flush=True)
 
 
 class ShardWriter:
@@ -144,8 +147,8 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
     return manifest
 
 
-def _tokenize_into(tmp: Path, clean_dir: Path, tok, tokenizer_dir, wanted: dict, split: str, shard_tokens: int, batch_docs: int,
-                   workers: int) -> dict:
+def _tokenize_into(tmp: Path, clean_dir: Path, tok, tokenizer_dir, wanted: dict, split: str, shard_tokens: int,
+                   batch_docs: int, workers: int) -> dict:
     """Tokenize into the temporary folder `tmp` (moved into the output folder when complete)."""
     block_size, val_fraction = wanted["block_size"], wanted["val_fraction"]
     source_manifest = clean_dir / "manifest.json"
