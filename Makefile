@@ -6,6 +6,7 @@
 #   make pretrain        teacher (or TEACHER=...) -> truncated student -> runs/student
 #   make ablation        does cleaning help? -> runs/ablation/report.md
 #   make bench           speed / memory / quality benchmarks, each beside its baseline
+#   make mutation        mutation score of the core logic (mutmut, module by module; MODULES=... for some)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -15,7 +16,7 @@ DATA   ?= data
 RUNS   ?= runs
 SHARED ?= ../shared
 
-.PHONY: venv test test-debs slurm-test clean-corpus demo-corpus demo-corpus-large teacher pretrain ablation compare kd-finetune bench
+.PHONY: venv test test-debs slurm-test mutation clean-corpus demo-corpus demo-corpus-large teacher pretrain ablation compare kd-finetune bench
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -43,6 +44,13 @@ test-debs:
 slurm-test: venv test-debs
 	$(PY) -m pytest -q -rs tests/test_slurm.py
 
+# not part of `make test`: mutmut plants small changes in the core modules, one at a time, and runs the fast tests
+# that cover each (docs/mutation.md); niced, so it can share the machine
+MODULES ?=
+mutation: venv
+	$(PY) -m pip install --quiet -e '.[dev,mutation]'
+	nice -n 10 $(PY) tests/mutation_run.py $(MODULES)
+
 # ---------------------------------------------------------------- corpus
 PRESET  ?= full
 DEMO_SIZE ?= default
@@ -52,14 +60,14 @@ WORKERS ?= 2
 CLEAN_OUT ?= $(DATA)/clean/$(PRESET)
 
 demo-corpus: venv
-	$(PY) -m corpus.demo_corpus --size $(DEMO_SIZE) --out $(DEMO)
+	$(PY) -m corpus.demo_corpus --size $(DEMO_SIZE) --output $(DEMO)
 
 demo-corpus-large:
 	$(MAKE) demo-corpus DEMO_SIZE=large
 
 clean-corpus: venv
 ifeq ($(strip $(INPUT)),)
-	$(PY) -m corpus.demo_corpus --size $(DEMO_SIZE) --out $(DEMO)
+	$(PY) -m corpus.demo_corpus --size $(DEMO_SIZE) --output $(DEMO)
 	$(VENV)/bin/corpus-clean --input $(DEMO)/jsonl --output $(CLEAN_OUT) --preset $(PRESET) --workers $(WORKERS)
 else
 	$(VENV)/bin/corpus-clean --input $(INPUT) --output $(CLEAN_OUT) --preset $(PRESET) --workers $(WORKERS)
@@ -88,13 +96,13 @@ $(CLEAN_FULL)/manifest.json:
 # targets run side by side (`make -j2 ablation kd-finetune`, two terminals) queue on them instead of failing.
 .PHONY: tokenizer tokens
 tokenizer: venv | $(CLEAN_FULL)/manifest.json
-	$(TRAIN) tokenizer --data $(CLEAN_FULL) --vocab-size $(VOCAB) --out $(RUNS)/tokenizer --wait
+	$(TRAIN) tokenizer --data $(CLEAN_FULL) --vocab-size $(VOCAB) --output $(RUNS)/tokenizer --wait
 
 tokens: tokenizer
-	$(TRAIN) tokenize --data $(CLEAN_FULL) --tokenizer $(RUNS)/tokenizer --out $(RUNS)/tokens/full --block-size $(BLOCK) --val-fraction 0.02 --wait
+	$(TRAIN) tokenize --data $(CLEAN_FULL) --tokenizer $(RUNS)/tokenizer --output $(RUNS)/tokens/full --block-size $(BLOCK) --val-fraction 0.02 --wait
 
 teacher: venv tokens
-	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --out $(RUNS)/teacher --init scratch --n-layer 12 --n-embd 256 --n-head 4 \
+	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --output $(RUNS)/teacher --init scratch --n-layer 12 --n-embd 256 --n-head 4 \
 		--max-tokens $(TEACHER_TOKENS) --wait $(TRAIN_ARGS)
 
 # a teacher brings its tokenizer: a directory with tokenizer.json, or GPT-2's own BPE for a hub name
@@ -104,13 +112,13 @@ STUDENT_DIR = $(RUNS)/student$(if $(strip $(TEACHER)),-$(TEACHER_TAG))-$(KEEP)
 
 ifeq ($(strip $(TEACHER)),)
 pretrain: teacher
-	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --out $(STUDENT_DIR) --teacher $(RUNS)/teacher/export \
+	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --output $(STUDENT_DIR) --teacher $(RUNS)/teacher/export \
 		--keep-layers $(KEEP) --max-tokens $(STUDENT_TOKENS) $(TRAIN_ARGS)
 else
 pretrain: venv | $(CLEAN_FULL)/manifest.json
-	test -f $(TEACHER_TOK)/tokenizer.json || $(TRAIN) tokenizer --gpt2 --out $(TEACHER_TOK)
-	$(TRAIN) tokenize --data $(CLEAN_FULL) --tokenizer $(TEACHER_TOK) --out $(RUNS)/tokens/full-$(TEACHER_TAG) --block-size $(BLOCK) --val-fraction 0.02
-	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full-$(TEACHER_TAG) --out $(STUDENT_DIR) --teacher $(TEACHER) \
+	test -f $(TEACHER_TOK)/tokenizer.json || $(TRAIN) tokenizer --gpt2 --output $(TEACHER_TOK)
+	$(TRAIN) tokenize --data $(CLEAN_FULL) --tokenizer $(TEACHER_TOK) --output $(RUNS)/tokens/full-$(TEACHER_TAG) --block-size $(BLOCK) --val-fraction 0.02
+	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full-$(TEACHER_TAG) --output $(STUDENT_DIR) --teacher $(TEACHER) \
 		--keep-layers $(KEEP) --max-tokens $(STUDENT_TOKENS) $(TRAIN_ARGS)
 endif
 
@@ -122,18 +130,18 @@ EVAL = $(PY) -m eval
 
 # the ablation cleans each preset itself, decontaminated against its evaluation sets (runs/ablation/clean/)
 ablation: teacher
-	$(EVAL) ablation --scale $(SCALE) --teacher $(RUNS)/teacher/export --out $(RUNS)/ablation $(EVAL_ARGS)
+	$(EVAL) ablation --scale $(SCALE) --teacher $(RUNS)/teacher/export --output $(RUNS)/ablation $(EVAL_ARGS)
 
-KEEPS ?= alt
+KEEPS ?= alt  # truncation arms, space-separated (KEEPS="alt 0,1,2,3,4,5")
 compare: teacher
-	$(EVAL) compare --scale $(SCALE) --teacher $(RUNS)/teacher/export --keep $(KEEPS) --out $(RUNS)/compare $(EVAL_ARGS)
+	$(EVAL) compare --scale $(SCALE) --teacher $(RUNS)/teacher/export --keep-layers $(KEEPS) --output $(RUNS)/compare $(EVAL_ARGS)
 
 # the teacher and its truncated student from `make pretrain` (TEACHER=... too), or any pair given as
 # KD_TEACHER=DIR_OR_NAME KD_STUDENT=DIR_OR_NAME (e.g. gpt2 and distilgpt2), which skips pre-training
 KD_TEACHER ?= $(if $(strip $(TEACHER)),$(TEACHER),$(RUNS)/teacher/export)
 KD_STUDENT ?= $(STUDENT_DIR)/export
 kd-finetune: $(if $(filter command line environment,$(origin KD_STUDENT)),venv,pretrain)
-	$(EVAL) kd-study --scale $(SCALE) --teacher $(KD_TEACHER) --student $(KD_STUDENT) --out $(RUNS)/kd-study $(EVAL_ARGS)
+	$(EVAL) kd-study --scale $(SCALE) --teacher $(KD_TEACHER) --student $(KD_STUDENT) --output $(RUNS)/kd-study $(EVAL_ARGS)
 
 # ---------------------------------------------------------------- bench
 bench: venv demo-corpus

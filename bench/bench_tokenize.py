@@ -90,7 +90,7 @@ def main(out_dir: Path, repeats: int = 3) -> dict:
         def ours(split: str = "id-hash", corpus: Path = clean) -> tuple[float, float]:
             out = tmp / "ours"
             rss, wall, code = peak_rss([sys.executable, "-m", "train", "tokenize", "--data", str(corpus),
-                                        "--tokenizer", str(tok), "--out", str(out), "--split", split,
+                                        "--tokenizer", str(tok), "--output", str(out), "--split", split,
                                         "--val-fraction", "0.02"])
             assert code == 0, "train tokenize failed"
             shutil.rmtree(out)

@@ -65,10 +65,10 @@ def token_shards(tmp: Path, clean: Path) -> dict[str, Path]:
 
 def ours_cmd(tokens: Path, out: Path, shape: tuple) -> list[str]:
     n_layer, n_embd, n_head, _, batch, steps = shape
-    return [sys.executable, "-m", "train", "pretrain", "--tokens", str(tokens), "--out", str(out), "--init", "scratch",
-            "--n-layer", str(n_layer), "--n-embd", str(n_embd), "--n-head", str(n_head), "--max-steps", str(steps),
-            "--batch-size", str(batch), "--warmup", "5", "--log-every", str(steps - 1), "--eval-every", "100000",
-            "--eval-blocks", "1"]
+    return [sys.executable, "-m", "train", "pretrain", "--tokens", str(tokens), "--output", str(out),
+            "--init", "scratch", "--n-layer", str(n_layer), "--n-embd", str(n_embd), "--n-head", str(n_head),
+            "--max-steps", str(steps), "--batch-size", str(batch), "--warmup", "5", "--log-every", str(steps - 1),
+            "--eval-every", "100000", "--eval-blocks", "1"]
 
 
 def ours_rate(tokens: Path, out: Path, shape: tuple) -> float:

@@ -1,21 +1,29 @@
-"""`corpus-clean`: raw documents in, clean deduplicated Arrow shards out (DESIGN.md contract 1).
+"""`corpus-clean`: raw documents in, clean deduplicated Arrow shards out.
 
-    corpus-clean --input PATH [PATH ...] --output DIR [--preset full|paper|none] [--languages en]
-                 [--workers N] [--executor local|ray|slurm] [--set filters.gopher_quality.min_doc_words=30]
+    corpus-clean --input PATH [PATH ...] --output DIR [--preset full|paper|none] [--config my-recipe.toml]
+                 [--languages en] [--workers N] [--executor local|ray|slurm]
+                 [--set filters.gopher_quality.min_doc_words=30]
+
+The settings are layered: the recipe (--preset NAME loads corpus/recipes/NAME.toml, default full) <- your
+--config file <- the flags <- each --set KEY=VALUE. The resolved settings are written to DIR/config.toml;
+`corpus-clean --config DIR/config.toml` runs the same cleaning again.
 
 Run the same command again after a crash or a kill: finished work is kept, the rest is redone, and the
 result is the same as an uninterrupted run's.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import shutil
 import sys
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
-from corpus import remote, storage
+import cli_config
+from cli_config import opt
+from corpus import CorpusError, remote, storage
 from corpus.filters import full_filter_steps
 from corpus.incremental import check_against
 from corpus.pipeline import PRESETS, CleanConfig, run_clean, run_identity
@@ -23,7 +31,27 @@ from corpus.readers import check_inputs
 from safe_output import run_cli
 
 
-from corpus import CorpusError as UsageError  # the package's one user-facing error
+@dataclass
+class CleanCommand(CleanConfig):
+    """A corpus-clean run: its inputs and output, and the cleaning settings."""
+
+    input: list[str] = opt([], "files or folders: .jsonl(.gz), .parquet, .arrow, .warc(.gz), .html, .txt; local paths "
+                           "or fsspec URLs (s3://, gs://, hf://, file://, memory://). Large files are split over the "
+                           "tasks (gzip files cannot be: each is read by one task)", required=True, metavar="PATH")
+    output: str = opt("", "clean-corpus directory to write: a local path, or a URL (s3://...: built in a local staging "
+                      "folder under ~/.cache/corpus-clean/staging/, uploaded when the run has finished)",
+                      required=True, metavar="DIR")
+
+    def cleaning(self) -> CleanConfig:
+        """The settings that make the corpus (its identity when resumed), without where it comes from and goes."""
+        return CleanConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(CleanConfig)})
+
+
+def recipe(name: str) -> dict:
+    """A cleaning recipe shipped with the package (corpus/recipes/NAME.toml) as settings tables."""
+    import tomllib
+
+    return tomllib.loads(resources.files("corpus").joinpath("recipes", f"{name}.toml").read_text(encoding="utf-8"))
 
 
 def check_type(key: str, current, value):
@@ -31,7 +59,7 @@ def check_type(key: str, current, value):
     if current is None or value is None:
         return value  # None switches a filter off; a setting that defaults to None takes any value
     if dataclasses.is_dataclass(current) or isinstance(current, dict):
-        raise UsageError(f"--set {key}: is a group of settings; give one of its keys, or null to switch it off")
+        raise CorpusError(f"--set {key}: is a group of settings; give one of its keys, or null to switch it off")
     if isinstance(current, bool) or isinstance(value, bool):
         ok = isinstance(current, bool) and isinstance(value, bool)
     elif isinstance(current, float) and isinstance(value, int):
@@ -41,7 +69,7 @@ def check_type(key: str, current, value):
     else:
         ok = isinstance(value, type(current))
     if not ok:
-        raise UsageError(f"--set {key}={json.dumps(value)}: expected {type(current).__name__}, like {json.dumps(current)}")
+        raise CorpusError(f"--set {key}={json.dumps(value)}: expected {type(current).__name__}, like {json.dumps(current)}")
     return value
 
 
@@ -55,15 +83,16 @@ def filter_defaults(cfg: CleanConfig) -> dict[str, dict]:
     try:
         steps = full_filter_steps(cfg.filters, lambda name: None)
     except TypeError as e:  # an unknown keyword argument of a datatrove filter
-        raise UsageError(f"--set filters...: {e}") from None
+        raise CorpusError(f"filters...: {e}") from None
     return {s.name: {k: None if v.default is v.empty else v.default
                      for k, v in inspect.signature(type(s).__init__).parameters.items() if k not in PASSED_BY_US} for s in steps}
 
 
 def apply_override(cfg: CleanConfig, assignment: str) -> None:
-    """`filters.gopher_quality.min_doc_words=30`: a dotted path into the config, value parsed as JSON."""
+    """`filters.gopher_quality.min_doc_words=30`: a dotted path into the settings, value parsed as JSON
+    (the last layer of the settings, over the recipe, the --config file and the flags)."""
     if "=" not in assignment:
-        raise UsageError(f"--set {assignment!r}: expected KEY=VALUE, e.g. filters.gopher_quality.min_doc_words=30")
+        raise CorpusError(f"--set {assignment!r}: expected KEY=VALUE, e.g. filters.gopher_quality.min_doc_words=30")
     key, raw = assignment.split("=", 1)
     try:
         value = json.loads(raw)
@@ -74,94 +103,79 @@ def apply_override(cfg: CleanConfig, assignment: str) -> None:
     for part in parents:
         target = target.get(part) if isinstance(target, dict) else getattr(target, part, None)
         if target is None:
-            raise UsageError(f"--set {key}: no setting {part!r} (or that filter is switched off)")
+            raise CorpusError(f"--set {key}: no setting {part!r} (or that filter is switched off)")
     if isinstance(target, dict):
         known = filter_defaults(cfg).get(parents[-1], {}) if parents[:1] == ["filters"] else {}
         if known and last not in known:
-            raise UsageError(f"--set {key}: unknown setting {last!r} (one of: {', '.join(known)})")
+            raise CorpusError(f"--set {key}: unknown setting {last!r} (one of: {', '.join(known)})")
         target[last] = check_type(key, known.get(last), value)
     elif dataclasses.is_dataclass(target) and last in {f.name for f in dataclasses.fields(target)}:
+        field = next(f for f in dataclasses.fields(target) if f.name == last)
+        _, optional = cli_config.unwrap_optional(cli_config.hints(type(target))[last])
+        if value is None and not optional:
+            raise CorpusError(f"--set {key}=null: {key} cannot be switched off"
+                              + ("; switch off its filters one by one (e.g. filters.c4_quality=null)"
+                                 if key == "filters" else "; give a value"))
+        if field.metadata.get("parse") and value is not None:
+            try:
+                value = field.metadata["parse"](value)
+            except ValueError as e:
+                raise CorpusError(f"--set {key}: {e}") from None
         setattr(target, last, check_type(key, getattr(target, last), value))
     else:
-        raise UsageError(f"--set {key}: unknown setting {last!r}")
+        raise CorpusError(f"--set {key}: unknown setting {last!r}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="corpus-clean", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    io = p.add_argument_group("input and output")
-    io.add_argument("--input", nargs="+", required=True, metavar="PATH",
-                    help="files or folders: .jsonl(.gz), .parquet, .arrow, .warc(.gz), .html, .txt; local paths or "
-                         "fsspec URLs (s3://, gs://, hf://, file://, memory://). Large files are split over the tasks "
-                         "(gzip files cannot be: each is read by one task)")
-    io.add_argument("--output", required=True, metavar="DIR",
-                    help="clean-corpus directory to write: a local path, or a URL (s3://...: built in a local staging "
-                         "folder under ~/.cache/corpus-clean/staging/, uploaded when the run has finished)")
-    io.add_argument("--text-key", default="text", help="text field of JSONL/Parquet/Arrow records (default: text)")
-    io.add_argument("--id-key", default="id", help="id field (default: id; missing ids become file#index)")
-    io.add_argument("--max-shard-mb", type=float, default=128.0, help="shard size bound in MB; a shard may exceed it by one document (default: 128)")
-    io.add_argument("--overwrite", action="store_true",
-                    help="replace an earlier corpus-clean output made with other inputs or settings (default: stop and say so; "
-                         "a folder corpus-clean did not make is never replaced)")
-    io.add_argument("--wait", action="store_true", help="if another run is using --output, wait for it to end (default: stop at once)")
-    cl = p.add_argument_group("cleaning")
-    cl.add_argument("--preset", choices=PRESETS, default="full", help="full: LID + quality + dedup; paper: Li et al. 2021; none: read and shard")
-    cl.add_argument("--languages", nargs="*", default=["en"], help="fastText codes to keep (default: en); none given: keep all")
-    cl.add_argument("--decontaminate", nargs="+", default=[], metavar="PATH", help="evaluation files whose text must not be in the corpus")
-    cl.add_argument("--dedup-against", nargs="+", metavar="CLEAN_DIR",
-                    help="also drop near-duplicates of these already-cleaned corpora (and of those they were deduplicated "
-                         "against); local paths or URLs (default: none)")
-    cl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a setting, e.g. filters.gopher_quality.min_doc_words=30, minhash.num_buckets=20, "
-                         "filters.c4_quality=null (switch a filter off)")
-    ex = p.add_argument_group("execution")
-    ex.add_argument("--workers", type=int, default=2, help="parallel worker processes (default: 2)")
-    ex.add_argument("--tasks", type=int, default=0, help="tasks per stage (default: = workers); keep it fixed to resume")
-    ex.add_argument("--executor", choices=("local", "ray", "slurm"), default="local",
-                    help="local: worker processes on this machine; ray: a Ray cluster; slurm: one job array per stage "
-                         "(default: local)")
-    ex.add_argument("--ray-address", help="Ray cluster address (default: start Ray locally)")
-    ex.add_argument("--slurm-partition", help="Slurm partition (with --executor slurm; no default)")
-    ex.add_argument("--slurm-time", default="04:00:00", help="Slurm time limit per job (default: 04:00:00)")
-    ex.add_argument("--slurm-env", metavar="COMMAND",
-                    help="shell command a Slurm job runs first to get this Python environment, e.g. "
-                         "'source ~/venvs/corpus/bin/activate' (default: activate the environment running corpus-clean)")
-    ex.add_argument("--no-wait", action="store_true",
-                    help="Slurm: return once the jobs are submitted and print a command to check on them "
-                         "(default: wait for the jobs, showing their progress)")
+def build_parser() -> cli_config.OneLineParser:
+    p = cli_config.new_parser("corpus-clean", __doc__)
+    cli_config.add_arguments(p, CleanCommand)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting, over the recipe, --config and the flags; the value is JSON: "
+                        "filters.gopher_quality.min_doc_words=30, minhash.num_buckets=20, filters.c4_quality=null "
+                        "(switch a filter off) (default: none)")
+    run = p.add_argument_group("running")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace an earlier corpus-clean output made with other inputs or settings (default: stop "
+                          "and say so; a folder corpus-clean did not make is never replaced)")
+    run.add_argument("--wait", action="store_true",
+                     help="if another run is using --output, wait for it to end (default: stop at once)")
+    run.add_argument("--no-wait", action="store_true",
+                     help="Slurm: return once the jobs are submitted and print a command to check on them "
+                          "(default: wait for the jobs, showing their progress)")
     return p
 
 
-def config_from_args(args) -> CleanConfig:
-    cfg = CleanConfig(
-        preset=args.preset, workers=args.workers, tasks=args.tasks, max_shard_mb=args.max_shard_mb,
-        text_key=args.text_key, id_key=args.id_key, executor=args.executor, ray_address=args.ray_address,
-        slurm_partition=args.slurm_partition, slurm_time=args.slurm_time, slurm_env=args.slurm_env,
-        decontaminate=[str(Path(p)) for p in args.decontaminate],
-        dedup_against=args.dedup_against,
-    )
-    cfg.filters.languages = args.languages or None
-    for assignment in args.set:
-        apply_override(cfg, assignment)
-    if cfg.workers < 1 or cfg.tasks < 0:
-        raise UsageError("--workers must be >= 1 and --tasks >= 0")
-    if not cfg.max_shard_mb > 0:
-        raise UsageError(f"--max-shard-mb must be > 0 (got {cfg.max_shard_mb})")
-    if cfg.executor == "slurm" and not cfg.slurm_partition:
-        raise UsageError("--executor slurm needs --slurm-partition")
+def resolve(args) -> CleanCommand:
+    """The run's settings, every layer applied and checked (before any input is read)."""
+    named = getattr(args, "preset", None)
+    if named is None and getattr(args, "config", None):
+        named = cli_config.load_file(args.config, CorpusError).get("preset")
+    base = recipe(named if named in PRESETS else "full")
+
+    def overrides(cfg: CleanCommand) -> None:
+        for assignment in args.set:
+            apply_override(cfg, assignment)
+
+    return cli_config.resolve(CleanCommand, args, CorpusError, base=base, overrides=overrides)
+
+
+def config_from_args(args) -> CleanCommand:
+    cfg = resolve(args)
+    cfg.decontaminate = [str(Path(p)) for p in cfg.decontaminate]
     if cfg.executor == "slurm" and not shutil.which("sbatch"):
-        raise UsageError("--executor slurm: sbatch not found; run corpus-clean on a Slurm login node")
+        raise CorpusError("--executor slurm: sbatch not found; run corpus-clean on a Slurm login node")
     if args.no_wait and cfg.executor != "slurm":
-        raise UsageError("--no-wait is for --executor slurm (local and Ray runs always finish before returning)")
+        raise CorpusError("--no-wait is for --executor slurm (local and Ray runs always finish before returning)")
     if cfg.preset == "full":
         filter_defaults(cfg)  # unknown filter arguments: fail here, not in a worker
     for p in cfg.decontaminate:
         if not Path(p).is_file():
-            raise UsageError(f"--decontaminate: file not found: {p}")
+            raise CorpusError(f"--decontaminate: file not found: {p}")
     if cfg.dedup_against:
         if cfg.preset != "full":
-            raise UsageError(f"--dedup-against needs --preset full (MinHash runs only there), not {cfg.preset}")
-        if any(same_place(d, args.output) for d in cfg.dedup_against):
-            raise UsageError(f"--dedup-against {args.output}: that is the --output itself")
+            raise CorpusError(f"--dedup-against needs --preset full (MinHash runs only there), not {cfg.preset}")
+        if any(same_place(d, cfg.output) for d in cfg.dedup_against):
+            raise CorpusError(f"--dedup-against {cfg.output}: that is the --output itself")
         check_against(cfg.dedup_against, cfg.minhash)
     return cfg
 
@@ -179,14 +193,14 @@ def check_output(given: str, inputs: list[str]) -> Path:
     if storage.is_remote(given):
         for i in inputs:
             if (given.rstrip("/") + "/").startswith(i.rstrip("/") + "/"):
-                raise UsageError(f"--output {given} is inside --input {i}: the cleaner would read its own output; "
+                raise CorpusError(f"--output {given} is inside --input {i}: the cleaner would read its own output; "
                                  "write it somewhere else")
         given = str(remote.staging_dir(given))
     out = Path(storage.local_path(given))
     for given in inputs:
         p = Path(given).resolve()
         if p.is_dir() and (out.resolve() == p or p in out.resolve().parents):
-            raise UsageError(f"--output {out} is inside --input {given}: the cleaner would read its own output; "
+            raise CorpusError(f"--output {out} is inside --input {given}: the cleaner would read its own output; "
                              "write it somewhere else")
     return out
 
@@ -215,20 +229,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def clean(args) -> int:
-    check_inputs(args.input)
-    cfg = config_from_args(args)
-    out = check_output(args.output, args.input)
-    if storage.is_remote(args.output):
-        remote.claim_output(args.output, run_identity(args.input, cfg), args.overwrite)
-    manifest = run_clean(args.input, out, cfg, overwrite=args.overwrite, wait=not args.no_wait, wait_for_output=args.wait)
-    if storage.is_remote(args.output) and not manifest.get("submitted"):
-        remote.upload(out, args.output)
+    cmd = config_from_args(args)  # every setting checked before any input is read
+    check_inputs(cmd.input)
+    cfg = cmd.cleaning()
+    out = check_output(cmd.output, cmd.input)
+    if storage.is_remote(cmd.output):
+        remote.claim_output(cmd.output, run_identity(cmd.input, cfg), args.overwrite)
+    manifest = run_clean(cmd.input, out, cfg, overwrite=args.overwrite, wait=not args.no_wait,
+                         wait_for_output=args.wait, record=cli_config.record_text(cmd, "corpus-clean"))
+    if storage.is_remote(cmd.output) and not manifest.get("submitted"):
+        remote.upload(out, cmd.output)
     if manifest.get("submitted"):
         print(f"submitted to Slurm; logs in {manifest['logs']}\n  check on the jobs: {manifest['check']}\n"
               "  wait for them and see the result: run the same command again without --no-wait "
               "(it waits for these jobs, it does not submit them twice)")
     else:
-        print(headline(manifest, out, args.output))
+        print(headline(manifest, out, cmd.output))
     return 0
 
 

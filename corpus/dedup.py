@@ -34,6 +34,7 @@ from datatrove.pipeline.dedup.minhash import (
 from datatrove.utils.hashing import HashConfig
 from datatrove.utils.text import PUNCTUATION, TextNormConfig, ngrams, simplify_text
 
+from cli_config import at_least, opt, positive
 from corpus.arrow_writer import ArrowShardReader
 from corpus.filters import named
 from corpus.text import RegexWordTokenizer
@@ -43,11 +44,12 @@ INDEX_NAME = "corpus"
 
 @dataclass
 class MinHashSettings:
-    n_grams: int = 5
-    num_buckets: int = 14
-    hashes_per_bucket: int = 8
-    seed: int = 1
-    hash_precision: int = 64
+    n_grams: int = opt(5, "words per shingle", check=positive())
+    num_buckets: int = opt(14, "LSH bands: two documents are candidates when one band of signatures matches",
+                           check=positive())
+    hashes_per_bucket: int = opt(8, "hashes per band", check=positive())
+    seed: int = opt(1, "seed of the hash functions", check=at_least(0))
+    hash_precision: int = opt(64, "bits per hash", choices=(32, 64))
 
 
 def minhash_config(settings: MinHashSettings) -> MinhashConfig:

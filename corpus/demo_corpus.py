@@ -1,7 +1,7 @@
 """The demo corpus: real, messy web text nobody here wrote, from Debian's documentation packages.
 
-    python -m corpus.demo_corpus --out data/demo                          # quick default: 11 packages
-    python -m corpus.demo_corpus --size large --out data/demo-large       # 59 packages, ~2 GB of HTML
+    python -m corpus.demo_corpus --output data/demo                       # quick default: 11 packages
+    python -m corpus.demo_corpus --size large --output data/demo-large    # 59 packages, ~2 GB of HTML
 
 For each package: `apt-get download`, `dpkg-deb -x`, then every HTML page is turned into text with the
 cleaner's own `html_to_text` and written to `<out>/jsonl/<package>.jsonl.gz` (fields id, text, source,
@@ -15,7 +15,6 @@ run resumes where it stopped (each JSONL is written under a temporary name and r
 """
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
@@ -25,10 +24,14 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+import cli_config
+from cli_config import RECORD, at_least, opt, positive
+from corpus import CorpusError
 from corpus.readers import HTML_SUFFIXES, html_to_text
-from safe_output import StageFailed, atomic_file, atomic_json, run_cli, use_output
+from safe_output import StageFailed, atomic_file, atomic_json, atomic_write, run_cli, use_output
 
 DEFAULT_PACKAGES = [
     "debian-handbook",
@@ -148,8 +151,11 @@ def convert(package: str, tree: Path, out_file: Path, workers: int, max_pages: i
     return {"package": package, "pages": len(jobs), "documents": written, "html_bytes": html_bytes, "text_bytes": text_bytes}
 
 
-def build(out: Path, packages: list[str], workers: int, max_pages: int, wait: bool = False) -> dict:
+def build(out: Path, packages: list[str], workers: int, max_pages: int, wait: bool = False, record: str = "") -> dict:
+    """`record`: the resolved settings, written as `out/config.toml`."""
     with use_output(out, COMMAND, wait=wait, legacy=("manifest.json", "jsonl")):
+        if record:
+            atomic_write(out / RECORD, record)
         return _build(out, packages, workers, max_pages)
 
 
@@ -190,31 +196,41 @@ def _build(out: Path, packages: list[str], workers: int, max_pages: int) -> dict
     return manifest
 
 
+@dataclass
+class DemoConfig:
+    size: str = opt("default", f"which package list: default ({len(DEFAULT_PACKAGES)} packages, ~270 MB of HTML) or "
+                    f"large ({len(SIZES['large'])} packages, ~2 GB of HTML)", choices=tuple(sorted(SIZES)))
+    output: str = opt("", "folder to write (created, or empty) (default: data/demo, or data/demo-large with --size "
+                      "large)", metavar="DIR")
+    packages: list[str] = opt([], "Debian documentation packages to use instead of --size's list (default: none)",
+                              metavar="PACKAGE")
+    workers: int = opt(os.cpu_count() or 2, "parallel HTML-to-text processes (default: the CPU count)",
+                       check=positive())
+    max_pages: int = opt(0, "pages per package (0: all); for a quick small build", check=at_least(0))
+
+
+def build_parser() -> cli_config.OneLineParser:
+    parser = cli_config.new_parser("python -m corpus.demo_corpus", __doc__)
+    cli_config.add_arguments(parser, DemoConfig)
+    parser.add_argument("--wait", action="store_true",
+                        help="if another build is using --output, wait for it to end (default: stop at once)")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m corpus.demo_corpus", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=sorted(SIZES), default="default",
-                        help=f"which package list: default ({len(DEFAULT_PACKAGES)} packages, ~270 MB of HTML) or "
-                             f"large ({len(SIZES['large'])} packages, ~2 GB of HTML) (default: default)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder to write (created, or empty) "
-                             "(default: data/demo, or data/demo-large with --size large)")
-    parser.add_argument("--packages", nargs="+", default=None, help="Debian packages to use instead of --size's list")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
-                        help="processes turning HTML into text (default: the number of CPUs)")
-    parser.add_argument("--max-pages", type=int, default=0, help="pages per package (0: all); for a quick small build")
-    parser.add_argument("--wait", action="store_true", help="if another build is using --out, wait for it to end (default: stop at once)")
-    args = parser.parse_args(argv)
-    args.out = args.out or DEFAULT_OUT[args.size]
-    args.packages = args.packages or SIZES[args.size]
+    args = build_parser().parse_args(argv)
     return run_cli("demo corpus", lambda: build_and_report(args))
 
 
 def build_and_report(args) -> int:
-    start = time.time()
-    manifest = build(args.out, args.packages, args.workers, args.max_pages, wait=args.wait)
+    cfg = cli_config.resolve(DemoConfig, args, CorpusError)
+    cfg.output = cfg.output or str(DEFAULT_OUT[cfg.size])
+    cfg.packages = cfg.packages or list(SIZES[cfg.size])
+    start, out = time.time(), Path(cfg.output)
+    manifest = build(out, cfg.packages, cfg.workers, cfg.max_pages, wait=args.wait,
+                     record=cli_config.record_text(cfg, "python -m corpus.demo_corpus"))
     print(
-        f"demo corpus: {args.out / 'jsonl'}: {manifest['documents']:,} documents from {len(manifest['parts'])} packages, "
+        f"demo corpus: {out / 'jsonl'}: {manifest['documents']:,} documents from {len(manifest['parts'])} packages, "
         f"{manifest['html_bytes'] / 1e6:,.0f} MB HTML -> {manifest['text_bytes'] / 1e6:,.0f} MB text ({time.time() - start:,.0f}s)"
     )
     return 0

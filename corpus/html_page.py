@@ -70,9 +70,16 @@ class Raw(str):
 
 
 def json_block(element_id: str, data) -> str:
-    # "</" cannot end the block early when escaped; JSON.parse reads "<\/" as "</"
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    """Data for the page's script. No byte of it can end or comment out a script: every <, > and & is written
+    as a JSON escape (\\u003c ...), which JSON.parse reads back as the character ("</script>", "<!--" and
+    "<script" cannot appear), and U+2028/U+2029 too (line ends to older JavaScript parsers)."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    for char, escape in JSON_ESCAPES.items():
+        text = text.replace(char, escape)
     return f'<script type="application/json" id="{esc(element_id)}">{text}</script>'
+
+
+JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
 def page(title: str, body: str, script: str = "") -> str:

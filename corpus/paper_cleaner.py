@@ -31,16 +31,19 @@ from dataclasses import dataclass
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
+from cli_config import at_least, between, opt
+
 NOT_WORD_OR_SPACE = re.compile(r"[^\w\s]")  # str patterns are Unicode-aware in Python 3
 REASONS = ("duplicate", "html", "too_short", "non_alpha")
 
 
 @dataclass
 class PaperConfig:
-    min_chars: int = 5
-    max_non_alpha_fraction: float = 0.10
-    drop_html_lines: bool = True
-    dedup_lines: bool = True
+    min_chars: int = opt(5, "drop lines shorter than this", check=at_least(0))
+    max_non_alpha_fraction: float = opt(0.10, "drop lines with a larger share of non-alphabetic characters",
+                                        check=between(0.0, 1.0))
+    drop_html_lines: bool = opt(True, "drop lines that hold HTML markup")
+    dedup_lines: bool = opt(True, "drop repeated lines")
 
 
 def line_key(line: str) -> int:

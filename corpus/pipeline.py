@@ -19,25 +19,27 @@ renames task outputs to `shards/shard-NNNNN.arrow` and writes `manifest.json`, `
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from loguru import logger
 
+from cli_config import RECORD, at_least, non_empty, opt, positive
 from corpus import CorpusError
 from corpus.arrow_writer import ArrowShardReader, ArrowShardWriter, SCHEMA, table_rows_bytes
 from corpus.dedup import MinHashSettings, exact_dedup_stages, exact_signature, minhash_signature, minhash_stages
 from corpus.filters import FilterConfig, full_filter_steps
 from corpus.incremental import reference_index
 from corpus.paper_cleaner import PaperCleaner, PaperConfig
-from corpus.readers import RawDocumentReader
+from corpus.readers import HTML_TIMEOUT_S, RawDocumentReader
 from safe_output import StageFailed, atomic_json, atomic_write, reuse_or_replace, use_output
 
 PRESETS = ("full", "paper", "none")
@@ -46,22 +48,38 @@ COMMAND = "corpus-clean"
 
 @dataclass
 class CleanConfig:
-    preset: str = "full"
-    workers: int = 2
-    tasks: int = 0  # 0: as many as workers. The output depends on it: keep it fixed to resume.
-    max_shard_mb: float = 128.0
-    text_key: str = "text"
-    id_key: str = "id"
-    executor: str = "local"  # local | ray | slurm
-    ray_address: str | None = None
-    slurm_partition: str | None = None
-    slurm_time: str = "04:00:00"
-    slurm_env: str | None = None  # shell command that sets up Python in a job (default: this environment)
-    decontaminate: list[str] = field(default_factory=list)
-    dedup_against: list[str] | None = None  # clean corpora to deduplicate against (see corpus.incremental)
-    filters: FilterConfig = field(default_factory=FilterConfig)
-    paper: PaperConfig = field(default_factory=PaperConfig)
-    minhash: MinHashSettings = field(default_factory=MinHashSettings)
+    """The settings of a cleaning run; its recipes (corpus/recipes/*.toml) are files of these."""
+
+    preset: str = opt("full", "the recipe: full: language ID + quality filters + dedup; paper: Li et al. 2021's line "
+                      "cleaner; none: read and shard (loads corpus/recipes/NAME.toml)", choices=PRESETS)
+    workers: int = opt(2, "parallel worker processes", check=positive())
+    tasks: int = opt(0, "tasks per stage (0: as many as --workers); the output depends on it: keep it fixed to resume",
+                     check=at_least(0))
+    max_shard_mb: float = opt(128.0, "shard size bound in MB; a shard may exceed it by one document", check=positive())
+    text_key: str = opt("text", "text field of JSONL/Parquet/Arrow records", check=non_empty())
+    id_key: str = opt("id", "id field (missing ids become file#index)", check=non_empty())
+    executor: str = opt("local", "local: worker processes on this machine; ray: a Ray cluster; slurm: one job array "
+                        "per stage", choices=("local", "ray", "slurm"))
+    ray_address: str | None = opt(None, "Ray cluster address (default: start Ray locally)")
+    slurm_partition: str | None = opt(None, "Slurm partition (needed by --executor slurm)")
+    slurm_time: str = opt("04:00:00", "Slurm time limit per job", check=non_empty())
+    slurm_env: str | None = opt(None, "shell command a Slurm job runs first to get this Python environment, e.g. "
+                                "'source ~/venvs/corpus/bin/activate' (default: activate the one running corpus-clean)",
+                                metavar="COMMAND")
+    decontaminate: list[str] = opt([], "evaluation files whose text must not be in the corpus", metavar="PATH")
+    html_timeout_s: float = opt(HTML_TIMEOUT_S, "seconds an HTML page's text extraction may take; a page that takes "
+                                "longer is skipped and counted (html_timeout)", check=positive())
+    dedup_against: list[str] | None = opt(None, "also drop near-duplicates of these already-cleaned corpora (and of "
+                                          "those they were deduplicated against); local paths or URLs",
+                                          metavar="CLEAN_DIR")
+    filters: FilterConfig = opt(help="the filters of the full recipe (each one: --set filters.NAME.ARG=VALUE, or "
+                                "filters.NAME=null to switch it off)", default_factory=FilterConfig)
+    paper: PaperConfig = opt(help="the paper recipe's line cleaner", default_factory=PaperConfig, flags=False)
+    minhash: MinHashSettings = opt(help="MinHash near-duplicate removal", default_factory=MinHashSettings, flags=False)
+
+    def validate(self):
+        if self.executor == "slurm" and not self.slurm_partition:
+            raise ValueError("--executor slurm needs --slurm-partition")
 
     @property
     def n_tasks(self) -> int:
@@ -168,7 +186,8 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
     def removed_writer(step: str) -> ArrowShardWriter:
         return ArrowShardWriter(lay.removed_dir(step), max_shard_bytes=shard_bytes)
 
-    reader = RawDocumentReader(inputs, text_key=cfg.text_key, id_key=cfg.id_key, skip_log_dir=lay.work / "skipped")
+    reader = RawDocumentReader(inputs, text_key=cfg.text_key, id_key=cfg.id_key, skip_log_dir=lay.work / "skipped",
+                               html_timeout_s=cfg.html_timeout_s)
     reader.plan(tasks)  # once, here: the tasks get it with the pipeline
     read = [reader, Progress(reader)]
     final_writer = ArrowShardWriter(lay.data("final"), max_shard_bytes=shard_bytes)
@@ -345,6 +364,16 @@ def make_executor(stage: Stage, cfg: CleanConfig, lay: Layout, depends=None):
     raise CorpusError(f"unknown executor {cfg.executor!r}; choose local, ray or slurm")
 
 
+def disk_full(logs: Path) -> bool:
+    """Did tasks of a stage fail for want of disk space (their logs say so, or there is none left to say it)?"""
+    try:
+        if shutil.disk_usage(logs).free < 2**20:
+            return True
+    except OSError:
+        return False
+    return any("[Errno 28]" in log.read_text(errors="replace") for log in logs.glob("logs/*.log"))
+
+
 def run_identity(inputs: list[str], cfg: CleanConfig) -> dict:
     """What makes two runs the same run (kept in .work/config.json, the mark of our output folders)."""
     return {"inputs": [str(p) for p in inputs], "config": cfg.to_dict()}
@@ -364,15 +393,19 @@ def prepare_output(out: Path, cfg: CleanConfig, inputs: list[str], overwrite: bo
 
 
 def run_clean(inputs: list[str], out: str | Path, cfg: CleanConfig, overwrite: bool = False, wait: bool = True,
-              wait_for_output: bool = False) -> dict:
+              wait_for_output: bool = False, record: str = "") -> dict:
     """Clean `inputs` into `out` (resuming a killed run of the same command). Returns manifest.json, or with
     Slurm and `wait=False` {"submitted": True, "jobs": [...], "check": a command to check on them}.
 
     `out` must be new, empty or an earlier output of corpus-clean; it is locked while the run lasts (another
-    run on it: stop, or with `wait_for_output` wait for it to end)."""
+    run on it: stop, or with `wait_for_output` wait for it to end). `record`: the command's resolved settings,
+    written as `out/config.toml`."""
     out = Path(out)
-    with use_output(out, COMMAND, wait=wait_for_output, option="--output", legacy=(".work/config.json",)):
+    inputs_of = {"--input": inputs, "--decontaminate": cfg.decontaminate, "--dedup-against": cfg.dedup_against}
+    with use_output(out, COMMAND, wait=wait_for_output, option="--output", legacy=(".work/config.json",), inputs=inputs_of):
         prepare_output(out, cfg, inputs, overwrite)
+        if record:
+            atomic_write(out / RECORD, record)
         return run_stages(inputs, out, cfg, wait)
 
 
@@ -396,6 +429,8 @@ def run_stages(inputs: list[str], out: Path, cfg: CleanConfig, wait: bool = True
         executor = make_executor(stage, cfg, lay)
         executor.run()
         incomplete = executor.get_incomplete_ranks(range(stage.tasks))
+        if incomplete and disk_full(lay.logs / stage.name):
+            raise OSError(errno.ENOSPC, f"no space left on device (stage {stage.name})")  # said in one line by use_output
         if incomplete:
             raise StageFailed(f"stage {stage.name}: tasks {incomplete} failed; see the logs in {lay.logs / stage.name}")
     return json.loads((out / "manifest.json").read_text())

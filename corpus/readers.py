@@ -17,7 +17,10 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
+import threading
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -36,6 +39,11 @@ HTML_SUFFIXES = (".html", ".htm", ".xhtml")
 TEXT_SUFFIXES = (".txt", ".md")
 ALL_SUFFIXES = JSONL_SUFFIXES + PARQUET_SUFFIXES + ARROW_SUFFIXES + WARC_SUFFIXES + HTML_SUFFIXES + TEXT_SUFFIXES
 MAX_DOC_BYTES = 64 * 2**20  # protects memory only: far above any real document (a long book is ~5 MB of text)
+# Memory bound of reading: a raw record (a JSON line, a text file, a WARC record) is read only up to twice the
+# document limit (JSON escapes may double the size of a text); a longer one is skipped without being held in
+# memory. An HTML page, parsed into a tree several times its size, only up to a quarter of the limit.
+RECORD_BYTES_PER_DOC_BYTE = 2
+HTML_BYTES_PER_DOC_BYTE = 0.25
 
 
 from corpus import CorpusError as InputError  # the package's one user-facing error
@@ -55,7 +63,8 @@ def _hidden(relative: str) -> bool:
 
 
 def list_input_files(paths: list[str | os.PathLike]) -> list[storage.Entry]:
-    """Every readable file under `paths` (local paths or URLs), in a deterministic order."""
+    """Every readable file under `paths` (local paths or URLs), in a deterministic order, with names unique
+    among them (see `storage.unique_names`)."""
     found = []
     for given in map(str, paths):
         try:
@@ -63,7 +72,7 @@ def list_input_files(paths: list[str | os.PathLike]) -> list[storage.Entry]:
         except storage.NotFound:
             continue
         found += [e for e in entries if file_format(e.path) and (e.given or not _hidden(e.relative))]
-    return found
+    return storage.unique_names(found)
 
 
 def check_inputs(paths: list[str | os.PathLike]) -> list[str]:
@@ -85,6 +94,34 @@ def check_inputs(paths: list[str | os.PathLike]) -> list[str]:
     if not files:
         raise InputError(f"no readable files ({', '.join(ALL_SUFFIXES)}) under {', '.join(map(str, paths))}")
     return files
+
+
+HTML_TIMEOUT_S = 60.0  # per page: trafilatura can take minutes on some pages; such a page is skipped
+
+
+class ExtractionTimeout(BaseException):
+    """A page's extraction ran out of time (a BaseException: trafilatura's own `except Exception` must not
+    swallow it)."""
+
+
+@contextmanager
+def time_limit(seconds: float | None):
+    """Raise ExtractionTimeout in the block after `seconds` of wall time (SIGALRM; in the main thread of a
+    process, where datatrove runs its tasks; elsewhere, and with None or 0, no limit)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum, frame):
+        raise ExtractionTimeout(f"over {seconds:g}s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def html_to_text(html: str | bytes) -> str | None:
@@ -112,6 +149,7 @@ class RawDocumentReader(PipelineStep):
         limit: int = -1,
         max_doc_bytes: int = MAX_DOC_BYTES,
         skip_log_dir: str | os.PathLike | None = None,
+        html_timeout_s: float | None = HTML_TIMEOUT_S,
     ):
         super().__init__()
         self.paths = [str(p) for p in paths]
@@ -119,6 +157,9 @@ class RawDocumentReader(PipelineStep):
         self.id_key = id_key
         self.limit = limit
         self.max_doc_bytes = max_doc_bytes
+        self.html_timeout_s = html_timeout_s
+        self.max_record_bytes = int(max_doc_bytes * RECORD_BYTES_PER_DOC_BYTE)
+        self.max_html_bytes = int(max_doc_bytes * HTML_BYTES_PER_DOC_BYTE)
         self.skip_log_dir = Path(skip_log_dir) if skip_log_dir else None
         self.bytes_consumed = 0  # input bytes read so far by this task, for progress/ETA
         self._piece_base = 0  # bytes of the pieces this task finished
@@ -184,6 +225,13 @@ class RawDocumentReader(PipelineStep):
             extra["orig_source"] = extra.pop("source")
         return self.make_document(record.get(self.text_key), doc_id, source, path, where, extra)
 
+    def _line_record(self, raw: bytes | None, size: int, line_no: Callable[[], int], source: str, path: str) -> Document | None:
+        if raw is None:  # longer than max_record_bytes: skipped unread
+            self.skip("too_large", path, lambda: f"line {line_no()}",
+                      f"a line of {size:,} bytes > {self.max_record_bytes:,} (twice max_doc_bytes)")
+            return None
+        return self._jsonl_record(raw, line_no, source, path) if raw.strip() else None
+
     def _jsonl_record(self, raw: bytes, line_no: Callable[[], int], source: str, path: str) -> Document | None:
         where = lambda: f"line {line_no()}"  # noqa: E731
         try:
@@ -207,10 +255,13 @@ class RawDocumentReader(PipelineStep):
             line_no = 0
             try:
                 with storage.open_file(path) as raw_file, gzip.open(raw_file, "rb") as f:
-                    for line_no, raw in enumerate(f, start=1):
+                    while True:
+                        raw, size = read_line(f, self.max_record_bytes)
+                        if not size:
+                            break
+                        line_no += 1
                         self._progress(piece, raw_file.tell())
-                        if raw.strip():
-                            yield self._jsonl_record(raw, lambda: line_no, source, path)
+                        yield self._line_record(raw, size, lambda: line_no, source, path)
             except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as e:
                 self.skip("file_truncated", path, f"after line {line_no}", f"{type(e).__name__}: {e}")
             return
@@ -230,14 +281,13 @@ class RawDocumentReader(PipelineStep):
             f.seek(start)
             pos, in_range = start, 0
             while pos < piece.stop:
-                raw = f.readline()
-                if not raw:
+                raw, size = read_line(f, self.max_record_bytes)
+                if not size:
                     break
                 in_range += 1
-                pos += len(raw)
+                pos += size
                 self._progress(piece, pos - piece.start)
-                if raw.strip():
-                    yield self._jsonl_record(raw, line_no, source, path)
+                yield self._line_record(raw, size, line_no, source, path)
 
     def _open_batches(self, piece: Piece, f):
         """(rows in this piece's batches before each one, batch) for the piece's batches or row groups."""
@@ -285,11 +335,41 @@ class RawDocumentReader(PipelineStep):
                                   f"no {self.text_key!r} column (columns: {', '.join(batch.schema.names)})")
                         index += batch.num_rows
                         continue
-                    for record in batch.to_pylist():
-                        yield self._fields(record, source, index, path, f"row {index}")
+                    for record in self._batch_records(batch, path, index):
+                        if record is not None:
+                            yield self._fields(record, source, index, path, f"row {index}")
                         index += 1
         except (pa.ArrowException, OSError, ValueError) as e:
             self.skip("file_corrupt", path, f"after row {index}", f"{type(e).__name__}: {e}")
+
+    def _extract(self, html: bytes, path: str, where: str, url: str = "") -> str | None | bool:
+        """`html_to_text` within `html_timeout_s`; False (skipped and counted) for a page that takes longer."""
+        import trafilatura  # noqa: F401  (its first import is not the page's time)
+
+        try:
+            with time_limit(self.html_timeout_s):
+                return html_to_text(html)
+        except ExtractionTimeout:
+            self.skip("html_timeout", path, where, f"text extraction took over {self.html_timeout_s:g}s {url}".rstrip())
+            return False
+
+    def _batch_records(self, batch, path: str, first_row: int):
+        """The batch's rows as dicts; None for a row whose text is over max_doc_bytes (skipped unconverted)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = batch.column(batch.schema.get_field_index(self.text_key))
+        sized = pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or pa.types.is_binary(column.type)
+        sizes = pc.binary_length(column).to_pylist() if sized else [None] * batch.num_rows
+        if not any(size and size > self.max_doc_bytes for size in sizes):
+            yield from batch.to_pylist()
+            return
+        for i, size in enumerate(sizes):
+            if size and size > self.max_doc_bytes:
+                self.skip("too_large", path, f"row {first_row + i}", f"{size:,} bytes > max_doc_bytes {self.max_doc_bytes:,}")
+                yield None
+            else:
+                yield batch.slice(i, 1).to_pylist()[0]
 
     _read_parquet = _read_table
     _read_arrow = _read_table
@@ -311,7 +391,13 @@ class RawDocumentReader(PipelineStep):
                         self.skip("warc_not_html", path, f"record {index}", content_type or "no content type")
                         continue
                     url = record.rec_headers.get_header("WARC-Target-URI")
-                    text = html_to_text(record.content_stream().read())
+                    html = record.content_stream().read(self.max_html_bytes + 1)
+                    if len(html) > self.max_html_bytes:
+                        self.skip("too_large", path, f"record {index}", f"an HTML page over {self.max_html_bytes:,} bytes: {url}")
+                        continue
+                    text = self._extract(html, path, f"record {index}", url)
+                    if text is False:
+                        continue
                     if text is None:
                         self.skip("no_text", path, f"record {index}", f"no main text in {url}")
                         continue
@@ -322,8 +408,13 @@ class RawDocumentReader(PipelineStep):
 
     def _read_html(self, piece: Piece, source: str):
         with storage.open_file(piece.entry.path) as f:
-            html = f.read()  # trafilatura finds the page's own charset
-        text = html_to_text(html)
+            html = f.read(self.max_html_bytes + 1)  # trafilatura finds the page's own charset
+        if len(html) > self.max_html_bytes:
+            self.skip("too_large", piece.entry.path, "", f"an HTML page over {self.max_html_bytes:,} bytes")
+            return
+        text = self._extract(html, piece.entry.path, "")
+        if text is False:
+            return
         if text is None:
             self.skip("no_text", piece.entry.path, "", "no main text found in the page")
             return
@@ -331,7 +422,10 @@ class RawDocumentReader(PipelineStep):
 
     def _read_text(self, piece: Piece, source: str):
         with storage.open_file(piece.entry.path) as f:
-            data = f.read()
+            data = f.read(self.max_doc_bytes + 1)
+        if len(data) > self.max_doc_bytes:
+            self.skip("too_large", piece.entry.path, "", f"over max_doc_bytes {self.max_doc_bytes:,}")
+            return
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -375,13 +469,31 @@ def _open_table_file(path: str):
     return storage.open_file(path) if storage.is_remote(path) else pa.memory_map(storage.local_path(path), "r")
 
 
+def read_line(f, limit: int, chunk: int = 1 << 20) -> tuple[bytes | None, int]:
+    """The next line of binary file `f` and its size in bytes: (line, size) for a line of at most `limit`
+    bytes (newline not counted), (None, size) for a longer one, read past in chunks without keeping it;
+    (b"", 0) at the end of the file. Memory: at most `limit` bytes, whatever the line's length."""
+    line = f.readline(limit + 1)
+    if len(line) <= limit or line.endswith(b"\n"):
+        return line, len(line)
+    size = len(line)
+    del line
+    while True:
+        part = f.readline(chunk)
+        size += len(part)
+        if not part or part.endswith(b"\n"):
+            return None, size
+
+
 def _first_line_start(f, pos: int) -> int:
     """The first line start at or after byte `pos` (a line starts at 0 or right after a newline)."""
     if pos == 0:
         return 0
     f.seek(pos - 1)
-    f.readline()  # up to and including the newline that ends the line holding byte pos-1
-    return f.tell()
+    while True:  # up to and including the newline that ends the line holding byte pos-1, in bounded reads
+        part = f.readline(1 << 20)
+        if not part or part.endswith(b"\n"):
+            return f.tell()
 
 
 def _count_lines_before(f, pos: int, block: int = 1 << 20) -> int:

@@ -6,7 +6,9 @@ datatrove stats, skipped inputs from the reader's.
 """
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 
 from corpus.arrow_writer import iter_shard_rows
@@ -88,6 +90,23 @@ def _mb(n: float) -> str:
     return f"{n / 1e6:,.2f}"
 
 
+def md_text(value) -> str:
+    """Text from a document (or a user's file name) as Markdown that shows it literally: no HTML runs (<, >, &
+    as entities), no link, image, emphasis or table cell starts (their characters backslash-escaped), one line."""
+    text = html.escape(" ".join(str(value).split()), quote=False)
+    return MD_SPECIAL.sub(r"\\\1", text)
+
+
+MD_SPECIAL = re.compile(r"([\\`*_\[\]()#|!~{}])")
+
+
+def md_code(value) -> str:
+    """A Markdown code span holding `value` literally (a fence longer than any run of backticks inside)."""
+    text = " ".join(str(value).split())
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
+
+
 def removed_examples(lay, step: str, k: int = 3, chars: int = 300) -> list[dict]:
     folder = lay.removed_dir(step)
     examples = []
@@ -108,7 +127,7 @@ def render_markdown(stats: dict, manifest: dict, lay) -> str:
     lines = [
         f"# Clean corpus report: preset `{stats['preset']}`",
         "",
-        f"- input: {', '.join(f'`{p}`' for p in manifest['inputs'])}",
+        f"- input: {', '.join(md_code(p) for p in manifest['inputs'])}",
         f"- documents: {inp['documents']:,} read -> {out['documents']:,} kept ({_pct(out['documents'], inp['documents'])})",
         f"- text: {_mb(inp['text_bytes'])} MB read -> {_mb(out['text_bytes'])} MB kept ({_pct(out['text_bytes'], inp['text_bytes'])})",
         f"- shards: {len(manifest['shards'])} in `shards/` ({manifest['rows']:,} rows)",
@@ -142,10 +161,9 @@ def render_markdown(stats: dict, manifest: dict, lay) -> str:
     if example_steps:
         lines += ["## Examples of removed documents", ""]
         for s in example_steps:
-            lines += [f"### {s['step']} (all of them in `{s['removed_dir']}/`)", ""]
+            lines += [f"### {s['step']} (all of them in {md_code(s['removed_dir'] + '/')})", ""]
             for ex in removed_examples(lay, s["step"]):
-                snippet = " ".join(ex["text"].split())
-                reason = f" ({ex['reason']})" if ex["reason"] else ""
-                lines.append(f"- `{ex['source']}`{reason}: {snippet}")
+                reason = f" ({md_text(ex['reason'])})" if ex["reason"] else ""
+                lines.append(f"- {md_code(ex['source'])}{reason}: {md_text(ex['text'])}")
             lines.append("")
     return "\n".join(lines) + "\n"

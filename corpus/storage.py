@@ -10,6 +10,7 @@ built-in `open`, which is faster than going through fsspec).
 """
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 from dataclasses import dataclass
@@ -53,7 +54,10 @@ def open_file(path: str, mode: str = "rb"):
     if not is_remote(path):
         return open(local_path(path), mode)
     fs, inner = fs_and_path(path)
-    return fs.open(inner, mode)
+    f = fs.open(inner, mode)
+    if mode == "rb" and not isinstance(f, (io.BufferedReader, io.BytesIO)):
+        f = io.BufferedReader(f)  # readline(limit), which fsspec's files lack (bounded reading of long lines)
+    return f
 
 
 @dataclass(frozen=True)
@@ -67,10 +71,30 @@ class Entry:
 
     @property
     def relative(self) -> str:
-        """The file's name relative to its root, with `/` (names documents: `source`, default ids)."""
+        """The file's name relative to its root, with `/` (names documents: `source`, default ids). Bytes of
+        a local name that are not UTF-8 are written as `\\xNN`, so the name can be stored and shown."""
         if is_remote(self.root):
             return self.path[len(self.root.rstrip("/")) + 1:]
-        return os.path.relpath(self.path, self.root).replace(os.sep, "/")
+        relative = os.path.relpath(self.path, self.root).replace(os.sep, "/")
+        return relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def unique_names(entries: list[Entry]) -> list[Entry]:
+    """The entries of several inputs with names unique among them: when two files of different inputs have
+    the same name relative to their inputs (a/x.jsonl, b/x.jsonl), every file is named relative to the
+    inputs' common folder instead (a/x.jsonl, b/x.jsonl as given)."""
+    roots = {e.root for e in entries}
+    if len(roots) < 2 or len({e.relative for e in entries}) == len({e.path for e in entries}):
+        return entries
+    if any(is_remote(r) for r in roots):
+        schemes = {r.split("://", 1)[0] for r in roots}
+        if len(schemes) > 1:
+            return entries  # inputs on different file systems: no common root
+        scheme = schemes.pop()
+        root = scheme + "://" + posixpath.commonpath([r.split("://", 1)[1] for r in roots])
+    else:
+        root = os.path.commonpath(sorted(roots))
+    return [Entry(root, e.path, e.size, e.given) for e in entries]
 
 
 class NotFound(Exception):

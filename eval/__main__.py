@@ -3,19 +3,23 @@
     python -m eval perplexity MODEL_DIR [--data FILE ...] [--tokens TOKENS_DIR]
     python -m eval glue MODEL_DIR --task sst2|cola|rte [--teacher DIR --kd vanilla|annealing|rail]
     python -m eval ablation  [--scale default|smoke|large]     (make ablation)
-    python -m eval compare   [--scale ...] [--keep alt,distil]  (make compare)
+    python -m eval compare   [--scale ...] [--keep-layers alt distil]  (make compare)
     python -m eval kd-study  [--scale ...]                      (make kd-finetune)
+
+Every command also reads its settings from `--config FILE` (flags override it); a study writes the resolved
+settings into its folder as config.toml, which `--config` reads back to run it again.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import shlex
 import sys
 
+import cli_config
+from eval import EvalError
 from safe_output import run_cli, use_output
 
-COMMANDS = {  # command: (module, one-line help); each module has add_arguments(parser) and run(args)
+COMMANDS = {  # command: (module, one-line help); each module has `Settings` (a dataclass) and run(settings, args)
     "perplexity": ("eval.perplexity", "sliding-window perplexity on text files or token shards"),
     "glue": ("eval.glue", "fine-tune on a GLUE task (optionally with knowledge distillation)"),
     "ablation": ("eval.studies.ablation", "does cleaning help? none vs paper vs full, same budget and seeds"),
@@ -24,20 +28,27 @@ COMMANDS = {  # command: (module, one-line help); each module has add_arguments(
 }
 
 
-STUDIES = ("ablation", "compare", "kd-study")  # commands with an --out folder of their own
+STUDIES = ("ablation", "compare", "kd-study")  # commands with an --output folder of their own
+
+
+def build_parser() -> cli_config.OneLineParser:
+    parser = cli_config.new_parser("python -m eval", __doc__)  # a mistake is one line, as everywhere
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=cli_config.HelpFormatter)
+        cli_config.add_arguments(p, importlib.import_module(module).Settings)
+        running = p.add_argument_group("running")
+        if name in STUDIES or name == "glue":
+            running.add_argument("--wait", action="store_true", help="if another run is using --output, wait for it to "
+                                 "end (default: stop at once)")
+        running.add_argument("--eval-data", metavar="DIR", help="folder with wikitext-2-raw/ and glue/ (default: "
+                             "$EVAL_DATA, else ../shared/data from the current directory when present, else the "
+                             "Hugging Face hub when online)")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        importlib.import_module(module).add_arguments(p)
-        if name in STUDIES:
-            p.add_argument("--wait", action="store_true", help="if another study is using --out, wait for it to end (default: stop at once)")
-        p.add_argument("--eval-data", metavar="DIR", help="folder with wikitext-2-raw/ and glue/ (default: $EVAL_DATA, else "
-                       "../shared/data from the current directory when present, else the Hugging Face hub when online)")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     # the reports name the exact command behind their numbers
     args.command_line = "python -m eval " + shlex.join(sys.argv[1:] if argv is None else argv)
     return run_cli(f"eval {args.command}", lambda: run(args))
@@ -46,15 +57,23 @@ def main(argv: list[str] | None = None) -> int:
 def run(args) -> None:
     from eval.data import use
 
-    use(args.eval_data)
     command = importlib.import_module(COMMANDS[args.command][0])
+    settings = cli_config.resolve(command.Settings, args, EvalError)  # every option checked before any work
+    use(args.eval_data)
     if args.command not in STUDIES:
-        command.run(args)
+        command.run(settings, args)
         return
     # a study writes only into a folder it made, one run at a time; finished studies made before folders
     # were marked are recognised by their report
-    with use_output(args.out, f"eval {args.command}", wait=args.wait, legacy=("report.md", "results.json")):
-        command.run(args)
+    inputs = {f"--{name.replace('_', '-')}": [v] if isinstance(v, str) else v
+              for name in ("input", "clean", "clean_root", "teacher", "student")
+              if (v := getattr(settings, name, None))}
+    if args.eval_data:
+        inputs["--eval-data"] = [args.eval_data]
+    with use_output(settings.output, f"eval {args.command}", wait=args.wait, legacy=("report.md", "results.json"),
+                    inputs=inputs):
+        cli_config.write_record(settings, settings.output, f"python -m eval {args.command}")
+        command.run(settings, args)
 
 
 if __name__ == "__main__":

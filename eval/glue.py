@@ -6,25 +6,28 @@
 The classifier reads the final hidden state of the last real token (as GPT2ForSequenceClassification
 does) through one linear layer. Reported on the dev set: accuracy, or Matthews correlation for CoLA.
 With `--teacher`, the teacher is fine-tuned first on the same task (or loaded, if it is a directory this
-command saved with `--save`), its dev score reported, and the student trained with one of `eval.kd`'s losses.
+command saved with `--output`), its dev score reported, and the student trained with one of `eval.kd`'s losses.
 """
 from __future__ import annotations
 
 import copy
 import csv
+import io
 import json
 import math
 import random
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import cli_config
+from cli_config import at_least, between, opt, positive
 from eval import kd
 from eval.data import glue_dir
 from eval.perplexity import EvalError, eval_device, model_directory
@@ -38,37 +41,40 @@ TASKS = {
 }
 
 
-def opt(default, help: str):
-    """A field with its --help text."""
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class GlueConfig:
-    epochs: int = opt(3, "passes over the training examples (Annealing-KD: both phases together)")
-    lr: float = opt(1e-4, "peak learning rate (AdamW; linear warmup, then linear decay to 0)")
-    batch_size: int = opt(32, "examples per step")
-    max_len: int = opt(128, "tokens per example at most (a pair keeps its end)")
-    max_train: int = opt(0, "training examples, drawn at random with --seed (0: the whole training set)")
-    max_dev: int = opt(0, "first dev examples scored (0: all)")
-    seed: int = opt(0, "initialisation of the head, example order, RAIL-KD's layer draws")
-    weight_decay: float = opt(0.01, "AdamW weight decay of the model (none on RAIL-KD's projections)")
-    warmup_ratio: float = opt(0.06, "fraction of the steps (of each Annealing-KD phase) spent warming up")
+    epochs: int = opt(3, "passes over the training examples (Annealing-KD: both phases together)", check=positive())
+    lr: float = opt(1e-4, "peak learning rate (AdamW; linear warmup, then linear decay to 0)", check=positive())
+    batch_size: int = opt(32, "examples per step", check=positive())
+    max_len: int = opt(128, "tokens per example at most (a pair keeps its end)", check=at_least(2))
+    max_train: int = opt(0, "training examples, drawn at random with --seed (0: the whole training set)",
+                        check=at_least(0))
+    max_dev: int = opt(0, "first dev examples scored (0: all)", check=at_least(0))
+    seed: int = opt(0, "initialisation of the head, example order, RAIL-KD's layer draws", check=at_least(0))
+    weight_decay: float = opt(0.01, "AdamW weight decay of the model (none on RAIL-KD's projections)",
+                               check=at_least(0.0))
+    warmup_ratio: float = opt(0.06, "fraction of the steps (of each Annealing-KD phase) spent warming up",
+                               check=between(0.0, 1.0, high_open=True))
     kd: str = opt("none", "knowledge distillation from --teacher: none (labels only) | vanilla (CE + KL, "
-                          "Hinton et al.) | annealing (Annealing-KD, Jafari et al.) | rail (RAIL-KD, Haidar et al.)")
-    kd_alpha: float = opt(0.5, "vanilla, rail: weight of the KL term; the labels' CE gets 1 - alpha")
-    kd_temperature: float = opt(2.0, "vanilla, rail: softmax temperature T of the KL term (scaled by T^2)")
+                          "Hinton et al.) | annealing (Annealing-KD, Jafari et al.) | rail (RAIL-KD, Haidar et al.)",
+              choices=kd.TECHNIQUES)
+    kd_alpha: float = opt(0.5, "vanilla, rail: weight of the KL term; the labels' CE gets 1 - alpha",
+                           check=between(0.0, 1.0))
+    kd_temperature: float = opt(2.0, "vanilla, rail: softmax temperature T of the KL term (scaled by T^2)",
+                                 check=positive())
     annealing_tau_max: int = opt(7, "annealing: temperatures T = 1..tau_max in phase 1, the target is teacher "
                                     "logits * T / tau_max; phase 1 is cut into tau_max equal slices (one per "
-                                    "epoch when it has tau_max epochs, shorter slices when it has fewer)")
+                                    "epoch when it has tau_max epochs, shorter slices when it has fewer)",
+                                 check=positive())
     annealing_phase2_epochs: int = opt(1, "annealing: epochs of phase 2 (labels only, from the phase-1 checkpoint "
                                           "with the lowest validation loss = MSE to the teacher's logits on the dev "
                                           "inputs, labels unread; fresh optimizer and schedule); phase 1 gets the "
-                                          "other epochs")
-    rail_dim: int = opt(128, "rail: size of the space the layer-wise linear projections map into")
+                                          "other epochs", check=positive())
+    rail_dim: int = opt(128, "rail: size of the space the layer-wise linear projections map into", check=positive())
     rail_weight: float = opt(0.1, "rail: weight of the intermediate-layer term (per layer: squared distance "
                                   "of the normalised projections, summed over dimensions, in [0, 4]); at 0.1 its "
-                                  "gradient on the student's intermediate layers starts of the order of the KL term's")
+                                  "gradient on the student's intermediate layers starts of the order of the KL term's",
+                              check=at_least(0.0))
     device: str = opt("cpu", "cpu, cuda or cuda:N")
 
 
@@ -78,22 +84,28 @@ def read_tsv(path: Path, task: str) -> tuple[list[tuple[str, ...]], list[int], i
     if not path.exists():
         raise EvalError(f"{path}: not found (GLUE {folder} TSVs expected in --data)")
     texts, labels, skipped = [], [], 0
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        columns = next(rows) if header else None
-        for line_no, row in enumerate(rows, start=2 if header else 1):
-            try:
-                get = (lambda c: row[columns.index(c)]) if header else (lambda c: row[c])
-                text = tuple(get(c) for c in text_cols)
-                label = names.index(get(label_col).strip())
-            except (ValueError, IndexError):
-                cols = [c if isinstance(c, str) else f"column {c + 1}" for c in (*text_cols, label_col)]
-                print(f"  {path}:{line_no}: skipped (malformed row: needs {', '.join(cols[:-1])} and {cols[-1]} "
-                      f"= {' or '.join(names)})", file=sys.stderr)
-                skipped += 1
-                continue
-            texts.append(text)
-            labels.append(label)
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = e.object[:e.start].count(b"\n") + 1
+        raise EvalError(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x}); GLUE TSVs are UTF-8") from None
+    if not content.strip():
+        raise EvalError(f"{path}: empty file (GLUE {folder} TSV expected)")
+    rows = csv.reader(io.StringIO(content, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+    columns = next(rows) if header else None
+    for line_no, row in enumerate(rows, start=2 if header else 1):
+        try:
+            get = (lambda c: row[columns.index(c)]) if header else (lambda c: row[c])
+            text = tuple(get(c) for c in text_cols)
+            label = names.index(get(label_col).strip())
+        except (ValueError, IndexError):
+            cols = [c if isinstance(c, str) else f"column {c + 1}" for c in (*text_cols, label_col)]
+            print(f"  {path}:{line_no}: skipped (malformed row: needs {', '.join(cols[:-1])} and {cols[-1]} "
+                  f"= {' or '.join(names)})", file=sys.stderr)
+            skipped += 1
+            continue
+        texts.append(text)
+        labels.append(label)
     if not texts:
         raise EvalError(f"{path}: no usable rows")
     return texts, labels, skipped
@@ -119,7 +131,7 @@ class Classifier(nn.Module):
         """Into a folder made for it (or empty, or an earlier save), complete or not at all."""
         from safetensors.torch import save_file
 
-        claim_output(directory, "eval glue --save", option="--save")
+        claim_output(directory, "eval glue --save", option="--output")
         with atomic_contents(directory, finished="classifier.json") as tmp:
             self.backbone.save_pretrained(tmp)
             tokenizer.save_pretrained(str(tmp))
@@ -210,7 +222,7 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
     folder, _, _, _, names, metric = TASKS[task]
     device = eval_device(cfg.device)
     if save:
-        claim_output(save, "eval glue --save", option="--save")  # before the work: a folder of the user's is refused now
+        claim_output(save, "eval glue --save", option="--output")  # before the work: a folder of the user's is refused now
     model_dir = model_directory(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     pad = tokenizer.eos_token_id
@@ -360,31 +372,45 @@ def _load_backbone(model_dir: Path):
         raise EvalError(str(e)) from None
 
 
-def add_arguments(p) -> None:
-    p.add_argument("model", help="model directory (our export or a GPT-2 checkpoint)")
-    p.add_argument("--task", required=True, choices=sorted(TASKS), help="GLUE task")
-    p.add_argument("--data", default=None, help="folder with SST-2/, CoLA/, RTE/ TSVs (default: glue/ of the evaluation data)")
-    p.add_argument("--teacher", help="teacher directory (fine-tuned with --save, or fine-tuned here first)")
-    p.add_argument("--save", help="save the fine-tuned model (backbone + classifier head) here")
-    p.add_argument("--wait", action="store_true", help="if another run is saving into --save, wait for it to end (default: stop at once)")
-    p.add_argument("--json", help="write the result here")
-    group = p.add_argument_group("fine-tuning and knowledge distillation")
-    for f in fields(GlueConfig):
-        extra = {"choices": kd.TECHNIQUES} if f.name == "kd" else {"metavar": f.name.upper()}
-        group.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default, dest=f"cfg.{f.name}",
-                           help=f.metadata["help"], **extra)
+@dataclass
+class GlueCommand(GlueConfig):
+    """`python -m eval glue`: a model, a task, where the results go, and the fine-tuning settings."""
+
+    model: str = opt("", "model directory (our export or a GPT-2 checkpoint)", required=True, positional=True,
+                     metavar="MODEL_DIR")
+    task: str = opt("", "GLUE task", required=True, choices=tuple(sorted(TASKS)))
+    data: str = opt("", "folder with SST-2/, CoLA/, RTE/ TSVs (default: glue/ of the evaluation data)", metavar="DIR")
+    teacher: str = opt("", "teacher directory (fine-tuned with --output, or fine-tuned here first)", metavar="DIR")
+    output: str = opt("", "save the fine-tuned model (backbone + classifier head) in this folder (default: not saved)",
+                    metavar="DIR")
+    json: str = opt("", "write the result to this JSON file (default: print it only)", metavar="FILE")
+
+    def validate(self):
+        if self.kd != "none" and not self.teacher:
+            raise ValueError(f"--kd {self.kd} needs --teacher")
+
+    def finetuning(self) -> GlueConfig:
+        return GlueConfig(**{f.name: getattr(self, f.name) for f in fields(GlueConfig)})
 
 
-def run(args) -> dict:
-    cfg = GlueConfig(**{k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("cfg.")})
-    # one run per --save folder at a time, as for every other output folder
-    output = use_output(args.save, "eval glue --save", wait=args.wait, option="--save") if args.save else nullcontext()
+Settings = GlueCommand
+
+
+def run(cfg: GlueCommand, command) -> dict:
+    wait = command.wait
+    # one run per --output folder at a time, as for every other output folder
+    inputs = {"MODEL_DIR": [cfg.model], "--teacher": [cfg.teacher], "--data": [cfg.data]}
+    output = (use_output(cfg.output, "eval glue --save", wait=wait, option="--output", inputs=inputs) if cfg.output
+              else nullcontext())
     with output:
-        result = finetune(args.model, args.task, args.data, cfg, teacher_dir=args.teacher, save=args.save)
+        if cfg.output:
+            cli_config.write_record(cfg, cfg.output, "python -m eval glue")
+        result = finetune(cfg.model, cfg.task, cfg.data or None, cfg.finetuning(), teacher_dir=cfg.teacher or None,
+                          save=cfg.output or None)
     name = "Matthews corr." if result["metric"] == "mcc" else "accuracy"
     if "teacher" in result:
         print(f"teacher dev {name}: {result['teacher']['dev']:.4f}")
-    print(f"{args.task} dev {name}: {result['value']:.4f} ({result['train_examples']:,} training examples, {result['train_time_s']:.0f}s)")
-    if args.json:
-        atomic_json(args.json, result)
+    print(f"{cfg.task} dev {name}: {result['value']:.4f} ({result['train_examples']:,} training examples, {result['train_time_s']:.0f}s)")
+    if cfg.json:
+        atomic_json(cfg.json, result)
     return result

@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from cli_config import at_least, opt
 from eval import EvalError  # the package's one user-facing error (imported from here by the studies)
 from safe_output import atomic_json
 
@@ -61,10 +63,17 @@ def load_causal_lm(model_dir: str | Path, device: str = "cpu"):
     model_dir = model_directory(model_dir)
     if not (model_dir / "tokenizer.json").exists() and not (model_dir / "tokenizer_config.json").exists():
         raise EvalError(f"{model_dir}: no tokenizer files next to the model")
-    if json.loads((model_dir / "config.json").read_text()).get("model_type") == "gpt2":
-        from train.model import GPT
+    from train.model import GPT, CheckpointError
 
-        model = GPT.from_pretrained(model_dir)
+    try:
+        model_type = json.loads((model_dir / "config.json").read_text()).get("model_type")
+    except (ValueError, AttributeError) as e:
+        raise EvalError(f"{model_dir / 'config.json'}: not a JSON object ({e})") from None
+    if model_type == "gpt2":
+        try:
+            model = GPT.from_pretrained(model_dir)
+        except CheckpointError as e:
+            raise EvalError(str(e)) from None
     else:
         model = AutoModelForCausalLM.from_pretrained(model_dir)
     return model.to(eval_device(device)).eval(), AutoTokenizer.from_pretrained(str(model_dir))
@@ -151,43 +160,55 @@ def shard_perplexity(model, tokens_dir: str | Path, split: str = "val", max_bloc
     return {"ppl": math.exp(nll / count), "nll": nll / count, "tokens": count, "blocks": n}
 
 
-def add_arguments(p) -> None:
-    p.add_argument("model", help="model directory (our export or any Hugging Face causal LM)")
-    p.add_argument("--data", nargs="*", default=None, help="raw text files (default: the WikiText-2 raw test split of the evaluation data)")
-    p.add_argument("--tokens", help="token shards directory: also score its held-out split")
-    p.add_argument("--split", default="val", help="split of --tokens to score")
-    p.add_argument("--protocol", choices=PROTOCOLS, default="sliding",
-                   help="sliding: overlapping windows, each token scored once with up to context-1 tokens "
+@dataclass
+class PerplexityConfig:
+    model: str = opt("", "model directory (our export or any Hugging Face causal LM)", required=True,
+                     positional=True, metavar="MODEL_DIR")
+    data: list[str] | None = opt(None, "raw text files (default: the WikiText-2 raw test split of the evaluation data; "
+                                 "none with --tokens)", nargs="*", metavar="FILE")
+    tokens: str = opt("", "token shards directory: also score its held-out split", metavar="TOKENS_DIR")
+    split: str = opt("val", "split of --tokens to score", choices=("val", "train"))
+    protocol: str = opt("sliding", "sliding: overlapping windows, each token scored once with up to context-1 tokens "
                         "before it; blocks: Hugging Face run_clm.py's non-overlapping blocks of the context length, "
-                        "remainder dropped (the protocol of published WikiText-103 numbers)")
-    p.add_argument("--context", type=int, default=0, help="window or block length (default: the model's context)")
-    p.add_argument("--stride", type=int, default=0, help="window step of --protocol sliding (default: context/2)")
-    p.add_argument("--max-tokens", type=int, default=0, help="score only the first N tokens of each file (0: all)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--json", help="write the results here")
+                        "remainder dropped (the protocol of published WikiText-103 numbers)", choices=PROTOCOLS)
+    context: int = opt(0, "window or block length (0: the model's context)", check=at_least(0))
+    stride: int = opt(0, "window step of --protocol sliding (0: context/2)", check=at_least(0))
+    max_tokens: int = opt(0, "score only the first N tokens of each file (0: all)", check=at_least(0))
+    device: str = opt("cpu", "cpu, cuda or cuda:N")
+    json: str = opt("", "write the results to this JSON file (default: print them only)", metavar="FILE")
+
+    def validate(self):
+        if self.protocol == "blocks" and self.stride:
+            raise ValueError("--stride is a setting of --protocol sliding; blocks do not overlap")
 
 
-def run(args) -> dict:
-    model, tokenizer = load_causal_lm(args.model, args.device)
-    results = {"model": str(args.model)}
-    if args.protocol == "blocks" and args.stride:
-        raise EvalError("--stride is a setting of --protocol sliding; blocks do not overlap")
+Settings = PerplexityConfig
+
+
+def run(cfg: PerplexityConfig, command=None) -> dict:
+    model, tokenizer = load_causal_lm(cfg.model, cfg.device)
+    results = {"model": str(cfg.model)}
     from eval.data import wikitext_test
 
-    files = args.data if args.data is not None else ([] if args.tokens else [str(wikitext_test())])
+    files = cfg.data if cfg.data is not None else ([] if cfg.tokens else [str(wikitext_test())])
     for path in map(Path, files):
         if not path.is_file():
             raise EvalError(f"text file not found: {path}")
-        r = text_perplexity(model, tokenizer, path.read_text(encoding="utf-8"), args.context or None, args.stride or None,
-                            args.max_tokens, label=path.name, protocol=args.protocol)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise EvalError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                            "give a UTF-8 text file") from None
+        r = text_perplexity(model, tokenizer, text, cfg.context or None, cfg.stride or None,
+                            cfg.max_tokens, label=path.name, protocol=cfg.protocol)
         results[str(path)] = r
-        how = (f"{r['blocks']:,} blocks of {r['context']}, {r['dropped_tokens']} remainder tokens dropped" if args.protocol == "blocks"
+        how = (f"{r['blocks']:,} blocks of {r['context']}, {r['dropped_tokens']} remainder tokens dropped" if cfg.protocol == "blocks"
                else f"sliding window: context {r['context']}, stride {r['stride']}")
         print(f"{path}: perplexity {r['ppl']:.2f} over {r['tokens']:,} tokens ({how})")
-    if args.tokens:
-        r = shard_perplexity(model, args.tokens, args.split)
-        results[f"{args.tokens}:{args.split}"] = r
-        print(f"{args.tokens} [{args.split}]: perplexity {r['ppl']:.2f} over {r['tokens']:,} tokens")
-    if args.json:
-        atomic_json(args.json, results)
+    if cfg.tokens:
+        r = shard_perplexity(model, cfg.tokens, cfg.split)
+        results[f"{cfg.tokens}:{cfg.split}"] = r
+        print(f"{cfg.tokens} [{cfg.split}]: perplexity {r['ppl']:.2f} over {r['tokens']:,} tokens")
+    if cfg.json:
+        atomic_json(cfg.json, results)
     return results

@@ -2,6 +2,10 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase, settings
+
+# `make mutation` runs the property tests against every mutant: a failing example is all it needs, not the smallest
+settings.register_profile("mutation", phases=[Phase.explicit, Phase.generate])
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

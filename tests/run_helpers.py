@@ -24,7 +24,7 @@ def write_clean_corpus(directory: Path, texts: list[str]) -> Path:
 
 
 def train_cmd(tokens: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "train", "pretrain", "--tokens", str(tokens), "--out", str(out), "--init", "scratch",
+    return [sys.executable, "-m", "train", "pretrain", "--tokens", str(tokens), "--output", str(out), "--init", "scratch",
             "--n-layer", "2", "--n-embd", "32", "--n-head", "2", "--batch-size", "8", "--lr", "3e-3", "--warmup", "5",
             "--log-every", "1", "--eval-every", "10", "--eval-blocks", "8", "--threads", "1", *extra]
 

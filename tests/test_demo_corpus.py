@@ -28,7 +28,7 @@ def test_deb_version_reads_the_file_name():
                     reason="needs Debian's apt-get and dpkg-deb")
 def test_a_build_records_each_package_version_as_dpkg_reads_it(tmp_path):
     out = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "corpus.demo_corpus", "--out", str(out), "--packages", "maint-guide",
+    cmd = [sys.executable, "-m", "corpus.demo_corpus", "--output", str(out), "--packages", "maint-guide",
            "--max-pages", "2", "--workers", "1"]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -32,7 +32,7 @@ def test_logits_and_hidden_states_equal_transformers(hf_dir):
         a, b = hf(x, output_hidden_states=True, labels=x), ours(x, output_hidden_states=True, labels=x)
         torch.testing.assert_close(b.logits, a.logits, atol=1e-5, rtol=1e-5)
         assert len(b.hidden_states) == len(a.hidden_states) == 5
-        for h_ours, h_hf in zip(b.hidden_states, a.hidden_states):
+        for h_ours, h_hf in zip(b.hidden_states, a.hidden_states, strict=True):
             torch.testing.assert_close(h_ours, h_hf, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(b.loss, a.loss)
         a, b = hf(x, attention_mask=mask), ours(x, attention_mask=mask)
@@ -88,7 +88,7 @@ def test_alt_puts_teacher_block_2i_into_student_block_i():
     student = truncate(teacher, keep)
     assert student.config.n_layer == 6
     for i in range(6):
-        for (name, p_s), (_, p_t) in zip(student.transformer.h[i].named_parameters(), teacher.transformer.h[2 * i].named_parameters()):
+        for (name, p_s), (_, p_t) in zip(student.transformer.h[i].named_parameters(), teacher.transformer.h[2 * i].named_parameters(), strict=True):
             assert torch.equal(p_s, p_t), name
     assert torch.equal(student.transformer.wte.weight, teacher.transformer.wte.weight)
     assert torch.equal(student.transformer.wpe.weight, teacher.transformer.wpe.weight)
@@ -158,8 +158,8 @@ def test_distilgpt2_loss_against_a_direct_computation():
         return [v / sum(e) for v in e]
 
     kept = [i for i in range(3) if mask[0][i]]
-    kl = sum(sum(p * math.log(p / q) for p, q in zip(softmax(t_logits[0][i]), softmax(s_logits[0][i]))) for i in kept) / len(kept)
-    cos = sum(1 - sum(a * b for a, b in zip(s_hidden[0][i], t_hidden[0][i]))
+    kl = sum(sum(p * math.log(p / q) for p, q in zip(softmax(t_logits[0][i]), softmax(s_logits[0][i]), strict=True)) for i in kept) / len(kept)
+    cos = sum(1 - sum(a * b for a, b in zip(s_hidden[0][i], t_hidden[0][i], strict=True))
               / (math.hypot(*s_hidden[0][i]) * math.hypot(*t_hidden[0][i])) for i in kept) / len(kept)
     expected = 5.0 * kl * T**2 + 2.0 * clm + 1.0 * cos
 

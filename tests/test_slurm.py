@@ -31,10 +31,13 @@ def test_slurm_run_matches_local(shared_data, tmp_path, cluster, reference):  # 
     assert submitted.returncode == 0, submitted.stderr[-3000:]
     assert "check on the jobs: squeue --jobs " in submitted.stdout
     assert not (out / "manifest.json").exists()  # returned before the jobs ran
-    # the same command again waits for those jobs (it does not submit them twice) and prints the result
+    jobs = (out / ".work" / "slurm_jobs.json").read_text()
+    # the same command again, while the chain's last stage is still queued, waits for those jobs (it does not
+    # submit them twice) and prints the result
     waited = subprocess.run(cmd, capture_output=True, text=True, env=cluster.env, timeout=900)
     assert waited.returncode == 0, waited.stderr[-3000:]
-    assert "still queued; waiting for them" in waited.stderr or (out / "manifest.json").exists()
+    assert "the jobs submitted before are still queued; waiting for them" in waited.stderr, waited.stderr[-3000:]
+    assert "submitted to Slurm" not in waited.stderr and (out / ".work" / "slurm_jobs.json").read_text() == jobs
     assert "documents: 130 in" in waited.stdout
     assert snapshot(out) == reference
 

@@ -64,7 +64,7 @@ def run_eval(*args: str) -> subprocess.CompletedProcess:
 def test_ablation_smoke(shared_data, teacher, tmp_path):
     out = tmp_path / "ablation"
     args = ["ablation", "--scale", "smoke", "--input", str(shared_data / "html-sample"), "--clean-root", str(tmp_path / "clean"),
-            "--teacher", str(teacher), "--out", str(out), "--workers", "1", "--presets", "paper,full"]
+            "--teacher", str(teacher), "--output", str(out), "--workers", "1", "--presets", "paper", "full"]
     run_eval(*args)
     results = json.loads((out / "results.json").read_text())
     assert set(results["variants"]) == {"none", "paper", "full"}
@@ -94,7 +94,7 @@ def test_ablation_smoke(shared_data, teacher, tmp_path):
 
 def test_a_study_rerun_with_another_budget_reports_only_its_own_units(shared_data, teacher, tmp_path):
     out = tmp_path / "ablation"
-    base = ["ablation", "--scale", "smoke", "--input", str(shared_data / "html-sample"), "--teacher", str(teacher), "--out", str(out),
+    base = ["ablation", "--scale", "smoke", "--input", str(shared_data / "html-sample"), "--teacher", str(teacher), "--output", str(out),
             "--workers", "1", "--presets", "none", "--seeds", "0"]
 
     def study(budget: int) -> tuple[dict, str]:
@@ -108,7 +108,7 @@ def test_a_study_rerun_with_another_budget_reports_only_its_own_units(shared_dat
     assert "train pretrain" in stdout  # a new run, not the first budget's reused
     assert run["fingerprints"]["run"] != first["runs"]["none-seed0"]["fingerprints"]["run"]
     assert run["wikitext_ppl"] != first["runs"]["none-seed0"]["wikitext_ppl"]
-    # the report's numbers are the second run's, under its own fingerprints; both runs live side by side in --out
+    # the report's numbers are the second run's, under its own fingerprints; both runs live side by side in --output
     report = (out / "report.md").read_text()
     assert "4,096 tokens per run" in report and f"{run['wikitext_ppl']:.1f}" in report
     assert run["fingerprints"]["run"] in report and first["runs"]["none-seed0"]["fingerprints"]["run"] not in report
@@ -129,7 +129,7 @@ def test_a_study_killed_at_a_random_moment_reruns_to_the_uninterrupted_numbers(s
     finishes, leaves no temporary files, and reports the numbers of a study that was never interrupted."""
     def args(out: Path) -> list[str]:
         return ["ablation", "--scale", "smoke", "--input", str(shared_data / "html-sample"), "--teacher", str(teacher),
-                "--out", str(out), "--workers", "1", "--presets", "none", "--seeds", "0", "--budget-tokens", "2048"]
+                "--output", str(out), "--workers", "1", "--presets", "none", "--seeds", "0", "--budget-tokens", "2048"]
 
     start = time.time()
     run_eval(*args(tmp_path / "reference"))
@@ -159,8 +159,8 @@ def test_compare_smoke(shared_data, teacher, tmp_path):
     subprocess.run([sys.executable, "-m", "corpus.cli", "--input", str(shared_data / "html-sample"), "--output", str(clean),
                     "--preset", "paper", "--workers", "1"], check=True, capture_output=True)
     out = tmp_path / "compare"
-    run_eval("compare", "--scale", "smoke", "--teacher", str(teacher), "--clean", str(clean), "--seeds", "0", "--out", str(out),
-             "--distill-keep", "alt,0;3", "--freeze-pos-embeddings")
+    run_eval("compare", "--scale", "smoke", "--teacher", str(teacher), "--clean", str(clean), "--seeds", "0", "--output", str(out),
+             "--distill-keep-layers", "alt", "0,3", "--freeze-pos-embeddings")
     results = json.loads((out / "results.json").read_text())
     assert results["methods"] == ["truncate-alt", "distill-alt", "distill-0,3", "scratch"]
     runs = results["runs"]
@@ -198,7 +198,7 @@ def test_kd_study_smoke(shared_data, teacher, tmp_path):
     student = tmp_path / "student"
     truncate(GPT.from_pretrained(teacher), [0, 2]).save_pretrained(student)
     save_tokenizer(__import__("train.tokenizer", fromlist=["load_tokenizer"]).load_tokenizer(teacher), student)
-    run_eval("kd-study", "--scale", "smoke", "--teacher", str(teacher), "--student", str(student), "--tasks", "rte", "--out", str(out))
+    run_eval("kd-study", "--scale", "smoke", "--teacher", str(teacher), "--student", str(student), "--tasks", "rte", "--output", str(out))
     results = json.loads((out / "results.json").read_text())
     assert sorted({r["technique"] for r in results["runs"].values()}) == ["annealing", "plain", "rail", "vanilla"]
     assert len(results["runs"]) == 8  # 4 techniques x 2 seeds

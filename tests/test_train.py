@@ -156,12 +156,13 @@ def two_ranks_in_one_process(tokens: Path, args: list[str], dropout_seeds=(1, 2)
 
     import torch.nn.functional as F
 
-    from train import config as run_config
+    import cli_config
+    from train.config import RunConfig
     from train.loop import build_model, evaluate, lr_at, make_optimizer, total_steps
 
     parser = argparse.ArgumentParser()
-    run_config.add_arguments(parser)
-    cfg = run_config.from_args(parser.parse_args(args))
+    cli_config.add_arguments(parser, RunConfig)
+    cfg = cli_config.resolve(RunConfig, parser.parse_args(args))
     train_blocks, val = TokenBlocks(tokens, "train"), TokenBlocks(tokens, "val")
     model, _ = build_model(cfg, train_blocks)
     model.train()
@@ -189,20 +190,30 @@ def two_ranks_in_one_process(tokens: Path, args: list[str], dropout_seeds=(1, 2)
     return model, evaluate(model, val, cfg.log.eval_blocks, batch, torch.device("cpu"), nullcontext())
 
 
-def test_ddp_with_dropout_matches_its_single_process_computation(tokens, tmp_path):
+DDP_ARGS = ("--max-steps", "24", "--eval-every", "24", "--ckpt-every", "4", "--dropout", "0.2")
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tokens, tmp_path_factory) -> tuple[Path, list[str]]:
+    """An uninterrupted 2-process run (torchrun, gloo on CPU), and its command."""
+    ddp = tmp_path_factory.mktemp("ddp") / "ddp"
+    cmd = train_cmd(tokens, ddp, *DDP_ARGS)
+    result = torchrun(cmd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return ddp, cmd
+
+
+def test_ddp_with_dropout_matches_its_single_process_computation(tokens, ddp_run, tmp_path):
     """2 processes with dropout on: final weights and validation loss equal a single-process computation
     of the same two ranks (own dropout streams, averaged gradients, the sharded data). The same computation
     with one planted mistake (both ranks drawing the same dropout masks, or reading the same samples) is
     far off: the test would catch a DDP run that averaged, sharded or seeded wrongly."""
-    ddp = tmp_path / "ddp"
-    cmd = train_cmd(tokens, ddp, "--max-steps", "8", "--eval-every", "8", "--ckpt-every", "4", "--dropout", "0.2")
-    result = torchrun(cmd)
-    assert result.returncode == 0, result.stderr[-3000:]
+    ddp, cmd = ddp_run
     summary = json.loads((ddp / "summary.json").read_text())
     assert summary["world_size"] == 2
     ddp_weights = GPT.from_pretrained(ddp / "export").state_dict()
 
-    args = cmd[cmd.index("--tokens"):] + ["--out", str(tmp_path / "unused")]
+    args = cmd[cmd.index("--tokens"):] + ["--output", str(tmp_path / "unused")]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the processes ran (--threads 1): the same summation order
     torch.set_flush_denormal(True)  # as the training loop does
@@ -221,6 +232,29 @@ def test_ddp_with_dropout_matches_its_single_process_computation(tokens, tmp_pat
     assert exact < 1e-5, exact
     assert summary["val_loss"] == pytest.approx(val_loss, abs=1e-5)
     assert max_diff(same_masks) > 100 * max(exact, 1e-6) and max_diff(same_data) > 100 * max(exact, 1e-6)
+
+
+def test_a_ddp_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(tokens, ddp_run, tmp_path):
+    """Killed (torchrun and both ranks) once its step-4 checkpoint exists, then run again: the metrics and the
+    weights equal the uninterrupted run's."""
+    import psutil
+
+    reference, _ = ddp_run
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29518",
+           *train_cmd(tokens, run, *DDP_ARGS)[1:]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: (run / "checkpoints" / "step-00000004.pt").exists(), proc, timeout=300)
+    for p in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
+        p.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "checkpoints" / "step-00000024.pt").exists()  # the kill landed before the end
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming from" in again.stdout
+    assert metric_lines(run) == metric_lines(reference)
+    a, b = GPT.from_pretrained(run / "export").state_dict(), GPT.from_pretrained(reference / "export").state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in b)
 
 
 def test_nan_on_the_ranks_stops_them_all_with_one_message(tokens, tmp_path):
@@ -247,12 +281,12 @@ def test_user_errors_are_one_clear_line(corpus, tokens, tmp_path):
     save_tokenizer(tok, other_tok)
     base = ["pretrain", "--tokens", str(tokens), "--max-steps", "2"]
     cases = [
-        (base + ["--out", str(tmp_path / "a"), "--teacher", str(tmp_path / "nope")], "no such checkpoint directory"),
-        (base + ["--out", str(tmp_path / "b"), "--teacher", str(teacher), "--keep-layers", "0,7"], "the teacher has layers 0-3, not [7]"),
-        (base + ["--out", str(tmp_path / "c"), "--teacher", str(other_tok)], "uses another tokenizer"),
-        (base + ["--out", str(tmp_path / "d"), "--init", "scratch", "--n-layer", "1", "--n-embd", "16", "--n-head", "2",
+        (base + ["--output", str(tmp_path / "a"), "--teacher", str(tmp_path / "nope")], "no such checkpoint directory"),
+        (base + ["--output", str(tmp_path / "b"), "--teacher", str(teacher), "--keep-layers", "0,7"], "the teacher has layers 0-3, not [7]"),
+        (base + ["--output", str(tmp_path / "c"), "--teacher", str(other_tok)], "uses another tokenizer"),
+        (base + ["--output", str(tmp_path / "d"), "--init", "scratch", "--n-layer", "1", "--n-embd", "16", "--n-head", "2",
                  "--lr", "1e9", "--grad-clip", "0", "--max-steps", "50"], "the loss became"),
-        (["tokenize", "--data", str(corpus), "--tokenizer", str(tmp_path / "tok300"), "--out", str(tokens)],
+        (["tokenize", "--data", str(corpus), "--tokenizer", str(tmp_path / "tok300"), "--output", str(tokens)],
          "made from other inputs or settings (block_size 32 -> 128, fingerprint "),
     ]
     for args, message in cases:
@@ -280,9 +314,9 @@ def test_a_run_resumes_only_on_its_own_data_and_tokenizer(corpus, tokens, tmp_pa
     assert len(result.stderr.strip().splitlines()) == 1
     assert "was trained on other inputs than now (tokenizer" in result.stderr and "tokens " in result.stderr
     # a tokenizer folder is reused only for the data and settings it was made from
-    assert run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "300", "--out", str(tmp_path / "t")).returncode == 0
-    assert run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "300", "--out", str(tmp_path / "t")).returncode == 0
-    other = run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "350", "--out", str(tmp_path / "t"))
+    assert run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "300", "--output", str(tmp_path / "t")).returncode == 0
+    assert run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "300", "--output", str(tmp_path / "t")).returncode == 0
+    other = run_cli("tokenizer", "--data", str(corpus), "--vocab-size", "350", "--output", str(tmp_path / "t"))
     assert other.returncode == 2 and "made from other inputs or settings (vocab_size 300 -> 350)" in other.stderr
 
 
@@ -312,10 +346,10 @@ def test_corrupt_shard_and_empty_dataset(corpus, tokens, tmp_path):
     shutil.copytree(tokens, broken)
     shard = broken / "train-00000.bin"
     shard.write_bytes(shard.read_bytes()[:-7])
-    result = run_cli("pretrain", "--tokens", str(broken), "--out", str(tmp_path / "r"), "--init", "scratch", "--max-steps", "1")
+    result = run_cli("pretrain", "--tokens", str(broken), "--output", str(tmp_path / "r"), "--init", "scratch", "--max-steps", "1")
     assert result.returncode == 2 and "corrupt or truncated token shard" in result.stderr and "Traceback" not in result.stderr
     tiny = write_clean_corpus(tmp_path / "tiny", ["Too short."])
-    result = run_cli("tokenize", "--data", str(tiny), "--tokenizer", str(tokens / "tokenizer"), "--out", str(tmp_path / "t"))
+    result = run_cli("tokenize", "--data", str(tiny), "--tokenizer", str(tokens / "tokenizer"), "--output", str(tmp_path / "t"))
     assert result.returncode == 2 and "not enough text" in result.stderr
 
 
@@ -352,8 +386,8 @@ def test_distillation_with_frozen_position_embeddings(tokens, tmp_path):
     save_tokenizer(tok, teacher_dir)
     base = [sys.executable, "-m", "train", "pretrain", "--tokens", str(tokens), "--teacher", str(teacher_dir), "--keep-layers", "0,3",
             "--distill", "--max-steps", "4", "--batch-size", "4", "--lr", "1e-2", "--warmup", "1", "--threads", "1"]
-    subprocess.run([*base, "--out", str(tmp_path / "frozen"), "--freeze-pos-embeddings"], check=True, capture_output=True)
-    subprocess.run([*base, "--out", str(tmp_path / "free")], check=True, capture_output=True)
+    subprocess.run([*base, "--output", str(tmp_path / "frozen"), "--freeze-pos-embeddings"], check=True, capture_output=True)
+    subprocess.run([*base, "--output", str(tmp_path / "free")], check=True, capture_output=True)
     teacher = GPT.from_pretrained(teacher_dir).state_dict()
     frozen = GPT.from_pretrained(tmp_path / "frozen" / "export").state_dict()
     free = GPT.from_pretrained(tmp_path / "free" / "export").state_dict()

@@ -25,7 +25,14 @@ class TokenBlocks:
         manifest_path = self.dir / "manifest.json"
         if not manifest_path.exists():
             raise DataError(f"{self.dir}: no manifest.json (make token shards with `python -m train tokenize`)")
-        self.manifest = json.loads(manifest_path.read_text())
+        try:
+            self.manifest = json.loads(manifest_path.read_text())
+        except ValueError as e:
+            raise DataError(f"{manifest_path}: not valid JSON ({e}); re-run tokenize") from None
+        if not isinstance(self.manifest, dict) or "splits" not in self.manifest:
+            kind = "a clean corpus" if (self.dir / "shards").is_dir() else "not a token-shard folder"
+            raise DataError(f"{self.dir}: {kind}, not token shards (its manifest.json has no splits): give the folder "
+                            f"`python -m train tokenize` wrote")
         if split not in self.manifest["splits"]:
             raise DataError(f"{self.dir}: no {split!r} split")
         self.block_size = self.manifest["block_size"]

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from safe_output import atomic_folder, atomic_json, atomic_write, use_output
 from train import TrainError as RunError  # the package's one user-facing error
 from train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from cli_config import RECORD
 from train.config import RunConfig
 from train.data import DataError, TokenBlocks, sample_indices
 from train.distill import DistillConfig, distillation_loss
@@ -36,6 +37,7 @@ from train.tokenizer import load_tokenizer, vocab_fingerprint
 from train.truncate import parse_keep_layers, truncate
 
 COMMAND = "train pretrain"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 # ----------------------------------------------------------------------------------------- setup
@@ -154,7 +156,7 @@ def run_inputs(cfg: RunConfig, tokens: TokenBlocks) -> dict:
 def run_fingerprint(cfg: RunConfig, inputs: dict) -> str:
     """The run's identity: every setting that shapes the weights, and its inputs' fingerprints (not paths)."""
     settings = cfg.to_dict()
-    settings.pop("out")
+    settings.pop("output")
     settings["data"] = {k: v for k, v in settings["data"].items() if k != "tokens"}
     settings["system"] = {k: v for k, v in settings["system"].items() if k not in ("threads", "device")}
     return fingerprint({"settings": settings, "inputs": inputs})
@@ -163,19 +165,26 @@ def run_fingerprint(cfg: RunConfig, inputs: dict) -> str:
 def check_inputs(out: Path, inputs: dict, is_main: bool) -> None:
     """A run resumes (or reports itself finished) only on its own data, tokenizer and teacher."""
     path = out / "inputs.json"
-    if path.exists():
+    if path.exists() and not finished_nothing(out):
         recorded = json.loads(path.read_text())
         if recorded != inputs:
             raise RunError(f"{out} was trained on other inputs than now ({describe_change(recorded, inputs)}): "
-                           "pass the run's own --tokens/--teacher to resume, or another --out for a new run")
+                           "pass the run's own --tokens/--teacher to resume, or another --output for a new run")
     elif is_main:
         atomic_json(path, inputs)
 
 
-def prepare_run_dir(cfg: RunConfig, is_main: bool) -> Path:
-    out = Path(cfg.out)
+def finished_nothing(out: Path) -> bool:
+    """A run folder with no checkpoint and no summary: a run that stopped before its first step (a bad option,
+    a bad teacher) left nothing to resume, so a corrected command may start afresh there."""
+    return latest_checkpoint(out) is None and not (out / "summary.json").exists()
+
+
+def prepare_run_dir(cfg: RunConfig, is_main: bool, settings: str = "") -> Path:
+    """`settings`: the resolved settings as config.toml text, written beside config.json."""
+    out = Path(cfg.output)
     config_path = out / "config.json"
-    if config_path.exists():
+    if config_path.exists() and not finished_nothing(out):
         # options added since that run was started count as their defaults
         defaults = RunConfig().to_dict()
         previous = {group: ({**defaults[group], **values} if isinstance(values, dict) else values)
@@ -184,22 +193,25 @@ def prepare_run_dir(cfg: RunConfig, is_main: bool) -> Path:
             changed = sorted(f"{g}.{k}" for g in previous if isinstance(previous[g], dict)
                              for k in previous[g] if previous[g][k] != cfg.to_dict().get(g, {}).get(k))
             raise RunError(f"{out} holds a run with other settings ({', '.join(changed) or 'config'}): "
-                           "use the same command to resume, or another --out")
+                           "use the same command to resume, or another --output")
     elif is_main:
         atomic_json(config_path, cfg.to_dict())
+        if settings:
+            atomic_write(out / RECORD, settings)
     return out
 
 
-def train(cfg: RunConfig, wait: bool = False) -> dict:
-    """Run (or resume, or find finished) the training run `cfg.out`. The first process claims and locks
+def train(cfg: RunConfig, wait: bool = False, settings: str = "") -> dict:
+    """Run (or resume, or find finished) the training run `cfg.output`. The first process claims and locks
     the run folder (`safe_output.use_output`): it holds only this run's files, and one run at a time."""
     if int(os.environ.get("RANK", "0")) != 0:
         return _train(cfg)
-    with use_output(cfg.out, COMMAND, wait=wait, legacy=("config.json", "metrics.jsonl")):
-        return _train(cfg)
+    inputs = {"--tokens": [cfg.data.tokens], "--teacher": [cfg.model.teacher]}
+    with use_output(cfg.output, COMMAND, wait=wait, legacy=("config.json", "metrics.jsonl"), inputs=inputs):
+        return _train(cfg, settings)
 
 
-def _train(cfg: RunConfig) -> dict:
+def _train(cfg: RunConfig, settings: str = "") -> dict:
     rank, world, device = setup_distributed(cfg)
     is_main = rank == 0
     try:
@@ -207,7 +219,7 @@ def _train(cfg: RunConfig) -> dict:
         val = TokenBlocks(cfg.data.tokens, "val")
     except DataError as e:
         raise RunError(str(e)) from None
-    out = prepare_run_dir(cfg, is_main)
+    out = prepare_run_dir(cfg, is_main, settings)
     inputs = run_inputs(cfg, tokens)
     check_inputs(out, inputs, is_main)
     if (out / "summary.json").exists():
@@ -254,8 +266,6 @@ def _train(cfg: RunConfig) -> dict:
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.system.dtype == "bf16" else nullcontext()
     distill_cfg = DistillConfig(cfg.distill.alpha_kl, cfg.distill.alpha_clm, cfg.distill.alpha_cos, cfg.distill.temperature)
 
-    interrupted = []
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True)) if is_main and world == 1 else None
     metrics = open(out / "metrics.jsonl", "a") if is_main else None
     run_log = RunLog(out, cfg.to_dict(), start_step, cfg.log.wandb_project, cfg.log.wandb_mode) if is_main else None
     flops_per_token = model.flops_per_token(tokens.block_size)
@@ -263,6 +273,10 @@ def _train(cfg: RunConfig) -> dict:
     if is_main:
         print(f"MFU against {'the stated' if cfg.log.peak_flops else 'a measured matmul'} peak of "
               f"{peak_flops / 1e9:,.0f} GFLOP/s per process", flush=True)
+    # Ctrl-C, SIGTERM (a batch system's time limit) and SIGHUP end the step, save a checkpoint, and stop
+    interrupted = []
+    stop_signals = [s for s in STOP_SIGNALS if signal.getsignal(s) != signal.SIG_IGN] if is_main and world == 1 else []
+    previous_handlers = {s: signal.signal(s, lambda signum, _: interrupted.append(signum)) for s in stop_signals}
     tokens_per_step = global_batch * tokens.block_size
     t0 = time.time()
     last_log_time, last_log_step = t0, start_step
@@ -331,14 +345,15 @@ def _train(cfg: RunConfig) -> dict:
                     save_checkpoint(out, done, model, optimizer, keep=cfg.log.keep_checkpoints,
                                     extra={"elapsed_s": prior_elapsed + time.time() - t0, "rng_per_rank": rng_per_rank})
             if stop:
-                print(f"interrupted: checkpoint saved at step {done}; run the same command to resume", flush=True)
-                return {"interrupted": True, "step": done}
+                print(f"interrupted ({signal.Signals(interrupted[0]).name}): checkpoint saved at step {done}; "
+                      "run the same command to resume", flush=True)
+                return {"interrupted": True, "step": done, "exit_code": 128 + interrupted[0]}
     finally:
         if metrics:
             metrics.close()
             run_log.close()
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
+        for s, handler in previous_handlers.items():
+            signal.signal(s, handler)
 
     summary = {}
     if is_main:

@@ -63,6 +63,22 @@ class GPTConfig:
     def from_hf(cls, hf: dict, source: str = "config.json") -> "GPTConfig":
         if hf.get("model_type") != "gpt2":
             raise CheckpointError(f"{source}: model_type is {hf.get('model_type')!r}; only GPT-2 checkpoints can be loaded here")
+        for key in ("vocab_size", "n_positions", "n_layer", "n_head", "n_embd"):
+            value = hf.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise CheckpointError(f"{source}: {key} is {json.dumps(value)}, not a positive whole number; "
+                                      "use the config.json saved with the weights")
+        if hf["n_embd"] % hf["n_head"]:
+            raise CheckpointError(f"{source}: n_embd {hf['n_embd']} is not a multiple of n_head {hf['n_head']}; "
+                                  "use the config.json saved with the weights")
+        for key in ("resid_pdrop", "layer_norm_epsilon"):
+            value = hf.get(key, 0.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise CheckpointError(f"{source}: {key} is {json.dumps(value)}, not a number in [0, 1)")
+        for key in ("bos_token_id", "eos_token_id"):
+            value = hf.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise CheckpointError(f"{source}: {key} is {json.dumps(value)}, not a token id")
         if hf.get("activation_function", "gelu_new") != "gelu_new" or hf.get("n_inner") not in (None, 4 * hf["n_embd"]):
             raise CheckpointError(f"{source}: only the standard GPT-2 block (gelu_new, 4x MLP) is supported")
         return cls(

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from safe_output import atomic_contents, atomic_json, reuse_or_replace, use_output
+from cli_config import RECORD
+from safe_output import atomic_contents, atomic_json, atomic_write, reuse_or_replace, use_output
 
 from train.fingerprint import clean_fingerprint, describe_change, fingerprint
 from train.split import cluster_split, find_near_duplicates, id_hash_split, is_validation, leakage
-from train.tokenizer import TokenizerError, load_tokenizer, save_tokenizer, vocab_fingerprint
+from train.tokenizer import TokenizerError, check_clean_corpus, load_tokenizer, save_tokenizer, vocab_fingerprint
 
 FORMAT = "flat-tokens-v1"
 COMMAND = "train tokenize"
@@ -117,20 +118,23 @@ class ShardWriter:
 
 def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str | Path, block_size: int = 128,
                     val_fraction: float = 0.01, shard_tokens: int = 2**26, batch_docs: int = 512, split: str = "cluster",
-                    overwrite: bool = False, wait: bool = False, workers: int = 0) -> dict:
+                    overwrite: bool = False, wait: bool = False, record: str = "", workers: int = 0) -> dict:
     """Token shards of a clean corpus. `workers` processes find the near-duplicates of the cluster split
-    (0: every core); tokenizers encodes each batch of documents on every core by itself."""
+    (0: every core); tokenizers encodes each batch of documents on every core by itself. `record`: the resolved
+    settings (config.toml), written with the shards."""
     clean_dir, out = Path(clean_dir), Path(out)
     source_manifest = clean_dir / "manifest.json"
     if not source_manifest.exists():
         raise TokenizerError(f"{clean_dir}: no manifest.json (is it a finished clean-corpus directory?)")
+    check_clean_corpus(clean_dir)
     if split not in SPLITS:
         raise TokenizerError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
     tok = load_tokenizer(tokenizer_dir)
     # what the shards are made from: the clean corpus's content, the tokenizer's vocabulary, and the settings
     wanted = {"clean_fingerprint": clean_fingerprint(clean_dir), "fingerprint": vocab_fingerprint(tok),
               "block_size": block_size, "val_fraction": val_fraction, "split_method": split}
-    with use_output(out, COMMAND, wait=wait, legacy=("manifest.json", "tokenizer/tokenizer.json")):
+    with use_output(out, COMMAND, wait=wait, legacy=("manifest.json", "tokenizer/tokenizer.json"),
+                    inputs={"--data": [clean_dir], "--tokenizer": [tokenizer_dir]}):
         if (out / "manifest.json").exists():
             manifest = json.loads((out / "manifest.json").read_text())
             recorded = {k: manifest.get(k) for k in wanted}
@@ -141,6 +145,8 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
         with atomic_contents(out, finished="manifest.json") as tmp:
             manifest = _tokenize_into(tmp, clean_dir, tok, tokenizer_dir, wanted, split, shard_tokens, batch_docs,
                                       workers or os.cpu_count() or 1)
+            if record:
+                atomic_write(tmp / RECORD, record)
     splits = manifest["splits"]
     print(f"token shards: {out}: train {splits['train']['tokens']:,} tokens ({splits['train']['blocks']:,} blocks), "
           f"val {splits['val']['tokens']:,} tokens, {time.time() - start:,.0f}s")

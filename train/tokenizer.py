@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from safe_output import atomic_contents, atomic_json, reuse_or_replace, use_output
+from cli_config import RECORD
+from safe_output import atomic_contents, atomic_json, atomic_write, reuse_or_replace, use_output
 
 EOS = "<|endoftext|>"
 COMMAND = "train tokenizer"
@@ -43,6 +44,18 @@ def gpt2_tokenizer():
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens([AddedToken(EOS, special=True)])
     return _wrap(tok)
+
+
+def check_clean_corpus(directory: Path) -> None:
+    """`directory` is a finished clean corpus (contract 1): manifest.json with its rows, and shards/."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text())
+    except ValueError as e:
+        raise TokenizerError(f"{directory / 'manifest.json'}: not valid JSON ({e}); is it a finished clean corpus?") from None
+    if not isinstance(manifest, dict) or "rows" not in manifest or not (directory / "shards").is_dir():
+        kind = "token shards" if isinstance(manifest, dict) and "splits" in manifest else "not a clean-corpus folder"
+        raise TokenizerError(f"{directory}: {kind}, not a clean corpus (manifest.json with rows, and shards/): "
+                             "give the folder corpus-clean wrote")
 
 
 def iter_corpus_texts(clean_dirs: list[str | Path], batch_rows: int = 1000) -> Iterator[list[str]]:
@@ -97,7 +110,9 @@ def vocab_fingerprint(tok) -> str:
     return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
 
 
-def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int, overwrite: bool = False, wait: bool = False) -> dict:
+def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int, overwrite: bool = False, wait: bool = False,
+                   record: str = "") -> dict:
+    """`record`: the resolved settings (config.toml), written with the tokenizer."""
     from train.fingerprint import clean_fingerprint, describe_change
 
     # what the tokenizer is made from: GPT-2's files, or these clean corpora (by content) and a vocabulary size
@@ -105,7 +120,7 @@ def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int, overw
                                               **{f"data:{Path(d).name}": clean_fingerprint(d) for d in data}}
     out = Path(out)
     provenance = out / "provenance.json"
-    with use_output(out, COMMAND, wait=wait, legacy=("tokenizer.json",)):
+    with use_output(out, COMMAND, wait=wait, legacy=("tokenizer.json",), inputs={"--data": list(data)}):
         if (out / "tokenizer.json").exists():
             recorded = json.loads(provenance.read_text())["made_from"] if provenance.exists() else made_from
             if reuse_or_replace(out, COMMAND, recorded == made_from, overwrite, changes=describe_change(recorded, made_from)):
@@ -117,5 +132,7 @@ def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int, overw
         with atomic_contents(out, finished="tokenizer.json") as tmp:
             save_tokenizer(tok, tmp)
             atomic_json(tmp / provenance.name, {"made_from": made_from, "fingerprint": info["fingerprint"]})
+            if record:
+                atomic_write(tmp / RECORD, record)
     print(f"tokenizer: {out} ({info['kind']}, {info['vocab_size']:,} tokens)")
     return info

@@ -18,14 +18,16 @@ epochs. Comparisons state the mean difference with a 95% confidence interval ove
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cli_config import opt, positive
 from eval import EvalError
 from eval.data import glue_dir, wikitext_test
 from eval.studies.plots import plot_bars, plot_curves
-from eval.studies.pretraining import (SCALES, Scale, add_scale_arguments, evaluate_run, pretrain, resolve_budget,
-                                      scale_from_args, tokenize)
+from eval.studies.options import each_of
+from eval.studies.pretraining import (SCALES, PretrainStudyOptions, Scale, evaluate_run, pretrain, resolve_budget,
+                                      tokenize)
 from eval.studies.provenance import code_version, package_version
 from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
 from eval.studies.report_html import write_study_html
@@ -33,25 +35,29 @@ from eval.studies.runs import python_module, read_curve, run_command
 from eval.studies.stats import summarize
 from eval.studies.units import unit_path
 from safe_output import atomic_json, atomic_write
+from train.config import keep_layers_check
 
 def decontamination_files() -> list[Path]:
     """The evaluation texts every variant is decontaminated against."""
     return [wikitext_test(), *(glue_dir() / t / "dev.tsv" for t in ("SST-2", "CoLA", "RTE"))]
 
 
+PRESETS = ("none", "paper", "full")  # corpus-clean's recipes (not imported: that would load datatrove here)
+
+
 @dataclass
-class AblationConfig:
-    out: str = "runs/ablation"
-    input: list[str] = field(default_factory=lambda: ["data/demo/jsonl"])
-    clean_root: str = "data/clean"
-    teacher: str = "runs/teacher/export"
-    keep_layers: str = "alt"
-    presets: list[str] = field(default_factory=lambda: ["none", "paper", "full"])
-    scale: str = "default"
-    decontaminate: bool = True
-    workers: int = 2
-    device: str = "cpu"
-    allow_repeats: bool = False  # a budget above one pass over the smallest variant
+class AblationConfig(PretrainStudyOptions):
+    output: str = opt("runs/ablation", "study folder: report, results and every unit, by fingerprint", metavar="DIR")
+    input: list[str] = opt(["data/demo/jsonl"], "raw corpus (default: the demo corpus)", metavar="PATH")
+    clean_root: str = opt("data/clean", "where `make clean-corpus` put its variants (used with --no-decontaminate)",
+                          metavar="DIR")
+    keep_layers: str = opt("alt", "teacher blocks the student keeps (alt, distil, bottom, top or a list like 0,2,4)",
+                           check=keep_layers_check())
+    presets: list[str] = opt(["none", "paper", "full"], "cleaning presets to compare (none is always made: its "
+                             "held-out split is shared)", check=each_of(PRESETS), metavar="PRESET")
+    decontaminate: bool = opt(True, "clean each preset here, decontaminated against the evaluation sets (off: train "
+                              "on `make clean-corpus`'s outputs as they are)")
+    workers: int = opt(2, "corpus-clean worker processes", check=positive())
 
 
 def clean_variant(cfg: AblationConfig, preset: str, out: Path, raw_fp: str, eval_files: list[Path]) -> tuple[Path, dict]:
@@ -76,7 +82,7 @@ def clean_variant(cfg: AblationConfig, preset: str, out: Path, raw_fp: str, eval
 def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_budget: bool = False) -> dict:
     from train.fingerprint import files_fingerprint, model_fingerprint
 
-    out = Path(cfg.out)
+    out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     if not (Path(cfg.teacher) / "config.json").exists():
         raise EvalError(f"teacher {cfg.teacher} not found: run `make teacher` first (or pass --teacher DIR)")
@@ -219,24 +225,8 @@ def leakage_lines(variants: dict) -> list[str]:
             markdown_table(["data", "near-duplicate pairs", "held out by id hash", "held out by cluster (used)"], rows), ""]
 
 
-def add_arguments(p) -> None:
-    d = AblationConfig()
-    add_scale_arguments(p, SCALES)
-    p.add_argument("--out", default=d.out, help="study folder: report, results and every unit, by fingerprint")
-    p.add_argument("--input", nargs="+", default=d.input, help="raw corpus (default: the demo corpus)")
-    p.add_argument("--clean-root", default=d.clean_root, help="where `make clean-corpus` put its variants (reused without decontamination)")
-    p.add_argument("--teacher", default=d.teacher, help="teacher directory (`make teacher`); its tokenizer tokenizes every variant")
-    p.add_argument("--keep-layers", default=d.keep_layers, help="teacher blocks the student keeps (alt, distil, bottom, top or 0,2,4)")
-    p.add_argument("--presets", default=",".join(d.presets), help="cleaning presets to compare, comma-separated (none is always made: its held-out split is shared)")
-    p.add_argument("--no-decontaminate", action="store_true", help="train on `make clean-corpus`'s outputs as they are")
-    p.add_argument("--workers", type=int, default=d.workers, help="corpus-clean worker processes")
-    p.add_argument("--device", default=d.device, help="cpu, cuda or cuda:N")
+Settings = AblationConfig
 
 
-def run(args) -> dict:
-    scale = scale_from_args(SCALES, args)
-    cfg = AblationConfig(out=args.out, input=args.input, clean_root=args.clean_root, teacher=args.teacher,
-                         keep_layers=args.keep_layers, presets=args.presets.split(","), scale=args.scale,
-                         decontaminate=not args.no_decontaminate, workers=args.workers, device=args.device,
-                         allow_repeats=args.allow_repeats)
-    return run_ablation(cfg, scale, args.command_line, explicit_budget=bool(args.budget_tokens))
+def run(cfg: AblationConfig, args) -> dict:
+    return run_ablation(cfg, cfg.scale_of(SCALES), args.command_line, explicit_budget=bool(cfg.budget_tokens))

@@ -10,19 +10,20 @@ From the same teacher and on the same token shards (the clean `full` corpus with
 Every trained arm gets the teacher's dropout, the same sample order (a function of the seed), token budget,
 optimizer settings and evaluation; the report lists what each arm starts from and what differs. Each is
 evaluated like the ablation (WikiText perplexity, held-out perplexity, SST-2), with wall-clock training time
-and tokens/s. `--keep alt,distil,bottom,top` compares layer selections too.
+and tokens/s. `--keep-layers alt distil bottom top` compares layer selections too.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cli_config import Check, opt
 from eval import EvalError
 from eval.studies.plots import plot_bars, plot_curves
 from eval.studies.pretraining import SCALES as PRETRAINING_SCALES
-from eval.studies.pretraining import (add_scale_arguments, evaluate_model, evaluate_run, pretrain, resolve_budget, result_key,
-                                      scale_from_args, tokenize)
+from eval.studies.pretraining import (PretrainStudyOptions, evaluate_model, evaluate_run, pretrain, resolve_budget,
+                                      result_key, tokenize)
 from eval.studies.provenance import code_version
 from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
 from eval.studies.report_html import write_study_html
@@ -30,12 +31,19 @@ from eval.studies.runs import read_curve
 from eval.studies.stats import summarize
 from eval.studies.units import cached, unit_path
 from safe_output import atomic_json, atomic_write
+from train.config import KEEP_LAYER_NAMES, layer_list
 
 SCALES = {
     "smoke": PRETRAINING_SCALES["smoke"],
     "default": replace(PRETRAINING_SCALES["default"], budget_tokens=100_000),  # 3 seeds x 4 arms in about half an hour on 2 cores
     "large": PRETRAINING_SCALES["large"],
 }
+
+
+def each_keep_spec() -> Check:
+    """Each item names a selection of teacher blocks: alt | distil | bottom | top | 0,2,4."""
+    return Check(lambda specs: bool(specs) and all(layer_list(k) for k in specs),
+                 f"each one of {' | '.join(KEEP_LAYER_NAMES)} or a list like 0,2,4", ("0;2;4",))
 
 
 def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale, device: str = "cpu", command: str = "",
@@ -54,7 +62,7 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
     try:  # checked before any work: `distil` needs a 12-layer teacher
         layers = {k: parse_keep_layers(k, teacher_cfg["n_layer"]) for k in dict.fromkeys(keeps + distill_keeps)}
     except LayerSpecError as e:
-        raise EvalError(f"{e} (--keep / --distill-keep)") from None
+        raise EvalError(f"{e} (--keep-layers / --distill-keep-layers)") from None
     named = {"alt": " (every other block)", "distil": " (DistilGPT-2's initialisation)"}
     start = {k: f"teacher blocks {v}{named.get(k, '')}" for k, v in layers.items()}
     dropout = teacher_cfg.get("resid_pdrop", 0.0)  # every arm trains with the teacher's dropout
@@ -173,23 +181,23 @@ def arms_section(results: dict) -> list[str]:
             "final layer norm and head come with every non-scratch arm.", ""]
 
 
-def add_arguments(p) -> None:
-    add_scale_arguments(p, SCALES)
-    p.add_argument("--out", default="runs/compare", help="report, results and every cached unit")
-    p.add_argument("--teacher", default="runs/teacher/export", help="teacher model: the source of every non-scratch arm")
-    p.add_argument("--clean", default="data/clean/full", help="clean-corpus directory to pre-train on")
-    p.add_argument("--keep", default="alt", help="teacher blocks of the truncation arms, comma-separated (alt, distil, "
-                   "bottom, top, or lists like 0;2;4); the first also sets the scratch arm's depth")
-    p.add_argument("--distill-keep", default="alt,distil", help="teacher blocks the distillation arms start from: alt "
-                   "(as truncation: isolates the loss) and distil = 0,2,4,7,9,11 (DistilGPT-2's; 12-layer teachers only)")
-    p.add_argument("--freeze-pos-embeddings", action="store_true",
-                   help="distillation arms keep the position embeddings fixed, as DistilGPT-2 did")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+@dataclass
+class CompareConfig(PretrainStudyOptions):
+    output: str = opt("runs/compare", "study folder: report, results and every cached unit", metavar="DIR")
+    clean: str = opt("data/clean/full", "clean-corpus directory to pre-train on", metavar="CLEAN_DIR")
+    keep_layers: list[str] = opt(["alt"], "teacher blocks of the truncation arms, one arm each (alt, distil, bottom, "
+                                 "top, or a list like 0,2,4); the first also sets the scratch arm's depth",
+                                 check=each_keep_spec(), metavar="LAYERS")
+    distill_keep_layers: list[str] = opt(["alt", "distil"], "teacher blocks the distillation arms start from: alt (as "
+                                         "truncation: isolates the loss) and distil = 0,2,4,7,9,11 (DistilGPT-2's; "
+                                         "12-layer teachers only)", check=each_keep_spec(), metavar="LAYERS")
+    freeze_pos_embeddings: bool = opt(False, "distillation arms keep the position embeddings fixed, as DistilGPT-2 did")
 
 
-def run(args) -> dict:
-    scale = scale_from_args(SCALES, args)
-    keeps = [k.replace(";", ",") for k in args.keep.split(",")]
-    distill_keeps = [k.replace(";", ",") for k in args.distill_keep.split(",")]
-    return run_compare(Path(args.out), args.teacher, args.clean, keeps, scale, args.device, args.command_line, distill_keeps,
-                       args.freeze_pos_embeddings, explicit_budget=bool(args.budget_tokens), allow_repeats=args.allow_repeats)
+Settings = CompareConfig
+
+
+def run(cfg: CompareConfig, args) -> dict:
+    return run_compare(Path(cfg.output), cfg.teacher, cfg.clean, list(cfg.keep_layers), cfg.scale_of(SCALES),
+                       cfg.device, args.command_line, list(cfg.distill_keep_layers), cfg.freeze_pos_embeddings,
+                       explicit_budget=bool(cfg.budget_tokens), allow_repeats=cfg.allow_repeats)

@@ -11,10 +11,12 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from cli_config import opt
 from eval import EvalError
 from eval.data import glue_dir
 from eval.glue import TASKS, GlueConfig, finetune
 from eval.perplexity import model_directory
+from eval.studies.options import StudyOptions, each_of
 from eval.studies.plots import plot_bars
 from eval.studies.provenance import code_version
 from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
@@ -141,27 +143,25 @@ def techniques_as_run(results: dict) -> list[str]:
     return lines
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--scale", choices=sorted(SCALES), default="default",
-                   help="seeds, training examples, epochs: smoke (seconds), default (CPU), large (GPU)")
-    p.add_argument("--out", default="runs/kd-study", help="report, results and every cached unit")
-    p.add_argument("--teacher", default="runs/teacher/export", help="teacher model (fine-tuned per task here)")
-    p.add_argument("--student", default="runs/student-alt/export", help="student model")
-    p.add_argument("--tasks", default="", help="GLUE tasks, comma-separated (sst2, cola, rte); empty: the scale's "
-                   "(default scale: sst2,rte; smoke and large: all three)")
-    p.add_argument("--techniques", default=",".join(TECHNIQUES),
-                   help="plain (labels only), vanilla, annealing (Annealing-KD), rail (RAIL-KD); `python -m eval glue "
-                        "--help` describes each and its settings")
-    p.add_argument("--seeds", default="", help="comma-separated seeds; empty: the scale's")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+@dataclass
+class KDStudyConfig(StudyOptions):
+    output: str = opt("runs/kd-study", "study folder: report, results and every cached unit", metavar="DIR")
+    teacher: str = opt("runs/teacher/export", "teacher model (fine-tuned per task here)", metavar="DIR")
+    student: str = opt("runs/student-alt/export", "student model", metavar="DIR")
+    tasks: list[str] = opt([], "GLUE tasks (default: the scale's: sst2 rte at the default scale, sst2 cola rte at "
+                           "smoke and large)", check=each_of(tuple(TASKS)), metavar="TASK")
+    techniques: list[str] = opt(TECHNIQUES, "plain (labels only), vanilla, annealing (Annealing-KD), rail (RAIL-KD); "
+                                "`python -m eval glue --help` describes each and its settings",
+                                check=each_of(tuple(TECHNIQUES)), metavar="TECHNIQUE")
 
 
-def run(args) -> dict:
-    scale = SCALES[args.scale]
-    if args.seeds:
-        scale = replace(scale, seeds=[int(s) for s in args.seeds.split(",")])
-    techniques = args.techniques.split(",")
+Settings = KDStudyConfig
+
+
+def run(cfg: KDStudyConfig, args) -> dict:
+    scale = cfg.with_seeds(SCALES[cfg.scale])
+    techniques = list(cfg.techniques)
     if techniques[0] != "plain":
         techniques = ["plain"] + [t for t in techniques if t != "plain"]
-    return run_study(Path(args.out), args.teacher, args.student, args.tasks.split(",") if args.tasks else scale.tasks, techniques, scale, args.device,
-                     args.command_line)
+    return run_study(Path(cfg.output), cfg.teacher, cfg.student, list(cfg.tasks) or scale.tasks, techniques, scale,
+                     cfg.device, args.command_line)

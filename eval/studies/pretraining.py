@@ -12,8 +12,10 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cli_config import at_least, opt
 from eval import EvalError
 from eval.data import glue_dir, wikitext_test
+from eval.studies.options import StudyOptions
 from eval.studies.runs import python_module, run_command
 from eval.studies.units import cached, unit_path
 
@@ -47,23 +49,21 @@ SCALES = {
 }
 
 
-def add_scale_arguments(p, scales: dict) -> None:
-    p.add_argument("--scale", choices=sorted(scales), default="default",
-                   help="budget, seeds and evaluation sizes: smoke (minutes), default (CPU), large (GPU)")
-    p.add_argument("--seeds", default="", help="comma-separated seeds; empty: the scale's")
-    p.add_argument("--budget-tokens", type=int, default=0,
-                   help="pre-training tokens per run; 0: the scale's, lowered to one pass over the smallest variant")
-    p.add_argument("--allow-repeats", action="store_true",
-                   help="let the budget exceed one pass over the smallest variant (that variant then repeats data)")
+@dataclass
+class PretrainStudyOptions(StudyOptions):
+    """The settings of a study that pre-trains students of one teacher (ablation, compare)."""
 
+    teacher: str = opt("runs/teacher/export", "teacher directory (`make teacher`): the source of every student; its "
+                       "tokenizer tokenizes the data", metavar="DIR")
+    budget_tokens: int = opt(0, "pre-training tokens per run (0: the scale's, lowered to one pass over the smallest "
+                             "training set)", check=at_least(0))
+    allow_repeats: bool = opt(False, "let the budget exceed one pass over the smallest training set (that data then "
+                              "repeats)")
 
-def scale_from_args(scales: dict, args) -> Scale:
-    scale = scales[args.scale]
-    if args.seeds:
-        scale = replace(scale, seeds=[int(s) for s in args.seeds.split(",")])
-    if args.budget_tokens:
-        scale = replace(scale, budget_tokens=args.budget_tokens)
-    return scale
+    def scale_of(self, scales: dict) -> Scale:
+        """The chosen scale with --seeds and --budget-tokens applied."""
+        scale = self.with_seeds(scales[self.scale])
+        return replace(scale, budget_tokens=self.budget_tokens) if self.budget_tokens else scale
 
 
 def tokenize(scale: Scale, clean_dir: Path, name: str, out: Path, *, teacher: str,
@@ -75,7 +75,7 @@ def tokenize(scale: Scale, clean_dir: Path, name: str, out: Path, *, teacher: st
            "block_size": scale.block_size, "val_fraction": scale.val_fraction, "split": "cluster"}
     tokens, key_fp = unit_path(out / "tokens", name, key)
     if not (tokens / "manifest.json").exists():
-        run_command(python_module("train", "tokenize", "--data", str(clean_dir), "--tokenizer", teacher, "--out", str(tokens),
+        run_command(python_module("train", "tokenize", "--data", str(clean_dir), "--tokenizer", teacher, "--output", str(tokens),
                                   "--block-size", str(scale.block_size), "--val-fraction", str(scale.val_fraction)),
                     out / "logs" / f"tokenize-{tokens.name}.log")
     return tokens, {"kind": "token shards", "fingerprint": key_fp, "content": tokens_fingerprint(tokens), "path": str(tokens)}
@@ -95,7 +95,7 @@ def pretrain(scale: Scale, tokens: Path, run_dir: Path, seed: int, *, teacher: s
     key = {"tokens": tokens_fingerprint(tokens), "teacher": model_fingerprint(teacher), "options": options}
     run_dir, key_fp = unit_path(run_dir.parent, run_dir.name, key)
     if not (run_dir / "summary.json").exists():
-        run_command(python_module("train", "pretrain", "--tokens", str(tokens), "--out", str(run_dir), "--teacher", teacher,
+        run_command(python_module("train", "pretrain", "--tokens", str(tokens), "--output", str(run_dir), "--teacher", teacher,
                                   *options, "--device", device), log or run_dir.with_suffix(".log"))
     summary = json.loads((run_dir / "summary.json").read_text())
     return {**summary, "run_dir": str(run_dir), "unit": {"kind": "training run", "fingerprint": key_fp, "path": str(run_dir)}}

@@ -1,0 +1,583 @@
+"""Fast tests of the core rules, each against an independent restatement: the output-folder guard and its lock,
+checkpoint choice, fingerprints, the held-out split's clustering, the MinHash settings, the learning-rate schedule
+and the KD losses. Values are chosen so that no two parameters coincide (a swapped argument changes the result).
+These are the tests `make mutation` runs against the mutants of those modules."""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from safe_output import MARKER, UserError, claim_output, output_lock
+from safe_output.folder import LOCK, owner_of, remove_leftovers, replace_own, reuse_or_replace, use_output
+
+
+# ------------------------------------------------------------------------------------- output-folder guard
+def test_a_users_folder_holding_one_legacy_name_is_refused(tmp_path):
+    """Legacy output is recognised by all its names: `config.json` beside a thesis is the user's, not ours."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.json").write_text("{}")
+    (home / "thesis.tex").write_text("years of work")
+    with pytest.raises(UserError, match="is not empty and was not made by `train pretrain`"):
+        claim_output(home, "train pretrain", legacy=("config.json", "metrics.jsonl"))
+    assert sorted(p.name for p in home.iterdir()) == ["config.json", "thesis.tex"]
+    (home / "metrics.jsonl").write_text("")
+    assert claim_output(home, "train pretrain", legacy=("config.json", "metrics.jsonl")) is True
+    assert not (home / MARKER).exists()  # a legacy folder is used as it is
+
+
+def test_claim_marks_a_new_or_empty_folder_and_refuses_the_rest(tmp_path):
+    new, empty = tmp_path / "a" / "new", tmp_path / "empty"
+    empty.mkdir()
+    assert claim_output(new, "cmd one") is False and claim_output(empty, "cmd one") is False
+    assert owner_of(new) == "cmd one" == json.loads((empty / MARKER).read_text())["command"]
+    assert claim_output(new, "cmd one") is True  # a re-run
+    with pytest.raises(UserError, match=r"--save .*new: holds the output of `cmd one`, not of `cmd two`; "
+                                        r"choose another --save"):
+        claim_output(new, "cmd two", option="--save")
+    a_file = tmp_path / "file"
+    a_file.write_text("mine")
+    with pytest.raises(UserError, match="is a file; give a folder path"):
+        claim_output(a_file, "cmd one")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / MARKER).write_text("not json")
+    assert owner_of(tmp_path / "bad") is None and owner_of(tmp_path / "nowhere") is None
+    (tmp_path / "nokey").mkdir()
+    (tmp_path / "nokey" / MARKER).write_text('{"other": 1}')
+    assert owner_of(tmp_path / "nokey") is None
+
+
+def test_replace_own_empties_only_its_own_folder_and_keeps_mark_and_lock(tmp_path):
+    out = tmp_path / "out"
+    claim_output(out, "cmd")
+    (out / LOCK).write_text("")
+    (out / "sub").mkdir()
+    (out / "sub" / "f").write_text("x")
+    (out / "g").write_text("y")
+    assert reuse_or_replace(out, "cmd", same=True, overwrite=False) is True
+    assert (out / "g").exists()
+    with pytest.raises(UserError, match=r"other inputs or settings \(size 1 -> 2\); pass --overwrite"):
+        reuse_or_replace(out, "cmd", same=False, overwrite=False, changes="size 1 -> 2")
+    assert (out / "g").exists()
+    assert reuse_or_replace(out, "cmd", same=False, overwrite=True) is False
+    assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, LOCK])
+    other = tmp_path / "other"
+    claim_output(other, "another cmd")
+    (other / "keep").write_text("z")
+    with pytest.raises(UserError, match="was not made by `cmd`"):
+        replace_own(other, "cmd")
+    assert (other / "keep").exists()
+
+
+def test_leftovers_are_removed_except_under_another_commands_folder(tmp_path):
+    out = tmp_path / "out"
+    claim_output(out, "cmd")
+    (out / ".x.partial-1").write_text("")
+    (out / ".d.old-2").mkdir()
+    (out / "deep").mkdir()
+    (out / "deep" / ".y.partial-3").write_text("")
+    (out / "keep.partial").write_text("")  # not hidden: not a temporary name
+    owned = out / "owned"
+    claim_output(owned, "other")
+    (owned / ".z.partial-4").write_text("")
+    remove_leftovers(out)
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == sorted(
+        [MARKER, "deep", "keep.partial", "owned", f"owned/{MARKER}", "owned/.z.partial-4"])
+
+
+def test_the_mark_names_the_command_and_the_utc_time_and_messages_name_the_option(tmp_path):
+    import os
+    import re
+
+    before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    claim_output(tmp_path / "out", "cmd")
+    mark = json.loads((tmp_path / "out" / MARKER).read_text())
+    after = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    assert set(mark) == {"command", "created"} and mark["command"] == "cmd"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", mark["created"]) and before <= mark["created"] <= after
+    claim_output(tmp_path / "other", "other cmd")
+    for call in (lambda: claim_output(tmp_path / "other", "cmd"),
+                 lambda: reuse_or_replace(tmp_path / "out", "cmd", same=False, overwrite=False),
+                 lambda: replace_own(tmp_path / "other", "cmd")):
+        with pytest.raises(UserError, match="^--output ") as e:  # the option the message names, by default
+            call()
+    with pytest.raises(UserError) as e:
+        reuse_or_replace(tmp_path / "out", "cmd", same=False, overwrite=False)
+    assert str(e.value).endswith("made from other inputs or settings; pass --overwrite to replace it, "
+                                 "or choose another --output")
+    with pytest.raises(UserError, match="^--save .*was not made by `cmd`.*choose another --save$"):
+        reuse_or_replace(tmp_path / "other", "cmd", same=False, overwrite=True, option="--save")
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(UserError, match=r"^--output .*new: cannot write there \(Permission denied\)"):
+            claim_output(locked / "new", "cmd")
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where a parent folder should be")
+    with pytest.raises(UserError, match=r"^--output .*blocked/new: cannot write there \(.+\); choose a writable folder$"):
+        claim_output(blocked / "new", "cmd")
+
+
+# ------------------------------------------------------------------------------------- the lock
+def test_a_held_lock_names_its_holder_and_wait_blocks_until_it_is_released(tmp_path, capsys):
+    out = tmp_path / "out"
+    claim_output(out, "cmd")
+    with output_lock(out, command="the first run"):
+        assert "(the first run)" in (out / LOCK).read_text()
+        with pytest.raises(UserError, match=r"is in use by pid \d+ on .* \(the first run\); .* pass --wait"):
+            with output_lock(out):
+                pass
+        entered = []
+
+        def second():
+            with output_lock(out, wait=True, command="the second run"):
+                entered.append((out / LOCK).read_text())
+
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        time.sleep(0.3)
+        assert entered == []  # still waiting
+    waiter.join(10)
+    assert len(entered) == 1 and "(the second run)" in entered[0]
+    assert "waiting for pid" in capsys.readouterr().err
+    assert (out / LOCK).read_text() == ""  # released: it names no holder
+
+
+def test_use_output_cleans_leftovers_of_its_own_folder_only(tmp_path):
+    out = tmp_path / "out"
+    with use_output(out, "cmd") as rerun:
+        assert rerun is False
+    (out / ".a.partial-1").write_text("")
+    with use_output(out, "cmd") as rerun:
+        assert rerun is True and not (out / ".a.partial-1").exists()
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "config.json").write_text("{}")
+    (legacy / ".b.partial-1").write_text("")
+    with use_output(legacy, "cmd", legacy=("config.json",)) as rerun:
+        assert rerun is True and (legacy / ".b.partial-1").exists()  # unmarked: not known to be ours
+
+
+# ------------------------------------------------------------------------------------- checkpoints
+def test_the_newest_checkpoint_is_chosen_and_only_the_newest_kept(tmp_path):
+    from train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+
+    assert latest_checkpoint(tmp_path) is None
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+    for step in (9, 10, 110):  # 9 < 10 < 110 only when compared as numbers of the same width
+        with torch.no_grad():
+            model.weight.fill_(step)
+        save_checkpoint(tmp_path, step, model, optimizer, keep=3, extra={"note": step})
+    assert latest_checkpoint(tmp_path).name == "step-00000110.pt"
+    state = load_checkpoint(latest_checkpoint(tmp_path))
+    assert state["step"] == 110 and state["note"] == 110 and state["model"]["weight"][0, 0].item() == 110
+    save_checkpoint(tmp_path, 111, model, optimizer, keep=2)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-00000110.pt", "step-00000111.pt"]
+
+
+def test_rng_states_round_trip():
+    import random
+
+    import numpy as np
+
+    from train.checkpoint import rng_state, set_rng_state
+
+    torch.manual_seed(3), np.random.seed(4), random.seed(5)
+    state = rng_state()
+    first = (torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)])
+    torch.manual_seed(30), np.random.seed(40), random.seed(50)
+    set_rng_state(state)
+    assert (torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)]) == first
+
+
+# ------------------------------------------------------------------------------------- fingerprints
+def test_fingerprints_follow_content_not_order_or_paths(tmp_path):
+    from train.fingerprint import (clean_fingerprint, describe_change, files_fingerprint, fingerprint,
+                                   model_fingerprint, short, tokens_fingerprint)
+
+    a = fingerprint({"x": 1, "y": [1, 2]})
+    assert a == fingerprint({"y": [1, 2], "x": 1}) and len(a) == 16 and int(a, 16) >= 0
+    assert a != fingerprint({"x": 1, "y": [2, 1]}) and a != fingerprint({"x": 1.5, "y": [1, 2]})
+    assert fingerprint("é") != fingerprint("e") and short(a) == a[:10]
+
+    for name in ("one", "two"):
+        (tmp_path / name / "sub").mkdir(parents=True)
+        (tmp_path / name / "sub" / "f.txt").write_text("same")
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert files_fingerprint([one]) != files_fingerprint([two])  # the input's own name counts
+    before = files_fingerprint([one])
+    (one / "sub" / "f.txt").write_text("changed")
+    assert files_fingerprint([one]) != before
+    (one / "sub" / "f.txt").write_text("same")
+    (one / "sub" / "f.txt").rename(one / "sub" / "g.txt")
+    assert files_fingerprint([one]) != before  # the relative path counts
+    assert files_fingerprint([one / "sub" / "g.txt"]) != files_fingerprint([two / "sub" / "f.txt"])
+
+    clean = tmp_path / "clean"
+    (clean / "shards").mkdir(parents=True)
+    (clean / "shards" / "a.arrow").write_bytes(b"abc")
+    (clean / "manifest.json").write_text(json.dumps({"rows": 1}))
+    hashed = clean_fingerprint(clean)
+    (clean / "shards" / "a.arrow").write_bytes(b"abd")
+    assert clean_fingerprint(clean) != hashed
+    (clean / "manifest.json").write_text(json.dumps({"shards": [{"path": "shards/a.arrow", "sha256": "1"}]}))
+    recorded = clean_fingerprint(clean)
+    (clean / "shards" / "a.arrow").write_bytes(b"other")  # the manifest's hashes stand for the shards
+    assert clean_fingerprint(clean) == recorded
+    (clean / "manifest.json").write_text(json.dumps({"shards": [{"path": "shards/a.arrow", "sha256": "2"}]}))
+    assert clean_fingerprint(clean) != recorded
+
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    old = {"source_sha256": "s", "fingerprint": "f", "block_size": 32, "val_fraction": 0.1, "splits": {}}
+    (tokens / "manifest.json").write_text(json.dumps(old))
+    from_origin = tokens_fingerprint(tokens)
+    for key, value in (("source_sha256", "t"), ("fingerprint", "g"), ("block_size", 16), ("val_fraction", 0.2),
+                       ("splits", {"val": 1})):
+        (tokens / "manifest.json").write_text(json.dumps({**old, key: value}))
+        assert tokens_fingerprint(tokens) != from_origin, key
+    (tokens / "manifest.json").write_text(json.dumps({**old, "content_fingerprint": "c0ffee"}))
+    assert tokens_fingerprint(tokens) == "c0ffee"
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"w")
+    hashed = model_fingerprint(model)
+    for name in ("model.safetensors", "config.json", "tokenizer.json"):
+        (model / name).write_bytes(b"v")
+        assert model_fingerprint(model) != hashed, name
+        hashed = model_fingerprint(model)
+    (model / "provenance.json").write_text(json.dumps({"fingerprint": "run-fp"}))
+    assert model_fingerprint(model) == "run-fp"
+
+    assert describe_change({"a": "1234567890abc", "b": "x"}, {"a": "1234567890abd", "b": "x", "c": "y"}) == \
+        "a 1234567890 -> 1234567890, c None -> y"
+
+
+# ------------------------------------------------------------------------------------- the held-out split
+def components(n: int, pairs: list[tuple[int, int]]) -> list[set[int]]:
+    """Connected components by graph search (the reference for the union-find)."""
+    links = {i: set() for i in range(n)}
+    for a, b in pairs:
+        links[a].add(b)
+        links[b].add(a)
+    seen, found = set(), []
+    for start in range(n):
+        if start in seen:
+            continue
+        group, todo = set(), [start]
+        while todo:
+            i = todo.pop()
+            if i not in group:
+                group.add(i)
+                todo.extend(links[i] - group)
+        seen |= group
+        found.append(group)
+    return found
+
+
+def test_clusters_are_the_connected_components_of_the_pairs():
+    from train.split import NearDuplicates, cluster_split, clusters, leakage
+
+    # chains whose links arrive in every order: 0~3, 3~1 (0 and 1 linked only through 3), 4~2, 2~5, 5~1, 6 alone
+    pairs = [(3, 1), (4, 2), (0, 3), (5, 1), (2, 5), (7, 8)]
+    found = NearDuplicates([f"id{i}" for i in range(9)], pairs, 0.0)
+    roots = clusters(found)
+    groups = {}
+    for i, r in enumerate(roots):
+        groups.setdefault(r, set()).add(i)
+    assert sorted(map(sorted, groups.values())) == sorted(map(sorted, components(9, pairs)))
+    assert all(r == min(groups[r]) for r in groups)  # a cluster is named by its first member
+    for fraction in (0.05, 0.3, 0.55, 0.8):
+        split = cluster_split(found, fraction)
+        assert leakage(found, split)["leaked_docs"] == 0
+        for group in groups.values():
+            smallest = min(found.ids[i] for i in group)
+            assert {split[found.ids[i]] for i in group} == {split[smallest]}
+
+
+def test_a_cluster_is_held_out_by_the_hash_of_its_smallest_id():
+    from train.split import NearDuplicates, cluster_split, is_validation
+
+    ids = [f"doc-{i:03d}" for i in range(200)]
+    # each pair: the later id first, so the cluster's first member is not its smallest id
+    found = NearDuplicates(ids, [(i + 1, i) for i in range(0, 200, 2)], 0.0)
+    found.ids = [ids[i + 1] if i % 2 == 0 else ids[i - 1] for i in range(200)]
+    split = cluster_split(found, 0.37)
+    for i in range(0, 200, 2):
+        pair = found.ids[i], found.ids[i + 1]
+        assert split[pair[0]] == split[pair[1]] == is_validation(min(pair), 0.37)
+    assert 0 < sum(split.values()) < 200
+
+
+def test_leakage_counts_validation_documents_with_a_training_duplicate():
+    from train.split import NearDuplicates, id_hash_split, is_validation, leakage
+
+    found = NearDuplicates(["a", "b", "c", "d", "e"], [(0, 1), (0, 2), (3, 4)], 0.0)
+    held = {"a": True, "b": False, "c": False, "d": True, "e": True}
+    assert leakage(found, held) == {"val_docs": 3, "leaked_docs": 1, "leaked_fraction": 1 / 3}
+    held = {"a": False, "b": True, "c": True, "d": False, "e": False}
+    assert leakage(found, held) == {"val_docs": 2, "leaked_docs": 2, "leaked_fraction": 1.0}
+    assert leakage(found, dict.fromkeys(held, False)) == {"val_docs": 0, "leaked_docs": 0, "leaked_fraction": 0.0}
+    assert id_hash_split(found, 0.45) == {k: is_validation(k, 0.45) for k in "abcde"}
+
+
+def test_is_validation_is_the_sha1_bucket():
+    import hashlib
+
+    from train.split import is_validation
+
+    for key in ("a", "doc-17", "ü", "x" * 50):
+        bucket = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "little") % 1_000_000
+        for fraction in (0.0, 0.013, 0.5, 1.0):
+            assert is_validation(key, fraction) == (bucket < fraction * 1_000_000)
+    keys = [f"k{i}" for i in range(4000)]
+    assert 0.27 < sum(is_validation(k, 0.3) for k in keys) / 4000 < 0.33
+
+
+def test_near_duplicates_are_5_gram_jaccard_of_lowercased_words():
+    from train.split import NUM_PERM, find_near_duplicates, jaccard, shingle_hashes
+
+    words = [f"w{i}" for i in range(100)]
+    base = " ".join(words)
+    assert len(shingle_hashes(base)) == 96 and len(shingle_hashes("one two three")) == 1
+    assert len(shingle_hashes("")) == 0
+    assert list(shingle_hashes(base.upper().replace(" ", ", "))) == list(shingle_hashes(base))
+    one_edit = " ".join(words[:50] + ["new"] + words[51:])  # 5 shingles replaced: 91 / 101
+    assert jaccard(shingle_hashes(base), shingle_hashes(one_edit)) == pytest.approx(91 / 101)
+    assert jaccard(shingle_hashes(base), shingle_hashes("")) == 0.0
+    four = " ".join(w if i not in (10, 30, 50, 70) else "x" for i, w in enumerate(words))  # 76 / 116 < 0.8
+    three = " ".join(w if i not in (10, 30, 50) else "x" for i, w in enumerate(words))  # 81 / 111 < 0.8
+    two = " ".join(w if i not in (10, 50) else "x" for i, w in enumerate(words))  # 86 / 106 >= 0.8
+    found = find_near_duplicates([("base", base), ("empty", ""), ("two", two), ("three", three), ("four", four)])
+    assert found.ids == ["base", "empty", "two", "three", "four"]
+    # base ~ two ~ four with base not ~ four: documents differing in 1 or 2 words pair up, in 3 or 4 they do not
+    assert sorted(found.pairs) == [(0, 2), (2, 3), (2, 4), (3, 4)]
+    assert 0 < found.miss_probability < 0.01 and NUM_PERM == 128
+
+
+# ------------------------------------------------------------------------------------- MinHash settings
+def test_minhash_settings_reach_datatrove_s_config():
+    from corpus.dedup import MinHashSettings, minhash_config
+
+    defaults = MinHashSettings(n_grams=5, num_buckets=14, hashes_per_bucket=8, seed=1, hash_precision=64)
+    assert MinHashSettings() == defaults
+    c = minhash_config(MinHashSettings(n_grams=4, num_buckets=9, hashes_per_bucket=6, seed=11, hash_precision=32))
+    assert (c.n_grams, c.num_buckets, c.hashes_per_bucket, c.seed, c.hash_config.precision) == (4, 9, 6, 11, 32)
+
+
+# ------------------------------------------------------------------------------------- learning-rate schedule
+def schedule(step: int, peak: float, warmup: int, floor_ratio: float, steps: int) -> float:
+    """Linear warmup to `peak` over `warmup` steps (step 0 already at peak / warmup), then a half cosine from
+    peak to peak * floor_ratio at the last step."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = (step - warmup) / (steps - warmup)
+    return peak * floor_ratio + (peak - peak * floor_ratio) * (math.cos(math.pi * t) + 1) / 2
+
+
+def test_learning_rate_formula_at_chosen_steps():
+    from train.config import RunConfig
+    from train.loop import lr_at, total_steps
+
+    cfg = RunConfig()
+    cfg.optim.lr, cfg.optim.warmup, cfg.optim.min_lr_ratio = 3e-3, 4, 0.15
+    steps = 17
+    for step in (0, 1, 3, 4, 5, 10, 16, 17, 40):
+        expected = schedule(min(step, steps), 3e-3, 4, 0.15, steps)
+        assert lr_at(step, cfg, steps) == pytest.approx(expected, rel=1e-12), step
+    assert lr_at(steps, cfg, steps) == pytest.approx(3e-3 * 0.15) and lr_at(3, cfg, steps) == pytest.approx(3e-3)
+    cfg.optim.warmup = 0
+    assert lr_at(0, cfg, 9) == pytest.approx(3e-3)
+    cfg.optim.batch_size, cfg.optim.grad_accum, cfg.optim.max_tokens, cfg.optim.max_steps = 3, 5, 1000, 7
+    assert total_steps(cfg, 2, 11) == math.ceil(1000 / (3 * 5 * 2 * 11)) == 4
+    assert total_steps(cfg, 2, 1000) == 1
+    cfg.optim.max_tokens = 0
+    assert total_steps(cfg, 2, 11) == 7
+
+
+# ------------------------------------------------------------------------------------- KD losses
+def softmax(row: list[float], t: float = 1.0) -> list[float]:
+    e = [math.exp(v / t) for v in row]
+    return [v / sum(e) for v in e]
+
+
+def kl_direct(student: list[list[float]], teacher: list[list[float]], t: float) -> float:
+    """KL(teacher/T || student/T) * T^2, averaged over rows."""
+    return sum(sum(p * math.log(p / q) for p, q in zip(softmax(tr, t), softmax(sr, t), strict=True))
+               for sr, tr in zip(student, teacher, strict=True)) / len(student) * t * t
+
+
+def test_kd_losses_weigh_their_terms_as_configured():
+    from eval import EvalError, kd
+    from eval.glue import Classifier, GlueConfig
+    from train.model import GPT, GPTConfig
+
+    s, t, labels = [[1.0, -0.5, 2.0], [0.3, 0.9, -1.2]], [[2.5, 0.0, -1.0], [-0.4, 1.1, 0.2]], [2, 0]
+    ce = -sum(math.log(softmax(r)[y]) for r, y in zip(s, labels, strict=True)) / 2
+    alpha, temp = 0.35, 2.5  # 1 - alpha != alpha, T != 2
+    got = kd.KDLoss(GlueConfig(kd="vanilla", kd_alpha=alpha, kd_temperature=temp))(
+        torch.tensor(s), torch.tensor(labels), None, torch.tensor(t), None, None)
+    assert got.item() == pytest.approx((1 - alpha) * ce + alpha * kl_direct(s, t, temp), rel=1e-6)
+    assert kd.kl_distill(torch.tensor(s), torch.tensor(t), 1.7).item() == pytest.approx(kl_direct(s, t, 1.7), rel=1e-6)
+
+    torch.manual_seed(0)
+    student = Classifier(GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=3, n_head=2, n_embd=8)), 3)
+    teacher = Classifier(GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=5, n_head=2, n_embd=12)), 3)
+    cfg = GlueConfig(kd="rail", rail_dim=4, rail_weight=0.45, kd_alpha=0.2, kd_temperature=1.5)  # 0.45 != 1 - 0.2
+    loss = kd.KDLoss(cfg, student, teacher)
+    loss.start_epoch(2)
+    assert loss.layers == kd.rail_layers(2, cfg.seed, 5, 3)
+    hidden, t_hidden = [torch.randn(2, 3, 8) for _ in range(4)], [torch.randn(2, 3, 12) for _ in range(6)]
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0]])
+    rail = loss.rail_term(hidden, t_hidden, mask).item()
+    assert 0 < rail < 4
+    got = loss(torch.tensor(s), torch.tensor(labels), hidden, torch.tensor(t), t_hidden, mask).item()
+    assert got == pytest.approx(0.8 * ce + 0.2 * kl_direct(s, t, 1.5) + 0.45 * rail, rel=1e-6)
+
+    small = Classifier(GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=1, n_head=2, n_embd=8)), 3)
+    with pytest.raises(EvalError, match="at least 2 layers"):
+        kd.KDLoss(cfg, small, teacher)
+    with pytest.raises(EvalError, match="at least as many layers"):
+        kd.KDLoss(cfg, teacher, student)
+    with pytest.raises(EvalError, match="unknown KD technique 'fitnets'"):
+        kd.KDLoss(GlueConfig(kd="fitnets"))
+
+
+def test_mean_pool_averages_only_real_tokens():
+    from eval.kd import mean_pool
+
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 6.0], [100.0, 100.0]], [[5.0, 7.0], [9.0, 9.0], [9.0, 9.0]]])
+    pooled = mean_pool(hidden, torch.tensor([[1, 1, 0], [0, 0, 0]]))
+    assert pooled.tolist() == [[2.0, 4.0], [0.0, 0.0]]  # an example without a real token pools to 0, not NaN
+
+
+def test_distillation_loss_weighs_each_term_by_its_own_alpha():
+    from train.distill import DistillConfig, distillation_loss
+    from train.model import GPTOutput
+
+    torch.manual_seed(1)
+    s_logits, t_logits = torch.randn(2, 3, 5), torch.randn(2, 3, 5)
+    s_hidden, t_hidden = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    kept = [(b, i) for b in range(2) for i in range(3) if mask[b, i]]
+    temp = 1.5
+    kl = sum(kl_direct([s_logits[b, i].tolist()], [t_logits[b, i].tolist()], temp) for b, i in kept) / len(kept)
+    cos = sum(1 - torch.nn.functional.cosine_similarity(s_hidden[b, i], t_hidden[b, i], dim=0).item()
+              for b, i in kept) / len(kept)
+    clm = torch.tensor(2.3)
+    cfg = DistillConfig(alpha_kl=0.7, alpha_clm=1.9, alpha_cos=3.1, temperature=temp)
+    total, parts = distillation_loss(GPTOutput(s_logits, clm, (s_hidden,)), GPTOutput(t_logits, None, (t_hidden,)),
+                                     None, cfg, attention_mask=mask)
+    assert parts == pytest.approx({"kl": kl, "clm": 2.3, "cos": cos}, rel=1e-5)
+    assert total.item() == pytest.approx(0.7 * kl + 1.9 * 2.3 + 3.1 * cos, rel=1e-5)
+    message = "^distillation_loss needs the student's CLM loss: call the student with labels=$"
+    with pytest.raises(ValueError, match=message):
+        distillation_loss(GPTOutput(s_logits, None, (s_hidden,)), GPTOutput(t_logits, None, (t_hidden,)), None, cfg)
+
+
+# ------------------------------------------------------------------------------------- statistics
+def test_welch_interval_written_out():
+    """Welch's interval restated: standard errors, Welch-Satterthwaite degrees of freedom, t quantile. Unequal
+    seed counts (3 and 5) and spreads, so n and n - 1, or a and b, cannot stand in for each other."""
+    from scipy import stats as scipy_stats
+
+    from eval.studies.stats import summarize, t_quantile_975, welch_interval
+
+    a, b = [10.1, 10.9, 10.4], [11.8, 12.9, 12.1, 12.2, 13.0]
+    sa, sb = summarize(a), summarize(b)
+    assert sa["n"] == 3 and sa["mean"] == pytest.approx(sum(a) / 3) and sa["values"] == a
+    assert sa["std"] == pytest.approx(math.sqrt(sum((x - sum(a) / 3) ** 2 for x in a) / 2))
+    va, vb = sa["std"] ** 2 / 3, sb["std"] ** 2 / 5
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 4)
+    half = scipy_stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    diff = sum(a) / 3 - sum(b) / 5
+    ci = welch_interval(sa, sb)
+    assert ci == pytest.approx({"diff": diff, "low": diff - half, "high": diff + half, "df": df}, rel=1e-9)
+    assert welch_interval(sb, sa)["diff"] == pytest.approx(-diff)
+    assert t_quantile_975(7.5) == pytest.approx(scipy_stats.t.ppf(0.975, 7.5), rel=1e-12)
+    assert welch_interval(summarize([1.0]), sb) is None and welch_interval(sb, summarize([2.0])) is None
+    assert welch_interval(summarize([2.0, 2.0]), summarize([1.0, 1.0, 1.0])) == {"diff": 1.0, "low": 1.0, "high": 1.0,
+                                                                                  "df": None}
+    assert summarize([None, 3.0]) == {"mean": 3.0, "std": 0.0, "n": 1, "values": [3.0]}
+    assert summarize([None]) == {"mean": None, "std": None, "n": 0, "values": []}
+
+
+def test_t_table_is_exact_at_its_entries_and_linear_in_one_over_df_between():
+    from eval.studies.stats import _T975, table_t975
+
+    for df, t in _T975.items():
+        assert table_t975(df) == t
+    w = (1 / 12 - 1 / 13.5) / (1 / 12 - 1 / 15)
+    assert table_t975(13.5) == pytest.approx(2.179 + w * (2.131 - 2.179), rel=1e-12)
+    assert table_t975(0.4) == 12.706 and table_t975(1e9) == pytest.approx(1.960, abs=1e-6)
+
+
+# ------------------------------------------------------------------------------------- study unit keys
+def test_an_evaluation_result_is_keyed_by_every_evaluation_setting(tmp_path, shared_data, monkeypatch):
+    from dataclasses import replace
+
+    from eval.studies.pretraining import SCALES, result_key
+    from eval.studies.units import cached, unit_path
+
+    monkeypatch.setenv("EVAL_DATA", str(shared_data))
+    scale = SCALES["smoke"]
+    model, heldout = {"fingerprint": "m1"}, {"content": "h1"}
+    base = result_key(model, heldout, scale, seed=3)
+    assert result_key(model, heldout, scale, seed=3) == base
+    changed = {"model": result_key({"fingerprint": "m2"}, heldout, scale, 3),
+               "heldout": result_key(model, {"content": "h2"}, scale, 3),
+               "no heldout": result_key(model, None, scale, 3), "seed": result_key(model, heldout, scale, 4)}
+    for setting, value in (("wikitext_tokens", 2_001), ("heldout_blocks", 17), ("glue_train", 65), ("glue_epochs", 2),
+                           ("glue_dev", 63)):
+        changed[setting] = result_key(model, heldout, replace(scale, **{setting: value}), 3)
+    paths = {name: unit_path(tmp_path, "eval", key, ".json") for name, key in changed.items()}
+    base_path, base_fp = unit_path(tmp_path, "eval", base, ".json")
+    for name, (path, fp) in paths.items():
+        assert fp != base_fp and path != base_path, name
+    assert len({fp for _, fp in paths.values()}) == len(paths)
+    # settings of the training run are the model's fingerprint's business, not the evaluation's
+    assert result_key(model, heldout, replace(scale, lr=0.5, budget_tokens=1), 3) == base
+    assert base_path == tmp_path / f"eval-{base_fp[:10]}.json" and len(base_fp) == 16
+
+    calls = []
+    first = cached(base_path, lambda: calls.append(1) or {"ppl": 12.5})
+    again = cached(base_path, lambda: calls.append(1) or {"ppl": 99.0})
+    assert first == again == {"ppl": 12.5} == json.loads(base_path.read_text()) and calls == [1]
+
+
+def test_a_checkpoint_that_cannot_be_written_names_why_and_the_last_good_one(tmp_path, monkeypatch):
+    """Faults planted in the write (a full disk, a refused write, a short write): one message with the reason
+    and the last good checkpoint, nothing half-written left. Without `keep`, the newest 2 are kept."""
+    import errno
+    import os
+
+    from train import TrainError
+    from train.checkpoint import save_checkpoint
+
+    run = tmp_path / "new" / "run"  # parents are made
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    for step in (1, 2, 3):
+        good = save_checkpoint(run, step, model, optimizer)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002.pt", "step-00000003.pt"]
+    for fault, why in ((OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), "the disk is full"),
+                       (OSError(errno.EACCES, os.strerror(errno.EACCES)), os.strerror(errno.EACCES)),
+                       (RuntimeError("short write"), "the write was cut short: is the disk full?")):
+        def failing_save(*args, fault=fault):
+            raise fault
+        monkeypatch.setattr(torch, "save", failing_save)
+        with pytest.raises(TrainError) as e:
+            save_checkpoint(run, 4, model, optimizer)
+        assert str(e.value) == (f"could not write checkpoint {run / 'checkpoints' / 'step-00000004.pt'} ({why}); nothing "
+                                f"half-written was left, the last good checkpoint is {good}. Free space and run the "
+                                "same command to resume.")
+        assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002.pt", "step-00000003.pt"]
