@@ -7,6 +7,10 @@
 #   make ablation        does cleaning help? -> runs/ablation/report.md
 #   make bench           speed / memory / quality benchmarks, each beside its baseline
 #   make mutation        mutation score of the core logic (mutmut, module by module; MODULES=... for some)
+#   make gpu-smoke       the GPU paths on one CUDA GPU, in a few minutes (docs/gpu.md)
+#
+# DEVICE=cuda (or cuda:N, mps, ...) puts every training and study command on that device; DTYPE=bf16|fp16|fp32|auto
+# and COMPILE=1 reach the teacher's and the student's pre-training
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -16,7 +20,12 @@ DATA   ?= data
 RUNS   ?= runs
 SHARED ?= ../shared
 
-.PHONY: venv test test-debs slurm-test mutation clean-corpus demo-corpus demo-corpus-large teacher pretrain ablation compare kd-finetune bench
+.PHONY: venv test test-debs slurm-test mutation clean-corpus demo-corpus demo-corpus-large teacher pretrain ablation compare kd-finetune bench gpu-smoke
+
+DEVICE  ?= cpu
+DTYPE   ?= auto
+COMPILE ?=
+ON_DEVICE = --device $(DEVICE) --dtype $(DTYPE)$(if $(strip $(COMPILE)), --compile)
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -103,7 +112,7 @@ tokens: tokenizer
 
 teacher: venv tokens
 	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --output $(RUNS)/teacher --init scratch --n-layer 12 --n-embd 256 --n-head 4 \
-		--max-tokens $(TEACHER_TOKENS) --wait $(TRAIN_ARGS)
+		--max-tokens $(TEACHER_TOKENS) --wait $(ON_DEVICE) $(TRAIN_ARGS)
 
 # a teacher brings its tokenizer: a directory with tokenizer.json, or GPT-2's own BPE for a hub name
 TEACHER_TOK = $(if $(wildcard $(TEACHER)/tokenizer.json),$(TEACHER),$(RUNS)/tokenizer-gpt2)
@@ -113,13 +122,13 @@ STUDENT_DIR = $(RUNS)/student$(if $(strip $(TEACHER)),-$(TEACHER_TAG))-$(KEEP)
 ifeq ($(strip $(TEACHER)),)
 pretrain: teacher
 	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --output $(STUDENT_DIR) --teacher $(RUNS)/teacher/export \
-		--keep-layers $(KEEP) --max-tokens $(STUDENT_TOKENS) $(TRAIN_ARGS)
+		--keep-layers $(KEEP) --max-tokens $(STUDENT_TOKENS) $(ON_DEVICE) $(TRAIN_ARGS)
 else
 pretrain: venv | $(CLEAN_FULL)/manifest.json
 	test -f $(TEACHER_TOK)/tokenizer.json || $(TRAIN) tokenizer --gpt2 --output $(TEACHER_TOK)
 	$(TRAIN) tokenize --data $(CLEAN_FULL) --tokenizer $(TEACHER_TOK) --output $(RUNS)/tokens/full-$(TEACHER_TAG) --block-size $(BLOCK) --val-fraction 0.02
 	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full-$(TEACHER_TAG) --output $(STUDENT_DIR) --teacher $(TEACHER) \
-		--keep-layers $(KEEP) --max-tokens $(STUDENT_TOKENS) $(TRAIN_ARGS)
+		--keep-layers $(KEEP) --max-tokens $(STUDENT_TOKENS) $(ON_DEVICE) $(TRAIN_ARGS)
 endif
 
 # ---------------------------------------------------------------- eval
@@ -130,20 +139,25 @@ EVAL = $(PY) -m eval
 
 # the ablation cleans each preset itself, decontaminated against its evaluation sets (runs/ablation/clean/)
 ablation: teacher
-	$(EVAL) ablation --scale $(SCALE) --teacher $(RUNS)/teacher/export --output $(RUNS)/ablation $(EVAL_ARGS)
+	$(EVAL) ablation --scale $(SCALE) --teacher $(RUNS)/teacher/export --output $(RUNS)/ablation --device $(DEVICE) $(EVAL_ARGS)
 
 KEEPS ?= alt  # truncation arms, space-separated (KEEPS="alt 0,1,2,3,4,5")
 compare: teacher
-	$(EVAL) compare --scale $(SCALE) --teacher $(RUNS)/teacher/export --keep-layers $(KEEPS) --output $(RUNS)/compare $(EVAL_ARGS)
+	$(EVAL) compare --scale $(SCALE) --teacher $(RUNS)/teacher/export --keep-layers $(KEEPS) --output $(RUNS)/compare --device $(DEVICE) $(EVAL_ARGS)
 
 # the teacher and its truncated student from `make pretrain` (TEACHER=... too), or any pair given as
 # KD_TEACHER=DIR_OR_NAME KD_STUDENT=DIR_OR_NAME (e.g. gpt2 and distilgpt2), which skips pre-training
 KD_TEACHER ?= $(if $(strip $(TEACHER)),$(TEACHER),$(RUNS)/teacher/export)
 KD_STUDENT ?= $(STUDENT_DIR)/export
 kd-finetune: $(if $(filter command line environment,$(origin KD_STUDENT)),venv,pretrain)
-	$(EVAL) kd-study --scale $(SCALE) --teacher $(KD_TEACHER) --student $(KD_STUDENT) --output $(RUNS)/kd-study $(EVAL_ARGS)
+	$(EVAL) kd-study --scale $(SCALE) --teacher $(KD_TEACHER) --student $(KD_STUDENT) --output $(RUNS)/kd-study --device $(DEVICE) $(EVAL_ARGS)
 
 # ---------------------------------------------------------------- bench
 bench: venv demo-corpus
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m bench
+
+# pretrain + resume, a CPU-made run continued on the GPU, bf16, compile, perplexity, GLUE with each KD technique,
+# a 124M GPT-2 distillation step at 1024 context: a few minutes on one GPU (DEVICE=cuda:N picks the GPU)
+gpu-smoke: venv
+	$(PY) -m bench.gpu_smoke --device $(if $(filter cpu,$(DEVICE)),cuda,$(DEVICE)) --out $(RUNS)/gpu-smoke

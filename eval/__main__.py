@@ -1,6 +1,7 @@
 """python -m eval <command>: perplexity, GLUE fine-tuning, and the studies built on them.
 
     python -m eval perplexity MODEL_DIR [--data FILE ...] [--tokens TOKENS_DIR]
+    python -m eval blimp MODEL_DIR [--paradigms NAME ...] [--max-pairs N]
     python -m eval glue MODEL_DIR --task sst2|cola|rte [--teacher DIR --kd vanilla|annealing|rail]
     python -m eval ablation  [--scale default|smoke|large]     (make ablation)
     python -m eval compare   [--scale ...] [--keep-layers alt distil]  (make compare)
@@ -21,6 +22,7 @@ from safe_output import run_cli, use_output
 
 COMMANDS = {  # command: (module, one-line help); each module has `Settings` (a dataclass) and run(settings, args)
     "perplexity": ("eval.perplexity", "sliding-window perplexity on text files or token shards"),
+    "blimp": ("eval.blimp", "BLiMP zero-shot: accuracy on 67 paradigms of grammatical/ungrammatical minimal pairs"),
     "glue": ("eval.glue", "fine-tune on a GLUE task (optionally with knowledge distillation)"),
     "ablation": ("eval.studies.ablation", "does cleaning help? none vs paper vs full, same budget and seeds"),
     "compare": ("eval.studies.compare", "truncation vs distillation vs scratch, at equal token budget"),

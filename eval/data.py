@@ -14,6 +14,7 @@ from pathlib import Path
 ENV = "EVAL_DATA"
 WIKITEXT = Path("wikitext-2-raw") / "wiki.test.raw"
 GLUE = Path("glue")
+BLIMP = Path("blimp")
 HUB_CACHE = Path.home() / ".cache" / "gpt2-compress" / "eval-data"
 HINT = f"pass --eval-data DIR or set {ENV}=DIR (a folder with {WIKITEXT} and glue/SST-2, CoLA, RTE TSVs), or run online"
 
@@ -55,6 +56,31 @@ def glue_dir() -> Path:
         _missing(f"{Path(os.environ[ENV]) / GLUE}/SST-2/dev.tsv not found")
     _from_hub()
     return HUB_CACHE / GLUE
+
+
+def blimp_dir() -> Path:
+    """The folder of BLiMP's 67 `<paradigm>.jsonl` files."""
+    for root in candidates():
+        if any((root / BLIMP).glob("*.jsonl")):
+            return root / BLIMP
+    if os.environ.get(ENV):
+        _missing(f"{Path(os.environ[ENV]) / BLIMP}/*.jsonl not found")
+    try:
+        from datasets import get_dataset_config_names, load_dataset
+
+        names = get_dataset_config_names("nyu-mll/blimp")
+        paradigms = {name: load_dataset("nyu-mll/blimp", name, split="train") for name in names}
+    except Exception as e:  # offline, or the hub refused
+        _missing(f"no local BLiMP found ({', '.join(map(str, candidates()[:-1]))}) and the Hugging Face hub is "
+                 f"unreachable ({type(e).__name__})")
+    import json
+
+    (HUB_CACHE / BLIMP).mkdir(parents=True, exist_ok=True)
+    for name, rows in paradigms.items():
+        tmp = HUB_CACHE / BLIMP / f"{name}.jsonl.tmp"
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+        os.replace(tmp, HUB_CACHE / BLIMP / f"{name}.jsonl")
+    return HUB_CACHE / BLIMP
 
 
 def _missing(what: str):

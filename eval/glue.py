@@ -30,8 +30,9 @@ import cli_config
 from cli_config import at_least, between, opt, positive
 from eval import kd
 from eval.data import glue_dir
-from eval.perplexity import EvalError, eval_device, model_directory
+from eval.perplexity import EvalError, execution, model_directory
 from safe_output import atomic_contents, atomic_json, claim_output, use_output
+from train.device import DEVICE_HELP, DTYPE_HELP, autocast, grad_scaler, to_device
 
 TASKS = {
     # name: (folder, has header, sentence columns, label column, label names, metric)
@@ -39,6 +40,11 @@ TASKS = {
     "cola": ("CoLA", False, [3], 1, ["0", "1"], "mcc"),
     "rte": ("RTE", True, ["sentence1", "sentence2"], "label", ["not_entailment", "entailment"], "accuracy"),
 }
+
+
+ANNEALING_SELECTIONS = ("dev_metric", "teacher_mse")
+# mean cosine similarity between different examples' RAIL projections above which they count as collapsed
+RAIL_COLLAPSE = 0.95
 
 
 @dataclass
@@ -67,15 +73,31 @@ class GlueConfig:
                                     "epoch when it has tau_max epochs, shorter slices when it has fewer)",
                                  check=positive())
     annealing_phase2_epochs: int = opt(1, "annealing: epochs of phase 2 (labels only, from the phase-1 checkpoint "
-                                          "with the lowest validation loss = MSE to the teacher's logits on the dev "
-                                          "inputs, labels unread; fresh optimizer and schedule); phase 1 gets the "
-                                          "other epochs", check=positive())
+                                          "chosen by --annealing-selection; fresh optimizer and schedule); phase 1 "
+                                          "gets the other epochs", check=positive())
+    annealing_selection: str = opt("dev_metric", "annealing: which phase-1 checkpoint (one per temperature) phase 2 "
+                                                 "starts from: dev_metric (the best dev score, as the authors' code "
+                                                 "picks it) | teacher_mse (the lowest MSE to the teacher's logits on "
+                                                 "the dev inputs: the dev labels are not read)",
+                                   choices=ANNEALING_SELECTIONS)
     rail_dim: int = opt(128, "rail: size of the space the layer-wise linear projections map into", check=positive())
     rail_weight: float = opt(0.1, "rail: weight of the intermediate-layer term (per layer: squared distance "
                                   "of the normalised projections, summed over dimensions, in [0, 4]); at 0.1 its "
                                   "gradient on the student's intermediate layers starts of the order of the KL term's",
                               check=at_least(0.0))
-    device: str = opt("cpu", "cpu, cuda or cuda:N")
+    device: str = opt("cpu", DEVICE_HELP)
+    dtype: str = opt("auto", DTYPE_HELP + " (the teacher's and student's forward passes)")
+    compile: bool = opt(False, "torch.compile the student's training forward pass (shapes vary with the batch's "
+                               "longest example: compiled once for dynamic shapes; no gain on CPU)")
+
+
+EXECUTION = ("device", "dtype", "compile")  # how a fine-tuning run computes, not what it learns
+
+
+def learning_settings(cfg: GlueConfig) -> dict:
+    """The settings that shape a fine-tuned model, for cache keys: a result made on one device is reused on another.
+    `device` stays in at the value earlier keys held, so results cached before are found again."""
+    return {**{k: v for k, v in asdict(cfg).items() if k not in EXECUTION}, "device": "cpu"}
 
 
 def read_tsv(path: Path, task: str) -> tuple[list[tuple[str, ...]], list[int], int]:
@@ -121,8 +143,9 @@ class Classifier(nn.Module):
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor):
-        out = self.backbone(ids, attention_mask=mask, output_hidden_states=True, return_logits=False)
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, padded: bool = True):
+        """padded: whether any mask entry is 0 (known where the batch is made; asking the mask would wait on the GPU)."""
+        out = self.backbone(ids, attention_mask=mask if padded else None, output_hidden_states=True, return_logits=False)
         last = mask.sum(1) - 1
         pooled = out.hidden_states[-1][torch.arange(ids.size(0), device=ids.device), last]
         return self.head(pooled), out.hidden_states
@@ -167,15 +190,17 @@ def encode(tokenizer, texts: list[tuple[str, ...]], max_len: int) -> list[list[i
 
 
 def batches(ids: list[list[int]], labels: list[int], size: int, order: list[int], pad: int):
+    """(token ids, attention mask, labels, whether any example is padded) per batch, on the CPU."""
     for i in range(0, len(order), size):
         idx = order[i:i + size]
         longest = max(max(len(ids[j]) for j in idx), 1)
+        padded = any(len(ids[j]) < longest for j in idx)
         x = torch.full((len(idx), longest), pad, dtype=torch.long)
         m = torch.zeros((len(idx), longest), dtype=torch.long)
         for r, j in enumerate(idx):
             x[r, :len(ids[j])] = torch.tensor(ids[j] or [pad])
             m[r, :max(len(ids[j]), 1)] = 1
-        yield x, m, torch.tensor([labels[j] for j in idx])
+        yield x, m, torch.tensor([labels[j] for j in idx]), padded
 
 
 def matthews(pred: list[int], gold: list[int]) -> float:
@@ -188,18 +213,21 @@ def matthews(pred: list[int], gold: list[int]) -> float:
 
 
 @torch.no_grad()
-def dev_logits(model: Classifier, ids, pad: int) -> torch.Tensor:
-    """The model's logits on `ids` in eval mode (dropout off), in order."""
+def dev_logits(model: Classifier, ids, pad: int, dtype: str = "fp32") -> torch.Tensor:
+    """The model's fp32 logits on `ids` in eval mode (dropout off, autocast to `dtype`), in order."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    out = [model(x.to(device), m.to(device))[0] for x, m, _ in batches(ids, [0] * len(ids), 64, list(range(len(ids))), pad)]
+    out = []
+    for x, m, _, padded in batches(ids, [0] * len(ids), 64, list(range(len(ids))), pad):
+        with autocast(device, dtype):
+            out.append(model(to_device(x, device), to_device(m, device), padded)[0].float())
     model.train(was_training)
     return torch.cat(out)
 
 
-def evaluate(model: Classifier, ids, labels, pad: int, metric: str) -> float:
-    preds = dev_logits(model, ids, pad).argmax(-1).tolist()
+def evaluate(model: Classifier, ids, labels, pad: int, metric: str, dtype: str = "fp32") -> float:
+    preds = dev_logits(model, ids, pad, dtype).argmax(-1).tolist()
     return matthews(preds, labels) if metric == "mcc" else sum(p == g for p, g in zip(preds, labels)) / len(labels)
 
 
@@ -220,7 +248,7 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
     if cfg.kd != "none" and not teacher_dir:
         raise EvalError(f"--kd {cfg.kd} needs --teacher")
     folder, _, _, _, names, metric = TASKS[task]
-    device = eval_device(cfg.device)
+    device, dtype = execution(cfg.device, cfg.dtype)
     if save:
         claim_output(save, "eval glue --save", option="--output")  # before the work: a folder of the user's is refused now
     model_dir = model_directory(model_dir)
@@ -239,6 +267,9 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
     steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
     plan = None
     if cfg.kd == "annealing":  # checked before the teacher is fine-tuned
+        if cfg.annealing_selection not in ANNEALING_SELECTIONS:
+            raise EvalError(f"--annealing-selection {cfg.annealing_selection!r}: choose "
+                            f"{', '.join(ANNEALING_SELECTIONS)}")
         plan = kd.annealing_plan(cfg.epochs, cfg.annealing_phase2_epochs, steps_per_epoch, cfg.annealing_tau_max)
 
     teacher, teacher_result = None, None
@@ -246,7 +277,7 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
         teacher_dir = model_directory(teacher_dir)
         if is_finetuned(teacher_dir, task):
             teacher = Classifier.load(teacher_dir, len(names)).to(device)
-            teacher_result = {"dev": evaluate(teacher, dev_ids, dev_labels, pad, metric), "finetuned_here": False}
+            teacher_result = {"dev": evaluate(teacher, dev_ids, dev_labels, pad, metric, dtype), "finetuned_here": False}
         else:
             print(f"fine-tuning the teacher {teacher_dir} on {task} first", flush=True)
             t_out, teacher = _finetune(teacher_dir, task, data_dir, replace(cfg, kd="none"), None, None)
@@ -260,15 +291,23 @@ def _finetune(model_dir, task, data_dir, cfg, teacher_dir, save) -> tuple[dict, 
     model = Classifier.load(model_dir, len(names)) if is_finetuned(model_dir, task) else Classifier(_load_backbone(model_dir), len(names))
     model.to(device).train()
     loss_fn = kd.make_loss(cfg, model, teacher).to(device)
-    train = Trainer(model, teacher, loss_fn, train_ids, train_labels, cfg, pad, device, task)
+    train = Trainer(model, teacher, loss_fn, train_ids, train_labels, cfg, pad, device, task, dtype)
     extra = {}
     if plan is None:
         train.phase(range(cfg.epochs))
         if cfg.kd == "rail":
-            extra["rail"] = {"variant": "layer-wise", "teacher_layers_per_epoch": train.rail_draws}
+            start, end = train.rail_trace[0], train.rail_trace[-1]
+            collapsed = end["student_similarity"] > RAIL_COLLAPSE and end["teacher_similarity"] > RAIL_COLLAPSE
+            extra["rail"] = {"variant": "layer-wise", "teacher_layers_per_epoch": train.rail_draws, "start": start,
+                             "end": end, "collapsed": collapsed}
+            if collapsed:
+                print(f"  RAIL-KD: the projections collapsed (different examples' projected vectors have cosine "
+                      f"similarity {end['student_similarity']:.2f} / {end['teacher_similarity']:.2f} at the end): "
+                      f"the intermediate-layer term ({start['term']:.3f} -> {end['term']:.3f}) no longer shapes "
+                      "the student", flush=True)
     else:
-        extra["annealing"] = annealing(train, loss_fn, plan, dev_ids, pad)
-    value = evaluate(model, dev_ids, dev_labels, pad, metric)
+        extra["annealing"] = annealing(train, loss_fn, plan, dev_ids, dev_labels, pad, metric)
+    value = evaluate(model, dev_ids, dev_labels, pad, metric, dtype)
     result = {"task": task, "metric": metric, "value": value, "train_examples": len(train_ids), "dev_examples": len(dev_ids),
               "skipped_rows": skipped_train + skipped_dev, "train_time_s": round(time.time() - train.start, 1), "config": asdict(cfg),
               "model": str(model_dir), **extra}
@@ -289,12 +328,16 @@ def param_groups(model, loss_fn, weight_decay: float) -> list[dict]:
 class Trainer:
     """Runs epochs of fine-tuning; each `phase` has its own optimizer and warmup + linear-decay schedule."""
 
-    def __init__(self, model, teacher, loss_fn, ids, labels, cfg: GlueConfig, pad: int, device, task: str):
+    def __init__(self, model, teacher, loss_fn, ids, labels, cfg: GlueConfig, pad: int, device, task: str, dtype: str = "fp32"):
         self.model, self.teacher, self.loss_fn = model, teacher, loss_fn
         self.ids, self.labels, self.cfg, self.pad, self.device, self.task = ids, labels, cfg, pad, device, task
+        self.dtype = dtype
+        # the compiled forward shares the model's parameters; the model itself stays plain for saving and evaluation
+        self.forward = torch.compile(model, dynamic=True) if cfg.compile else model
         self.steps_per_epoch = math.ceil(len(ids) / cfg.batch_size)
         self.start = time.time()
         self.rail_draws: list[list[int]] = []
+        self.rail_trace: list[dict] = []
 
     def phase(self, epochs: range, after_step=None) -> None:
         """Train `epochs` (global epoch numbers: they fix the example order); after_step(steps done in this phase)."""
@@ -302,6 +345,7 @@ class Trainer:
         groups = param_groups(self.model, self.loss_fn, cfg.weight_decay)
         params = [p for g in groups for p in g["params"]]
         optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+        scaler = grad_scaler(self.device, self.dtype)
         total = self.steps_per_epoch * len(epochs)
         warmup = max(1, int(cfg.warmup_ratio * total))
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
@@ -313,17 +357,22 @@ class Trainer:
                 self.rail_draws.append(self.loss_fn.layers)
             order = list(range(len(self.ids)))
             random.Random(cfg.seed * 1000 + epoch).shuffle(order)
-            for x, m, y in batches(self.ids, self.labels, cfg.batch_size, order, self.pad):
-                x, m, y = x.to(self.device), m.to(self.device), y.to(self.device)
-                logits, hidden = self.model(x, m)
-                t_logits = t_hidden = None
-                if self.teacher is not None:
-                    with torch.no_grad():
-                        t_logits, t_hidden = self.teacher(x, m)
-                loss = self.loss_fn(logits, y, hidden, t_logits, t_hidden, m)
-                loss.backward()
+            for x, m, y, padded in batches(self.ids, self.labels, cfg.batch_size, order, self.pad):
+                x, m, y = (to_device(t, self.device) for t in (x, m, y))
+                with autocast(self.device, self.dtype):
+                    logits, hidden = self.forward(x, m, padded)
+                    t_logits = t_hidden = None
+                    if self.teacher is not None:
+                        with torch.no_grad():
+                            t_logits, t_hidden = self.teacher(x, m, padded)
+                    loss = self.loss_fn(logits, y, hidden, t_logits, t_hidden, m)
+                    if self.loss_fn.kind == "rail" and (step == 0 or step == total - 1):  # the term at start, end
+                        self.rail_trace.append({"step": step, **self.loss_fn.rail_diagnostics(hidden, t_hidden, m)})
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 schedule.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
@@ -336,20 +385,25 @@ class Trainer:
                           f"{rate * cfg.batch_size:,.0f} examples/s ETA {(total - step) / rate:,.0f}s", flush=True)
 
 
-def annealing(train: Trainer, loss_fn, plan: dict, dev_ids, pad: int) -> dict:
-    """Annealing-KD's two phases (see eval.kd). The phase-1 checkpoint kept is the one, among the ends of the
-    tau_max temperature slices, with the lowest validation loss: MSE between the student's and the teacher's
-    logits on the dev inputs (the target of the last temperature; the dev labels are not read)."""
+
+
+def annealing(train: Trainer, loss_fn, plan: dict, dev_ids, dev_labels, pad: int, metric: str) -> dict:
+    """Annealing-KD's two phases (see eval.kd). Phase 2 starts from one of the phase-1 checkpoints taken at the ends
+    of the tau_max temperature slices: the one with the best dev score (`dev_metric`, as the authors' code picks
+    it), or the one closest to the teacher (`teacher_mse`: MSE between the student's and the teacher's logits on
+    the dev inputs, the target of the last temperature; the dev labels are not read)."""
+    selection = train.cfg.annealing_selection
     print(f"  Annealing-KD: {plan['fit']}; then {plan['phase2_epochs']} epoch(s) on the labels", flush=True)
-    teacher_dev = dev_logits(train.teacher, dev_ids, pad)
-    val_losses, best = [], {"loss": math.inf}
+    teacher_dev = dev_logits(train.teacher, dev_ids, pad, train.dtype)
+    val_losses, dev_scores, best = [], [], {"key": -math.inf}
 
     def after_step(done: int) -> None:
         if done in plan["slice_ends"]:
-            val = F.mse_loss(dev_logits(train.model, dev_ids, pad), teacher_dev).item()
-            val_losses.append(val)
-            if val < best["loss"]:
-                best.update(loss=val, temperature=loss_fn.temperature, state=copy.deepcopy(train.model.state_dict()))
+            val_losses.append(F.mse_loss(dev_logits(train.model, dev_ids, pad, train.dtype), teacher_dev).item())
+            dev_scores.append(evaluate(train.model, dev_ids, dev_labels, pad, metric, train.dtype))
+            key = dev_scores[-1] if selection == "dev_metric" else -val_losses[-1]
+            if key > best["key"]:  # ties keep the earlier checkpoint
+                best.update(key=key, temperature=loss_fn.temperature, state=copy.deepcopy(train.model.state_dict()))
         if done < plan["phase1_steps"]:
             loss_fn.temperature = kd.annealing_temperature(done, plan["phase1_steps"], plan["tau_max"])
 
@@ -357,10 +411,13 @@ def annealing(train: Trainer, loss_fn, plan: dict, dev_ids, pad: int) -> dict:
     train.phase(range(plan["phase1_epochs"]), after_step)
     train.model.load_state_dict(best["state"])
     loss_fn.temperature = None  # phase 2: the labels, with a fresh optimizer and schedule
-    start_loss = F.mse_loss(dev_logits(train.model, dev_ids, pad), teacher_dev).item()
+    start_loss = F.mse_loss(dev_logits(train.model, dev_ids, pad, train.dtype), teacher_dev).item()
     train.phase(range(plan["phase1_epochs"], plan["phase1_epochs"] + plan["phase2_epochs"]))
-    return {**plan, "selection": "lowest phase-1 validation loss (MSE to the teacher's logits on the dev inputs)",
-            "val_loss_per_temperature": val_losses, "best_temperature": best["temperature"], "phase2_start_val_loss": start_loss}
+    how = {"dev_metric": f"best phase-1 dev {metric}",
+           "teacher_mse": "lowest phase-1 validation loss (MSE to the teacher's logits on the dev inputs)"}
+    return {**plan, "selection": how[selection], "val_loss_per_temperature": val_losses,
+            "dev_score_per_temperature": dev_scores, "best_temperature": best["temperature"],
+            "phase2_start_val_loss": start_loss}
 
 
 def _load_backbone(model_dir: Path):

@@ -96,13 +96,29 @@ class KDLoss(nn.Module):
         if self.kind == "rail":
             self.layers = rail_layers(epoch, self.cfg.seed, self.n_teacher, self.n_student)
 
+    def rail_pairs(self, hidden, t_hidden, mask):
+        """(student, teacher) normalised projections of each matched layer pair, examples in rows."""
+        for s_idx, t_idx in zip(range(1, self.n_student), self.layers, strict=True):
+            yield (F.normalize(self.student_proj[s_idx - 1](mean_pool(hidden[s_idx], mask)), dim=-1),
+                   F.normalize(self.teacher_proj[t_idx - 1](mean_pool(t_hidden[t_idx], mask)), dim=-1))
+
     def rail_term(self, hidden, t_hidden, mask) -> torch.Tensor:
-        total = 0.0
-        for s_idx, t_idx in zip(range(1, self.n_student), self.layers):
-            s = F.normalize(self.student_proj[s_idx - 1](mean_pool(hidden[s_idx], mask)), dim=-1)
-            t = F.normalize(self.teacher_proj[t_idx - 1](mean_pool(t_hidden[t_idx], mask)), dim=-1)
-            total = total + (s - t).pow(2).sum(-1).mean()
+        total = sum((s - t).pow(2).sum(-1).mean() for s, t in self.rail_pairs(hidden, t_hidden, mask))
         return total / (self.n_student - 1)
+
+    @torch.no_grad()
+    def rail_diagnostics(self, hidden, t_hidden, mask) -> dict:
+        """The RAIL term and how alike the projections of different examples are (mean cosine similarity between
+        distinct examples' projected vectors, over layers; 1 = collapsed: every example maps to the same vector,
+        so the term can reach 0 without the student matching the teacher's representations)."""
+        def similarity(v: torch.Tensor) -> float:
+            n = v.size(0)
+            return ((v @ v.T).sum() - n).item() / (n * (n - 1)) if n > 1 else float("nan")
+
+        pairs = list(self.rail_pairs(hidden, t_hidden, mask))
+        return {"term": self.rail_term(hidden, t_hidden, mask).item(),
+                "student_similarity": sum(similarity(s) for s, _ in pairs) / len(pairs),
+                "teacher_similarity": sum(similarity(t) for _, t in pairs) / len(pairs)}
 
     def forward(self, logits, labels, hidden, t_logits, t_hidden, mask) -> torch.Tensor:
         ce = F.cross_entropy(logits, labels)

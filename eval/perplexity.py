@@ -9,6 +9,11 @@ Text protocols (the whole file is tokenized as one sequence first):
   DistilGPT-2's: the tokens are cut into non-overlapping blocks of `context` tokens, the remainder is
   dropped, and perplexity is exp(mean loss over the blocks' tokens); each block's first token is not
   scored and the others see only the tokens of their own block, so it usually reads higher than `sliding`.
+- `lines` is the evaluation of the paper's authors (`run_clm.py` over a text file read with the `datasets`
+  text loader): the file is read line by line with the newlines dropped, each line tokenized on its own, and
+  the lines concatenated in groups of 1,000 (the loader's map batch) before being cut into blocks of
+  `context` tokens; each group drops its own remainder. Lines run together without a separator, so it
+  scores a slightly different text than `blocks` does.
 MODEL_DIR is our export or any Hugging Face causal-LM directory. The default text is the WikiText-2 raw
 test split (identical to WikiText-103's), found by `eval.data` (--eval-data, $EVAL_DATA,
 ../shared/data, or the hub).
@@ -27,18 +32,19 @@ import torch.nn.functional as F
 from cli_config import at_least, opt
 from eval import EvalError  # the package's one user-facing error (imported from here by the studies)
 from safe_output import atomic_json
+from train.device import DEVICE_HELP, DTYPE_HELP, autocast, parse_device, parse_dtype, prepare, sum_buffer, to_device
 
 
-
-def eval_device(name: str) -> torch.device:
-    """The device to evaluate or fine-tune on: `cpu`, `cuda` or `cuda:N` (checked, so a typo is one clear line)."""
+def execution(device: str, dtype: str = "fp32") -> tuple[torch.device, str]:
+    """The device to evaluate or fine-tune on and the autocast dtype there (fp32 | bf16 | fp16), both checked, so a
+    typo or a missing GPU is one clear line; TF32 matmuls on NVIDIA GPUs."""
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise EvalError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise EvalError(f"--device {name}, but no CUDA device is available")
-    return device
+        checked = parse_device(device)
+        dtype = parse_dtype(dtype, checked)
+    except ValueError as e:
+        raise EvalError(str(e)) from None
+    prepare(checked)
+    return checked, dtype
 
 
 def model_directory(name_or_dir: str | Path) -> Path:
@@ -76,7 +82,7 @@ def load_causal_lm(model_dir: str | Path, device: str = "cpu"):
             raise EvalError(str(e)) from None
     else:
         model = AutoModelForCausalLM.from_pretrained(model_dir)
-    return model.to(eval_device(device)).eval(), AutoTokenizer.from_pretrained(str(model_dir))
+    return model.to(execution(device)[0]).eval(), AutoTokenizer.from_pretrained(str(model_dir))
 
 
 def context_length(model) -> int:
@@ -85,21 +91,22 @@ def context_length(model) -> int:
 
 
 @torch.no_grad()
-def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: str = "") -> dict:
+def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: str = "", dtype: str = "fp32") -> dict:
     n = ids.numel()
     if n < 2:
         raise EvalError(f"{label or 'text'}: fewer than 2 tokens")
-    nll, scored, prev_end = 0.0, 0, 0
     device = next(model.parameters()).device
+    nll, scored, prev_end = sum_buffer(device), 0, 0  # summed on the device: no wait per window
     start = last = time.time()
     for begin in range(0, n, stride):
         end = min(begin + context, n)
-        window = ids[begin:end].unsqueeze(0).to(device)
+        window = to_device(ids[begin:end].unsqueeze(0), device)
         new = end - prev_end  # tokens not scored by an earlier window
-        logits = model(window).logits[0, :-1].float()
+        with autocast(device, dtype):
+            logits = model(window).logits[0, :-1].float()
         targets = window[0, 1:]
         first = max(0, targets.numel() - new)  # score only the new tokens (the first token of the text has no context)
-        nll += F.cross_entropy(logits[first:], targets[first:], reduction="sum").item()
+        nll += F.cross_entropy(logits[first:], targets[first:], reduction="sum")
         scored += targets.numel() - first
         prev_end = end
         if time.time() - last > 10:
@@ -108,40 +115,77 @@ def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: s
             print(f"  perplexity {label}: {end:,}/{n:,} tokens, {rate:,.0f} tokens/s, ETA {(n - end) / rate:,.0f}s", flush=True)
         if end == n:
             break
+    nll = nll.item()
     return {"ppl": math.exp(nll / scored), "nll": nll / scored, "tokens": scored, "context": context, "stride": stride}
 
 
-PROTOCOLS = ("sliding", "blocks")
+PROTOCOLS = ("sliding", "blocks", "lines")
+LINES_PER_GROUP = 1000  # datasets.map's default batch size, the grouping of run_clm.py's group_texts
 
 
-def block_perplexity(model, ids: torch.Tensor, context: int, label: str = "") -> dict:
+def line_group_ids(tokenizer, text: str, context: int,
+                   lines_per_group: int = LINES_PER_GROUP) -> tuple[torch.Tensor, int]:
+    """The `lines` protocol's blocks, concatenated, and the number of tokens the groups' remainders dropped."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":  # the text loader yields no line after a final newline
+        lines.pop()
+    kept, dropped = [], 0
+    for g in range(0, len(lines), lines_per_group):
+        group = [t for line in lines[g:g + lines_per_group] for t in tokenizer(line).input_ids]
+        usable = len(group) // context * context
+        kept.extend(group[:usable])
+        dropped += len(group) - usable
+    return torch.tensor(kept, dtype=torch.long), dropped
+
+
+def block_perplexity(model, ids: torch.Tensor, context: int, label: str = "", dtype: str = "fp32") -> dict:
     """run_clm.py's protocol: non-overlapping blocks of `context` tokens, the remainder dropped."""
     n_blocks = ids.numel() // context
     if n_blocks == 0:
         raise EvalError(f"{label or 'text'}: {ids.numel()} tokens, fewer than one block of {context}")
     # disjoint windows of exactly `context` tokens: each scores all but its first token, as run_clm's loss does
-    result = ids_perplexity(model, ids[: n_blocks * context], context, stride=context, label=label)
+    result = ids_perplexity(model, ids[: n_blocks * context], context, stride=context, label=label, dtype=dtype)
     return {**result, "blocks": n_blocks, "dropped_tokens": ids.numel() - n_blocks * context}
 
 
 def text_perplexity(model, tokenizer, text: str, context: int | None = None, stride: int | None = None,
-                    max_tokens: int = 0, label: str = "", protocol: str = "sliding") -> dict:
+                    max_tokens: int = 0, label: str = "", protocol: str = "sliding", dtype: str = "fp32") -> dict:
     context = context or context_length(model)
     if protocol not in PROTOCOLS:
         raise EvalError(f"unknown perplexity protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    ids = torch.tensor(tokenizer(text).input_ids, dtype=torch.long)
-    if max_tokens:
-        ids = ids[:max_tokens]
-    if protocol == "blocks":
-        return {**block_perplexity(model, ids, context, label), "protocol": protocol}
-    stride = stride or max(1, context // 2)
-    if not 0 < stride <= context:
-        raise EvalError(f"stride must be in 1..context ({context}), not {stride}")
-    return {**ids_perplexity(model, ids, context, stride, label), "protocol": protocol}
+    if protocol == "lines":
+        ids, dropped = line_group_ids(tokenizer, text, context)
+        if max_tokens:
+            ids = ids[:max_tokens // context * context]
+    else:
+        ids = torch.tensor(tokenizer(text).input_ids, dtype=torch.long)
+        if max_tokens:
+            ids = ids[:max_tokens]
+    if protocol in ("blocks", "lines"):
+        result = block_perplexity(model, ids, context, label, dtype)
+        if protocol == "lines":
+            result["dropped_tokens"] = dropped
+        spans = [(b * context + 1, (b + 1) * context) for b in range(result["blocks"])]
+    else:
+        stride = stride or max(1, context // 2)
+        if not 0 < stride <= context:
+            raise EvalError(f"stride must be in 1..context ({context}), not {stride}")
+        result = ids_perplexity(model, ids, context, stride, label, dtype)
+        spans = [(1, ids.numel())]
+    scored_bytes = sum(len(tokenizer.decode(ids[a:b].tolist(), clean_up_tokenization_spaces=False).encode("utf-8"))
+                       for a, b in spans)
+    return {**result, "protocol": protocol, **bits_per_byte(result["nll"] * result["tokens"], scored_bytes)}
+
+
+def bits_per_byte(nll_sum: float, n_bytes: int) -> dict:
+    """Total loss in bits over the UTF-8 bytes of the scored text: unlike perplexity, comparable across tokenizers
+    (our 8k BPE and GPT-2's 50k one cut the same text into different numbers of tokens)."""
+    return {"bpb": nll_sum / math.log(2) / n_bytes if n_bytes else float("nan"), "bytes": n_bytes}
 
 
 @torch.no_grad()
-def shard_perplexity(model, tokens_dir: str | Path, split: str = "val", max_blocks: int = 0, batch_size: int = 16) -> dict:
+def shard_perplexity(model, tokens_dir: str | Path, split: str = "val", max_blocks: int = 0, batch_size: int = 16,
+                     dtype: str = "fp32") -> dict:
     """Mean next-token loss over the blocks of a token-shard split (train's own validation data)."""
     from train.data import DataError, TokenBlocks
 
@@ -150,13 +194,15 @@ def shard_perplexity(model, tokens_dir: str | Path, split: str = "val", max_bloc
     except DataError as e:
         raise EvalError(str(e)) from None
     n = min(len(blocks), max_blocks) if max_blocks else len(blocks)
-    nll, count = 0.0, 0
     device = next(model.parameters()).device
+    nll, count = sum_buffer(device), 0
     for i in range(0, n, batch_size):
-        batch = blocks.batch(range(i, min(n, i + batch_size))).to(device)
-        logits = model(batch[:, :-1]).logits.float()
-        nll += F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum").item()
+        batch = to_device(blocks.batch(range(i, min(n, i + batch_size))), device)
+        with autocast(device, dtype):
+            logits = model(batch[:, :-1]).logits.float()
+        nll += F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum")
         count += batch[:, 1:].numel()
+    nll = nll.item()
     return {"ppl": math.exp(nll / count), "nll": nll / count, "tokens": count, "blocks": n}
 
 
@@ -170,22 +216,26 @@ class PerplexityConfig:
     split: str = opt("val", "split of --tokens to score", choices=("val", "train"))
     protocol: str = opt("sliding", "sliding: overlapping windows, each token scored once with up to context-1 tokens "
                         "before it; blocks: Hugging Face run_clm.py's non-overlapping blocks of the context length, "
-                        "remainder dropped (the protocol of published WikiText-103 numbers)", choices=PROTOCOLS)
+                        "remainder dropped (the protocol of published WikiText-103 numbers); lines: the paper "
+                        "authors' run: lines tokenized without their newlines, grouped per 1,000 lines, each group "
+                        "cut into blocks", choices=PROTOCOLS)
     context: int = opt(0, "window or block length (0: the model's context)", check=at_least(0))
     stride: int = opt(0, "window step of --protocol sliding (0: context/2)", check=at_least(0))
     max_tokens: int = opt(0, "score only the first N tokens of each file (0: all)", check=at_least(0))
-    device: str = opt("cpu", "cpu, cuda or cuda:N")
+    device: str = opt("cpu", DEVICE_HELP)
+    dtype: str = opt("auto", DTYPE_HELP)
     json: str = opt("", "write the results to this JSON file (default: print them only)", metavar="FILE")
 
     def validate(self):
-        if self.protocol == "blocks" and self.stride:
-            raise ValueError("--stride is a setting of --protocol sliding; blocks do not overlap")
+        if self.protocol != "sliding" and self.stride:
+            raise ValueError(f"--stride is a setting of --protocol sliding; {self.protocol} blocks do not overlap")
 
 
 Settings = PerplexityConfig
 
 
 def run(cfg: PerplexityConfig, command=None) -> dict:
+    _, dtype = execution(cfg.device, cfg.dtype)  # checked before the model is loaded
     model, tokenizer = load_causal_lm(cfg.model, cfg.device)
     results = {"model": str(cfg.model)}
     from eval.data import wikitext_test
@@ -200,13 +250,14 @@ def run(cfg: PerplexityConfig, command=None) -> dict:
             raise EvalError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
                             "give a UTF-8 text file") from None
         r = text_perplexity(model, tokenizer, text, cfg.context or None, cfg.stride or None,
-                            cfg.max_tokens, label=path.name, protocol=cfg.protocol)
+                            cfg.max_tokens, label=path.name, protocol=cfg.protocol, dtype=dtype)
         results[str(path)] = r
-        how = (f"{r['blocks']:,} blocks of {r['context']}, {r['dropped_tokens']} remainder tokens dropped" if cfg.protocol == "blocks"
-               else f"sliding window: context {r['context']}, stride {r['stride']}")
-        print(f"{path}: perplexity {r['ppl']:.2f} over {r['tokens']:,} tokens ({how})")
+        how = (f"sliding window: context {r['context']}, stride {r['stride']}" if cfg.protocol == "sliding" else
+               f"{r['blocks']:,} blocks of {r['context']}, {r['dropped_tokens']} remainder tokens dropped")
+        print(f"{path}: perplexity {r['ppl']:.2f}, {r['bpb']:.4f} bits per byte, over {r['tokens']:,} tokens "
+              f"({r['bytes']:,} bytes; {how})")
     if cfg.tokens:
-        r = shard_perplexity(model, cfg.tokens, cfg.split)
+        r = shard_perplexity(model, cfg.tokens, cfg.split, dtype=dtype)
         results[f"{cfg.tokens}:{cfg.split}"] = r
         print(f"{cfg.tokens} [{cfg.split}]: perplexity {r['ppl']:.2f} over {r['tokens']:,} tokens")
     if cfg.json:

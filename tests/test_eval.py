@@ -159,9 +159,10 @@ def test_welch_interval_matches_scipy_and_the_table():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message a CPU-only machine gives")
 def test_device_mistakes_are_one_line(lm_dir):
-    cases = [(["perplexity", str(lm_dir), "--device", "cuda"], "--device cuda, but no CUDA device is available"),
-             (["glue", str(lm_dir), "--task", "sst2", "--device", "cuda:0"], "--device cuda:0, but no CUDA device is available"),
-             (["glue", str(lm_dir), "--task", "rte", "--device", "gpu"], "unknown device 'gpu'")]
+    cases = [(["perplexity", str(lm_dir), "--device", "cuda"], "--device cuda: no cuda device is available"),
+             (["glue", str(lm_dir), "--task", "sst2", "--device", "cuda:0"], "--device cuda:0: no cuda device is available"),
+             (["glue", str(lm_dir), "--task", "rte", "--device", "gpu"], "--device 'gpu': not a torch device"),
+             (["perplexity", str(lm_dir), "--dtype", "fp8"], "--dtype 'fp8': use fp32, bf16, fp16 or auto")]
     for command, message in cases:
         result = subprocess.run([sys.executable, "-m", "eval", *command], capture_output=True, text=True)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
@@ -309,6 +310,38 @@ def test_rail_term_against_a_direct_computation():
     assert {id(p) for p in groups[1]["params"]} == {id(p) for p in loss.parameters()} and groups[1]["weight_decay"] == 0.0
 
 
+
+def test_rail_collapse_diagnostic_against_a_direct_computation():
+    torch.manual_seed(1)
+    student, teacher = small_classifier(3, 8), small_classifier(5, 12)
+    loss = kd.KDLoss(GlueConfig(kd="rail", rail_dim=4), student, teacher)
+    loss.layers = [2, 3]
+    hidden = [torch.randn(3, 4, 8) for _ in range(4)]
+    t_hidden = [torch.randn(3, 4, 12) for _ in range(6)]
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]])
+
+    def mean_cosine(vectors):  # over ordered pairs of distinct examples
+        cos = [sum(a * b for a, b in zip(vectors[i], vectors[j], strict=True)) for i in range(3) for j in range(3)
+               if i != j]
+        return sum(cos) / len(cos)
+
+    pairs = [(s.tolist(), t.tolist()) for s, t in loss.rail_pairs(hidden, t_hidden, mask)]
+    got = loss.rail_diagnostics(hidden, t_hidden, mask)
+    assert got["student_similarity"] == pytest.approx(sum(mean_cosine(s) for s, _ in pairs) / 2, abs=1e-5)
+    assert got["teacher_similarity"] == pytest.approx(sum(mean_cosine(t) for _, t in pairs) / 2, abs=1e-5)
+    assert got["term"] == pytest.approx(loss.rail_term(hidden, t_hidden, mask).item())
+    # collapsed projections: every example maps to the same vector, similarity 1 and a term near 0 on both sides
+    with torch.no_grad():
+        for proj in (*loss.student_proj, *loss.teacher_proj):
+            proj.weight.zero_()
+            proj.weight[0, 0] = 1.0
+    for h in (*hidden, *t_hidden):
+        h[..., 0] = h[..., 0].abs() + 1  # a shared positive first coordinate: the direction every example takes
+    collapsed = loss.rail_diagnostics(hidden, t_hidden, mask)
+    assert collapsed["student_similarity"] == pytest.approx(1.0) and collapsed["teacher_similarity"] == pytest.approx(1.0)
+    assert collapsed["term"] == pytest.approx(0.0, abs=1e-6)
+
+
 @pytest.fixture(scope="module")
 def kd_models(shared_data, tmp_path_factory) -> Path:
     """A 4-layer teacher fine-tuned on a learnable SST-2-like task and a 2-layer student truncated from it."""
@@ -328,7 +361,7 @@ def test_rail_gradient_is_of_the_order_of_the_logit_kd_gradient(kd_models):
     intermediate block about as much as the logit-KD term does (a term 100x weaker would not change training)."""
     tok = gpt2_tokenizer()
     texts, labels, _ = read_tsv(kd_models / "glue" / "SST-2" / "train.tsv", "sst2")
-    x, mask, _ = next(batches(encode(tok, texts[:16], 32), labels[:16], 16, list(range(16)), tok.eos_token_id))
+    x, mask, _, _ = next(batches(encode(tok, texts[:16], 32), labels[:16], 16, list(range(16)), tok.eos_token_id))
     teacher = Classifier.load(kd_models / "teacher-tuned", 2).eval()
     with torch.no_grad():
         t_logits, t_hidden = teacher(x, mask)
@@ -349,15 +382,19 @@ def test_rail_gradient_is_of_the_order_of_the_logit_kd_gradient(kd_models):
         assert 0.25 < rail / logit_kd < 4, (seed, rail, logit_kd)
 
 
-def test_annealing_finetuning_restarts_phase2_from_the_best_phase1_checkpoint(kd_models):
-    cfg = GlueConfig(epochs=3, lr=2e-3, batch_size=16, kd="annealing", annealing_tau_max=7, annealing_phase2_epochs=1)
+@pytest.mark.parametrize("selection", ["dev_metric", "teacher_mse"])
+def test_annealing_finetuning_restarts_phase2_from_the_best_phase1_checkpoint(kd_models, selection):
+    cfg = GlueConfig(epochs=3, lr=2e-3, batch_size=16, kd="annealing", annealing_tau_max=7, annealing_phase2_epochs=1,
+                     annealing_selection=selection)
     result = finetune(kd_models / "student", "sst2", kd_models / "glue", cfg, teacher_dir=kd_models / "teacher-tuned")
     a = result["annealing"]
     assert a["phase1_epochs"] == 2 and a["phase1_steps"] == 30 and len(a["slice_ends"]) == 7  # 240 examples / 16
-    losses = a["val_loss_per_temperature"]
-    assert len(losses) == 7 and a["best_temperature"] == losses.index(min(losses)) + 1
+    losses, scores = a["val_loss_per_temperature"], a["dev_score_per_temperature"]
+    assert len(losses) == 7 and len(scores) == 7
+    best = scores.index(max(scores)) if selection == "dev_metric" else losses.index(min(losses))
+    assert a["best_temperature"] == best + 1
     # phase 2 starts from the weights that scored best, not from the last phase-1 step
-    assert a["phase2_start_val_loss"] == pytest.approx(min(losses), rel=1e-5)
+    assert a["phase2_start_val_loss"] == pytest.approx(losses[best], rel=1e-5)
     assert losses[-1] < losses[0]  # the targets approach the teacher's logits
     assert result["teacher"]["dev"] >= 0.9 and not result["teacher"]["finetuned_here"]
 
@@ -366,5 +403,9 @@ def test_rail_finetuning_redraws_teacher_layers_each_epoch(kd_models):
     cfg = GlueConfig(epochs=3, lr=2e-3, batch_size=16, kd="rail", seed=3)
     result = finetune(kd_models / "student", "sst2", kd_models / "glue", cfg, teacher_dir=kd_models / "teacher-tuned")
     draws = result["rail"]["teacher_layers_per_epoch"]
+    start, end = result["rail"]["start"], result["rail"]["end"]
+    assert start["step"] == 0 and end["step"] == 3 * 15 - 1  # 240 examples / 16 per step, 3 epochs
+    assert -1 <= end["student_similarity"] <= 1 and start["term"] >= 0 and end["term"] >= 0
+    assert result["rail"]["collapsed"] == (end["student_similarity"] > 0.95 and end["teacher_similarity"] > 0.95)
     assert draws == [kd.rail_layers(e, 3, n_teacher=4, n_student=2) for e in range(3)]
     assert all(len(d) == 1 and 1 <= d[0] <= 3 for d in draws) and result["rail"]["variant"] == "layer-wise"

@@ -42,6 +42,7 @@ def commands():
 
     eval_required = {
         "perplexity": lambda t: ["perplexity", str(t / "model")],
+        "blimp": lambda t: ["blimp", str(t / "model")],
         "glue": lambda t: ["glue", str(t / "model"), "--task", "rte", "--output", str(t / "out")],
         "ablation": lambda t: ["ablation", "--output", str(t / "out"), "--teacher", str(t / "teacher")],
         "compare": lambda t: ["compare", "--output", str(t / "out"), "--teacher", str(t / "teacher")],

@@ -72,6 +72,9 @@ def test_ablation_smoke(shared_data, teacher, tmp_path):
     for run in results["runs"].values():
         assert math.isfinite(run["wikitext_ppl"]) and math.isfinite(run["heldout_ppl"]) and 0 <= run["sst2_acc"] <= 1
         assert math.isfinite(run["wikitext_blocks_ppl"]) and run["wikitext_blocks_tokens"] < run["wikitext_tokens"]  # both protocols
+        assert 0 < run["wikitext_bpb"] < 20 and run["blimp_pairs"] == 67 * 4 and 0 <= run["blimp_acc"] <= 1
+        outcomes = "".join(run["blimp_outcomes"].values())
+        assert len(outcomes) == 67 * 4 and run["blimp_acc"] == outcomes.count("1") / len(outcomes)
         assert run["curve"] and run["summary"]["tokens"] >= 6144
     # cleaning really differs between variants, and every variant was decontaminated against the eval sets
     kept = {p: v["docs_kept"] for p, v in results["variants"].items()}
@@ -183,6 +186,7 @@ def test_compare_smoke(shared_data, teacher, tmp_path):
     assert "| `distill-0,3` | teacher blocks [0, 3] | DistilGPT-2 (5 KL + 2 CLM + 1 cos) | 0.1 | yes |" in report
     assert "| `scratch` | random initialisation, 2 layers | CLM | 0.1 | no |" in report
     assert "WikiText ppl (blocks)" in report and all(math.isfinite(r["wikitext_blocks_ppl"]) for r in runs.values())
+    assert "BLiMP acc" in report and "WikiText bits/byte" in report and all(0 <= r["blimp_acc"] <= 1 for r in runs.values())
     for png in ("val_loss.png", "val_loss_time.png", "sst2.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
     check_html_report(out, tmp_path, "heldout_ppl")

@@ -18,26 +18,36 @@ from safe_output import atomic_file
 from train import TrainError as CheckpointWriteError  # the package's one user-facing error
 
 
-def rng_state() -> dict:
+def rng_state(device: torch.device = torch.device("cpu")) -> dict:
+    """The RNG states a rank draws from: CPU, numpy, Python, and its own GPU's when it computes on one (other GPUs
+    are left alone: reading them would open a CUDA context on each, in every rank, even a CPU one)."""
     np_state = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
         "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict, device: torch.device = torch.device("cpu")) -> None:
+    """Restore `rng_state`'s states on this rank; a GPU state only onto a GPU rank. A run moved between a CPU and a
+    GPU keeps its CPU, numpy and Python streams; a GPU's dropout stream it has no saved state for starts from
+    torch's default seed."""
     torch.set_rng_state(state["torch"])
     kind, keys, *rest = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if device.type == "cuda" and cuda is not None:
+        if isinstance(cuda, list):  # checkpoints that held every visible GPU's state: this rank's, if it was saved
+            index = device.index or 0
+            cuda = cuda[index] if index < len(cuda) else None
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, device)
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
@@ -49,11 +59,12 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(run_dir: str | Path, step: int, model, optimizer, keep: int = 2, extra: dict | None = None) -> Path:
+def save_checkpoint(run_dir: str | Path, step: int, model, optimizer, device: torch.device = torch.device("cpu"),
+                    keep: int = 2, extra: dict | None = None) -> Path:
     folder = checkpoint_dir(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step-{step:08d}.pt"
-    state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state(), **(extra or {})}
+    state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state(device), **(extra or {})}
     try:
         with atomic_file(final) as tmp:
             torch.save(state, tmp)

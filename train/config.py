@@ -101,7 +101,11 @@ class OptimConfig:
 
 @dataclass
 class DistillOptions:
-    distill: bool = opt(False, "DistilGPT-2 loss against the teacher")
+    distill: bool = opt(False, "DistilGPT-2 loss against the teacher. Memory: the student's and teacher's logits are "
+                               "batch x block x vocabulary; with the loss's fp32 copy and log-softmax and the KL's "
+                               "gradient (the KL itself runs in 64 MB slices) that is about 0.7 GB per 1024-token "
+                               "sequence at GPT-2's 50k vocabulary in bf16 (11.5 GB at batch 16, on top of the "
+                               "model's activations; make gpu-smoke measures a 124M step)")
     alpha_kl: float = opt(5.0, "weight of KL(teacher || student) * T^2", check=at_least(0.0))
     alpha_clm: float = opt(2.0, "weight of the causal-LM loss", check=at_least(0.0))
     alpha_cos: float = opt(1.0, "weight of the cosine loss between the last hidden states", check=at_least(0.0))
@@ -132,10 +136,16 @@ class LogConfig:
 @dataclass
 class SystemConfig:
     seed: int = opt(0, "random seed (initialisation, data order, dropout)", check=at_least(0))
-    device: str = opt("cpu", "cpu | cuda")
-    dtype: str = opt("fp32", "fp32 | bf16 (autocast; slow on CPUs without AMX)")
-    compile: bool = opt(False, "torch.compile (no gain on CPU)")
+    # execution settings: how the run computes, not what it learns; a run resumes under other ones
+    device: str = opt("cpu", "cpu | cuda (torchrun: each rank its cuda:LOCAL_RANK) | cuda:N | mps | any torch device")
+    dtype: str = opt("auto", "fp32 | bf16 | fp16 (autocast; fp16 with loss scaling; bfloat16/float16 also accepted) | "
+                             "auto: bf16 on a GPU that supports it, else fp16 on a GPU, fp32 on CPU (bf16 on a CPU "
+                             "without AMX is slow)")
+    compile: bool = opt(False, "torch.compile the model (no gain on CPU)")
     threads: int = opt(0, "torch threads per process; 0: torch's default", check=at_least(0))
+    deterministic: bool = opt(False, "deterministic GPU kernels (torch.use_deterministic_algorithms, "
+                                     "CUBLAS_WORKSPACE_CONFIG): a resumed GPU run then matches an uninterrupted one "
+                                     "bit for bit, somewhat slower; CPU runs are exact without it")
 
 
 @dataclass

@@ -29,6 +29,8 @@ from train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save
 from cli_config import RECORD
 from train.config import RunConfig
 from train.data import DataError, TokenBlocks, sample_indices
+from train.device import autocast as autocast_context
+from train.device import DTYPES, grad_scaler, parse_device, parse_dtype, prepare, sum_buffer, to_device
 from train.distill import DistillConfig, distillation_loss
 from train.fingerprint import describe_change, fingerprint, model_fingerprint, tokens_fingerprint
 from train.model import GPT, CheckpointError, GPTConfig, GPTOutput
@@ -41,22 +43,35 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 # ----------------------------------------------------------------------------------------- setup
-def setup_distributed(cfg: RunConfig) -> tuple[int, int, torch.device]:
+def execution(cfg: RunConfig) -> tuple[torch.device, str]:
+    """The checked --device and the autocast dtype there (fp32 | bf16 | fp16); a mistake is one line."""
+    try:
+        device = parse_device(cfg.system.device)
+        return device, parse_dtype(cfg.system.dtype, device)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+
+
+def setup_distributed(cfg: RunConfig) -> tuple[int, int, torch.device, str]:
+    """(rank, world size, this rank's device, autocast dtype)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    if cfg.system.device == "cuda":
-        if not torch.cuda.is_available():
-            raise RunError("--device cuda, but no CUDA device is available")
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    device, dtype = execution(cfg)
+    if device.type != "cpu" and device.index is None:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = parse_device(f"{device.type}:{local_rank}") if world > 1 else torch.device(device.type, 0)
+    elif device.type != "cpu" and world > 1:
+        raise RunError(f"--device {cfg.system.device} under torchrun: pass --device {device.type} "
+                       f"(each rank uses {device.type}:LOCAL_RANK)")
+    prepare(device, cfg.system.deterministic)
+    if device.type == "cuda":
         torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     if cfg.system.threads:
         torch.set_num_threads(cfg.system.threads)
     torch.set_flush_denormal(True)  # denormal floats make CPU matmuls many times slower as weights move
-    return rank, world, device
+    return rank, world, device, dtype
 
 
 def load_teacher(cfg: RunConfig, tokens: TokenBlocks) -> GPT:
@@ -132,15 +147,15 @@ def make_optimizer(model: GPT, cfg: RunConfig) -> torch.optim.AdamW:
 def evaluate(model, val: TokenBlocks, n_blocks: int, batch_size: int, device, autocast) -> float:
     model.eval()
     n = min(n_blocks, len(val))
-    total, count = 0.0, 0
+    total, count = sum_buffer(device), 0
     for start in range(0, n, batch_size):
-        blocks = val.batch(range(start, min(n, start + batch_size))).to(device)
+        blocks = to_device(val.batch(range(start, min(n, start + batch_size))), device)
         with autocast:
             logits = model(blocks[:, :-1]).logits
-        total += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), blocks[:, 1:].reshape(-1), reduction="sum").item()
+        total += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), blocks[:, 1:].reshape(-1), reduction="sum")
         count += blocks[:, 1:].numel()
     model.train()
-    return total / count
+    return total.item() / count
 
 
 # ----------------------------------------------------------------------------------------- the run
@@ -153,12 +168,23 @@ def run_inputs(cfg: RunConfig, tokens: TokenBlocks) -> dict:
     return inputs
 
 
-def run_fingerprint(cfg: RunConfig, inputs: dict) -> str:
-    """The run's identity: every setting that shapes the weights, and its inputs' fingerprints (not paths)."""
+EXECUTION = ("device", "dtype", "compile", "threads", "deterministic")  # system.*: how a run computes, not what
+
+
+def learning_settings(cfg: RunConfig) -> dict:
+    """The settings that shape the weights: the config without the output path and the execution settings."""
     settings = cfg.to_dict()
     settings.pop("output")
+    settings["system"] = {k: v for k, v in settings["system"].items() if k not in EXECUTION}
+    return settings
+
+
+def run_fingerprint(cfg: RunConfig, inputs: dict) -> str:
+    """The run's identity: every setting that shapes the weights, and its inputs' fingerprints (not paths)."""
+    settings = learning_settings(cfg)
     settings["data"] = {k: v for k, v in settings["data"].items() if k != "tokens"}
-    settings["system"] = {k: v for k, v in settings["system"].items() if k not in ("threads", "device")}
+    # dtype and compile at the values earlier fingerprints held, so runs and the studies' caches keep their identity
+    settings["system"] = {**settings["system"], "dtype": "fp32", "compile": False}
     return fingerprint({"settings": settings, "inputs": inputs})
 
 
@@ -185,13 +211,17 @@ def prepare_run_dir(cfg: RunConfig, is_main: bool, settings: str = "") -> Path:
     out = Path(cfg.output)
     config_path = out / "config.json"
     if config_path.exists() and not finished_nothing(out):
-        # options added since that run was started count as their defaults
+        # options added since that run was started count as their defaults; execution settings may differ
         defaults = RunConfig().to_dict()
         previous = {group: ({**defaults[group], **values} if isinstance(values, dict) else values)
                     for group, values in {**defaults, **json.loads(config_path.read_text())}.items()}
-        if previous != cfg.to_dict():
+        previous["system"] = {k: v for k, v in previous["system"].items() if k not in EXECUTION}
+        previous.pop("out", None)
+        previous.pop("output", None)
+        now = learning_settings(cfg)
+        if previous != now:
             changed = sorted(f"{g}.{k}" for g in previous if isinstance(previous[g], dict)
-                             for k in previous[g] if previous[g][k] != cfg.to_dict().get(g, {}).get(k))
+                             for k in previous[g] if previous[g][k] != now.get(g, {}).get(k))
             raise RunError(f"{out} holds a run with other settings ({', '.join(changed) or 'config'}): "
                            "use the same command to resume, or another --output")
     elif is_main:
@@ -204,6 +234,7 @@ def prepare_run_dir(cfg: RunConfig, is_main: bool, settings: str = "") -> Path:
 def train(cfg: RunConfig, wait: bool = False, settings: str = "") -> dict:
     """Run (or resume, or find finished) the training run `cfg.output`. The first process claims and locks
     the run folder (`safe_output.use_output`): it holds only this run's files, and one run at a time."""
+    execution(cfg)  # a mistyped device or dtype stops before the run folder is made
     if int(os.environ.get("RANK", "0")) != 0:
         return _train(cfg)
     inputs = {"--tokens": [cfg.data.tokens], "--teacher": [cfg.model.teacher]}
@@ -212,7 +243,7 @@ def train(cfg: RunConfig, wait: bool = False, settings: str = "") -> dict:
 
 
 def _train(cfg: RunConfig, settings: str = "") -> dict:
-    rank, world, device = setup_distributed(cfg)
+    rank, world, device, dtype = setup_distributed(cfg)
     is_main = rank == 0
     try:
         tokens = TokenBlocks(cfg.data.tokens, "train")
@@ -245,7 +276,7 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         per_rank = state.get("rng_per_rank") or []
-        set_rng_state(per_rank[rank] if len(per_rank) == world else state["rng"])
+        set_rng_state(per_rank[rank] if len(per_rank) == world else state["rng"], device)
         start_step = state["step"]
         prior_elapsed = float(state.get("elapsed_s", 0.0))
         if is_main:
@@ -259,19 +290,23 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
             (out / "metrics.jsonl").unlink(missing_ok=True)
 
     train_model = model
-    if cfg.system.compile:
-        train_model = torch.compile(model)
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(train_model, device_ids=[device.index] if device.type == "cuda" else None)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.system.dtype == "bf16" else nullcontext()
+    if cfg.system.compile:  # after wrapping: DDP's gradient all-reduce then overlaps the compiled backward
+        train_model = torch.compile(train_model)
+    autocast = autocast_context(device, dtype)
+    scaler = grad_scaler(device, dtype)
+    if checkpoint is not None and "grad_scaler" in state:
+        scaler.load_state_dict(state["grad_scaler"])
     distill_cfg = DistillConfig(cfg.distill.alpha_kl, cfg.distill.alpha_clm, cfg.distill.alpha_cos, cfg.distill.temperature)
 
     metrics = open(out / "metrics.jsonl", "a") if is_main else None
     run_log = RunLog(out, cfg.to_dict(), start_step, cfg.log.wandb_project, cfg.log.wandb_mode) if is_main else None
     flops_per_token = model.flops_per_token(tokens.block_size)
-    peak_flops = cfg.log.peak_flops or measured_peak_flops(device)
+    # measured in the dtype the matmuls run in (autocast), as a stated peak would be
+    peak_flops = cfg.log.peak_flops or measured_peak_flops(device, DTYPES[dtype])
     if is_main:
-        print(f"MFU against {'the stated' if cfg.log.peak_flops else 'a measured matmul'} peak of "
+        print(f"MFU against {'the stated' if cfg.log.peak_flops else f'a measured {dtype} matmul'} peak of "
               f"{peak_flops / 1e9:,.0f} GFLOP/s per process", flush=True)
     # Ctrl-C, SIGTERM (a batch system's time limit) and SIGHUP end the step, save a checkpoint, and stop
     interrupted = []
@@ -282,15 +317,16 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
     last_log_time, last_log_step = t0, start_step
     val_loss = None
     step = start_step
+    unread_losses: list[torch.Tensor] = []  # steps' losses still on the device: read (one sync) at the next check
     try:
         for step in range(start_step, steps):
             lr = lr_at(step, cfg, steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            step_loss = 0.0
+            step_loss = torch.zeros((), device=device)
             for micro in range(cfg.optim.grad_accum):
                 first = step * global_batch + micro * cfg.optim.batch_size * world + rank * cfg.optim.batch_size
-                blocks = tokens.batch(sample_indices(cfg.system.seed, len(tokens), first, cfg.optim.batch_size)).to(device)
+                blocks = to_device(tokens.batch(sample_indices(cfg.system.seed, len(tokens), first, cfg.optim.batch_size)), device)
                 x, y = blocks[:, :-1], blocks[:, 1:]
                 sync = micro == cfg.optim.grad_accum - 1 or world == 1
                 with (nullcontext() if sync else train_model.no_sync()), autocast:
@@ -302,26 +338,38 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
                         loss, _ = distillation_loss(GPTOutput(out_s.logits, clm, out_s.hidden_states), out_t, y, distill_cfg)
                     else:
                         loss = clm
-                    (loss / cfg.optim.grad_accum).backward()
-                step_loss += clm.item() / cfg.optim.grad_accum
+                    scaler.scale(loss / cfg.optim.grad_accum).backward()
+                step_loss += clm.detach() / cfg.optim.grad_accum
             if world > 1:  # the global batch's loss: logged, and checked alike on every rank
-                loss_t = torch.tensor([step_loss], device=device)
-                torch.distributed.all_reduce(loss_t)
-                step_loss = loss_t.item() / world
-            if not math.isfinite(step_loss):  # a NaN on any rank: every rank stops here, rank 0 says why
-                if not is_main:
-                    sys.exit(2)
-                raise RunError(f"the loss became {step_loss} at step {step}: lower --lr or check the data; "
-                               f"the last checkpoint in {out / 'checkpoints'} is intact")
+                torch.distributed.all_reduce(step_loss)
+                step_loss /= world
+            unread_losses.append(step_loss)
             if cfg.optim.grad_clip > 0:
+                scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip, foreach=True)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             optimizer.zero_grad(set_to_none=True)
             done = step + 1
             is_eval = done % cfg.log.eval_every == 0 or done == steps
+            is_log = done % cfg.log.log_every == 0 or is_eval or done == 1
+            stop = bool(interrupted)
+            # the last step too: an interruption during the final evaluation or export then redoes no step
+            is_ckpt = done % cfg.log.ckpt_every == 0 or stop or done == steps
+            if is_log or is_ckpt:  # the losses come to the host here only: no wait on the device at other steps
+                # a NaN on any rank is on every rank after the all-reduce: each stops here, rank 0 says why,
+                # before a checkpoint could hold the broken weights
+                losses, unread_losses = torch.stack(unread_losses).tolist(), []
+                bad = next((i for i, value in enumerate(losses) if not math.isfinite(value)), None)
+                if bad is not None:
+                    if not is_main:
+                        sys.exit(2)
+                    raise RunError(f"the loss became {losses[bad]} at step {done - len(losses) + bad}: lower --lr or "
+                                   f"check the data; the last checkpoint in {out / 'checkpoints'} is intact")
+                step_loss = losses[-1]
             if is_eval:
                 val_loss = evaluate(model, val, cfg.log.eval_blocks, cfg.optim.batch_size, device, autocast)
-            if is_main and (done % cfg.log.log_every == 0 or is_eval or done == 1):
+            if is_main and is_log:
                 now = time.time()
                 rate = (done - last_log_step) * tokens_per_step / max(now - last_log_time, 1e-9)
                 last_log_time, last_log_step = now, done
@@ -337,13 +385,13 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
                 val_text = f" val {val_loss:.4f}" if is_eval else ""
                 print(f"step {done}/{steps} loss {step_loss:.4f}{val_text} lr {lr:.2e} {rate:,.0f} tok/s MFU {mfu:.0%} "
                       f"ETA {eta / 60:,.1f} min", flush=True)
-            stop = bool(interrupted)
-            # the last step too: an interruption during the final evaluation or export then redoes no step
-            if done % cfg.log.ckpt_every == 0 or stop or done == steps:
-                rng_per_rank = gather_rng_states(world)  # every rank takes part
+            if is_ckpt:
+                rng_per_rank = gather_rng_states(world, device)  # every rank takes part
                 if is_main:
-                    save_checkpoint(out, done, model, optimizer, keep=cfg.log.keep_checkpoints,
-                                    extra={"elapsed_s": prior_elapsed + time.time() - t0, "rng_per_rank": rng_per_rank})
+                    extra = {"elapsed_s": prior_elapsed + time.time() - t0, "rng_per_rank": rng_per_rank}
+                    if scaler.is_enabled():
+                        extra["grad_scaler"] = scaler.state_dict()
+                    save_checkpoint(out, done, model, optimizer, device, keep=cfg.log.keep_checkpoints, extra=extra)
             if stop:
                 print(f"interrupted ({signal.Signals(interrupted[0]).name}): checkpoint saved at step {done}; "
                       "run the same command to resume", flush=True)
@@ -383,12 +431,12 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
     return summary
 
 
-def gather_rng_states(world: int) -> list[dict]:
+def gather_rng_states(world: int, device: torch.device) -> list[dict]:
     """Every rank's RNG states (its own dropout stream), for the checkpoint; [] in a single process."""
     if world == 1:
         return []
     states = [None] * world
-    torch.distributed.all_gather_object(states, rng_state())
+    torch.distributed.all_gather_object(states, rng_state(device))
     return states
 
 

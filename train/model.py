@@ -185,7 +185,9 @@ class GPT(nn.Module):
         pos = torch.arange(T, device=input_ids.device)
         x = self.transformer.drop(self.transformer.wte(input_ids) + self.transformer.wpe(pos))
         hidden = [x] if output_hidden_states else None
-        key_padding = None if attention_mask is None or bool(attention_mask.all()) else attention_mask
+        # taken as given (checking it for padding would wait on the device): pass None when nothing is padded,
+        # for SDPA's faster causal-only kernels
+        key_padding = attention_mask
         blocks = self.transformer.h
         for i, block in enumerate(blocks):
             x = block(x, key_padding)

@@ -126,7 +126,8 @@ def write_report(results: dict, out: Path) -> None:
     cfg, scale, variants, runs = results["config"], results["scale"], results["variants"], results["runs"]
     presets = cfg["presets"]
     stat = {p: {k: summarize([r[k] for r in runs.values() if r["preset"] == p and k in r])
-                for k in ("wikitext_ppl", "wikitext_blocks_ppl", "heldout_ppl", "sst2_acc")} for p in presets}
+                for k in ("wikitext_ppl", "wikitext_blocks_ppl", "wikitext_bpb", "heldout_ppl", "blimp_acc", "sst2_acc")}
+            for p in presets}
     train_time = {p: summarize([r["summary"]["train_time_s"] for r in runs.values() if r["preset"] == p]) for p in presets}
     trained = {p: max(r["summary"]["tokens"] for r in runs.values() if r["preset"] == p) for p in presets}
     rows = []
@@ -135,8 +136,8 @@ def write_report(results: dict, out: Path) -> None:
         decontam = next((s["docs_removed"] for s in v["stats"]["steps"] if s["step"] == "decontaminate"), None)
         rows.append([f"`{p}`", f"{v['docs_kept']:,} / {v['docs_in']:,}", f"{v['train_tokens']:,}",
                      f"{trained[p] / v['train_tokens']:.2f}", "-" if decontam is None else f"{decontam:,}",
-                     fmt(stat[p]["wikitext_ppl"], 1), fmt(stat[p]["wikitext_blocks_ppl"], 1), fmt(stat[p]["heldout_ppl"], 1),
-                     fmt(stat[p]["sst2_acc"], 3),
+                     fmt(stat[p]["wikitext_ppl"], 1), fmt(stat[p]["wikitext_blocks_ppl"], 1), fmt(stat[p]["wikitext_bpb"], 3),
+                     fmt(stat[p]["heldout_ppl"], 1), fmt(stat[p]["blimp_acc"], 3), fmt(stat[p]["sst2_acc"], 3),
                      fmt(train_time[p], 0)])
     curves = {p: [r["curve"] for r in runs.values() if r["preset"] == p] for p in presets}
     plot_curves(curves, out / "val_loss.png", f"validation loss vs tokens ({len(scale['seeds'])} seeds per variant)")
@@ -155,7 +156,8 @@ def write_report(results: dict, out: Path) -> None:
         f"seeds {scale['seeds']}. Only the pre-training data differs between rows.",
         "",
         markdown_table(["data", "docs kept", "train tokens", "epochs", "decontaminated docs", "WikiText ppl (sliding)",
-                        "WikiText ppl (blocks)", "raw held-out ppl", "SST-2 acc", "train time (s)"], rows),
+                        "WikiText ppl (blocks)", "WikiText bits/byte", "raw held-out ppl", "BLiMP acc", "SST-2 acc",
+                        "train time (s)"], rows),
         "",
         f"Mean ± standard deviation over seeds. Epochs: tokens each run trained on / the variant's training tokens"
         f"{' (--allow-repeats: a variant may repeat data)' if cfg.get('allow_repeats') else ' (at most one pass: no variant repeats data)'}. "
@@ -163,7 +165,9 @@ def write_report(results: dict, out: Path) -> None:
         f"two protocols: a sliding window (each token scored with up to context - 1 tokens before it) and Hugging Face "
         f"run_clm.py's non-overlapping blocks of the model's context (the protocol of the paper's WikiText-103 numbers; "
         f"less context per token, so higher). Raw held-out: the `none` variant's validation documents (held out of every variant). SST-2: "
-        f"{scale['glue_train'] or 'all'} training examples, {scale['glue_epochs']} epochs, dev set.",
+        f"{scale['glue_train'] or 'all'} training examples, {scale['glue_epochs']} epochs, dev set. Bits per byte: the sliding "
+        f"window's loss in bits over the UTF-8 bytes it scored (comparable across tokenizers). BLiMP: zero-shot accuracy on "
+        f"{scale.get('blimp_pairs') or 'all 1,000'} pairs of each of the 67 paradigms (chance 50%).",
         "",
         *leakage_lines(variants),
         "## Is the difference real?",
@@ -175,6 +179,7 @@ def write_report(results: dict, out: Path) -> None:
         lines.append(noise_sentence(p, stat[p]["wikitext_ppl"], "none", stat["none"]["wikitext_ppl"], "WikiText perplexity", True)
                      if "none" in presets else "")
         if "none" in presets:
+            lines.append(noise_sentence(p, stat[p]["blimp_acc"], "none", stat["none"]["blimp_acc"], "BLiMP accuracy", False))
             lines.append(noise_sentence(p, stat[p]["sst2_acc"], "none", stat["none"]["sst2_acc"], "SST-2 accuracy", False))
     lines += [
         "",
@@ -206,7 +211,7 @@ def write_report(results: dict, out: Path) -> None:
     atomic_write(out / "report.md", "\n".join(lines) + "\n")
     print(f"\nablation report: {write_study_html(out, results, 'Data-cleaning ablation')} (also report.md)")
     print(markdown_table(["data", "docs kept", "train tokens", "epochs", "decontam", "WikiText ppl (sliding)", "WikiText ppl (blocks)",
-                          "raw held-out ppl", "SST-2", "time (s)"], rows))
+                          "WikiText bits/byte", "raw held-out ppl", "BLiMP", "SST-2", "time (s)"], rows))
 
 
 def leakage_lines(variants: dict) -> list[str]:

@@ -116,15 +116,16 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
 
 def write_report(results: dict, out: Path) -> None:
     runs, methods, scale = results["runs"], results["methods"], results["scale"]
-    keys = ("wikitext_ppl", "wikitext_blocks_ppl", "heldout_ppl", "sst2_acc")
+    keys = ("wikitext_ppl", "wikitext_blocks_ppl", "wikitext_bpb", "heldout_ppl", "blimp_acc", "sst2_acc")
+    digits = {"wikitext_bpb": 3, "blimp_acc": 3, "sst2_acc": 3}
     stat = {m: {k: summarize([r.get(k) for r in runs.values() if r["method"] == m]) for k in keys} for m in methods}
     timing = {m: {k: summarize([r["summary"][k] for r in runs.values() if r["method"] == m]) for k in ("train_time_s", "tokens_per_s")}
               for m in methods}
     params = {m: next(r["summary"]["n_params"] for r in runs.values() if r["method"] == m) for m in methods}
     rows = [[f"`{m}`", f"{params[m] / 1e6:.1f}M", fmt(timing[m]["train_time_s"], 0), fmt(timing[m]["tokens_per_s"], 0),
-             *(fmt(stat[m][k], 3 if k == "sst2_acc" else 1) for k in keys)] for m in methods]
+             *(fmt(stat[m][k], digits.get(k, 1)) for k in keys)] for m in methods]
     t = results["teacher_metrics"]
-    rows.append(["teacher (reference)", "-", "-", "-", *(fmt(summarize([t.get(k)]), 3 if k == "sst2_acc" else 1) for k in keys)])
+    rows.append(["teacher (reference)", "-", "-", "-", *(fmt(summarize([t.get(k)]), digits.get(k, 1)) for k in keys)])
     plot_curves({m: [r["curve"] for r in runs.values() if r["method"] == m] for m in methods}, out / "val_loss.png",
                 "validation loss vs tokens: truncation vs distillation vs scratch")
     # the paper's claim is about cost: the same curves against wall-clock training time
@@ -140,7 +141,7 @@ def write_report(results: dict, out: Path) -> None:
         f"seeds {scale['seeds']}, the same token shards for every method.",
         "",
         markdown_table(["method", "params", "train time (s)", "tokens/s", "WikiText ppl (sliding)", "WikiText ppl (blocks)",
-                        "held-out ppl", "SST-2 acc"], rows),
+                        "WikiText bits/byte", "held-out ppl", "BLiMP acc", "SST-2 acc"], rows),
         "",
         "WikiText perplexity by two protocols: a sliding window (each token scored with up to context - 1 tokens before it) "
         "and Hugging Face run_clm.py's non-overlapping blocks of the model's context (the protocol of the paper's WikiText-103 numbers).",
@@ -152,6 +153,7 @@ def write_report(results: dict, out: Path) -> None:
     for m in methods[1:]:
         lines.append(noise_sentence(main, stat[main]["wikitext_ppl"], m, stat[m]["wikitext_ppl"], "WikiText perplexity", True))
         lines.append(noise_sentence(main, stat[main]["heldout_ppl"], m, stat[m]["heldout_ppl"], "held-out perplexity", True))
+        lines.append(noise_sentence(main, stat[main]["blimp_acc"], m, stat[m]["blimp_acc"], "BLiMP accuracy", False))
         lines.append(noise_sentence(main, stat[main]["sst2_acc"], m, stat[m]["sst2_acc"], "SST-2 accuracy", False))
     lines += ["", "Distillation runs the teacher forward on every batch: its time per token includes that cost. The second "
               "plot puts the methods on a common cost axis: where a curve stands at a given training time.", "",
@@ -160,8 +162,8 @@ def write_report(results: dict, out: Path) -> None:
     atomic_json(out / "results.json", results)
     atomic_write(out / "report.md", "\n".join(lines))
     print(f"\ncompare report: {write_study_html(out, results, 'Truncation vs distillation vs scratch')} (also report.md)")
-    print(markdown_table(["method", "params", "time (s)", "tokens/s", "WikiText ppl (sliding)", "WikiText ppl (blocks)", "held-out ppl",
-                          "SST-2"], rows))
+    print(markdown_table(["method", "params", "time (s)", "tokens/s", "WikiText ppl (sliding)", "WikiText ppl (blocks)",
+                          "WikiText bits/byte", "held-out ppl", "BLiMP", "SST-2"], rows))
 
 
 def arms_section(results: dict) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from cli_config import opt
 from eval import EvalError
 from eval.data import glue_dir
-from eval.glue import TASKS, GlueConfig, finetune
+from eval.glue import TASKS, GlueConfig, finetune, learning_settings
 from eval.perplexity import model_directory
 from eval.studies.options import StudyOptions, each_of
 from eval.studies.plots import plot_bars
@@ -68,7 +68,7 @@ def run_study(out: Path, teacher: str, student: str, tasks: list[str], technique
                "teachers": {}, "runs": {}, "units": units, "code": code_version()}
     for task in tasks:
         data_fp = files_fingerprint([glue_dir() / TASKS[task][0]])
-        tuned, tuned_fp = unit_path(out / "teachers", task, {"teacher": units["teacher"]["fingerprint"], "data": data_fp, "cfg": asdict(base)})
+        tuned, tuned_fp = unit_path(out / "teachers", task, {"teacher": units["teacher"]["fingerprint"], "data": data_fp, "cfg": learning_settings(base)})
         units[f"teacher/{task}"] = {"kind": "fine-tuned teacher", "fingerprint": tuned_fp, "path": str(tuned)}
         results["teachers"][task] = cached(tuned.with_suffix(".json"), lambda: finetune(dirs["teacher"], task, cfg=base, save=tuned))
         for technique in techniques:
@@ -76,7 +76,7 @@ def run_study(out: Path, teacher: str, student: str, tasks: list[str], technique
                 cfg = replace(base, seed=seed, kd="none" if technique == "plain" else technique)
                 name = f"{task}-{technique}-seed{seed}"
                 key = {"student": units["student"]["fingerprint"], "teacher": tuned_fp if technique != "plain" else None,
-                       "data": data_fp, "cfg": asdict(cfg)}
+                       "data": data_fp, "cfg": learning_settings(cfg)}
                 path, fp = unit_path(out / "results", name, key, ".json")
                 units[f"result/{name}"] = {"kind": "evaluation", "fingerprint": fp, "path": str(path)}
                 results["runs"][name] = {"task": task, "technique": technique, "seed": seed, "fingerprint": fp, **cached(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cli_config import at_least, opt
 from eval import EvalError
-from eval.data import glue_dir, wikitext_test
+from eval.data import blimp_dir, glue_dir, wikitext_test
 from eval.studies.options import StudyOptions
 from eval.studies.runs import python_module, run_command
 from eval.studies.units import cached, unit_path
@@ -30,6 +30,7 @@ class Scale:
     glue_train: int  # SST-2 training examples (0: all 67k)
     glue_epochs: int
     glue_dev: int = 0  # SST-2 dev examples (0: all 872)
+    blimp_pairs: int = 0  # BLiMP pairs scored per paradigm (0: all 1,000 of each of the 67)
     batch_size: int = 16
     lr: float = 1e-3
     block_size: int = 128
@@ -39,10 +40,11 @@ class Scale:
 SCALES = {
     # a few minutes: used by the tests, and to try the machinery
     "smoke": Scale(budget_tokens=6_144, seeds=[0, 1], eval_every=1, wikitext_tokens=2_000, heldout_blocks=16,
-                   glue_train=64, glue_epochs=1, glue_dev=64, batch_size=8, block_size=32, val_fraction=0.3),
+                   glue_train=64, glue_epochs=1, glue_dev=64, batch_size=8, block_size=32, val_fraction=0.3,
+                   blimp_pairs=4),
     # about half an hour on 2 CPU cores (after `make teacher`): three seeds, so each comparison has a confidence interval
     "default": Scale(budget_tokens=150_000, seeds=[0, 1, 2], eval_every=20, wikitext_tokens=30_000, heldout_blocks=300,
-                     glue_train=800, glue_epochs=2),
+                     glue_train=800, glue_epochs=2, blimp_pairs=300),
     # a GPU-sized run: more tokens, three seeds, full evaluation sets
     "large": Scale(budget_tokens=50_000_000, seeds=[0, 1, 2], eval_every=500, wikitext_tokens=0, heldout_blocks=0,
                    glue_train=0, glue_epochs=3, batch_size=32, lr=6e-4),
@@ -131,12 +133,15 @@ def result_key(model_unit: dict, heldout_unit: dict | None, scale: Scale, seed: 
     from train.fingerprint import files_fingerprint
 
     return {"model": model_unit["fingerprint"], "heldout": heldout_unit["content"] if heldout_unit else None, "seed": seed,
-            "settings": {k: getattr(scale, k) for k in ("wikitext_tokens", "heldout_blocks", "glue_train", "glue_epochs", "glue_dev")},
-            "data": files_fingerprint([wikitext_test(), glue_dir() / "SST-2"])}
+            "settings": {k: getattr(scale, k) for k in ("wikitext_tokens", "heldout_blocks", "glue_train", "glue_epochs", "glue_dev",
+                                                        "blimp_pairs")},
+            "data": files_fingerprint([wikitext_test(), glue_dir() / "SST-2", blimp_dir()])}
 
 
 def evaluate_model(model_dir: Path, heldout_tokens: Path | None, scale: Scale, seed: int, device: str = "cpu") -> dict:
-    """WikiText perplexity, raw held-out perplexity, SST-2 accuracy of one pre-trained model."""
+    """WikiText perplexity and bits per byte, raw held-out perplexity, BLiMP and SST-2 accuracy of one pre-trained
+    model."""
+    from eval.blimp import read_paradigms, score
     from eval.glue import GlueConfig, finetune
     from eval.perplexity import load_causal_lm, shard_perplexity, text_perplexity
 
@@ -146,10 +151,13 @@ def evaluate_model(model_dir: Path, heldout_tokens: Path | None, scale: Scale, s
     for protocol, key in (("sliding", "wikitext"), ("blocks", "wikitext_blocks")):
         wiki = text_perplexity(model, tokenizer, wikitext_test().read_text(encoding="utf-8"), max_tokens=scale.wikitext_tokens,
                                label=f"wikitext ({protocol})", protocol=protocol)
-        result.update({f"{key}_ppl": wiki["ppl"], f"{key}_tokens": wiki["tokens"]})
+        result.update({f"{key}_ppl": wiki["ppl"], f"{key}_bpb": wiki["bpb"], f"{key}_tokens": wiki["tokens"]})
     if heldout_tokens is not None:
         held = shard_perplexity(model, heldout_tokens, "val", max_blocks=scale.heldout_blocks)
         result.update(heldout_ppl=held["ppl"], heldout_tokens=held["tokens"])
+    blimp = score(model, tokenizer, read_paradigms(blimp_dir(), max_pairs=scale.blimp_pairs))
+    result.update(blimp_acc=blimp["accuracy"], blimp_pairs=blimp["pairs"], blimp_fields=blimp["fields"],
+                  blimp_outcomes=blimp["outcomes"])
     sst2 = finetune(model_dir, "sst2", cfg=GlueConfig(epochs=scale.glue_epochs, max_train=scale.glue_train, max_dev=scale.glue_dev,
                                                       seed=seed, device=device))
     result.update(sst2_acc=sst2["value"], sst2_train_examples=sst2["train_examples"], sst2_time_s=sst2["train_time_s"])
