@@ -61,7 +61,7 @@ def run(args) -> None:
         missing = [m for m in getattr(module, "NEEDS", ()) if importlib.util.find_spec(m) is None]
         if missing:
             raise UserError(f"{name} needs {', '.join(missing)}: {INSTALL}")
-    with use_output(out, "bench", wait=args.wait, legacy=("results.json",)):  # a benchmark may empty its own sub-folder
+    with use_output(out, "bench", wait=args.wait):  # a benchmark may empty its own sub-folder
         cli_config.write_record(cfg, out, "python -m bench")
         results = {}
         for name, module in modules.items():

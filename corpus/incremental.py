@@ -1,4 +1,4 @@
-"""Incremental cleaning: deduplicate a new batch against corpora that are already clean (issue 5).
+"""Incremental cleaning: deduplicate a new batch against corpora that are already clean.
 
 Every `full` run keeps its MinHash index in `<out>/minhash_index/bucket_NNN/*.minhash.index`
 (datatrove's index format: the sorted band signatures of every document that reached MinHash).
@@ -34,7 +34,7 @@ REFERENCE_DIR = ".work/minhash/reference"  # what this run deduplicates against 
 CARRIED_PREFIX = "ref-"  # carried-over index files in <out>/minhash_index/
 
 
-from corpus import CorpusError as IncrementalError  # the package's one user-facing error
+from corpus import CorpusError  # the package's one user-facing error
 from safe_output import atomic_file
 
 
@@ -48,21 +48,21 @@ def check_against(dirs: list[str | os.PathLike], settings) -> None:
     for given, local in zip(dirs, local_against(dirs)):
         d, shown = Path(local), given  # a remote corpus is checked in its local mirror, named by its URL
         if not (d / INDEX_DIR).is_dir():
-            raise IncrementalError(f"--dedup-against {shown}: no {INDEX_DIR}/ there (clean it with --preset full first)")
+            raise CorpusError(f"--dedup-against {shown}: no {INDEX_DIR}/ there (clean it with --preset full first)")
         manifest = d / "manifest.json"
         if not manifest.is_file():
-            raise IncrementalError(f"--dedup-against {shown}: no manifest.json (that run did not finish; run its command again)")
+            raise CorpusError(f"--dedup-against {shown}: no manifest.json (that run did not finish; run its command again)")
         try:
             used = json.loads(manifest.read_text())["config"]["minhash"]
         except (ValueError, KeyError, TypeError):
-            raise IncrementalError(f"--dedup-against {shown}: manifest.json does not record the MinHash settings") from None
+            raise CorpusError(f"--dedup-against {shown}: manifest.json does not record the MinHash settings") from None
         if used != wanted:
             diff = ", ".join(f"{k}={used.get(k)} there, {v} here" for k, v in wanted.items() if used.get(k) != v)
-            raise IncrementalError(f"--dedup-against {shown}: its index was made with other MinHash settings ({diff})")
+            raise CorpusError(f"--dedup-against {shown}: its index was made with other MinHash settings ({diff})")
         buckets = {p.parent.name for p in index_files(d)}
         expected = {f"bucket_{b:03d}" for b in range(settings.num_buckets)}
         if buckets != expected:
-            raise IncrementalError(f"--dedup-against {shown}: {INDEX_DIR}/ is incomplete ({len(buckets)} of {len(expected)} buckets)")
+            raise CorpusError(f"--dedup-against {shown}: {INDEX_DIR}/ is incomplete ({len(buckets)} of {len(expected)} buckets)")
 
 
 def _content_name(path: Path) -> str:

@@ -40,6 +40,7 @@ from corpus.filters import FilterConfig, full_filter_steps
 from corpus.incremental import reference_index
 from corpus.paper_cleaner import PaperCleaner, PaperConfig
 from corpus.readers import HTML_TIMEOUT_S, RawDocumentReader
+from corpus.stage import Stage, measured
 from safe_output import StageFailed, atomic_json, atomic_write, reuse_or_replace, use_output
 
 PRESETS = ("full", "paper", "none")
@@ -87,13 +88,6 @@ class CleanConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-@dataclass
-class Stage:
-    name: str
-    steps: list
-    tasks: int
 
 
 class Layout:
@@ -152,27 +146,6 @@ class Progress(PipelineStep):
             yield doc
         elapsed = max(time.time() - start, 1e-9)
         logger.info(f"task {rank}: done, {docs:,} docs in {elapsed:,.0f}s ({docs / elapsed:,.0f} docs/s)")
-
-
-class Measure(PipelineStep):
-    """Count documents and UTF-8 bytes passing this point (after the step `label`) for stats.json."""
-
-    type = "📏 - MEASURE"
-
-    def __init__(self, label: str):
-        self.name = label  # before __init__: datatrove labels the stats with it
-        super().__init__()
-
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        for doc in data:
-            self.stat_update("documents")
-            self.stat_update("text_bytes", value=len(doc.text.encode("utf-8")))
-            yield doc
-
-
-def measured(steps: list) -> list:
-    """Each step followed by a `Measure` of what it let through."""
-    return [s for step in steps for s in (step, Measure(step.name))]
 
 
 def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
@@ -358,9 +331,7 @@ def make_executor(stage: Stage, cfg: CleanConfig, lay: Layout, depends=None):
     if cfg.executor == "slurm":
         from corpus.slurm import make_slurm_executor
 
-        if not cfg.slurm_partition:
-            raise CorpusError("--executor slurm needs --slurm-partition")
-        return make_slurm_executor(stage.steps, stage.tasks, logging_dir, stage.name, cfg, depends=depends)
+        return make_slurm_executor(stage, logging_dir, cfg, depends=depends)
     raise CorpusError(f"unknown executor {cfg.executor!r}; choose local, ray or slurm")
 
 
@@ -402,7 +373,7 @@ def run_clean(inputs: list[str], out: str | Path, cfg: CleanConfig, overwrite: b
     written as `out/config.toml`."""
     out = Path(out)
     inputs_of = {"--input": inputs, "--decontaminate": cfg.decontaminate, "--dedup-against": cfg.dedup_against}
-    with use_output(out, COMMAND, wait=wait_for_output, option="--output", legacy=(".work/config.json",), inputs=inputs_of):
+    with use_output(out, COMMAND, wait=wait_for_output, option="--output", inputs=inputs_of):
         prepare_output(out, cfg, inputs, overwrite)
         if record:
             atomic_write(out / RECORD, record)

@@ -46,7 +46,7 @@ RECORD_BYTES_PER_DOC_BYTE = 2
 HTML_BYTES_PER_DOC_BYTE = 0.25
 
 
-from corpus import CorpusError as InputError  # the package's one user-facing error
+from corpus import CorpusError  # the package's one user-facing error
 
 
 def file_format(path: str | os.PathLike) -> str | None:
@@ -78,21 +78,21 @@ def list_input_files(paths: list[str | os.PathLike]) -> list[storage.Entry]:
 def check_inputs(paths: list[str | os.PathLike]) -> list[str]:
     """Fail early, naming the path, when an input does not exist or holds nothing we can read."""
     if not paths:
-        raise InputError("no input given: pass --input PATH [PATH ...]")
+        raise CorpusError("no input given: pass --input PATH [PATH ...]")
     for given in map(str, paths):
         try:
             entries = storage.find_files(given)
         except storage.NotFound:
-            raise InputError(f"input not found: {given}") from None
+            raise CorpusError(f"input not found: {given}") from None
         except (ImportError, ValueError) as e:  # no fsspec implementation for the protocol, or a malformed URL
-            raise InputError(f"{given}: cannot open this URL ({e})") from None
+            raise CorpusError(f"{given}: cannot open this URL ({e})") from None
         except Exception as e:  # unreachable server, no credentials, no permission (each file system its own error)
-            raise InputError(f"{given}: cannot list it ({type(e).__name__}: {e})") from None
+            raise CorpusError(f"{given}: cannot list it ({type(e).__name__}: {e})") from None
         if entries and entries[0].given and not file_format(entries[0].path):
-            raise InputError(f"{given}: unknown format; expected one of {', '.join(ALL_SUFFIXES)}")
+            raise CorpusError(f"{given}: unknown format; expected one of {', '.join(ALL_SUFFIXES)}")
     files = [e.path for e in list_input_files(paths)]
     if not files:
-        raise InputError(f"no readable files ({', '.join(ALL_SUFFIXES)}) under {', '.join(map(str, paths))}")
+        raise CorpusError(f"no readable files ({', '.join(ALL_SUFFIXES)}) under {', '.join(map(str, paths))}")
     return files
 
 

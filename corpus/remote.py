@@ -48,11 +48,11 @@ def staging_dir(url: str) -> Path:
 
 def _owner(fs, root: str) -> str | None:
     """The command that made the remote folder `root` (its `.made-by.json`, as `safe_output` writes
-    locally); a folder with only our settings file was made by corpus-clean before folders were marked."""
+    locally), or None."""
     try:
         return json.loads(fs.cat_file(f"{root}/{OWNER_MARK}"))["command"]
     except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return COMMAND if fs.exists(f"{root}/{SETTINGS}") else None
+        return None
 
 
 def claim_output(url: str, wanted: dict, overwrite: bool) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from datatrove.executor.slurm import SlurmPipelineExecutor
 from loguru import logger
 
+from corpus import CorpusError
 from safe_output import StageFailed, atomic_json
 
 
@@ -38,11 +39,13 @@ class StageExecutor(SlurmPipelineExecutor):
         pass
 
 
-def make_slurm_executor(steps: list, tasks: int, logging_dir: str, name: str, cfg, depends=None) -> StageExecutor:
+def make_slurm_executor(stage, logging_dir: str, cfg, depends=None) -> StageExecutor:
+    if not cfg.slurm_partition:
+        raise CorpusError("--executor slurm needs --slurm-partition")
     env = {"env_command": cfg.slurm_env} if cfg.slurm_env else this_environment()
     return StageExecutor(
-        steps, tasks=tasks, workers=-1, logging_dir=logging_dir, skip_completed=True, time=cfg.slurm_time,
-        partition=cfg.slurm_partition, job_name=f"clean-{name}", depends=depends, **env,
+        stage.steps, tasks=stage.tasks, workers=-1, logging_dir=logging_dir, skip_completed=True, time=cfg.slurm_time,
+        partition=cfg.slurm_partition, job_name=f"clean-{stage.name}", depends=depends, **env,
     )
 
 
@@ -144,13 +147,12 @@ def check_command(jobs: list[dict]) -> str:
 
 def submit(stages: list, cfg, lay, wait: bool = True) -> dict:
     """Submit the chain of stages (or find the one submitted before still queued); wait for it unless told not to."""
-    from corpus.pipeline import make_executor
-
     jobs = still_queued(lay)
     if jobs is None:
         executors = []
         for stage in stages:
-            executors.append(make_executor(stage, cfg, lay, depends=executors[-1] if executors else None))
+            executors.append(make_slurm_executor(stage, str(lay.logs / stage.name), cfg,
+                                                 depends=executors[-1] if executors else None))
         executors[-1].run()  # submits the whole chain, each stage after the one it depends on
         jobs = record_jobs(lay, stages, executors)
         logger.info(f"submitted to Slurm: {sum(j['job_id'] != '-1' for j in jobs)} job arrays; check on them: {check_command(jobs)}")

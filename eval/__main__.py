@@ -65,14 +65,13 @@ def run(args) -> None:
     if args.command not in STUDIES:
         command.run(settings, args)
         return
-    # a study writes only into a folder it made, one run at a time; finished studies made before folders
-    # were marked are recognised by their report
+    # a study writes only into a folder it made, one run at a time
     inputs = {f"--{name.replace('_', '-')}": [v] if isinstance(v, str) else v
               for name in ("input", "clean", "clean_root", "teacher", "student")
               if (v := getattr(settings, name, None))}
     if args.eval_data:
         inputs["--eval-data"] = [args.eval_data]
-    with use_output(settings.output, f"eval {args.command}", wait=args.wait, legacy=("report.md", "results.json"),
+    with use_output(settings.output, f"eval {args.command}", wait=args.wait,
                     inputs=inputs):
         cli_config.write_record(settings, settings.output, f"python -m eval {args.command}")
         command.run(settings, args)

@@ -28,9 +28,9 @@ import torch.nn.functional as F
 
 import cli_config
 from cli_config import at_least, between, opt, positive
-from eval import kd
+from eval import EvalError, kd
 from eval.data import glue_dir
-from eval.perplexity import EvalError, execution, model_directory
+from eval.perplexity import execution, model_directory
 from safe_output import atomic_contents, atomic_json, claim_output, use_output
 from train.device import DEVICE_HELP, DTYPE_HELP, autocast, grad_scaler, to_device
 
@@ -421,11 +421,12 @@ def annealing(train: Trainer, loss_fn, plan: dict, dev_ids, dev_labels, pad: int
 
 
 def _load_backbone(model_dir: Path):
-    from train.model import GPT, CheckpointError
+    from train import TrainError
+    from train.model import GPT
 
     try:
         return GPT.from_pretrained(model_dir)
-    except CheckpointError as e:
+    except TrainError as e:
         raise EvalError(str(e)) from None
 
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from cli_config import at_least, opt
-from eval import EvalError  # the package's one user-facing error (imported from here by the studies)
+from eval import EvalError  # the package's one user-facing error
 from safe_output import atomic_json
 from train.device import DEVICE_HELP, DTYPE_HELP, autocast, parse_device, parse_dtype, prepare, sum_buffer, to_device
 
@@ -54,11 +54,12 @@ def model_directory(name_or_dir: str | Path) -> Path:
         return path
     if path.exists() or str(name_or_dir).startswith((".", "/", "~")):
         raise EvalError(f"{path}: not a model directory (no config.json)")
-    from train.model import CheckpointError, resolve_checkpoint
+    from train import TrainError
+    from train.model import resolve_checkpoint
 
     try:
         return resolve_checkpoint(name_or_dir)
-    except CheckpointError as e:
+    except TrainError as e:
         raise EvalError(str(e)) from None
 
 
@@ -69,7 +70,8 @@ def load_causal_lm(model_dir: str | Path, device: str = "cpu"):
     model_dir = model_directory(model_dir)
     if not (model_dir / "tokenizer.json").exists() and not (model_dir / "tokenizer_config.json").exists():
         raise EvalError(f"{model_dir}: no tokenizer files next to the model")
-    from train.model import GPT, CheckpointError
+    from train import TrainError
+    from train.model import GPT
 
     try:
         model_type = json.loads((model_dir / "config.json").read_text()).get("model_type")
@@ -78,7 +80,7 @@ def load_causal_lm(model_dir: str | Path, device: str = "cpu"):
     if model_type == "gpt2":
         try:
             model = GPT.from_pretrained(model_dir)
-        except CheckpointError as e:
+        except TrainError as e:
             raise EvalError(str(e)) from None
     else:
         model = AutoModelForCausalLM.from_pretrained(model_dir)
@@ -187,11 +189,12 @@ def bits_per_byte(nll_sum: float, n_bytes: int) -> dict:
 def shard_perplexity(model, tokens_dir: str | Path, split: str = "val", max_blocks: int = 0, batch_size: int = 16,
                      dtype: str = "fp32") -> dict:
     """Mean next-token loss over the blocks of a token-shard split (train's own validation data)."""
-    from train.data import DataError, TokenBlocks
+    from train import TrainError
+    from train.data import TokenBlocks
 
     try:
         blocks = TokenBlocks(tokens_dir, split)
-    except DataError as e:
+    except TrainError as e:
         raise EvalError(str(e)) from None
     n = min(len(blocks), max_blocks) if max_blocks else len(blocks)
     device = next(model.parameters()).device

@@ -24,9 +24,9 @@ from typing import Iterator
 
 from safe_output.atomic import atomic_json, is_leftover
 from safe_output.errors import UserError
+from safe_output.lock import LOCK, output_lock
 
 MARKER = ".made-by.json"
-LOCK = ".lock"  # see safe_output.lock; kept when a folder is emptied for --overwrite
 
 
 def owner_of(folder: str | os.PathLike) -> str | None:
@@ -37,12 +37,9 @@ def owner_of(folder: str | os.PathLike) -> str | None:
         return None
 
 
-def claim_output(folder: str | os.PathLike, command: str, *, option: str = "--output", legacy: tuple[str, ...] = ()) -> bool:
+def claim_output(folder: str | os.PathLike, command: str, *, option: str = "--output") -> bool:
     """Make `folder` the output folder of `command`. Returns True when it already was (a re-run: resume or
-    reuse), False when it was created or found empty. Raises UserError for any other folder.
-
-    `legacy`: files that identify this command's output made before folders were marked; such a folder
-    is used as it is (no mark is added to it)."""
+    reuse), False when it was created or found empty. Raises UserError for any other folder."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{option} {folder}: is a file; give a folder path")
@@ -52,8 +49,6 @@ def claim_output(folder: str | os.PathLike, command: str, *, option: str = "--ou
     if owner is not None:
         raise UserError(f"{option} {folder}: holds the output of `{owner}`, not of `{command}`; choose another {option}")
     if folder.is_dir() and any(folder.iterdir()):
-        if legacy and all((folder / name).exists() for name in legacy):
-            return True
         raise UserError(f"{option} {folder}: is not empty and was not made by `{command}`; nothing was written there: "
                         f"choose a new or empty folder")
     try:
@@ -178,15 +173,13 @@ def remove_leftovers(folder: Path) -> None:
 
 @contextmanager
 def use_output(folder: str | os.PathLike, command: str, *, wait: bool = False, option: str = "--output",
-               legacy: tuple[str, ...] = (), inputs: dict[str, list] | None = None) -> Iterator[bool]:
+               inputs: dict[str, list] | None = None) -> Iterator[bool]:
     """What every command does with its output folder: refuse inputs inside it (`check_inputs_outside`),
     claim it (`claim_output`), hold its lock for the whole run (`output_lock`), remove temporary files a
     killed run of its own left there, and record the files the run wrote (in the mark).
     Yields True for a re-run (the folder already held this command's output)."""
-    from safe_output.lock import output_lock
-
     check_inputs_outside(folder, inputs or {}, option)
-    rerun = claim_output(folder, command, option=option, legacy=legacy)
+    rerun = claim_output(folder, command, option=option)
     with output_lock(folder, wait=wait):
         own = owner_of(folder) == command
         if own:

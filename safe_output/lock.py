@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Iterator
 
 from safe_output.errors import UserError
-from safe_output.folder import LOCK
+
+LOCK = ".lock"  # in the output folder; kept when the folder is emptied for --overwrite
 
 
 @contextmanager

@@ -33,3 +33,16 @@ def metric_lines(run: Path) -> list[dict]:
     """metrics.jsonl without the wall-clock fields."""
     lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in l.items() if k not in ("tokens_per_s", "elapsed_s")} for l in lines]
+
+
+def wikitext_token_shards(shared_data: Path, root: Path, *, vocab_size: int, block_size: int,
+                          val_fraction: float) -> tuple[Path, Path]:
+    """(token shards, tokenizer) of 30 WikiText articles: a clean corpus, a BPE trained on it, its shards."""
+    from corpus_helpers import wikitext_articles
+    from train.tokenize_shards import tokenize_corpus
+    from train.tokenizer import save_tokenizer, train_tokenizer
+
+    clean = write_clean_corpus(root / "clean", wikitext_articles(shared_data, 30, min_words=100))
+    save_tokenizer(train_tokenizer([clean], vocab_size=vocab_size), root / "tokenizer")
+    tokenize_corpus(clean, root / "tokenizer", root / "tokens", block_size=block_size, val_fraction=val_fraction)
+    return root / "tokens", root / "tokenizer"

@@ -12,25 +12,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from corpus_helpers import wikitext_articles
-from run_helpers import metric_lines, train_cmd, write_clean_corpus
+from run_helpers import metric_lines, train_cmd, wikitext_token_shards
 from train.data import TokenBlocks, sample_indices
 from train.model import GPT, GPTConfig
-from train.tokenize_shards import tokenize_corpus
-from train.tokenizer import save_tokenizer, train_tokenizer
+from train.tokenizer import load_tokenizer, save_tokenizer
 
 
 @pytest.fixture(scope="module")
 def inputs(shared_data, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("applied")
-    clean = write_clean_corpus(root / "clean", wikitext_articles(shared_data, 30, min_words=100))
-    save_tokenizer(train_tokenizer([clean], vocab_size=400), root / "tok")
-    tokenize_corpus(clean, root / "tok", root / "tokens", block_size=16, val_fraction=0.1)
+    tokens, tokenizer = wikitext_token_shards(shared_data, root, vocab_size=400, block_size=16, val_fraction=0.1)
     torch.manual_seed(7)
     teacher = root / "teacher"
     GPT(GPTConfig(vocab_size=400, block_size=32, n_layer=3, n_head=2, n_embd=32)).save_pretrained(teacher)
-    save_tokenizer(train_tokenizer([clean], vocab_size=400), teacher)
-    return {"tokens": root / "tokens", "teacher": teacher}
+    save_tokenizer(load_tokenizer(tokenizer), teacher)  # the teacher brings the shards' tokenizer
+    return {"tokens": tokens, "teacher": teacher}
 
 
 def pretrain(capsys, tokens: Path, out: Path, *extra: str) -> str:

@@ -13,8 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from corpus_helpers import wikitext_articles
-from run_helpers import metric_lines, train_cmd, write_clean_corpus
+from run_helpers import metric_lines, train_cmd, wikitext_token_shards
 from train.checkpoint import load_checkpoint, rng_state, set_rng_state
 from train.device import parse_device, parse_dtype
 from train.distill import kl_term
@@ -26,14 +25,8 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def tokens(shared_data, tmp_path_factory) -> Path:
-    from train.tokenize_shards import tokenize_corpus
-    from train.tokenizer import save_tokenizer, train_tokenizer
-
     root = tmp_path_factory.mktemp("gpu-paths")
-    corpus = write_clean_corpus(root / "corpus", wikitext_articles(shared_data, 30, min_words=100))
-    save_tokenizer(train_tokenizer([corpus], vocab_size=384), root / "tokenizer")
-    tokenize_corpus(corpus, root / "tokenizer", root / "tokens", block_size=32, val_fraction=0.25)
-    return root / "tokens"
+    return wikitext_token_shards(shared_data, root, vocab_size=384, block_size=32, val_fraction=0.25)[0]
 
 
 # ----------------------------------------------------------------------------- device and dtype options

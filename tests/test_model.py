@@ -7,9 +7,10 @@ import pytest
 import torch
 import transformers
 
+from train import TrainError
 from train.distill import DistillConfig, cosine_term, distillation_loss, kl_term
-from train.model import GPT, CheckpointError, GPTConfig, GPTOutput
-from train.truncate import LayerSpecError, parse_keep_layers, truncate
+from train.model import GPT, GPTConfig, GPTOutput
+from train.truncate import parse_keep_layers, truncate
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +63,14 @@ def test_pytorch_model_bin_loads_with_weights_only(hf_dir, tmp_path):
         def __reduce__(self):
             return (print, ("pwned",))
     torch.save({"x": Evil()}, tmp_path / "pytorch_model.bin")
-    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+    with pytest.raises(TrainError, match="cannot be loaded safely"):
         GPT.from_pretrained(tmp_path)
 
 
 def test_bad_checkpoint_paths_give_clear_errors(tmp_path):
-    with pytest.raises(CheckpointError, match="no such checkpoint directory"):
+    with pytest.raises(TrainError, match="no such checkpoint directory"):
         GPT.from_pretrained(tmp_path / "missing")
-    with pytest.raises(CheckpointError, match="no config.json"):
+    with pytest.raises(TrainError, match="no config.json"):
         GPT.from_pretrained(tmp_path)
 
 
@@ -103,11 +104,11 @@ def test_layer_presets_and_errors():
     assert parse_keep_layers("alt", 8) == [0, 2, 4, 6]
     assert parse_keep_layers("bottom", 4) == [0, 1]
     assert parse_keep_layers("0, 3,5", 6) == [0, 3, 5]
-    with pytest.raises(LayerSpecError, match="layers 0-11, not \\[12\\]"):
+    with pytest.raises(TrainError, match="layers 0-11, not \\[12\\]"):
         parse_keep_layers("0,12", 12)
-    with pytest.raises(LayerSpecError, match="12-layer teacher"):
+    with pytest.raises(TrainError, match="12-layer teacher"):
         parse_keep_layers("distil", 6)
-    with pytest.raises(LayerSpecError, match="expected one of"):
+    with pytest.raises(TrainError, match="expected one of"):
         parse_keep_layers("every-other", 12)
 
 

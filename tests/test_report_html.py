@@ -132,15 +132,16 @@ def test_study_page_shows_whatever_results_json_records(tmp_path):
     run_dir = tmp_path / "runs" / "full-seed0-3f2a"
     run_dir.mkdir(parents=True)
     (run_dir / "metrics.jsonl").write_text('{"step": 1, "val_loss": 6.0}\n')
-    (tmp_path / "report.md").write_text("# A study\n\n| data | ppl |\n|---|---:|\n| `full` | 41.5 ± 0.3 |\n")
+    markdown = "# A study <script>\n\n| data | ppl |\n|---|---:|\n| `full` | 41.5 ± 0.3 |\n"
     results = {"command": "python -m eval ablation --scale smoke",
                "comparisons": {"wikitext_ppl": {"diff": -1.25, "low": -2.5, "high": -0.125, "df": 3.2}},
                "stats": {"full": {"mean": 41.5, "std": 0.3, "n": 3, "ci95": [40.75, 42.25]}},
                "variants": {"full": {"unit": {"kind": "clean corpus", "fingerprint": "abc123def4567890"}}},
                "runs": {"full-seed0": {"preset": "full", "seed": 0, "wikitext_ppl": 41.25, "curve": [[1, 6.0]],
                                        "summary": {"run_dir": str(run_dir), "fingerprint": "feedbeef00112233", "tokens": 6144}}}}
-    page = render_study_html(tmp_path, results, "A study")
+    page = render_study_html(tmp_path, results, "A study", markdown)
     assert "<td><code>full</code></td>" in page and "41.5 ± 0.3" in page  # the study's own Markdown table
+    assert "<h1>A study &lt;script&gt;</h1>" in page  # HTML in the Markdown is shown, not run
     assert "[-2.5, -0.125]" in page and "[40.75, 42.25]" in page  # both CI shapes
     assert 'data-value="41.25"' in page and 'title="feedbeef00112233"' in page  # the run's metric and fingerprint
     assert 'href="runs/full-seed0-3f2a/metrics.jsonl"' in page  # its metrics, where the run recorded its folder

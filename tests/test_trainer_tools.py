@@ -137,7 +137,7 @@ def test_lm_eval_scores_an_export_on_local_tasks_as_the_documented_recipe_says(r
 
 
 def test_tokenize_on_every_core_writes_what_one_document_at_a_time_writes(shared_data, tmp_path, monkeypatch):
-    import train.tokenize_shards as tokenize_shards
+    import train.split as split
 
     articles = wikitext_articles(shared_data, 30, min_words=100)
     near_copies = [a.replace(" the ", " a ", 1) for a in articles[:6]]  # near-duplicates for the cluster split
@@ -145,7 +145,7 @@ def test_tokenize_on_every_core_writes_what_one_document_at_a_time_writes(shared
     tok_dir = tmp_path / "tok"
     save_tokenizer(train_tokenizer([corpus], vocab_size=512), tok_dir)
     one = tokenize_corpus(corpus, tok_dir, tmp_path / "one", block_size=32, val_fraction=0.2, batch_docs=1, workers=1)
-    monkeypatch.setattr(tokenize_shards, "PARALLEL_FROM_BYTES", 0)  # worker processes even for this small corpus
+    monkeypatch.setattr(split, "PARALLEL_FROM_BYTES", 0)  # worker processes even for this small corpus
     many = tokenize_corpus(corpus, tok_dir, tmp_path / "many", block_size=32, val_fraction=0.2, workers=2)
     assert many["content_fingerprint"] == one["content_fingerprint"] and many["split"] == one["split"]
     assert many["split"]["near_duplicate_pairs"] > 0  # the workers' signatures found the same pairs

@@ -1,4 +1,4 @@
-"""Rolling checkpoints of a run (DESIGN.md contract 3).
+"""Rolling checkpoints of a run: the newest few are kept (`--keep-checkpoints`).
 
 A checkpoint holds the model, the optimizer, the step (the data position and the learning rate follow
 from it) and every RNG state, so a resumed run continues exactly as an uninterrupted one would. It is
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from safe_output import atomic_file
-from train import TrainError as CheckpointWriteError  # the package's one user-facing error
+from train import TrainError  # the package's one user-facing error
 
 
 def rng_state(device: torch.device = torch.device("cpu")) -> dict:
@@ -74,7 +74,7 @@ def save_checkpoint(run_dir: str | Path, step: int, model, optimizer, device: to
             why = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else e.strerror
         else:
             why = "the write was cut short: is the disk full?"
-        raise CheckpointWriteError(
+        raise TrainError(
             f"could not write checkpoint {final} ({why}); nothing half-written was left, "
             f"the last good checkpoint is {previous or 'none'}. Free space and run the same command to resume."
         ) from None

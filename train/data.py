@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 
-from train import TrainError as DataError  # the package's one user-facing error
+from train import TrainError  # the package's one user-facing error
 
 
 class TokenBlocks:
@@ -24,17 +24,17 @@ class TokenBlocks:
         self.dir = Path(tokens_dir)
         manifest_path = self.dir / "manifest.json"
         if not manifest_path.exists():
-            raise DataError(f"{self.dir}: no manifest.json (make token shards with `python -m train tokenize`)")
+            raise TrainError(f"{self.dir}: no manifest.json (make token shards with `python -m train tokenize`)")
         try:
             self.manifest = json.loads(manifest_path.read_text())
         except ValueError as e:
-            raise DataError(f"{manifest_path}: not valid JSON ({e}); re-run tokenize") from None
+            raise TrainError(f"{manifest_path}: not valid JSON ({e}); re-run tokenize") from None
         if not isinstance(self.manifest, dict) or "splits" not in self.manifest:
             kind = "a clean corpus" if (self.dir / "shards").is_dir() else "not a token-shard folder"
-            raise DataError(f"{self.dir}: {kind}, not token shards (its manifest.json has no splits): give the folder "
+            raise TrainError(f"{self.dir}: {kind}, not token shards (its manifest.json has no splits): give the folder "
                             f"`python -m train tokenize` wrote")
         if split not in self.manifest["splits"]:
-            raise DataError(f"{self.dir}: no {split!r} split")
+            raise TrainError(f"{self.dir}: no {split!r} split")
         self.block_size = self.manifest["block_size"]
         self.vocab_size = self.manifest["vocab_size"]
         dtype = np.dtype(self.manifest["dtype"])
@@ -44,12 +44,12 @@ class TokenBlocks:
             expected = shard["tokens"] * dtype.itemsize
             if not path.exists() or path.stat().st_size != expected:
                 size = path.stat().st_size if path.exists() else "missing"
-                raise DataError(f"{path}: corrupt or truncated token shard ({size} bytes, manifest says {expected}); re-run tokenize")
+                raise TrainError(f"{path}: corrupt or truncated token shard ({size} bytes, manifest says {expected}); re-run tokenize")
             self.arrays.append(np.memmap(path, dtype=dtype, mode="r"))
             counts.append(max(0, (shard["tokens"] - 1) // self.block_size))
         self.cum = np.cumsum([0] + counts)
         if self.cum[-1] == 0:
-            raise DataError(f"{self.dir}: the {split} split has no full block of {self.block_size + 1} tokens")
+            raise TrainError(f"{self.dir}: the {split} split has no full block of {self.block_size + 1} tokens")
 
     def __len__(self) -> int:
         return int(self.cum[-1])
@@ -62,7 +62,7 @@ class TokenBlocks:
     def batch(self, indices) -> torch.Tensor:
         x = torch.from_numpy(np.stack([self.block(int(i)).astype(np.int64) for i in indices]))
         if int(x.max()) >= self.vocab_size:
-            raise DataError(f"{self.dir}: token id {int(x.max())} >= vocab size {self.vocab_size}: corrupt token shard")
+            raise TrainError(f"{self.dir}: token id {int(x.max())} >= vocab size {self.vocab_size}: corrupt token shard")
         return x
 
 

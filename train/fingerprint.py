@@ -55,11 +55,7 @@ def clean_fingerprint(clean_dir: str | Path) -> str:
 
 def tokens_fingerprint(tokens_dir: str | Path) -> str:
     """Token shards: what they were made from (clean corpus, tokenizer, block size, split) and their content."""
-    manifest = json.loads((Path(tokens_dir) / "manifest.json").read_text())
-    if "content_fingerprint" in manifest:
-        return manifest["content_fingerprint"]
-    # shards made before the manifest recorded their own hashes: their recorded origin stands for them
-    return fingerprint({k: manifest.get(k) for k in ("source_sha256", "fingerprint", "block_size", "val_fraction", "splits")})
+    return json.loads((Path(tokens_dir) / "manifest.json").read_text())["content_fingerprint"]
 
 
 def model_fingerprint(model_dir: str | Path) -> str:

@@ -24,16 +24,16 @@ import torch
 import torch.nn.functional as F
 
 from safe_output import atomic_folder, atomic_json, atomic_write, use_output
-from train import TrainError as RunError  # the package's one user-facing error
+from train import TrainError  # the package's one user-facing error
 from train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cli_config import RECORD
 from train.config import RunConfig
-from train.data import DataError, TokenBlocks, sample_indices
+from train.data import TokenBlocks, sample_indices
 from train.device import autocast as autocast_context
 from train.device import DTYPES, grad_scaler, parse_device, parse_dtype, prepare, sum_buffer, to_device
 from train.distill import DistillConfig, distillation_loss
 from train.fingerprint import describe_change, fingerprint, model_fingerprint, tokens_fingerprint
-from train.model import GPT, CheckpointError, GPTConfig, GPTOutput
+from train.model import GPT, GPTConfig, GPTOutput
 from train.run_log import RunLog, measured_peak_flops
 from train.tokenizer import load_tokenizer, vocab_fingerprint
 from train.truncate import parse_keep_layers, truncate
@@ -49,7 +49,7 @@ def execution(cfg: RunConfig) -> tuple[torch.device, str]:
         device = parse_device(cfg.system.device)
         return device, parse_dtype(cfg.system.dtype, device)
     except ValueError as e:
-        raise RunError(str(e)) from None
+        raise TrainError(str(e)) from None
 
 
 def setup_distributed(cfg: RunConfig) -> tuple[int, int, torch.device, str]:
@@ -61,8 +61,8 @@ def setup_distributed(cfg: RunConfig) -> tuple[int, int, torch.device, str]:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         device = parse_device(f"{device.type}:{local_rank}") if world > 1 else torch.device(device.type, 0)
     elif device.type != "cpu" and world > 1:
-        raise RunError(f"--device {cfg.system.device} under torchrun: pass --device {device.type} "
-                       f"(each rank uses {device.type}:LOCAL_RANK)")
+        raise TrainError(f"--device {cfg.system.device} under torchrun: pass --device {device.type} "
+                         f"(each rank uses {device.type}:LOCAL_RANK)")
     prepare(device, cfg.system.deterministic)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -77,10 +77,10 @@ def setup_distributed(cfg: RunConfig) -> tuple[int, int, torch.device, str]:
 def load_teacher(cfg: RunConfig, tokens: TokenBlocks) -> GPT:
     try:
         teacher = GPT.from_pretrained(cfg.model.teacher)
-    except CheckpointError as e:  # already names the file; say which role it plays
-        raise RunError(f"teacher: {e}") from None
+    except TrainError as e:  # already names the file; say which role it plays
+        raise TrainError(f"teacher: {e}") from None
     if teacher.config.vocab_size != tokens.vocab_size:
-        raise RunError(
+        raise TrainError(
             f"teacher {cfg.model.teacher} has a vocabulary of {teacher.config.vocab_size:,} tokens, the token shards "
             f"{tokens.vocab_size:,}: tokenize the corpus with the teacher's tokenizer"
         )
@@ -88,10 +88,10 @@ def load_teacher(cfg: RunConfig, tokens: TokenBlocks) -> GPT:
     if (teacher_dir / "tokenizer.json").exists():
         fingerprint = vocab_fingerprint(load_tokenizer(teacher_dir))
         if fingerprint != tokens.manifest["fingerprint"]:
-            raise RunError(f"teacher {teacher_dir} uses another tokenizer than the token shards {tokens.dir}: "
-                           f"tokenize with `--tokenizer {teacher_dir}`")
+            raise TrainError(f"teacher {teacher_dir} uses another tokenizer than the token shards {tokens.dir}: "
+                             f"tokenize with `--tokenizer {teacher_dir}`")
     if teacher.config.block_size < tokens.block_size:
-        raise RunError(f"token blocks of {tokens.block_size} exceed the teacher's context of {teacher.config.block_size}")
+        raise TrainError(f"token blocks of {tokens.block_size} exceed the teacher's context of {teacher.config.block_size}")
     return teacher
 
 
@@ -106,16 +106,13 @@ def build_model(cfg: RunConfig, tokens: TokenBlocks) -> tuple[GPT, GPT | None]:
         teacher = load_teacher(cfg, tokens) if cfg.distill.distill else None
         return model, teacher
     if not m.teacher:
-        raise RunError(f"--init {m.init} needs --teacher (a GPT-2 directory or hub name)")
+        raise TrainError(f"--init {m.init} needs --teacher (a GPT-2 directory or hub name)")
     teacher = load_teacher(cfg, tokens)
     if m.init == "teacher":
         return teacher, None
     if m.init != "truncate":
-        raise RunError(f"--init {m.init!r}: choose truncate, scratch or teacher")
-    try:
-        keep = parse_keep_layers(m.keep_layers, teacher.config.n_layer)
-    except ValueError as e:
-        raise RunError(str(e)) from None
+        raise TrainError(f"--init {m.init!r}: choose truncate, scratch or teacher")
+    keep = parse_keep_layers(m.keep_layers, teacher.config.n_layer)
     return truncate(teacher, keep), teacher if cfg.distill.distill else None
 
 
@@ -194,8 +191,8 @@ def check_inputs(out: Path, inputs: dict, is_main: bool) -> None:
     if path.exists() and not finished_nothing(out):
         recorded = json.loads(path.read_text())
         if recorded != inputs:
-            raise RunError(f"{out} was trained on other inputs than now ({describe_change(recorded, inputs)}): "
-                           "pass the run's own --tokens/--teacher to resume, or another --output for a new run")
+            raise TrainError(f"{out} was trained on other inputs than now ({describe_change(recorded, inputs)}): "
+                             "pass the run's own --tokens/--teacher to resume, or another --output for a new run")
     elif is_main:
         atomic_json(path, inputs)
 
@@ -222,8 +219,8 @@ def prepare_run_dir(cfg: RunConfig, is_main: bool, settings: str = "") -> Path:
         if previous != now:
             changed = sorted(f"{g}.{k}" for g in previous if isinstance(previous[g], dict)
                              for k in previous[g] if previous[g][k] != now.get(g, {}).get(k))
-            raise RunError(f"{out} holds a run with other settings ({', '.join(changed) or 'config'}): "
-                           "use the same command to resume, or another --output")
+            raise TrainError(f"{out} holds a run with other settings ({', '.join(changed) or 'config'}): "
+                             "use the same command to resume, or another --output")
     elif is_main:
         atomic_json(config_path, cfg.to_dict())
         if settings:
@@ -238,18 +235,15 @@ def train(cfg: RunConfig, wait: bool = False, settings: str = "") -> dict:
     if int(os.environ.get("RANK", "0")) != 0:
         return _train(cfg)
     inputs = {"--tokens": [cfg.data.tokens], "--teacher": [cfg.model.teacher]}
-    with use_output(cfg.output, COMMAND, wait=wait, legacy=("config.json", "metrics.jsonl"), inputs=inputs):
+    with use_output(cfg.output, COMMAND, wait=wait, inputs=inputs):
         return _train(cfg, settings)
 
 
 def _train(cfg: RunConfig, settings: str = "") -> dict:
     rank, world, device, dtype = setup_distributed(cfg)
     is_main = rank == 0
-    try:
-        tokens = TokenBlocks(cfg.data.tokens, "train")
-        val = TokenBlocks(cfg.data.tokens, "val")
-    except DataError as e:
-        raise RunError(str(e)) from None
+    tokens = TokenBlocks(cfg.data.tokens, "train")
+    val = TokenBlocks(cfg.data.tokens, "val")
     out = prepare_run_dir(cfg, is_main, settings)
     inputs = run_inputs(cfg, tokens)
     check_inputs(out, inputs, is_main)
@@ -260,7 +254,7 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
         return summary
     model, teacher = build_model(cfg, tokens)
     if tokens.block_size > model.config.block_size:
-        raise RunError(f"token blocks of {tokens.block_size} exceed the model's context of {model.config.block_size}")
+        raise TrainError(f"token blocks of {tokens.block_size} exceed the model's context of {model.config.block_size}")
     model.to(device).train()
     model.transformer.wpe.weight.requires_grad_(not cfg.distill.freeze_pos_embeddings)
     if teacher is not None:
@@ -364,8 +358,8 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
                 if bad is not None:
                     if not is_main:
                         sys.exit(2)
-                    raise RunError(f"the loss became {losses[bad]} at step {done - len(losses) + bad}: lower --lr or "
-                                   f"check the data; the last checkpoint in {out / 'checkpoints'} is intact")
+                    raise TrainError(f"the loss became {losses[bad]} at step {done - len(losses) + bad}: lower --lr or "
+                                     f"check the data; the last checkpoint in {out / 'checkpoints'} is intact")
                 step_loss = losses[-1]
             if is_eval:
                 val_loss = evaluate(model, val, cfg.log.eval_blocks, cfg.optim.batch_size, device, autocast)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
-from train import TrainError as CheckpointError  # the package's one user-facing error
+from train import TrainError  # the package's one user-facing error
 
 
 @dataclass
@@ -62,25 +62,25 @@ class GPTConfig:
     @classmethod
     def from_hf(cls, hf: dict, source: str = "config.json") -> "GPTConfig":
         if hf.get("model_type") != "gpt2":
-            raise CheckpointError(f"{source}: model_type is {hf.get('model_type')!r}; only GPT-2 checkpoints can be loaded here")
+            raise TrainError(f"{source}: model_type is {hf.get('model_type')!r}; only GPT-2 checkpoints can be loaded here")
         for key in ("vocab_size", "n_positions", "n_layer", "n_head", "n_embd"):
             value = hf.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CheckpointError(f"{source}: {key} is {json.dumps(value)}, not a positive whole number; "
+                raise TrainError(f"{source}: {key} is {json.dumps(value)}, not a positive whole number; "
                                       "use the config.json saved with the weights")
         if hf["n_embd"] % hf["n_head"]:
-            raise CheckpointError(f"{source}: n_embd {hf['n_embd']} is not a multiple of n_head {hf['n_head']}; "
+            raise TrainError(f"{source}: n_embd {hf['n_embd']} is not a multiple of n_head {hf['n_head']}; "
                                   "use the config.json saved with the weights")
         for key in ("resid_pdrop", "layer_norm_epsilon"):
             value = hf.get(key, 0.0)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise CheckpointError(f"{source}: {key} is {json.dumps(value)}, not a number in [0, 1)")
+                raise TrainError(f"{source}: {key} is {json.dumps(value)}, not a number in [0, 1)")
         for key in ("bos_token_id", "eos_token_id"):
             value = hf.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise CheckpointError(f"{source}: {key} is {json.dumps(value)}, not a token id")
+                raise TrainError(f"{source}: {key} is {json.dumps(value)}, not a token id")
         if hf.get("activation_function", "gelu_new") != "gelu_new" or hf.get("n_inner") not in (None, 4 * hf["n_embd"]):
-            raise CheckpointError(f"{source}: only the standard GPT-2 block (gelu_new, 4x MLP) is supported")
+            raise TrainError(f"{source}: only the standard GPT-2 block (gelu_new, 4x MLP) is supported")
         return cls(
             vocab_size=hf["vocab_size"], block_size=hf["n_positions"], n_layer=hf["n_layer"], n_head=hf["n_head"],
             n_embd=hf["n_embd"], dropout=hf.get("resid_pdrop", 0.0), layer_norm_epsilon=hf.get("layer_norm_epsilon", 1e-5),
@@ -241,7 +241,7 @@ class GPT(nn.Module):
         try:
             hf_config = json.loads((directory / "config.json").read_text())
         except ValueError as e:
-            raise CheckpointError(f"{directory / 'config.json'}: not valid JSON ({e}); restore it from the checkpoint's source") from None
+            raise TrainError(f"{directory / 'config.json'}: not valid JSON ({e}); restore it from the checkpoint's source") from None
         cfg = GPTConfig.from_hf(hf_config, str(directory / "config.json"))
         model = cls(cfg)
         model.load_hf_state_dict(read_weights(directory), str(directory))
@@ -253,12 +253,12 @@ class GPT(nn.Module):
         wanted = [k for k in own if k != "lm_head.weight"]
         missing = [k for k in wanted if k not in sd]
         if missing:
-            raise CheckpointError(f"{source}: missing weights {missing[:4]}{' ...' if len(missing) > 4 else ''}")
+            raise TrainError(f"{source}: missing weights {missing[:4]}{' ...' if len(missing) > 4 else ''}")
         with torch.no_grad():
             for k in wanted:
                 v = sd[k].t() if k.endswith(_CONV1D) else sd[k]
                 if v.shape != own[k].shape:
-                    raise CheckpointError(f"{source}: {k} has shape {tuple(v.shape)}, config.json says {tuple(own[k].shape)}: "
+                    raise TrainError(f"{source}: {k} has shape {tuple(v.shape)}, config.json says {tuple(own[k].shape)}: "
                                           "the config does not belong to these weights; use the config.json saved with them")
                 own[k].copy_(v)
 
@@ -268,16 +268,16 @@ def resolve_checkpoint(name_or_dir: str | Path) -> Path:
     path = Path(name_or_dir)
     if path.is_dir():
         if not (path / "config.json").exists():
-            raise CheckpointError(f"{path}: not a Hugging Face checkpoint (no config.json)")
+            raise TrainError(f"{path}: not a Hugging Face checkpoint (no config.json)")
         return path
     if path.exists() or str(name_or_dir).startswith((".", "/", "~")):
-        raise CheckpointError(f"{name_or_dir}: no such checkpoint directory")
+        raise TrainError(f"{name_or_dir}: no such checkpoint directory")
     try:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(str(name_or_dir), allow_patterns=["config.json", "*.safetensors", "*.json", "*.txt", "merges.txt", "vocab.json"]))
     except Exception as e:  # offline, unknown name, ...
-        raise CheckpointError(
+        raise TrainError(
             f"{name_or_dir}: not a local directory, and fetching it from the Hugging Face hub failed "
             f"({type(e).__name__}). Pass a directory holding config.json + model.safetensors."
         ) from None
@@ -292,7 +292,7 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
         try:
             return read_safetensors(path)
         except SafetensorError as e:
-            raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({e}); copy or export the checkpoint again") from None
+            raise TrainError(f"{path}: corrupt or truncated safetensors file ({e}); copy or export the checkpoint again") from None
 
     if (directory / "model.safetensors").exists():
         return load_file(str(directory / "model.safetensors"))
@@ -306,5 +306,5 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
         try:
             return torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
         except Exception as e:
-            raise CheckpointError(f"{directory / 'pytorch_model.bin'}: cannot be loaded safely ({e})") from None
-    raise CheckpointError(f"{directory}: no model.safetensors or pytorch_model.bin")
+            raise TrainError(f"{directory / 'pytorch_model.bin'}: cannot be loaded safely ({e})") from None
+    raise TrainError(f"{directory}: no model.safetensors or pytorch_model.bin")

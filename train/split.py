@@ -1,4 +1,4 @@
-"""The held-out split: whole near-duplicate clusters go to one side, so validation text is never memorised.
+r"""The held-out split: whole near-duplicate clusters go to one side, so validation text is never memorised.
 
 Choosing validation documents by a hash of their id puts the copies of a page (a translation left
 untranslated, a page mirrored in two manuals) on both sides, and held-out perplexity then partly
@@ -8,19 +8,25 @@ Jaccard >= 0.8), with the MinHash machinery the cleaner's decontamination uses (
 at a looser threshold and the exact Jaccard of the 5-gram sets confirms them. A cluster is held out when the hash of its smallest
 document id says so (`is_validation`), so the split stays stable whatever the order of documents.
 
-`leakage` measures, for any split, how many validation documents have a training near-duplicate among
-the confirmed pairs; the token manifest records it for the id-hash split and for the cluster split.
+`held_out_documents` makes the split of a clean corpus for `train tokenize`; `leakage` measures, for any
+split, how many validation documents have a training near-duplicate among the confirmed pairs; the token manifest records it for the id-hash split and for the cluster split.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+
+from train import TrainError
+from train.clean_corpus import iter_documents
 
 N_GRAM = 5
 JACCARD = 0.8
@@ -160,15 +166,48 @@ def leakage(found: NearDuplicates, held_out: dict[str, bool]) -> dict:
     return {"val_docs": val_docs, "leaked_docs": len(leaked), "leaked_fraction": len(leaked) / val_docs if val_docs else 0.0}
 
 
+PARALLEL_FROM_BYTES = 16 * 2**20  # below this much text, starting worker processes costs more than it saves
+
+
+def held_out_documents(clean_dir: Path, val_fraction: float, split: str,
+                       workers: int = 1) -> tuple[dict[str, bool] | None, dict]:
+    """(doc id -> held out?, what the manifest records about the split); None: decide by id hash on the fly.
+    `workers` processes hash the documents of the cluster split (from PARALLEL_FROM_BYTES of text on)."""
+    if split == "id-hash":
+        return None, {"method": "id-hash"}
+    start = time.time()
+    source = json.loads((clean_dir / "manifest.json").read_text())
+    text_bytes = sum(s.get("text_bytes", 0) for s in source.get("shards", []))
+    workers = workers if text_bytes >= PARALLEL_FROM_BYTES else 1
+    docs = ((i, t) for ids, texts in iter_documents(clean_dir) for i, t in zip(ids, texts))
+    found = find_near_duplicates(with_progress(docs, source.get("rows", 0), "split: hashing"), workers)
+    held = cluster_split(found, val_fraction)
+    info = {"method": "cluster", "near_duplicate_pairs": len(found.pairs), "lsh_miss_probability_at_0.8": found.miss_probability,
+            "leakage": {"id-hash": leakage(found, id_hash_split(found, val_fraction)), "cluster": leakage(found, held)}}
+    before, after = info["leakage"]["id-hash"], info["leakage"]["cluster"]
+    print(f"  split: {len(found.pairs):,} near-duplicate pairs; validation docs with a training near-duplicate: "
+          f"{before['leaked_docs']:,}/{before['val_docs']:,} by id hash, {after['leaked_docs']:,}/{after['val_docs']:,} by cluster "
+          f"({time.time() - start:,.0f}s)", flush=True)
+    return held, info
+
+
+def with_progress(items, total: int, label: str, every_s: float = 5.0):
+    """The items, with a line every `every_s` seconds: how many of `total`, how fast, and the ETA."""
+    start = last = time.time()
+    for n, item in enumerate(items, 1):
+        yield item
+        if time.time() - last > every_s:
+            last = time.time()
+            rate = n / (last - start)
+            eta = max(0, total - n) / rate
+            print(f"  {label}: {n:,}/{total:,} docs, {rate:,.0f} docs/s, ETA {eta:,.0f}s", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """python -m train.split CLEAN_DIR [--val-fraction 0.02]: the held-out leakage of both splits, as JSON."""
     import argparse
     import json
     import sys
-    from pathlib import Path
-
-    from train.tokenize_shards import held_out_documents
-    from train.tokenizer import TokenizerError
 
     p = argparse.ArgumentParser(prog="python -m train.split", description=main.__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -180,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         _, info = held_out_documents(Path(args.clean), args.val_fraction, "cluster")
-    except TokenizerError as e:
+    except TrainError as e:
         print(f"train.split: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(info, indent=2))

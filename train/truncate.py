@@ -18,7 +18,7 @@ PRESETS_12 = {
 }
 
 
-from train import TrainError as LayerSpecError  # the package's one user-facing error
+from train import TrainError  # the package's one user-facing error
 
 
 def parse_keep_layers(spec: str, n_layer: int) -> list[int]:
@@ -37,18 +37,18 @@ def parse_keep_layers(spec: str, n_layer: int) -> list[int]:
             return list(range(half))
         if spec == "top":
             return list(range(n_layer - half, n_layer))
-        raise LayerSpecError(f"keep-layers 'distil' is defined for a 12-layer teacher; this one has {n_layer}: list the layers instead")
+        raise TrainError(f"keep-layers 'distil' is defined for a 12-layer teacher; this one has {n_layer}: list the layers instead")
     try:
         layers = [int(x) for x in spec.split(",") if x.strip()]
     except ValueError:
-        raise LayerSpecError(f"keep-layers {spec!r}: expected one of {', '.join(PRESETS_12)} or a list like 0,2,4") from None
+        raise TrainError(f"keep-layers {spec!r}: expected one of {', '.join(PRESETS_12)} or a list like 0,2,4") from None
     if not layers:
-        raise LayerSpecError("keep-layers: no layer given")
+        raise TrainError("keep-layers: no layer given")
     bad = [i for i in layers if not 0 <= i < n_layer]
     if bad:
-        raise LayerSpecError(f"keep-layers {spec!r}: the teacher has layers 0-{n_layer - 1}, not {bad}")
+        raise TrainError(f"keep-layers {spec!r}: the teacher has layers 0-{n_layer - 1}, not {bad}")
     if len(set(layers)) != len(layers):
-        raise LayerSpecError(f"keep-layers {spec!r}: a layer is listed twice")
+        raise TrainError(f"keep-layers {spec!r}: a layer is listed twice")
     return layers
 
 

@@ -11,7 +11,7 @@ shards, run, evaluation) is cached there in a folder named by the fingerprint of
 an interrupted ablation resumes, a rerun with other settings makes new units beside the old ones and
 reports only its own, and the report lists every unit's fingerprint.
 
-Data quantity is a confounder (DESIGN.md): the budget is at most one pass over the smallest variant
+Data quantity would confound the comparison: the budget is at most one pass over the smallest variant
 (the scale's budget is lowered to it; more needs --allow-repeats), and the report gives each variant's
 epochs. Comparisons state the mean difference with a 95% confidence interval over seeds (Welch's t).
 """
@@ -30,12 +30,13 @@ from eval.studies.pretraining import (SCALES, PretrainStudyOptions, Scale, evalu
                                       tokenize)
 from eval.studies.provenance import code_version, package_version
 from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
-from eval.studies.report_html import write_study_html
+from eval.studies.report_html import write_report_files
 from eval.studies.runs import python_module, read_curve, run_command
 from eval.studies.stats import summarize
 from eval.studies.units import unit_path
-from safe_output import atomic_json, atomic_write
+from safe_output import atomic_json
 from train.config import keep_layers_check
+
 
 def decontamination_files() -> list[Path]:
     """The evaluation texts every variant is decontaminated against."""
@@ -97,7 +98,8 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
     variants = {}
     for preset in presets:
         clean, units[f"clean/{preset}"] = clean_variant(cfg, preset, out, raw_fp, decontamination_files())
-        tokens, units[f"tokens/{preset}"] = tokenize(scale, clean, preset, out, teacher=cfg.teacher, teacher_fp=teacher_fp)
+        tokens, units[f"tokens/{preset}"] = tokenize(scale, clean, preset, out, teacher=cfg.teacher,
+                                                     teacher_fp=teacher_fp)
         corpus_stats = json.loads((clean / "stats.json").read_text())
         token_manifest = json.loads((tokens / "manifest.json").read_text())
         variants[preset] = {"clean_dir": str(clean), "tokens_dir": str(tokens), "stats": corpus_stats,
@@ -110,8 +112,9 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
     for preset in cfg.presets:
         for seed in scale.seeds:
             name = f"{preset}-seed{seed}"
-            summary = pretrain(scale, Path(variants[preset]["tokens_dir"]), out / "runs" / name, seed, teacher=cfg.teacher,
-                               keep_layers=cfg.keep_layers, device=cfg.device, log=out / "logs" / f"train-{name}.log")
+            summary = pretrain(scale, Path(variants[preset]["tokens_dir"]), out / "runs" / name, seed,
+                               teacher=cfg.teacher, keep_layers=cfg.keep_layers, device=cfg.device,
+                               log=out / "logs" / f"train-{name}.log")
             metrics, units[f"result/{name}"] = evaluate_run(summary, heldout, scale, seed, out, name, cfg.device)
             units[f"run/{name}"] = summary["unit"]
             runs[name] = {"preset": preset, "seed": seed, "summary": summary, **metrics, "curve": read_curve(Path(summary["run_dir"])),
@@ -207,9 +210,8 @@ def write_report(results: dict, out: Path) -> None:
                                         [[s["step"], f"{s['docs_in']:,}", f"{s['docs_removed']:,}", f"{s['bytes_removed'] / 1e6:.2f}"] for s in steps]))
             lines.append("")
     lines += units_section(results["units"], results.get("code"))
-    atomic_json(out / "results.json", results)
-    atomic_write(out / "report.md", "\n".join(lines) + "\n")
-    print(f"\nablation report: {write_study_html(out, results, 'Data-cleaning ablation')} (also report.md)")
+    page = write_report_files(out, results, "Data-cleaning ablation", "\n".join(lines) + "\n")
+    print(f"\nablation report: {page} (also report.md)")
     print(markdown_table(["data", "docs kept", "train tokens", "epochs", "decontam", "WikiText ppl (sliding)", "WikiText ppl (blocks)",
                           "WikiText bits/byte", "raw held-out ppl", "BLiMP", "SST-2", "time (s)"], rows))
 

@@ -26,11 +26,10 @@ from eval.studies.pretraining import (PretrainStudyOptions, evaluate_model, eval
                                       result_key, tokenize)
 from eval.studies.provenance import code_version
 from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
-from eval.studies.report_html import write_study_html
+from eval.studies.report_html import write_report_files
 from eval.studies.runs import read_curve
 from eval.studies.stats import summarize
 from eval.studies.units import cached, unit_path
-from safe_output import atomic_json, atomic_write
 from train.config import KEEP_LAYER_NAMES, layer_list
 
 SCALES = {
@@ -50,7 +49,8 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
                 distill_keeps: list[str] | None = None, freeze_pos_embeddings: bool = False,
                 explicit_budget: bool = False, allow_repeats: bool = False) -> dict:
     from train.fingerprint import model_fingerprint
-    from train.truncate import LayerSpecError, parse_keep_layers
+    from train import TrainError
+    from train.truncate import parse_keep_layers
 
     out.mkdir(parents=True, exist_ok=True)
     if not (Path(teacher) / "config.json").exists():
@@ -61,7 +61,7 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
     distill_keeps = distill_keeps or [keeps[0]]
     try:  # checked before any work: `distil` needs a 12-layer teacher
         layers = {k: parse_keep_layers(k, teacher_cfg["n_layer"]) for k in dict.fromkeys(keeps + distill_keeps)}
-    except LayerSpecError as e:
+    except TrainError as e:
         raise EvalError(f"{e} (--keep-layers / --distill-keep-layers)") from None
     named = {"alt": " (every other block)", "distil": " (DistilGPT-2's initialisation)"}
     start = {k: f"teacher blocks {v}{named.get(k, '')}" for k, v in layers.items()}
@@ -159,9 +159,8 @@ def write_report(results: dict, out: Path) -> None:
               "plot puts the methods on a common cost axis: where a curve stands at a given training time.", "",
               "![validation loss](val_loss.png)", "", "![validation loss vs time](val_loss_time.png)", "", "![SST-2](sst2.png)", "",
               *units_section(results["units"], results.get("code"))]
-    atomic_json(out / "results.json", results)
-    atomic_write(out / "report.md", "\n".join(lines))
-    print(f"\ncompare report: {write_study_html(out, results, 'Truncation vs distillation vs scratch')} (also report.md)")
+    page = write_report_files(out, results, "Truncation vs distillation vs scratch", "\n".join(lines) + "\n")
+    print(f"\ncompare report: {page} (also report.md)")
     print(markdown_table(["method", "params", "time (s)", "tokens/s", "WikiText ppl (sliding)", "WikiText ppl (blocks)",
                           "WikiText bits/byte", "held-out ppl", "BLiMP", "SST-2"], rows))
 

@@ -20,10 +20,9 @@ from eval.studies.options import StudyOptions, each_of
 from eval.studies.plots import plot_bars
 from eval.studies.provenance import code_version
 from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
-from eval.studies.report_html import write_study_html
+from eval.studies.report_html import write_report_files
 from eval.studies.stats import summarize
 from eval.studies.units import cached, unit_path
-from safe_output import atomic_json, atomic_write
 
 TECHNIQUES = ["plain", "vanilla", "annealing", "rail"]
 
@@ -114,9 +113,8 @@ def write_report(results: dict, out: Path, tasks: list[str], techniques: list[st
             lines.append(noise_sentence(k, stat[t][k], "plain", stat[t]["plain"], f"{t} {metric[t]}", False))
     lines += ["", "## The techniques as run", "", *techniques_as_run(results), "", "![KD techniques](kd.png)", "",
               *units_section(results["units"], results.get("code"))]
-    atomic_json(out / "results.json", results)
-    atomic_write(out / "report.md", "\n".join(lines))
-    print(f"\nKD study report: {write_study_html(out, results, 'Knowledge distillation during fine-tuning')} (also report.md)")
+    page = write_report_files(out, results, "Knowledge distillation during fine-tuning", "\n".join(lines) + "\n")
+    print(f"\nKD study report: {page} (also report.md)")
     print(markdown_table(["technique", *tasks, "time (s)"], rows))
 
 

@@ -83,8 +83,8 @@ def tokenize(scale: Scale, clean_dir: Path, name: str, out: Path, *, teacher: st
     return tokens, {"kind": "token shards", "fingerprint": key_fp, "content": tokens_fingerprint(tokens), "path": str(tokens)}
 
 
-def pretrain(scale: Scale, tokens: Path, run_dir: Path, seed: int, *, teacher: str, keep_layers: str, device: str = "cpu",
-             extra: list[str] = (), log: Path | None = None) -> dict:
+def pretrain(scale: Scale, tokens: Path, run_dir: Path, seed: int, *, teacher: str, keep_layers: str,
+             device: str = "cpu", extra: list[str] = (), log: Path | None = None) -> dict:
     """One pre-training run, in `<run_dir>-<fingerprint>`: the fingerprint covers the token shards' content, the
     teacher and every training option, so a run made with another budget or on other data is never reused.
     Returns summary.json plus `run_dir` and `unit` (its provenance record)."""

@@ -1,11 +1,10 @@
-"""report.html of a study (ablation, compare, kd-study): report.md as a page, plots inline, and every
+"""report.html of a study (ablation, compare, kd-study): the study's report as a page, plots inline, and every
 run behind the numbers with its metrics, command and fingerprints, linked to its files.
 
-Generic over results.json: the page shows the study's own Markdown (its tables, with whatever spread or
-confidence interval the study computed), then every summary statistic found in results.json (any
-object with a `mean`), every run (`runs`: its scalar metrics and anything named like a fingerprint),
-and the provenance (command, fingerprints, config). A field a study adds later shows up without a
-change here.
+Built from what the study computed, never from files read back: the Markdown report the study made from its
+results (rendered by markdown-it, raw HTML in it escaped), then every summary statistic found in results.json
+(any object with a `mean`), every run (`runs`: its scalar metrics and anything named like a fingerprint), and
+the provenance (command, fingerprints, config). A field a study adds later shows up without a change here.
 """
 from __future__ import annotations
 
@@ -14,72 +13,35 @@ import json
 import re
 from pathlib import Path
 
-from corpus.html_page import Raw, esc, page, table
-from safe_output import atomic_write
+from markdown_it import MarkdownIt
 
-_INLINE = [
-    (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
-    (re.compile(r"\*\*([^*]+)\*\*"), r"<b>\1</b>"),
-    (re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)"), r'<a href="\2">\1</a>'),
-]
-_IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)\s]+)\)$")
+from corpus.html_page import Raw, esc, page, table
+from safe_output import atomic_json, atomic_write
+
 PROVENANCE_KEYS = re.compile(r"fingerprint|sha256|command|version|commit", re.I)
 FINGERPRINT_KEYS = re.compile(r"fingerprint|sha256", re.I)
 GROUP_KEYS = ("preset", "method", "task", "technique", "seed")
-
-
-def inline(text: str) -> str:
-    out = esc(text)
-    for pattern, repl in _INLINE:
-        out = pattern.sub(repl, out)
-    return out
 
 
 def image(folder: Path, alt: str, src: str) -> str:
     """A plot as a data: URI, so the page needs no file beside it."""
     path = folder / src
     if not path.is_file() or path.suffix.lower() != ".png":
-        return f'<p class="note">(plot {esc(src)} not found)</p>'
+        return f'<span class="note">(plot {esc(src)} not found)</span>'
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<figure><img class="plot" alt="{esc(alt)}" src="data:image/png;base64,{data}"><figcaption class="note">{esc(src)}</figcaption></figure>'
+    return f'<img class="plot" alt="{esc(alt)}" title="{esc(src)}" src="data:image/png;base64,{data}">'
 
 
 def markdown_to_html(markdown: str, folder: Path) -> str:
-    """The Markdown the studies write: headings, paragraphs, bullet lists, pipe tables, images, inline code."""
-    blocks, lines = [], markdown.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if not line.strip():
-            i += 1
-        elif m := re.match(r"^(#{1,4}) (.*)$", line):
-            level = len(m.group(1))
-            blocks.append(f"<h{level}>{inline(m.group(2))}</h{level}>")
-            i += 1
-        elif m := _IMAGE.match(line.strip()):
-            blocks.append(image(folder, m.group(1), m.group(2)))
-            i += 1
-        elif line.startswith("|"):
-            rows = []
-            while i < len(lines) and lines[i].startswith("|"):
-                rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
-                i += 1
-            body = [r for r in rows[1:] if not all(re.fullmatch(r":?-+:?", c) for c in r)]
-            numeric = {j for j in range(len(rows[0])) if body and all(re.match(r"^[-\d.,±% ]+$", r[j]) for r in body if j < len(r))}
-            blocks.append(table([Raw(inline(c)) for c in rows[0]], [[Raw(inline(c)) for c in r] for r in body], numeric=numeric))
-        elif line.startswith("- "):
-            items = []
-            while i < len(lines) and lines[i].startswith("- "):
-                items.append(f"<li>{inline(lines[i][2:])}</li>")
-                i += 1
-            blocks.append(f"<ul>{''.join(items)}</ul>")
-        else:
-            para = []
-            while i < len(lines) and lines[i].strip() and not lines[i].startswith(("|", "- ", "#", "![")):
-                para.append(lines[i])
-                i += 1
-            blocks.append(f"<p>{inline(' '.join(para))}</p>")
-    return "\n".join(blocks)
+    """CommonMark with pipe tables; images (the study's plots in `folder`) inline, tables scrollable."""
+    def render_image(renderer, tokens, i, options, env) -> str:
+        return image(folder, tokens[i].content, tokens[i].attrGet("src"))
+
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    md.add_render_rule("image", render_image)
+    md.add_render_rule("table_open", lambda renderer, tokens, i, options, env: '<div class="scroll"><table>\n')
+    md.add_render_rule("table_close", lambda renderer, tokens, i, options, env: "</table></div>\n")
+    return md.render(markdown)
 
 
 # ------------------------------------------------------------------------------------------ from results.json
@@ -230,15 +192,23 @@ def links_section(results: dict, out: Path) -> str:
     return f'<p class="note">Files: {" · ".join(links)}</p>' if links else ""
 
 
-def render_study_html(out: Path, results: dict, title: str) -> str:
+def render_study_html(out: Path, results: dict, title: str, markdown: str) -> str:
+    """The page: `markdown` (the study's report, made from `results`), then what results.json records."""
     out = Path(out)
-    markdown = (out / "report.md").read_text(encoding="utf-8") if (out / "report.md").is_file() else f"# {title}"
     body = [markdown_to_html(markdown, out), links_section(results, out), statistics_table(results), runs_section(results, out),
             provenance_section(results)]
     return page(title, "\n".join(b for b in body if b))
 
 
-def write_study_html(out: Path, results: dict, title: str) -> Path:
+def write_study_html(out: Path, results: dict, title: str, markdown: str) -> Path:
     path = Path(out) / "report.html"
-    atomic_write(path, render_study_html(out, results, title))
+    atomic_write(path, render_study_html(out, results, title, markdown))
     return path
+
+
+def write_report_files(out: Path, results: dict, title: str, markdown: str) -> Path:
+    """A study's results.json, report.md and report.html, all from `results` and the Markdown made from it.
+    Returns the path of report.html."""
+    atomic_json(Path(out) / "results.json", results)
+    atomic_write(Path(out) / "report.md", markdown)
+    return write_study_html(out, results, title, markdown)
