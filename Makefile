@@ -4,13 +4,13 @@
 #   make clean-corpus    demo corpus -> data/clean/$(PRESET)   (INPUT=... to clean your own files;
 #                        DEMO_SIZE=large: the ~2 GB-of-HTML demo corpus, built by make demo-corpus-large)
 #   make pretrain        teacher (or TEACHER=...) -> truncated student -> runs/student
-#   make ablation        does cleaning help? -> runs/ablation/report.md
+#   make ablation        does cleaning help? -> runs/ablation/report.md (STUDY=steps: which step? -> runs/ablation-steps/)
 #   make bench           speed / memory / quality benchmarks, each beside its baseline
 #   make mutation        mutation score of the core logic (mutmut, module by module; MODULES=... for some)
 #   make gpu-smoke       the GPU paths on one CUDA GPU, in a few minutes (docs/gpu.md)
 #
-# DEVICE=cuda (or cuda:N, mps, ...) puts every training and study command on that device; DTYPE=bf16|fp16|fp32|auto
-# and COMPILE=1 reach the teacher's and the student's pre-training
+# DEVICE=cuda (or cuda:N, mps, ...), DTYPE=bf16|fp16|fp32|auto and COMPILE=1 put every training and study command
+# (and each study's own runs and evaluations) on that device.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -99,16 +99,34 @@ TRAIN = $(PY) -m train
 $(CLEAN_FULL)/manifest.json:
 	$(MAKE) clean-corpus PRESET=full
 
+# The teacher never sees the studies' data: the raw corpus is split by near-duplicate cluster into a teacher
+# part (cleaned with `full`, decontaminated against the evaluation sets; the tokenizer and the teacher are
+# trained on it) and a study part, from which every arm of every study is cleaned (STUDY_INPUT).
+PARTITION ?= $(DATA)/partition$(if $(filter large,$(DEMO_SIZE)),-large)
+TEACHER_FRACTION ?= 0.5
+TEACHER_CLEAN := $(DATA)/clean/teacher-full$(if $(filter large,$(DEMO_SIZE)),-large)
+STUDY_INPUT := $(PARTITION)/study
+EVAL_FILES = $(SHARED)/data/wikitext-2-raw/wiki.test.raw $(foreach t,SST-2 CoLA RTE,$(SHARED)/data/glue/$(t)/dev.tsv)
+
+.PHONY: partition
+partition: venv
+	test -d $(DEMO)/jsonl || $(PY) -m corpus.demo_corpus --size $(DEMO_SIZE) --output $(DEMO)
+	$(TRAIN) partition --input $(DEMO)/jsonl --output $(PARTITION) --teacher-fraction $(TEACHER_FRACTION) --wait
+
+$(TEACHER_CLEAN)/manifest.json: | partition
+	$(VENV)/bin/corpus-clean --input $(PARTITION)/teacher --output $(TEACHER_CLEAN) --preset full --workers $(WORKERS) \
+		--decontaminate $(EVAL_FILES)
+
 # Each step runs every time: it reuses its output when that was made from the same inputs (by fingerprint)
 # and settings, and otherwise stops with one line naming what changed, so a re-cleaned corpus is never
 # silently trained on by an old tokenizer, old token shards or an old teacher. Shared steps pass --wait, so
 # targets run side by side (`make -j2 ablation kd-finetune`, two terminals) queue on them instead of failing.
 .PHONY: tokenizer tokens
-tokenizer: venv | $(CLEAN_FULL)/manifest.json
-	$(TRAIN) tokenizer --data $(CLEAN_FULL) --vocab-size $(VOCAB) --output $(RUNS)/tokenizer --wait
+tokenizer: venv partition | $(TEACHER_CLEAN)/manifest.json
+	$(TRAIN) tokenizer --data $(TEACHER_CLEAN) --vocab-size $(VOCAB) --output $(RUNS)/tokenizer --wait
 
 tokens: tokenizer
-	$(TRAIN) tokenize --data $(CLEAN_FULL) --tokenizer $(RUNS)/tokenizer --output $(RUNS)/tokens/full --block-size $(BLOCK) --val-fraction 0.02 --wait
+	$(TRAIN) tokenize --data $(TEACHER_CLEAN) --tokenizer $(RUNS)/tokenizer --output $(RUNS)/tokens/full --block-size $(BLOCK) --val-fraction 0.02 --wait
 
 teacher: venv tokens
 	$(TRAIN) pretrain --tokens $(RUNS)/tokens/full --output $(RUNS)/teacher --init scratch --n-layer 12 --n-embd 256 --n-head 4 \
@@ -137,20 +155,23 @@ SCALE ?= default
 EVAL_ARGS ?=
 EVAL = $(PY) -m eval
 
-# the ablation cleans each preset itself, decontaminated against its evaluation sets (runs/ablation/clean/)
+# the ablation cleans each arm itself from the study part, decontaminated against its evaluation sets (runs/ablation/clean/);
+# STUDY=presets (none, paper, full) or STUDY=steps (full with each cleaning step left out, and steps added one at a time)
+STUDY ?= presets
 ablation: teacher
-	$(EVAL) ablation --scale $(SCALE) --teacher $(RUNS)/teacher/export --output $(RUNS)/ablation --device $(DEVICE) $(EVAL_ARGS)
+	$(EVAL) ablation --scale $(SCALE) --teacher $(RUNS)/teacher/export --teacher-data $(TEACHER_CLEAN) --input $(STUDY_INPUT) \
+		--output $(RUNS)/ablation$(if $(filter-out presets,$(STUDY)),-$(STUDY)) --study $(STUDY) $(ON_DEVICE) $(EVAL_ARGS)
 
 KEEPS ?= alt  # truncation arms, space-separated (KEEPS="alt 0,1,2,3,4,5")
 compare: teacher
-	$(EVAL) compare --scale $(SCALE) --teacher $(RUNS)/teacher/export --keep-layers $(KEEPS) --output $(RUNS)/compare --device $(DEVICE) $(EVAL_ARGS)
+	$(EVAL) compare --scale $(SCALE) --teacher $(RUNS)/teacher/export --keep-layers $(KEEPS) --output $(RUNS)/compare $(ON_DEVICE) $(EVAL_ARGS)
 
 # the teacher and its truncated student from `make pretrain` (TEACHER=... too), or any pair given as
 # KD_TEACHER=DIR_OR_NAME KD_STUDENT=DIR_OR_NAME (e.g. gpt2 and distilgpt2), which skips pre-training
 KD_TEACHER ?= $(if $(strip $(TEACHER)),$(TEACHER),$(RUNS)/teacher/export)
 KD_STUDENT ?= $(STUDENT_DIR)/export
 kd-finetune: $(if $(filter command line environment,$(origin KD_STUDENT)),venv,pretrain)
-	$(EVAL) kd-study --scale $(SCALE) --teacher $(KD_TEACHER) --student $(KD_STUDENT) --output $(RUNS)/kd-study --device $(DEVICE) $(EVAL_ARGS)
+	$(EVAL) kd-study --scale $(SCALE) --teacher $(KD_TEACHER) --student $(KD_STUDENT) --output $(RUNS)/kd-study $(ON_DEVICE) $(EVAL_ARGS)
 
 # ---------------------------------------------------------------- bench
 bench: venv demo-corpus

@@ -77,6 +77,9 @@ class CleanConfig:
                                 "filters.NAME=null to switch it off)", default_factory=FilterConfig)
     paper: PaperConfig = opt(help="the paper recipe's line cleaner", default_factory=PaperConfig, flags=False)
     minhash: MinHashSettings = opt(help="MinHash near-duplicate removal", default_factory=MinHashSettings, flags=False)
+    exact_dedup: bool = opt(True, "full recipe: drop identical copies (--no-exact-dedup keeps them; the per-step "
+                            "ablation switches each step off)")
+    near_dedup: bool = opt(True, "full recipe: MinHash near-duplicate removal (--no-near-dedup keeps near-duplicates)")
 
     def validate(self):
         if self.executor == "slurm" and not self.slurm_partition:
@@ -186,18 +189,25 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
     filtered, unique = lay.data("filtered"), lay.data("unique")
     exact_work, minhash_work = lay.work / "exact", lay.work / "minhash"
     # each pass ends with the signatures of the documents it wrote: no pass of its own just to hash them
+    # each dedup step can be switched off (exact_dedup, near_dedup): the pass before a step writes its signatures
+    if not (cfg.exact_dedup or cfg.near_dedup):
+        return with_finalize([Stage("filter", read + measured(filter_steps) + [final_writer], tasks)], inputs, out, cfg)
+    first_signature = exact_signature(exact_work) if cfg.exact_dedup else minhash_signature(minhash_work, cfg.minhash)
     stages = [Stage("filter", read + measured(filter_steps) + [ArrowShardWriter(filtered, max_shard_bytes=shard_bytes),
-                                                               exact_signature(exact_work)], tasks)]
-    stages += exact_dedup_stages(
-        source=filtered,
-        work=exact_work,
-        tasks=tasks,
-        removed=removed_writer("exact_dedup"),
-        sink=ArrowShardWriter(unique, max_shard_bytes=shard_bytes),
-        then=[minhash_signature(minhash_work, cfg.minhash)],
-    )
+                                                               first_signature], tasks)]
+    if cfg.exact_dedup:
+        stages += exact_dedup_stages(
+            source=filtered,
+            work=exact_work,
+            tasks=tasks,
+            removed=removed_writer("exact_dedup"),
+            sink=ArrowShardWriter(unique, max_shard_bytes=shard_bytes) if cfg.near_dedup else final_writer,
+            then=[minhash_signature(minhash_work, cfg.minhash)] if cfg.near_dedup else [],
+        )
+    if not cfg.near_dedup:
+        return with_finalize(stages, inputs, out, cfg)
     stages += minhash_stages(
-        source=unique,
+        source=unique if cfg.exact_dedup else filtered,
         work=minhash_work,
         tasks=tasks,
         settings=cfg.minhash,

@@ -3,7 +3,7 @@
     python -m eval perplexity MODEL_DIR [--data FILE ...] [--tokens TOKENS_DIR]
     python -m eval blimp MODEL_DIR [--paradigms NAME ...] [--max-pairs N]
     python -m eval glue MODEL_DIR --task sst2|cola|rte [--teacher DIR --kd vanilla|annealing|rail]
-    python -m eval ablation  [--scale default|smoke|large]     (make ablation)
+    python -m eval ablation  [--scale default|smoke|large] [--study presets|steps]   (make ablation [STUDY=steps])
     python -m eval compare   [--scale ...] [--keep-layers alt distil]  (make compare)
     python -m eval kd-study  [--scale ...]                      (make kd-finetune)
 
@@ -24,7 +24,8 @@ COMMANDS = {  # command: (module, one-line help); each module has `Settings` (a 
     "perplexity": ("eval.perplexity", "sliding-window perplexity on text files or token shards"),
     "blimp": ("eval.blimp", "BLiMP zero-shot: accuracy on 67 paradigms of grammatical/ungrammatical minimal pairs"),
     "glue": ("eval.glue", "fine-tune on a GLUE task (optionally with knowledge distillation)"),
-    "ablation": ("eval.studies.ablation", "does cleaning help? none vs paper vs full, same budget and seeds"),
+    "ablation": ("eval.studies.ablation", "does cleaning help? none vs paper vs full, or each step of full "
+                 "(--study steps)"),
     "compare": ("eval.studies.compare", "truncation vs distillation vs scratch, at equal token budget"),
     "kd-study": ("eval.studies.kd_study", "KD techniques during fine-tuning, on SST-2, CoLA and RTE"),
 }
@@ -67,7 +68,7 @@ def run(args) -> None:
         return
     # a study writes only into a folder it made, one run at a time
     inputs = {f"--{name.replace('_', '-')}": [v] if isinstance(v, str) else v
-              for name in ("input", "clean", "clean_root", "teacher", "student")
+              for name in ("input", "clean", "clean_root", "teacher", "teacher_data", "student")
               if (v := getattr(settings, name, None))}
     if args.eval_data:
         inputs["--eval-data"] = [args.eval_data]

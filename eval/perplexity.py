@@ -93,12 +93,16 @@ def context_length(model) -> int:
 
 
 @torch.no_grad()
-def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: str = "", dtype: str = "fp32") -> dict:
+def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: str = "", dtype: str = "fp32",
+                   per_item: bool = False) -> dict:
+    """Perplexity over windows of `context` tokens advancing by `stride`; with `per_item`, also each window's
+    summed loss and scored tokens (`items`), so that models scored on the same text can be compared pairwise."""
     n = ids.numel()
     if n < 2:
         raise EvalError(f"{label or 'text'}: fewer than 2 tokens")
     device = next(model.parameters()).device
     nll, scored, prev_end = sum_buffer(device), 0, 0  # summed on the device: no wait per window
+    window_nlls, window_tokens = [], []
     start = last = time.time()
     for begin in range(0, n, stride):
         end = min(begin + context, n)
@@ -108,8 +112,12 @@ def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: s
             logits = model(window).logits[0, :-1].float()
         targets = window[0, 1:]
         first = max(0, targets.numel() - new)  # score only the new tokens (the first token of the text has no context)
-        nll += F.cross_entropy(logits[first:], targets[first:], reduction="sum")
+        window_nll = F.cross_entropy(logits[first:], targets[first:], reduction="sum")
+        nll += window_nll
         scored += targets.numel() - first
+        if per_item:
+            window_nlls.append(window_nll)
+            window_tokens.append(targets.numel() - first)
         prev_end = end
         if time.time() - last > 10:
             last = time.time()
@@ -118,7 +126,11 @@ def ids_perplexity(model, ids: torch.Tensor, context: int, stride: int, label: s
         if end == n:
             break
     nll = nll.item()
-    return {"ppl": math.exp(nll / scored), "nll": nll / scored, "tokens": scored, "context": context, "stride": stride}
+    result = {"ppl": math.exp(nll / scored), "nll": nll / scored, "tokens": scored, "context": context,
+              "stride": stride}
+    if per_item:
+        result["items"] = [list(pair) for pair in zip(torch.stack(window_nlls).tolist(), window_tokens, strict=True)]
+    return result
 
 
 PROTOCOLS = ("sliding", "blocks", "lines")
@@ -140,18 +152,21 @@ def line_group_ids(tokenizer, text: str, context: int,
     return torch.tensor(kept, dtype=torch.long), dropped
 
 
-def block_perplexity(model, ids: torch.Tensor, context: int, label: str = "", dtype: str = "fp32") -> dict:
+def block_perplexity(model, ids: torch.Tensor, context: int, label: str = "", dtype: str = "fp32",
+                     per_item: bool = False) -> dict:
     """run_clm.py's protocol: non-overlapping blocks of `context` tokens, the remainder dropped."""
     n_blocks = ids.numel() // context
     if n_blocks == 0:
         raise EvalError(f"{label or 'text'}: {ids.numel()} tokens, fewer than one block of {context}")
     # disjoint windows of exactly `context` tokens: each scores all but its first token, as run_clm's loss does
-    result = ids_perplexity(model, ids[: n_blocks * context], context, stride=context, label=label, dtype=dtype)
+    result = ids_perplexity(model, ids[: n_blocks * context], context, stride=context, label=label, dtype=dtype,
+                            per_item=per_item)
     return {**result, "blocks": n_blocks, "dropped_tokens": ids.numel() - n_blocks * context}
 
 
 def text_perplexity(model, tokenizer, text: str, context: int | None = None, stride: int | None = None,
-                    max_tokens: int = 0, label: str = "", protocol: str = "sliding", dtype: str = "fp32") -> dict:
+                    max_tokens: int = 0, label: str = "", protocol: str = "sliding", dtype: str = "fp32",
+                    per_item: bool = False) -> dict:
     context = context or context_length(model)
     if protocol not in PROTOCOLS:
         raise EvalError(f"unknown perplexity protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
@@ -164,7 +179,7 @@ def text_perplexity(model, tokenizer, text: str, context: int | None = None, str
         if max_tokens:
             ids = ids[:max_tokens]
     if protocol in ("blocks", "lines"):
-        result = block_perplexity(model, ids, context, label, dtype)
+        result = block_perplexity(model, ids, context, label, dtype, per_item)
         if protocol == "lines":
             result["dropped_tokens"] = dropped
         spans = [(b * context + 1, (b + 1) * context) for b in range(result["blocks"])]
@@ -172,7 +187,7 @@ def text_perplexity(model, tokenizer, text: str, context: int | None = None, str
         stride = stride or max(1, context // 2)
         if not 0 < stride <= context:
             raise EvalError(f"stride must be in 1..context ({context}), not {stride}")
-        result = ids_perplexity(model, ids, context, stride, label, dtype)
+        result = ids_perplexity(model, ids, context, stride, label, dtype, per_item)
         spans = [(1, ids.numel())]
     scored_bytes = sum(len(tokenizer.decode(ids[a:b].tolist(), clean_up_tokenization_spaces=False).encode("utf-8"))
                        for a, b in spans)
@@ -187,8 +202,9 @@ def bits_per_byte(nll_sum: float, n_bytes: int) -> dict:
 
 @torch.no_grad()
 def shard_perplexity(model, tokens_dir: str | Path, split: str = "val", max_blocks: int = 0, batch_size: int = 16,
-                     dtype: str = "fp32") -> dict:
-    """Mean next-token loss over the blocks of a token-shard split (train's own validation data)."""
+                     dtype: str = "fp32", per_item: bool = False) -> dict:
+    """Mean next-token loss over the blocks of a token-shard split (train's own validation data); with
+    `per_item`, also each block's summed loss and scored tokens (`items`)."""
     from train import TrainError
     from train.data import TokenBlocks
 
@@ -198,15 +214,21 @@ def shard_perplexity(model, tokens_dir: str | Path, split: str = "val", max_bloc
         raise EvalError(str(e)) from None
     n = min(len(blocks), max_blocks) if max_blocks else len(blocks)
     device = next(model.parameters()).device
-    nll, count = sum_buffer(device), 0
+    nll, count, block_nlls = sum_buffer(device), 0, []
     for i in range(0, n, batch_size):
         batch = to_device(blocks.batch(range(i, min(n, i + batch_size))), device)
         with autocast(device, dtype):
             logits = model(batch[:, :-1]).logits.float()
-        nll += F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum")
+        losses = F.cross_entropy(logits.transpose(1, 2), batch[:, 1:], reduction="none").sum(dim=1)
+        nll += losses.sum()
         count += batch[:, 1:].numel()
+        if per_item:
+            block_nlls.append(losses)
     nll = nll.item()
-    return {"ppl": math.exp(nll / count), "nll": nll / count, "tokens": count, "blocks": n}
+    result = {"ppl": math.exp(nll / count), "nll": nll / count, "tokens": count, "blocks": n}
+    if per_item:
+        result["items"] = [[loss, blocks.block_size] for loss in torch.cat(block_nlls).tolist()]
+    return result
 
 
 @dataclass

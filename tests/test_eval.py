@@ -78,6 +78,12 @@ def test_blocks_protocol_matches_run_clm_style_reference(lm_dir, shared_data):
     assert got["blocks"] == n_blocks and got["tokens"] == n_blocks * (context - 1)
     assert got["dropped_tokens"] == len(ids) - n_blocks * context
     assert got["ppl"] == pytest.approx(math.exp(loss), rel=1e-4)
+    # per block: each block's summed loss is transformers' loss of that block alone
+    items = text_perplexity(model, tok, text, protocol="blocks", per_item=True)["items"]
+    with torch.no_grad():
+        per_block = [hf(b[None], labels=b[None]).loss.item() * (context - 1) for b in blocks]
+    assert [n for _, n in items] == [context - 1] * n_blocks
+    assert [l for l, _ in items] == pytest.approx(per_block, rel=1e-4)
     sliding = text_perplexity(model, tok, text)
     assert sliding["protocol"] == "sliding" and sliding["tokens"] == len(ids) - 1 and sliding["ppl"] != pytest.approx(got["ppl"])
 
@@ -98,6 +104,11 @@ def test_shard_perplexity_equals_mean_block_loss(tmp_path, lm_dir):
         expected = torch.nn.functional.cross_entropy(model(x[:, :-1]).logits.reshape(-1, 50257), x[:, 1:].reshape(-1)).item()
     got = shard_perplexity(model, tmp_path / "tokens", "val", batch_size=5)
     assert got["blocks"] == len(blocks) and got["nll"] == pytest.approx(expected, rel=1e-5)
+    items = shard_perplexity(model, tmp_path / "tokens", "val", batch_size=5, per_item=True)["items"]
+    with torch.no_grad():
+        first = torch.nn.functional.cross_entropy(model(x[:1, :-1]).logits[0], x[0, 1:], reduction="sum").item()
+    assert len(items) == len(blocks) and items[0] == pytest.approx([first, 16], rel=1e-5)
+    assert sum(l for l, _ in items) / sum(n for _, n in items) == pytest.approx(got["nll"], rel=1e-6)
 
 
 def test_perplexity_cli(lm_dir, tmp_path):
@@ -203,6 +214,8 @@ def test_finetuning_learns_a_learnable_task_deterministically(shared_data, tmp_p
     assert a["value"] >= 0.9, a
     b = finetune(lm_dir, "sst2", data, cfg)
     assert a["value"] == b["value"]
+    assert len(a["dev_correct"]) == a["dev_examples"]
+    assert sum(a["dev_correct"]) / a["dev_examples"] == pytest.approx(a["value"])
     assert json.loads((tmp_path / "tuned" / "classifier.json").read_text()) == {"task": "sst2", "n_labels": 2}
 
 

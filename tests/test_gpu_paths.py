@@ -263,13 +263,32 @@ def test_the_makefile_puts_every_training_and_study_command_on_one_device(tmp_pa
     pretraining = [line for line in lines if " -m train pretrain " in line]
     studies = [line for line in lines if any(f" -m eval {s} " in line for s in ("ablation", "compare", "kd-study"))]
     assert len(pretraining) == 2 and len(studies) == 3, result.stdout  # teacher, student; three studies
-    for line in pretraining:
+    for line in pretraining + studies:
         assert "--device cuda:1" in line and "--dtype bf16" in line and "--compile" in line, line
-    for line in studies:
-        assert "--device cuda:1" in line, line
     plain = subprocess.run(["make", "-n", "-B", "pretrain", f"VENV={tmp_path}/venv", f"DATA={tmp_path}/data"], cwd=ROOT,
                            capture_output=True, text=True).stdout
     assert "--device cpu" in plain and "--compile" not in plain
+
+
+@pytest.mark.parametrize("study", ["ablation", "compare", "kd-study"])
+def test_a_study_refuses_a_wrong_device_or_dtype_before_making_its_folder(study, tmp_path, capsys):
+    from eval.__main__ import main
+
+    for wrong in (["--device", "cuda:7"], ["--device", "gpu0"], ["--dtype", "fp8"]):
+        out = tmp_path / "study"
+        assert main([study, "--output", str(out), "--teacher", str(tmp_path / "teacher"), *wrong]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and wrong[1] in err and "Traceback" not in err, err
+        assert not out.exists()
+
+
+def test_a_study_puts_its_runs_and_evaluations_on_its_device_and_dtype():
+    from eval.studies.options import Execution
+
+    execution = Execution("cuda:1", "bf16", True)
+    assert execution.pretrain_args() == ["--device", "cuda:1", "--dtype", "bf16", "--compile"]
+    assert Execution("cpu", "auto").pretrain_args() == ["--device", "cpu", "--dtype", "auto"]
+    assert Execution("cpu", "auto").eval_dtype() == "fp32" and Execution("cpu", "bfloat16").eval_dtype() == "bf16"
 
 
 # ----------------------------------------------------------------------------- the GPU smoke

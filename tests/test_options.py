@@ -29,6 +29,7 @@ def commands():
     out.append(("demo-corpus", demo.build_parser(), demo.main, lambda t: ["--output", str(t / "out")]))
     out.append(("bench", bench_main.build_parser(), bench_main.main, lambda t: ["--output", str(t / "out")]))
     train_required = {
+        "partition": lambda t: ["partition", "--output", str(t / "out"), "--input", str(t / "raw")],
         "tokenizer": lambda t: ["tokenizer", "--output", str(t / "out"), "--gpt2"],
         "tokenize": lambda t: ["tokenize", "--output", str(t / "out"), "--data", str(t / "clean"),
                                "--tokenizer", str(t / "tok")],
@@ -222,6 +223,7 @@ def test_recipes_are_the_shipped_files_and_a_users_recipe_layers_on_them(tmp_pat
 
 
 @pytest.mark.parametrize("argv", [
+    ["partition", "--output", "p", "--input", "a", "b", "--teacher-fraction", "0.3"],
     ["tokenizer", "--output", "t", "--data", "a", "b", "--vocab-size", "300"],
     ["tokenize", "--output", "t", "--data", "c", "--tokenizer", "k", "--block-size", "64", "--split", "id-hash"],
     ["pretrain", "--output", "r", "--tokens", "k", "--init", "scratch", "--n-layer", "2", "--lr", "3e-4",

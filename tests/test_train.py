@@ -397,3 +397,28 @@ def test_distillation_with_frozen_position_embeddings(tokens, tmp_path):
     assert not torch.equal(frozen["transformer.h.1.mlp.c_fc.weight"], teacher["transformer.h.3.mlp.c_fc.weight"])
     summary = json.loads((tmp_path / "frozen" / "summary.json").read_text())
     assert summary["freeze_pos_embeddings"] is True and summary["dropout"] == pytest.approx(0.1)  # the teacher's dropout
+
+
+def test_validation_on_another_corpus_s_held_out_split(shared_data, tokens, tmp_path):
+    """--val-tokens: the validation scores another token folder's val split (same tokenizer), so runs on
+    different data share one validation set; another tokenizer is refused."""
+    from eval.perplexity import shard_perplexity
+
+    other = write_clean_corpus(tmp_path / "other", wikitext_articles(shared_data, 60, min_words=100)[20:])
+    tokenize_corpus(other, tokens / "tokenizer", tmp_path / "other-tokens", block_size=32, val_fraction=0.5)
+    run = tmp_path / "run"
+    subprocess.run(train_cmd(tokens, run, "--max-steps", "4", "--eval-every", "2",
+                             "--val-tokens", str(tmp_path / "other-tokens")),
+                   check=True, capture_output=True)
+    summary = json.loads((run / "summary.json").read_text())
+    direct = shard_perplexity(GPT.from_pretrained(run / "export"), tmp_path / "other-tokens", "val", max_blocks=8,
+                              batch_size=8)
+    assert summary["val_loss"] == pytest.approx(direct["nll"], rel=1e-5)
+    own = shard_perplexity(GPT.from_pretrained(run / "export"), tokens, "val", max_blocks=8, batch_size=8)
+    assert own["nll"] != pytest.approx(direct["nll"], rel=1e-5)  # not its own val split
+    save_tokenizer(train_tokenizer([other], vocab_size=300), tmp_path / "tok2")
+    tokenize_corpus(other, tmp_path / "tok2", tmp_path / "other-tok2", block_size=32, val_fraction=0.5)
+    refused = subprocess.run(train_cmd(tokens, tmp_path / "run2", "--max-steps", "2",
+                                       "--val-tokens", str(tmp_path / "other-tok2")),
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "another tokenizer" in refused.stderr

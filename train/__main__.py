@@ -1,5 +1,6 @@
-"""python -m train <command>: tokenizer -> tokenize -> pretrain (-> sample).
+"""python -m train <command>: [partition ->] tokenizer -> tokenize -> pretrain (-> sample).
 
+    python -m train partition --input data/demo/jsonl --output data/partition   (a teacher part and a study part)
     python -m train tokenizer --data data/clean/full --vocab-size 8192 --output runs/tok   (or --gpt2)
     python -m train tokenize  --data data/clean/full --tokenizer runs/tok --output runs/tokens
     python -m train pretrain  --tokens runs/tokens --teacher DIR --keep-layers alt --output runs/student
@@ -19,6 +20,7 @@ from train import TrainError
 from train.config import COMMANDS
 
 HELP = {
+    "partition": "raw JSON Lines -> a teacher part and a study part, split by near-duplicate cluster",
     "tokenizer": "GPT-2's BPE, or a BPE trained on a clean corpus",
     "tokenize": "clean-corpus directory -> token shards",
     "pretrain": "pre-train a (truncated) GPT-2 on token shards",
@@ -51,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
 def run(args) -> int:
     cfg = cli_config.resolve(COMMANDS[args.command], args, TrainError)  # every option checked before any work
     record = cli_config.record_text(cfg, f"python -m train {args.command}")
-    if args.command == "tokenizer":
+    if args.command == "partition":
+        from train.split import partition_raw
+
+        partition_raw(cfg.input, cfg.output, cfg.teacher_fraction, overwrite=args.overwrite, wait=args.wait,
+                      record=record)
+    elif args.command == "tokenizer":
         from train.tokenizer import main_tokenizer
 
         main_tokenizer(cfg.data, cfg.output, cfg.gpt2, cfg.vocab_size, overwrite=args.overwrite, wait=args.wait,

@@ -29,6 +29,15 @@ def keep_layers_check() -> Check:
 
 
 @dataclass
+class PartitionConfig:
+    output: str = opt("", "folder to write: teacher/, study/ and manifest.json (created, or empty; reused when it was "
+                          "made from the same input and settings)", required=True, metavar="DIR")
+    input: list[str] = opt([], "raw JSON Lines files or folders (e.g. data/demo/jsonl)", required=True, metavar="PATH")
+    teacher_fraction: float = opt(0.5, "share of near-duplicate clusters given to the teacher",
+                                  check=between(0.0, 1.0, low_open=True, high_open=True))
+
+
+@dataclass
 class TokenizerConfig:
     output: str = opt("", "tokenizer folder to write (created, or empty; reused when it was made from the same data "
                           "and settings)", required=True, metavar="DIR")
@@ -60,6 +69,8 @@ class TokenizeConfig:
 @dataclass
 class DataConfig:
     tokens: str = opt("", "token shards directory (python -m train tokenize)", required=True, metavar="TOKENS_DIR")
+    val_tokens: str = opt("", "token shards whose val split the validation scores, so runs on different data share one "
+                              "validation set (same tokenizer); default: --tokens's own val split", metavar="TOKENS_DIR")
 
 
 @dataclass
@@ -179,4 +190,5 @@ class SampleConfig:
     device: str = opt("cpu", "torch device to run the model on (cpu, cuda or cuda:N)")
 
 
-COMMANDS = {"tokenizer": TokenizerConfig, "tokenize": TokenizeConfig, "pretrain": RunConfig, "sample": SampleConfig}
+COMMANDS = {"partition": PartitionConfig, "tokenizer": TokenizerConfig, "tokenize": TokenizeConfig,
+            "pretrain": RunConfig, "sample": SampleConfig}

@@ -159,6 +159,8 @@ def evaluate(model, val: TokenBlocks, n_blocks: int, batch_size: int, device, au
 def run_inputs(cfg: RunConfig, tokens: TokenBlocks) -> dict:
     """Fingerprints of what the run learns from: its token shards, their tokenizer, the teacher."""
     inputs = {"tokens": tokens_fingerprint(tokens.dir), "tokenizer": tokens.manifest["fingerprint"]}
+    if cfg.data.val_tokens:
+        inputs["val_tokens"] = tokens_fingerprint(Path(cfg.data.val_tokens))
     if cfg.model.init != "scratch" or cfg.distill.distill:
         teacher = Path(cfg.model.teacher)
         inputs["teacher"] = model_fingerprint(teacher) if (teacher / "config.json").exists() else fingerprint(cfg.model.teacher)
@@ -179,7 +181,7 @@ def learning_settings(cfg: RunConfig) -> dict:
 def run_fingerprint(cfg: RunConfig, inputs: dict) -> str:
     """The run's identity: every setting that shapes the weights, and its inputs' fingerprints (not paths)."""
     settings = learning_settings(cfg)
-    settings["data"] = {k: v for k, v in settings["data"].items() if k != "tokens"}
+    settings["data"] = {k: v for k, v in settings["data"].items() if k not in ("tokens", "val_tokens")}
     # dtype and compile at the values earlier fingerprints held, so runs and the studies' caches keep their identity
     settings["system"] = {**settings["system"], "dtype": "fp32", "compile": False}
     return fingerprint({"settings": settings, "inputs": inputs})
@@ -234,7 +236,7 @@ def train(cfg: RunConfig, wait: bool = False, settings: str = "") -> dict:
     execution(cfg)  # a mistyped device or dtype stops before the run folder is made
     if int(os.environ.get("RANK", "0")) != 0:
         return _train(cfg)
-    inputs = {"--tokens": [cfg.data.tokens], "--teacher": [cfg.model.teacher]}
+    inputs = {"--tokens": [cfg.data.tokens], "--val-tokens": [cfg.data.val_tokens], "--teacher": [cfg.model.teacher]}
     with use_output(cfg.output, COMMAND, wait=wait, inputs=inputs):
         return _train(cfg, settings)
 
@@ -243,7 +245,10 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
     rank, world, device, dtype = setup_distributed(cfg)
     is_main = rank == 0
     tokens = TokenBlocks(cfg.data.tokens, "train")
-    val = TokenBlocks(cfg.data.tokens, "val")
+    val = TokenBlocks(cfg.data.val_tokens or cfg.data.tokens, "val")
+    if val.manifest["fingerprint"] != tokens.manifest["fingerprint"]:
+        raise TrainError(f"--val-tokens {cfg.data.val_tokens}: made with another tokenizer than "
+                         f"--tokens {cfg.data.tokens}")
     out = prepare_run_dir(cfg, is_main, settings)
     inputs = run_inputs(cfg, tokens)
     check_inputs(out, inputs, is_main)

@@ -140,14 +140,15 @@ def clusters(found: NearDuplicates) -> list[int]:
     return [root(i) for i in range(len(found.ids))]
 
 
-def cluster_split(found: NearDuplicates, val_fraction: float) -> dict[str, bool]:
-    """doc id -> held out?, deciding per cluster by the hash of its smallest id."""
+def cluster_split(found: NearDuplicates, val_fraction: float, salt: str = "") -> dict[str, bool]:
+    """doc id -> held out?, deciding per cluster by the hash of its smallest id (prefixed by `salt`, so that
+    another split of the same documents, such as the teacher's part, is independent of this one)."""
     roots = clusters(found)
     smallest: dict[int, str] = {}
     for i, r in enumerate(roots):
         if r not in smallest or found.ids[i] < smallest[r]:
             smallest[r] = found.ids[i]
-    held = {r: is_validation(key, val_fraction) for r, key in smallest.items()}
+    held = {r: is_validation(salt + key, val_fraction) for r, key in smallest.items()}
     return {doc_id: held[roots[i]] for i, doc_id in enumerate(found.ids)}
 
 
@@ -201,6 +202,169 @@ def with_progress(items, total: int, label: str, every_s: float = 5.0):
             rate = n / (last - start)
             eta = max(0, total - n) / rate
             print(f"  {label}: {n:,}/{total:,} docs, {rate:,.0f} docs/s, ETA {eta:,.0f}s", flush=True)
+
+
+# ---------------------------------------------------------------- the teacher's part of a raw corpus
+# A study's teacher must never have seen the study's data. `partition_raw` splits a raw corpus (JSON Lines)
+# by near-duplicate cluster into a teacher part and a study part: the teacher is cleaned and trained from the
+# first, every arm of a study is cleaned from the second, so no document of an arm (training or held out)
+# has a near-duplicate among the teacher's. `cross_overlap` measures it afterwards, on the clean corpora.
+
+TEACHER_SALT = "teacher-part:"  # the teacher/study decision is independent of the validation split's
+RAW_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".ndjson.gz")
+PARTITION_COMMAND = "train partition"
+
+
+def raw_files(inputs: list[str | Path]) -> list[tuple[Path, str]]:
+    """(file, name relative to its input) of every JSON Lines file of `inputs` (files or folders), sorted."""
+    from train import TrainError
+
+    found = []
+    for index, root in enumerate(map(Path, inputs)):
+        if not root.exists():
+            raise TrainError(f"--input {root}: not found")
+        files = ([root] if not root.is_dir() else
+                 sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")))
+        for f in files:
+            if not f.name.endswith(RAW_SUFFIXES):
+                raise TrainError(f"{f}: the partition reads JSON Lines (.jsonl, .jsonl.gz) only; convert it, or "
+                                     f"clean it with `corpus-clean --preset none` and partition that output's shards")
+            name = str(f.relative_to(root)) if root.is_dir() else f.name
+            found.append((f, f"{index}/{name}" if len(inputs) > 1 else name))  # keys stay unique across inputs
+    if not found:
+        raise TrainError(f"--input {' '.join(map(str, inputs))}: no JSON Lines files")
+    return found
+
+
+def raw_documents(files: list[tuple[Path, str]], skipped: list[str] | None = None):
+    """(key, text, line) of every record: key `<file>#<line>` names the document stably; a line that is not a
+    JSON object with a text is skipped and named in `skipped`."""
+    import gzip
+    import json
+
+    for path, name in files:
+        with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
+            for line_no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    text = record["text"]
+                    if not isinstance(text, str):
+                        raise TypeError("text is not a string")
+                except (ValueError, KeyError, TypeError) as e:
+                    if skipped is not None:
+                        skipped.append(f"{path}:{line_no}: {type(e).__name__}: {e}")
+                    continue
+                yield f"{name}#{line_no}", text, line
+
+
+def partition_raw(inputs: list[str | Path], out: str | Path, teacher_fraction: float = 0.5, overwrite: bool = False,
+                  wait: bool = False, record: str = "") -> dict:
+    """Write `<out>/teacher/` and `<out>/study/` (JSON Lines, records unchanged) and `<out>/manifest.json`;
+    `record`: the resolved settings (config.toml), written with them."""
+    import gzip
+    import json
+    import time
+
+    from cli_config import RECORD
+    from safe_output import atomic_contents, atomic_json, atomic_write, reuse_or_replace, use_output
+    from train.fingerprint import describe_change, files_fingerprint
+    from train import TrainError
+
+    if not 0 < teacher_fraction < 1:
+        raise TrainError(f"--teacher-fraction {teacher_fraction}: must be between 0 and 1")
+    out = Path(out)
+    files = raw_files(inputs)
+    wanted = {"input_fingerprint": files_fingerprint([f for f, _ in files]), "teacher_fraction": teacher_fraction,
+              "jaccard": JACCARD, "n_gram": N_GRAM}
+    with use_output(out, PARTITION_COMMAND, wait=wait, inputs={"--input": [str(p) for p in inputs]}):
+        if (out / "manifest.json").exists():
+            manifest = json.loads((out / "manifest.json").read_text())
+            recorded = {k: manifest.get(k) for k in wanted}
+            changes = describe_change(recorded, wanted)
+            if reuse_or_replace(out, PARTITION_COMMAND, recorded == wanted, overwrite, changes=changes):
+                print(f"partition already made: {out}")
+                return manifest
+        start = time.time()
+        skipped: list[str] = []
+        found = find_near_duplicates((key, text) for key, text, _ in raw_documents(files, skipped))
+        teacher = cluster_split(found, teacher_fraction, salt=TEACHER_SALT)
+        crossing = sum(1 for a, b in found.pairs if teacher[found.ids[a]] != teacher[found.ids[b]])
+        if crossing:  # impossible by construction (whole clusters go to one side); checked, not assumed
+            raise AssertionError(f"{crossing} near-duplicate pairs cross the teacher/study partition")
+        counts = {"teacher": {"docs": 0, "bytes": 0}, "study": {"docs": 0, "bytes": 0}}
+        with atomic_contents(out, finished="manifest.json") as tmp:
+            writers = {}
+            try:
+                for key, _, line in raw_documents(files):
+                    part = "teacher" if teacher[key] else "study"
+                    name = key.rsplit("#", 1)[0]
+                    if (part, name) not in writers:
+                        target = tmp / part / (name.replace("/", "__").removesuffix(".gz") + ".gz")
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        writers[part, name] = gzip.open(target, "wb")
+                    writers[part, name].write(line if line.endswith(b"\n") else line + b"\n")
+                    counts[part]["docs"] += 1
+                    counts[part]["bytes"] += len(line)
+            finally:
+                for w in writers.values():
+                    w.close()
+            for part in counts:
+                (tmp / part).mkdir(exist_ok=True)
+            manifest = {**wanted, "inputs": [str(Path(p).resolve()) for p in inputs], "parts": counts,
+                        "clusters": len(set(clusters(found))), "near_duplicate_pairs": len(found.pairs),
+                        "pairs_across_parts": crossing, "lsh_miss_probability_at_0.8": found.miss_probability,
+                        "skipped_lines": len(skipped), "skipped_examples": skipped[:20]}
+            atomic_json(tmp / "manifest.json", manifest)
+            if record:
+                atomic_write(tmp / RECORD, record)
+    for line in skipped[:5]:
+        print(f"  skipped {line}", flush=True)
+    print(f"partition: {out}: teacher {counts['teacher']['docs']:,} docs, study {counts['study']['docs']:,} docs, "
+          f"{len(found.pairs):,} near-duplicate pairs, none across the parts, {len(skipped):,} lines skipped "
+          f"({time.time() - start:,.0f}s)", flush=True)
+    return manifest
+
+
+def cross_overlap(groups: dict[str, Iterable[tuple[str, str]]], reference: str) -> dict[str, dict]:
+    """For each group other than `reference`: its documents with a near-duplicate (or an identical copy) in
+    `reference`, and `reference`'s documents with one in it. Identical texts are hashed once, so many
+    variants of one corpus cost little more than one."""
+    texts: dict[str, int] = {}  # sha1 of the text -> node
+    node_texts: list[str] = []
+    members: list[dict[str, set[str]]] = []  # node -> group -> ids
+    for group, docs in groups.items():
+        for doc_id, text in docs:
+            key = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+            if key not in texts:
+                texts[key] = len(node_texts)
+                node_texts.append(text)
+                members.append({})
+            members[texts[key]].setdefault(group, set()).add(doc_id)
+    found = find_near_duplicates((str(i), t) for i, t in enumerate(node_texts))
+    del node_texts
+    linked: list[set[int]] = [{i} for i in range(len(members))]
+    for a, b in found.pairs:
+        linked[a].add(b)
+        linked[b].add(a)
+    result = {}
+    for group in groups:
+        if group == reference:
+            continue
+        in_group, in_reference = set(), set()
+        for node, by_group in enumerate(members):
+            if group not in by_group:
+                continue
+            ref_nodes = [m for m in linked[node] if reference in members[m]]
+            if ref_nodes:
+                in_group |= by_group[group]
+                for m in ref_nodes:
+                    in_reference |= members[m][reference]
+        total = sum(len(m.get(group, ())) for m in members)
+        result[group] = {"docs": total, "docs_with_reference_duplicate": len(in_group),
+                         "reference_docs_with_duplicate": len(in_reference), "examples": sorted(in_group)[:5]}
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

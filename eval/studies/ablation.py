@@ -1,41 +1,84 @@
-"""`make ablation`: does cleaning the pre-training data help the truncated student?
+"""`make ablation`: does cleaning the pre-training data help the truncated student, and which step?
 
-Only the data differs between variants. For each cleaning preset (none, paper, full) of the same raw
-corpus: tokenize with the teacher's tokenizer, pre-train the same truncated student (teacher blocks
-`alt`) from the same teacher, with the same token budget and the same seeds, then evaluate each run on
-the same data: WikiText test perplexity, perplexity on the held-out split of the *raw* corpus (whole
-near-duplicate clusters, so no held-out document has a near-duplicate in the raw training split; the
-report gives the leakage an id-hash split would have had), and SST-2 accuracy after fine-tuning.
-Everything lands in `<out>/`: report.md, results.json, plots. Every unit of work (clean variant, token
-shards, run, evaluation) is cached there in a folder named by the fingerprint of its settings and inputs:
-an interrupted ablation resumes, a rerun with other settings makes new units beside the old ones and
-reports only its own, and the report lists every unit's fingerprint.
+Only the data differs between arms. Two studies (`--study`):
+- `presets` (default): the cleaning presets none, paper, full of the same raw corpus;
+- `steps`: the `full` recipe with each of its steps left out (language ID, Gopher repetition, Gopher quality,
+  C4, FineWeb, exact dedup, near dedup), and the steps added one at a time in pipeline order, each arm cleaned
+  with `corpus-clean --preset full --set ...`.
+For each arm: tokenize with the teacher's tokenizer, pre-train the same truncated student (teacher blocks `alt`)
+from the same teacher, with the same token budget and the same seeds, validate every run on one shared
+held-out set (so the learning curves compare), then evaluate each run on the same data: WikiText test
+perplexity, perplexity on the held-out split of the *raw* corpus (whole near-duplicate clusters), and SST-2
+accuracy after fine-tuning.
 
-Data quantity would confound the comparison: the budget is at most one pass over the smallest variant
-(the scale's budget is lowered to it; more needs --allow-repeats), and the report gives each variant's
-epochs. Comparisons state the mean difference with a 95% confidence interval over seeds (Welch's t).
+The teacher must not have seen the study's data: `make teacher` trains it on the teacher part of the raw
+corpus (`python -m train partition`), the arms are cleaned from the study part, and with `--teacher-data` the
+report measures the near-duplicate overlap between the teacher's documents and every arm's and the
+evaluation sets' (it must be 0).
+
+Everything lands in `<out>/`: report.md, report.html, results.json, plots. Every unit of work (clean variant,
+token shards, run, evaluation) is cached there in a folder named by the fingerprint of its settings, its
+inputs and the code that shapes it: an interrupted ablation resumes, a rerun with other settings or other code
+makes new units beside the old ones (`--reuse-stale` reuses units of other code, flagged in the report), and
+the report lists every unit's fingerprint.
+
+Data quantity would confound the comparison: the budget is at most one pass over the smallest arm (the scale's
+budget is lowered to it; more needs --allow-repeats), and the report gives each arm's epochs. Each comparison
+states the mean difference with a 95% confidence interval over seeds (Welch's t), its minimum detectable
+difference, and paired statistics on the items both arms were scored on.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from cli_config import opt, positive
 from eval import EvalError
 from eval.data import glue_dir, wikitext_test
-from eval.studies.plots import plot_bars, plot_curves
 from eval.studies.options import each_of
-from eval.studies.pretraining import (SCALES, PretrainStudyOptions, Scale, evaluate_run, pretrain, resolve_budget,
-                                      tokenize)
-from eval.studies.provenance import code_version, package_version
+from eval.studies.plots import plot_bands, plot_bars
+from eval.studies.pretraining import (SCALES as PRETRAINING_SCALES, PretrainStudyOptions, Scale, evaluate_run, pretrain,
+                                      resolve_budget, result_items, tokenize)
+from eval.studies.provenance import code_version
 from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
 from eval.studies.report_html import write_report_files
 from eval.studies.runs import python_module, read_curve, run_command
-from eval.studies.stats import summarize
-from eval.studies.units import unit_path
+from eval.studies.stats import (curve_band, half_width, items_for_half_width, mcnemar, min_detectable_difference,
+                                paired_bootstrap, seeds_for_half_width, summarize)
+from eval.studies.units import cached, locate, record_unit
 from safe_output import atomic_json
 from train.config import keep_layers_check
+
+# The default scale: 10 seeds, so that the 95% interval of the full vs none WikiText difference reaches +-2% of
+# the none mean at the seed spread measured with 3 seeds (docs/studies-design.md); smoke and large as shared.
+SCALES = {**PRETRAINING_SCALES, "default": replace(PRETRAINING_SCALES["default"], seeds=list(range(10)))}
+POWER_TARGET = 0.02  # the full vs none WikiText interval should be at most +-2% of the none mean
+
+# The metrics of every model: (key in the evaluation result, column title, lower is better, digits, paired test).
+# A metric added to the evaluation (and here) gets its column, its comparisons and its power line.
+METRICS = [
+    ("wikitext_ppl", "WikiText ppl (sliding)", True, 1, "bootstrap"),
+    ("wikitext_blocks_ppl", "WikiText ppl (blocks)", True, 1, "bootstrap"),
+    ("wikitext_bpb", "WikiText bits/byte", True, 3, "bootstrap"),  # no per-item scores: no paired test
+    ("heldout_ppl", "raw held-out ppl", True, 1, "bootstrap"),
+    ("blimp_acc", "BLiMP acc", False, 3, "mcnemar"),
+    ("sst2_acc", "SST-2 acc", False, 3, "mcnemar"),
+]
+COMPARED = ("wikitext_ppl", "heldout_ppl", "blimp_acc", "sst2_acc")  # the metrics each comparison states
+
+# the steps of the `full` recipe in pipeline order: (name, the --set that leaves it out, its name in stats.json)
+STEPS = [
+    ("language", "filters.languages=null", "language"),
+    ("gopher_repetition", "filters.gopher_repetition=null", "gopher_repetition"),
+    ("gopher_quality", "filters.gopher_quality=null", "gopher_quality"),
+    ("c4_quality", "filters.c4_quality=null", "c4_quality"),
+    ("fineweb_quality", "filters.fineweb_quality=null", "fineweb_quality"),
+    ("exact_dedup", "exact_dedup=false", "exact_dedup"),
+    ("near_dedup", "near_dedup=false", "minhash"),
+]
+STEP_OFF = {name: setting for name, setting, _ in STEPS}
+STEP_STAT = {name: stat for name, _, stat in STEPS}
 
 
 def decontamination_files() -> list[Path]:
@@ -47,37 +90,149 @@ PRESETS = ("none", "paper", "full")  # corpus-clean's recipes (not imported: tha
 
 
 @dataclass
+class Arm:
+    name: str
+    preset: str
+    settings: list[str] = field(default_factory=list)  # corpus-clean --set overrides
+
+
+@dataclass
 class AblationConfig(PretrainStudyOptions):
     output: str = opt("runs/ablation", "study folder: report, results and every unit, by fingerprint", metavar="DIR")
-    input: list[str] = opt(["data/demo/jsonl"], "raw corpus (default: the demo corpus)", metavar="PATH")
+    study: str = opt("presets", "presets: compare the cleaning presets (--presets); steps: the full recipe with each "
+                     "step left out and the steps added one at a time (--steps)", choices=("presets", "steps"))
+    input: list[str] = opt(["data/demo/jsonl"], "raw corpus (make ablation: the study part, data/partition/study)",
+                           metavar="PATH")
     clean_root: str = opt("data/clean", "where `make clean-corpus` put its variants (used with --no-decontaminate)",
                           metavar="DIR")
+    teacher_data: str = opt("", "the clean corpus the teacher was trained on (make teacher: data/clean/teacher-full): "
+                            "the report measures its overlap with every arm and the evaluation sets; empty: not "
+                            "measured", metavar="CLEAN_DIR")
     keep_layers: str = opt("alt", "teacher blocks the student keeps (alt, distil, bottom, top or a list like 0,2,4)",
                            check=keep_layers_check())
-    presets: list[str] = opt(["none", "paper", "full"], "cleaning presets to compare (none is always made: its "
-                             "held-out split is shared)", check=each_of(PRESETS), metavar="PRESET")
+    presets: list[str] = opt(["none", "paper", "full"], "--study presets: cleaning presets to compare (none is always "
+                             "made: its held-out split is shared)", check=each_of(PRESETS), metavar="PRESET")
+    steps: list[str] = opt([name for name, _, _ in STEPS], "--study steps: the steps of the full recipe to study",
+                           check=each_of(tuple(STEP_OFF)), metavar="STEP")
     decontaminate: bool = opt(True, "clean each preset here, decontaminated against the evaluation sets (off: train "
-                              "on `make clean-corpus`'s outputs as they are)")
+                              "on `make clean-corpus`'s outputs as they are; presets study only)")
     workers: int = opt(2, "corpus-clean worker processes", check=positive())
+    reuse_stale: bool = opt(False, "reuse units (clean corpora, shards, runs, evaluations) made under the same "
+                            "settings by other code of the modules that shape them, flagged in the report "
+                            "(default: they are made anew by this code)")
+
+    def validate(self):
+        super().validate()
+        if self.study == "steps" and not self.decontaminate:
+            raise ValueError("--no-decontaminate uses `make clean-corpus`'s presets as they are; the steps study "
+                             "cleans its own arms")
 
 
-def clean_variant(cfg: AblationConfig, preset: str, out: Path, raw_fp: str, eval_files: list[Path]) -> tuple[Path, dict]:
-    """The clean corpus of one preset, decontaminated, keyed by the raw input's content, the preset and the
-    evaluation files; or, with --no-decontaminate, `make clean-corpus`'s output as it is."""
+def study_arms(cfg: AblationConfig) -> tuple[list[Arm], list[tuple[str, str, str, str | None]]]:
+    """(the arms, the comparisons (a, b, kind, step)): presets against `none`; or, per step, full against full
+    without it (kind `leave out`), and each arm of the chain base -> +step ... -> full against the arm before it
+    (`add`). Arms with the same settings are one arm (the last link of the chain is full without the last step)."""
+    if cfg.study == "presets":
+        arms = [Arm(p, p) for p in cfg.presets]
+        return arms, [(p, "none", "preset", None) for p in cfg.presets if p != "none" and "none" in cfg.presets]
+    steps = [name for name, _, _ in STEPS if name in cfg.steps]  # pipeline order
+    by_settings: dict[tuple, Arm] = {}
+
+    def arm(name: str, off: list[str]) -> Arm:
+        settings = tuple(STEP_OFF[s] for s in off)
+        return by_settings.setdefault(settings, Arm(name, "full", list(settings)))
+
+    full = arm("full", [])
+    comparisons = [(full.name, arm(f"full-no-{s}", [s]).name, "leave out", s) for s in steps]
+    chain = [arm("base" if k == 0 else f"+{steps[k - 1]}", steps[k:]) for k in range(len(steps))] + [full]
+    comparisons += [(chain[k + 1].name, chain[k].name, "add", steps[k]) for k in range(len(steps))]
+    return list(by_settings.values()), comparisons
+
+
+def clean_variant(cfg: AblationConfig, arm: Arm, out: Path, raw_fp: str, eval_files: list[Path]) -> tuple[Path, dict]:
+    """The clean corpus of one arm, decontaminated, keyed by the raw input's content, the preset and its settings,
+    the evaluation files and the cleaning code; or, with --no-decontaminate, `make clean-corpus`'s output as it is."""
     from train.fingerprint import clean_fingerprint, files_fingerprint
 
+    code = None
     if not cfg.decontaminate:
-        directory, key_fp = Path(cfg.clean_root) / preset, None
+        if arm.settings:
+            raise EvalError("--no-decontaminate uses `make clean-corpus`'s presets as they are; the steps study "
+                            "cleans its own arms")
+        directory, key_fp = Path(cfg.clean_root) / arm.preset, None
     else:
-        key = {"preset": preset, "input": raw_fp, "decontaminate": files_fingerprint(eval_files), "code": package_version()}
-        directory, key_fp = unit_path(out / "clean", preset, key)
+        key = {"preset": arm.preset, "input": raw_fp, "decontaminate": files_fingerprint(eval_files)}
+        if arm.settings:
+            key["settings"] = arm.settings
+        directory, key_fp, code = locate(out / "clean", arm.name.replace("+", "plus-"), key, "clean corpus",
+                                         "manifest.json", reuse_stale=cfg.reuse_stale)
     if not (directory / "manifest.json").exists():
-        args = ["--input", *cfg.input, "--output", str(directory), "--preset", preset, "--workers", str(cfg.workers)]
+        args = ["--input", *cfg.input, "--output", str(directory), "--preset", arm.preset,
+                "--workers", str(cfg.workers)]
+        args += [a for s in arm.settings for a in ("--set", s)]
         if cfg.decontaminate:
             args += ["--decontaminate", *map(str, eval_files)]
         run_command(python_module("corpus.cli", *args), out / "logs" / f"clean-{directory.name}.log")
+    if code:
+        record_unit(directory, key_fp, code)
     content = clean_fingerprint(directory)
-    return directory, {"kind": "clean corpus", "fingerprint": key_fp or content, "content": content, "path": str(directory)}
+    return directory, {"kind": "clean corpus", "fingerprint": key_fp or content, "content": content,
+                       "path": str(directory), **({"code": code} if code else {})}
+
+
+def evaluation_documents() -> list[tuple[str, str]]:
+    """The evaluation sets as documents: WikiText test articles, and every GLUE dev row."""
+    docs, title, lines = [], None, []
+    for line in wikitext_test().read_text(encoding="utf-8").splitlines():
+        if line.startswith(" = ") and not line.startswith(" = = "):
+            if title is not None:
+                docs.append((f"wikitext/{title}", "\n".join(lines)))
+            title, lines = line.strip(" ="), []
+        elif line.strip():
+            lines.append(line)
+    if title is not None:
+        docs.append((f"wikitext/{title}", "\n".join(lines)))
+    for task in ("SST-2", "CoLA", "RTE"):
+        rows = (glue_dir() / task / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]
+        docs += [(f"glue/{task}/dev#{i + 2}", row) for i, row in enumerate(rows) if row.strip()]
+    return docs
+
+
+def teacher_overlap(cfg: AblationConfig, variants: dict, out: Path) -> tuple[dict | None, dict | None]:
+    """(overlap, unit): per arm and for the evaluation sets, the documents with a near-duplicate (word 5-gram
+    Jaccard >= 0.8) or an identical copy among the teacher's training documents; None without --teacher-data."""
+    if not cfg.teacher_data:
+        return None, None
+    from train.fingerprint import clean_fingerprint, files_fingerprint
+    from train.split import cross_overlap
+    from train.tokenize_shards import iter_documents
+
+    teacher_dir = Path(cfg.teacher_data)
+    if not (teacher_dir / "manifest.json").exists():
+        raise EvalError(f"--teacher-data {teacher_dir}: not a clean-corpus directory (no manifest.json); pass the "
+                        f"corpus the teacher was trained on (make teacher: data/clean/teacher-full)")
+    key = {"teacher": clean_fingerprint(teacher_dir),
+           "arms": {a: v["fingerprints"]["clean"] for a, v in variants.items()},
+           "eval": files_fingerprint(decontamination_files())}
+    path, fp, code = locate(out / "overlap", "teacher", key, "teacher overlap", suffix=".json",
+                            reuse_stale=cfg.reuse_stale)
+
+    def docs(clean_dir: Path):
+        return ((i, t) for ids, texts in iter_documents(clean_dir) for i, t in zip(ids, texts))
+
+    def measure() -> dict:
+        print("measuring the overlap of the teacher's documents with every arm's and the evaluation sets'", flush=True)
+        groups = {"teacher": docs(teacher_dir), **{a: docs(Path(v["clean_dir"])) for a, v in variants.items()},
+                  "evaluation sets": iter(evaluation_documents())}
+        return cross_overlap(groups, "teacher")
+
+    overlap = cached(path, measure)
+    record_unit(path, fp, code)
+    shared = {g: o["docs_with_reference_duplicate"] for g, o in overlap.items()}
+    print(f"teacher overlap (documents with a near-duplicate among the teacher's): "
+          f"{', '.join(f'{g} {n:,}' for g, n in shared.items())}" + ("" if any(shared.values()) else ": none"),
+          flush=True)
+    return overlap, {"kind": "teacher overlap", "fingerprint": fp, "path": str(path), "code": code}
 
 
 def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_budget: bool = False) -> dict:
@@ -89,131 +244,343 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
         raise EvalError(f"teacher {cfg.teacher} not found: run `make teacher` first (or pass --teacher DIR)")
     missing = [str(p) for p in cfg.input if not Path(p).exists()]
     if missing:
-        raise EvalError(f"--input {missing[0]} not found (the demo corpus is made by `make demo-corpus`)")
+        raise EvalError(f"--input {missing[0]} not found (the study part of the demo corpus is made by "
+                        "`make partition`)")
+    unknown = sorted(set(cfg.steps) - set(STEP_OFF))
+    if unknown:
+        raise EvalError(f"--steps {unknown[0]}: unknown step; choose from {', '.join(STEP_OFF)}")
+    arms, comparisons = study_arms(cfg)
     teacher_fp = model_fingerprint(cfg.teacher)
     units = {"teacher": {"kind": "teacher", "fingerprint": teacher_fp, "path": cfg.teacher}}
     raw_fp = files_fingerprint(cfg.input)
     units["raw input"] = {"kind": "raw input", "fingerprint": raw_fp, "path": " ".join(cfg.input)}
-    presets = list(dict.fromkeys(["none", *cfg.presets]))  # the raw variant always: its held-out split is shared
+    # the raw variant always: its held-out split is every arm's held-out evaluation and validation set
+    made = ([] if any(a.name == "none" for a in arms) else [Arm("none", "none")]) + arms
     variants = {}
-    for preset in presets:
-        clean, units[f"clean/{preset}"] = clean_variant(cfg, preset, out, raw_fp, decontamination_files())
-        tokens, units[f"tokens/{preset}"] = tokenize(scale, clean, preset, out, teacher=cfg.teacher,
-                                                     teacher_fp=teacher_fp)
+    for arm in made:
+        clean, units[f"clean/{arm.name}"] = clean_variant(cfg, arm, out, raw_fp, decontamination_files())
+        tokens, units[f"tokens/{arm.name}"] = tokenize(scale, clean, arm.name.replace("+", "plus-"), out,
+                                                       teacher=cfg.teacher, teacher_fp=teacher_fp,
+                                                       reuse_stale=cfg.reuse_stale)
         corpus_stats = json.loads((clean / "stats.json").read_text())
-        token_manifest = json.loads((tokens / "manifest.json").read_text())
-        variants[preset] = {"clean_dir": str(clean), "tokens_dir": str(tokens), "stats": corpus_stats,
-                            "train_tokens": token_manifest["splits"]["train"]["tokens"], "split": token_manifest.get("split", {}),
-                            "docs_kept": corpus_stats["output"]["documents"], "docs_in": corpus_stats["input"]["documents"],
-                            "fingerprints": {"clean": units[f"clean/{preset}"]["fingerprint"], "tokens": units[f"tokens/{preset}"]["fingerprint"]}}
-    scale = resolve_budget(scale, {p: v["train_tokens"] for p, v in variants.items() if p in cfg.presets}, explicit_budget, cfg.allow_repeats)
+        splits = json.loads((tokens / "manifest.json").read_text())["splits"]
+        variants[arm.name] = {"preset": arm.preset, "settings": arm.settings, "clean_dir": str(clean),
+                              "tokens_dir": str(tokens),
+                              "stats": corpus_stats, "train_tokens": splits["train"]["tokens"],
+                              "tokens": splits["train"]["tokens"] + splits["val"]["tokens"],
+                              "split": json.loads((tokens / "manifest.json").read_text()).get("split", {}),
+                              "docs_kept": corpus_stats["output"]["documents"],
+                              "docs_in": corpus_stats["input"]["documents"],
+                              "fingerprints": {"clean": units[f"clean/{arm.name}"]["fingerprint"],
+                                               "tokens": units[f"tokens/{arm.name}"]["fingerprint"]}}
+    overlap, units["teacher overlap"] = teacher_overlap(cfg, variants, out)
+    if units["teacher overlap"] is None:
+        del units["teacher overlap"]
+    scale = resolve_budget(scale, {a.name: variants[a.name]["train_tokens"] for a in arms}, explicit_budget,
+                           cfg.allow_repeats)
     heldout = (Path(variants["none"]["tokens_dir"]), units["tokens/none"])
-    runs = {}
-    for preset in cfg.presets:
+    runs, items = {}, {}
+    for arm in arms:
         for seed in scale.seeds:
-            name = f"{preset}-seed{seed}"
-            summary = pretrain(scale, Path(variants[preset]["tokens_dir"]), out / "runs" / name, seed,
-                               teacher=cfg.teacher, keep_layers=cfg.keep_layers, device=cfg.device,
-                               log=out / "logs" / f"train-{name}.log")
-            metrics, units[f"result/{name}"] = evaluate_run(summary, heldout, scale, seed, out, name, cfg.device)
+            name = f"{arm.name}-seed{seed}"
+            summary = pretrain(scale, Path(variants[arm.name]["tokens_dir"]), out / "runs" / name.replace("+", "plus-"),
+                               seed, teacher=cfg.teacher, keep_layers=cfg.keep_layers, execution=cfg.execution(),
+                               val_tokens=heldout[0],
+                               log=out / "logs" / f"train-{name}.log", reuse_stale=cfg.reuse_stale)
+            metrics, units[f"result/{name}"] = evaluate_run(summary, heldout, scale, seed, out,
+                                                            name.replace("+", "plus-"), cfg.execution(),
+                                                            reuse_stale=cfg.reuse_stale)
             units[f"run/{name}"] = summary["unit"]
-            runs[name] = {"preset": preset, "seed": seed, "summary": summary, **metrics, "curve": read_curve(Path(summary["run_dir"])),
-                          "fingerprints": {"run": summary["unit"]["fingerprint"], "result": units[f"result/{name}"]["fingerprint"]}}
-    results = {"command": command, "config": asdict(cfg), "scale": asdict(scale), "variants": variants, "runs": runs, "units": units, "code": code_version()}
+            items[name] = result_items(units[f"result/{name}"])
+            runs[name] = {"arm": arm.name, "preset": arm.preset, "seed": seed, "summary": summary, **metrics,
+                          "curve": read_curve(Path(summary["run_dir"])),
+                          "fingerprints": {"run": summary["unit"]["fingerprint"],
+                                           "result": units[f"result/{name}"]["fingerprint"]}}
+    results = {"command": command, "config": asdict(cfg), "scale": asdict(scale), "arms": [a.name for a in arms],
+               "variants": variants, "runs": runs, "teacher_overlap": overlap,
+               "comparisons": [compare_arms(a, b, kind, step, runs, items) for a, b, kind, step in comparisons],
+               "units": units, "code": code_version()}
+    results["power"] = power_check(results, items)
     atomic_json(out / "config.json", {"command": command, "ablation": asdict(cfg), "scale": asdict(scale)})
     write_report(results, out)
     return results
 
 
+# ---------------------------------------------------------------- statistics of the comparisons
+def arm_stat(runs: dict, arm: str, metric: str) -> dict:
+    return summarize([r[metric] for r in runs.values() if r["arm"] == arm and r.get(metric) is not None])
+
+
+def paired(a: str, b: str, metric: str, runs: dict, items: dict) -> dict | None:
+    """The paired statistic of `metric` between arms a and b on the items both were scored on: a per-item
+    bootstrap of the perplexity difference (item losses averaged over each arm's seeds), or McNemar's test
+    over seed pairs (the same seed in both arms) for an accuracy. None when the items are not there."""
+    kind = next(m[4] for m in METRICS if m[0] == metric)
+    per_run = {name: items.get(name, {}).get(metric) for name, r in runs.items() if r["arm"] in (a, b)}
+    if not per_run or any(v is None for v in per_run.values()):
+        return None
+    by_arm = {arm: {runs[n]["seed"]: v for n, v in per_run.items() if runs[n]["arm"] == arm} for arm in (a, b)}
+    if kind == "mcnemar":
+        seeds = sorted(set(by_arm[a]) & set(by_arm[b]))
+        if not seeds or any(len(by_arm[a][s]) != len(by_arm[b][s]) for s in seeds):
+            return None
+        test = mcnemar([x for s in seeds for x in by_arm[a][s]], [x for s in seeds for x in by_arm[b][s]])
+        return {"test": "McNemar (exact)", "seed_pairs": len(seeds), **test}
+    lengths = {len(v) for arm in by_arm.values() for v in arm.values()}
+    if len(lengths) != 1:
+        return None
+
+    def mean_losses(arm: str) -> list[float]:
+        lists = list(by_arm[arm].values())
+        return [sum(run[i][0] for run in lists) / len(lists) for i in range(len(lists[0]))]
+
+    counts = [n for _, n in next(iter(by_arm[a].values()))]
+    if counts != [n for _, n in next(iter(by_arm[b].values()))]:
+        return None  # not the same items (another tokenizer)
+    return {"test": "paired bootstrap over items", **paired_bootstrap(mean_losses(a), mean_losses(b), counts)}
+
+
+def compare_arms(a: str, b: str, kind: str, step: str | None, runs: dict, items: dict) -> dict:
+    """Arm a against arm b on each compared metric: both summaries, the seed-level interval (Welch), its minimum
+    detectable difference (alpha 0.05, power 0.8) and the paired statistic."""
+    from eval.studies.stats import welch_interval
+
+    result = {"a": a, "b": b, "kind": kind, "step": step, "metrics": {}}
+    for metric in COMPARED:
+        sa, sb = arm_stat(runs, a, metric), arm_stat(runs, b, metric)
+        if not sa["n"] or not sb["n"]:
+            continue
+        mdd = min_detectable_difference(sa["std"], sa["n"], sb["std"], sb["n"])
+        result["metrics"][metric] = {"a": sa, "b": sb, "welch": welch_interval(sa, sb), "mdd": mdd,
+                                     "paired": paired(a, b, metric, runs, items)}
+    return result
+
+
+def power_check(results: dict, items: dict) -> dict | None:
+    """Does the budget reach the target (95% interval of the full vs none WikiText difference at most +-2% of the
+    none mean)? If not: seeds per arm that would at the measured spread, and evaluation items for the paired
+    interval."""
+    runs = results["runs"]
+    if not {"full", "none"} <= {r["arm"] for r in runs.values()}:
+        return None
+    full, none = arm_stat(runs, "full", "wikitext_ppl"), arm_stat(runs, "none", "wikitext_ppl")
+    target = POWER_TARGET * none["mean"]
+    check = {"target": target, "target_fraction": POWER_TARGET, "seeds": [full["n"], none["n"]]}
+    half = half_width(full["std"], full["n"], none["std"], none["n"])
+    check["half_width"] = half
+    check["met"] = half is not None and half <= target
+    if half is not None and not check["met"]:
+        check["seeds_needed"] = seeds_for_half_width(full["std"], none["std"], target)
+    pair = paired("full", "none", "wikitext_ppl", runs, items)
+    if pair:
+        paired_half = (pair["high"] - pair["low"]) / 2
+        check.update(paired_half_width=paired_half, paired_items=pair["items"],
+                     paired_items_needed=items_for_half_width(paired_half, pair["items"], target))
+    return check
+
+
+def comparison_lines(c: dict) -> list[str]:
+    """A comparison as report lines: the seed-level interval with its MDD, and the paired statistic beside it."""
+    lines = []
+    for metric, m in c["metrics"].items():
+        title, lower, digits = next((t, l, d) for k, t, l, d, _ in METRICS if k == metric)
+        line = noise_sentence(c["a"], m["a"], c["b"], m["b"], title, lower, digits)
+        if m["mdd"] is not None:
+            line += f" Minimum detectable difference (alpha 0.05, power 0.8): {m['mdd']:.{digits}f}."
+        p = m["paired"]
+        if p and p["test"].startswith("McNemar"):
+            line += (f" Paired (McNemar, {p['n']:,} dev examples over {p['seed_pairs']} seed pairs): "
+                     f"{p['a_only']} right only with {c['a']}, {p['b_only']} only with {c['b']}, p = {p['p']:.3g}.")
+        elif p:
+            verdict = "excludes 0" if not p["low"] <= 0 <= p["high"] else "includes 0"
+            line += (f" Paired over {p['items']:,} items (bootstrap, seed-averaged losses): {p['diff']:+.{digits}f}, "
+                     f"95% CI [{p['low']:+.{digits}f}, {p['high']:+.{digits}f}] ({verdict}).")
+        lines.append(line)
+    return lines
+
+
+def power_lines(power: dict | None) -> list[str]:
+    if power is None:
+        return []
+    head = (f"Target: the 95% interval of the `full` vs `none` WikiText perplexity difference within "
+            f"±{100 * power['target_fraction']:.0f}% of the `none` mean (±{power['target']:.1f}).")
+    if power["half_width"] is None:
+        return ["## Power", "", f"{head} Not measurable: fewer than 2 seeds per arm.", ""]
+    state = (f"**Met**: ±{power['half_width']:.1f} with {power['seeds'][0]} seeds per arm." if power["met"] else
+             f"**Not met**: ±{power['half_width']:.1f} with {power['seeds'][0]} seeds per arm; at the measured spread "
+             + (f"{power['seeds_needed']} seeds per arm would reach it" if power.get("seeds_needed")
+                else "no number of seeds up to 10,000 would reach it")
+             + " (`--seeds`). More training tokens change the spread itself, so they cannot be predicted from this "
+             "run.")
+    lines = ["## Power", "", f"{head} {state}"]
+    if "paired_half_width" in power:
+        lines.append(f"The paired interval over {power['paired_items']:,} WikiText windows is "
+                     f"±{power['paired_half_width']:.1f}; it ignores the spread between seeds, and would reach the "
+                     f"target with about {power['paired_items_needed']:,} windows if the seed spread were nil.")
+    return [*lines, ""]
+
+
+# ---------------------------------------------------------------- the report
+def overlap_lines(overlap: dict | None, teacher_data: str) -> list[str]:
+    if overlap is None:
+        return ["## Teacher overlap", "", "Not measured: pass `--teacher-data DIR` (the clean corpus the teacher was "
+                "trained on; `make ablation` does) to measure the overlap of the teacher's documents with every arm's.",
+                ""]
+    rows = [[f"`{g}`", f"{o['docs']:,}", f"{o['docs_with_reference_duplicate']:,}",
+             f"{o['reference_docs_with_duplicate']:,}", ", ".join(f"`{e}`" for e in o["examples"]) or "-"]
+            for g, o in overlap.items()]
+    total = sum(o["docs_with_reference_duplicate"] for o in overlap.values())
+    verdict = ("0 everywhere: the teacher never saw a document of the study (nor a near-duplicate of one)."
+               if total == 0 else
+               f"**{total:,} documents overlap**: the teacher saw text of the study, so the student of an arm starts "
+               f"from a model that learned some of that arm's text (retrain the teacher on the teacher part: "
+               f"`make teacher`).")
+    return ["## Teacher overlap", "",
+            f"Documents of each arm (training and held out) and of the evaluation sets with a near-duplicate (word "
+            f"5-gram Jaccard >= 0.8) or an identical copy among the teacher's training documents (`{teacher_data}`): "
+            f"{verdict}", "",
+            markdown_table(["documents of", "documents", "with a teacher near-duplicate", "teacher documents involved",
+                            "examples"], rows), ""]
+
+
+def step_rows(results: dict) -> list[list]:
+    """Per compared step: documents and tokens it removed where it was added and where it was left out."""
+    variants, rows = results["variants"], []
+    for c in results["comparisons"]:
+        if c["kind"] == "preset":
+            continue
+        # a is the arm with the step, b the arm without it
+        with_step, without, step = variants[c["a"]], variants[c["b"]], c["step"]
+        stat = next((s for s in with_step["stats"]["steps"] if s["step"] == STEP_STAT.get(step)), None)
+        wiki = c["metrics"].get("wikitext_ppl", {})
+        ci = wiki.get("welch")
+        rows.append([f"`{step}`", c["kind"], f"`{c['b']}` -> `{c['a']}`",
+                     f"{without['docs_kept'] - with_step['docs_kept']:,}",
+                     f"{without['tokens'] - with_step['tokens']:,}",
+                     f"{stat['docs_removed']:,}" if stat else "-",
+                     f"{ci['diff']:+.1f} [{ci['low']:+.1f}, {ci['high']:+.1f}]" if ci else "-",
+                     f"{wiki['mdd']:.1f}" if wiki.get("mdd") is not None else "-"])
+    return rows
+
+
 def write_report(results: dict, out: Path) -> None:
-    cfg, scale, variants, runs = results["config"], results["scale"], results["variants"], results["runs"]
-    presets = cfg["presets"]
-    stat = {p: {k: summarize([r[k] for r in runs.values() if r["preset"] == p and k in r])
-                for k in ("wikitext_ppl", "wikitext_blocks_ppl", "wikitext_bpb", "heldout_ppl", "blimp_acc", "sst2_acc")}
-            for p in presets}
-    train_time = {p: summarize([r["summary"]["train_time_s"] for r in runs.values() if r["preset"] == p]) for p in presets}
-    trained = {p: max(r["summary"]["tokens"] for r in runs.values() if r["preset"] == p) for p in presets}
+    cfg, scale, variants = results["config"], results["scale"], results["variants"]
+    runs, arms = results["runs"], results["arms"]
+    stat = {a: {m[0]: arm_stat(runs, a, m[0]) for m in METRICS} for a in arms}
+    train_time = {a: summarize([r["summary"]["train_time_s"] for r in runs.values() if r["arm"] == a]) for a in arms}
+    trained = {a: max(r["summary"]["tokens"] for r in runs.values() if r["arm"] == a) for a in arms}
     rows = []
-    for p in presets:
-        v = variants[p]
+    for a in arms:
+        v = variants[a]
         decontam = next((s["docs_removed"] for s in v["stats"]["steps"] if s["step"] == "decontaminate"), None)
-        rows.append([f"`{p}`", f"{v['docs_kept']:,} / {v['docs_in']:,}", f"{v['train_tokens']:,}",
-                     f"{trained[p] / v['train_tokens']:.2f}", "-" if decontam is None else f"{decontam:,}",
-                     fmt(stat[p]["wikitext_ppl"], 1), fmt(stat[p]["wikitext_blocks_ppl"], 1), fmt(stat[p]["wikitext_bpb"], 3),
-                     fmt(stat[p]["heldout_ppl"], 1), fmt(stat[p]["blimp_acc"], 3), fmt(stat[p]["sst2_acc"], 3),
-                     fmt(train_time[p], 0)])
-    curves = {p: [r["curve"] for r in runs.values() if r["preset"] == p] for p in presets}
-    plot_curves(curves, out / "val_loss.png", f"validation loss vs tokens ({len(scale['seeds'])} seeds per variant)")
+        rows.append([f"`{a}`", f"{v['docs_kept']:,} / {v['docs_in']:,}", f"{v['train_tokens']:,}",
+                     f"{trained[a] / v['train_tokens']:.2f}", "-" if decontam is None else f"{decontam:,}",
+                     *[fmt(stat[a][key], digits) for key, _, _, digits, _ in METRICS], fmt(train_time[a], 0)])
+    headers = ["data", "docs kept", "train tokens", "epochs", "decontaminated docs", *[m[1] for m in METRICS],
+               "train time (s)"]
+    bands = {a: curve_band([[(x, _exp(y)) for x, y in r["curve"]] for r in runs.values() if r["arm"] == a])
+             for a in arms}
+    results["curves"] = {a: [list(p) for p in band] for a, band in bands.items()}
+    plot_bands(bands, out / "val_ppl.png",
+               f"validation perplexity vs tokens: mean and 95% band over {len(scale['seeds'])} seeds",
+               "validation perplexity (the raw held-out split)")
     removal = {}
-    for p in presets:
-        for s in variants[p]["stats"]["steps"]:
-            removal.setdefault(s["step"], {})[p] = {"mean": 100 * s["bytes_removed"] / max(1, s["bytes_in"]), "std": 0.0}
+    for a in arms:
+        for s in variants[a]["stats"]["steps"]:
+            removal.setdefault(s["step"], {})[a] = {"mean": 100 * s["bytes_removed"] / max(1, s["bytes_in"]),
+                                                    "std": 0.0}
     if removal:
-        plot_bars(removal, out / "cleaning_steps.png", "what each cleaning step removed", "% of the bytes reaching the step")
+        plot_bars(removal, out / "cleaning_steps.png", "what each cleaning step removed",
+                  "% of the bytes reaching the step")
+    stale = [name for name, u in results["units"].items() if (u.get("code") or {}).get("stale")]
+    title = "Data-cleaning ablation" + (": one step at a time" if cfg["study"] == "steps" else "")
     lines = [
-        "# Data-cleaning ablation",
+        f"# {title}",
         "",
-        f"Produced by `{results['command']}` (config in `config.json`, every number below read from this run's files).",
+        *([f"**Stale units reused (--reuse-stale)**: {len(stale)} units were made by other code than this run's "
+           f"({', '.join(f'`{s}`' for s in stale[:8])}{', ...' if len(stale) > 8 else ''}); their numbers may not be "
+           "what this code computes. Rerun without --reuse-stale to remake them.", ""] if stale else []),
+        f"Produced by `{results['command']}` (config in `config.json`, every number below read from this run's "
+        "files).",
         f"Student: teacher `{cfg['teacher']}` truncated to layers `{cfg['keep_layers']}`, pre-trained on "
-        f"{scale['budget_tokens']:,} tokens per run (batch {scale['batch_size']} x {scale['block_size']}, lr {scale['lr']}), "
-        f"seeds {scale['seeds']}. Only the pre-training data differs between rows.",
+        f"{scale['budget_tokens']:,} tokens per run (batch {scale['batch_size']} x {scale['block_size']}, "
+        f"lr {scale['lr']}), seeds {scale['seeds']}. Only the pre-training data differs between rows.",
         "",
-        markdown_table(["data", "docs kept", "train tokens", "epochs", "decontaminated docs", "WikiText ppl (sliding)",
-                        "WikiText ppl (blocks)", "WikiText bits/byte", "raw held-out ppl", "BLiMP acc", "SST-2 acc",
-                        "train time (s)"], rows),
+        markdown_table(headers, rows),
         "",
-        f"Mean ± standard deviation over seeds. Epochs: tokens each run trained on / the variant's training tokens"
-        f"{' (--allow-repeats: a variant may repeat data)' if cfg.get('allow_repeats') else ' (at most one pass: no variant repeats data)'}. "
+        "Mean ± standard deviation over seeds. Epochs: tokens each run trained on / the arm's training tokens"
+        + (" (--allow-repeats: an arm may repeat data). " if cfg.get("allow_repeats")
+           else " (at most one pass: no arm repeats data). ") +
         f"WikiText: first {scale['wikitext_tokens'] or 'all'} tokens of the test split, "
         f"two protocols: a sliding window (each token scored with up to context - 1 tokens before it) and Hugging Face "
-        f"run_clm.py's non-overlapping blocks of the model's context (the protocol of the paper's WikiText-103 numbers; "
-        f"less context per token, so higher). Raw held-out: the `none` variant's validation documents (held out of every variant). SST-2: "
-        f"{scale['glue_train'] or 'all'} training examples, {scale['glue_epochs']} epochs, dev set. Bits per byte: the sliding "
-        f"window's loss in bits over the UTF-8 bytes it scored (comparable across tokenizers). BLiMP: zero-shot accuracy on "
-        f"{scale.get('blimp_pairs') or 'all 1,000'} pairs of each of the 67 paradigms (chance 50%).",
-        "",
-        *leakage_lines(variants),
-        "## Is the difference real?",
+        f"run_clm.py's non-overlapping blocks of the model's context (the protocol of the paper's WikiText-103 "
+        f"numbers; less context per token, so higher). Raw held-out: the `none` variant's validation documents (held "
+        f"out of every arm). SST-2: {scale['glue_train'] or 'all'} training examples, {scale['glue_epochs']} epochs, "
+        f"dev set. Bits per byte: the sliding window's loss in bits over the UTF-8 bytes it scored (comparable "
+        f"across tokenizers). BLiMP: zero-shot accuracy on {scale.get('blimp_pairs') or 'all 1,000'} pairs of each of "
+        f"the 67 paradigms (chance 50%).",
         "",
     ]
-    for p in presets:
-        if p == "none":
-            continue
-        lines.append(noise_sentence(p, stat[p]["wikitext_ppl"], "none", stat["none"]["wikitext_ppl"], "WikiText perplexity", True)
-                     if "none" in presets else "")
-        if "none" in presets:
-            lines.append(noise_sentence(p, stat[p]["blimp_acc"], "none", stat["none"]["blimp_acc"], "BLiMP accuracy", False))
-            lines.append(noise_sentence(p, stat[p]["sst2_acc"], "none", stat["none"]["sst2_acc"], "SST-2 accuracy", False))
+    if cfg["study"] == "steps":
+        lines += [*(f"- `{a}`: `--preset {variants[a]['preset']}`"
+                    + "".join(f" `--set {s}`" for s in variants[a]["settings"]) for a in arms), ""]
+    lines += [*overlap_lines(results.get("teacher_overlap"), cfg.get("teacher_data", "")), *leakage_lines(variants),
+              *power_lines(results.get("power"))]
+    if cfg["study"] == "steps":
+        lines += ["## What each step buys", "",
+                  "For each step: where it was added to the chain (`add`: the arm before it -> the arm with it) and "
+                  "where it was left out of `full` (`leave out`: full without it -> full). Removed: documents and "
+                  "tokens (training + held out) of the arm without the step minus those of the arm with it, and the "
+                  "documents the step itself dropped in the arm with it. WikiText difference: arm with the step minus "
+                  "arm without (negative: the step helps), 95% CI over seeds.", "",
+                  markdown_table(["step", "how", "arms", "docs removed", "tokens removed", "docs dropped by the step",
+                                  "WikiText ppl difference [95% CI]", "MDD"], step_rows(results)), ""]
+    lines += ["## Is the difference real?", "",
+              "Each comparison: the mean difference over seeds with its 95% interval (Welch's t), its minimum "
+              "detectable difference (the smallest true difference this many seeds find with probability 0.8 at "
+              "alpha 0.05, from the seed spread), and the paired statistic on the items both arms were scored on "
+              "(WikiText windows, held-out blocks: a per-item paired bootstrap; SST-2 dev examples: McNemar's test), "
+              "which removes the spread between items but not between seeds.", ""]
+    for c in results["comparisons"]:
+        lines += [f"### `{c['a']}` vs `{c['b']}`" + (f" ({c['kind']})" if c["kind"] != "preset" else ""), "",
+                  *comparison_lines(c), ""]
     lines += [
+        "Where a gap could come from: the arms differ in what text they hold (language, boilerplate, duplicates) and, "
+        "when the budget exceeds an arm's size, in how often it repeats its data (epochs column). With epochs <= 1 for "
+        "every arm, no arm repeats data, so a gap reflects what the text is, not how much there is.",
         "",
-        "Where a gap could come from: the variants differ in what text they hold (language, boilerplate, duplicates) and, "
-        "when the budget exceeds a variant's size, in how often it repeats its data (epochs column). With epochs <= 1 for "
-        "every variant, no variant repeats data, so a gap reflects what the text is, not how much there is.",
+        "## Curves",
         "",
-        "## Plots",
+        "![validation perplexity](val_ppl.png)",
         "",
-        "![validation loss](val_loss.png)",
-        "",
-        "Each variant's validation loss is on its own held-out split (so curves compare speed of learning, not one another's level).",
+        "Validation perplexity on one shared set (the raw held-out split, the same text for every arm) against tokens "
+        "seen: the mean over seeds and its 95% band, so a reader sees whether a ranking is stable or a crossing is "
+        "coming.",
         "",
         "![cleaning steps](cleaning_steps.png)",
         "",
         "## What the cleaning removed",
         "",
     ]
-    for p in presets:
-        steps = variants[p]["stats"]["steps"]
+    for a in arms:
+        steps = variants[a]["stats"]["steps"]
         if steps:
-            lines.append(f"### `{p}` (full report: `{variants[p]['clean_dir']}/report.md`)")
+            lines.append(f"### `{a}` (full report: `{variants[a]['clean_dir']}/report.md`)")
             lines.append("")
             lines.append(markdown_table(["step", "docs in", "docs removed", "MB removed"],
-                                        [[s["step"], f"{s['docs_in']:,}", f"{s['docs_removed']:,}", f"{s['bytes_removed'] / 1e6:.2f}"] for s in steps]))
+                                        [[s["step"], f"{s['docs_in']:,}", f"{s['docs_removed']:,}",
+                                          f"{s['bytes_removed'] / 1e6:.2f}"] for s in steps]))
             lines.append("")
     lines += units_section(results["units"], results.get("code"))
-    page = write_report_files(out, results, "Data-cleaning ablation", "\n".join(lines) + "\n")
+    page = write_report_files(out, results, title, "\n".join(lines) + "\n")
     print(f"\nablation report: {page} (also report.md)")
-    print(markdown_table(["data", "docs kept", "train tokens", "epochs", "decontam", "WikiText ppl (sliding)", "WikiText ppl (blocks)",
-                          "WikiText bits/byte", "raw held-out ppl", "BLiMP", "SST-2", "time (s)"], rows))
+    print(markdown_table(headers, rows))
+
+
+def _exp(x: float) -> float:
+    import math
+
+    return math.exp(x)
 
 
 def leakage_lines(variants: dict) -> list[str]:
@@ -222,14 +589,17 @@ def leakage_lines(variants: dict) -> list[str]:
     for p, v in variants.items():
         leak = v.get("split", {}).get("leakage")
         if leak:
-            cells = [f"{leak[m]['leaked_docs']:,} / {leak[m]['val_docs']:,} ({100 * leak[m]['leaked_fraction']:.1f}%)" for m in ("id-hash", "cluster")]
+            cells = [f"{leak[m]['leaked_docs']:,} / {leak[m]['val_docs']:,} ({100 * leak[m]['leaked_fraction']:.1f}%)"
+                     for m in ("id-hash", "cluster")]
             rows.append([f"`{p}`", f"{v['split']['near_duplicate_pairs']:,}", *cells])
     if not rows:
         return []
     return ["### Held-out leakage", "",
-            "Validation documents with a near-duplicate (word 5-gram Jaccard >= 0.8) in the training split: had documents been "
-            "held out by a hash of their id, and with the split used (whole near-duplicate clusters held out).", "",
-            markdown_table(["data", "near-duplicate pairs", "held out by id hash", "held out by cluster (used)"], rows), ""]
+            "Validation documents with a near-duplicate (word 5-gram Jaccard >= 0.8) in the training split: had "
+            "documents been held out by a hash of their id, and with the split used (whole near-duplicate clusters "
+            "held out).", "",
+            markdown_table(["data", "near-duplicate pairs", "held out by id hash", "held out by cluster (used)"],
+                           rows), ""]
 
 
 Settings = AblationConfig

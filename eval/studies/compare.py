@@ -22,6 +22,7 @@ from cli_config import Check, opt
 from eval import EvalError
 from eval.studies.plots import plot_bars, plot_curves
 from eval.studies.pretraining import SCALES as PRETRAINING_SCALES
+from eval.studies.options import Execution
 from eval.studies.pretraining import (PretrainStudyOptions, evaluate_model, evaluate_run, pretrain, resolve_budget,
                                       result_key, tokenize)
 from eval.studies.provenance import code_version
@@ -45,7 +46,8 @@ def each_keep_spec() -> Check:
                  f"each one of {' | '.join(KEEP_LAYER_NAMES)} or a list like 0,2,4", ("0;2;4",))
 
 
-def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale, device: str = "cpu", command: str = "",
+def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale, execution: Execution = Execution(),
+                command: str = "",
                 distill_keeps: list[str] | None = None, freeze_pos_embeddings: bool = False,
                 explicit_budget: bool = False, allow_repeats: bool = False) -> dict:
     from train.fingerprint import model_fingerprint
@@ -76,11 +78,13 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
         methods[f"truncate-{keep}"] = (keep, [])
         arms[f"truncate-{keep}"] = {"start": start[keep], "loss": "CLM", "dropout": dropout,
                                     "frozen_pos_embeddings": False}
-    freeze = ["--freeze-pos-embeddings"] if freeze_pos_embeddings else []
     for keep in distill_keeps:
-        methods[f"distill-{keep}"] = (keep, ["--distill", *freeze])
+        # the arm that reproduces DistilGPT-2 (its initialisation) also keeps its position embeddings fixed, as
+        # DistilGPT-2's recipe did; the option extends that to the other distillation arms
+        frozen = freeze_pos_embeddings or keep == "distil"
+        methods[f"distill-{keep}"] = (keep, ["--distill", *(["--freeze-pos-embeddings"] if frozen else [])])
         arms[f"distill-{keep}"] = {"start": start[keep], "loss": "DistilGPT-2 (5 KL + 2 CLM + 1 cos)",
-                                   "dropout": dropout, "frozen_pos_embeddings": freeze_pos_embeddings}
+                                   "dropout": dropout, "frozen_pos_embeddings": frozen}
     n_student = len(layers[keeps[0]])
     # scratch passes the default --keep-layers (unused with --init scratch), so its runs keep their fingerprint
     methods["scratch"] = ("alt", ["--init", "scratch", "--n-layer", str(n_student), "--n-embd", str(teacher_cfg["n_embd"]),
@@ -92,16 +96,18 @@ def run_compare(out: Path, teacher: str, clean_dir: str, keeps: list[str], scale
     for method, (keep, extra) in methods.items():
         for seed in scale.seeds:
             name = f"{method}-seed{seed}"
-            summary = pretrain(scale, tokens, out / "runs" / name, seed, teacher=teacher, keep_layers=keep, device=device,
+            summary = pretrain(scale, tokens, out / "runs" / name, seed, teacher=teacher, keep_layers=keep, execution=execution,
                                extra=extra, log=out / "logs" / f"train-{name}.log")
             run_dir = Path(summary["run_dir"])
-            metrics, units[f"result/{name}"] = evaluate_run(summary, (tokens, units["tokens"]), scale, seed, out, name, device)
+            metrics, units[f"result/{name}"] = evaluate_run(summary, (tokens, units["tokens"]), scale, seed, out, name, execution)
             units[f"run/{name}"] = summary["unit"]
             runs[name] = {"method": method, "seed": seed, "summary": summary, **metrics, "curve": read_curve(run_dir),
                           "curve_time": read_curve(run_dir, "elapsed_s"),
                           "fingerprints": {"run": summary["unit"]["fingerprint"], "result": units[f"result/{name}"]["fingerprint"]}}
-    path, fp = unit_path(out / "results", "teacher", result_key(units["teacher"], units["tokens"], scale, scale.seeds[0]), ".json")
-    teacher_metrics = cached(path, lambda: evaluate_model(Path(teacher), tokens, scale, scale.seeds[0], device))
+    path, fp = unit_path(out / "results", "teacher", result_key(units["teacher"], units["tokens"], scale, scale.seeds[0],
+                                                                 execution.eval_dtype()), ".json")
+    teacher_metrics = cached(path, lambda: evaluate_model(Path(teacher), tokens, scale, scale.seeds[0], execution))
+    teacher_metrics.pop("items", None)  # per-item scores stay in the cached file
     units["result/teacher"] = {"kind": "evaluation", "fingerprint": fp, "path": str(path)}
     for method, arm in arms.items():  # as the runs recorded it
         summaries = [r["summary"] for r in runs.values() if r["method"] == method]
@@ -192,7 +198,8 @@ class CompareConfig(PretrainStudyOptions):
     distill_keep_layers: list[str] = opt(["alt", "distil"], "teacher blocks the distillation arms start from: alt (as "
                                          "truncation: isolates the loss) and distil = 0,2,4,7,9,11 (DistilGPT-2's; "
                                          "12-layer teachers only)", check=each_keep_spec(), metavar="LAYERS")
-    freeze_pos_embeddings: bool = opt(False, "distillation arms keep the position embeddings fixed, as DistilGPT-2 did")
+    freeze_pos_embeddings: bool = opt(False, "every distillation arm keeps the position embeddings fixed, as "
+                                      "DistilGPT-2 did (the distil arm, DistilGPT-2's own recipe, always does)")
 
 
 Settings = CompareConfig
@@ -200,5 +207,5 @@ Settings = CompareConfig
 
 def run(cfg: CompareConfig, args) -> dict:
     return run_compare(Path(cfg.output), cfg.teacher, cfg.clean, list(cfg.keep_layers), cfg.scale_of(SCALES),
-                       cfg.device, args.command_line, list(cfg.distill_keep_layers), cfg.freeze_pos_embeddings,
+                       cfg.execution(), args.command_line, list(cfg.distill_keep_layers), cfg.freeze_pos_embeddings,
                        explicit_budget=bool(cfg.budget_tokens), allow_repeats=cfg.allow_repeats)

@@ -16,13 +16,13 @@ from eval import EvalError
 from eval.data import glue_dir
 from eval.glue import TASKS, GlueConfig, finetune, learning_settings
 from eval.perplexity import model_directory
-from eval.studies.options import StudyOptions, each_of
+from eval.studies.options import Execution, StudyOptions, each_of
 from eval.studies.plots import plot_bars
 from eval.studies.provenance import code_version
 from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
 from eval.studies.report_html import write_report_files
 from eval.studies.stats import summarize
-from eval.studies.units import cached, unit_path
+from eval.studies.units import cached, source_fingerprint, unit_path
 
 TECHNIQUES = ["plain", "vanilla", "annealing", "rail"]
 
@@ -48,7 +48,7 @@ SCALES = {
 
 
 def run_study(out: Path, teacher: str, student: str, tasks: list[str], techniques: list[str], scale: KDScale,
-              device: str = "cpu", command: str = "") -> dict:
+              execution: Execution = Execution(), command: str = "") -> dict:
     dirs, layers = {}, {}  # resolved once: a hub name is not looked up again for every fine-tuning run
     for name, path in (("teacher", teacher), ("student", student)):
         try:
@@ -58,16 +58,18 @@ def run_study(out: Path, teacher: str, student: str, tasks: list[str], technique
         layers[name] = json.loads((dirs[name] / "config.json").read_text())["n_layer"]
     out.mkdir(parents=True, exist_ok=True)
     base = GlueConfig(epochs=scale.epochs, max_train=scale.max_train, max_dev=scale.max_dev, batch_size=scale.batch_size, lr=scale.lr,
-                      device=device)
+                      device=execution.device, dtype=execution.dtype, compile=execution.compile)
     from train.fingerprint import files_fingerprint, model_fingerprint
 
     # every cached unit is keyed by the models' fingerprints, the task's data and the fine-tuning settings
     units = {name: {"kind": name, "fingerprint": model_fingerprint(d), "path": str(d)} for name, d in dirs.items()}
     results = {"command": command, "teacher": teacher, "student": student, "layers": layers, "scale": asdict(scale),
                "teachers": {}, "runs": {}, "units": units, "code": code_version()}
+    code = source_fingerprint("fine-tuning")  # other fine-tuning or KD code makes new units
     for task in tasks:
         data_fp = files_fingerprint([glue_dir() / TASKS[task][0]])
-        tuned, tuned_fp = unit_path(out / "teachers", task, {"teacher": units["teacher"]["fingerprint"], "data": data_fp, "cfg": learning_settings(base)})
+        tuned, tuned_fp = unit_path(out / "teachers", task, {"teacher": units["teacher"]["fingerprint"],
+                                                             "data": data_fp, "cfg": learning_settings(base), "code": code})
         units[f"teacher/{task}"] = {"kind": "fine-tuned teacher", "fingerprint": tuned_fp, "path": str(tuned)}
         results["teachers"][task] = cached(tuned.with_suffix(".json"), lambda: finetune(dirs["teacher"], task, cfg=base, save=tuned))
         for technique in techniques:
@@ -75,7 +77,7 @@ def run_study(out: Path, teacher: str, student: str, tasks: list[str], technique
                 cfg = replace(base, seed=seed, kd="none" if technique == "plain" else technique)
                 name = f"{task}-{technique}-seed{seed}"
                 key = {"student": units["student"]["fingerprint"], "teacher": tuned_fp if technique != "plain" else None,
-                       "data": data_fp, "cfg": learning_settings(cfg)}
+                       "data": data_fp, "cfg": learning_settings(cfg), "code": code}
                 path, fp = unit_path(out / "results", name, key, ".json")
                 units[f"result/{name}"] = {"kind": "evaluation", "fingerprint": fp, "path": str(path)}
                 results["runs"][name] = {"task": task, "technique": technique, "seed": seed, "fingerprint": fp, **cached(
@@ -162,4 +164,4 @@ def run(cfg: KDStudyConfig, args) -> dict:
     if techniques[0] != "plain":
         techniques = ["plain"] + [t for t in techniques if t != "plain"]
     return run_study(Path(cfg.output), cfg.teacher, cfg.student, list(cfg.tasks) or scale.tasks, techniques, scale,
-                     cfg.device, args.command_line)
+                     cfg.execution(), args.command_line)

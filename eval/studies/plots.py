@@ -52,3 +52,29 @@ def plot_bars(groups: dict[str, dict[str, dict]], path: Path, title: str, ylabel
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_bands(bands: dict[str, list[tuple[float, float, float, float]]], path: Path, title: str, ylabel: str,
+               xlabel: str = "tokens seen") -> None:
+    """One line per arm (the mean over seeds) with its shaded 95% band: bands[arm] = [(x, mean, low, high), ...]."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for i, (label, band) in enumerate(bands.items()):
+        if not band:
+            continue
+        xs, means, lows, highs = zip(*band)
+        ax.plot(xs, means, color=f"C{i % 10}", lw=1.6, label=label, ls="-" if i < 10 else "--")
+        ax.fill_between(xs, lows, highs, color=f"C{i % 10}", alpha=0.18, lw=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2 if len(bands) > 6 else 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -15,9 +15,9 @@ from pathlib import Path
 from cli_config import at_least, opt
 from eval import EvalError
 from eval.data import blimp_dir, glue_dir, wikitext_test
-from eval.studies.options import StudyOptions
+from eval.studies.options import Execution, StudyOptions
 from eval.studies.runs import python_module, run_command
-from eval.studies.units import cached, unit_path
+from eval.studies.units import cached, locate, record_unit
 
 
 @dataclass
@@ -69,25 +69,31 @@ class PretrainStudyOptions(StudyOptions):
 
 
 def tokenize(scale: Scale, clean_dir: Path, name: str, out: Path, *, teacher: str,
-             teacher_fp: str | None = None) -> tuple[Path, dict]:
-    """Token shards of a clean corpus with the teacher's tokenizer, keyed by the corpus's content and the settings."""
+             teacher_fp: str | None = None, reuse_stale: bool = False) -> tuple[Path, dict]:
+    """Token shards of a clean corpus with the teacher's tokenizer, keyed by the corpus's content, the settings
+    and the tokenizing code."""
     from train.fingerprint import clean_fingerprint, model_fingerprint, tokens_fingerprint
 
     key = {"clean": clean_fingerprint(clean_dir), "tokenizer": teacher_fp or model_fingerprint(teacher),
            "block_size": scale.block_size, "val_fraction": scale.val_fraction, "split": "cluster"}
-    tokens, key_fp = unit_path(out / "tokens", name, key)
+    tokens, key_fp, code = locate(out / "tokens", name, key, "token shards", "manifest.json", reuse_stale=reuse_stale)
     if not (tokens / "manifest.json").exists():
-        run_command(python_module("train", "tokenize", "--data", str(clean_dir), "--tokenizer", teacher, "--output", str(tokens),
-                                  "--block-size", str(scale.block_size), "--val-fraction", str(scale.val_fraction)),
+        run_command(python_module("train", "tokenize", "--data", str(clean_dir), "--tokenizer", teacher,
+                                  "--output", str(tokens), "--block-size", str(scale.block_size),
+                                  "--val-fraction", str(scale.val_fraction)),
                     out / "logs" / f"tokenize-{tokens.name}.log")
-    return tokens, {"kind": "token shards", "fingerprint": key_fp, "content": tokens_fingerprint(tokens), "path": str(tokens)}
+    record_unit(tokens, key_fp, code)
+    return tokens, {"kind": "token shards", "fingerprint": key_fp, "content": tokens_fingerprint(tokens),
+                    "path": str(tokens), "code": code}
 
 
 def pretrain(scale: Scale, tokens: Path, run_dir: Path, seed: int, *, teacher: str, keep_layers: str,
-             device: str = "cpu", extra: list[str] = (), log: Path | None = None) -> dict:
+             execution: Execution = Execution(), extra: list[str] = (), log: Path | None = None,
+             val_tokens: Path | None = None, reuse_stale: bool = False) -> dict:
     """One pre-training run, in `<run_dir>-<fingerprint>`: the fingerprint covers the token shards' content, the
-    teacher and every training option, so a run made with another budget or on other data is never reused.
-    Returns summary.json plus `run_dir` and `unit` (its provenance record)."""
+    teacher, every training option and the training code, so a run made with another budget, on other data or by
+    other code is never reused silently. `val_tokens`: shards whose val split scores the validation curve (one
+    validation set for runs on different data). Returns summary.json plus `run_dir` and `unit` (its provenance)."""
     from train.fingerprint import model_fingerprint, tokens_fingerprint
 
     options = ["--keep-layers", keep_layers, "--max-tokens", str(scale.budget_tokens), "--seed", str(seed),
@@ -95,12 +101,20 @@ def pretrain(scale: Scale, tokens: Path, run_dir: Path, seed: int, *, teacher: s
                "--eval-every", str(scale.eval_every), "--log-every", str(scale.eval_every), "--ckpt-every", str(max(50, scale.eval_every)),
                *extra]
     key = {"tokens": tokens_fingerprint(tokens), "teacher": model_fingerprint(teacher), "options": options}
-    run_dir, key_fp = unit_path(run_dir.parent, run_dir.name, key)
+    validation = []
+    if val_tokens is not None:
+        key["val_tokens"] = tokens_fingerprint(val_tokens)
+        validation = ["--val-tokens", str(val_tokens)]
+    run_dir, key_fp, code = locate(run_dir.parent, run_dir.name, key, "training run", "summary.json",
+                                   reuse_stale=reuse_stale)
     if not (run_dir / "summary.json").exists():
-        run_command(python_module("train", "pretrain", "--tokens", str(tokens), "--output", str(run_dir), "--teacher", teacher,
-                                  *options, "--device", device), log or run_dir.with_suffix(".log"))
+        run_command(python_module("train", "pretrain", "--tokens", str(tokens), "--output", str(run_dir),
+                                  "--teacher", teacher, *options, *validation, *execution.pretrain_args()),
+                    log or run_dir.with_suffix(".log"))
+    record_unit(run_dir, key_fp, code)
     summary = json.loads((run_dir / "summary.json").read_text())
-    return {**summary, "run_dir": str(run_dir), "unit": {"kind": "training run", "fingerprint": key_fp, "path": str(run_dir)}}
+    return {**summary, "run_dir": str(run_dir),
+            "unit": {"kind": "training run", "fingerprint": key_fp, "path": str(run_dir), "code": code}}
 
 
 def steps(scale: Scale) -> int:
@@ -128,45 +142,65 @@ def resolve_budget(scale: Scale, train_tokens: dict[str, int], explicit: bool, a
     return replace(scale, budget_tokens=one_pass)
 
 
-def result_key(model_unit: dict, heldout_unit: dict | None, scale: Scale, seed: int) -> dict:
-    """What an evaluation result depends on: the model, the held-out shards, the evaluation settings and data."""
+def result_key(model_unit: dict, heldout_unit: dict | None, scale: Scale, seed: int, dtype: str = "fp32") -> dict:
+    """What an evaluation result depends on: the model, the held-out shards, the evaluation settings and data, and
+    the dtype it scores in (fp32 keys as before)."""
     from train.fingerprint import files_fingerprint
 
-    return {"model": model_unit["fingerprint"], "heldout": heldout_unit["content"] if heldout_unit else None, "seed": seed,
-            "settings": {k: getattr(scale, k) for k in ("wikitext_tokens", "heldout_blocks", "glue_train", "glue_epochs", "glue_dev",
-                                                        "blimp_pairs")},
-            "data": files_fingerprint([wikitext_test(), glue_dir() / "SST-2", blimp_dir()])}
+    key = {"model": model_unit["fingerprint"], "heldout": heldout_unit["content"] if heldout_unit else None,
+           "seed": seed, "settings": {k: getattr(scale, k) for k in ("wikitext_tokens", "heldout_blocks", "glue_train",
+                                                                     "glue_epochs", "glue_dev", "blimp_pairs")},
+           "data": files_fingerprint([wikitext_test(), glue_dir() / "SST-2", blimp_dir()])}
+    return key if dtype == "fp32" else {**key, "dtype": dtype}
 
 
-def evaluate_model(model_dir: Path, heldout_tokens: Path | None, scale: Scale, seed: int, device: str = "cpu") -> dict:
+def evaluate_model(model_dir: Path, heldout_tokens: Path | None, scale: Scale, seed: int,
+                   execution: Execution = Execution()) -> dict:
     """WikiText perplexity and bits per byte, raw held-out perplexity, BLiMP and SST-2 accuracy of one pre-trained
     model."""
     from eval.blimp import read_paradigms, score
     from eval.glue import GlueConfig, finetune
     from eval.perplexity import load_causal_lm, shard_perplexity, text_perplexity
 
+    device, dtype = execution.device, execution.eval_dtype()
     model, tokenizer = load_causal_lm(model_dir, device)
-    result = {}
+    result, items = {}, {}  # items: per window, block or example, for paired comparisons between arms
     # both protocols: the sliding window (exact), and run_clm's blocks, the protocol of the paper's WikiText-103 numbers
     for protocol, key in (("sliding", "wikitext"), ("blocks", "wikitext_blocks")):
         wiki = text_perplexity(model, tokenizer, wikitext_test().read_text(encoding="utf-8"), max_tokens=scale.wikitext_tokens,
-                               label=f"wikitext ({protocol})", protocol=protocol)
+                               label=f"wikitext ({protocol})", protocol=protocol, per_item=True, dtype=dtype)
         result.update({f"{key}_ppl": wiki["ppl"], f"{key}_bpb": wiki["bpb"], f"{key}_tokens": wiki["tokens"]})
+        items[f"{key}_ppl"] = wiki["items"]
     if heldout_tokens is not None:
-        held = shard_perplexity(model, heldout_tokens, "val", max_blocks=scale.heldout_blocks)
+        held = shard_perplexity(model, heldout_tokens, "val", max_blocks=scale.heldout_blocks, per_item=True,
+                                dtype=dtype)
         result.update(heldout_ppl=held["ppl"], heldout_tokens=held["tokens"])
+        items["heldout_ppl"] = held["items"]
     blimp = score(model, tokenizer, read_paradigms(blimp_dir(), max_pairs=scale.blimp_pairs))
-    result.update(blimp_acc=blimp["accuracy"], blimp_pairs=blimp["pairs"], blimp_fields=blimp["fields"],
-                  blimp_outcomes=blimp["outcomes"])
+    result.update(blimp_acc=blimp["accuracy"], blimp_pairs=blimp["pairs"], blimp_fields=blimp["fields"])
+    items["blimp_acc"] = [int(c) for outcomes in blimp["outcomes"].values() for c in outcomes]
     sst2 = finetune(model_dir, "sst2", cfg=GlueConfig(epochs=scale.glue_epochs, max_train=scale.glue_train, max_dev=scale.glue_dev,
-                                                      seed=seed, device=device))
+                                                      seed=seed, device=device, dtype=execution.dtype,
+                                                      compile=execution.compile))
     result.update(sst2_acc=sst2["value"], sst2_train_examples=sst2["train_examples"], sst2_time_s=sst2["train_time_s"])
-    return result
+    items["sst2_acc"] = sst2["dev_correct"]
+    return {**result, "items": items}
 
 
 def evaluate_run(summary: dict, heldout: tuple[Path, dict] | None, scale: Scale, seed: int, out: Path, name: str,
-                 device: str = "cpu") -> tuple[dict, dict]:
-    """(metrics, provenance record) of a trained run's export, cached under the fingerprint of what they depend on."""
-    path, fp = unit_path(out / "results", name, result_key(summary["unit"], heldout[1] if heldout else None, scale, seed), ".json")
-    metrics = cached(path, lambda: evaluate_model(Path(summary["run_dir"]) / "export", heldout[0] if heldout else None, scale, seed, device))
-    return metrics, {"kind": "evaluation", "fingerprint": fp, "path": str(path)}
+                 execution: Execution = Execution(), reuse_stale: bool = False) -> tuple[dict, dict]:
+    """(metrics, provenance record) of a trained run's export, cached under the fingerprint of what they depend on
+    and of the evaluation code. The per-item scores stay in the cached file (`result_items`)."""
+    key = result_key(summary["unit"], heldout[1] if heldout else None, scale, seed, execution.eval_dtype())
+    path, fp, code = locate(out / "results", name, key, "evaluation", suffix=".json", reuse_stale=reuse_stale)
+    metrics = cached(path, lambda: evaluate_model(Path(summary["run_dir"]) / "export", heldout[0] if heldout else None, scale, seed,
+                                                 execution))
+    record_unit(path, fp, code)
+    record = {"kind": "evaluation", "fingerprint": fp, "path": str(path), "code": code}
+    return {k: v for k, v in metrics.items() if k != "items"}, record
+
+
+def result_items(unit: dict) -> dict:
+    """Per-item scores of an evaluation unit: metric -> [[summed loss, tokens], ...] per window or block, or
+    [1/0, ...] per example (empty for results made before items were kept)."""
+    return json.loads(Path(unit["path"]).read_text()).get("items", {})

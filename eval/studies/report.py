@@ -34,10 +34,23 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
 
 def units_section(units: dict[str, dict], code: dict | None = None) -> list[str]:
     """The report's provenance table: every unit behind the numbers, with its fingerprint and folder."""
-    rows = [[f"`{name}`", u["kind"], f"`{u['fingerprint']}`", f"`{u['path']}`"] for name, u in units.items()]
+    rows = [[f"`{name}`", u["kind"], f"`{u['fingerprint']}`", code_cell(u.get("code")), f"`{u['path']}`"]
+            for name, u in units.items()]
     code_line = ("Code: " + ", ".join(f"{k.replace('_', ' ')} `{v}`" for k, v in code.items()) + ".") if code else ""
     return ["## Provenance", "",
             "Every unit behind the numbers above, keyed by the fingerprint of its settings and its inputs' fingerprints "
-            "(raw input -> clean corpus -> token shards -> run -> evaluation). A changed setting or input gives a new "
-            "fingerprint and a new unit beside the old one; an unchanged unit is reused.", "",
-            markdown_table(["unit", "kind", "fingerprint", "where"], rows), "", *([code_line, ""] if code_line else [])]
+            "(raw input -> clean corpus -> token shards -> run -> evaluation) and of the source of the modules "
+            "that shape it (code). A changed setting, input or code gives a new fingerprint and a new unit beside "
+            "the old one; an unchanged unit is reused. A unit made by other code is reused only with --reuse-stale, "
+            "and marked **stale** here.", "",
+            markdown_table(["unit", "kind", "fingerprint", "code", "where"], rows), "",
+            *([code_line, ""] if code_line else [])]
+
+
+def code_cell(code: dict | None) -> str:
+    """The code column of the provenance table: the source fingerprint a unit was made by, stale or current."""
+    if not code:
+        return "-"
+    if code.get("stale"):
+        return f"**stale**: made by `{code['made_by_code'][:10]}`, this code is `{code['code'][:10]}`"
+    return f"`{code['code'][:10]}`"

@@ -20,7 +20,7 @@ from safe_output import atomic_json, atomic_write
 
 PROVENANCE_KEYS = re.compile(r"fingerprint|sha256|command|version|commit", re.I)
 FINGERPRINT_KEYS = re.compile(r"fingerprint|sha256", re.I)
-GROUP_KEYS = ("preset", "method", "task", "technique", "seed")
+GROUP_KEYS = ("arm", "preset", "method", "task", "technique", "seed")
 
 
 def image(folder: Path, alt: str, src: str) -> str:
