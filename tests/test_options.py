@@ -35,6 +35,7 @@ def commands():
                                "--tokenizer", str(t / "tok")],
         "pretrain": lambda t: ["pretrain", "--output", str(t / "out"), "--tokens", str(t / "tokens"),
                                "--init", "scratch"],
+        "sample": lambda t: ["sample", str(t / "model")],
     }
     for name, sub in subparsers(train_main.build_parser()).items():
         out.append((f"train {name}", sub, train_main.main, train_required[name]))

@@ -1,9 +1,10 @@
-"""python -m train <command>: [partition ->] tokenizer -> tokenize -> pretrain.
+"""python -m train <command>: [partition ->] tokenizer -> tokenize -> pretrain (-> sample).
 
     python -m train partition --input data/demo/jsonl --output data/partition   (a teacher part and a study part)
     python -m train tokenizer --data data/clean/full --vocab-size 8192 --output runs/tok   (or --gpt2)
     python -m train tokenize  --data data/clean/full --tokenizer runs/tok --output runs/tokens
     python -m train pretrain  --tokens runs/tokens --teacher DIR --keep-layers alt --output runs/student
+    python -m train sample    runs/student --prompt "The kernel" --max-new-tokens 100       (a run or an export)
     torchrun --nproc_per_node 2 -m train pretrain ...                                    (data parallel)
 
 Every command also reads its settings from `--config FILE` (flags override it) and writes the resolved
@@ -23,6 +24,7 @@ HELP = {
     "tokenizer": "GPT-2's BPE, or a BPE trained on a clean corpus",
     "tokenize": "clean-corpus directory -> token shards",
     "pretrain": "pre-train a (truncated) GPT-2 on token shards",
+    "sample": "text from a run folder or an export",
 }
 
 
@@ -32,6 +34,8 @@ def build_parser() -> cli_config.OneLineParser:
     for name, cls in COMMANDS.items():
         p = sub.add_parser(name, help=HELP[name], description=HELP[name], formatter_class=cli_config.HelpFormatter)
         cli_config.add_arguments(p, cls)
+        if name == "sample":  # writes nothing: no output folder to guard
+            continue
         run = p.add_argument_group("running")
         if name != "pretrain":
             run.add_argument("--overwrite", action="store_true", help="replace this command's own earlier output made "
@@ -63,7 +67,12 @@ def run(args) -> int:
         from train.tokenize_shards import tokenize_corpus
 
         tokenize_corpus(cfg.data, cfg.tokenizer, cfg.output, cfg.block_size, cfg.val_fraction, split=cfg.split,
-                        overwrite=args.overwrite, wait=args.wait, record=record)
+                        overwrite=args.overwrite, wait=args.wait, record=record, workers=cfg.workers)
+    elif args.command == "sample":
+        from train.sample import sample
+
+        sample(cfg.model, cfg.prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed, cfg.num_samples,
+               cfg.device)
     else:
         from train.loop import train
 

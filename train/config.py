@@ -1,4 +1,4 @@
-"""The settings of `python -m train tokenizer | tokenize | pretrain`: plain dataclasses, one per command
+"""The settings of `python -m train tokenizer | tokenize | pretrain | sample`: plain dataclasses, one per command
 (pre-training: one per group of options).
 
 Flags, --help, `--config FILE` and the checks come from these through `cli_config`; every output folder
@@ -62,6 +62,8 @@ class TokenizeConfig:
     split: str = opt("cluster", "cluster: hold out whole near-duplicate clusters (no validation document has a "
                      "training near-duplicate); id-hash: documents by a hash of their id (no clustering pass)",
                      choices=("cluster", "id-hash"))
+    workers: int = opt(0, "processes that hash documents for the cluster split (0: every core; used from 16 MB of "
+                       "text on)", check=at_least(0))
 
 
 @dataclass
@@ -134,6 +136,12 @@ class LogConfig:
     eval_blocks: int = opt(64, "validation blocks per evaluation", check=positive())
     ckpt_every: int = opt(100, "save a checkpoint every this many steps (and at the end)", check=positive())
     keep_checkpoints: int = opt(2, "checkpoints kept on disk (older ones are removed)", check=positive())
+    wandb_project: str = opt("", "also log to this Weights & Biases project (needs `pip install wandb`); "
+                                 "empty: TensorBoard files in <output>/tensorboard only")
+    wandb_mode: str = opt("online", "online | offline (W&B files in <output>/wandb, `wandb sync` later) | disabled",
+                          choices=("online", "offline", "disabled"))
+    peak_flops: float = opt(0.0, "the device's peak FLOP/s for the MFU figure; 0: measure a 1024^2 matmul at the start",
+                            check=at_least(0.0))
 
 
 @dataclass
@@ -169,4 +177,18 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-COMMANDS = {"partition": PartitionConfig, "tokenizer": TokenizerConfig, "tokenize": TokenizeConfig, "pretrain": RunConfig}
+@dataclass
+class SampleConfig:
+    model: str = opt("", "an export (e.g. runs/student/export), or a run folder (its export, else its latest "
+                     "checkpoint)", required=True, positional=True, metavar="MODEL")
+    prompt: str = opt("", "text to continue (empty: start a new document)")
+    max_new_tokens: int = opt(100, "tokens to draw after the prompt", check=positive())
+    temperature: float = opt(0.8, "softmax temperature; 0 takes the most likely token", check=at_least(0.0))
+    top_k: int = opt(200, "draw among the k most likely tokens only; 0: all", check=at_least(0))
+    seed: int = opt(0, "seed of the draws: the same seed gives the same text", check=at_least(0))
+    num_samples: int = opt(1, "texts to draw, one after the other", check=positive())
+    device: str = opt("cpu", "torch device to run the model on (cpu, cuda or cuda:N)")
+
+
+COMMANDS = {"partition": PartitionConfig, "tokenizer": TokenizerConfig, "tokenize": TokenizeConfig,
+            "pretrain": RunConfig, "sample": SampleConfig}

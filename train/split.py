@@ -14,9 +14,12 @@ split, how many validation documents have a training near-duplicate among the co
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import islice
 from pathlib import Path
 from typing import Iterable
 
@@ -60,24 +63,56 @@ class NearDuplicates:
     miss_probability: float  # chance that LSH misses a pair at exactly JACCARD
 
 
-def find_near_duplicates(docs: Iterable[tuple[str, str]]) -> NearDuplicates:
-    """Confirmed near-duplicate pairs among (id, text) documents."""
-    from datasketch import LeanMinHash, MinHash, MinHashLSH
+@lru_cache(maxsize=1)
+def _template():
+    from datasketch import MinHash
 
-    template = MinHash(num_perm=NUM_PERM, seed=1)
+    return MinHash(num_perm=NUM_PERM, seed=1)
+
+
+def shingles_and_signature(text: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(the text's 5-gram hashes, their MinHash signature or None for a text without words)."""
+    from datasketch import MinHash
+
+    hashes = shingle_hashes(text)
+    if not len(hashes):
+        return hashes, None
+    template = _template()
+    m = MinHash(num_perm=NUM_PERM, seed=1, hashfunc=int, permutations=template.permutations, scheme=template.scheme)
+    m.update_batch((hashes & np.uint64(0xFFFFFFFF)).tolist())  # datasketch's permutations expect 32-bit hashes
+    return hashes, m.hashvalues
+
+
+def find_near_duplicates(docs: Iterable[tuple[str, str]], workers: int = 1) -> NearDuplicates:
+    """Confirmed near-duplicate pairs among (id, text) documents; `workers` processes hash the texts (the same
+    result as one), a batch of documents at a time."""
+    from datasketch import LeanMinHash, MinHashLSH
+
     lsh = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM)
     ids, sets, signatures = [], [], []
-    for doc_id, text in docs:
-        hashes = shingle_hashes(text)
-        signature = None
-        if len(hashes):
-            m = MinHash(num_perm=NUM_PERM, seed=1, hashfunc=int, permutations=template.permutations, scheme=template.scheme)
-            m.update_batch((hashes & np.uint64(0xFFFFFFFF)).tolist())  # datasketch's permutations expect 32-bit hashes
-            signature = LeanMinHash(m)
-            lsh.insert(len(ids), signature)
-        ids.append(doc_id)
-        sets.append(hashes)
-        signatures.append(signature)
+    pool = None
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawned, not forked: a forked child would inherit tokenizers' and torch's threads in an unknown state
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    docs = iter(docs)
+    try:
+        while batch := list(islice(docs, 2048)):
+            texts = [text for _, text in batch]
+            done = pool.map(shingles_and_signature, texts, chunksize=64) if pool else map(shingles_and_signature, texts)
+            for (doc_id, _), (hashes, hashvalues) in zip(batch, done):
+                signature = None
+                if hashvalues is not None:
+                    signature = LeanMinHash(seed=1, hashvalues=hashvalues, scheme=_template().scheme)
+                    lsh.insert(len(ids), signature)
+                ids.append(doc_id)
+                sets.append(hashes)
+                signatures.append(signature)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     pairs = []
     for key, signature in enumerate(signatures):
         if signature is None:
@@ -132,12 +167,21 @@ def leakage(found: NearDuplicates, held_out: dict[str, bool]) -> dict:
     return {"val_docs": val_docs, "leaked_docs": len(leaked), "leaked_fraction": len(leaked) / val_docs if val_docs else 0.0}
 
 
-def held_out_documents(clean_dir: Path, val_fraction: float, split: str) -> tuple[dict[str, bool] | None, dict]:
-    """(doc id -> held out?, what the manifest records about the split); None: decide by id hash on the fly."""
+PARALLEL_FROM_BYTES = 16 * 2**20  # below this much text, starting worker processes costs more than it saves
+
+
+def held_out_documents(clean_dir: Path, val_fraction: float, split: str,
+                       workers: int = 1) -> tuple[dict[str, bool] | None, dict]:
+    """(doc id -> held out?, what the manifest records about the split); None: decide by id hash on the fly.
+    `workers` processes hash the documents of the cluster split (from PARALLEL_FROM_BYTES of text on)."""
     if split == "id-hash":
         return None, {"method": "id-hash"}
     start = time.time()
-    found = find_near_duplicates((i, t) for ids, texts in iter_documents(clean_dir) for i, t in zip(ids, texts))
+    source = json.loads((clean_dir / "manifest.json").read_text())
+    text_bytes = sum(s.get("text_bytes", 0) for s in source.get("shards", []))
+    workers = workers if text_bytes >= PARALLEL_FROM_BYTES else 1
+    docs = ((i, t) for ids, texts in iter_documents(clean_dir) for i, t in zip(ids, texts))
+    found = find_near_duplicates(with_progress(docs, source.get("rows", 0), "split: hashing"), workers)
     held = cluster_split(found, val_fraction)
     info = {"method": "cluster", "near_duplicate_pairs": len(found.pairs), "lsh_miss_probability_at_0.8": found.miss_probability,
             "leakage": {"id-hash": leakage(found, id_hash_split(found, val_fraction)), "cluster": leakage(found, held)}}
@@ -146,6 +190,18 @@ def held_out_documents(clean_dir: Path, val_fraction: float, split: str) -> tupl
           f"{before['leaked_docs']:,}/{before['val_docs']:,} by id hash, {after['leaked_docs']:,}/{after['val_docs']:,} by cluster "
           f"({time.time() - start:,.0f}s)", flush=True)
     return held, info
+
+
+def with_progress(items, total: int, label: str, every_s: float = 5.0):
+    """The items, with a line every `every_s` seconds: how many of `total`, how fast, and the ETA."""
+    start = last = time.time()
+    for n, item in enumerate(items, 1):
+        yield item
+        if time.time() - last > every_s:
+            last = time.time()
+            rate = n / (last - start)
+            eta = max(0, total - n) / rate
+            print(f"  {label}: {n:,}/{total:,} docs, {rate:,.0f} docs/s, ETA {eta:,.0f}s", flush=True)
 
 
 # ---------------------------------------------------------------- the teacher's part of a raw corpus

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -69,8 +70,10 @@ class ShardWriter:
 
 def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str | Path, block_size: int = 128,
                     val_fraction: float = 0.01, shard_tokens: int = 2**26, batch_docs: int = 512, split: str = "cluster",
-                    overwrite: bool = False, wait: bool = False, record: str = "") -> dict:
-    """`record`: the resolved settings (config.toml), written with the shards."""
+                    overwrite: bool = False, wait: bool = False, record: str = "", workers: int = 0) -> dict:
+    """Token shards of a clean corpus. `workers` processes find the near-duplicates of the cluster split
+    (0: every core); tokenizers encodes each batch of documents on every core by itself. `record`: the resolved
+    settings (config.toml), written with the shards."""
     clean_dir, out = Path(clean_dir), Path(out)
     source_manifest = clean_dir / "manifest.json"
     if not source_manifest.exists():
@@ -92,7 +95,8 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
                 return manifest
         start = time.time()
         with atomic_contents(out, finished="manifest.json") as tmp:
-            manifest = _tokenize_into(tmp, clean_dir, tok, tokenizer_dir, wanted, split, shard_tokens, batch_docs)
+            manifest = _tokenize_into(tmp, clean_dir, tok, tokenizer_dir, wanted, split, shard_tokens, batch_docs,
+                                      workers or os.cpu_count() or 1)
             if record:
                 atomic_write(tmp / RECORD, record)
     splits = manifest["splits"]
@@ -101,11 +105,12 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
     return manifest
 
 
-def _tokenize_into(tmp: Path, clean_dir: Path, tok, tokenizer_dir, wanted: dict, split: str, shard_tokens: int, batch_docs: int) -> dict:
+def _tokenize_into(tmp: Path, clean_dir: Path, tok, tokenizer_dir, wanted: dict, split: str, shard_tokens: int,
+                   batch_docs: int, workers: int) -> dict:
     """Tokenize into the temporary folder `tmp` (moved into the output folder when complete)."""
     block_size, val_fraction = wanted["block_size"], wanted["val_fraction"]
     source_manifest = clean_dir / "manifest.json"
-    held, split_info = held_out_documents(clean_dir, val_fraction, split)
+    held, split_info = held_out_documents(clean_dir, val_fraction, split, workers)
     eos = tok.eos_token_id
     dtype = np.uint16 if len(tok) <= 2**16 else np.uint32
     writers = {s: ShardWriter(tmp, s, dtype, shard_tokens) for s in ("train", "val")}
@@ -115,7 +120,8 @@ def _tokenize_into(tmp: Path, clean_dir: Path, tok, tokenizer_dir, wanted: dict,
     rows = 0
     for ids, texts in iter_documents(clean_dir):
         for i in range(0, len(texts), batch_docs):
-            encoded = backend.encode_batch(texts[i:i + batch_docs], add_special_tokens=False)
+            # on every core (tokenizers' own threads); _fast: without the character offsets we do not use
+            encoded = backend.encode_batch_fast(texts[i:i + batch_docs], add_special_tokens=False)
             for doc_id, enc in zip(ids[i:i + batch_docs], encoded):
                 held_out = held[doc_id] if held is not None else is_validation(doc_id, val_fraction)
                 writers["val" if held_out else "train"].write(enc.ids + [eos])

@@ -83,7 +83,8 @@ def train_tokenizer(clean_dirs: list[str | Path], vocab_size: int = 8192, min_fr
 
     bpe = ByteLevelBPETokenizer(add_prefix_space=False)
     bpe.train_from_iterator((t for batch in iter_corpus_texts(clean_dirs) for t in batch), vocab_size=vocab_size,
-                            min_frequency=min_frequency, special_tokens=[EOS], show_progress=False)
+                            min_frequency=min_frequency, special_tokens=[EOS],
+                            show_progress=True)  # its own bar with ETA, on a terminal only
     return _wrap(bpe._tokenizer)
 
 
