@@ -35,6 +35,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: venv test-debs
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q tests
 
 # Debian packages some tests use; a test whose package is missing (and could not be installed) is skipped, saying why,

@@ -5,6 +5,7 @@ run, prints a table and returns its numbers; they are collected in `runs/bench/r
 whose main also takes `repeats` gets `--repeats`; one that lists `NEEDS` (importable modules, e.g. a
 baseline's library) is checked before anything runs, and a missing one is named in one line with what to install.
 """
+
 import importlib
 import importlib.util
 import inspect
@@ -27,8 +28,9 @@ INSTALL = "make bench, or pip install '.[bench]'"
 class BenchConfig:
     output: str = opt("runs/bench", "folder to write (created, or empty, or an earlier bench output)", metavar="DIR")
     only: list[str] = opt([], f"benchmarks to run (default: all of {', '.join(NAMES)})", metavar="NAME")
-    repeats: int = opt(3, "timed repeats of each measurement, after a warm-up, ours and the baseline interleaved",
-                       check=at_least(1))
+    repeats: int = opt(
+        3, "timed repeats of each measurement, after a warm-up, ours and the baseline interleaved", check=at_least(1)
+    )
 
     def validate(self):
         unknown = sorted(set(self.only) - set(NAMES))
@@ -39,8 +41,11 @@ class BenchConfig:
 def build_parser() -> cli_config.OneLineParser:
     parser = cli_config.new_parser("python -m bench", __doc__)
     cli_config.add_arguments(parser, BenchConfig)
-    parser.add_argument("--wait", action="store_true",
-                        help="if another bench is using --output, wait for it to end (default: stop at once)")
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another bench is using --output, wait for it to end (default: stop at once)",
+    )
     return parser
 
 

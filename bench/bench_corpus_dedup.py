@@ -6,6 +6,7 @@ word 5-gram sets (the pipeline's own normalisation and word splitting; datasketc
 proposes candidate pairs, which are then checked exactly). The real cleaner (`full` preset with the
 quality filters off) runs with several MinHash settings, datatrove's default first.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,15 +23,24 @@ from corpus.text import RegexWordTokenizer
 ROOT = Path(__file__).resolve().parents[1]
 WIKI = ROOT.parent / "shared" / "data" / "wikitext-2-raw" / "wiki.test.raw"
 RATES = [0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2]
-CHROME = ["Home | About | Contact | Search", "Skip to main content", "Menu", "Share this page: Facebook Twitter Email",
-          "Copyright 2024 Example Media. All rights reserved.", "Privacy policy | Terms of use | Cookie settings"]
-SETTINGS = {"14x8 (datatrove default)": MinHashSettings(), "20x8": MinHashSettings(num_buckets=20, hashes_per_bucket=8),
-            "25x8": MinHashSettings(num_buckets=25, hashes_per_bucket=8)}
+CHROME = [
+    "Home | About | Contact | Search",
+    "Skip to main content",
+    "Menu",
+    "Share this page: Facebook Twitter Email",
+    "Copyright 2024 Example Media. All rights reserved.",
+    "Privacy policy | Terms of use | Cookie settings",
+]
+SETTINGS = {
+    "14x8 (datatrove default)": MinHashSettings(),
+    "20x8": MinHashSettings(num_buckets=20, hashes_per_bucket=8),
+    "25x8": MinHashSettings(num_buckets=25, hashes_per_bucket=8),
+}
 
 
 def shingles(text: str, tokenizer=RegexWordTokenizer()) -> set[str]:
     words = tokenizer.word_tokenize(simplify_text(text, TextNormConfig()))
-    return {" ".join(words[i:i + 5]) for i in range(len(words) - 4)}
+    return {" ".join(words[i : i + 5]) for i in range(len(words) - 4)}
 
 
 def edit(text: str, rate: float, rng: random.Random) -> str:
@@ -51,7 +61,7 @@ def edit(text: str, rate: float, rng: random.Random) -> str:
 
 
 def build(seed: int = 0, n_base: int = 900, n_planted: int = 700) -> list[dict]:
-    paragraphs = [l.strip() for l in WIKI.read_text(encoding="utf-8").splitlines() if len(l.split()) >= 80]
+    paragraphs = [line.strip() for line in WIKI.read_text(encoding="utf-8").splitlines() if len(line.split()) >= 80]
     rng = random.Random(seed)
     base = rng.sample(paragraphs, min(n_base, len(paragraphs)))
     docs = [{"id": f"base-{i}", "text": t} for i, t in enumerate(base)]
@@ -97,7 +107,9 @@ def clean(docs_file: Path, settings: MinHashSettings, out: Path) -> float:
     from corpus.filters import FilterConfig
     from corpus.pipeline import CleanConfig, run_clean
 
-    filters = FilterConfig(languages=None, gopher_repetition=None, gopher_quality=None, c4_quality=None, fineweb_quality=None)
+    filters = FilterConfig(
+        languages=None, gopher_repetition=None, gopher_quality=None, c4_quality=None, fineweb_quality=None
+    )
     start = time.time()
     run_clean([str(docs_file)], out, CleanConfig(preset="full", workers=1, tasks=2, filters=filters, minhash=settings))
     return time.time() - start
@@ -109,8 +121,11 @@ def main(out_dir: Path) -> dict:
     high = {p: j for p, j in pairs.items() if j >= 0.8}
     partnered = {x for p in pairs for x in p}
     loners = [d["id"] for d in docs if d["id"] not in partnered]
-    print(f"{len(docs)} documents ({len(docs) - 700} real WikiText paragraphs + 700 edited copies, half in page chrome); "
-          f"{len(high)} pairs with Jaccard >= 0.8, {len(pairs)} with >= 0.5; {len(loners)} documents with no partner above 0.5")
+    print(
+        f"{len(docs)} documents ({len(docs) - 700} real WikiText paragraphs + 700 edited copies, half in page chrome); "
+        f"{len(high)} pairs with Jaccard >= 0.8, {len(pairs)} with >= 0.5; {len(loners)} documents with no partner "
+        "above 0.5"
+    )
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         docs_file = Path(tmp) / "docs.jsonl"
@@ -124,9 +139,17 @@ def main(out_dir: Path) -> dict:
             recall = sum(a in removed or b in removed for a, b in high) / max(1, len(high))
             false = sum(x in removed for x in loners) / max(1, len(loners))
             both = sum(a in removed and b in removed for a, b in high)
-            results[name] = {"recall_j08": recall, "false_removal_rate": false, "pairs_both_removed": both, "seconds": seconds,
-                             "settings": settings.__dict__}
+            results[name] = {
+                "recall_j08": recall,
+                "false_removal_rate": false,
+                "pairs_both_removed": both,
+                "seconds": seconds,
+                "settings": settings.__dict__,
+            }
             print(f"{name:<28}{100 * recall:>13.1f}%{100 * false:>15.2f}%{both:>14}{seconds:>10.1f}")
-    print("\ntargets: recall >= 97% for pairs with Jaccard >= 0.8, <= 0.5% of partner-less documents removed, 0 pairs with both removed")
+    print(
+        "\ntargets: recall >= 97% for pairs with Jaccard >= 0.8, <= 0.5% of partner-less documents removed, "
+        "0 pairs with both removed"
+    )
     print(f"our default: {MinHashSettings().num_buckets}x{MinHashSettings().hashes_per_bucket}")
     return {"pairs_j08": len(high), "pairs_j05": len(pairs), "loners": len(loners), "settings": results}

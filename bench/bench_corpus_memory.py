@@ -4,6 +4,7 @@ Readers stream, shards are written batch by batch and bounded, so memory should 
 except for what deduplication must hold (MinHash signatures are on disk; exact-dedup and LSH buckets
 are sorted files, merged as streams).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -22,7 +23,7 @@ def main(out_dir: Path) -> dict:
     if not files:
         print("needs the demo corpus: run `make demo-corpus` first")
         return {"skipped": "no demo corpus"}
-    records = [l for f in files for l in gzip.open(f, "rt")]
+    records = [line for f in files for line in gzip.open(f, "rt")]
     results = {}
     print(f"{'input':<8}{'docs':>8}{'MB text':>10}{'peak RSS (MB)':>16}{'wall (s)':>10}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -31,8 +32,19 @@ def main(out_dir: Path) -> dict:
             src = Path(tmp) / f"{label}.jsonl"
             src.write_text("".join(subset))
             mb = sum(len(json.loads(r)["text"].encode()) for r in subset) / 1e6
-            cmd = [sys.executable, "-m", "corpus.cli", "--input", str(src), "--output", str(Path(tmp) / f"out-{label}"),
-                   "--preset", "full", "--workers", "2"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "corpus.cli",
+                "--input",
+                str(src),
+                "--output",
+                str(Path(tmp) / f"out-{label}"),
+                "--preset",
+                "full",
+                "--workers",
+                "2",
+            ]
             rss, wall, code = peak_rss(cmd)
             results[label] = {"docs": len(subset), "text_mb": mb, "peak_rss_mb": rss, "wall_s": wall, "exit": code}
             print(f"{label:<8}{len(subset):>8,}{mb:>10.1f}{rss:>16.0f}{wall:>10.1f}")

@@ -9,6 +9,7 @@ large corpus), median and spread. Inputs: `BENCH_SCALE_DEMO` (default data/demo/
 (default data/demo-large/jsonl). Every run is measured in a fresh process that waits for all the run's processes
 (a "subreaper", see bench_corpus_speed), so each run's CPU time and peak RSS are its own.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -40,7 +41,7 @@ def jsonl_files(folder: Path) -> list[Path]:
 def text_mb(files: list[Path]) -> float:
     total = 0
     for f in files:
-        with (gzip.open(f, "rt", encoding="utf-8") if f.suffix == ".gz" else open(f, encoding="utf-8")) as lines:
+        with gzip.open(f, "rt", encoding="utf-8") if f.suffix == ".gz" else open(f, encoding="utf-8") as lines:
             total += sum(len(json.loads(line)["text"].encode("utf-8")) for line in lines)
     return total / 1e6
 
@@ -71,16 +72,28 @@ def measure_here(cmd: list[str]) -> dict:
 
 def measure(cmd: list[str]) -> dict:
     """`measure_here` in a fresh process: RUSAGE_CHILDREN (CPU, peak RSS) then covers this run only."""
-    out = subprocess.run([sys.executable, "-m", "bench.bench_corpus_scale", "--measure", *cmd], capture_output=True,
-                         text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.bench_corpus_scale", "--measure", *cmd], capture_output=True, text=True, cwd=ROOT
+    )
     if out.returncode:
         raise RuntimeError(out.stderr[-3000:])
     return json.loads(out.stdout)
 
 
 def clean_cmd(inp: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "corpus.cli", "--input", str(inp), "--output", str(out), "--preset", "full",
-            "--workers", str(WORKERS)]
+    return [
+        sys.executable,
+        "-m",
+        "corpus.cli",
+        "--input",
+        str(inp),
+        "--output",
+        str(out),
+        "--preset",
+        "full",
+        "--workers",
+        str(WORKERS),
+    ]
 
 
 def runs_of(name: str, inp: Path, repeats: int, scratch: Path) -> list[dict]:
@@ -89,8 +102,11 @@ def runs_of(name: str, inp: Path, repeats: int, scratch: Path) -> list[dict]:
         out = scratch / f"{name}-{i}"
         run = measure(clean_cmd(inp, out))
         shutil.rmtree(out, ignore_errors=True)
-        print(f"  {name} run {i}{' (warm-up)' if i == 0 else ''}: {run['cpu_s']:.1f} CPU s, "
-              f"{run['wall_s']:.0f} s wall, peak RSS {run['peak_rss_mb']:.0f} MB", flush=True)
+        print(
+            f"  {name} run {i}{' (warm-up)' if i == 0 else ''}: {run['cpu_s']:.1f} CPU s, "
+            f"{run['wall_s']:.0f} s wall, peak RSS {run['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
         if i:
             runs.append(run)
     return runs
@@ -110,35 +126,42 @@ def main(out_dir: Path) -> dict:
         raise SystemExit(f"{DEMO} not found: run `make demo-corpus` (or set BENCH_SCALE_DEMO)")
     scratch = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
-        inputs = [("slice", every_nth_page(DEMO, 10, scratch / "demo-every-10th.jsonl"), REPEATS),
-                  ("demo", DEMO, REPEATS)]
+        inputs = [
+            ("slice", every_nth_page(DEMO, 10, scratch / "demo-every-10th.jsonl"), REPEATS),
+            ("demo", DEMO, REPEATS),
+        ]
         if LARGE.exists():
             inputs.append(("large", LARGE, LARGE_REPEATS))
         else:
             print(f"{LARGE} not found: the large corpus is left out (make demo-corpus-large, or set BENCH_SCALE_LARGE)")
         load = os.getloadavg()
-        print(f"{WORKERS} workers; 1 warm-up + repeats each, median; "
-              f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+        print(
+            f"{WORKERS} workers; 1 warm-up + repeats each, median; "
+            f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+        )
         rows = {}
         for name, inp, repeats in inputs:
             files = [inp] if inp.is_file() else jsonl_files(inp)
-            rows[name] = {"input": str(inp), "text_mb": text_mb(files),
-                          "runs": runs_of(name, inp, repeats, scratch)}
+            rows[name] = {"input": str(inp), "text_mb": text_mb(files), "runs": runs_of(name, inp, repeats, scratch)}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     base = rows["demo"]
     base_per_mb = median(base["runs"], "cpu_s") / base["text_mb"]
     base_rss = median(base["runs"], "peak_rss_mb")
-    print(f"\n{'input':<8}{'text MB':>9}{'wall s':>9}{'CPU s':>9}{'CPU s range':>14}{'CPU s/MB':>10}{'vs demo':>9}"
-          f"{'peak RSS MB':>13}{'vs demo':>9}")
+    print(
+        f"\n{'input':<8}{'text MB':>9}{'wall s':>9}{'CPU s':>9}{'CPU s range':>14}{'CPU s/MB':>10}{'vs demo':>9}"
+        f"{'peak RSS MB':>13}{'vs demo':>9}"
+    )
     for name, row in rows.items():
         runs, mb = row["runs"], row["text_mb"]
         per_mb = median(runs, "cpu_s") / mb
         rss = median(runs, "peak_rss_mb")
         row.update(cpu_s_per_mb=per_mb, cpu_per_mb_vs_demo=per_mb / base_per_mb, peak_rss_vs_demo=rss / base_rss)
-        print(f"{name:<8}{mb:>9.1f}{median(runs, 'wall_s'):>9.0f}{median(runs, 'cpu_s'):>9.1f}"
-              f"{spread(runs, 'cpu_s'):>14}"
-              f"{per_mb:>10.3f}{per_mb / base_per_mb:>8.2f}x{rss:>13.0f}{rss / base_rss:>8.2f}x")
+        print(
+            f"{name:<8}{mb:>9.1f}{median(runs, 'wall_s'):>9.0f}{median(runs, 'cpu_s'):>9.1f}"
+            f"{spread(runs, 'cpu_s'):>14}"
+            f"{per_mb:>10.3f}{per_mb / base_per_mb:>8.2f}x{rss:>13.0f}{rss / base_rss:>8.2f}x"
+        )
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return {"workers": WORKERS, "load_average_before": load, "rows": rows}
 

@@ -11,6 +11,7 @@ Keep/drop decisions are compared per input document (kept by both or dropped by 
 counts documents each step dropped in one run of each (counts are per step; times would not be:
 the steps of a pass run interleaved, document by document).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -67,13 +68,33 @@ def cpu_of(cmd: list[str]) -> tuple[float, float]:
 
 
 def ours_cmd(out: Path) -> list[str]:
-    return [sys.executable, "-m", "corpus.cli", "--input", str(INPUT), "--output", str(out), "--preset", "full",
-            "--workers", str(WORKERS)]
+    return [
+        sys.executable,
+        "-m",
+        "corpus.cli",
+        "--input",
+        str(INPUT),
+        "--output",
+        str(out),
+        "--preset",
+        "full",
+        "--workers",
+        str(WORKERS),
+    ]
 
 
 def baseline_cmd(out: Path) -> list[str]:
-    return [sys.executable, "-m", "bench.datatrove_default_clean", "--input", str(INPUT), "--output", str(out),
-            "--workers", str(WORKERS)]
+    return [
+        sys.executable,
+        "-m",
+        "bench.datatrove_default_clean",
+        "--input",
+        str(INPUT),
+        "--output",
+        str(out),
+        "--workers",
+        str(WORKERS),
+    ]
 
 
 def measure(make_cmd, scratch: Path, name: str) -> tuple[list[float], list[float], Path]:
@@ -121,9 +142,11 @@ def main(out_dir: Path) -> dict:
     subreaper = become_subreaper()
     ids = input_ids()
     load = os.getloadavg()
-    print(f"input: {INPUT} ({len(ids):,} documents); {WORKERS} workers; 1 warm-up + {REPEATS} runs each, median; "
-          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
-          + ("" if subreaper else "\n  (no subreaper on this OS: processes orphaned by their parent are not counted)"))
+    print(
+        f"input: {INPUT} ({len(ids):,} documents); {WORKERS} workers; 1 warm-up + {REPEATS} runs each, median; "
+        f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+        + ("" if subreaper else "\n  (no subreaper on this OS: processes orphaned by their parent are not counted)")
+    )
     scratch = Path(tempfile.mkdtemp(prefix="bench-clean-"))
     try:
         ours_cpu, ours_wall, ours_out = measure(ours_cmd, scratch, "corpus-clean")
@@ -135,17 +158,39 @@ def main(out_dir: Path) -> dict:
     ours_med, base_med = statistics.median(ours_cpu), statistics.median(base_cpu)
     agree = sum((i in ours_kept) == (i in base_kept) for i in ids) / len(ids)
     print(f"\n{'whole command':<40}{'CPU s (median)':>16}{'runs':>28}{'wall s (median)':>17}")
-    for name, cpu, wall in (("corpus-clean --preset full", ours_cpu, ours_wall), ("datatrove default steps", base_cpu, base_wall)):
-        print(f"{name:<40}{statistics.median(cpu):>16.1f}{', '.join(f'{c:.1f}' for c in cpu):>28}{statistics.median(wall):>17.0f}")
-    print(f"{'ratio (datatrove / ours)':<40}{base_med / ours_med:>15.1f}x"
-          f"   (range {min(base_cpu) / max(ours_cpu):.1f}x-{max(base_cpu) / min(ours_cpu):.1f}x; "
-          f"load average after {os.getloadavg()[0]:.1f})")
-    print(f"\nkeep/drop decisions agree on {100 * agree:.2f}% of {len(ids):,} documents "
-          f"(kept: ours {len(ours_kept):,}, datatrove defaults {len(base_kept):,})")
+    for name, cpu, wall in (
+        ("corpus-clean --preset full", ours_cpu, ours_wall),
+        ("datatrove default steps", base_cpu, base_wall),
+    ):
+        print(
+            f"{name:<40}{statistics.median(cpu):>16.1f}{', '.join(f'{c:.1f}' for c in cpu):>28}"
+            f"{statistics.median(wall):>17.0f}"
+        )
+    print(
+        f"{'ratio (datatrove / ours)':<40}{base_med / ours_med:>15.1f}x"
+        f"   (range {min(base_cpu) / max(ours_cpu):.1f}x-{max(base_cpu) / min(ours_cpu):.1f}x; "
+        f"load average after {os.getloadavg()[0]:.1f})"
+    )
+    print(
+        f"\nkeep/drop decisions agree on {100 * agree:.2f}% of {len(ids):,} documents "
+        f"(kept: ours {len(ours_kept):,}, datatrove defaults {len(base_kept):,})"
+    )
     print(f"\n{'documents dropped by step':<28}{'ours':>8}{'datatrove':>11}")
     for step in (*STEPS, "exact_dedup", "minhash"):
-        print(f"{step:<28}{ours_removed.get(step, 0):>8,}{base_removed.get(step, 0) if step in base_removed else '-':>11}")
-    return {"input": str(INPUT), "documents": len(ids), "workers": WORKERS, "repeats": REPEATS,
-            "ours_cpu_s": ours_cpu, "datatrove_cpu_s": base_cpu, "ours_wall_s": ours_wall, "datatrove_wall_s": base_wall,
-            "ratio": base_med / ours_med, "decision_agreement": agree, "load_average_before": load,
-            "removed": {"ours": ours_removed, "datatrove": base_removed}}
+        print(
+            f"{step:<28}{ours_removed.get(step, 0):>8,}{base_removed.get(step, 0) if step in base_removed else '-':>11}"
+        )
+    return {
+        "input": str(INPUT),
+        "documents": len(ids),
+        "workers": WORKERS,
+        "repeats": REPEATS,
+        "ours_cpu_s": ours_cpu,
+        "datatrove_cpu_s": base_cpu,
+        "ours_wall_s": ours_wall,
+        "datatrove_wall_s": base_wall,
+        "ratio": base_med / ours_med,
+        "decision_agreement": agree,
+        "load_average_before": load,
+        "removed": {"ours": ours_removed, "datatrove": base_removed},
+    }

@@ -6,6 +6,7 @@ the same: the input is split below the file level and deduplication keeps the fi
 Wall time is what more workers buy, so this benchmark needs a machine with two idle cores to mean anything; the
 load average is printed beside it.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,10 @@ def main(out_dir: Path) -> dict:
         else:
             raise SystemExit(f"{DEMO} not found: run `make demo-corpus` (or set BENCH_WORKERS_INPUT to one JSONL file)")
         load = os.getloadavg()
-        print(f"input: {inp} ({inp.stat().st_size / 1e6:.1f} MB); 1 warm-up round + {REPEATS}, alternating; "
-              f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+        print(
+            f"input: {inp} ({inp.stat().st_size / 1e6:.1f} MB); 1 warm-up round + {REPEATS}, alternating; "
+            f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+        )
         walls: dict[int, list[float]] = {1: [], 2: []}
         kept: dict[int, set] = {}
         for i in range(REPEATS + 1):
@@ -42,17 +45,29 @@ def main(out_dir: Path) -> dict:
                 run = measure(cmd[:-1] + [str(workers)])
                 kept[workers] = ours_fates(out)[0]
                 shutil.rmtree(out)
-                print(f"  round {i}{' (warm-up)' if i == 0 else ''}, --workers {workers}: {run['wall_s']:.1f} s wall, "
-                      f"{run['cpu_s']:.1f} CPU s", flush=True)
+                print(
+                    f"  round {i}{' (warm-up)' if i == 0 else ''}, --workers {workers}: {run['wall_s']:.1f} s wall, "
+                    f"{run['cpu_s']:.1f} CPU s",
+                    flush=True,
+                )
                 if i:
                     walls[workers].append(run["wall_s"])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     one, two = statistics.median(walls[1]), statistics.median(walls[2])
     same = kept[1] == kept[2]
-    print(f"\n--workers 1: {one:.1f} s wall (range {min(walls[1]):.1f}-{max(walls[1]):.1f}); --workers 2: {two:.1f} s "
-          f"(range {min(walls[2]):.1f}-{max(walls[2]):.1f}); speed-up {one / two:.2f}x")
-    print(f"kept documents: {len(kept[1]):,} with 1 worker, {len(kept[2]):,} with 2, "
-          f"{'the same' if same else 'DIFFERENT'}; load average after {os.getloadavg()[0]:.1f}")
-    return {"input": str(inp), "wall_s": {str(k): v for k, v in walls.items()}, "speedup": one / two, "same_kept": same,
-            "load_average_before": load}
+    print(
+        f"\n--workers 1: {one:.1f} s wall (range {min(walls[1]):.1f}-{max(walls[1]):.1f}); --workers 2: {two:.1f} s "
+        f"(range {min(walls[2]):.1f}-{max(walls[2]):.1f}); speed-up {one / two:.2f}x"
+    )
+    print(
+        f"kept documents: {len(kept[1]):,} with 1 worker, {len(kept[2]):,} with 2, "
+        f"{'the same' if same else 'DIFFERENT'}; load average after {os.getloadavg()[0]:.1f}"
+    )
+    return {
+        "input": str(inp),
+        "wall_s": {str(k): v for k, v in walls.items()},
+        "speedup": one / two,
+        "same_kept": same,
+        "load_average_before": load,
+    }

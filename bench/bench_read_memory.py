@@ -8,19 +8,21 @@ file of the same kind, the baseline.
 
     python -m bench bench_read_memory
 """
+
 from __future__ import annotations
 
 import gzip
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 MIB = 2**20
-SMALL = [{"id": "first", "text": "A small document before the long one. " * 20},
-         {"id": "last", "text": "A small document after the long one. " * 20}]
+SMALL = [
+    {"id": "first", "text": "A small document before the long one. " * 20},
+    {"id": "last", "text": "A small document after the long one. " * 20},
+]
 
 
 def write_long_line_jsonl(path: Path, line_bytes: int) -> Path:
@@ -57,15 +59,29 @@ def write_long_arrow(path: Path, size: int) -> Path:
 def peak_rss_mb(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
     """Peak RSS (MB) of `cmd`'s largest process, measured by the kernel (getrusage of a child that ended),
     in a fresh Python process so that no earlier child counts."""
-    probe = ("import resource, subprocess, sys, json; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-             "print(json.dumps([resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode, r.stderr[-2000:]]))")
+    probe = (
+        "import resource, subprocess, sys, json; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print(json.dumps([resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode, r.stderr[-2000:]]))"
+    )
     done = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, check=True)
     kib, code, stderr = json.loads(done.stdout)
     return kib / 1024, subprocess.CompletedProcess(cmd, code, "", stderr)
 
 
 def clean_cmd(src: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "corpus.cli", "--input", str(src), "--output", str(out), "--preset", "none", "--workers", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "corpus.cli",
+        "--input",
+        str(src),
+        "--output",
+        str(out),
+        "--preset",
+        "none",
+        "--workers",
+        "1",
+    ]
 
 
 KINDS = {  # name: (file name, writer)
@@ -88,8 +104,12 @@ def main(out_dir: Path, sizes_mb: tuple[int, ...] = (150, 300)) -> dict:
                 src = write(tmp / f"{mb}-{name}", mb * MIB)
                 peak, run = peak_rss_mb(clean_cmd(src, tmp / f"out-{mb}-{kind}"))
                 file_mb = src.stat().st_size / MIB
-                results[f"{kind} {mb} MB"] = {"file_mb": round(file_mb, 2), "peak_rss_mb": round(peak), "baseline_rss_mb": round(base),
-                                              "exit": run.returncode}
+                results[f"{kind} {mb} MB"] = {
+                    "file_mb": round(file_mb, 2),
+                    "peak_rss_mb": round(peak),
+                    "baseline_rss_mb": round(base),
+                    "exit": run.returncode,
+                }
                 print(f"{kind:<10}{mb:>10}{file_mb:>10.1f}{peak:>13.0f}{base:>19.0f}")
                 src.unlink()
     return results

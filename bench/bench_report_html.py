@@ -5,6 +5,7 @@ The removed documents are real WikiText paragraphs written as a step's `removed/
 `shards/` folder holds 5,000 kept ones. Measured: time to build the page, its size, and (when Debian's
 chromium is installed) the time headless Chromium takes to load and lay it out, network off.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,17 +25,40 @@ def write_corpus(out: Path) -> dict:
 
     from corpus.arrow_writer import ArrowShardWriter
 
-    paragraphs = [line.strip() for line in (SHARED / "wikitext-2-raw" / "wiki.test.raw").open(encoding="utf-8") if len(line) > 300]
+    paragraphs = [
+        line.strip() for line in (SHARED / "wikitext-2-raw" / "wiki.test.raw").open(encoding="utf-8") if len(line) > 300
+    ]
     rng = random.Random(0)
     for folder, n, lang in (("removed/language", REMOVED, "de"), ("shards", KEPT, "en")):
         with ArrowShardWriter(out / folder) as writer:
             for i in range(n):
-                writer.write(Document(text=rng.choice(paragraphs), id=f"{folder}-{i}",
-                                      metadata={"source": f"file{i % 7}.jsonl", "language": lang}), 0)
-    step = {"step": "language", "docs_in": REMOVED + KEPT, "docs_out": KEPT, "docs_removed": REMOVED, "bytes_in": 0,
-            "bytes_out": 0, "bytes_removed": 0, "reasons": {}, "time_s": 0.0, "removed_dir": "removed/language"}
-    return {"preset": "full", "input": {"documents": REMOVED + KEPT, "text_bytes": 0, "skipped": {}},
-            "output": {"documents": KEPT, "text_bytes": 0}, "steps": [step], "line_level": {}}
+                writer.write(
+                    Document(
+                        text=rng.choice(paragraphs),
+                        id=f"{folder}-{i}",
+                        metadata={"source": f"file{i % 7}.jsonl", "language": lang},
+                    ),
+                    0,
+                )
+    step = {
+        "step": "language",
+        "docs_in": REMOVED + KEPT,
+        "docs_out": KEPT,
+        "docs_removed": REMOVED,
+        "bytes_in": 0,
+        "bytes_out": 0,
+        "bytes_removed": 0,
+        "reasons": {},
+        "time_s": 0.0,
+        "removed_dir": "removed/language",
+    }
+    return {
+        "preset": "full",
+        "input": {"documents": REMOVED + KEPT, "text_bytes": 0, "skipped": {}},
+        "output": {"documents": KEPT, "text_bytes": 0},
+        "steps": [step],
+        "line_level": {},
+    }
 
 
 def unbounded_cost(out: Path) -> tuple[float, int]:
@@ -75,9 +99,15 @@ def main(out_dir: Path) -> dict:
     read_all_s, all_bytes = unbounded_cost(out_dir)
     load_s = chromium_load_s(page)
     arrow_mb = sum(p.stat().st_size for p in (out_dir / "removed").rglob("*.arrow")) / 1e6
-    result = {"removed_docs": REMOVED, "removed_arrow_mb": round(arrow_mb, 1), "build_s": round(build_s, 2),
-              "page_mb": round(len(html.encode()) / 1e6, 2), "chromium_load_s": None if load_s is None else round(load_s, 2),
-              "unbounded_read_s": round(read_all_s, 2), "unbounded_texts_mb": round(all_bytes / 1e6, 1)}
+    result = {
+        "removed_docs": REMOVED,
+        "removed_arrow_mb": round(arrow_mb, 1),
+        "build_s": round(build_s, 2),
+        "page_mb": round(len(html.encode()) / 1e6, 2),
+        "chromium_load_s": None if load_s is None else round(load_s, 2),
+        "unbounded_read_s": round(read_all_s, 2),
+        "unbounded_texts_mb": round(all_bytes / 1e6, 1),
+    }
     print(f"{REMOVED:,} removed documents ({arrow_mb:.0f} MB of Arrow), {KEPT:,} kept")
     print(f"{'':<36}{'bounded (ours)':>16}{'all rows':>12}")
     print(f"{'build time (s)':<36}{build_s:>16.2f}{read_all_s:>12.2f}  (all rows: reading them only)")

@@ -5,11 +5,11 @@ peak RSS. Then `train tokenize` on the corpus repeated 1x and 4x: memory stays f
 Our command runs with `--split id-hash`, as the two baselines make no held-out split; the cluster split's own
 cost is measured beside it.
 """
+
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -64,10 +64,15 @@ def repeated_corpus(clean: Path, out: Path, times: int) -> Path:
     for copy in range(times):
         for shard in sorted((clean / "shards").glob("*.arrow")):
             table = pa.ipc.open_stream(pa.memory_map(str(shard))).read_all()
-            table = table.set_column(table.schema.get_field_index("id"), "id",
-                                     pa.array([f"{copy}-{i}" for i in table.column("id").to_pylist()]))
-            with pa.OSFile(str(out / "shards" / f"shard-{n:05d}.arrow"), "wb") as sink, \
-                    pa.ipc.new_stream(sink, table.schema) as writer:
+            table = table.set_column(
+                table.schema.get_field_index("id"),
+                "id",
+                pa.array([f"{copy}-{i}" for i in table.column("id").to_pylist()]),
+            )
+            with (
+                pa.OSFile(str(out / "shards" / f"shard-{n:05d}.arrow"), "wb") as sink,
+                pa.ipc.new_stream(sink, table.schema) as writer,
+            ):
                 writer.write_table(table)
             n += 1
     manifest = json.loads((clean / "manifest.json").read_text())
@@ -89,9 +94,24 @@ def main(out_dir: Path, repeats: int = 3) -> dict:
 
         def ours(split: str = "id-hash", corpus: Path = clean) -> tuple[float, float]:
             out = tmp / "ours"
-            rss, wall, code = peak_rss([sys.executable, "-m", "train", "tokenize", "--data", str(corpus),
-                                        "--tokenizer", str(tok), "--output", str(out), "--split", split,
-                                        "--val-fraction", "0.02"])
+            rss, wall, code = peak_rss(
+                [
+                    sys.executable,
+                    "-m",
+                    "train",
+                    "tokenize",
+                    "--data",
+                    str(corpus),
+                    "--tokenizer",
+                    str(tok),
+                    "--output",
+                    str(out),
+                    "--split",
+                    split,
+                    "--val-fraction",
+                    "0.02",
+                ]
+            )
             assert code == 0, "train tokenize failed"
             shutil.rmtree(out)
             return wall, rss
@@ -111,23 +131,37 @@ def main(out_dir: Path, repeats: int = 3) -> dict:
             rss.setdefault(name, []).append(peak)
             return mb / wall
 
-        figures = interleaved({"ours": lambda: rate("ours", ours),
-                               "ours, cluster split": lambda: rate("ours, cluster split", lambda: ours("cluster")),
-                               "plain tokenizers loop": lambda: rate("plain tokenizers loop",
-                                                                     lambda: script(PLAIN_LOOP)),
-                               "datatrove DocumentTokenizer": lambda: rate("datatrove DocumentTokenizer",
-                                                                           lambda: script(DATATROVE))}, repeats)
+        figures = interleaved(
+            {
+                "ours": lambda: rate("ours", ours),
+                "ours, cluster split": lambda: rate("ours, cluster split", lambda: ours("cluster")),
+                "plain tokenizers loop": lambda: rate("plain tokenizers loop", lambda: script(PLAIN_LOOP)),
+                "datatrove DocumentTokenizer": lambda: rate("datatrove DocumentTokenizer", lambda: script(DATATROVE)),
+            },
+            repeats,
+        )
         growth = {}
         for times in (1, 4):
             corpus = repeated_corpus(clean, tmp / f"x{times}", times) if times > 1 else clean
             wall, peak = ours(corpus=corpus)
             growth[f"{times}x"] = {"mb": mb * times, "mb_per_s": mb * times / wall, "peak_rss_mb": peak}
-    print(f"clean corpus {mb:.1f} MB of text, 8k BPE; MB/s of the whole process, median (min-max) of {repeats} "
-          f"rounds after a warm-up")
+    print(
+        f"clean corpus {mb:.1f} MB of text, 8k BPE; MB/s of the whole process, median (min-max) of {repeats} "
+        f"rounds after a warm-up"
+    )
     print(f"{'':<32}{'MB/s':>22}{'peak RSS MB':>14}")
     for name, values in figures.items():
         print(f"{name:<32}{show(values, '.2f'):>22}{max(rss[name]):>14.0f}")
-    print("train tokenize (id-hash split) as the corpus grows: " + ", ".join(
-        f"{k} ({g['mb']:.0f} MB) {g['mb_per_s']:.2f} MB/s, {g['peak_rss_mb']:.0f} MB peak" for k, g in growth.items()))
-    return {"text_mb": mb, "mb_per_s": {name: spread(values) for name, values in figures.items()},
-            "peak_rss_mb": {name: max(values) for name, values in rss.items()}, "growth": growth}
+    print(
+        "train tokenize (id-hash split) as the corpus grows: "
+        + ", ".join(
+            f"{k} ({g['mb']:.0f} MB) {g['mb_per_s']:.2f} MB/s, {g['peak_rss_mb']:.0f} MB peak"
+            for k, g in growth.items()
+        )
+    )
+    return {
+        "text_mb": mb,
+        "mb_per_s": {name: spread(values) for name, values in figures.items()},
+        "peak_rss_mb": {name: max(values) for name, values in rss.items()},
+        "growth": growth,
+    }

@@ -5,6 +5,7 @@ Two shapes: the benchmark's (6 x 256, batch 16 x 128, the corpus's own 8k BPE) a
 context 1024, GPT-2's BPE). Each round runs the matmul reference, our loop and the HF Trainer in turn (one warm-up
 round, then `repeats`); every training run is a fresh process and its rate is taken over steps 2..N.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,23 @@ def clean_corpus(tmp: Path) -> Path:
     clean = ROOT / "data" / "clean" / "full"
     if not (clean / "manifest.json").exists():
         clean = tmp / "clean"
-        subprocess.run([sys.executable, "-m", "corpus.cli", "--input", str(ROOT.parent / "shared" / "data" / "html-sample"),
-                        "--output", str(clean), "--preset", "none", "--workers", "2"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "corpus.cli",
+                "--input",
+                str(ROOT.parent / "shared" / "data" / "html-sample"),
+                "--output",
+                str(clean),
+                "--preset",
+                "none",
+                "--workers",
+                "2",
+            ],
+            check=True,
+            capture_output=True,
+        )
     return clean
 
 
@@ -65,10 +81,36 @@ def token_shards(tmp: Path, clean: Path) -> dict[str, Path]:
 
 def ours_cmd(tokens: Path, out: Path, shape: tuple) -> list[str]:
     n_layer, n_embd, n_head, _, batch, steps = shape
-    return [sys.executable, "-m", "train", "pretrain", "--tokens", str(tokens), "--output", str(out),
-            "--init", "scratch", "--n-layer", str(n_layer), "--n-embd", str(n_embd), "--n-head", str(n_head),
-            "--max-steps", str(steps), "--batch-size", str(batch), "--warmup", "5", "--log-every", str(steps - 1),
-            "--eval-every", "100000", "--eval-blocks", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "train",
+        "pretrain",
+        "--tokens",
+        str(tokens),
+        "--output",
+        str(out),
+        "--init",
+        "scratch",
+        "--n-layer",
+        str(n_layer),
+        "--n-embd",
+        str(n_embd),
+        "--n-head",
+        str(n_head),
+        "--max-steps",
+        str(steps),
+        "--batch-size",
+        str(batch),
+        "--warmup",
+        "5",
+        "--log-every",
+        str(steps - 1),
+        "--eval-every",
+        "100000",
+        "--eval-blocks",
+        "1",
+    ]
 
 
 def ours_rate(tokens: Path, out: Path, shape: tuple) -> float:
@@ -84,8 +126,9 @@ def ours_rate(tokens: Path, out: Path, shape: tuple) -> float:
 def hf_rate(tokens: Path, out: Path, shape: tuple) -> float:
     n_layer, n_embd, n_head, _, batch, steps = shape
     args = [str(tokens), str(out), str(steps), str(batch), str(n_layer), str(n_embd), str(n_head)]
-    base = subprocess.run([sys.executable, "-m", "bench.hf_trainer_baseline", *args], check=True, capture_output=True,
-                          text=True)
+    base = subprocess.run(
+        [sys.executable, "-m", "bench.hf_trainer_baseline", *args], check=True, capture_output=True, text=True
+    )
     shutil.rmtree(out, ignore_errors=True)
     return json.loads(base.stdout.strip().splitlines()[-1])["tokens_per_s"]
 
@@ -98,25 +141,44 @@ def measure_shape(name: str, tokens: Path, tmp: Path, repeats: int) -> dict:
     vocab = json.loads((tokens / "manifest.json").read_text())["vocab_size"]
     model = GPT(GPTConfig(vocab_size=vocab, block_size=block, n_layer=n_layer, n_head=n_head, n_embd=n_embd))
     flops = model.flops_per_token(block)
-    figures = interleaved({"matmul": matmul_gflops, "ours": lambda: ours_rate(tokens, tmp / "ours", shape),
-                           "hf": lambda: hf_rate(tokens, tmp / "hf", shape)}, repeats)
+    figures = interleaved(
+        {
+            "matmul": matmul_gflops,
+            "ours": lambda: ours_rate(tokens, tmp / "ours", shape),
+            "hf": lambda: hf_rate(tokens, tmp / "hf", shape),
+        },
+        repeats,
+    )
     ratios = [o / h for o, h in zip(figures["ours"], figures["hf"])]  # round by round: the pair ran side by side
     peak = statistics.median(figures["matmul"])
-    print(f"\n{name}: {n_layer} layers x {n_embd}, vocab {vocab:,}, batch {batch} x {block}, {steps} steps, "
-          f"fp32 on CPU; "
-          f"median (min-max) of {repeats} rounds after a warm-up")
+    print(
+        f"\n{name}: {n_layer} layers x {n_embd}, vocab {vocab:,}, batch {batch} x {block}, {steps} steps, "
+        f"fp32 on CPU; "
+        f"median (min-max) of {repeats} rounds after a warm-up"
+    )
     print(f"{'':<32}{'tokens/s':>24}{'GFLOP/s':>10}{'of matmul':>11}")
     for label, key in (("ours (train/loop.py)", "ours"), ("HF GPT2LMHeadModel + Trainer", "hf")):
         rate = statistics.median(figures[key])
         gflops = rate * flops / 1e9
         print(f"{label:<32}{show(figures[key]):>24}{gflops:>10.1f}{100 * gflops / peak:>10.0f}%")
     print(f"speed-up ours / HF: {show(ratios, '.2f')}x; fp32 matmul (2048^2): {show(figures['matmul'])} GFLOP/s")
-    return {"shape": {"n_layer": n_layer, "n_embd": n_embd, "n_head": n_head, "block_size": block, "batch": batch,
-                      "steps": steps, "vocab": vocab},
-            "ours_tokens_per_s": spread(figures["ours"]), "hf_trainer_tokens_per_s": spread(figures["hf"]),
-            "speedup": spread(ratios), "matmul_gflops": spread(figures["matmul"]),
-            "ours_of_matmul": statistics.median(figures["ours"]) * flops / 1e9 / peak,
-            "hf_of_matmul": statistics.median(figures["hf"]) * flops / 1e9 / peak}
+    return {
+        "shape": {
+            "n_layer": n_layer,
+            "n_embd": n_embd,
+            "n_head": n_head,
+            "block_size": block,
+            "batch": batch,
+            "steps": steps,
+            "vocab": vocab,
+        },
+        "ours_tokens_per_s": spread(figures["ours"]),
+        "hf_trainer_tokens_per_s": spread(figures["hf"]),
+        "speedup": spread(ratios),
+        "matmul_gflops": spread(figures["matmul"]),
+        "ours_of_matmul": statistics.median(figures["ours"]) * flops / 1e9 / peak,
+        "hf_of_matmul": statistics.median(figures["hf"]) * flops / 1e9 / peak,
+    }
 
 
 def main(out_dir: Path, repeats: int = 3) -> dict:

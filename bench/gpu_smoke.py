@@ -13,6 +13,7 @@
 MFU is against this GPU's measured bf16 (or TF32) matmul rate, not the vendor's peak. On a machine without CUDA it
 says so in one line and exits 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,30 @@ import torch
 from safe_output import UserError, atomic_json, run_cli, use_output
 
 STEPS, CKPT = 60, 20
-MODEL = ["--init", "scratch", "--n-layer", "6", "--n-embd", "384", "--n-head", "6", "--batch-size", "32", "--lr", "1e-3",
-         "--warmup", "10", "--log-every", "10", "--eval-every", "30", "--eval-blocks", "32", "--dropout", "0.1"]
+MODEL = [
+    "--init",
+    "scratch",
+    "--n-layer",
+    "6",
+    "--n-embd",
+    "384",
+    "--n-head",
+    "6",
+    "--batch-size",
+    "32",
+    "--lr",
+    "1e-3",
+    "--warmup",
+    "10",
+    "--log-every",
+    "10",
+    "--eval-every",
+    "30",
+    "--eval-blocks",
+    "32",
+    "--dropout",
+    "0.1",
+]
 
 
 class SmokeError(UserError):
@@ -38,12 +61,19 @@ class SmokeError(UserError):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.gpu_smoke", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.gpu_smoke", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda", help="the CUDA GPU to test: cuda or cuda:N (default: cuda)")
-    parser.add_argument("--out", type=Path, default=Path("runs/gpu-smoke"), help="folder to write (created, or empty, or an "
-                        "earlier smoke's) (default: runs/gpu-smoke)")
-    parser.add_argument("--kd-batch", type=int, default=8, help="sequences per step of the 124M distillation step (default: 8)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/gpu-smoke"),
+        help="folder to write (created, or empty, or an earlier smoke's) (default: runs/gpu-smoke)",
+    )
+    parser.add_argument(
+        "--kd-batch", type=int, default=8, help="sequences per step of the 124M distillation step (default: 8)"
+    )
     args = parser.parse_args(argv)
     return run_cli("gpu-smoke", lambda: run(args))
 
@@ -52,8 +82,10 @@ def gpu(name: str) -> torch.device:
     from train.device import parse_device
 
     if not torch.cuda.is_available():
-        raise SmokeError(f"no CUDA device on this machine (torch {torch.__version__}, CUDA build {torch.version.cuda}): "
-                         "run the GPU smoke where a GPU is")
+        raise SmokeError(
+            f"no CUDA device on this machine (torch {torch.__version__}, CUDA build {torch.version.cuda}): "
+            "run the GPU smoke where a GPU is"
+        )
     try:
         device = parse_device(name)
     except ValueError as e:
@@ -150,35 +182,80 @@ def smoke(device: torch.device, work: Path, kd_batch: int) -> dict:
     train(tokens, work / "moved", *cpu_made, "--device", "cpu", kill_at=CKPT)
     out = train(tokens, work / "moved", *cpu_made, *on_gpu)
     moved = json.loads((work / "moved" / "summary.json").read_text())
-    print(f"  {'resumed' if 'resuming from' in out.stdout else 'NOT resumed'}; val ppl {moved['val_ppl']:.2f} "
-          f"({time.time() - t:.0f}s)")
+    print(
+        f"  {'resumed' if 'resuming from' in out.stdout else 'NOT resumed'}; val ppl {moved['val_ppl']:.2f} "
+        f"({time.time() - t:.0f}s)"
+    )
     results["cpu_run_continued_on_gpu"] = {"resumed": "resuming from" in out.stdout, "val_ppl": moved["val_ppl"]}
 
     t = step("3. tokens/s and MFU: fp32 (TF32), bf16, bf16 + compile")
     speed = {}
-    for name, extra in (("fp32", ["--dtype", "fp32"]), ("bf16", ["--dtype", "bf16"]), ("bf16+compile", ["--dtype", "bf16", "--compile"])):
+    for name, extra in (
+        ("fp32", ["--dtype", "fp32"]),
+        ("bf16", ["--dtype", "bf16"]),
+        ("bf16+compile", ["--dtype", "bf16", "--compile"]),
+    ):
         run = work / f"speed-{name}"
         train(tokens, run, *MODEL, "--max-steps", str(STEPS), "--ckpt-every", "1000", *on_gpu, *extra)
         last = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
         tps = last["tokens_per_s"]  # the last log interval: compilation and warm-up are over
         model = GPT.from_pretrained(run / "export")
         flops = tps * model.flops_per_token(model.config.block_size) / 1e12
-        speed[name] = {"tokens_per_s": tps, "tflops": flops, "mfu": flops / peak["fp32" if name == "fp32" else "bf16"],
-                       "val_ppl": json.loads((run / "summary.json").read_text())["val_ppl"]}
-        print(f"  {name:<14}{tps:>12,.0f} tokens/s {flops:6.2f} TFLOP/s  MFU {100 * speed[name]['mfu']:5.1f}%  "
-              f"val ppl {speed[name]['val_ppl']:.2f}", flush=True)
+        speed[name] = {
+            "tokens_per_s": tps,
+            "tflops": flops,
+            "mfu": flops / peak["fp32" if name == "fp32" else "bf16"],
+            "val_ppl": json.loads((run / "summary.json").read_text())["val_ppl"],
+        }
+        print(
+            f"  {name:<14}{tps:>12,.0f} tokens/s {flops:6.2f} TFLOP/s  MFU {100 * speed[name]['mfu']:5.1f}%  "
+            f"val ppl {speed[name]['val_ppl']:.2f}",
+            flush=True,
+        )
     results["speed"] = speed
     print(f"  ({time.time() - t:.0f}s)")
 
     t = step("4. a truncated student distilled on the GPU (bf16); eval perplexity, both protocols")
     teacher = work / "reference" / "export"
     student = work / "student"
-    train(tokens, student, "--teacher", str(teacher), "--keep-layers", "alt", "--distill", "--max-steps", "30",
-          "--batch-size", "32", "--eval-every", "30", "--eval-blocks", "32", *on_gpu, "--dtype", "bf16")
+    train(
+        tokens,
+        student,
+        "--teacher",
+        str(teacher),
+        "--keep-layers",
+        "alt",
+        "--distill",
+        "--max-steps",
+        "30",
+        "--batch-size",
+        "32",
+        "--eval-every",
+        "30",
+        "--eval-blocks",
+        "32",
+        *on_gpu,
+        "--dtype",
+        "bf16",
+    )
     results["perplexity"] = {}
     for protocol in ("sliding", "blocks"):
-        ppl = subprocess.run([sys.executable, "-m", "eval", "perplexity", str(student / "export"), "--protocol", protocol,
-                              "--max-tokens", "20000", *on_gpu], capture_output=True, text=True)
+        ppl = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "eval",
+                "perplexity",
+                str(student / "export"),
+                "--protocol",
+                protocol,
+                "--max-tokens",
+                "20000",
+                *on_gpu,
+            ],
+            capture_output=True,
+            text=True,
+        )
         if ppl.returncode != 0:
             raise RuntimeError(f"eval perplexity --protocol {protocol} failed:\n{ppl.stderr[-3000:]}")
         line = ppl.stdout.strip().splitlines()[-1]
@@ -188,13 +265,44 @@ def smoke(device: torch.device, work: Path, kd_batch: int) -> dict:
 
     t = step("5. eval glue on SST-2 with each KD technique (the teacher fine-tuned once, then reused)")
     tuned = work / "teacher-sst2"
-    glue = ["--task", "sst2", "--max-train", "512", "--max-dev", "256", "--epochs", "2", "--annealing-tau-max", "4", *on_gpu]
+    glue = [
+        "--task",
+        "sst2",
+        "--max-train",
+        "512",
+        "--max-dev",
+        "256",
+        "--epochs",
+        "2",
+        "--annealing-tau-max",
+        "4",
+        *on_gpu,
+    ]
     results["glue"] = {}
     for kd in ("none", "vanilla", "annealing", "rail"):
-        cmd = [sys.executable, "-m", "eval", "glue", str(student / "export"), *glue, "--json", str(work / f"glue-{kd}.json")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "eval",
+            "glue",
+            str(student / "export"),
+            *glue,
+            "--json",
+            str(work / f"glue-{kd}.json"),
+        ]
         if kd == "none":
-            cmd = [sys.executable, "-m", "eval", "glue", str(teacher), *glue, "--output", str(tuned),
-                   "--json", str(work / "glue-teacher.json")]
+            cmd = [
+                sys.executable,
+                "-m",
+                "eval",
+                "glue",
+                str(teacher),
+                *glue,
+                "--output",
+                str(tuned),
+                "--json",
+                str(work / "glue-teacher.json"),
+            ]
         else:
             cmd += ["--teacher", str(tuned), "--kd", kd]
         done = subprocess.run(cmd, capture_output=True, text=True)
@@ -209,8 +317,10 @@ def smoke(device: torch.device, work: Path, kd_batch: int) -> dict:
     t = step(f"6. one distillation step of a 124M GPT-2 student (6 of 12 layers), batch {kd_batch} x 1024 tokens, bf16")
     results["distill_124m"] = distill_step(device, kd_batch, peak["bf16"])
     r = results["distill_124m"]
-    print(f"  peak GPU memory {r['peak_gb']:.1f} GB, {r['tokens_per_s']:,.0f} tokens/s, MFU {100 * r['mfu']:.1f}% "
-          f"({time.time() - t:.0f}s)")
+    print(
+        f"  peak GPU memory {r['peak_gb']:.1f} GB, {r['tokens_per_s']:,.0f} tokens/s, MFU {100 * r['mfu']:.1f}% "
+        f"({time.time() - t:.0f}s)"
+    )
     return results
 
 
@@ -240,7 +350,9 @@ def distill_step(device: torch.device, batch: int, peak_tflops: float, steps: in
             clm = F.cross_entropy(out_s.logits.float().reshape(-1, out_s.logits.size(-1)), x[:, 1:].reshape(-1))
             with torch.no_grad():
                 out_t = teacher(x[:, :-1], output_hidden_states=True)
-            loss, _ = distillation_loss(GPTOutput(out_s.logits, clm, out_s.hidden_states), out_t, x[:, 1:], DistillConfig())
+            loss, _ = distillation_loss(
+                GPTOutput(out_s.logits, clm, out_s.hidden_states), out_t, x[:, 1:], DistillConfig()
+            )
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -249,8 +361,14 @@ def distill_step(device: torch.device, batch: int, peak_tflops: float, steps: in
     tps = steps * batch * 1024 / (time.perf_counter() - start)
     # the student's training FLOPs plus the teacher's forward (a third of its training FLOPs)
     flops = tps * (student.flops_per_token(1024) + teacher.flops_per_token(1024) / 3) / 1e12
-    return {"batch": batch, "block": 1024, "peak_gb": torch.cuda.max_memory_allocated(device) / 1e9,
-            "tokens_per_s": tps, "tflops": flops, "mfu": flops / peak_tflops}
+    return {
+        "batch": batch,
+        "block": 1024,
+        "peak_gb": torch.cuda.max_memory_allocated(device) / 1e9,
+        "tokens_per_s": tps,
+        "tflops": flops,
+        "mfu": flops / peak_tflops,
+    }
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 
 Prints {"tokens_per_s": ...} over steps 2..STEPS (the first step's warm-up left out, as in our loop's log).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,13 +43,32 @@ class StepClock(TrainerCallback):
 def main(tokens_dir: str, out: str, steps: int, batch: int, n_layer: int, n_embd: int, n_head: int) -> None:
     torch.set_flush_denormal(True)
     blocks = TokenBlocks(tokens_dir, "train")
-    cfg = GPT2Config(vocab_size=blocks.vocab_size, n_positions=blocks.block_size, n_embd=n_embd, n_layer=n_layer,
-                     n_head=n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    cfg = GPT2Config(
+        vocab_size=blocks.vocab_size,
+        n_positions=blocks.block_size,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
     torch.manual_seed(0)
     model = GPT2LMHeadModel(cfg)
-    args = TrainingArguments(output_dir=out, per_device_train_batch_size=batch, max_steps=steps, learning_rate=1e-3,
-                             warmup_steps=5, weight_decay=0.1, logging_steps=steps, save_strategy="no", report_to=[],
-                             use_cpu=True, dataloader_num_workers=0, disable_tqdm=True)
+    args = TrainingArguments(
+        output_dir=out,
+        per_device_train_batch_size=batch,
+        max_steps=steps,
+        learning_rate=1e-3,
+        warmup_steps=5,
+        weight_decay=0.1,
+        logging_steps=steps,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
     clock = StepClock()
     Trainer(model=model, args=args, train_dataset=Blocks(tokens_dir, steps * batch), callbacks=[clock]).train()
     tokens = (steps - 1) * batch * blocks.block_size

@@ -1,4 +1,5 @@
 """Peak resident memory of a command and all its child processes, sampled every 50 ms."""
+
 from __future__ import annotations
 
 import subprocess

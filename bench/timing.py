@@ -4,6 +4,7 @@ Each contender is a function returning its own figure (tokens/s, MB/s, ...). `in
 turn, A B C A B C ..., after one untimed warm-up round, so a drift in the machine's speed hits all alike;
 `spread` reports the median with the min and max beside it.
 """
+
 from __future__ import annotations
 
 import statistics

@@ -1,6 +1,7 @@
 """Every option of every command, read from the parsers themselves: each has help that shows its default,
 and each numeric or choice option refuses invalid values before any work (exit 2, one line naming the
 option, no traceback, nothing written). Run in-process: validation comes before torch or datatrove work."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,17 +25,37 @@ def commands():
     import train.__main__ as train_main
 
     out = []
-    out.append(("corpus-clean", clean.build_parser(), clean.main,
-                lambda t: ["--input", str(t / "docs.jsonl"), "--output", str(t / "out")]))
+    out.append(
+        (
+            "corpus-clean",
+            clean.build_parser(),
+            clean.main,
+            lambda t: ["--input", str(t / "docs.jsonl"), "--output", str(t / "out")],
+        )
+    )
     out.append(("demo-corpus", demo.build_parser(), demo.main, lambda t: ["--output", str(t / "out")]))
     out.append(("bench", bench_main.build_parser(), bench_main.main, lambda t: ["--output", str(t / "out")]))
     train_required = {
         "partition": lambda t: ["partition", "--output", str(t / "out"), "--input", str(t / "raw")],
         "tokenizer": lambda t: ["tokenizer", "--output", str(t / "out"), "--gpt2"],
-        "tokenize": lambda t: ["tokenize", "--output", str(t / "out"), "--data", str(t / "clean"),
-                               "--tokenizer", str(t / "tok")],
-        "pretrain": lambda t: ["pretrain", "--output", str(t / "out"), "--tokens", str(t / "tokens"),
-                               "--init", "scratch"],
+        "tokenize": lambda t: [
+            "tokenize",
+            "--output",
+            str(t / "out"),
+            "--data",
+            str(t / "clean"),
+            "--tokenizer",
+            str(t / "tok"),
+        ],
+        "pretrain": lambda t: [
+            "pretrain",
+            "--output",
+            str(t / "out"),
+            "--tokens",
+            str(t / "tokens"),
+            "--init",
+            "scratch",
+        ],
         "sample": lambda t: ["sample", str(t / "model")],
     }
     for name, sub in subparsers(train_main.build_parser()).items():
@@ -62,8 +83,11 @@ def subparsers(parser: argparse.ArgumentParser) -> dict:
 
 
 def options(parser: argparse.ArgumentParser):
-    return [a for a in parser._actions if a.option_strings and not isinstance(a, (argparse._HelpAction,
-                                                                                  argparse._SubParsersAction))]
+    return [
+        a
+        for a in parser._actions
+        if a.option_strings and not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))
+    ]
 
 
 COMMANDS = commands()
@@ -99,11 +123,20 @@ def walked():
     for name, parser, main, required in COMMANDS:
         for action in options(parser):
             if action.type in (int, float):  # every number is checked: a value that makes a step a no-op is refused
-                assert isinstance(getattr(action, "field_check", None), cli_config.Check) or action.choices, \
+                assert isinstance(getattr(action, "field_check", None), cli_config.Check) or action.choices, (
                     f"{name} {action.option_strings[-1]}: a number without a check"
+                )
             for value in invalid_values(action):
-                cases.append(pytest.param(name, main, required, action.option_strings[-1], value,
-                                          id=f"{name} {action.option_strings[-1]}={value}"))
+                cases.append(
+                    pytest.param(
+                        name,
+                        main,
+                        required,
+                        action.option_strings[-1],
+                        value,
+                        id=f"{name} {action.option_strings[-1]}={value}",
+                    )
+                )
     return cases
 
 
@@ -126,34 +159,39 @@ def run_in_process(main, argv: list[str]) -> int:
         return e.code
 
 
-SHARED = [("corpus-clean", ["--set", "filters=null"], "filters cannot be switched off"),
-          ("corpus-clean", ["--set", "minhash=null"], "minhash cannot be switched off"),
-          ("corpus-clean", ["--set", "minhash.num_buckets=0"], "minhash.num_buckets: must be > 0"),
-          ("corpus-clean", ["--set", "minhash.num_buckets=-2"], "minhash.num_buckets: must be > 0"),
-          ("corpus-clean", ["--set", "minhash.hashes_per_bucket=0"], "minhash.hashes_per_bucket: must be > 0"),
-          ("corpus-clean", ["--set", "minhash.n_grams=0"], "minhash.n_grams: must be > 0"),
-          ("corpus-clean", ["--set", "minhash.hash_precision=16"], "choose one of 32, 64"),
-          ("corpus-clean", ["--set", "paper.max_non_alpha_fraction=2"], "paper.max_non_alpha_fraction: must be"),
-          ("corpus-clean", ["--set", "filters.languages=[\"xx\"]"], "unknown language code 'xx'"),
-          ("corpus-clean", ["--languages", "xx"], "--languages: unknown language code 'xx'"),
-          ("corpus-clean", ["--languages", ""], "--languages: unknown language code ''"),
-          ("corpus-clean", ["--executor", "slurm"], "--executor slurm needs --slurm-partition"),
-          ("train pretrain", ["--batch-size", "0"], "--batch-size: must be > 0"),
-          ("train pretrain", ["--grad-accum", "0"], "--grad-accum: must be > 0"),
-          ("train pretrain", ["--lr", "-1"], "--lr: must be > 0"),
-          ("train pretrain", ["--eval-every", "0"], "--eval-every: must be > 0"),
-          ("train pretrain", ["--dropout", "1.5"], "--dropout: must be >= 0.0 and < 1.0"),
-          ("train tokenize", ["--block-size", "0"], "--block-size: must be >= 2"),
-          ("train pretrain", ["--n-head", "3"], "--n-head 3 must divide --n-embd 256"),
-          ("train pretrain", ["--init", "truncate"], "--init truncate needs --teacher"),
-          ("train pretrain", ["--distill", "--teacher", "t", "--alpha-kl", "0", "--alpha-clm", "0", "--alpha-cos", "0"],
-           "nothing to learn from"),
-          ("train tokenizer", ["--data", "x"], "pass --gpt2, or --data"),
-          ("eval ablation", ["--presets", "paper,full"], "--presets: must be each one of none, paper, full"),
-          ("eval ablation", ["--seeds", "-1"], "--seeds: must be seeds >= 0"),
-          ("eval compare", ["--keep-layers", "alt", "0;2;4"], "--keep-layers: must be each one of alt"),
-          ("eval kd-study", ["--tasks", "mnli"], "--tasks: must be each one of sst2, cola, rte"),
-          ("eval glue", ["--kd", "rail"], "--kd rail needs --teacher")]
+SHARED = [
+    ("corpus-clean", ["--set", "filters=null"], "filters cannot be switched off"),
+    ("corpus-clean", ["--set", "minhash=null"], "minhash cannot be switched off"),
+    ("corpus-clean", ["--set", "minhash.num_buckets=0"], "minhash.num_buckets: must be > 0"),
+    ("corpus-clean", ["--set", "minhash.num_buckets=-2"], "minhash.num_buckets: must be > 0"),
+    ("corpus-clean", ["--set", "minhash.hashes_per_bucket=0"], "minhash.hashes_per_bucket: must be > 0"),
+    ("corpus-clean", ["--set", "minhash.n_grams=0"], "minhash.n_grams: must be > 0"),
+    ("corpus-clean", ["--set", "minhash.hash_precision=16"], "choose one of 32, 64"),
+    ("corpus-clean", ["--set", "paper.max_non_alpha_fraction=2"], "paper.max_non_alpha_fraction: must be"),
+    ("corpus-clean", ["--set", 'filters.languages=["xx"]'], "unknown language code 'xx'"),
+    ("corpus-clean", ["--languages", "xx"], "--languages: unknown language code 'xx'"),
+    ("corpus-clean", ["--languages", ""], "--languages: unknown language code ''"),
+    ("corpus-clean", ["--executor", "slurm"], "--executor slurm needs --slurm-partition"),
+    ("train pretrain", ["--batch-size", "0"], "--batch-size: must be > 0"),
+    ("train pretrain", ["--grad-accum", "0"], "--grad-accum: must be > 0"),
+    ("train pretrain", ["--lr", "-1"], "--lr: must be > 0"),
+    ("train pretrain", ["--eval-every", "0"], "--eval-every: must be > 0"),
+    ("train pretrain", ["--dropout", "1.5"], "--dropout: must be >= 0.0 and < 1.0"),
+    ("train tokenize", ["--block-size", "0"], "--block-size: must be >= 2"),
+    ("train pretrain", ["--n-head", "3"], "--n-head 3 must divide --n-embd 256"),
+    ("train pretrain", ["--init", "truncate"], "--init truncate needs --teacher"),
+    (
+        "train pretrain",
+        ["--distill", "--teacher", "t", "--alpha-kl", "0", "--alpha-clm", "0", "--alpha-cos", "0"],
+        "nothing to learn from",
+    ),
+    ("train tokenizer", ["--data", "x"], "pass --gpt2, or --data"),
+    ("eval ablation", ["--presets", "paper,full"], "--presets: must be each one of none, paper, full"),
+    ("eval ablation", ["--seeds", "-1"], "--seeds: must be seeds >= 0"),
+    ("eval compare", ["--keep-layers", "alt", "0;2;4"], "--keep-layers: must be each one of alt"),
+    ("eval kd-study", ["--tasks", "mnli"], "--tasks: must be each one of sst2, cola, rte"),
+    ("eval glue", ["--kd", "rail"], "--kd rail needs --teacher"),
+]
 
 
 @pytest.mark.parametrize("name, argv, message", SHARED, ids=[f"{c[0]} {' '.join(c[1])}" for c in SHARED])
@@ -177,9 +215,11 @@ def test_language_codes_are_normalised(tmp_path):
 
 def test_one_subprocess_shows_the_same_line_without_torch(tmp_path):
     """The real entry point: the mistake is refused before torch is imported (so it is quick)."""
-    code = ("import sys, train.__main__ as m\n"
-            "rc = m.main(['pretrain', '--tokens', 'x', '--output', sys.argv[1], '--batch-size', '0'])\n"
-            "assert 'torch' not in sys.modules\nsys.exit(rc)")
+    code = (
+        "import sys, train.__main__ as m\n"
+        "rc = m.main(['pretrain', '--tokens', 'x', '--output', sys.argv[1], '--batch-size', '0'])\n"
+        "assert 'torch' not in sys.modules\nsys.exit(rc)"
+    )
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out")], capture_output=True, text=True)
     assert result.returncode == 2, result.stderr
     assert result.stderr == "train: error: --batch-size: must be > 0 (got 0)\n"
@@ -190,11 +230,29 @@ def test_one_subprocess_shows_the_same_line_without_torch(tmp_path):
 def test_corpus_clean_record_runs_the_same_cleaning_again(tmp_path):
     from corpus.cli import main as corpus_clean
 
-    src = write_jsonl(tmp_path / "docs.jsonl", [{"id": f"d{i}", "text": f"Line {i} of a short text.\nAnd more."}
-                                                for i in range(20)])
+    src = write_jsonl(
+        tmp_path / "docs.jsonl", [{"id": f"d{i}", "text": f"Line {i} of a short text.\nAnd more."} for i in range(20)]
+    )
     first, second = tmp_path / "first", tmp_path / "second"
-    assert corpus_clean(["--input", str(src), "--output", str(first), "--preset", "paper", "--workers", "1",
-                         "--max-shard-mb", "64", "--set", "paper.min_chars=12"]) == 0
+    assert (
+        corpus_clean(
+            [
+                "--input",
+                str(src),
+                "--output",
+                str(first),
+                "--preset",
+                "paper",
+                "--workers",
+                "1",
+                "--max-shard-mb",
+                "64",
+                "--set",
+                "paper.min_chars=12",
+            ]
+        )
+        == 0
+    )
     record = first / cli_config.RECORD
     text = record.read_text()
     assert 'preset = "paper"' in text and "min_chars = 12" in text and "max_shard_mb = 64.0" in text
@@ -214,21 +272,44 @@ def test_recipes_are_the_shipped_files_and_a_users_recipe_layers_on_them(tmp_pat
     assert settings("--preset", "full") == settings()
     assert settings("--preset", "paper").preset == "paper" and recipe("none") == {"preset": "none"}
     mine = tmp_path / "mine.toml"
-    mine.write_text('preset = "full"\n[filters]\nc4_quality = false\n[filters.gopher_quality]\nmin_doc_words = 30\n'
-                    '[minhash]\nnum_buckets = 20\n')
+    mine.write_text(
+        'preset = "full"\n[filters]\nc4_quality = false\n[filters.gopher_quality]\nmin_doc_words = 30\n'
+        "[minhash]\nnum_buckets = 20\n"
+    )
     cfg = settings("--config", str(mine), "--set", "minhash.seed=3")
     assert cfg.filters.c4_quality is None and cfg.filters.gopher_quality == {"min_doc_words": 30}
     assert (cfg.minhash.num_buckets, cfg.minhash.seed, cfg.minhash.n_grams) == (20, 3, 5)
     assert cfg.filters.fineweb_quality == {} and cfg.filters.languages == ["en"]
 
 
-@pytest.mark.parametrize("argv", [
-    ["partition", "--output", "p", "--input", "a", "b", "--teacher-fraction", "0.3"],
-    ["tokenizer", "--output", "t", "--data", "a", "b", "--vocab-size", "300"],
-    ["tokenize", "--output", "t", "--data", "c", "--tokenizer", "k", "--block-size", "64", "--split", "id-hash"],
-    ["pretrain", "--output", "r", "--tokens", "k", "--init", "scratch", "--n-layer", "2", "--lr", "3e-4",
-     "--distill", "--teacher", "gpt2", "--keep-layers", "0,2,4", "--dropout", "0.1"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["partition", "--output", "p", "--input", "a", "b", "--teacher-fraction", "0.3"],
+        ["tokenizer", "--output", "t", "--data", "a", "b", "--vocab-size", "300"],
+        ["tokenize", "--output", "t", "--data", "c", "--tokenizer", "k", "--block-size", "64", "--split", "id-hash"],
+        [
+            "pretrain",
+            "--output",
+            "r",
+            "--tokens",
+            "k",
+            "--init",
+            "scratch",
+            "--n-layer",
+            "2",
+            "--lr",
+            "3e-4",
+            "--distill",
+            "--teacher",
+            "gpt2",
+            "--keep-layers",
+            "0,2,4",
+            "--dropout",
+            "0.1",
+        ],
+    ],
+)
 def test_train_records_read_back_to_the_same_settings(tmp_path, argv):
     from train import TrainError
     from train.__main__ import build_parser
@@ -237,8 +318,9 @@ def test_train_records_read_back_to_the_same_settings(tmp_path, argv):
     cls = COMMANDS[argv[0]]
     cfg = cli_config.resolve(cls, build_parser().parse_args(argv), TrainError)
     cli_config.write_record(cfg, tmp_path, f"python -m train {argv[0]}")
-    again = cli_config.resolve(cls, build_parser().parse_args([argv[0], "--config", str(tmp_path / "config.toml")]),
-                               TrainError)
+    again = cli_config.resolve(
+        cls, build_parser().parse_args([argv[0], "--config", str(tmp_path / "config.toml")]), TrainError
+    )
     assert again == cfg and again != cls(output=cfg.output)
 
 

@@ -1,5 +1,6 @@
 """What users reach for around the trainer: sampling, TensorBoard / W&B logging, lm-evaluation-harness on an
 export, and `train tokenize` on every core writing the same shards as one process."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,22 @@ def run(corpus, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("run")
     save_tokenizer(train_tokenizer([corpus], vocab_size=512), root / "tokenizer")
     tokenize_corpus(corpus, root / "tokenizer", root / "tokens", block_size=64, val_fraction=0.1, split="id-hash")
-    subprocess.run(train_cmd(root / "tokens", root / "run", "--max-steps", "12", "--log-every", "4",
-                             "--eval-every", "6", "--eval-blocks", "2"), check=True, capture_output=True)
+    subprocess.run(
+        train_cmd(
+            root / "tokens",
+            root / "run",
+            "--max-steps",
+            "12",
+            "--log-every",
+            "4",
+            "--eval-every",
+            "6",
+            "--eval-blocks",
+            "2",
+        ),
+        check=True,
+        capture_output=True,
+    )
     return root / "run"
 
 
@@ -90,16 +105,24 @@ def test_wandb_offline_logs_the_run_and_a_missing_wandb_is_one_line(run, tmp_pat
     tokens = Path(json.loads((run / "config.json").read_text())["data"]["tokens"])
     out = tmp_path / "wandb-run"
     env = {**os.environ, "WANDB_SILENT": "true"}
-    subprocess.run(train_cmd(tokens, out, "--max-steps", "4", "--wandb-project", "tests", "--wandb-mode", "offline"),
-                   check=True, capture_output=True, env=env)
+    subprocess.run(
+        train_cmd(tokens, out, "--max-steps", "4", "--wandb-project", "tests", "--wandb-mode", "offline"),
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     offline = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(offline) == 1 and offline[0].stat().st_size > 0
     # without the package: a stand-in module that fails to import, as an absent one does
     (tmp_path / "hide" / "wandb").mkdir(parents=True)
     (tmp_path / "hide" / "wandb" / "__init__.py").write_text("raise ImportError('no wandb here')\n")
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "hide"), env.get("PYTHONPATH", "")])
-    result = subprocess.run(train_cmd(tokens, tmp_path / "no-wandb", "--max-steps", "2", "--wandb-project", "tests"),
-                            capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        train_cmd(tokens, tmp_path / "no-wandb", "--max-steps", "2", "--wandb-project", "tests"),
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 2 and "pip install wandb" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -115,21 +138,45 @@ def test_lm_eval_scores_an_export_on_local_tasks_as_the_documented_recipe_says(r
     pytest.importorskip("lm_eval", reason="lm-evaluation-harness is not installed: pip install '.[lm-eval]'")
     tok, model = load_tokenizer(run / "export"), GPT.from_pretrained(run / "export")
     pairs = [json.loads(line) for line in (shared_data / "blimp" / "anaphor_gender_agreement.jsonl").open()][:40]
-    texts = [t.strip() for t in (shared_data / "wikitext-2-raw" / "wiki.test.raw").read_text().splitlines()
-             if 8 < len(t.split()) and len(tok(t).input_ids) < 60][:8]  # one window of the 64-token context each
+    texts = [
+        t.strip()
+        for t in (shared_data / "wikitext-2-raw" / "wiki.test.raw").read_text().splitlines()
+        if 8 < len(t.split()) and len(tok(t).input_ids) < 60
+    ][:8]  # one window of the 64-token context each
     data = tmp_path / "data" / "lm-eval"
     data.mkdir(parents=True)
     (data / "blimp.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
     (data / "text.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    subprocess.run([sys.executable, "-m", "lm_eval", "--model", "hf",
-                    "--model_args", f"pretrained={run / 'export'},dtype=float32",
-                    "--include_path", str(ROOT / "docs" / "lm-eval"), "--tasks", "blimp_local,wikitext_local",
-                    "--device", "cpu", "--batch_size", "8", "--output_path", "results"],
-                   cwd=tmp_path, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lm_eval",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={run / 'export'},dtype=float32",
+            "--include_path",
+            str(ROOT / "docs" / "lm-eval"),
+            "--tasks",
+            "blimp_local,wikitext_local",
+            "--device",
+            "cpu",
+            "--batch_size",
+            "8",
+            "--output_path",
+            "results",
+        ],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     results = json.loads(next((tmp_path / "results").rglob("results*.json")).read_text())["results"]
-    right = [own_log_probs(model, tok, p["sentence_good"]) > own_log_probs(model, tok, p["sentence_bad"])
-             for p in pairs]
+    right = [
+        own_log_probs(model, tok, p["sentence_good"]) > own_log_probs(model, tok, p["sentence_bad"]) for p in pairs
+    ]
     assert results["blimp_local"]["acc,none"] == pytest.approx(np.mean(right))
     nll = -sum(own_log_probs(model, tok, t) for t in texts)
     words = sum(len(t.split()) for t in texts)
@@ -154,6 +201,9 @@ def test_tokenize_on_every_core_writes_what_one_document_at_a_time_writes(shared
 
     rows = pa.ipc.open_stream(pa.memory_map(str(corpus / "shards" / "shard-00000.arrow"))).read_all().to_pylist()
     expected = [t for r in rows for t in tok(r["text"]).input_ids + [tok.eos_token_id]]
-    written = [np.fromfile(tmp_path / "many" / s["path"], dtype=np.uint16)
-               for split in ("train", "val") for s in many["splits"][split]["shards"]]
+    written = [
+        np.fromfile(tmp_path / "many" / s["path"], dtype=np.uint16)
+        for split in ("train", "val")
+        for s in many["splits"][split]["shards"]
+    ]
     assert sorted(np.concatenate(written).tolist()) == sorted(expected)  # every document's tokens, once

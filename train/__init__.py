@@ -1,4 +1,5 @@
 """train: tokenizer, token shards, GPT-2 with layer truncation, distillation, the training loop."""
+
 from safe_output import UserError
 
 

@@ -10,6 +10,7 @@
 Every command also reads its settings from `--config FILE` (flags override it) and writes the resolved
 settings into its output folder as config.toml, which `--config` reads back to run it again.
 """
+
 from __future__ import annotations
 
 import sys
@@ -38,10 +39,16 @@ def build_parser() -> cli_config.OneLineParser:
             continue
         run = p.add_argument_group("running")
         if name != "pretrain":
-            run.add_argument("--overwrite", action="store_true", help="replace this command's own earlier output made "
-                             "with other settings (default: stop and say so)")
-        run.add_argument("--wait", action="store_true", help="if another run is using --output, wait for it to end "
-                         "(default: stop at once)")
+            run.add_argument(
+                "--overwrite",
+                action="store_true",
+                help="replace this command's own earlier output made with other settings (default: stop and say so)",
+            )
+        run.add_argument(
+            "--wait",
+            action="store_true",
+            help="if another run is using --output, wait for it to end (default: stop at once)",
+        )
     return parser
 
 
@@ -56,23 +63,36 @@ def run(args) -> int:
     if args.command == "partition":
         from train.split import partition_raw
 
-        partition_raw(cfg.input, cfg.output, cfg.teacher_fraction, overwrite=args.overwrite, wait=args.wait,
-                      record=record)
+        partition_raw(
+            cfg.input, cfg.output, cfg.teacher_fraction, overwrite=args.overwrite, wait=args.wait, record=record
+        )
     elif args.command == "tokenizer":
         from train.tokenizer import main_tokenizer
 
-        main_tokenizer(cfg.data, cfg.output, cfg.gpt2, cfg.vocab_size, overwrite=args.overwrite, wait=args.wait,
-                       record=record)
+        main_tokenizer(
+            cfg.data, cfg.output, cfg.gpt2, cfg.vocab_size, overwrite=args.overwrite, wait=args.wait, record=record
+        )
     elif args.command == "tokenize":
         from train.tokenize_shards import tokenize_corpus
 
-        tokenize_corpus(cfg.data, cfg.tokenizer, cfg.output, cfg.block_size, cfg.val_fraction, split=cfg.split,
-                        overwrite=args.overwrite, wait=args.wait, record=record, workers=cfg.workers)
+        tokenize_corpus(
+            cfg.data,
+            cfg.tokenizer,
+            cfg.output,
+            cfg.block_size,
+            cfg.val_fraction,
+            split=cfg.split,
+            overwrite=args.overwrite,
+            wait=args.wait,
+            record=record,
+            workers=cfg.workers,
+        )
     elif args.command == "sample":
         from train.sample import sample
 
-        sample(cfg.model, cfg.prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed, cfg.num_samples,
-               cfg.device)
+        sample(
+            cfg.model, cfg.prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed, cfg.num_samples, cfg.device
+        )
     else:
         from train.loop import train
 

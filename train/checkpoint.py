@@ -5,6 +5,7 @@ from it) and every RNG state, so a resumed run continues exactly as an uninterru
 written to a temporary file, flushed and renamed: a crash or a full disk never leaves a half-written
 checkpoint, and the previous one stays intact. Loading uses `weights_only=True`.
 """
+
 from __future__ import annotations
 
 import errno
@@ -59,12 +60,25 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(run_dir: str | Path, step: int, model, optimizer, device: torch.device = torch.device("cpu"),
-                    keep: int = 2, extra: dict | None = None) -> Path:
+def save_checkpoint(
+    run_dir: str | Path,
+    step: int,
+    model,
+    optimizer,
+    device: torch.device = torch.device("cpu"),
+    keep: int = 2,
+    extra: dict | None = None,
+) -> Path:
     folder = checkpoint_dir(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step-{step:08d}.pt"
-    state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state(device), **(extra or {})}
+    state = {
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": rng_state(device),
+        **(extra or {}),
+    }
     try:
         with atomic_file(final) as tmp:
             torch.save(state, tmp)

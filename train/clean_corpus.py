@@ -1,4 +1,5 @@
 """Reading a clean corpus (corpus-clean's output folder): its documents, batch by batch, from the Arrow shards."""
+
 from __future__ import annotations
 
 from pathlib import Path

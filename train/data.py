@@ -4,6 +4,7 @@ Sample k of a run (k = step * global_batch + position in the batch) is block `pe
 with epoch = k // n: a resumed run, or a run on another number of processes with the same global batch,
 sees exactly the same samples in the same order.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,10 @@ class TokenBlocks:
             raise TrainError(f"{manifest_path}: not valid JSON ({e}); re-run tokenize") from None
         if not isinstance(self.manifest, dict) or "splits" not in self.manifest:
             kind = "a clean corpus" if (self.dir / "shards").is_dir() else "not a token-shard folder"
-            raise TrainError(f"{self.dir}: {kind}, not token shards (its manifest.json has no splits): give the folder "
-                            f"`python -m train tokenize` wrote")
+            raise TrainError(
+                f"{self.dir}: {kind}, not token shards (its manifest.json has no splits): give the folder "
+                f"`python -m train tokenize` wrote"
+            )
         if split not in self.manifest["splits"]:
             raise TrainError(f"{self.dir}: no {split!r} split")
         self.block_size = self.manifest["block_size"]
@@ -44,7 +47,10 @@ class TokenBlocks:
             expected = shard["tokens"] * dtype.itemsize
             if not path.exists() or path.stat().st_size != expected:
                 size = path.stat().st_size if path.exists() else "missing"
-                raise TrainError(f"{path}: corrupt or truncated token shard ({size} bytes, manifest says {expected}); re-run tokenize")
+                raise TrainError(
+                    f"{path}: corrupt or truncated token shard ({size} bytes, manifest says {expected}); "
+                    "re-run tokenize"
+                )
             self.arrays.append(np.memmap(path, dtype=dtype, mode="r"))
             counts.append(max(0, (shard["tokens"] - 1) // self.block_size))
         self.cum = np.cumsum([0] + counts)
@@ -57,12 +63,14 @@ class TokenBlocks:
     def block(self, i: int) -> np.ndarray:
         shard = int(np.searchsorted(self.cum, i, side="right") - 1)
         start = (i - int(self.cum[shard])) * self.block_size
-        return self.arrays[shard][start:start + self.block_size + 1]
+        return self.arrays[shard][start : start + self.block_size + 1]
 
     def batch(self, indices) -> torch.Tensor:
         x = torch.from_numpy(np.stack([self.block(int(i)).astype(np.int64) for i in indices]))
         if int(x.max()) >= self.vocab_size:
-            raise TrainError(f"{self.dir}: token id {int(x.max())} >= vocab size {self.vocab_size}: corrupt token shard")
+            raise TrainError(
+                f"{self.dir}: token id {int(x.max())} >= vocab size {self.vocab_size}: corrupt token shard"
+            )
         return x
 
 

@@ -8,6 +8,7 @@
 The errors are ValueError with one line saying what to pass; each command reports it as its own user error
 (exit 2). None of this changes what a run learns: device, dtype, compile and threads are execution settings.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,10 @@ import torch
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DTYPE_ALIASES = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16"}
 DEVICE_HELP = "cpu | cuda | cuda:N | mps | any torch device"
-DTYPE_HELP = ("fp32 | bf16 | fp16 (autocast; bfloat16/float16 also accepted) | auto: bf16 on a GPU that supports it, "
-              "else fp16 on a GPU, fp32 on CPU")
+DTYPE_HELP = (
+    "fp32 | bf16 | fp16 (autocast; bfloat16/float16 also accepted) | auto: bf16 on a GPU that supports it, "
+    "else fp16 on a GPU, fp32 on CPU"
+)
 
 
 def parse_device(name: str) -> torch.device:
@@ -36,8 +39,10 @@ def parse_device(name: str) -> torch.device:
         raise ValueError(f"--device {name}: no {device.type} device is available on this machine (use cpu)")
     count = getattr(module, "device_count", lambda: 1)()
     if device.index is not None and device.index >= count:
-        raise ValueError(f"--device {name}: this machine has {count} {device.type} device(s), "
-                         f"{device.type}:0 to {device.type}:{count - 1}")
+        raise ValueError(
+            f"--device {name}: this machine has {count} {device.type} device(s), "
+            f"{device.type}:0 to {device.type}:{count - 1}"
+        )
     return device
 
 

@@ -6,6 +6,7 @@
 with the defaults of DistilGPT-2's training script (5.0, 2.0, 1.0, T = 2). Token positions where the
 attention mask is 0 are left out of the KL and cosine terms.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,8 +56,13 @@ class _ChunkedKL(torch.autograd.Function):
         return grad * grad_output.to(grad.dtype), None, None, None, None
 
 
-def kl_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float, mask: torch.Tensor | None = None,
-            chunk_tokens: int = 0) -> torch.Tensor:
+def kl_term(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature: float,
+    mask: torch.Tensor | None = None,
+    chunk_tokens: int = 0,
+) -> torch.Tensor:
     """KL(softmax(t/T) || softmax(s/T)) * T^2, averaged over (unmasked) token positions; computed `chunk_tokens`
     positions at a time (0: as many as make CHUNK_ELEMENTS logits), so beyond the two logits tensors it needs one
     more of the student logits' size (its gradient) and a slice in fp32."""
@@ -71,7 +77,9 @@ def kl_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
     return _ChunkedKL.apply(student, teacher, weights, temperature, chunk)
 
 
-def cosine_term(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def cosine_term(
+    student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """1 - cos(student, teacher) per token position, averaged over the unmasked ones (nn.CosineEmbeddingLoss with
     target 1); a masked position gets weight 0 rather than being indexed out, which would wait on the device."""
     s, t = student_hidden.reshape(-1, student_hidden.size(-1)), teacher_hidden.reshape(-1, teacher_hidden.size(-1))
@@ -82,8 +90,9 @@ def cosine_term(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, mask
     return (per_token * kept).sum() / kept.sum()
 
 
-def distillation_loss(student_out, teacher_out, labels: torch.Tensor, cfg: DistillConfig,
-                      attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def distillation_loss(
+    student_out, teacher_out, labels: torch.Tensor, cfg: DistillConfig, attention_mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """student_out/teacher_out: GPTOutput with hidden_states; student_out.loss is the CLM loss on `labels`.
     The parts come back as detached tensors on the device (reading them is a host sync: do it at log steps)."""
     kl = kl_term(student_out.logits, teacher_out.logits.detach(), cfg.temperature, attention_mask)

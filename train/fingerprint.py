@@ -6,6 +6,7 @@ made from, so a changed setting or input changes exactly the fingerprints downst
 cheap: a clean corpus and token shards are fingerprinted from their manifests (which hold a sha256 per
 shard), a run from its config and inputs, never by re-reading the data.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -70,5 +71,8 @@ def model_fingerprint(model_dir: str | Path) -> str:
 
 def describe_change(recorded: dict, now: dict) -> str:
     """`name a -> b, ...` for the keys whose fingerprints differ."""
-    return ", ".join(f"{k} {short(str(recorded.get(k)))} -> {short(str(now.get(k)))}"
-                     for k in sorted(set(recorded) | set(now)) if recorded.get(k) != now.get(k))
+    return ", ".join(
+        f"{k} {short(str(recorded.get(k)))} -> {short(str(now.get(k)))}"
+        for k in sorted(set(recorded) | set(now))
+        if recorded.get(k) != now.get(k)
+    )

@@ -9,6 +9,7 @@ and the learning rate are functions of the step, and the RNG states are restored
 checkpoint first. `torchrun --nproc_per_node N -m train pretrain ...` runs data parallel (gloo on CPU,
 NCCL on GPU); only rank 0 writes.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,10 @@ def setup_distributed(cfg: RunConfig) -> tuple[int, int, torch.device, str]:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         device = parse_device(f"{device.type}:{local_rank}") if world > 1 else torch.device(device.type, 0)
     elif device.type != "cpu" and world > 1:
-        raise TrainError(f"--device {cfg.system.device} under torchrun: pass --device {device.type} "
-                         f"(each rank uses {device.type}:LOCAL_RANK)")
+        raise TrainError(
+            f"--device {cfg.system.device} under torchrun: pass --device {device.type} "
+            f"(each rank uses {device.type}:LOCAL_RANK)"
+        )
     prepare(device, cfg.system.deterministic)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -88,10 +91,14 @@ def load_teacher(cfg: RunConfig, tokens: TokenBlocks) -> GPT:
     if (teacher_dir / "tokenizer.json").exists():
         fingerprint = vocab_fingerprint(load_tokenizer(teacher_dir))
         if fingerprint != tokens.manifest["fingerprint"]:
-            raise TrainError(f"teacher {teacher_dir} uses another tokenizer than the token shards {tokens.dir}: "
-                             f"tokenize with `--tokenizer {teacher_dir}`")
+            raise TrainError(
+                f"teacher {teacher_dir} uses another tokenizer than the token shards {tokens.dir}: "
+                f"tokenize with `--tokenizer {teacher_dir}`"
+            )
     if teacher.config.block_size < tokens.block_size:
-        raise TrainError(f"token blocks of {tokens.block_size} exceed the teacher's context of {teacher.config.block_size}")
+        raise TrainError(
+            f"token blocks of {tokens.block_size} exceed the teacher's context of {teacher.config.block_size}"
+        )
     return teacher
 
 
@@ -100,9 +107,18 @@ def build_model(cfg: RunConfig, tokens: TokenBlocks) -> tuple[GPT, GPT | None]:
     m = cfg.model
     if m.init == "scratch":
         torch.manual_seed(cfg.system.seed)
-        model = GPT(GPTConfig(vocab_size=tokens.vocab_size, block_size=m.n_positions or tokens.block_size, n_layer=m.n_layer, n_head=m.n_head,
-                              n_embd=m.n_embd, dropout=m.dropout, bos_token_id=tokens.manifest["eos_id"],
-                              eos_token_id=tokens.manifest["eos_id"]))
+        model = GPT(
+            GPTConfig(
+                vocab_size=tokens.vocab_size,
+                block_size=m.n_positions or tokens.block_size,
+                n_layer=m.n_layer,
+                n_head=m.n_head,
+                n_embd=m.n_embd,
+                dropout=m.dropout,
+                bos_token_id=tokens.manifest["eos_id"],
+                eos_token_id=tokens.manifest["eos_id"],
+            )
+        )
         teacher = load_teacher(cfg, tokens) if cfg.distill.distill else None
         return model, teacher
     if not m.teacher:
@@ -149,7 +165,9 @@ def evaluate(model, val: TokenBlocks, n_blocks: int, batch_size: int, device, au
         blocks = to_device(val.batch(range(start, min(n, start + batch_size))), device)
         with autocast:
             logits = model(blocks[:, :-1]).logits
-        total += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), blocks[:, 1:].reshape(-1), reduction="sum")
+        total += F.cross_entropy(
+            logits.float().reshape(-1, logits.size(-1)), blocks[:, 1:].reshape(-1), reduction="sum"
+        )
         count += blocks[:, 1:].numel()
     model.train()
     return total.item() / count
@@ -163,7 +181,9 @@ def run_inputs(cfg: RunConfig, tokens: TokenBlocks) -> dict:
         inputs["val_tokens"] = tokens_fingerprint(Path(cfg.data.val_tokens))
     if cfg.model.init != "scratch" or cfg.distill.distill:
         teacher = Path(cfg.model.teacher)
-        inputs["teacher"] = model_fingerprint(teacher) if (teacher / "config.json").exists() else fingerprint(cfg.model.teacher)
+        inputs["teacher"] = (
+            model_fingerprint(teacher) if (teacher / "config.json").exists() else fingerprint(cfg.model.teacher)
+        )
     return inputs
 
 
@@ -193,8 +213,10 @@ def check_inputs(out: Path, inputs: dict, is_main: bool) -> None:
     if path.exists() and not finished_nothing(out):
         recorded = json.loads(path.read_text())
         if recorded != inputs:
-            raise TrainError(f"{out} was trained on other inputs than now ({describe_change(recorded, inputs)}): "
-                             "pass the run's own --tokens/--teacher to resume, or another --output for a new run")
+            raise TrainError(
+                f"{out} was trained on other inputs than now ({describe_change(recorded, inputs)}): "
+                "pass the run's own --tokens/--teacher to resume, or another --output for a new run"
+            )
     elif is_main:
         atomic_json(path, inputs)
 
@@ -212,17 +234,26 @@ def prepare_run_dir(cfg: RunConfig, is_main: bool, settings: str = "") -> Path:
     if config_path.exists() and not finished_nothing(out):
         # options added since that run was started count as their defaults; execution settings may differ
         defaults = RunConfig().to_dict()
-        previous = {group: ({**defaults[group], **values} if isinstance(values, dict) else values)
-                    for group, values in {**defaults, **json.loads(config_path.read_text())}.items()}
+        previous = {
+            group: ({**defaults[group], **values} if isinstance(values, dict) else values)
+            for group, values in {**defaults, **json.loads(config_path.read_text())}.items()
+        }
         previous["system"] = {k: v for k, v in previous["system"].items() if k not in EXECUTION}
         previous.pop("out", None)
         previous.pop("output", None)
         now = learning_settings(cfg)
         if previous != now:
-            changed = sorted(f"{g}.{k}" for g in previous if isinstance(previous[g], dict)
-                             for k in previous[g] if previous[g][k] != now.get(g, {}).get(k))
-            raise TrainError(f"{out} holds a run with other settings ({', '.join(changed) or 'config'}): "
-                             "use the same command to resume, or another --output")
+            changed = sorted(
+                f"{g}.{k}"
+                for g in previous
+                if isinstance(previous[g], dict)
+                for k in previous[g]
+                if previous[g][k] != now.get(g, {}).get(k)
+            )
+            raise TrainError(
+                f"{out} holds a run with other settings ({', '.join(changed) or 'config'}): "
+                "use the same command to resume, or another --output"
+            )
     elif is_main:
         atomic_json(config_path, cfg.to_dict())
         if settings:
@@ -247,8 +278,9 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
     tokens = TokenBlocks(cfg.data.tokens, "train")
     val = TokenBlocks(cfg.data.val_tokens or cfg.data.tokens, "val")
     if val.manifest["fingerprint"] != tokens.manifest["fingerprint"]:
-        raise TrainError(f"--val-tokens {cfg.data.val_tokens}: made with another tokenizer than "
-                         f"--tokens {cfg.data.tokens}")
+        raise TrainError(
+            f"--val-tokens {cfg.data.val_tokens}: made with another tokenizer than --tokens {cfg.data.tokens}"
+        )
     out = prepare_run_dir(cfg, is_main, settings)
     inputs = run_inputs(cfg, tokens)
     check_inputs(out, inputs, is_main)
@@ -290,14 +322,18 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
 
     train_model = model
     if world > 1:
-        train_model = torch.nn.parallel.DistributedDataParallel(train_model, device_ids=[device.index] if device.type == "cuda" else None)
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            train_model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     if cfg.system.compile:  # after wrapping: DDP's gradient all-reduce then overlaps the compiled backward
         train_model = torch.compile(train_model)
     autocast = autocast_context(device, dtype)
     scaler = grad_scaler(device, dtype)
     if checkpoint is not None and "grad_scaler" in state:
         scaler.load_state_dict(state["grad_scaler"])
-    distill_cfg = DistillConfig(cfg.distill.alpha_kl, cfg.distill.alpha_clm, cfg.distill.alpha_cos, cfg.distill.temperature)
+    distill_cfg = DistillConfig(
+        cfg.distill.alpha_kl, cfg.distill.alpha_clm, cfg.distill.alpha_cos, cfg.distill.temperature
+    )
 
     metrics = open(out / "metrics.jsonl", "a") if is_main else None
     run_log = RunLog(out, cfg.to_dict(), start_step, cfg.log.wandb_project, cfg.log.wandb_mode) if is_main else None
@@ -305,8 +341,11 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
     # measured in the dtype the matmuls run in (autocast), as a stated peak would be
     peak_flops = cfg.log.peak_flops or measured_peak_flops(device, DTYPES[dtype])
     if is_main:
-        print(f"MFU against {'the stated' if cfg.log.peak_flops else f'a measured {dtype} matmul'} peak of "
-              f"{peak_flops / 1e9:,.0f} GFLOP/s per process", flush=True)
+        print(
+            f"MFU against {'the stated' if cfg.log.peak_flops else f'a measured {dtype} matmul'} peak of "
+            f"{peak_flops / 1e9:,.0f} GFLOP/s per process",
+            flush=True,
+        )
     # Ctrl-C, SIGTERM (a batch system's time limit) and SIGHUP end the step, save a checkpoint, and stop
     interrupted = []
     stop_signals = [s for s in STOP_SIGNALS if signal.getsignal(s) != signal.SIG_IGN] if is_main and world == 1 else []
@@ -325,16 +364,20 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
             step_loss = torch.zeros((), device=device)
             for micro in range(cfg.optim.grad_accum):
                 first = step * global_batch + micro * cfg.optim.batch_size * world + rank * cfg.optim.batch_size
-                blocks = to_device(tokens.batch(sample_indices(cfg.system.seed, len(tokens), first, cfg.optim.batch_size)), device)
+                blocks = to_device(
+                    tokens.batch(sample_indices(cfg.system.seed, len(tokens), first, cfg.optim.batch_size)), device
+                )
                 x, y = blocks[:, :-1], blocks[:, 1:]
                 sync = micro == cfg.optim.grad_accum - 1 or world == 1
-                with (nullcontext() if sync else train_model.no_sync()), autocast:
+                with nullcontext() if sync else train_model.no_sync(), autocast:
                     out_s = train_model(x, output_hidden_states=teacher is not None)
                     clm = F.cross_entropy(out_s.logits.float().reshape(-1, out_s.logits.size(-1)), y.reshape(-1))
                     if teacher is not None:
                         with torch.no_grad():
                             out_t = teacher(x, output_hidden_states=True)
-                        loss, _ = distillation_loss(GPTOutput(out_s.logits, clm, out_s.hidden_states), out_t, y, distill_cfg)
+                        loss, _ = distillation_loss(
+                            GPTOutput(out_s.logits, clm, out_s.hidden_states), out_t, y, distill_cfg
+                        )
                     else:
                         loss = clm
                     scaler.scale(loss / cfg.optim.grad_accum).backward()
@@ -363,8 +406,10 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
                 if bad is not None:
                     if not is_main:
                         sys.exit(2)
-                    raise TrainError(f"the loss became {losses[bad]} at step {done - len(losses) + bad}: lower --lr or "
-                                     f"check the data; the last checkpoint in {out / 'checkpoints'} is intact")
+                    raise TrainError(
+                        f"the loss became {losses[bad]} at step {done - len(losses) + bad}: lower --lr or "
+                        f"check the data; the last checkpoint in {out / 'checkpoints'} is intact"
+                    )
                 step_loss = losses[-1]
             if is_eval:
                 val_loss = evaluate(model, val, cfg.log.eval_blocks, cfg.optim.batch_size, device, autocast)
@@ -372,8 +417,14 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
                 now = time.time()
                 rate = (done - last_log_step) * tokens_per_step / max(now - last_log_time, 1e-9)
                 last_log_time, last_log_step = now, done
-                record = {"step": done, "tokens": done * tokens_per_step, "train_loss": round(step_loss, 6), "lr": lr,
-                          "tokens_per_s": round(rate, 1), "elapsed_s": round(prior_elapsed + now - t0, 2)}
+                record = {
+                    "step": done,
+                    "tokens": done * tokens_per_step,
+                    "train_loss": round(step_loss, 6),
+                    "lr": lr,
+                    "tokens_per_s": round(rate, 1),
+                    "elapsed_s": round(prior_elapsed + now - t0, 2),
+                }
                 if is_eval:
                     record["val_loss"] = round(val_loss, 6)
                 metrics.write(json.dumps(record) + "\n")
@@ -382,8 +433,11 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
                 run_log.log({**record, "mfu": mfu})
                 eta = (steps - done) * tokens_per_step / rate if rate else float("nan")
                 val_text = f" val {val_loss:.4f}" if is_eval else ""
-                print(f"step {done}/{steps} loss {step_loss:.4f}{val_text} lr {lr:.2e} {rate:,.0f} tok/s MFU {mfu:.0%} "
-                      f"ETA {eta / 60:,.1f} min", flush=True)
+                print(
+                    f"step {done}/{steps} loss {step_loss:.4f}{val_text} lr {lr:.2e} {rate:,.0f} tok/s MFU {mfu:.0%} "
+                    f"ETA {eta / 60:,.1f} min",
+                    flush=True,
+                )
             if is_ckpt:
                 rng_per_rank = gather_rng_states(world, device)  # every rank takes part
                 if is_main:
@@ -392,8 +446,11 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
                         extra["grad_scaler"] = scaler.state_dict()
                     save_checkpoint(out, done, model, optimizer, device, keep=cfg.log.keep_checkpoints, extra=extra)
             if stop:
-                print(f"interrupted ({signal.Signals(interrupted[0]).name}): checkpoint saved at step {done}; "
-                      "run the same command to resume", flush=True)
+                print(
+                    f"interrupted ({signal.Signals(interrupted[0]).name}): checkpoint saved at step {done}; "
+                    "run the same command to resume",
+                    flush=True,
+                )
                 return {"interrupted": True, "step": done, "exit_code": 128 + interrupted[0]}
     finally:
         if metrics:
@@ -414,16 +471,30 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
             atomic_json(tmp / "provenance.json", {"fingerprint": run_fp, "inputs": inputs})
             load_tokenizer(tokens.dir / "tokenizer").save_pretrained(str(tmp))
         elapsed = prior_elapsed + time.time() - t0  # over all resumed parts of the run
-        summary = {"val_loss": val_loss, "val_ppl": math.exp(val_loss), "steps": steps, "tokens": steps * tokens_per_step,
-                   "train_time_s": round(elapsed, 2),  # as metrics.jsonl's elapsed_s, so the two compare
-                   "tokens_per_s": round(steps * tokens_per_step / max(elapsed, 1e-9), 1),
-                   "n_params": model.num_parameters(), "n_layer": model.config.n_layer, "init": cfg.model.init,
-                   "keep_layers": cfg.model.keep_layers if cfg.model.init == "truncate" else None,
-                   "distill": cfg.distill.distill, "dropout": model.config.dropout,
-                   "freeze_pos_embeddings": cfg.distill.freeze_pos_embeddings, "world_size": world, "export": str(export),
-                   "fingerprint": run_fp, "inputs": inputs}
+        summary = {
+            "val_loss": val_loss,
+            "val_ppl": math.exp(val_loss),
+            "steps": steps,
+            "tokens": steps * tokens_per_step,
+            "train_time_s": round(elapsed, 2),  # as metrics.jsonl's elapsed_s, so the two compare
+            "tokens_per_s": round(steps * tokens_per_step / max(elapsed, 1e-9), 1),
+            "n_params": model.num_parameters(),
+            "n_layer": model.config.n_layer,
+            "init": cfg.model.init,
+            "keep_layers": cfg.model.keep_layers if cfg.model.init == "truncate" else None,
+            "distill": cfg.distill.distill,
+            "dropout": model.config.dropout,
+            "freeze_pos_embeddings": cfg.distill.freeze_pos_embeddings,
+            "world_size": world,
+            "export": str(export),
+            "fingerprint": run_fp,
+            "inputs": inputs,
+        }
         atomic_json(out / "summary.json", summary)
-        print(f"validation perplexity {summary['val_ppl']:.2f} (loss {val_loss:.4f}); model exported to {export}", flush=True)
+        print(
+            f"validation perplexity {summary['val_ppl']:.2f} (loss {val_loss:.4f}); model exported to {export}",
+            flush=True,
+        )
     if world > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()

@@ -4,23 +4,22 @@ Module names follow Hugging Face's `GPT2LMHeadModel` (transformer.wte, transform
 a checkpoint maps one to one; the only difference is that HF stores its `Conv1D` weights as [in, out] and
 we use `nn.Linear` ([out, in]), so those four matrices per block are transposed on load and save.
 """
+
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from train import TrainError  # the package's one user-facing error
 
 # HF Conv1D weights: stored transposed relative to nn.Linear
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-
-
-from train import TrainError  # the package's one user-facing error
 
 
 @dataclass
@@ -62,15 +61,21 @@ class GPTConfig:
     @classmethod
     def from_hf(cls, hf: dict, source: str = "config.json") -> "GPTConfig":
         if hf.get("model_type") != "gpt2":
-            raise TrainError(f"{source}: model_type is {hf.get('model_type')!r}; only GPT-2 checkpoints can be loaded here")
+            raise TrainError(
+                f"{source}: model_type is {hf.get('model_type')!r}; only GPT-2 checkpoints can be loaded here"
+            )
         for key in ("vocab_size", "n_positions", "n_layer", "n_head", "n_embd"):
             value = hf.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise TrainError(f"{source}: {key} is {json.dumps(value)}, not a positive whole number; "
-                                      "use the config.json saved with the weights")
+                raise TrainError(
+                    f"{source}: {key} is {json.dumps(value)}, not a positive whole number; "
+                    "use the config.json saved with the weights"
+                )
         if hf["n_embd"] % hf["n_head"]:
-            raise TrainError(f"{source}: n_embd {hf['n_embd']} is not a multiple of n_head {hf['n_head']}; "
-                                  "use the config.json saved with the weights")
+            raise TrainError(
+                f"{source}: n_embd {hf['n_embd']} is not a multiple of n_head {hf['n_head']}; "
+                "use the config.json saved with the weights"
+            )
         for key in ("resid_pdrop", "layer_norm_epsilon"):
             value = hf.get(key, 0.0)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
@@ -82,9 +87,15 @@ class GPTConfig:
         if hf.get("activation_function", "gelu_new") != "gelu_new" or hf.get("n_inner") not in (None, 4 * hf["n_embd"]):
             raise TrainError(f"{source}: only the standard GPT-2 block (gelu_new, 4x MLP) is supported")
         return cls(
-            vocab_size=hf["vocab_size"], block_size=hf["n_positions"], n_layer=hf["n_layer"], n_head=hf["n_head"],
-            n_embd=hf["n_embd"], dropout=hf.get("resid_pdrop", 0.0), layer_norm_epsilon=hf.get("layer_norm_epsilon", 1e-5),
-            bos_token_id=hf.get("bos_token_id", 50256) or 0, eos_token_id=hf.get("eos_token_id", 50256) or 0,
+            vocab_size=hf["vocab_size"],
+            block_size=hf["n_positions"],
+            n_layer=hf["n_layer"],
+            n_head=hf["n_head"],
+            n_embd=hf["n_embd"],
+            dropout=hf.get("resid_pdrop", 0.0),
+            layer_norm_epsilon=hf.get("layer_norm_epsilon", 1e-5),
+            bos_token_id=hf.get("bos_token_id", 50256) or 0,
+            eos_token_id=hf.get("eos_token_id", 50256) or 0,
         )
 
 
@@ -201,7 +212,9 @@ class GPT(nn.Module):
         logits = self.lm_head(x)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), labels[:, 1:].reshape(-1), ignore_index=-100)
+            loss = F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.size(-1)).float(), labels[:, 1:].reshape(-1), ignore_index=-100
+            )
         return GPTOutput(logits, loss, tuple(hidden) if hidden is not None else None)
 
     # -- sizes -----------------------------------------------------------------------------------
@@ -241,7 +254,9 @@ class GPT(nn.Module):
         try:
             hf_config = json.loads((directory / "config.json").read_text())
         except ValueError as e:
-            raise TrainError(f"{directory / 'config.json'}: not valid JSON ({e}); restore it from the checkpoint's source") from None
+            raise TrainError(
+                f"{directory / 'config.json'}: not valid JSON ({e}); restore it from the checkpoint's source"
+            ) from None
         cfg = GPTConfig.from_hf(hf_config, str(directory / "config.json"))
         model = cls(cfg)
         model.load_hf_state_dict(read_weights(directory), str(directory))
@@ -258,8 +273,10 @@ class GPT(nn.Module):
             for k in wanted:
                 v = sd[k].t() if k.endswith(_CONV1D) else sd[k]
                 if v.shape != own[k].shape:
-                    raise TrainError(f"{source}: {k} has shape {tuple(v.shape)}, config.json says {tuple(own[k].shape)}: "
-                                          "the config does not belong to these weights; use the config.json saved with them")
+                    raise TrainError(
+                        f"{source}: {k} has shape {tuple(v.shape)}, config.json says {tuple(own[k].shape)}: "
+                        "the config does not belong to these weights; use the config.json saved with them"
+                    )
                 own[k].copy_(v)
 
 
@@ -275,7 +292,12 @@ def resolve_checkpoint(name_or_dir: str | Path) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(str(name_or_dir), allow_patterns=["config.json", "*.safetensors", "*.json", "*.txt", "merges.txt", "vocab.json"]))
+        return Path(
+            snapshot_download(
+                str(name_or_dir),
+                allow_patterns=["config.json", "*.safetensors", "*.json", "*.txt", "merges.txt", "vocab.json"],
+            )
+        )
     except Exception as e:  # offline, unknown name, ...
         raise TrainError(
             f"{name_or_dir}: not a local directory, and fetching it from the Hugging Face hub failed "
@@ -292,7 +314,9 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
         try:
             return read_safetensors(path)
         except SafetensorError as e:
-            raise TrainError(f"{path}: corrupt or truncated safetensors file ({e}); copy or export the checkpoint again") from None
+            raise TrainError(
+                f"{path}: corrupt or truncated safetensors file ({e}); copy or export the checkpoint again"
+            ) from None
 
     if (directory / "model.safetensors").exists():
         return load_file(str(directory / "model.safetensors"))

@@ -9,6 +9,7 @@ MFU as nanoGPT estimates it: achieved FLOP/s (training FLOPs per token x tokens/
 is the one stated with --peak-flops, else measured at the start as this device's rate on a large matmul in the run's
 dtype (on CPUs, which publish no single peak, the measured rate is the honest yardstick); the run says which.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,8 +20,13 @@ import torch
 
 from train import TrainError as LogError  # the package's one user-facing error
 
-SCALARS = {"train_loss": "train/loss", "val_loss": "val/loss", "lr": "train/lr", "tokens_per_s": "perf/tokens_per_s",
-           "mfu": "perf/mfu"}
+SCALARS = {
+    "train_loss": "train/loss",
+    "val_loss": "val/loss",
+    "lr": "train/lr",
+    "tokens_per_s": "perf/tokens_per_s",
+    "mfu": "perf/mfu",
+}
 
 
 def measured_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 1024) -> float:
@@ -52,11 +58,19 @@ class RunLog:
             try:
                 import wandb
             except ImportError:
-                raise LogError("--wandb-project needs the wandb package: pip install wandb "
-                               "(or pip install '.[wandb]')") from None
+                raise LogError(
+                    "--wandb-project needs the wandb package: pip install wandb (or pip install '.[wandb]')"
+                ) from None
             # one W&B run per run folder: a resume continues it
-            self.wandb = wandb.init(project=wandb_project, name=out.name, dir=str(out), config=config, mode=wandb_mode,
-                                    id=hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16], resume="allow")
+            self.wandb = wandb.init(
+                project=wandb_project,
+                name=out.name,
+                dir=str(out),
+                config=config,
+                mode=wandb_mode,
+                id=hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16],
+                resume="allow",
+            )
 
     def log(self, record: dict) -> None:
         step = record["step"]

@@ -6,6 +6,7 @@ A run folder gives its export when the run has finished, else its latest checkpo
 its config.json, the tokenizer from its token shards). Reproducible: every draw comes from one CPU generator
 seeded with --seed, so the same model, prompt, settings and seed give the same text.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ def load_model(path: str | Path) -> tuple[GPT, object, str]:
         return GPT.from_pretrained(path / "export"), load_tokenizer(path / "export"), str(path / "export")
     checkpoint = latest_checkpoint(path)
     if checkpoint is None or not (path / "config.json").exists():
-        raise SampleError(f"{path}: neither an export (config.json + tokenizer.json) nor a run folder with a "
-                          "checkpoint")
+        raise SampleError(
+            f"{path}: neither an export (config.json + tokenizer.json) nor a run folder with a checkpoint"
+        )
     from train.config import RunConfig
     from train.data import TokenBlocks
     from train.loop import build_model
@@ -49,13 +51,14 @@ def load_model(path: str | Path) -> tuple[GPT, object, str]:
 
 
 @torch.no_grad()
-def generate(model: GPT, ids: list[int], max_new_tokens: int, temperature: float, top_k: int,
-             generator: torch.Generator) -> list[int]:
+def generate(
+    model: GPT, ids: list[int], max_new_tokens: int, temperature: float, top_k: int, generator: torch.Generator
+) -> list[int]:
     """`ids` followed by `max_new_tokens` drawn one at a time; temperature 0 takes the most likely token."""
     device = next(model.parameters()).device
     x = torch.tensor([ids], device=device)
     for _ in range(max_new_tokens):
-        logits = model(x[:, -model.config.block_size:]).logits[0, -1].float().cpu()
+        logits = model(x[:, -model.config.block_size :]).logits[0, -1].float().cpu()
         if temperature == 0:
             token = int(logits.argmax())
         else:
@@ -68,8 +71,16 @@ def generate(model: GPT, ids: list[int], max_new_tokens: int, temperature: float
     return x[0].tolist()
 
 
-def sample(path: str | Path, prompt: str = "", max_new_tokens: int = 100, temperature: float = 0.8, top_k: int = 200,
-           seed: int = 0, num_samples: int = 1, device: str = "cpu") -> list[str]:
+def sample(
+    path: str | Path,
+    prompt: str = "",
+    max_new_tokens: int = 100,
+    temperature: float = 0.8,
+    top_k: int = 200,
+    seed: int = 0,
+    num_samples: int = 1,
+    device: str = "cpu",
+) -> list[str]:
     """`num_samples` texts (prompt included), each printed as it is done."""
     if temperature < 0 or top_k < 0 or max_new_tokens < 0 or num_samples < 1:
         raise SampleError("--temperature, --top-k and --max-new-tokens must be >= 0, --num-samples >= 1")
@@ -86,6 +97,10 @@ def sample(path: str | Path, prompt: str = "", max_new_tokens: int = 100, temper
         print(text, flush=True)
         print("-" * 40, flush=True)
     rate = num_samples * max_new_tokens / max(time.time() - start, 1e-9)
-    print(f"sampled from {source}: {num_samples} x {max_new_tokens} tokens, {rate:,.0f} tokens/s "
-          f"(temperature {temperature}, top-k {top_k}, seed {seed})", file=sys.stderr, flush=True)
+    print(
+        f"sampled from {source}: {num_samples} x {max_new_tokens} tokens, {rate:,.0f} tokens/s "
+        f"(temperature {temperature}, top-k {top_k}, seed {seed})",
+        file=sys.stderr,
+        flush=True,
+    )
     return texts

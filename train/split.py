@@ -5,12 +5,14 @@ untranslated, a page mirrored in two manuals) on both sides, and held-out perple
 measures memorisation. Here documents are first grouped into clusters of near-duplicates (word 5-gram
 Jaccard >= 0.8), with the MinHash machinery the cleaner's decontamination uses (datasketch `MinHash` /
 `MinHashLSH`, words split as it splits them: `\w+` of the lowercased text); LSH proposes candidate pairs
-at a looser threshold and the exact Jaccard of the 5-gram sets confirms them. A cluster is held out when the hash of its smallest
-document id says so (`is_validation`), so the split stays stable whatever the order of documents.
+at a looser threshold and the exact Jaccard of the 5-gram sets confirms them. A cluster is held out when the hash
+of its smallest document id says so (`is_validation`), so the split stays stable whatever the order of documents.
 
 `held_out_documents` makes the split of a clean corpus for `train tokenize`; `leakage` measures, for any
-split, how many validation documents have a training near-duplicate among the confirmed pairs; the token manifest records it for the id-hash split and for the cluster split.
+split, how many validation documents have a training near-duplicate among the confirmed pairs; the token
+manifest records it for the id-hash split and for the cluster split.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,7 +47,7 @@ def shingle_hashes(text: str) -> np.ndarray:
     import xxhash
 
     ws = WORD.findall(text.lower())
-    grams = [" ".join(ws[i:i + N_GRAM]) for i in range(max(1, len(ws) - N_GRAM + 1))] if ws else []
+    grams = [" ".join(ws[i : i + N_GRAM]) for i in range(max(1, len(ws) - N_GRAM + 1))] if ws else []
     return np.unique(np.fromiter((xxhash.xxh64_intdigest(g) for g in grams), dtype=np.uint64, count=len(grams)))
 
 
@@ -120,7 +122,7 @@ def find_near_duplicates(docs: Iterable[tuple[str, str]], workers: int = 1) -> N
         for other in lsh.query(signature):
             if other > key and jaccard(sets[key], sets[other]) >= JACCARD:
                 pairs.append((key, other))
-    return NearDuplicates(ids, pairs, (1 - JACCARD ** lsh.r) ** lsh.b)
+    return NearDuplicates(ids, pairs, (1 - JACCARD**lsh.r) ** lsh.b)
 
 
 def clusters(found: NearDuplicates) -> list[int]:
@@ -164,14 +166,19 @@ def leakage(found: NearDuplicates, held_out: dict[str, bool]) -> dict:
         if va != vb:
             leaked.add(a if va else b)
     val_docs = sum(held_out.values())
-    return {"val_docs": val_docs, "leaked_docs": len(leaked), "leaked_fraction": len(leaked) / val_docs if val_docs else 0.0}
+    return {
+        "val_docs": val_docs,
+        "leaked_docs": len(leaked),
+        "leaked_fraction": len(leaked) / val_docs if val_docs else 0.0,
+    }
 
 
 PARALLEL_FROM_BYTES = 16 * 2**20  # below this much text, starting worker processes costs more than it saves
 
 
-def held_out_documents(clean_dir: Path, val_fraction: float, split: str,
-                       workers: int = 1) -> tuple[dict[str, bool] | None, dict]:
+def held_out_documents(
+    clean_dir: Path, val_fraction: float, split: str, workers: int = 1
+) -> tuple[dict[str, bool] | None, dict]:
     """(doc id -> held out?, what the manifest records about the split); None: decide by id hash on the fly.
     `workers` processes hash the documents of the cluster split (from PARALLEL_FROM_BYTES of text on)."""
     if split == "id-hash":
@@ -183,12 +190,20 @@ def held_out_documents(clean_dir: Path, val_fraction: float, split: str,
     docs = ((i, t) for ids, texts in iter_documents(clean_dir) for i, t in zip(ids, texts))
     found = find_near_duplicates(with_progress(docs, source.get("rows", 0), "split: hashing"), workers)
     held = cluster_split(found, val_fraction)
-    info = {"method": "cluster", "near_duplicate_pairs": len(found.pairs), "lsh_miss_probability_at_0.8": found.miss_probability,
-            "leakage": {"id-hash": leakage(found, id_hash_split(found, val_fraction)), "cluster": leakage(found, held)}}
+    info = {
+        "method": "cluster",
+        "near_duplicate_pairs": len(found.pairs),
+        "lsh_miss_probability_at_0.8": found.miss_probability,
+        "leakage": {"id-hash": leakage(found, id_hash_split(found, val_fraction)), "cluster": leakage(found, held)},
+    }
     before, after = info["leakage"]["id-hash"], info["leakage"]["cluster"]
-    print(f"  split: {len(found.pairs):,} near-duplicate pairs; validation docs with a training near-duplicate: "
-          f"{before['leaked_docs']:,}/{before['val_docs']:,} by id hash, {after['leaked_docs']:,}/{after['val_docs']:,} by cluster "
-          f"({time.time() - start:,.0f}s)", flush=True)
+    print(
+        f"  split: {len(found.pairs):,} near-duplicate pairs; validation docs with a training near-duplicate: "
+        f"{before['leaked_docs']:,}/{before['val_docs']:,} by id hash, "
+        f"{after['leaked_docs']:,}/{after['val_docs']:,} by cluster "
+        f"({time.time() - start:,.0f}s)",
+        flush=True,
+    )
     return held, info
 
 
@@ -223,12 +238,17 @@ def raw_files(inputs: list[str | Path]) -> list[tuple[Path, str]]:
     for index, root in enumerate(map(Path, inputs)):
         if not root.exists():
             raise TrainError(f"--input {root}: not found")
-        files = ([root] if not root.is_dir() else
-                 sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")))
+        files = (
+            [root]
+            if not root.is_dir()
+            else sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        )
         for f in files:
             if not f.name.endswith(RAW_SUFFIXES):
-                raise TrainError(f"{f}: the partition reads JSON Lines (.jsonl, .jsonl.gz) only; convert it, or "
-                                     f"clean it with `corpus-clean --preset none` and partition that output's shards")
+                raise TrainError(
+                    f"{f}: the partition reads JSON Lines (.jsonl, .jsonl.gz) only; convert it, or "
+                    f"clean it with `corpus-clean --preset none` and partition that output's shards"
+                )
             name = str(f.relative_to(root)) if root.is_dir() else f.name
             found.append((f, f"{index}/{name}" if len(inputs) > 1 else name))  # keys stay unique across inputs
     if not found:
@@ -243,7 +263,7 @@ def raw_documents(files: list[tuple[Path, str]], skipped: list[str] | None = Non
     import json
 
     for path, name in files:
-        with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
+        with gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb") as f:
             for line_no, line in enumerate(f, 1):
                 if not line.strip():
                     continue
@@ -259,8 +279,14 @@ def raw_documents(files: list[tuple[Path, str]], skipped: list[str] | None = Non
                 yield f"{name}#{line_no}", text, line
 
 
-def partition_raw(inputs: list[str | Path], out: str | Path, teacher_fraction: float = 0.5, overwrite: bool = False,
-                  wait: bool = False, record: str = "") -> dict:
+def partition_raw(
+    inputs: list[str | Path],
+    out: str | Path,
+    teacher_fraction: float = 0.5,
+    overwrite: bool = False,
+    wait: bool = False,
+    record: str = "",
+) -> dict:
     """Write `<out>/teacher/` and `<out>/study/` (JSON Lines, records unchanged) and `<out>/manifest.json`;
     `record`: the resolved settings (config.toml), written with them."""
     import gzip
@@ -276,8 +302,12 @@ def partition_raw(inputs: list[str | Path], out: str | Path, teacher_fraction: f
         raise TrainError(f"--teacher-fraction {teacher_fraction}: must be between 0 and 1")
     out = Path(out)
     files = raw_files(inputs)
-    wanted = {"input_fingerprint": files_fingerprint([f for f, _ in files]), "teacher_fraction": teacher_fraction,
-              "jaccard": JACCARD, "n_gram": N_GRAM}
+    wanted = {
+        "input_fingerprint": files_fingerprint([f for f, _ in files]),
+        "teacher_fraction": teacher_fraction,
+        "jaccard": JACCARD,
+        "n_gram": N_GRAM,
+    }
     with use_output(out, PARTITION_COMMAND, wait=wait, inputs={"--input": [str(p) for p in inputs]}):
         if (out / "manifest.json").exists():
             manifest = json.loads((out / "manifest.json").read_text())
@@ -312,18 +342,28 @@ def partition_raw(inputs: list[str | Path], out: str | Path, teacher_fraction: f
                     w.close()
             for part in counts:
                 (tmp / part).mkdir(exist_ok=True)
-            manifest = {**wanted, "inputs": [str(Path(p).resolve()) for p in inputs], "parts": counts,
-                        "clusters": len(set(clusters(found))), "near_duplicate_pairs": len(found.pairs),
-                        "pairs_across_parts": crossing, "lsh_miss_probability_at_0.8": found.miss_probability,
-                        "skipped_lines": len(skipped), "skipped_examples": skipped[:20]}
+            manifest = {
+                **wanted,
+                "inputs": [str(Path(p).resolve()) for p in inputs],
+                "parts": counts,
+                "clusters": len(set(clusters(found))),
+                "near_duplicate_pairs": len(found.pairs),
+                "pairs_across_parts": crossing,
+                "lsh_miss_probability_at_0.8": found.miss_probability,
+                "skipped_lines": len(skipped),
+                "skipped_examples": skipped[:20],
+            }
             atomic_json(tmp / "manifest.json", manifest)
             if record:
                 atomic_write(tmp / RECORD, record)
     for line in skipped[:5]:
         print(f"  skipped {line}", flush=True)
-    print(f"partition: {out}: teacher {counts['teacher']['docs']:,} docs, study {counts['study']['docs']:,} docs, "
-          f"{len(found.pairs):,} near-duplicate pairs, none across the parts, {len(skipped):,} lines skipped "
-          f"({time.time() - start:,.0f}s)", flush=True)
+    print(
+        f"partition: {out}: teacher {counts['teacher']['docs']:,} docs, study {counts['study']['docs']:,} docs, "
+        f"{len(found.pairs):,} near-duplicate pairs, none across the parts, {len(skipped):,} lines skipped "
+        f"({time.time() - start:,.0f}s)",
+        flush=True,
+    )
     return manifest
 
 
@@ -362,8 +402,12 @@ def cross_overlap(groups: dict[str, Iterable[tuple[str, str]]], reference: str) 
                 for m in ref_nodes:
                     in_reference |= members[m][reference]
         total = sum(len(m.get(group, ())) for m in members)
-        result[group] = {"docs": total, "docs_with_reference_duplicate": len(in_group),
-                         "reference_docs_with_duplicate": len(in_reference), "examples": sorted(in_group)[:5]}
+        result[group] = {
+            "docs": total,
+            "docs_with_reference_duplicate": len(in_group),
+            "reference_docs_with_duplicate": len(in_reference),
+            "examples": sorted(in_group)[:5],
+        }
     return result
 
 
@@ -373,13 +417,17 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import sys
 
-    p = argparse.ArgumentParser(prog="python -m train.split", description=main.__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m train.split", description=main.__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("clean", help="clean-corpus directory")
     p.add_argument("--val-fraction", type=float, default=0.02, help="share of documents held out")
     args = p.parse_args(argv)
     if not (Path(args.clean) / "manifest.json").exists():
-        print(f"train.split: error: {args.clean}: no manifest.json (is it a finished clean-corpus directory?)", file=sys.stderr)
+        print(
+            f"train.split: error: {args.clean}: no manifest.json (is it a finished clean-corpus directory?)",
+            file=sys.stderr,
+        )
         return 2
     try:
         _, info = held_out_documents(Path(args.clean), args.val_fraction, "cluster")

@@ -8,9 +8,11 @@
 The validation split is made of whole near-duplicate clusters (`train.split`): no validation document
 has a near-duplicate in training (word 5-gram Jaccard >= 0.8), and the manifest records the leakage an
 id-hash split would have had beside the cluster split's (`split`). `--split id-hash` holds documents
-out by a hash of their id alone (no clustering pass, for corpora too large to cluster in memory). Training samples are blocks of `block_size + 1` tokens (inputs and shifted
-targets) at multiples of `block_size`; `train.data` reads them memory-mapped.
+out by a hash of their id alone (no clustering pass, for corpora too large to cluster in memory). Training
+samples are blocks of `block_size + 1` tokens (inputs and shifted targets) at multiples of `block_size`;
+`train.data` reads them memory-mapped.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -68,9 +70,20 @@ class ShardWriter:
             self.shards[-1]["sha256"] = self._hash.hexdigest()
 
 
-def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str | Path, block_size: int = 128,
-                    val_fraction: float = 0.01, shard_tokens: int = 2**26, batch_docs: int = 512, split: str = "cluster",
-                    overwrite: bool = False, wait: bool = False, record: str = "", workers: int = 0) -> dict:
+def tokenize_corpus(
+    clean_dir: str | Path,
+    tokenizer_dir: str | Path,
+    out: str | Path,
+    block_size: int = 128,
+    val_fraction: float = 0.01,
+    shard_tokens: int = 2**26,
+    batch_docs: int = 512,
+    split: str = "cluster",
+    overwrite: bool = False,
+    wait: bool = False,
+    record: str = "",
+    workers: int = 0,
+) -> dict:
     """Token shards of a clean corpus. `workers` processes find the near-duplicates of the cluster split
     (0: every core); tokenizers encodes each batch of documents on every core by itself. `record`: the resolved
     settings (config.toml), written with the shards."""
@@ -83,10 +96,14 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
         raise TrainError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
     tok = load_tokenizer(tokenizer_dir)
     # what the shards are made from: the clean corpus's content, the tokenizer's vocabulary, and the settings
-    wanted = {"clean_fingerprint": clean_fingerprint(clean_dir), "fingerprint": vocab_fingerprint(tok),
-              "block_size": block_size, "val_fraction": val_fraction, "split_method": split}
-    with use_output(out, COMMAND, wait=wait,
-                    inputs={"--data": [clean_dir], "--tokenizer": [tokenizer_dir]}):
+    wanted = {
+        "clean_fingerprint": clean_fingerprint(clean_dir),
+        "fingerprint": vocab_fingerprint(tok),
+        "block_size": block_size,
+        "val_fraction": val_fraction,
+        "split_method": split,
+    }
+    with use_output(out, COMMAND, wait=wait, inputs={"--data": [clean_dir], "--tokenizer": [tokenizer_dir]}):
         if (out / "manifest.json").exists():
             manifest = json.loads((out / "manifest.json").read_text())
             recorded = {k: manifest.get(k) for k in wanted}
@@ -95,18 +112,38 @@ def tokenize_corpus(clean_dir: str | Path, tokenizer_dir: str | Path, out: str |
                 return manifest
         start = time.time()
         with atomic_contents(out, finished="manifest.json") as tmp:
-            manifest = _tokenize_into(tmp, clean_dir, tok, tokenizer_dir, wanted, split, shard_tokens, batch_docs,
-                                      workers or os.cpu_count() or 1)
+            manifest = _tokenize_into(
+                tmp,
+                clean_dir,
+                tok,
+                tokenizer_dir,
+                wanted,
+                split,
+                shard_tokens,
+                batch_docs,
+                workers or os.cpu_count() or 1,
+            )
             if record:
                 atomic_write(tmp / RECORD, record)
     splits = manifest["splits"]
-    print(f"token shards: {out}: train {splits['train']['tokens']:,} tokens ({splits['train']['blocks']:,} blocks), "
-          f"val {splits['val']['tokens']:,} tokens, {time.time() - start:,.0f}s")
+    print(
+        f"token shards: {out}: train {splits['train']['tokens']:,} tokens ({splits['train']['blocks']:,} blocks), "
+        f"val {splits['val']['tokens']:,} tokens, {time.time() - start:,.0f}s"
+    )
     return manifest
 
 
-def _tokenize_into(tmp: Path, clean_dir: Path, tok, tokenizer_dir, wanted: dict, split: str, shard_tokens: int,
-                   batch_docs: int, workers: int) -> dict:
+def _tokenize_into(
+    tmp: Path,
+    clean_dir: Path,
+    tok,
+    tokenizer_dir,
+    wanted: dict,
+    split: str,
+    shard_tokens: int,
+    batch_docs: int,
+    workers: int,
+) -> dict:
     """Tokenize into the temporary folder `tmp` (moved into the output folder when complete)."""
     block_size, val_fraction = wanted["block_size"], wanted["val_fraction"]
     source_manifest = clean_dir / "manifest.json"
@@ -121,8 +158,8 @@ def _tokenize_into(tmp: Path, clean_dir: Path, tok, tokenizer_dir, wanted: dict,
     for ids, texts in iter_documents(clean_dir):
         for i in range(0, len(texts), batch_docs):
             # on every core (tokenizers' own threads); _fast: without the character offsets we do not use
-            encoded = backend.encode_batch_fast(texts[i:i + batch_docs], add_special_tokens=False)
-            for doc_id, enc in zip(ids[i:i + batch_docs], encoded):
+            encoded = backend.encode_batch_fast(texts[i : i + batch_docs], add_special_tokens=False)
+            for doc_id, enc in zip(ids[i : i + batch_docs], encoded):
                 held_out = held[doc_id] if held is not None else is_validation(doc_id, val_fraction)
                 writers["val" if held_out else "train"].write(enc.ids + [eos])
             rows += len(encoded)
@@ -130,8 +167,12 @@ def _tokenize_into(tmp: Path, clean_dir: Path, tok, tokenizer_dir, wanted: dict,
                 last = time.time()
                 rate = rows / (last - start)
                 toks = writers["train"].tokens + writers["val"].tokens
-                print(f"  tokenize: {rows:,}/{total_rows:,} docs, {rate:,.0f} docs/s, {toks / (last - start):,.0f} tokens/s, "
-                      f"ETA {(total_rows - rows) / rate:,.0f}s", flush=True)
+                print(
+                    f"  tokenize: {rows:,}/{total_rows:,} docs, {rate:,.0f} docs/s, "
+                    f"{toks / (last - start):,.0f} tokens/s, "
+                    f"ETA {(total_rows - rows) / rate:,.0f}s",
+                    flush=True,
+                )
     for w in writers.values():
         w.close()
     splits = {}
@@ -141,11 +182,23 @@ def _tokenize_into(tmp: Path, clean_dir: Path, tok, tokenizer_dir, wanted: dict,
     if splits["train"]["blocks"] == 0:
         raise TrainError(f"{clean_dir}: not enough text for one training block of {block_size + 1} tokens")
     if splits["val"]["blocks"] == 0:
-        raise TrainError(f"{clean_dir}: the validation split holds no full block; raise --val-fraction (now {val_fraction})")
+        raise TrainError(
+            f"{clean_dir}: the validation split holds no full block; raise --val-fraction (now {val_fraction})"
+        )
     save_tokenizer(tok, tmp / "tokenizer")
     content = fingerprint({**wanted, "shards": {n: [s["sha256"] for s in sp["shards"]] for n, sp in splits.items()}})
-    manifest = {"format": FORMAT, **wanted, "content_fingerprint": content, "split": split_info,
-                "source_sha256": hashlib.sha256(source_manifest.read_bytes()).hexdigest(), "dtype": np.dtype(dtype).name, "eos_id": eos, "vocab_size": len(tok),
-                "tokenizer": str(Path(tokenizer_dir).resolve()), "source": str(clean_dir.resolve()), "splits": splits}
+    manifest = {
+        "format": FORMAT,
+        **wanted,
+        "content_fingerprint": content,
+        "split": split_info,
+        "source_sha256": hashlib.sha256(source_manifest.read_bytes()).hexdigest(),
+        "dtype": np.dtype(dtype).name,
+        "eos_id": eos,
+        "vocab_size": len(tok),
+        "tokenizer": str(Path(tokenizer_dir).resolve()),
+        "source": str(clean_dir.resolve()),
+        "splits": splits,
+    }
     atomic_json(tmp / "manifest.json", manifest)
     return manifest

@@ -2,6 +2,7 @@
 byte-level BPE trained on a clean corpus. Both are saved in Hugging Face format (`AutoTokenizer` loads
 them) with `<|endoftext|>` as the end-of-document token.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -11,12 +12,10 @@ from typing import Iterator
 
 from cli_config import RECORD
 from safe_output import atomic_contents, atomic_json, atomic_write, reuse_or_replace, use_output
+from train import TrainError  # the package's one user-facing error
 
 EOS = "<|endoftext|>"
 COMMAND = "train tokenizer"
-
-
-from train import TrainError  # the package's one user-facing error
 
 
 def _wrap(tok):
@@ -51,11 +50,15 @@ def check_clean_corpus(directory: Path) -> None:
     try:
         manifest = json.loads((directory / "manifest.json").read_text())
     except ValueError as e:
-        raise TrainError(f"{directory / 'manifest.json'}: not valid JSON ({e}); is it a finished clean corpus?") from None
+        raise TrainError(
+            f"{directory / 'manifest.json'}: not valid JSON ({e}); is it a finished clean corpus?"
+        ) from None
     if not isinstance(manifest, dict) or "rows" not in manifest or not (directory / "shards").is_dir():
         kind = "token shards" if isinstance(manifest, dict) and "splits" in manifest else "not a clean-corpus folder"
-        raise TrainError(f"{directory}: {kind}, not a clean corpus (manifest.json with rows, and shards/): "
-                             "give the folder corpus-clean wrote")
+        raise TrainError(
+            f"{directory}: {kind}, not a clean corpus (manifest.json with rows, and shards/): "
+            "give the folder corpus-clean wrote"
+        )
 
 
 def iter_corpus_texts(clean_dirs: list[str | Path], batch_rows: int = 1000) -> Iterator[list[str]]:
@@ -72,7 +75,7 @@ def iter_corpus_texts(clean_dirs: list[str | Path], batch_rows: int = 1000) -> I
                     for batch in pa.ipc.open_stream(source):
                         texts = batch.column("text").to_pylist()
                         for i in range(0, len(texts), batch_rows):
-                            yield texts[i:i + batch_rows]
+                            yield texts[i : i + batch_rows]
             except (pa.ArrowException, OSError) as e:
                 raise TrainError(f"{shard}: corrupt or truncated shard ({e})") from None
 
@@ -82,9 +85,13 @@ def train_tokenizer(clean_dirs: list[str | Path], vocab_size: int = 8192, min_fr
     from tokenizers import ByteLevelBPETokenizer
 
     bpe = ByteLevelBPETokenizer(add_prefix_space=False)
-    bpe.train_from_iterator((t for batch in iter_corpus_texts(clean_dirs) for t in batch), vocab_size=vocab_size,
-                            min_frequency=min_frequency, special_tokens=[EOS],
-                            show_progress=True)  # its own bar with ETA, on a terminal only
+    bpe.train_from_iterator(
+        (t for batch in iter_corpus_texts(clean_dirs) for t in batch),
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[EOS],
+        show_progress=True,
+    )  # its own bar with ETA, on a terminal only
     return _wrap(bpe._tokenizer)
 
 
@@ -110,25 +117,41 @@ def vocab_fingerprint(tok) -> str:
     return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
 
 
-def main_tokenizer(data: list[str], out: str, gpt2: bool, vocab_size: int, overwrite: bool = False, wait: bool = False,
-                   record: str = "") -> dict:
+def main_tokenizer(
+    data: list[str],
+    out: str,
+    gpt2: bool,
+    vocab_size: int,
+    overwrite: bool = False,
+    wait: bool = False,
+    record: str = "",
+) -> dict:
     """`record`: the resolved settings (config.toml), written with the tokenizer."""
     from train.fingerprint import clean_fingerprint, describe_change
 
     # what the tokenizer is made from: GPT-2's files, or these clean corpora (by content) and a vocabulary size
-    made_from = {"kind": "gpt2"} if gpt2 else {"kind": "bpe", "vocab_size": vocab_size,
-                                              **{f"data:{Path(d).name}": clean_fingerprint(d) for d in data}}
+    made_from = (
+        {"kind": "gpt2"}
+        if gpt2
+        else {"kind": "bpe", "vocab_size": vocab_size, **{f"data:{Path(d).name}": clean_fingerprint(d) for d in data}}
+    )
     out = Path(out)
     provenance = out / "provenance.json"
     with use_output(out, COMMAND, wait=wait, inputs={"--data": list(data)}):
         if (out / "tokenizer.json").exists():
             recorded = json.loads(provenance.read_text())["made_from"] if provenance.exists() else made_from
-            if reuse_or_replace(out, COMMAND, recorded == made_from, overwrite, changes=describe_change(recorded, made_from)):
+            if reuse_or_replace(
+                out, COMMAND, recorded == made_from, overwrite, changes=describe_change(recorded, made_from)
+            ):
                 tok = load_tokenizer(out)
                 print(f"tokenizer already made: {out} ({len(tok):,} tokens)")
                 return {"vocab_size": len(tok), "fingerprint": vocab_fingerprint(tok)}
         tok = gpt2_tokenizer() if gpt2 else train_tokenizer(data, vocab_size)
-        info = {"kind": "gpt2" if gpt2 else f"bpe-{vocab_size}", "vocab_size": len(tok), "fingerprint": vocab_fingerprint(tok)}
+        info = {
+            "kind": "gpt2" if gpt2 else f"bpe-{vocab_size}",
+            "vocab_size": len(tok),
+            "fingerprint": vocab_fingerprint(tok),
+        }
         with atomic_contents(out, finished="tokenizer.json") as tmp:
             save_tokenizer(tok, tmp)
             atomic_json(tmp / provenance.name, {"made_from": made_from, "fingerprint": info["fingerprint"]})

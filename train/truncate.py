@@ -4,11 +4,13 @@ The student keeps the teacher's token and position embeddings, final layer norm 
 subset of its blocks, copied whole. Their best choice for the 12-layer GPT-2 was every other layer,
 `alt` = 0 2 4 6 8 10; DistilGPT-2's initialisation is `distil` = 0 2 4 7 9 11.
 """
+
 from __future__ import annotations
 
 import copy
 
 from train.model import GPT, GPTConfig
+from train import TrainError  # the package's one user-facing error
 
 PRESETS_12 = {
     "alt": [0, 2, 4, 6, 8, 10],
@@ -16,9 +18,6 @@ PRESETS_12 = {
     "bottom": [0, 1, 2, 3, 4, 5],
     "top": [6, 7, 8, 9, 10, 11],
 }
-
-
-from train import TrainError  # the package's one user-facing error
 
 
 def parse_keep_layers(spec: str, n_layer: int) -> list[int]:
@@ -37,11 +36,15 @@ def parse_keep_layers(spec: str, n_layer: int) -> list[int]:
             return list(range(half))
         if spec == "top":
             return list(range(n_layer - half, n_layer))
-        raise TrainError(f"keep-layers 'distil' is defined for a 12-layer teacher; this one has {n_layer}: list the layers instead")
+        raise TrainError(
+            f"keep-layers 'distil' is defined for a 12-layer teacher; this one has {n_layer}: list the layers instead"
+        )
     try:
         layers = [int(x) for x in spec.split(",") if x.strip()]
     except ValueError:
-        raise TrainError(f"keep-layers {spec!r}: expected one of {', '.join(PRESETS_12)} or a list like 0,2,4") from None
+        raise TrainError(
+            f"keep-layers {spec!r}: expected one of {', '.join(PRESETS_12)} or a list like 0,2,4"
+        ) from None
     if not layers:
         raise TrainError("keep-layers: no layer given")
     bad = [i for i in layers if not 0 <= i < n_layer]
@@ -59,6 +62,12 @@ def truncate(teacher: GPT, keep: list[int]) -> GPT:
     state = {k: v for k, v in teacher.state_dict().items() if not k.startswith("transformer.h.")}
     for new, old in enumerate(keep):
         prefix = f"transformer.h.{old}."
-        state.update({f"transformer.h.{new}.{k[len(prefix):]}": v for k, v in teacher.state_dict().items() if k.startswith(prefix)})
+        state.update(
+            {
+                f"transformer.h.{new}.{k[len(prefix) :]}": v
+                for k, v in teacher.state_dict().items()
+                if k.startswith(prefix)
+            }
+        )
     student.load_state_dict(copy.deepcopy(state))
     return student
