@@ -17,7 +17,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DATA   ?= data
-RUNS   ?= runs
+# SCALE=smoke (minutes, its own small teacher and student under runs/smoke) | default (2 CPU cores) | large (a GPU)
+SCALE  ?= default
+RUNS   ?= $(if $(filter smoke,$(SCALE)),runs/smoke,runs)
 SHARED ?= ../shared
 
 .PHONY: venv test test-debs slurm-test mutation clean-corpus demo-corpus demo-corpus-large teacher pretrain ablation compare kd-finetune bench gpu-smoke
@@ -92,8 +94,8 @@ TEACHER ?=
 KEEP    ?= alt
 VOCAB   ?= 8192
 BLOCK   ?= 128
-TEACHER_TOKENS ?= 2400000
-STUDENT_TOKENS ?= 1000000
+TEACHER_TOKENS ?= $(if $(filter smoke,$(SCALE)),100000,2400000)
+STUDENT_TOKENS ?= $(if $(filter smoke,$(SCALE)),50000,1000000)
 TRAIN_ARGS ?=
 CLEAN_FULL := $(DATA)/clean/full
 TRAIN = $(PY) -m train
@@ -152,8 +154,6 @@ pretrain: venv | $(CLEAN_FULL)/manifest.json
 endif
 
 # ---------------------------------------------------------------- eval
-# SCALE=smoke (minutes) | default (about half an hour each on 2 CPU cores, after `make teacher`) | large (GPU-sized)
-SCALE ?= default
 EVAL_ARGS ?=
 EVAL = $(PY) -m eval
 

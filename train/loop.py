@@ -243,16 +243,17 @@ def prepare_run_dir(cfg: RunConfig, is_main: bool, settings: str = "") -> Path:
         previous.pop("output", None)
         now = learning_settings(cfg)
         if previous != now:
+            # each changed setting with the run's value and the one asked for now, so the fix is in the message
             changed = sorted(
-                f"{g}.{k}"
+                f"{g}.{k} {previous[g][k]} in the run, {now.get(g, {}).get(k)} now"
                 for g in previous
                 if isinstance(previous[g], dict)
                 for k in previous[g]
                 if previous[g][k] != now.get(g, {}).get(k)
             )
             raise TrainError(
-                f"{out} holds a run with other settings ({', '.join(changed) or 'config'}): "
-                "use the same command to resume, or another --output"
+                f"{out} holds a run with other settings ({'; '.join(changed) or 'config'}): "
+                "use the same settings to resume, or another --output"
             )
     elif is_main:
         atomic_json(config_path, cfg.to_dict())

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from train import TrainError as LogError  # the package's one user-facing error
+from train import TrainError  # the package's one user-facing error
 
 SCALARS = {
     "train_loss": "train/loss",
@@ -58,7 +58,7 @@ class RunLog:
             try:
                 import wandb
             except ImportError:
-                raise LogError(
+                raise TrainError(
                     "--wandb-project needs the wandb package: pip install wandb (or pip install '.[wandb]')"
                 ) from None
             # one W&B run per run folder: a resume continues it

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from train import TrainError as SampleError  # the package's one user-facing error
+from train import TrainError  # the package's one user-facing error
 from train.checkpoint import latest_checkpoint, load_checkpoint
 from train.model import GPT
 from train.tokenizer import load_tokenizer
@@ -31,9 +31,7 @@ def load_model(path: str | Path) -> tuple[GPT, object, str]:
         return GPT.from_pretrained(path / "export"), load_tokenizer(path / "export"), str(path / "export")
     checkpoint = latest_checkpoint(path)
     if checkpoint is None or not (path / "config.json").exists():
-        raise SampleError(
-            f"{path}: neither an export (config.json + tokenizer.json) nor a run folder with a checkpoint"
-        )
+        raise TrainError(f"{path}: neither an export (config.json + tokenizer.json) nor a run folder with a checkpoint")
     from train.config import RunConfig
     from train.data import TokenBlocks
     from train.loop import build_model
@@ -83,7 +81,7 @@ def sample(
 ) -> list[str]:
     """`num_samples` texts (prompt included), each printed as it is done."""
     if temperature < 0 or top_k < 0 or max_new_tokens < 0 or num_samples < 1:
-        raise SampleError("--temperature, --top-k and --max-new-tokens must be >= 0, --num-samples >= 1")
+        raise TrainError("--temperature, --top-k and --max-new-tokens must be >= 0, --num-samples >= 1")
     model, tok, source = load_model(path)
     model.to(device)
     ids = tok(prompt).input_ids if prompt else [tok.eos_token_id]  # no prompt: start as a new document
