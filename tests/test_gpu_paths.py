@@ -125,7 +125,9 @@ def test_a_run_resumes_under_other_execution_settings_but_not_another_shape(toke
     assert finished.returncode == 0 and "already finished" in finished.stdout, finished.stderr
 
     reshaped = subprocess.run(train_cmd(tokens, made, *base, "--n-embd", "64"), capture_output=True, text=True)
-    assert reshaped.returncode == 2 and "other settings (model.n_embd 32 in the run, 64 now)" in reshaped.stderr, reshaped.stderr
+    assert reshaped.returncode == 2 and "other settings (model.n_embd 32 in the run, 64 now)" in reshaped.stderr, (
+        reshaped.stderr
+    )
 
 
 def test_checkpoint_rng_states_touch_only_the_rank_s_own_device(monkeypatch):
