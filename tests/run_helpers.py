@@ -88,3 +88,11 @@ def wikitext_token_shards(
     save_tokenizer(train_tokenizer([clean], vocab_size=vocab_size), root / "tokenizer")
     tokenize_corpus(clean, root / "tokenizer", root / "tokens", block_size=block_size, val_fraction=val_fraction)
     return root / "tokens", root / "tokenizer"
+
+
+def interruptible() -> None:
+    """For a child that a test interrupts with SIGINT: Ctrl-C's default action, even when the suite runs as a
+    background job (whose children inherit SIGINT ignored, which a command rightly leaves ignored)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from corpus_helpers import shard_rows, wikitext_articles, write_jsonl
-from run_helpers import metric_lines, train_cmd, write_clean_corpus
+from run_helpers import interruptible, metric_lines, train_cmd, write_clean_corpus
 from safe_output import MARKER, claim_output, output_lock
 from train.model import GPT, GPTConfig
 from train.tokenize_shards import tokenize_corpus
@@ -436,7 +436,11 @@ def test_ctrl_c_on_the_last_step_tells_the_truth_and_the_rerun_redoes_no_step(en
     args = ("--max-steps", str(steps), "--ckpt-every", "100", "--dropout", "0.1")
     subprocess.run(train_cmd(env["tokens"], ref, *args), check=True, capture_output=True)
     proc = subprocess.Popen(
-        train_cmd(env["tokens"], out, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        train_cmd(env["tokens"], out, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=interruptible,
     )
     while not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text().count("\n") >= steps - 1):
         assert proc.poll() is None, "finished before the interruption"

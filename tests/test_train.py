@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from corpus_helpers import wikitext_articles
-from run_helpers import metric_lines, train_cmd, write_clean_corpus
+from run_helpers import interruptible, metric_lines, train_cmd, write_clean_corpus
 from train.data import TokenBlocks, sample_indices
 from train.model import GPT, GPTConfig
 from train.tokenize_shards import is_validation, tokenize_corpus
@@ -138,7 +138,7 @@ def test_sigkill_resume_is_exact(tokens, tmp_path, uninterrupted):
 def test_ctrl_c_saves_a_checkpoint_then_resumes_exactly(tokens, tmp_path, uninterrupted):
     run = tmp_path / "run"
     cmd = train_cmd(tokens, run, "--max-steps", "30", "--ckpt-every", "5", "--dropout", "0.1")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     wait_for(
         lambda: (run / "metrics.jsonl").exists() and len((run / "metrics.jsonl").read_text().splitlines()) >= 7, proc
     )
@@ -440,7 +440,7 @@ def test_checkpoint_that_cannot_be_written_leaves_no_partial_file(tokens, tmp_pa
     run = tmp_path / "run"
     cmd = train_cmd(tokens, run, "--max-steps", "100", "--ckpt-every", "2")  # (too many steps to finish before Ctrl-C)
     # good checkpoints (rolling ones, and Ctrl-C saves one), then no room for the next
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     wait_for(lambda: (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().count("\n") >= 1, proc)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
