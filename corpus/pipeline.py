@@ -384,11 +384,11 @@ def make_executor(stage: Stage, cfg: CleanConfig, lay: Layout, depends=None):
     logging_dir = str(lay.logs / stage.name)
     workers = max(1, min(cfg.workers, stage.tasks))
     if cfg.executor == "local":
-        from datatrove.executor import LocalPipelineExecutor
+        from corpus.local_executor import LocalExecutor
 
         # fork, not datatrove's default forkserver: a worker starts with every module already imported, instead
         # of importing datatrove, pyarrow, fastText... again in each worker of each stage (seconds of CPU per run)
-        return LocalPipelineExecutor(
+        return LocalExecutor(
             stage.steps,
             tasks=stage.tasks,
             workers=workers,

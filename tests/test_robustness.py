@@ -4,6 +4,7 @@ bad files and full disks end in one line; no document can break the reports."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -619,11 +620,31 @@ def test_corpus_clean_on_a_full_disk_says_so_and_resumes(small_jsonl, shared_dat
         line.startswith(f"corpus-clean: error: --output {small_disk / 'clean'}: no space left")
         and "same command" in line
     )
+    # the tasks' tracebacks and their loggers' failures to write their log files are left out
+    assert "Traceback" not in result.stderr and "Logging error" not in result.stderr, result.stderr[-3000:]
     filler.unlink()
     assert run(cmd).returncode == 0
     reference = tmp_path / "reference"
     assert run(none_cmd([docs], reference, "--workers", workers)).returncode == 0
     assert shard_rows(small_disk / "clean") == shard_rows(reference)
+
+
+def test_the_full_disk_filter_drops_only_what_a_full_disk_causes():
+    from corpus.local_executor import BLOCK_END, BLOCK_START, FullDiskFilter
+
+    seen = io.StringIO()
+    stream = FullDiskFilter(seen)
+    full = "OSError: [Errno 28] No space left on device\n"
+    stream.write("task 0: 10 docs\n")
+    stream.write(f"ERROR | task failed\nTraceback (most recent call last):\n{full}")
+    for part in (f"{BLOCK_START} #3 ---\n", "Record was: {...}\n", full, f"{BLOCK_END}\n"):
+        stream.write(part)
+    other = [f"{BLOCK_START} #2 ---\n", "Record was: {...}\n", "ValueError: bad format\n", f"{BLOCK_END}\n"]
+    for part in other:
+        stream.write(part)
+    stream.write("EDQUOT: OSError: [Errno 122] Disk quota exceeded\n")
+    stream.write("stage 2/2\n")
+    assert seen.getvalue() == "task 0: 10 docs\n" + "".join(other) + "stage 2/2\n"
 
 
 def test_tokenize_on_a_full_disk_says_so_and_resumes(train_env, small_disk, tmp_path):
