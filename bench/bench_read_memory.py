@@ -56,6 +56,15 @@ def write_long_arrow(path: Path, size: int) -> Path:
     return path
 
 
+def write_long_parquet(path: Path, size: int) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": ["first", "long", "last"], "text": [SMALL[0]["text"], "x" * size, SMALL[1]["text"]]})
+    pq.write_table(table, path, compression="zstd")
+    return path
+
+
 def peak_rss_mb(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
     """Peak RSS (MB) of `cmd`'s largest process, measured by the kernel (getrusage of a child that ended),
     in a fresh Python process so that no earlier child counts."""
@@ -89,6 +98,7 @@ KINDS = {  # name: (file name, writer)
     "jsonl.gz": ("long.jsonl.gz", write_long_line_jsonl),
     "txt": ("long.txt", write_long_text),
     "arrow": ("long.arrow", write_long_arrow),
+    "parquet": ("long.parquet", write_long_parquet),
 }
 
 
