@@ -48,9 +48,32 @@ DEFAULT_PACKAGES = [
     "debian-faq",
 ]
 
-# English prose documentation, smallest first (so an interrupted build has many packages done); chosen with
-# `apt-cache show` / `dpkg-deb -c` for the amount of HTML in each
-LARGE_EXTRA_PACKAGES = [
+# Prose-heavy manuals first (user guides, policy and administration handbooks, specifications: the pages the
+# `full` preset keeps most of), then English reference documentation, smallest first (so an interrupted build has
+# many packages done); chosen with `apt-cache show` / `dpkg-deb -c` for the amount of HTML in each
+PROSE_PACKAGES = [
+    "abs-guide",
+    "debian-policy",
+    "debian-history",
+    "harden-doc",
+    "exim4-doc-html",
+    "postfix-doc",
+    "buildbot-doc",
+    "zsh-doc",
+    "vim-doc",
+    "bind9-doc",
+    "nodejs-doc",
+    "r-doc-html",
+    "live-manual-html",
+    "libreoffice-help-en-us",
+    "debmake-doc",
+    "sqlite3-doc",
+    "debian-edu-doc-en",
+    "kicad-doc-en",
+    "grass-doc",
+    "gimp-help-en",
+]
+LARGE_EXTRA_PACKAGES = PROSE_PACKAGES + [
     "python-pint-doc",
     "python-cryptography-doc",
     "python-flask-doc",
@@ -96,7 +119,6 @@ LARGE_EXTRA_PACKAGES = [
     "python-scipy-doc",
     "python-statsmodels-doc",
     "racket-doc",
-    "openjdk-17-doc",
     "lilypond-doc-html",
     "sagemath-doc",
 ]
