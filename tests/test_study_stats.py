@@ -92,7 +92,7 @@ def signals_of(values: dict, start: float = 100.0, blimp_pairs: int = 4, glue_de
     before = {k: (start if lower else 0.5) for k, _, lower, *_ in METRICS}
     starts = {a: before for a in values}
     bases = baselines(blimp_pairs, glue_dev, starts)
-    return metric_signals(METRICS, values, bases, starts, [("a", "b")], targets)
+    return metric_signals(METRICS, values, bases, starts, targets)
 
 
 def test_majority_class_is_read_from_the_dev_labels(shared_data):

@@ -98,11 +98,10 @@ def signal_lines(signals: dict[str, dict]) -> list[str]:
         else:
             bar = f"majority class {base['value']:.{d}f} + {100 * base['margin']:.0f} points"
         above = {True: "yes", False: "no", None: "unknown"}[s["above_chance"]]
-        rising = {True: "yes", False: "no", None: "unknown (fewer than 2 seeds or no model before training)"}[
-            s["rises"]
-        ]
+        why = "no model before training" if None in s["start"].values() else "fewer than 2 seeds"
+        rising = {True: "yes", False: "no", None: f"unknown ({why})"}[s["rises"]]
         if sd is None or s["difference"] is None:
-            spread = "unknown" + (" (fewer than 2 seeds)" if sd is None else " (no comparison)")
+            spread = "unknown" + (" (fewer than 2 seeds)" if sd is None else " (one arm)")
         else:
             spread = f"{sd:.{d}f} {'<' if s['resolves'] else '>='} {s['difference']:.{d}f} ({s['difference_of']})"
         verdict = "carries signal" if s["carries_signal"] else "no signal at this scale: " + "; ".join(s["reasons"])

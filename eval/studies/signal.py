@@ -7,7 +7,7 @@ scale, as FineWeb's and DCLM's ablations choose theirs:
 (b) rising with tokens: each arm's end point (mean over seeds) better than its model before training beyond the
     95% interval of that mean;
 (c) a seed spread (standard deviation within arms, pooled) smaller than the difference it is asked to resolve:
-    the power target where the study sets one for the metric, else the largest difference between compared arms.
+    the power target where the study sets one for the metric, else the largest difference between the arms' means.
 
 A fine-tuning column is shown in a report only when every fine-tuned model of the study clears (a); otherwise the
 report leaves it out and says so in one line (results.json keeps its numbers). The decisions are the small pure
@@ -44,6 +44,7 @@ METRICS = [
     ("blimp_acc", "BLiMP acc", False, 3, "mcnemar"),
     ("sst2_acc", "SST-2 acc", False, 3, "mcnemar"),
 ]
+COMPARED = ("wikitext_ppl", "heldout_ppl", "blimp_acc", "sst2_acc")  # the metrics each comparison states
 FINETUNED = {"sst2_acc": "sst2"}  # the fine-tuning metrics and their GLUE task (eval.glue.TASKS)
 BLIMP_PARADIGMS = 67
 
@@ -136,13 +137,12 @@ def metric_signals(
     values: dict[str, dict[str, list[float]]],
     bases: dict[str, dict],
     start: dict[str, dict],
-    compared: list[tuple[str, str]],
     targets: dict[str, float] | None = None,
 ) -> dict[str, dict]:
     """Per metric: above chance, rising with tokens, seed spread vs the difference to resolve, the verdict, and
     whether its column is shown. `values`: arm -> metric -> the runs' values; `bases`: `baselines(...)`; `start`:
-    arm -> the metrics of its model before training; `compared`: the (a, b) arms the study compares; `targets`:
-    metric -> the difference the study's power target asks it to resolve."""
+    arm -> the metrics of its model before training; `targets`: metric -> the difference the study's power target
+    asks it to resolve (else: the largest difference between the arms' means)."""
     signals = {}
     for key, title, lower, digits, *_ in metrics:
         by_arm = {a: v[key] for a, v in values.items() if v.get(key)}
@@ -164,13 +164,14 @@ def metric_signals(
         starts = {a: start.get(a, {}).get(key) for a in by_arm}
         rising = combined([None if starts[a] is None else rises(starts[a], vals, lower) for a, vals in by_arm.items()])
         means = {a: statistics.fmean(v) for a, v in by_arm.items()}
-        diffs = [abs(means[a] - means[b]) for a, b in compared if a in means and b in means]
         if targets and key in targets:
             difference, of = targets[key], "the power target"
         else:
-            difference, of = (max(diffs) if diffs else None), "the largest difference between compared arms"
+            spread = max(means.values()) - min(means.values())
+            difference, of = (spread if len(means) > 1 else None), "the largest difference between arms"
         sd = pooled_sd(by_arm)
-        carries, reasons = signal_verdict(above, rising, resolves(sd, difference))
+        unknown = "fewer than 2 seeds" if sd is None else "one arm: no difference to resolve"
+        carries, reasons = signal_verdict(above, rising, resolves(sd, difference), unknown)
         signals[key] = {
             "title": title,
             "digits": digits,
@@ -189,3 +190,26 @@ def metric_signals(
             "shown": base["kind"] != "majority" or above,
         }
     return signals
+
+
+def study_signals(
+    metrics: list[tuple],
+    runs: dict[str, dict],
+    by: str,
+    start: dict[str, dict],
+    blimp_pairs: int,
+    glue_dev: int,
+    targets: dict[str, float] | None = None,
+) -> dict[str, dict]:
+    """`metric_signals` of a study's runs, grouped into arms by the runs' field `by` (`arm`, `method`); `start`:
+    each arm -> the metrics of the model it starts from."""
+    values = {
+        a: {key: [r[key] for r in runs.values() if r[by] == a and r.get(key) is not None] for key, *_ in metrics}
+        for a in start
+    }
+    return metric_signals(metrics, values, baselines(blimp_pairs, glue_dev, start), start, targets)
+
+
+def shown(metrics: list[tuple], signals: dict[str, dict]) -> list[tuple]:
+    """The metrics a report shows: all but the fine-tuning metrics that do not learn at this scale."""
+    return [m for m in metrics if signals.get(m[0], {}).get("shown", True)]

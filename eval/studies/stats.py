@@ -238,8 +238,11 @@ def resolves(seed_sd: float | None, difference: float | None) -> bool | None:
     return seed_sd < difference
 
 
-def signal_verdict(above: bool | None, rising: bool | None, resolving: bool | None) -> tuple[bool, list[str]]:
-    """(carries signal, the reasons it does not): all three criteria must hold; an unknown one fails."""
+def signal_verdict(
+    above: bool | None, rising: bool | None, resolving: bool | None, spread_unknown: str = "fewer than 2 seeds"
+) -> tuple[bool, list[str]]:
+    """(carries signal, the reasons it does not): all three criteria must hold; an unknown one fails
+    (`spread_unknown`: why the spread could not be weighed)."""
     reasons = []
     if not above:
         reasons.append("not above chance" if above is False else "chance level unknown")
@@ -249,6 +252,6 @@ def signal_verdict(above: bool | None, rising: bool | None, resolving: bool | No
         reasons.append(
             "seed spread not smaller than the difference to resolve"
             if resolving is False
-            else "seed spread unknown (fewer than 2 seeds)"
+            else f"seed spread not weighed ({spread_unknown})"
         )
     return not reasons, reasons
