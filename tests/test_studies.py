@@ -100,9 +100,28 @@ def test_ablation_smoke(shared_data, teacher, tmp_path):
     for png in ("val_ppl.png", "cleaning_steps.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
     check_html_report(out, tmp_path, "wikitext_ppl")
-    # resumable: a second run reuses every finished unit and gives the same report
+    # signal at this scale: at smoke scale no model learns SST-2, so its column is left out (results.json keeps it)
+    from eval.studies.signal import baselines
+    from eval.studies.stats import learns, rises
+
+    signal, start = results["signal"], results["start"]
+    majority = baselines(4, 64, {})["sst2_acc"]["value"]  # the majority class of smoke's 64 SST-2 dev examples
+    assert not learns([r["sst2_acc"] for r in results["runs"].values()], majority)
+    header = next(line for line in report.splitlines() if line.startswith("| data |"))
+    assert "SST-2 acc" not in header and "BLiMP acc" in header and not signal["sst2_acc"]["shown"]
+    assert "**SST-2 acc left out**" in report and f"majority class of the SST-2 dev set {majority:.3f}" in report
+    # each metric's verdict, from the student before training (evaluated once, a unit of its own)
+    assert {"initial/student", "initial result/student"} <= set(results["units"]) and start["wikitext_ppl"] > 0
+    for key, s in signal.items():
+        by_arm = [[r[key] for r in results["runs"].values() if r["arm"] == a] for a in ("paper", "full")]
+        assert s["rises"] == all(rises(start[key], v, s["lower_is_better"]) for v in by_arm), key
+        verdict = "carries signal" if s["carries_signal"] else "no signal at this scale: " + "; ".join(s["reasons"])
+        assert next(line for line in report.splitlines() if line.startswith(f"| {s['title']} | ")).endswith(
+            f"| {verdict} |"
+        )
+    # resumable: a second run reuses every finished unit (the model before training too) and gives the same report
     before = (out / "report.md").read_text()
-    run_eval(*args)
+    assert "the model before training" not in run_eval(*args).stdout
     assert (out / "report.md").read_text() == before
 
 
@@ -282,8 +301,19 @@ def test_compare_smoke(shared_data, teacher, tmp_path):
         and "WikiText bits/byte" in report
         and all(0 <= r["blimp_acc"] <= 1 for r in runs.values())
     )
-    for png in ("val_loss.png", "val_loss_time.png", "sst2.png"):
+    for png in ("val_loss.png", "val_loss_time.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
+    # at smoke scale SST-2 does not learn: no column, no comparison, no plot; one line says so
+    assert "**SST-2 acc left out**" in report and "SST-2" not in report.split("## Is the difference real?")[1]
+    assert not (out / "sst2.png").exists() and all("sst2_acc" in r for r in runs.values())
+    # each arm's model before training, evaluated once per starting point: truncate-alt and distill-alt share one
+    assert sorted(n for n in results["units"] if n.startswith("initial/")) == [
+        "initial/scratch",
+        "initial/student-0,3",
+        "initial/student-alt",
+    ]
+    assert results["start"]["truncate-alt"] == results["start"]["distill-alt"] != results["start"]["scratch"]
+    assert "## Signal at this scale" in report and "seed spread not weighed (fewer than 2 seeds)" in report
     check_html_report(out, tmp_path, "heldout_ppl")
     for r in runs.values():  # the time axis: the same validation points, at increasing training time within the run's
         times = [t for t, _ in r["curve_time"]]

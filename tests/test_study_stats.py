@@ -8,13 +8,19 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from eval.studies.report import left_out_lines, signal_lines
 from eval.studies.stats import (
+    chance_margin,
     curve_band,
     half_width,
     items_for_half_width,
+    learns,
+    majority_accuracy,
     mcnemar,
     min_detectable_difference,
     paired_bootstrap,
+    pooled_sd,
+    rises,
     seeds_for_half_width,
 )
 
@@ -75,3 +81,87 @@ def test_curve_band_is_the_t_interval_at_each_shared_point():
     x, mean, low, high = band[0]
     half = sps.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)
     assert (mean, low, high) == pytest.approx((6.0, 6.0 - half, 6.0 + half))
+
+
+# ---------------------------------------------------------------- does a metric carry signal?
+def signals_of(values: dict, start: float = 100.0, blimp_pairs: int = 4, glue_dev: int = 64, targets=None) -> dict:
+    """The signal of every metric of a study whose arms have `values` (arm -> metric -> runs' values); every arm
+    starts from a model scoring `start` on the perplexities and 0.5 on the accuracies."""
+    from eval.studies.signal import METRICS, baselines, metric_signals
+
+    before = {k: (start if lower else 0.5) for k, _, lower, *_ in METRICS}
+    starts = {a: before for a in values}
+    bases = baselines(blimp_pairs, glue_dev, starts)
+    return metric_signals(METRICS, values, bases, starts, targets)
+
+
+def test_majority_class_is_read_from_the_dev_labels(shared_data):
+    """SST-2's dev majority: counted here from the TSV's label column, against the baseline the studies use."""
+    from eval.studies.signal import baselines
+
+    rows = (shared_data / "glue" / "SST-2" / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    labels = [row.rsplit("\t", 1)[1] for row in rows if row.strip()]
+    expected = max(labels.count(x) for x in set(labels)) / len(labels)
+    assert baselines(0, 0, {})["sst2_acc"]["value"] == pytest.approx(expected) and 0.5 < expected < 0.52
+    assert baselines(0, 0, {})["sst2_acc"]["items"] == len(labels) == 872
+    first = labels[:64]
+    assert baselines(0, 64, {})["sst2_acc"]["value"] == pytest.approx(max(map(first.count, set(first))) / 64)
+    assert majority_accuracy([0, 1, 1, 1]) == 0.75 and majority_accuracy(["a"]) == 1.0
+
+
+def test_a_finetuning_column_is_shown_only_when_every_model_is_10_points_above_the_majority():
+    assert learns([0.70, 0.601], 0.50) and not learns([0.70, 0.599], 0.50) and not learns([], 0.5)
+    assert learns([0.60], 0.50)  # exactly 10 points: kept (the float sum 0.5 + 0.1 does not drop it)
+    from eval.studies.signal import baselines
+
+    majority = baselines(0, 64, {})["sst2_acc"]["value"]
+    ppl = {"wikitext_ppl": [50.0, 51.0]}
+    below = signals_of({"a": {**ppl, "sst2_acc": [majority + 0.099, 0.9]}, "b": {**ppl, "sst2_acc": [0.9, 0.9]}})
+    above = signals_of({"a": {**ppl, "sst2_acc": [majority + 0.101, 0.9]}, "b": {**ppl, "sst2_acc": [0.9, 0.9]}})
+    assert not below["sst2_acc"]["shown"] and below["sst2_acc"]["above_chance"] is False
+    assert above["sst2_acc"]["shown"] and above["sst2_acc"]["above_chance"] is True
+    assert below["wikitext_ppl"]["shown"]  # only fine-tuning columns are ever left out
+    line = "\n".join(left_out_lines(below))
+    assert "SST-2 acc left out" in line and "best model 0.900" in line and f"dev set {majority:.3f}" in line
+    assert left_out_lines(above) == []
+
+
+def test_above_chance_rises_and_seed_spread_each_decide_the_verdict():
+    # BLiMP on 67 x 4 pairs: a coin flipper reaches 50% + 6.0 points by luck
+    assert chance_margin(268) == pytest.approx(1.96 * 0.5 / math.sqrt(268))
+    lucky = signals_of({"a": {"blimp_acc": [0.55, 0.56]}, "b": {"blimp_acc": [0.55, 0.555]}})["blimp_acc"]
+    assert lucky["above_chance"] is False and "not above chance" in lucky["reasons"]
+    # perplexity: below the model before training (100), falling beyond its interval, arms 20 apart, SD about 1
+    good = {"a": {"wikitext_ppl": [60.0, 61.0, 59.0]}, "b": {"wikitext_ppl": [80.0, 81.0, 79.0]}}
+    s = signals_of(good)["wikitext_ppl"]
+    assert (s["above_chance"], s["rises"], s["resolves"], s["carries_signal"]) == (True, True, True, True)
+    assert s["seed_sd"] == pytest.approx(1.0) and s["difference"] == pytest.approx(20.0)
+    # the seed spread exceeds the difference between the arms: flagged
+    noisy = {"a": {"wikitext_ppl": [60.0, 70.0, 50.0]}, "b": {"wikitext_ppl": [62.0, 72.0, 52.0]}}
+    s = signals_of(noisy)["wikitext_ppl"]
+    assert s["resolves"] is False and not s["carries_signal"]
+    assert s["reasons"] == ["seed spread not smaller than the difference to resolve"]
+    # ... or the power target, where the study sets one
+    s = signals_of(good, targets={"wikitext_ppl": 0.5})["wikitext_ppl"]
+    assert s["resolves"] is False and s["difference_of"] == "the power target"
+    # worse than the model before training: not above chance, not rising
+    s = signals_of({"a": {"wikitext_ppl": [120.0, 121.0]}, "b": {"wikitext_ppl": [60.0, 61.0]}})["wikitext_ppl"]
+    assert s["above_chance"] is False and s["rises"] is False
+    # better than before, but its interval reaches back over the start: above chance, yet not shown to rise
+    assert rises(100.0, [10.0, 99.0], lower_is_better=True) is False
+    assert rises(100.0, [98.0, 98.5, 98.2], lower_is_better=True) is True
+    assert rises(0.5, [0.6, 0.61], lower_is_better=False) is True and rises(0.5, [0.6], False) is None
+    # one seed: no spread, no interval, so no verdict of signal
+    s = signals_of({"a": {"wikitext_ppl": [60.0]}, "b": {"wikitext_ppl": [80.0]}})["wikitext_ppl"]
+    assert (s["rises"], s["seed_sd"], s["carries_signal"]) == (None, None, False)
+    assert pooled_sd({"a": [1.0, 3.0], "b": [2.0, 2.0], "c": [5.0]}) == pytest.approx(math.sqrt(1.0))
+
+
+def test_the_signal_table_states_each_verdict():
+    signals = signals_of(
+        {"a": {"wikitext_ppl": [60.0, 61.0, 59.0], "blimp_acc": [0.5, 0.51]}, "b": {"wikitext_ppl": [80.0, 81.0, 79.0]}}
+    )
+    table = "\n".join(signal_lines(signals))
+    assert "| WikiText ppl (sliding) | yes: best 59.0 vs the model before training (100.0) | yes | 1.0 < 20.0" in table
+    assert "| BLiMP acc | no: best 0.510 vs 50% + 0.060 (luck on 268 pairs) |" in table
+    assert "no signal at this scale: not above chance" in table

@@ -50,9 +50,10 @@ from eval.studies.pretraining import (
     tokenize,
 )
 from eval.studies.provenance import code_version
-from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
+from eval.studies.report import fmt, left_out_lines, markdown_table, noise_sentence, signal_lines, units_section
 from eval.studies.report_html import write_report_files
 from eval.studies.runs import python_module, read_curve, run_command
+from eval.studies.signal import COMPARED, METRICS as EVALUATED, initial_model, shown, study_signals
 from eval.studies.stats import (
     curve_band,
     half_width,
@@ -72,17 +73,9 @@ from train.config import keep_layers_check
 SCALES = {**PRETRAINING_SCALES, "default": replace(PRETRAINING_SCALES["default"], seeds=list(range(10)))}
 POWER_TARGET = 0.02  # the full vs none WikiText interval should be at most +-2% of the none mean
 
-# The metrics of every model: (key in the evaluation result, column title, lower is better, digits, paired test).
-# A metric added to the evaluation (and here) gets its column, its comparisons and its power line.
-METRICS = [
-    ("wikitext_ppl", "WikiText ppl (sliding)", True, 1, "bootstrap"),
-    ("wikitext_blocks_ppl", "WikiText ppl (blocks)", True, 1, "bootstrap"),
-    ("wikitext_bpb", "WikiText bits/byte", True, 3, "bootstrap"),  # no per-item scores: no paired test
-    ("heldout_ppl", "raw held-out ppl", True, 1, "bootstrap"),
-    ("blimp_acc", "BLiMP acc", False, 3, "mcnemar"),
-    ("sst2_acc", "SST-2 acc", False, 3, "mcnemar"),
-]
-COMPARED = ("wikitext_ppl", "heldout_ppl", "blimp_acc", "sst2_acc")  # the metrics each comparison states
+# The metrics of every model (`signal.METRICS`: key, column title, lower is better, digits, paired test); here the
+# held-out set is the raw corpus's.
+METRICS = [(k, "raw held-out ppl" if k == "heldout_ppl" else title, *rest) for k, title, *rest in EVALUATED]
 
 # the steps of the `full` recipe in pipeline order: (name, the --set that leaves it out, its name in stats.json)
 STEPS = [
@@ -422,6 +415,22 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
         "code": code_version(),
     }
     results["power"] = power_check(results, items)
+    # the student before any training (every arm starts from it): the bar its perplexities must beat
+    initial = initial_model(
+        heldout[0],
+        out,
+        "student",
+        scale.seeds[0],
+        teacher=cfg.teacher,
+        keep_layers=cfg.keep_layers,
+        reuse_stale=cfg.reuse_stale,
+    )
+    start, units["initial result/student"] = evaluate_run(
+        initial, heldout, scale, scale.seeds[0], out, "initial-student", cfg.execution(), reuse_stale=cfg.reuse_stale
+    )
+    units["initial/student"] = initial["unit"]
+    results["start"] = start
+    results["signal"] = study_signal(results, start)
     atomic_json(out / "config.json", {"command": command, "ablation": asdict(cfg), "scale": asdict(scale)})
     write_report(results, out)
     return results
@@ -482,6 +491,21 @@ def compare_arms(a: str, b: str, kind: str, step: str | None, runs: dict, items:
     return result
 
 
+def study_signal(results: dict, start: dict) -> dict:
+    """Whether each metric carries signal at this scale (`signal.metric_signals`): every arm starts from `start`,
+    the model before training; WikiText perplexity is asked to resolve the power target where there is one."""
+    scale, power = results["scale"], results.get("power")
+    return study_signals(
+        METRICS,
+        results["runs"],
+        "arm",
+        {a: start for a in results["arms"]},
+        scale["blimp_pairs"],
+        scale["glue_dev"],
+        {"wikitext_ppl": power["target"]} if power else {},
+    )
+
+
 def power_check(results: dict, items: dict) -> dict | None:
     """Does the budget reach the target (95% interval of the full vs none WikiText difference at most +-2% of the
     none mean)? If not: seeds per arm that would at the measured spread, and evaluation items for the paired
@@ -508,10 +532,13 @@ def power_check(results: dict, items: dict) -> dict | None:
     return check
 
 
-def comparison_lines(c: dict) -> list[str]:
-    """A comparison as report lines: the seed-level interval with its MDD, and the paired statistic beside it."""
+def comparison_lines(c: dict, metrics: set[str]) -> list[str]:
+    """A comparison as report lines: the seed-level interval with its MDD, and the paired statistic beside it, for
+    the report's `metrics` (the fine-tuning metrics that do not learn are left out)."""
     lines = []
     for metric, m in c["metrics"].items():
+        if metric not in metrics:
+            continue
         title, lower, digits = next((t, low, d) for k, t, low, d, _ in METRICS if k == metric)
         line = noise_sentence(c["a"], m["a"], c["b"], m["b"], title, lower, digits)
         if m["mdd"] is not None:
@@ -636,6 +663,8 @@ def write_report(results: dict, out: Path) -> None:
     cfg, scale, variants = results["config"], results["scale"], results["variants"]
     runs, arms = results["runs"], results["arms"]
     stat = {a: {m[0]: arm_stat(runs, a, m[0]) for m in METRICS} for a in arms}
+    signals = results.get("signal", {})
+    columns = shown(METRICS, signals)  # fine-tuning columns only where they learn
     train_time = {a: summarize([r["summary"]["train_time_s"] for r in runs.values() if r["arm"] == a]) for a in arms}
     trained = {a: max(r["summary"]["tokens"] for r in runs.values() if r["arm"] == a) for a in arms}
     rows = []
@@ -649,7 +678,7 @@ def write_report(results: dict, out: Path) -> None:
                 f"{v['train_tokens']:,}",
                 f"{trained[a] / v['train_tokens']:.2f}",
                 "-" if decontam is None else f"{decontam:,}",
-                *[fmt(stat[a][key], digits) for key, _, _, digits, _ in METRICS],
+                *[fmt(stat[a][key], digits) for key, _, _, digits, _ in columns],
                 fmt(train_time[a], 0),
             ]
         )
@@ -659,7 +688,7 @@ def write_report(results: dict, out: Path) -> None:
         "train tokens",
         "epochs",
         "decontaminated docs",
-        *[m[1] for m in METRICS],
+        *[m[1] for m in columns],
         "train time (s)",
     ]
     bands = {
@@ -721,6 +750,7 @@ def write_report(results: dict, out: Path) -> None:
         f"across tokenizers). BLiMP: zero-shot accuracy on {scale.get('blimp_pairs') or 'all 1,000'} pairs of each of "
         f"the 67 paradigms (chance 50%).",
         "",
+        *left_out_lines(signals),
     ]
     if cfg["study"] == "steps":
         lines += [
@@ -735,6 +765,7 @@ def write_report(results: dict, out: Path) -> None:
         *overlap_lines(results.get("teacher_overlap"), cfg.get("teacher_data", "")),
         *leakage_lines(variants),
         *power_lines(results.get("power")),
+        *signal_lines(signals),
     ]
     if cfg["study"] == "steps":
         lines += [
@@ -775,7 +806,7 @@ def write_report(results: dict, out: Path) -> None:
         lines += [
             f"### `{c['a']}` vs `{c['b']}`" + (f" ({c['kind']})" if c["kind"] != "preset" else ""),
             "",
-            *comparison_lines(c),
+            *comparison_lines(c, {m[0] for m in columns}),
             "",
         ]
     lines += [

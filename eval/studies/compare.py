@@ -34,9 +34,10 @@ from eval.studies.pretraining import (
     tokenize,
 )
 from eval.studies.provenance import code_version
-from eval.studies.report import fmt, markdown_table, noise_sentence, units_section
+from eval.studies.report import fmt, left_out_lines, markdown_table, noise_sentence, signal_lines, units_section
 from eval.studies.report_html import write_report_files
 from eval.studies.runs import read_curve
+from eval.studies.signal import COMPARED, METRICS, initial_model, shown, study_signals
 from eval.studies.stats import summarize
 from eval.studies.units import cached, unit_path
 from train.config import KEEP_LAYER_NAMES, layer_list
@@ -184,6 +185,14 @@ def run_compare(
     teacher_metrics = cached(path, lambda: evaluate_model(Path(teacher), tokens, scale, scale.seeds[0], execution))
     teacher_metrics.pop("items", None)  # per-item scores stay in the cached file
     units["result/teacher"] = {"kind": "evaluation", "fingerprint": fp, "path": str(path)}
+    start = {}  # each method: the metrics of the model it starts from (methods with one start share it)
+    for method, (keep, extra) in methods.items():
+        name = "scratch" if method == "scratch" else f"student-{keep}"
+        initial = initial_model(tokens, out, name, scale.seeds[0], teacher=teacher, keep_layers=keep, extra=extra)
+        start[method], units[f"initial result/{name}"] = evaluate_run(
+            initial, (tokens, units["tokens"]), scale, scale.seeds[0], out, f"initial-{name}", execution
+        )
+        units[f"initial/{name}"] = initial["unit"]
     for method, arm in arms.items():  # as the runs recorded it
         summaries = [r["summary"] for r in runs.values() if r["method"] == method]
         arm.update(
@@ -200,6 +209,8 @@ def run_compare(
         "arms": arms,
         "runs": runs,
         "teacher_metrics": teacher_metrics,
+        "start": start,
+        "signal": study_signals(METRICS, runs, "method", start, scale.blimp_pairs, scale.glue_dev),
         "train_tokens": train_tokens,
         "units": units,
         "code": code_version(),
@@ -210,8 +221,10 @@ def run_compare(
 
 def write_report(results: dict, out: Path) -> None:
     runs, methods, scale = results["runs"], results["methods"], results["scale"]
-    keys = ("wikitext_ppl", "wikitext_blocks_ppl", "wikitext_bpb", "heldout_ppl", "blimp_acc", "sst2_acc")
-    digits = {"wikitext_bpb": 3, "blimp_acc": 3, "sst2_acc": 3}
+    signals = results.get("signal", {})
+    columns = shown(METRICS, signals)  # fine-tuning columns only where they learn
+    keys = [key for key, *_ in columns]
+    digits = {key: d for key, _, _, d, _ in columns}
     stat = {m: {k: summarize([r.get(k) for r in runs.values() if r["method"] == m]) for k in keys} for m in methods}
     timing = {
         m: {
@@ -227,12 +240,13 @@ def write_report(results: dict, out: Path) -> None:
             f"{params[m] / 1e6:.1f}M",
             fmt(timing[m]["train_time_s"], 0),
             fmt(timing[m]["tokens_per_s"], 0),
-            *(fmt(stat[m][k], digits.get(k, 1)) for k in keys),
+            *(fmt(stat[m][k], digits[k]) for k in keys),
         ]
         for m in methods
     ]
     t = results["teacher_metrics"]
-    rows.append(["teacher (reference)", "-", "-", "-", *(fmt(summarize([t.get(k)]), digits.get(k, 1)) for k in keys)])
+    rows.append(["teacher (reference)", "-", "-", "-", *(fmt(summarize([t.get(k)]), digits[k]) for k in keys)])
+    headers = ["method", "params", "train time (s)", "tokens/s", *(title for _, title, *_ in columns)]
     plot_curves(
         {m: [r["curve"] for r in runs.values() if r["method"] == m] for m in methods},
         out / "val_loss.png",
@@ -245,12 +259,13 @@ def write_report(results: dict, out: Path) -> None:
         "validation loss vs training time",
         xlabel="training time (s, this machine)",
     )
-    plot_bars(
-        {"SST-2 accuracy": {m: stat[m]["sst2_acc"] for m in methods}},
-        out / "sst2.png",
-        "SST-2 dev accuracy",
-        "accuracy",
-    )
+    if "sst2_acc" in keys:
+        plot_bars(
+            {"SST-2 accuracy": {m: stat[m]["sst2_acc"] for m in methods}},
+            out / "sst2.png",
+            "SST-2 dev accuracy",
+            "accuracy",
+        )
     main = methods[0]
     lines = [
         "# Truncation vs distillation vs scratch",
@@ -261,40 +276,24 @@ def write_report(results: dict, out: Path) -> None:
         "training tokens), "
         f"seeds {scale['seeds']}, the same token shards for every method.",
         "",
-        markdown_table(
-            [
-                "method",
-                "params",
-                "train time (s)",
-                "tokens/s",
-                "WikiText ppl (sliding)",
-                "WikiText ppl (blocks)",
-                "WikiText bits/byte",
-                "held-out ppl",
-                "BLiMP acc",
-                "SST-2 acc",
-            ],
-            rows,
-        ),
+        markdown_table(headers, rows),
         "",
         "WikiText perplexity by two protocols: a sliding window "
         "(each token scored with up to context - 1 tokens before it) "
         "and Hugging Face run_clm.py's non-overlapping blocks of the model's context "
         "(the protocol of the paper's WikiText-103 numbers).",
         "",
+        *left_out_lines(signals),
         *arms_section(results),
+        *signal_lines(signals),
         "## Is the difference real?",
         "",
     ]
+    compared = [(key, title, lower, d) for key, title, lower, d, _ in columns if key in COMPARED]
     for m in methods[1:]:
-        lines.append(
-            noise_sentence(main, stat[main]["wikitext_ppl"], m, stat[m]["wikitext_ppl"], "WikiText perplexity", True)
-        )
-        lines.append(
-            noise_sentence(main, stat[main]["heldout_ppl"], m, stat[m]["heldout_ppl"], "held-out perplexity", True)
-        )
-        lines.append(noise_sentence(main, stat[main]["blimp_acc"], m, stat[m]["blimp_acc"], "BLiMP accuracy", False))
-        lines.append(noise_sentence(main, stat[main]["sst2_acc"], m, stat[m]["sst2_acc"], "SST-2 accuracy", False))
+        lines += [
+            noise_sentence(main, stat[main][k], m, stat[m][k], title, lower, d) for k, title, lower, d in compared
+        ]
     lines += [
         "",
         "Distillation runs the teacher forward on every batch: its time per token includes that cost. The second "
@@ -304,29 +303,12 @@ def write_report(results: dict, out: Path) -> None:
         "",
         "![validation loss vs time](val_loss_time.png)",
         "",
-        "![SST-2](sst2.png)",
-        "",
+        *(["![SST-2](sst2.png)", ""] if "sst2_acc" in keys else []),
         *units_section(results["units"], results.get("code")),
     ]
     page = write_report_files(out, results, "Truncation vs distillation vs scratch", "\n".join(lines) + "\n")
     print(f"\ncompare report: {page} (also report.md)")
-    print(
-        markdown_table(
-            [
-                "method",
-                "params",
-                "time (s)",
-                "tokens/s",
-                "WikiText ppl (sliding)",
-                "WikiText ppl (blocks)",
-                "WikiText bits/byte",
-                "held-out ppl",
-                "BLiMP",
-                "SST-2",
-            ],
-            rows,
-        )
-    )
+    print(markdown_table(headers, rows))
 
 
 def arms_section(results: dict) -> list[str]:

@@ -66,3 +66,53 @@ def code_cell(code: dict | None) -> str:
     if code.get("stale"):
         return f"**stale**: made by `{code['made_by_code'][:10]}`, this code is `{code['code'][:10]}`"
     return f"`{code['code'][:10]}`"
+
+
+def left_out_lines(signals: dict[str, dict]) -> list[str]:
+    """One line per fine-tuning metric left out of the report: it does not learn at this scale."""
+    lines = []
+    for s in signals.values():
+        if s["shown"]:
+            continue
+        base, d = s["baseline"], s["digits"]
+        lines.append(
+            f"**{s['title']} left out** of this report: at this scale not every fine-tuned model scores "
+            f"{100 * base['margin']:.0f} points above the majority class (best model {s['best']:.{d}f}, majority "
+            f"class of the {base['task']} dev set {base['value']:.{d}f} over {base['items']:,} examples); "
+            f"`results.json` keeps its numbers."
+        )
+    return [*lines, ""] if lines else []
+
+
+def signal_lines(signals: dict[str, dict]) -> list[str]:
+    """The report's table: for each metric, whether it carries signal at this scale, and why not."""
+    rows = []
+    for s in signals.values():
+        base, d, sd = s["baseline"], s["digits"], s["seed_sd"]
+        if base["kind"] == "start":
+            known = sorted({f"{v:.{d}f}" for v in base["arms"].values() if v is not None}, key=float)
+            span = known[0] if len(known) == 1 else f"{known[0]} to {known[-1]}" if known else "not evaluated"
+            bar = f"the model before training ({span})"
+        elif base["kind"] == "chance":
+            bar = f"{base['value']:.0%} + {base['margin']:.{d}f} (luck on {base['items']:,} pairs)"
+        else:
+            bar = f"majority class {base['value']:.{d}f} + {100 * base['margin']:.0f} points"
+        above = {True: "yes", False: "no", None: "unknown"}[s["above_chance"]]
+        why = "no model before training" if None in s["start"].values() else "fewer than 2 seeds"
+        rising = {True: "yes", False: "no", None: f"unknown ({why})"}[s["rises"]]
+        if sd is None or s["difference"] is None:
+            spread = "unknown" + (" (fewer than 2 seeds)" if sd is None else " (one arm)")
+        else:
+            spread = f"{sd:.{d}f} {'<' if s['resolves'] else '>='} {s['difference']:.{d}f} ({s['difference_of']})"
+        verdict = "carries signal" if s["carries_signal"] else "no signal at this scale: " + "; ".join(s["reasons"])
+        rows.append([s["title"], f"{above}: best {s['best']:.{d}f} vs {bar}", rising, spread, verdict])
+    return [
+        "## Signal at this scale",
+        "",
+        "Whether each metric can tell the arms apart at this scale: above chance (every model better than the bar), "
+        "rising with tokens (each arm's mean better than its model before training beyond its 95% interval), and "
+        "a seed standard deviation (within arms, pooled) smaller than the difference it is asked to resolve.",
+        "",
+        markdown_table(["metric", "above chance", "rises with tokens", "seed SD vs difference", "verdict"], rows),
+        "",
+    ]

@@ -169,3 +169,89 @@ def curve_band(
         half = _t(1 - alpha / 2, len(ys) - 1) * float(np.std(ys, ddof=1)) / math.sqrt(len(ys))
         band.append((x, mean, mean - half, mean + half))
     return band
+
+
+# ---------------------------------------------------------------- does a metric carry signal at this scale?
+# A metric is worth reading only when it is above chance, moves with training, and its seed spread is smaller than
+# the differences it is asked to resolve (the criteria FineWeb's and DCLM's ablations choose their metrics by).
+FINETUNE_MARGIN = 0.10  # a fine-tuning column is shown when every fine-tuned model is this far above the majority
+
+
+def majority_accuracy(labels: list) -> float:
+    """The accuracy of always answering the most frequent label of `labels` (the dev set's majority class)."""
+    if not labels:
+        raise ValueError("no labels: the majority class is undefined")
+    return max(labels.count(x) for x in set(labels)) / len(labels)
+
+
+def chance_margin(items: int, z: float = 1.96) -> float:
+    """How far above 50% a coin-flipping model lands by luck on `items` two-way choices (z standard errors)."""
+    return z * 0.5 / math.sqrt(items)
+
+
+def learns(scores: list[float], majority: float, margin: float = FINETUNE_MARGIN) -> bool:
+    """A fine-tuning metric is shown only when every fine-tuned model scores at least `margin` above the majority
+    class (scores and majority as fractions; 1e-9 absorbs the rounding of a score exactly at the margin)."""
+    return bool(scores) and min(scores) - majority >= margin - 1e-9
+
+
+def better(value: float, than: float, lower_is_better: bool) -> bool:
+    return value < than if lower_is_better else value > than
+
+
+def above_chance(values: list[float], baseline: float, lower_is_better: bool, margin: float = 0.0) -> bool:
+    """Every value better than `baseline` by more than `margin`."""
+    bar = baseline - margin if lower_is_better else baseline + margin
+    return bool(values) and all(better(v, bar, lower_is_better) for v in values)
+
+
+def mean_interval(values: list[float], alpha: float = ALPHA) -> tuple[float, float] | None:
+    """The 95% t interval of the mean over seeds; None under 2 values."""
+    if len(values) < 2:
+        return None
+    mean, half = float(np.mean(values)), _t(1 - alpha / 2, len(values) - 1) * statistics.stdev(values)
+    half /= math.sqrt(len(values))
+    return mean - half, mean + half
+
+
+def rises(start: float, values: list[float], lower_is_better: bool) -> bool | None:
+    """Did training move the metric? The end point (the mean over seeds) better than the `start` (the model before
+    training) beyond its 95% interval: the whole interval on the better side. None: under 2 seeds, no interval."""
+    interval = mean_interval(values)
+    if interval is None:
+        return None
+    low, high = interval
+    return high < start if lower_is_better else low > start
+
+
+def pooled_sd(values_by_arm: dict[str, list[float]]) -> float | None:
+    """The seed standard deviation within arms, pooled over the arms with 2 or more seeds (root of the mean
+    variance). None: no arm has 2 seeds."""
+    variances = [statistics.variance(v) for v in values_by_arm.values() if len(v) >= 2]
+    return math.sqrt(statistics.fmean(variances)) if variances else None
+
+
+def resolves(seed_sd: float | None, difference: float | None) -> bool | None:
+    """Is the seed spread smaller than the difference the metric is asked to resolve? None when either is unknown."""
+    if seed_sd is None or difference is None:
+        return None
+    return seed_sd < difference
+
+
+def signal_verdict(
+    above: bool | None, rising: bool | None, resolving: bool | None, spread_unknown: str = "fewer than 2 seeds"
+) -> tuple[bool, list[str]]:
+    """(carries signal, the reasons it does not): all three criteria must hold; an unknown one fails
+    (`spread_unknown`: why the spread could not be weighed)."""
+    reasons = []
+    if not above:
+        reasons.append("not above chance" if above is False else "chance level unknown")
+    if not rising:
+        reasons.append("does not rise with tokens" if rising is False else "no interval to tell whether it rises")
+    if not resolving:
+        reasons.append(
+            "seed spread not smaller than the difference to resolve"
+            if resolving is False
+            else f"seed spread not weighed ({spread_unknown})"
+        )
+    return not reasons, reasons

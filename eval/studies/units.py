@@ -22,6 +22,7 @@ SHAPED_BY = {
     "clean corpus": ["corpus"],
     "token shards": ["train/tokenize_shards.py", "train/tokenizer.py", "train/split.py"],
     "training run": ["train"],
+    "initial model": ["train"],
     "evaluation": [
         "eval/perplexity.py",
         "eval/glue.py",
