@@ -120,6 +120,50 @@ def join_lines(parts) -> str:
     return "\n".join(prefix + " ".join(words) + end for prefix, words, end in parts)
 
 
+C4_PIECES = WORDS + ["javascript", "Lorem ipsum", "{x}", "[1]", "[edit]", "privacy policy", "x" * 30, "word."]
+c4_lines = st.tuples(
+    st.sampled_from(["", "  ", "- "]),
+    st.lists(st.sampled_from(C4_PIECES), min_size=0, max_size=12),
+    st.sampled_from(["", ".", "...", "!", "?", '"', " [2]", ". [citation needed]", "  "]),
+)
+
+
+@FAST
+@given(
+    parts=st.lists(c4_lines, min_size=1, max_size=14),
+    min_sentences=st.sampled_from([-1, 1, 3, 5]),
+    min_words=st.sampled_from([-1, 2, 3, 6]),
+    max_word=st.sampled_from([-1, 4, 25, 1000]),
+    flags=st.lists(st.booleans(), min_size=6, max_size=6),
+)
+def test_fast_c4_quality_decides_as_datatrove(parts, min_sentences, min_words, max_word, flags):
+    """Decision, kept text and line statistics equal datatrove's C4 filter on lines hitting each of its rules."""
+    from datatrove.pipeline.filters import C4QualityFilter
+
+    from corpus.filters import FastC4QualityFilter
+    from corpus.text import RegexWordTokenizer
+
+    citations, punctuation, lorem, javascript, curly, policy = flags
+    kwargs = dict(
+        remove_citations=citations,
+        filter_no_terminal_punct=punctuation,
+        min_num_sentences=min_sentences,
+        min_words_per_line=min_words,
+        max_word_length=max_word,
+        filter_lorem_ipsum=lorem,
+        filter_javascript=javascript,
+        filter_curly_bracket=curly,
+        filter_policy=policy,
+        language=RegexWordTokenizer(),
+    )
+    text = join_lines(parts)
+    ours, theirs = FastC4QualityFilter(**kwargs), C4QualityFilter(**kwargs)
+    ours_doc, theirs_doc = Document(text=text, id="d"), Document(text=text, id="d")
+    assert ours.filter(ours_doc) == theirs.filter(theirs_doc)
+    assert ours_doc.text == theirs_doc.text
+    assert ours.stats.to_dict() == theirs.stats.to_dict()
+
+
 @FAST
 @given(
     parts=st.lists(lines, min_size=1, max_size=12),
