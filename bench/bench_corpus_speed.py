@@ -32,6 +32,9 @@ from bench.datatrove_default_clean import STEPS
 ROOT = Path(__file__).resolve().parents[1]
 INPUT = Path(os.environ.get("BENCH_CLEAN_INPUT", ROOT / "data" / "demo" / "jsonl"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", 3))
+# 0: no warm-up run (for an input so large that a warm-up would double the benchmark's hours; run a small input
+# first for the file cache and byte-compiled modules)
+WARMUP = int(os.environ.get("BENCH_WARMUP", 1))
 WORKERS = 2
 
 
@@ -99,7 +102,8 @@ def baseline_cmd(out: Path) -> list[str]:
 
 def measure(make_cmd, scratch: Path, name: str) -> tuple[list[float], list[float], Path]:
     cpus, walls = [], []
-    for i in range(REPEATS + 1):  # run 0 is the warm-up (file cache, byte-compiled modules)
+    first = 1 - WARMUP  # run 0 is the warm-up (file cache, byte-compiled modules)
+    for i in range(first, REPEATS + 1):
         out = scratch / f"{name}-{i}"
         cpu, wall = cpu_of(make_cmd(out))
         print(f"  {name} run {i}{' (warm-up)' if i == 0 else ''}: {cpu:.1f} CPU s, {wall:.0f} s wall", flush=True)
@@ -143,7 +147,7 @@ def main(out_dir: Path) -> dict:
     ids = input_ids()
     load = os.getloadavg()
     print(
-        f"input: {INPUT} ({len(ids):,} documents); {WORKERS} workers; 1 warm-up + {REPEATS} runs each, median; "
+        f"input: {INPUT} ({len(ids):,} documents); {WORKERS} workers; {WARMUP} warm-up + {REPEATS} runs each, median; "
         f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
         + ("" if subreaper else "\n  (no subreaper on this OS: processes orphaned by their parent are not counted)")
     )
