@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -53,6 +54,14 @@ if __name__ == "__main__":
                                                    eos_token="<|endoftext|>", shuffle_documents=False)],
                           tasks=tasks, workers=2, logging_dir=sys.argv[3] + "-logs").run()
 """
+
+
+def remove(*paths: Path) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def repeated_corpus(clean: Path, out: Path, times: int) -> Path:
@@ -118,10 +127,13 @@ def main(out_dir: Path, repeats: int = 3) -> dict:
 
         def script(source: str) -> tuple[float, float]:
             out = tmp / "baseline"
-            rss, wall, code = peak_rss([sys.executable, "-c", source, str(clean), tok_json, str(out)])
-            assert code == 0, "baseline failed"
-            shutil.rmtree(out, ignore_errors=True)
-            shutil.rmtree(str(out) + "-logs", ignore_errors=True)
+            cmd = [sys.executable, "-c", source, str(clean), tok_json, str(out)]
+            rss, wall, code = peak_rss(cmd)
+            remove(out, Path(str(out) + "-logs"))  # a file (the plain loop's) or folders (datatrove's)
+            if code:  # run it again to show why
+                why = subprocess.run(cmd, capture_output=True, text=True).stderr[-3000:]
+                remove(out, Path(str(out) + "-logs"))
+                raise RuntimeError(f"baseline failed:\n{why}")
             return wall, rss
 
         rss: dict[str, list[float]] = {}
