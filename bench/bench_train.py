@@ -9,6 +9,7 @@ round, then `repeats`); every training run is a fresh process and its rate is ta
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -38,8 +39,9 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
 
 
 def clean_corpus(tmp: Path) -> Path:
-    """The clean demo corpus, or else the html sample cleaned without filters."""
-    clean = ROOT / "data" / "clean" / "full"
+    """The clean corpus in `BENCH_CLEAN_CORPUS` (default: the clean demo corpus, data/clean/full), or else the
+    html sample cleaned without filters."""
+    clean = Path(os.environ.get("BENCH_CLEAN_CORPUS", ROOT / "data" / "clean" / "full"))
     if not (clean / "manifest.json").exists():
         clean = tmp / "clean"
         subprocess.run(
