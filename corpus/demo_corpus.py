@@ -1,17 +1,19 @@
 """The demo corpus: real, messy web text nobody here wrote, from Debian's documentation packages.
 
     python -m corpus.demo_corpus --output data/demo                       # quick default: 11 packages
-    python -m corpus.demo_corpus --size large --output data/demo-large    # 59 packages, ~2 GB of HTML
+    python -m corpus.demo_corpus --size large --output data/demo-large    # 78 packages, 2.4 GB of HTML
 
 For each package: `apt-get download`, `dpkg-deb -x`, then every HTML page is turned into text with the
 cleaner's own `html_to_text` and written to `<out>/jsonl/<package>.jsonl.gz` (fields id, text, source,
 url, lang). The default packages hold ~270 MB of HTML in ~9k pages: the Debian handbook in two dozen
 languages (many pages left untranslated: real near-duplicates), the Python, Linux kernel and installer
-documentation, and more. `--size large` adds 48 English documentation packages (Python libraries'
-Sphinx manuals, PostgreSQL, Apache, Git, CMake, GnuCash, Racket, Erlang, OpenJDK, LilyPond, SageMath, ...):
-~2 GB of HTML in ~65k pages. The package lists are fixed here; the versions used are recorded per package
-in `<out>/manifest.json` (`parts[].version`). Done once: a package whose JSONL exists is skipped, and a killed
-run resumes where it stopped (each JSONL is written under a temporary name and renamed when complete).
+documentation, and more. `--size large` adds 67 English documentation packages (20 prose-heavy manuals:
+Debian policy, hardening and live-system manuals, SQLite, LibreOffice, GIMP, ...; then Python libraries'
+Sphinx manuals, PostgreSQL, Apache, Git, CMake, GnuCash, Racket, Erlang, LilyPond, SageMath, ...):
+2.4 GB of HTML in 63,551 pages, 342 MB of text. The package lists are fixed here; the versions used are
+recorded per package in `<out>/manifest.json` (`parts[].version`). Done once: a package whose JSONL exists is
+skipped, and a killed run resumes where it stopped (each JSONL is written under a temporary name and renamed
+when complete).
 """
 
 from __future__ import annotations
@@ -281,7 +283,7 @@ class DemoConfig:
     size: str = opt(
         "default",
         f"which package list: default ({len(DEFAULT_PACKAGES)} packages, ~270 MB of HTML) or "
-        f"large ({len(SIZES['large'])} packages, ~2 GB of HTML)",
+        f"large ({len(SIZES['large'])} packages, 2.4 GB of HTML)",
         choices=tuple(sorted(SIZES)),
     )
     output: str = opt(
