@@ -49,6 +49,12 @@ def read_folder(folder: Path, columns: list[str]) -> pa.Table | None:
     return pa.concat_tables(tables) if tables else None
 
 
+def take_rows(table: pa.Table, indices: list[int]) -> list[dict]:
+    """Rows of a memory-mapped table as dicts, copying only those rows (`Table.take` on a table of many chunks
+    copies whole columns first: the text of every removed document)."""
+    return [table.slice(i, 1).to_pylist()[0] for i in indices]
+
+
 def evenly(n: int, k: int) -> list[int]:
     return [i * n // k for i in range(k)] if n > k else list(range(n))
 
@@ -110,7 +116,7 @@ def removed_sample(out: Path, step: str) -> tuple[int, list[dict]]:
     table = read_folder(out / "removed" / step, ["id", "text", "source", "language", "metadata"])
     if table is None:
         return 0, []
-    rows = table.take(evenly(table.num_rows, SAMPLE)).to_pylist()
+    rows = take_rows(table, evenly(table.num_rows, SAMPLE))
     items = []
     for row in rows:
         meta = _meta(row)
@@ -233,7 +239,7 @@ def line_level(out: Path, steps: list[str]) -> list[dict]:
             picks, offset, flagged = set(evenly(total, LINE_SAMPLE)), 0, []
             for t, whole in parts:
                 local = [i - offset for i in sorted(picks) if offset <= i < offset + t.num_rows]
-                flagged += [(row, whole) for row in t.take(local).to_pylist()]
+                flagged += [(row, whole) for row in take_rows(t, local)]
                 offset += t.num_rows
         items = []
         for row, whole in flagged:
