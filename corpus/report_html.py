@@ -213,61 +213,62 @@ def _pair(removed: dict, twin: dict, n_grams: int) -> dict:
 
 # ------------------------------------------------------------------------------------------ cut lines
 def line_level(out: Path, steps: list[str]) -> list[dict]:
-    """Documents that lost lines, per `<name>_removed_lines` metadata key, with the lines in context."""
+    """Documents that lost lines, per `<name>_removed_lines` metadata key, with the lines in context.
+
+    The metadata is read one record batch at a time (it holds every cut line: on a large corpus, more than the
+    kept text), and only the sampled documents are read whole."""
     folders = [(out / "shards", None)] + [(out / "removed" / s, s) for s in steps]
-    found: dict[str, list] = defaultdict(list)  # key -> [(rows, removed by the step that cut the lines)]
+    found: dict[str, list] = defaultdict(list)  # key -> [(folder, row, removed by the step that cut the lines)]
+    reasons: dict[str, Counter] = defaultdict(Counter)
     for folder, step in folders:
-        t = read_folder(folder, ["id", "text", "source", "metadata"])
-        if t is None:
-            continue
-        rows = t.filter(pc.match_substring(t.column("metadata"), REMOVED_LINES_SUFFIX + '": [['))
-        keys = {
-            k for m in rows.column("metadata").to_pylist() for k in json.loads(m) if k.endswith(REMOVED_LINES_SUFFIX)
-        }
-        for key in keys:
-            whole = step is not None and step.startswith(key.removesuffix(REMOVED_LINES_SUFFIX))
-            found[key].append((rows.filter(pc.match_substring(rows.column("metadata"), f'"{key}": [[')), whole))
+        row = 0
+        for batch in metadata_batches(folder):
+            meta = batch.column(0)
+            for i in pc.indices_nonzero(pc.match_substring(meta, REMOVED_LINES_SUFFIX + '": [[')).to_pylist():
+                for key, cuts in json.loads(meta[i].as_py()).items():
+                    if key.endswith(REMOVED_LINES_SUFFIX) and cuts and isinstance(cuts[0], list):
+                        whole = step is not None and step.startswith(key.removesuffix(REMOVED_LINES_SUFFIX))
+                        found[key].append((folder, row + i, whole))
+                        reasons[key].update(str(c[1]) for c in cuts)
+            row += batch.num_rows
     result = []
-    for key, parts in sorted(found.items()):
-        flagged = (
-            [(row, whole) for t, whole in parts for row in t.to_pylist()]
-            if sum(t.num_rows for t, _ in parts) <= LINE_SAMPLE
-            else None
-        )
-        if flagged is None:  # sample evenly over all parts without copying every row
-            total = sum(t.num_rows for t, _ in parts)
-            picks, offset, flagged = set(evenly(total, LINE_SAMPLE)), 0, []
-            for t, whole in parts:
-                local = [i - offset for i in sorted(picks) if offset <= i < offset + t.num_rows]
-                flagged += [(row, whole) for row in take_rows(t, local)]
-                offset += t.num_rows
+    for key, places in sorted(found.items()):
+        picked = [places[i] for i in evenly(len(places), LINE_SAMPLE)]
         items = []
-        for row, whole in flagged:
-            cuts = _meta(row)[key]
-            items.append(
-                {
-                    "id": row["id"],
-                    "source": row["source"],
-                    "lines": in_context(row["text"], cuts, whole),
-                    "reason": ", ".join(sorted({str(c[1]) for c in cuts})),
-                    "reasons": sorted({str(c[1]) for c in cuts}),
-                    "text": "",
-                }
-            )
-        reasons = Counter(
-            str(c[1]) for t, _ in parts for m in t.column("metadata").to_pylist() for c in json.loads(m)[key]
-        )
+        for folder in dict.fromkeys(f for f, _, _ in picked):
+            table = read_folder(folder, ["id", "text", "source", "metadata"])
+            rows = [(r, whole) for f, r, whole in picked if f == folder]
+            for (_, whole), row in zip(rows, take_rows(table, [r for r, _ in rows]), strict=True):
+                cuts = _meta(row)[key]
+                items.append(
+                    {
+                        "id": row["id"],
+                        "source": row["source"],
+                        "lines": in_context(row["text"], cuts, whole),
+                        "reason": ", ".join(sorted({str(c[1]) for c in cuts})),
+                        "reasons": sorted({str(c[1]) for c in cuts}),
+                        "text": "",
+                    }
+                )
         result.append(
             {
                 "key": key,
                 "name": key.removesuffix(REMOVED_LINES_SUFFIX),
-                "docs": sum(t.num_rows for t, _ in parts),
-                "lines": sum(reasons.values()),
-                "reasons": dict(reasons.most_common()),
+                "docs": len(places),
+                "lines": sum(reasons[key].values()),
+                "reasons": dict(reasons[key].most_common()),
                 "items": items,
             }
         )
     return result
+
+
+def metadata_batches(folder: Path):
+    """The metadata column of a folder's shards, one record batch at a time, in row order (as `read_folder`)."""
+    for path in sorted(folder.glob("*.arrow")) if folder.is_dir() else []:
+        with pa.OSFile(str(path), "rb") as f:
+            for batch in pa.ipc.open_stream(f):
+                yield batch.select(["metadata"])
 
 
 def in_context(text: str, cuts: list, whole: bool) -> list[list]:
