@@ -67,7 +67,13 @@ MODULES: dict[str, tuple[list[str] | None, list[str]]] = {
     "safe_output/lock.py": (None, [CORE]),
     "train/checkpoint.py": (None, [CORE, f"{APPLIED}::test_resume_takes_the_newest_checkpoint"]),
     "train/loop.py": (["train.loop.x_lr_at*", "train.loop.x_total_steps*"], [CORE]),
-    "corpus/quality.py": (None, [f"{PROPS}::test_fast_gopher_quality_decides_as_datatrove"]),
+    "corpus/quality.py": (
+        None,
+        [
+            f"{PROPS}::test_fast_gopher_quality_decides_as_datatrove",
+            f"{PROPS}::test_fast_gopher_quality_at_each_threshold",
+        ],
+    ),
     "corpus/repetition.py": (None, [f"{PROPS}::test_fast_gopher_repetition_decides_as_datatrove"]),
     "corpus/paper_cleaner.py": (
         None,

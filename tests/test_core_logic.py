@@ -9,6 +9,7 @@ import json
 import math
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -202,6 +203,9 @@ def test_fingerprints_follow_content_not_order_or_paths(tmp_path):
     assert a == fingerprint({"y": [1, 2], "x": 1}) and len(a) == 16 and int(a, 16) >= 0
     assert a != fingerprint({"x": 1, "y": [2, 1]}) and a != fingerprint({"x": 1.5, "y": [1, 2]})
     assert fingerprint("é") != fingerprint("e") and short(a) == a[:10]
+    assert fingerprint({"p": Path("a/b")}) == fingerprint({"p": "a/b"})  # a value JSON lacks counts as its text
+    # fixed values: a fingerprint recorded by an earlier run still names the same unit
+    assert fingerprint({"naïve": ["café", 2]}) == "536b3215bfcd9d99"
 
     for name in ("one", "two"):
         (tmp_path / name / "sub").mkdir(parents=True)
@@ -215,6 +219,8 @@ def test_fingerprints_follow_content_not_order_or_paths(tmp_path):
     (one / "sub" / "f.txt").rename(one / "sub" / "g.txt")
     assert files_fingerprint([one]) != before  # the relative path counts
     assert files_fingerprint([one / "sub" / "g.txt"]) != files_fingerprint([two / "sub" / "f.txt"])
+    assert files_fingerprint([one / "sub" / "g.txt"]) == "b192a3e2ac281cd1"  # fixed, as above
+    assert files_fingerprint([one]) == "e27d6ef973de3a12"
 
     clean = tmp_path / "clean"
     (clean / "shards").mkdir(parents=True)
@@ -241,7 +247,7 @@ def test_fingerprints_follow_content_not_order_or_paths(tmp_path):
     (model / "config.json").write_text("{}")
     (model / "model.safetensors").write_bytes(b"w")
     hashed = model_fingerprint(model)
-    for name in ("model.safetensors", "config.json", "tokenizer.json"):
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "pytorch_model.bin", "vocab.json", "merges.txt"):
         (model / name).write_bytes(b"v")
         assert model_fingerprint(model) != hashed, name
         hashed = model_fingerprint(model)
@@ -333,15 +339,25 @@ def test_is_validation_is_the_sha1_bucket():
             assert is_validation(key, fraction) == (bucket < fraction * 1_000_000)
     keys = [f"k{i}" for i in range(4000)]
     assert 0.27 < sum(is_validation(k, 0.3) for k in keys) / 4000 < 0.33
+    # at the edge: a fraction of exactly bucket / 10^6 leaves the key out, the next millionth takes it in
+    for key, bucket in (("doc-17", 800622), ("k7", 296178)):
+        assert not is_validation(key, bucket / 1_000_000) and is_validation(key, (bucket + 1) / 1_000_000)
 
 
 def test_near_duplicates_are_5_gram_jaccard_of_lowercased_words():
+    import xxhash
+
     from train.split import NUM_PERM, find_near_duplicates, jaccard, shingle_hashes
 
     words = [f"w{i}" for i in range(100)]
     base = " ".join(words)
     assert len(shingle_hashes(base)) == 96 and len(shingle_hashes("one two three")) == 1
     assert len(shingle_hashes("")) == 0
+    # the hashes are xxh64 of the lowercased words of a 5-gram joined by one space (the whole text when shorter)
+    assert list(shingle_hashes("The Quick brown fox,  jumps OVER")) == sorted(
+        {xxhash.xxh64_intdigest("the quick brown fox jumps"), xxhash.xxh64_intdigest("quick brown fox jumps over")}
+    )
+    assert list(shingle_hashes("Hello, World")) == [xxhash.xxh64_intdigest("hello world")]
     assert list(shingle_hashes(base.upper().replace(" ", ", "))) == list(shingle_hashes(base))
     one_edit = " ".join(words[:50] + ["new"] + words[51:])  # 5 shingles replaced: 91 / 101
     assert jaccard(shingle_hashes(base), shingle_hashes(one_edit)) == pytest.approx(91 / 101)
@@ -349,11 +365,18 @@ def test_near_duplicates_are_5_gram_jaccard_of_lowercased_words():
     four = " ".join(w if i not in (10, 30, 50, 70) else "x" for i, w in enumerate(words))  # 76 / 116 < 0.8
     three = " ".join(w if i not in (10, 30, 50) else "x" for i, w in enumerate(words))  # 81 / 111 < 0.8
     two = " ".join(w if i not in (10, 50) else "x" for i, w in enumerate(words))  # 86 / 106 >= 0.8
-    found = find_near_duplicates([("base", base), ("empty", ""), ("two", two), ("three", three), ("four", four)])
+    docs = [("base", base), ("empty", ""), ("two", two), ("three", three), ("four", four)]
+    found = find_near_duplicates(docs)
+    assert find_near_duplicates(iter(docs), workers=2) == found  # hashed by two worker processes: the same result
     assert found.ids == ["base", "empty", "two", "three", "four"]
     # base ~ two ~ four with base not ~ four: documents differing in 1 or 2 words pair up, in 3 or 4 they do not
     assert sorted(found.pairs) == [(0, 2), (2, 3), (2, 4), (3, 4)]
     assert 0 < found.miss_probability < 0.01 and NUM_PERM == 128
+    # exactly at the threshold: 4 shared 5-grams of 5 in all (a 9-word text and its first 8 words)
+    nine = " ".join(words[20:29])
+    assert jaccard(shingle_hashes(nine), shingle_hashes(" ".join(words[20:28]))) == 0.8
+    docs = [("nine", nine), ("eight", " ".join(words[20:28])), ("seven", " ".join(words[20:27]))]
+    assert find_near_duplicates(docs).pairs == [(0, 1)]  # 4/5 pairs up; 3/4 and 3/5 do not
 
 
 # ------------------------------------------------------------------------------------- MinHash settings
@@ -387,6 +410,7 @@ def test_learning_rate_formula_at_chosen_steps():
         expected = schedule(min(step, steps), 3e-3, 4, 0.15, steps)
         assert lr_at(step, cfg, steps) == pytest.approx(expected, rel=1e-12), step
     assert lr_at(steps, cfg, steps) == pytest.approx(3e-3 * 0.15) and lr_at(3, cfg, steps) == pytest.approx(3e-3)
+    assert [lr_at(step, cfg, 5) for step in (3, 4, 5)] == pytest.approx([3e-3, 3e-3, 3e-3 * 0.15])  # one decay step
     cfg.optim.warmup = 0
     assert lr_at(0, cfg, 9) == pytest.approx(3e-3)
     cfg.optim.batch_size, cfg.optim.grad_accum, cfg.optim.max_tokens, cfg.optim.max_steps = 3, 5, 1000, 7
@@ -452,12 +476,75 @@ def test_kd_losses_weigh_their_terms_as_configured():
         kd.KDLoss(GlueConfig(kd="fitnets"))
 
 
+def test_kd_plans_and_rail_settings_at_their_edges():
+    from eval import EvalError, kd
+    from eval.glue import Classifier, GlueConfig
+    from train.model import GPT, GPTConfig
+
+    assert kd.annealing_plan(epochs=9, phase2_epochs=2, steps_per_epoch=3, tau_max=7) == {
+        "phase1_epochs": 7,
+        "phase2_epochs": 2,
+        "phase1_steps": 21,
+        "tau_max": 7,
+        "slice_ends": [3, 6, 9, 12, 15, 18, 21],
+        "fit": "one temperature per epoch, as in the paper",
+    }
+    # phase 1 exactly as many steps as temperatures: one step each
+    plan = kd.annealing_plan(epochs=3, phase2_epochs=1, steps_per_epoch=3, tau_max=6)
+    assert plan["phase1_steps"] == 6 and plan["slice_ends"] == [1, 2, 3, 4, 5, 6]
+    assert plan["fit"] == (
+        "2 phase-1 epoch(s) for 6 temperatures: each temperature gets an equal slice of 1.0 steps "
+        "(the paper gives each an epoch)"
+    )
+    with pytest.raises(EvalError) as error:
+        kd.annealing_plan(epochs=2, phase2_epochs=1, steps_per_epoch=4, tau_max=5)
+    assert str(error.value) == (
+        "Annealing-KD: phase 1 has 4 steps, fewer than the 5 temperatures: "
+        "raise --epochs or --max-train, or lower --annealing-tau-max"
+    )
+    with pytest.raises(EvalError) as error:
+        kd.KDLoss(GlueConfig(kd="fitnets"))
+    assert str(error.value) == "unknown KD technique 'fitnets': choose none, vanilla, annealing, rail"
+    s, t, labels = [[1.0, -0.5], [0.3, 2.0]], [[3.5, -2.0], [-1.4, 4.0]], [1, 0]
+    ce = -sum(math.log(softmax(r)[y]) for r, y in zip(s, labels, strict=True)) / 2
+    fresh = kd.KDLoss(GlueConfig(kd="annealing", annealing_tau_max=4))  # no temperature set: the labels only
+    assert fresh(torch.tensor(s), torch.tensor(labels), None, torch.tensor(t), None, None).item() == pytest.approx(ce)
+
+    # the draws are fixed by (seed, epoch): a rerun and cached results see the same layers
+    assert kd.rail_layers(4, seed=5, n_teacher=12, n_student=6) == [1, 3, 7, 8, 10]
+    assert kd.rail_layers(9, seed=3, n_teacher=12, n_student=6) == [1, 4, 8, 10, 11]
+
+    def classifier(n_layer: int, n_embd: int) -> Classifier:
+        return Classifier(GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=n_layer, n_head=2, n_embd=n_embd)), 3)
+
+    torch.manual_seed(0)
+    cfg = GlueConfig(kd="rail", rail_dim=4, rail_weight=0.45, kd_alpha=0.2, kd_temperature=1.5)
+    loss = kd.make_loss(cfg, classifier(3, 8), classifier(5, 12))  # one projection per intermediate layer
+    assert [(p.in_features, p.out_features, p.bias) for p in loss.student_proj] == [(8, 4, None)] * 2
+    assert [(p.in_features, p.out_features, p.bias) for p in loss.teacher_proj] == [(12, 4, None)] * 4
+    loss.layers = [2]  # fewer teacher layers than student layers: an error, not a silently dropped pair
+    hidden, t_hidden = [torch.randn(2, 3, 8) for _ in range(4)], [torch.randn(2, 3, 12) for _ in range(6)]
+    with pytest.raises(ValueError):
+        loss.rail_term(hidden, t_hidden, torch.ones(2, 3))
+    smallest = kd.KDLoss(cfg, classifier(2, 8), classifier(2, 12))  # 2 layers each: the smallest pair allowed
+    smallest.start_epoch(0)
+    assert smallest.layers == [1] and len(smallest.student_proj) == len(smallest.teacher_proj) == 1
+    with pytest.raises(EvalError) as error:
+        kd.KDLoss(cfg, classifier(1, 8), classifier(2, 12))
+    assert str(error.value) == "RAIL-KD needs a student with at least 2 layers (one intermediate layer)"
+    with pytest.raises(EvalError) as error:
+        kd.KDLoss(cfg, classifier(3, 8), classifier(2, 12))
+    assert str(error.value) == "RAIL-KD needs a teacher with at least as many layers as the student"
+
+
 def test_mean_pool_averages_only_real_tokens():
     from eval.kd import mean_pool
 
     hidden = torch.tensor([[[1.0, 2.0], [3.0, 6.0], [100.0, 100.0]], [[5.0, 7.0], [9.0, 9.0], [9.0, 9.0]]])
-    pooled = mean_pool(hidden, torch.tensor([[1, 1, 0], [0, 0, 0]]))
-    assert pooled.tolist() == [[2.0, 4.0], [0.0, 0.0]]  # an example without a real token pools to 0, not NaN
+    hidden = torch.cat([hidden, torch.tensor([[[4.0, -8.0], [50.0, 50.0], [60.0, 60.0]]])])
+    pooled = mean_pool(hidden, torch.tensor([[1, 1, 0], [0, 0, 0], [1, 0, 0]]))
+    # each example by its own count of real tokens (2, none, 1)
+    assert pooled.tolist() == [[2.0, 4.0], [0.0, 0.0], [4.0, -8.0]]  # no real token: 0, not NaN
 
 
 def test_distillation_loss_weighs_each_term_by_its_own_alpha():

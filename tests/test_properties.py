@@ -15,6 +15,7 @@ import hashlib
 import re
 import warnings
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -202,6 +203,77 @@ def test_fast_gopher_quality_decides_as_datatrove(
         return  # datatrove divides by the word count: a document without words is not one it can judge
     doc = Document(text=text, id="d")
     assert FastGopherQualityFilter(**kwargs).filter(doc) == GopherQualityFilter(**kwargs).filter(doc)
+
+
+TEN = "the cat and the river mill with that have quietly"  # 10 words, 5 stop words, average length 4.1
+QUALITY_EDGES = [  # (text, thresholds changed from those of the test below, the answer), each at one threshold
+    ("the cat and the mill with rivers that have a1", {}, True),  # 10 words: the fewest kept
+    ("the cat and the mill with rivers that have", {}, (False, "gopher_short_doc")),
+    (" ".join([TEN] * 4), {}, True),  # 40 words: the most kept
+    (" ".join([TEN] * 4) + " ok", {}, (False, "gopher_long_doc")),
+    ("the cat and the cat and the cat and the cat", {}, True),  # average length 3
+    ("the cat and the cat and the cat an the cat", {}, (False, "gopher_below_avg_threshold")),
+    ("with that have with that have with that have with", {"max_avg_word_length": 4}, True),  # average 4
+    (
+        "with that have with that have with that have river",
+        {"max_avg_word_length": 4},
+        (False, "gopher_above_avg_threshold"),
+    ),
+    (f"{TEN} {TEN[:-13]} c# f#", {}, True),  # 2 hashes in 20 words
+    (f"{TEN} {TEN[:-13]} c# f# g#", {}, (False, "gopher_too_many_hashes")),
+    ("the cat and the river mill with… that quietly the cat and the mill ... that have", {}, True),  # 2 in 20
+    (
+        "the cat and the river mill with… that quietly the cat… and the mill ... that have",
+        {},
+        (False, "gopher_too_many_ellipsis"),
+    ),
+    ("- the cat and the\n• river mill with\n  that have quietly\nthe old cat", {}, True),  # 2 bullets in 4 lines
+    (
+        "- the cat and the\n• river mill with\n  - that have quietly\nthe old cat",
+        {},
+        (False, "gopher_too_many_bullets"),
+    ),
+    (f"{TEN} ...  \nriver mill with that the\nhave quietly the cat\nold cat on mats", {}, True),  # 1 of 4 lines
+    (
+        f"{TEN} ...  \nriver mill with that the\nhave quietly the cat…\nold cat on mats",
+        {},
+        (False, "gopher_too_many_end_ellipsis"),
+    ),
+    (f"{TEN} 12 a1 x2 34 river 3 mill 56 have cat", {}, True),  # 16 of 20 words with a letter
+    (f"{TEN} 12 a1 78 34 river 3 mill 56 have cat", {}, (False, "gopher_below_alpha_threshold")),
+    ("the cat of river mill quietly cat river mill cat", {}, True),  # 2 stop words
+    ("the cat on river mill quietly cat river mill cat", {}, (False, "gopher_enough_stop_words")),
+    (". , ; : ! ? ( ) [ ]", {"min_doc_words": 0}, (False, "gopher_below_alpha_threshold")),  # no word
+]
+
+
+@pytest.mark.parametrize("text, changed, expected", QUALITY_EDGES)
+def test_fast_gopher_quality_at_each_threshold(text, changed, expected):
+    """Documents that pass every earlier check and sit exactly at one threshold (kept) or just past it (dropped,
+    with its reason), as datatrove decides them."""
+    from datatrove.pipeline.filters import GopherQualityFilter
+
+    from corpus.quality import FastGopherQualityFilter
+    from corpus.text import RegexWordTokenizer
+
+    kwargs = dict(
+        min_doc_words=10,
+        max_doc_words=40,
+        min_avg_word_length=3,
+        max_avg_word_length=8,
+        max_symbol_word_ratio=0.1,
+        max_bullet_lines_ratio=0.5,
+        max_ellipsis_lines_ratio=0.25,
+        max_non_alpha_words_ratio=0.8,
+        min_stop_words=2,
+        language=RegexWordTokenizer(),
+    )
+    kwargs.update(changed)
+    doc = Document(text=text, id="d")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy's warning on the mean of no words
+        assert GopherQualityFilter(**kwargs).filter(doc) == expected
+    assert FastGopherQualityFilter(**kwargs).filter(doc) == expected
 
 
 # ------------------------------------------------------------------------------------- Gopher repetition
