@@ -74,13 +74,24 @@ MODULES: dict[str, tuple[list[str] | None, list[str]]] = {
             f"{PROPS}::test_fast_gopher_quality_at_each_threshold",
         ],
     ),
-    "corpus/repetition.py": (None, [f"{PROPS}::test_fast_gopher_repetition_decides_as_datatrove"]),
+    "corpus/repetition.py": (
+        None,
+        [
+            f"{PROPS}::test_fast_gopher_repetition_decides_as_datatrove",
+            f"{PROPS}::test_fast_gopher_repetition_decides_as_datatrove_at_the_documents_own_fractions",
+            f"{PROPS}::test_repetition_helpers_equal_their_definitions",
+            f"{PROPS}::test_fast_gopher_repetition_at_the_paragraph_and_line_thresholds",
+        ],
+    ),
     "corpus/paper_cleaner.py": (
         None,
         [f"{PROPS}::test_paper_cleaner_equals_its_rules_restated", f"{PROPS}::test_paper_line_rules_at_their_edges"],
     ),
     "corpus/dedup.py": (["corpus.dedup.x_minhash_config*"], [CORE]),
-    "eval/studies/stats.py": (None, [CORE, "tests/test_eval.py::test_welch_interval_matches_scipy_and_the_table"]),
+    "eval/studies/stats.py": (
+        None,
+        [CORE, "tests/test_eval.py::test_welch_interval_matches_scipy", "tests/test_study_stats.py"],
+    ),
     "eval/studies/units.py": (None, [CORE]),
     "eval/studies/pretraining.py": (["eval.studies.pretraining.x_result_key*"], [CORE]),
 }

@@ -638,10 +638,82 @@ def test_an_evaluation_result_is_keyed_by_every_evaluation_setting(tmp_path, sha
     assert result_key(model, heldout, replace(scale, lr=0.5, budget_tokens=1), 3) == base
     assert base_path == tmp_path / f"eval-{base_fp[:10]}.json" and len(base_fp) == 16
 
+    # the key names what it holds (fp32 keys carry no dtype, so results scored before dtypes existed stay valid)
+    assert set(base) == {"model", "heldout", "seed", "settings", "data"} and base["seed"] == 3
+    assert (base["model"], base["heldout"], changed["no heldout"]["heldout"]) == ("m1", "h1", None)
+    assert base["settings"]["glue_epochs"] == scale.glue_epochs and len(base["settings"]) == 6
+    assert result_key(model, heldout, scale, 3, dtype="bf16") == {**base, "dtype": "bf16"}
+    assert result_key(model, heldout, scale, 3, dtype="fp32") == base
+
     calls = []
     first = cached(base_path, lambda: calls.append(1) or {"ppl": 12.5})
     again = cached(base_path, lambda: calls.append(1) or {"ppl": 99.0})
     assert first == again == {"ppl": 12.5} == json.loads(base_path.read_text()) and calls == [1]
+
+
+def test_a_unit_is_found_by_its_settings_and_code_and_a_stale_one_only_when_asked(tmp_path, monkeypatch):
+    from eval.studies import units
+    from train.fingerprint import file_sha256, fingerprint
+
+    code = tmp_path / "code"  # the project's sources, as the units see them
+    for name, text in (("train/split.py", "v1"), ("corpus/a.py", "a"), ("corpus/sub/b.py", "b"), ("corpus/c.txt", "c")):
+        (code / name).parent.mkdir(parents=True, exist_ok=True)
+        (code / name).write_text(text)
+    monkeypatch.setattr(units, "ROOT", code)
+    # a file's or a folder's .py files, by path below the project and content
+    files = [f"corpus/{n}" for n in ("a.py", "sub/b.py")]
+    assert units.source_fingerprint("clean corpus") == fingerprint([[f, file_sha256(code / f)] for f in files])
+    v1 = units.source_fingerprint("teacher overlap")
+    assert v1 == fingerprint([["train/split.py", file_sha256(code / "train/split.py")]])
+
+    root = tmp_path / "units"
+    root.mkdir()
+    key = {"lr": 0.25, "seed": 7}
+    path, fp, record = units.locate(root, "run", key, "teacher overlap", finished="done")
+    assert (path, fp) == units.unit_path(root, "run", {"settings": fingerprint(key), "code": v1})
+    assert path.name == f"run-{fp[:10]}" and record == {
+        "settings": fingerprint(key),
+        "code": v1,
+        "kind": "teacher overlap",
+        "stale": False,
+    }
+    path.mkdir()
+    assert not units.is_finished(path, "done")  # the folder alone is not a finished unit
+    (path / "done").touch()
+    units.record_unit(path, fp, record)
+    made = {"fingerprint": fp, "settings": fingerprint(key), "code": v1, "kind": "teacher overlap"}
+    assert units.record_path(path) == root / f"{path.name}.unit.json"
+    assert json.loads(units.record_path(path).read_text()) == made
+    units.record_unit(path, "other", record)  # written once
+    assert json.loads(units.record_path(path).read_text()) == made
+    again = units.locate(root, "run", key, "teacher overlap", finished="done", reuse_stale=True)
+    assert again == (path, fp, record)  # this code's finished unit, not a stale one
+
+    (code / "train/split.py").write_text("v2")  # a fix to the code: new units beside the old ones
+    v2 = units.source_fingerprint("teacher overlap")
+    new_path, new_fp, new_record = units.locate(root, "run", key, "teacher overlap", finished="done")
+    assert new_path != path and new_record == {**record, "code": v2} and v2 != v1
+    stale = units.locate(root, "run", key, "teacher overlap", finished="done", reuse_stale=True)
+    assert stale == (path, fp, {**new_record, "stale": True, "made_by_code": v1})
+    units.record_unit(*stale)  # a reused stale unit keeps the record of the code that made it
+    assert json.loads(units.record_path(path).read_text()) == made and not units.record_path(new_path).exists()
+    # other settings, or the old unit unfinished: nothing to reuse
+    other = units.locate(root, "run", {**key, "lr": 0.5}, "teacher overlap", finished="done", reuse_stale=True)
+    assert other[0] not in (path, new_path) and other[2]["stale"] is False
+    (path / "done").unlink()
+    unfinished = units.locate(root, "run", key, "teacher overlap", finished="done", reuse_stale=True)
+    assert unfinished[:2] == (new_path, new_fp)
+
+    # a unit that is a file: finished when it exists; by default a stale one is not reused
+    (code / "train/split.py").write_text("v1")
+    result, result_fp, result_record = units.locate(root, "eval", key, "teacher overlap", suffix=".json")
+    assert result.name == f"eval-{result_fp[:10]}.json"
+    result.write_text("{}")
+    units.record_unit(result, result_fp, result_record)
+    assert units.is_finished(result)
+    (code / "train/split.py").write_text("v3")
+    assert units.locate(root, "eval", key, "teacher overlap", suffix=".json")[0] != result
+    assert units.locate(root, "eval", key, "teacher overlap", suffix=".json", reuse_stale=True)[0] == result
 
 
 def test_a_checkpoint_that_cannot_be_written_names_why_and_the_last_good_one(tmp_path, monkeypatch):

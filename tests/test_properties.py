@@ -364,6 +364,85 @@ def test_fast_gopher_repetition_decides_as_datatrove_at_the_documents_own_fracti
     assert FastGopherRepetitionFilter(**kwargs).filter(doc) == GopherRepetitionFilter(**kwargs).filter(doc)
 
 
+@FAST
+@given(text=repetitive_documents())
+def test_repetition_helpers_equal_their_definitions(text):
+    """The fast filter's n-gram helpers against direct restatements on word tuples: hashes extended from the
+    (n-1)-gram ones equal fresh ones and are equal exactly for equal n-grams; later occurrences; the characters
+    of repeated n-grams scanning left to right (skipping past each repeat); the characters under some later
+    occurrence; the characters of the most frequent n-gram times its count."""
+    import numpy as np
+    from datatrove.pipeline.filters.gopher_repetition_filter import find_top_duplicate, get_n_grams
+
+    from corpus.repetition import (
+        all_duplicate_chars,
+        covered_chars,
+        gram_hashes,
+        later_occurrences,
+        top_duplicate_chars,
+        word_ids,
+    )
+    from corpus.text import RegexWordTokenizer
+
+    words = RegexWordTokenizer().word_tokenize(text)
+    ids = word_ids(words)
+    prefix = np.concatenate([[0], np.cumsum([len(w) for w in words], dtype=np.int64)])
+    previous = None
+    for n in range(2, min(10, len(words)) + 1):
+        fresh = gram_hashes(ids, n)
+        if previous is not None:
+            assert gram_hashes(ids, n, previous).tolist() == fresh.tolist()
+        previous = fresh
+        grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+        assert len(set(zip(grams, fresh.tolist()))) == len(set(grams)) == len(set(fresh.tolist()))
+        later = later_occurrences(fresh)
+        assert later.tolist() == [g in grams[:i] for i, g in enumerate(grams)]
+        seen, repeated, i = set(), 0, 0
+        while i < len(grams):
+            if grams[i] in seen:
+                repeated, i = repeated + sum(map(len, grams[i])), i + n
+            else:
+                seen.add(grams[i])
+                i += 1
+        assert all_duplicate_chars(fresh, later, n, prefix) == repeated
+        covered = {j for i, gram in enumerate(grams) if gram in grams[:i] for j in range(i, i + n)}
+        assert covered_chars(later, n, prefix) == sum(len(words[j]) for j in covered)
+        assert top_duplicate_chars(fresh, n, prefix) == find_top_duplicate(get_n_grams(words, n))
+
+
+REPETITION_EDGES = [  # (text, the answer): paragraphs and lines at their thresholds (0.25, 0.2, 0.4, 0.3)
+    ("", (False, "empty")),
+    ("abcd\n\nabcd\n\nxyz\n\nzwq", True),  # 1 of 4 paragraphs repeated, 4 of 20 characters
+    ("abcd\n\nabcd\n\nxyz\n\nabcd", (False, "dup_para_frac")),
+    ("abcde\n\nabcde\n\nxyz\n\nzwq", (False, "dup_para_char_frac")),
+    ("ab\nab\nab\nlonger line one\nlonger line two", True),  # 2 of 5 lines repeated
+    ("ab\nab\nab\nab\nlonger line two", (False, "dup_line_frac")),
+    ("abcdef\nabcdef\nxyz\nzw", True),  # 6 of 20 characters in repeated lines
+    ("abcdefg\nabcdefg\nxyz\nzw", (False, "dup_line_char_frac")),
+]
+
+
+@pytest.mark.parametrize("text, expected", REPETITION_EDGES)
+def test_fast_gopher_repetition_at_the_paragraph_and_line_thresholds(text, expected):
+    from datatrove.pipeline.filters import GopherRepetitionFilter
+
+    from corpus.repetition import FastGopherRepetitionFilter
+    from corpus.text import RegexWordTokenizer
+
+    kwargs = dict(
+        dup_para_frac=0.25,
+        dup_para_char_frac=0.2,
+        dup_line_frac=0.4,
+        dup_line_char_frac=0.3,
+        top_n_grams=(),
+        dup_n_grams=(),
+        language=RegexWordTokenizer(),
+    )
+    doc = Document(text=text, id="d")
+    assert GopherRepetitionFilter(**kwargs).filter(doc) == expected
+    assert FastGopherRepetitionFilter(**kwargs).filter(doc) == expected
+
+
 # ------------------------------------------------------------------------------------- the paper cleaner
 def paper_rules(texts: list[str]) -> list[tuple[bool, str, list]]:
     """The paper's line rules as stated (see corpus.paper_cleaner): per document (kept?, text, removed lines)."""
