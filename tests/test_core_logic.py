@@ -187,6 +187,21 @@ def test_rng_states_round_trip():
     assert (torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)]) == first
 
 
+def test_a_checkpoint_holding_other_objects_is_refused(tmp_path):
+    """Loading reads tensors and plain values only: a file that would run code on unpickling is refused."""
+    import pickle
+    from fractions import Fraction
+
+    from train.checkpoint import load_checkpoint
+
+    torch.save({"step": 3, "w": torch.ones(2)}, tmp_path / "plain.pt")
+    loaded = load_checkpoint(tmp_path / "plain.pt")
+    assert loaded["step"] == 3 and loaded["w"].tolist() == [1.0, 1.0]
+    torch.save({"step": 3, "other": Fraction(1, 3)}, tmp_path / "other.pt")
+    with pytest.raises(pickle.UnpicklingError):
+        load_checkpoint(tmp_path / "other.pt")
+
+
 # ------------------------------------------------------------------------------------- fingerprints
 def test_fingerprints_follow_content_not_order_or_paths(tmp_path):
     from train.fingerprint import (
@@ -749,3 +764,5 @@ def test_a_checkpoint_that_cannot_be_written_names_why_and_the_last_good_one(tmp
             "same command to resume."
         )
         assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002.pt", "step-00000003.pt"]
+    with pytest.raises(TrainError, match=r"the last good checkpoint is none\. Free space"):
+        save_checkpoint(tmp_path / "fresh", 1, model, optimizer)  # the first checkpoint of a run
