@@ -708,6 +708,7 @@ def test_a_unit_is_found_by_its_settings_and_code_and_a_stale_one_only_when_aske
     v2 = units.source_fingerprint("teacher overlap")
     new_path, new_fp, new_record = units.locate(root, "run", key, "teacher overlap", finished="done")
     assert new_path != path and new_record == {**record, "code": v2} and v2 != v1
+    new_path.mkdir()  # this code's unit begun (an interrupted run), not finished: the finished stale one is reused
     stale = units.locate(root, "run", key, "teacher overlap", finished="done", reuse_stale=True)
     assert stale == (path, fp, {**new_record, "stale": True, "made_by_code": v1})
     units.record_unit(*stale)  # a reused stale unit keeps the record of the code that made it
