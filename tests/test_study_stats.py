@@ -165,3 +165,86 @@ def test_the_signal_table_states_each_verdict():
     assert "| WikiText ppl (sliding) | yes: best 59.0 vs the model before training (100.0) | yes | 1.0 < 20.0" in table
     assert "| BLiMP acc | no: best 0.510 vs 50% + 0.060 (luck on 268 pairs) |" in table
     assert "no signal at this scale: not above chance" in table
+
+
+# restated formulas at their edges: 2 seeds (the fewest allowed), unequal spreads and counts, alpha and power other
+# than the defaults, so no two parameters can stand in for each other
+def welch_se_df(sa: float, na: int, sb: float, nb: int) -> tuple[float, float]:
+    va, vb = sa * sa / na, sb * sb / nb
+    return math.sqrt(va + vb), (va + vb) ** 2 / (va * va / (na - 1) + vb * vb / (nb - 1))
+
+
+def test_welch_formulas_restated_from_two_seeds_on():
+    from eval.studies.stats import summarize, welch_df, welch_interval
+
+    assert summarize([1.0, 4.0])["std"] == pytest.approx(math.sqrt(4.5))  # two values have a spread
+    a, b = summarize([3.1, 2.2, 4.6]), summarize([5.5, 7.0])
+    se, df = welch_se_df(a["std"], 3, b["std"], 2)
+    half = sps.t.ppf(0.975, df) * se
+    assert welch_interval(a, b) == pytest.approx(
+        {"diff": a["mean"] - 6.25, "low": a["mean"] - 6.25 - half, "high": a["mean"] - 6.25 + half, "df": df}
+    )
+    assert welch_df(1.3, 3, 2.9, 6) == pytest.approx(welch_se_df(1.3, 3, 2.9, 6)[1], rel=1e-12)
+    assert welch_df(1.0, 4, 2.0, 16) == pytest.approx(welch_se_df(1.0, 4, 2.0, 16)[1])  # equal standard errors
+    assert welch_df(0.0, 3, 0.0, 6) == 7.0  # no spread: the pooled degrees of freedom
+
+
+def test_power_formulas_restated_from_two_seeds_on():
+    for sa, na, sb, nb in ((1.3, 2, 2.9, 3), (0.7, 5, 0.4, 2)):
+        se, df = welch_se_df(sa, na, sb, nb)
+        mdd = (sps.t.ppf(0.975, df) + sps.t.ppf(0.8, df)) * se
+        assert min_detectable_difference(sa, na, sb, nb) == pytest.approx(mdd, rel=1e-9)
+        other = (sps.t.ppf(0.95, df) + sps.t.ppf(0.9, df)) * se
+        assert min_detectable_difference(sa, na, sb, nb, alpha=0.1, power=0.9) == pytest.approx(other, rel=1e-9)
+        assert half_width(sa, na, sb, nb) == pytest.approx(sps.t.ppf(0.975, df) * se, rel=1e-9)
+        assert half_width(sa, na, sb, nb, alpha=0.1) == pytest.approx(sps.t.ppf(0.95, df) * se, rel=1e-9)
+    assert half_width(1.3, 1, 2.9, 5) is None and half_width(1.3, 5, 2.9, 1) is None
+    assert min_detectable_difference(1.3, 5, 2.9, 1) is None
+
+    # the fewest seeds: a target met exactly counts; 2 seeds can be enough; `most` is the last count tried
+    exact = half_width(1.3, 4, 2.9, 4)
+    assert seeds_for_half_width(1.3, 2.9, exact) == 4 and seeds_for_half_width(1.3, 2.9, 1e6) == 2
+    assert seeds_for_half_width(1.3, 2.9, half_width(1.3, 6, 2.9, 6, alpha=0.1), alpha=0.1) == 6
+    assert seeds_for_half_width(1.3, 2.9, half_width(1.3, 6, 2.9, 6), most=6) == 6
+    assert seeds_for_half_width(1.3, 2.9, half_width(1.3, 7, 2.9, 7), most=6) is None
+    assert seeds_for_half_width(1.0, 1.0, half_width(1.0, 10_001, 1.0, 10_001)) is None  # at most 10,000 by default
+    assert items_for_half_width(3.0, 100, 2.0) == 225  # (3 / 2)^2 times the items
+
+
+def test_paired_bootstrap_and_mcnemar_restated():
+    counts = [40, 70, 55, 90, 65]
+    loss_a, loss_b = [121.0, 260.5, 150.2, 330.9, 170.4], [118.3, 251.0, 160.7, 301.2, 175.5]
+    r = paired_bootstrap(loss_a, loss_b, counts, alpha=0.2)
+    assert r["resamples"] == 2000 and r["items"] == 5 and set(r) == {"diff", "low", "high", "items", "resamples"}
+    assert r == paired_bootstrap(loss_a, loss_b, counts, seed=0, alpha=0.2)  # seed 0 by default
+    assert r != paired_bootstrap(loss_a, loss_b, counts, seed=1, alpha=0.2)
+    # the same resamples drawn by hand: each a multinomial count per item, both arms weighted alike
+    draws = np.random.default_rng(0).multinomial(5, [0.2] * 5, size=2000)
+
+    def ppl(loss, w):
+        return math.exp(sum(x * k for x, k in zip(loss, w)) / sum(c * k for c, k in zip(counts, w)))
+
+    diffs = [ppl(loss_a, w) - ppl(loss_b, w) for w in draws.tolist()]
+    assert (r["low"], r["high"]) == pytest.approx(tuple(np.quantile(diffs, [0.1, 0.9])), rel=1e-9)
+    assert r["diff"] == pytest.approx(ppl(loss_a, [1] * 5) - ppl(loss_b, [1] * 5), rel=1e-12)
+    one = paired_bootstrap([30.0], [20.0], [10], resamples=50)  # one item: every resample is that item
+    assert one["low"] == one["high"] == one["diff"] == pytest.approx(math.exp(3.0) - math.exp(2.0))
+    with pytest.raises(ValueError, match=r"paired items differ in number: 1, 2, 2 \(or none\)"):
+        paired_bootstrap([1.0], [1.0, 2.0], [1, 1])
+
+    with pytest.raises(ValueError, match="paired examples differ in number: 2 vs 3"):
+        mcnemar([True, False], [True, False, True])
+    with pytest.raises(ValueError, match="paired examples differ in number: 0 vs 0"):
+        mcnemar([], [])
+
+
+def test_curve_band_restated():
+    curves = [[(10, 5.0), (20, 4.0), (30, 3.0)], [(20, 6.0), (30, 5.0)], [(20, 8.0), (30, 1.0)]]
+    band = curve_band(curves)  # 10 was reached by one seed of three: left out, later points kept
+    assert [p[0] for p in band] == [20, 30]
+    half = sps.t.ppf(0.975, 2) * 2.0 / math.sqrt(3)  # 4, 6, 8: standard deviation 2
+    assert band[0] == pytest.approx((20, 6.0, 6.0 - half, 6.0 + half))
+    two = curve_band([[(1, 2.0)], [(1, 5.0)]], alpha=0.1)  # two seeds: an interval already
+    half = sps.t.ppf(0.95, 1) * math.sqrt(4.5) / math.sqrt(2)
+    assert len(two) == 1 and two[0] == pytest.approx((1, 3.5, 3.5 - half, 3.5 + half))
+    assert curve_band([[(1, 2.0), (2, 3.0)]]) == [(1, 2.0, 2.0, 2.0), (2, 3.0, 3.0, 3.0)]  # one seed: no band
