@@ -124,14 +124,18 @@ def run_module(module: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # one thread per worker: two workers on two cores
     start = time.time()
-    subprocess.run(
+    run = subprocess.run(
         ["nice", "-n", "10", *mutmut, "run", "--max-children", "2", *(globs or [])],
         cwd=work,
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
         check=False,
     )
     elapsed = time.time() - start
+    if run.returncode != 0:  # the tests failed before any mutant ran, or none were found: there is no score
+        sys.stdout.write(run.stdout[-3000:])
+        raise SystemExit(f"mutmut could not run the tests of {module} (exit {run.returncode}), in {work}")
     subprocess.run([*mutmut, "export-cicd-stats"], cwd=work, env=env, capture_output=True, check=True)
     stats = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
     listed = subprocess.run([*mutmut, "results"], cwd=work, env=env, capture_output=True, text=True, check=True).stdout

@@ -578,6 +578,7 @@ def test_paper_line_rules_at_their_edges():
         "non_alpha",
     ]
     assert line_key("ab c d e f g") == line_key("a bc d e f g")  # the paper's key joins the words without spaces
+    assert line_key("g f e d ab c") == line_key("g f e d a bc")  # the last 4 as the first 4
     nine = "one two three four five six seven eight nine"
     assert line_key(nine) == line_key(nine.replace("five", "FIVE"))  # the middle word is not in the key
     assert line_key(nine) != line_key(nine.replace("nine", "nina")) != line_key(nine.replace("one", "zzz"))
