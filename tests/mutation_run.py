@@ -80,7 +80,7 @@ MODULES: dict[str, tuple[list[str] | None, list[str]]] = {
             f"{PROPS}::test_fast_gopher_repetition_decides_as_datatrove",
             f"{PROPS}::test_fast_gopher_repetition_decides_as_datatrove_at_the_documents_own_fractions",
             f"{PROPS}::test_repetition_helpers_equal_their_definitions",
-            f"{PROPS}::test_fast_gopher_repetition_at_the_paragraph_and_line_thresholds",
+            f"{PROPS}::test_fast_gopher_repetition_threshold_cases",
         ],
     ),
     "corpus/paper_cleaner.py": (

@@ -410,20 +410,22 @@ def test_repetition_helpers_equal_their_definitions(text):
         assert top_duplicate_chars(fresh, n, prefix) == find_top_duplicate(get_n_grams(words, n))
 
 
-REPETITION_EDGES = [  # (text, the answer): paragraphs and lines at their thresholds (0.25, 0.2, 0.4, 0.3)
-    ("", (False, "empty")),
-    ("abcd\n\nabcd\n\nxyz\n\nzwq", True),  # 1 of 4 paragraphs repeated, 4 of 20 characters
-    ("abcd\n\nabcd\n\nxyz\n\nabcd", (False, "dup_para_frac")),
-    ("abcde\n\nabcde\n\nxyz\n\nzwq", (False, "dup_para_char_frac")),
-    ("ab\nab\nab\nlonger line one\nlonger line two", True),  # 2 of 5 lines repeated
-    ("ab\nab\nab\nab\nlonger line two", (False, "dup_line_frac")),
-    ("abcdef\nabcdef\nxyz\nzw", True),  # 6 of 20 characters in repeated lines
-    ("abcdefg\nabcdefg\nxyz\nzw", (False, "dup_line_char_frac")),
+REPETITION_EDGES = [  # (text, n-gram thresholds, the answer): paragraphs and lines at theirs (0.25, 0.2, 0.4, 0.3)
+    ("", (), (False, "empty")),
+    ("abcd\n\nabcd\n\nxyz\n\nzwq", (), True),  # 1 of 4 paragraphs repeated, 4 of 20 characters
+    ("abcd\n\nabcd\n\nxyz\n\nabcd", (), (False, "dup_para_frac")),
+    ("abcde\n\nabcde\n\nxyz\n\nzwq", (), (False, "dup_para_char_frac")),
+    ("ab\nab\nab\nlonger line one\nlonger line two", (), True),  # 2 of 5 lines repeated
+    ("ab\nab\nab\nab\nlonger line two", (), (False, "dup_line_frac")),
+    ("abcdef\nabcdef\nxyz\nzw", (), True),  # 6 of 20 characters in repeated lines
+    ("abcdefg\nabcdefg\nxyz\nzw", (), (False, "dup_line_char_frac")),
+    # a later n-gram rule after one a shorter bound let pass is still applied (whatever the order of the fractions)
+    ("a b c d e f g x a b c d e f g", ((5, 0.9), (6, 0.9), (7, 0.0)), (False, "duplicated_7_n_grams")),
 ]
 
 
-@pytest.mark.parametrize("text, expected", REPETITION_EDGES)
-def test_fast_gopher_repetition_at_the_paragraph_and_line_thresholds(text, expected):
+@pytest.mark.parametrize("text, dup_n_grams, expected", REPETITION_EDGES)
+def test_fast_gopher_repetition_threshold_cases(text, dup_n_grams, expected):
     from datatrove.pipeline.filters import GopherRepetitionFilter
 
     from corpus.repetition import FastGopherRepetitionFilter
@@ -435,7 +437,7 @@ def test_fast_gopher_repetition_at_the_paragraph_and_line_thresholds(text, expec
         dup_line_frac=0.4,
         dup_line_char_frac=0.3,
         top_n_grams=(),
-        dup_n_grams=(),
+        dup_n_grams=dup_n_grams,
         language=RegexWordTokenizer(),
     )
     doc = Document(text=text, id="d")
