@@ -588,6 +588,31 @@ def test_distillation_loss_weighs_each_term_by_its_own_alpha():
         distillation_loss(GPTOutput(s_logits, None, (s_hidden,)), GPTOutput(t_logits, None, (t_hidden,)), None, cfg)
 
 
+def test_the_chunked_kl_and_its_gradient_equal_the_direct_ones_for_any_chunk():
+    """The KL term a slice of positions at a time, with its closed-form gradient, against the plain expression and
+    autograd: every chunk size (one position, uneven slices, all at once), with and without a mask, and a gradient
+    scaled from outside (as a weighted sum of terms does)."""
+    from train.distill import kl_term
+
+    torch.manual_seed(2)
+    s_logits, t_logits = torch.randn(2, 3, 5), torch.randn(2, 3, 5)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 1]])
+    temp = 1.7
+    for m in (None, mask):
+        weights = torch.full((6,), 1 / 6) if m is None else m.reshape(-1).float() / m.sum()
+        direct_s = s_logits.clone().requires_grad_()
+        log_s = torch.log_softmax(direct_s.reshape(6, 5) / temp, -1)
+        log_t = torch.log_softmax(t_logits.reshape(6, 5) / temp, -1)
+        direct = ((log_t.exp() * (log_t - log_s)).sum(-1) * weights).sum() * temp**2
+        (2.5 * direct).backward()
+        for chunk in (1, 4, 0):
+            student = s_logits.clone().requires_grad_()
+            got = kl_term(student, t_logits, temp, m, chunk_tokens=chunk)
+            (2.5 * got).backward()
+            assert got.item() == pytest.approx(direct.item(), rel=1e-6), (m, chunk)
+            assert torch.allclose(student.grad, direct_s.grad, rtol=1e-5, atol=1e-7), (m, chunk)
+
+
 # ------------------------------------------------------------------------------------- statistics
 def test_welch_interval_written_out():
     """Welch's interval restated: standard errors, Welch-Satterthwaite degrees of freedom, t quantile. Unequal
