@@ -64,7 +64,6 @@ MODULES: dict[str, tuple[list[str] | None, list[str]]] = {
     ),
     "train/fingerprint.py": (None, [CORE]),
     "safe_output/folder.py": (None, [CORE]),
-    "safe_output/lock.py": (None, [CORE]),
     "train/checkpoint.py": (None, [CORE, f"{APPLIED}::test_resume_takes_the_newest_checkpoint"]),
     "train/loop.py": (["train.loop.x_lr_at*", "train.loop.x_total_steps*"], [CORE]),
     "corpus/quality.py": (

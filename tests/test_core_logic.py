@@ -120,6 +120,42 @@ def test_the_mark_names_the_command_and_the_utc_time_and_messages_name_the_optio
         claim_output(blocked / "new", "cmd")
 
 
+def test_inputs_inside_the_output_folder_are_refused_and_the_rest_pass(tmp_path):
+    from safe_output.folder import check_inputs_outside
+
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (tmp_path / "raw.txt").write_text("x")
+    outside = {"--input": [str(tmp_path / "raw.txt"), "", "https://example.org/a", str(tmp_path / "missing")]}
+    check_inputs_outside(out, {**outside, "--teacher": None})  # nothing raised: outside, empty, a URL, absent
+    for inside in (out, out / "sub"):
+        with pytest.raises(UserError) as e:
+            check_inputs_outside(out, {**outside, "--teacher": [str(inside)]}, option="--run")
+        assert str(e.value) == (
+            f"--teacher {inside} is inside --run {out}: the run would change or replace what it reads; "
+            "give an input outside the output folder, or another --run"
+        )
+
+
+def test_the_free_space_and_the_start_of_a_run_read_from_the_mark(tmp_path):
+    import calendar
+    import shutil
+
+    from safe_output.folder import _free, _since
+
+    free = _free(tmp_path)
+    number = float(free.removesuffix(" MiB").replace(",", ""))
+    assert free.endswith(" MiB") and free.count(".") == 1 and len(free.split(".")[1]) == 5  # one decimal
+    assert abs(number - shutil.disk_usage(tmp_path).free / 2**20) < 64  # other work may write meanwhile
+    assert _free(tmp_path / "missing") == "unknown"
+    assert _since({"run_started": 1700000123.5, "created": "2024-01-02T03:04:05Z"}) == 1700000123.5
+    assert _since({"run_started": None, "created": "2024-01-02T03:04:05Z"}) == calendar.timegm(
+        (2024, 1, 2, 3, 4, 5, 0, 0, 0)
+    )  # marked before written files were recorded: files since the folder was made
+    assert _since({"created": "2024-01-02T03:04:05Z", "written": []}) is None
+    assert _since({"created": "yesterday"}) is None and _since({}) is None
+
+
 # ------------------------------------------------------------------------------------- the lock
 def test_a_held_lock_names_its_holder_and_wait_blocks_until_it_is_released(tmp_path, capsys):
     out = tmp_path / "out"
