@@ -91,8 +91,10 @@ def wikitext_token_shards(
 
 
 def interruptible() -> None:
-    """For a child that a test interrupts with SIGINT: Ctrl-C's default action, even when the suite runs as a
-    background job (whose children inherit SIGINT ignored, which a command rightly leaves ignored)."""
+    """For a child that a test stops with SIGINT, SIGTERM or SIGHUP: their default actions, even when the suite
+    runs as a background job or under nohup (whose children inherit SIGINT or SIGHUP ignored, which a command
+    rightly leaves ignored)."""
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)

@@ -17,6 +17,7 @@ import pytest
 
 from corpus_helpers import shard_rows, write_jsonl
 from safe_output import output_lock
+from run_helpers import interruptible
 from test_faults import one_line_error, run
 
 PY = sys.executable
@@ -71,7 +72,7 @@ def processes_naming(text: str) -> list[int]:
 
 def signal_when(cmd: list[str], ready, signum: int, timeout: float = 180) -> subprocess.CompletedProcess:
     """Run `cmd`, send `signum` to its main process only (as a batch system does) once `ready()`."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.time() + timeout
     while not ready():
         assert proc.poll() is None, f"the run ended before the signal: {proc.communicate()[1][-2000:]}"
