@@ -41,10 +41,15 @@ DEFAULT_REASONS = {
 
 
 # ------------------------------------------------------------------------------------------ reading
+def shard_paths(folder: Path) -> list[Path]:
+    """A folder's Arrow shards in row order (none when the folder does not exist)."""
+    return sorted(folder.glob("*.arrow")) if folder.is_dir() else []
+
+
 def read_folder(folder: Path, columns: list[str]) -> pa.Table | None:
     """All shards of a folder as one table (memory-mapped: nothing is copied until rows are taken)."""
     tables = []
-    for path in sorted(folder.glob("*.arrow")) if folder.is_dir() else []:
+    for path in shard_paths(folder):
         tables.append(pa.ipc.open_stream(pa.memory_map(str(path), "r")).read_all().select(columns))
     return pa.concat_tables(tables) if tables else None
 
@@ -185,7 +190,7 @@ def add_minhash_pairs(out: Path, items: list, n_grams: int) -> None:
         for i, meta in zip(pc.indices_nonzero(hits).to_pylist(), t.column("metadata").filter(hits).to_pylist()):
             m = _CLUSTER_RE.search(meta)
             if m and int(m.group(1)) in wanted and int(m.group(1)) not in kept:
-                kept[int(m.group(1))] = t.slice(i, 1).to_pylist()[0] | {"where": "kept"}
+                kept[int(m.group(1))] = take_rows(t, [i])[0] | {"where": "kept"}
     for row, meta, item in items:
         cluster = meta.get("minhash_cluster_id")
         if cluster is None:
@@ -265,7 +270,7 @@ def line_level(out: Path, steps: list[str]) -> list[dict]:
 
 def metadata_batches(folder: Path):
     """The metadata column of a folder's shards, one record batch at a time, in row order (as `read_folder`)."""
-    for path in sorted(folder.glob("*.arrow")) if folder.is_dir() else []:
+    for path in shard_paths(folder):
         with pa.OSFile(str(path), "rb") as f:
             for batch in pa.ipc.open_stream(f):
                 yield batch.select(["metadata"])
