@@ -212,7 +212,10 @@ def _pair(removed: dict, twin: dict, n_grams: int) -> dict:
         "source": twin["source"],
         "where": twin["where"],
         "text": cut(twin["text"]),
-        "jaccard": round(jaccard(removed["text"], twin["text"], n_grams), 4),
+        # identical texts (exact duplicates) need no shingling
+        "jaccard": 1.0
+        if removed["text"].strip() == twin["text"].strip()
+        else round(jaccard(removed["text"], twin["text"], n_grams), 4),
     }
 
 

@@ -281,6 +281,44 @@ def test_language_id_from_a_sample_decides_as_on_the_whole_text(shared_data):
     assert 10 <= sum(a for a, _ in decisions) <= len(docs) - 10  # both outcomes occur
 
 
+def test_language_id_reads_a_larger_sample_before_the_whole_text(shared_data, monkeypatch):
+    """A page whose first sample scores near the threshold is settled by a sample four times larger: fastText
+    reads both samples, not the page, and decides as on the whole page. A clearly English page is decided
+    from its first sample."""
+    from datatrove.utils.lid import FT176LID
+
+    from corpus.filters import BundledLanguageFilter
+    from corpus.readers import RawDocumentReader
+
+    pages = {d.id: d for d in RawDocumentReader([str(shared_data / "html-sample")]).run()}
+    read = []
+    predict = FT176LID.predict
+    monkeypatch.setattr(FT176LID, "predict", lambda self, doc: read.append(len(doc.text)) or predict(self, doc))
+    sampled, whole = BundledLanguageFilter(["en"]), BundledLanguageFilter(["en"], sample_chars=None)
+    near = pages["python3.11-doc/codecs.html"]  # 43k characters: its first sample scores 0.84, the larger 0.82
+    assert sampled.filter(near) == whole.filter(type(near)(text=near.text, id=near.id))
+    assert read[:2] == [2000 + 3, 8000 + 7]  # the samples' slices, joined with spaces; then the whole page, once
+    assert read[2:] == [len(near.text)]
+    read.clear()
+    clear = pages["debian-handbook/en-US/sect.apparmor.html"]
+    assert sampled.filter(clear) is True and read == [2003]
+
+
+def test_installed_distributions_are_found_as_datatrove_finds_them():
+    """datatrove scans every installed distribution's metadata for a name; the cleaner asks for the name
+    directly: the same answers (found: True, missing or another name's: None)."""
+    import importlib.metadata
+
+    from corpus.filters import distribution_available
+
+    def scanned(name):
+        names = {(d.metadata.get("Name") or "").lower() for d in importlib.metadata.distributions()}
+        return True if name in names else None
+
+    for name in ["fasteners", "fasttext-numpy2-wheel", "pyarrow", "fasttext", "no-such-distribution", "PyArrow"]:
+        assert distribution_available(name) == scanned(name), name
+
+
 def test_word_splitting_fast_paths_match_the_general_rule(shared_data):
     from corpus.readers import RawDocumentReader
     from corpus.text import RegexWordTokenizer, split_piece
