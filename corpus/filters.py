@@ -284,63 +284,24 @@ class FilterConfig:
 
 def full_filter_steps(cfg: FilterConfig, removed_writer: Callable[[str], object]) -> list:
     """The filters of the `full` preset in order; `removed_writer(step_name)` receives what each drops."""
+    language = BundledLanguageFilter(
+        cfg.languages, cfg.language_threshold, removed_writer("language"), cfg.lid_model, cfg.language_sample_chars
+    )
+    steps = [in_batches(named(language, "language"))]
     words = RegexWordTokenizer()
-    steps = [
-        in_batches(
-            named(
-                BundledLanguageFilter(
-                    cfg.languages,
-                    cfg.language_threshold,
-                    removed_writer("language"),
-                    cfg.lid_model,
-                    cfg.language_sample_chars,
-                ),
-                "language",
-            )
-        )
-    ]
-    if cfg.gopher_repetition is not None:
-        steps.append(
-            named(
-                FastGopherRepetitionFilter(
-                    exclusion_writer=removed_writer("gopher_repetition"), language=words, **cfg.gopher_repetition
-                ),
-                "gopher_repetition",
-            )
-        )
-    if cfg.gopher_quality is not None:
-        steps.append(
-            named(
-                FastGopherQualityFilter(
-                    exclusion_writer=removed_writer("gopher_quality"), language=words, **cfg.gopher_quality
-                ),
-                "gopher_quality",
-            )
-        )
-    if cfg.c4_quality is not None:
-        steps.append(
-            in_batches(
-                named(
-                    FastC4QualityFilter(
-                        exclusion_writer=removed_writer("c4_quality"), language=words, **cfg.c4_quality
-                    ),
-                    "c4_quality",
-                )
-            )
-        )
-    if cfg.c4_badwords is not None:
-        steps.append(
-            named(C4BadWordsFilter(exclusion_writer=removed_writer("c4_badwords"), **cfg.c4_badwords), "c4_badwords")
-        )
-    if cfg.fineweb_quality is not None:
-        steps.append(
-            in_batches(
-                named(
-                    FineWebQualityFilter(
-                        exclusion_writer=removed_writer("fineweb_quality"), language=words, **cfg.fineweb_quality
-                    ),
-                    "fineweb_quality",
-                )
-            )
-        )
+    # in pipeline order: the name (also the FilterConfig field of its settings), the filter, whether it splits words,
+    # whether it tests pages in batches (see in_batches)
+    for name, step_class, splits_words, batched in (
+        ("gopher_repetition", FastGopherRepetitionFilter, True, False),
+        ("gopher_quality", FastGopherQualityFilter, True, False),
+        ("c4_quality", FastC4QualityFilter, True, True),
+        ("c4_badwords", C4BadWordsFilter, False, False),
+        ("fineweb_quality", FineWebQualityFilter, True, True),
+    ):
+        settings = getattr(cfg, name)
+        if settings is None:
+            continue
+        split = {"language": words} if splits_words else {}
+        step = named(step_class(exclusion_writer=removed_writer(name), **split, **settings), name)
+        steps.append(in_batches(step) if batched else step)
     return steps
