@@ -10,6 +10,8 @@ from scipy import stats as sps
 
 from eval.studies.report import left_out_lines, signal_lines
 from eval.studies.stats import (
+    above_chance,
+    better,
     chance_margin,
     curve_band,
     half_width,
@@ -17,11 +19,14 @@ from eval.studies.stats import (
     learns,
     majority_accuracy,
     mcnemar,
+    mean_interval,
     min_detectable_difference,
     paired_bootstrap,
     pooled_sd,
+    resolves,
     rises,
     seeds_for_half_width,
+    signal_verdict,
 )
 
 
@@ -248,3 +253,47 @@ def test_curve_band_restated():
     half = sps.t.ppf(0.95, 1) * math.sqrt(4.5) / math.sqrt(2)
     assert len(two) == 1 and two[0] == pytest.approx((1, 3.5, 3.5 - half, 3.5 + half))
     assert curve_band([[(1, 2.0), (2, 3.0)]]) == [(1, 2.0, 2.0, 2.0), (2, 3.0, 3.0, 3.0)]  # one seed: no band
+
+
+def test_signal_rules_at_their_edges():
+    """Each rule of "carries signal" at the value where it flips: strict comparisons stay strict, the margin
+    counts in the right direction, the rounding allowance of the fine-tuning margin holds, and every verdict
+    names each failed criterion."""
+    with pytest.raises(ValueError):
+        majority_accuracy([])
+    assert majority_accuracy(["a", "b", "b"]) == pytest.approx(2 / 3)
+    assert learns([0.6, 0.7], 0.5) and not learns([0.59, 0.7], 0.5) and not learns([], 0.5)  # 0.6 - 0.5 < 0.1 in floats
+    assert (better(1, 1, True), better(1, 1, False), better(0, 1, True), better(2, 1, False)) == (
+        False,
+        False,
+        True,
+        True,
+    )
+    assert not above_chance([0.6], 0.5, lower_is_better=False, margin=0.1)  # at the bar: not above it
+    assert above_chance([0.61, 0.7], 0.5, lower_is_better=False, margin=0.1)
+    assert not above_chance([0.61, 0.55], 0.5, lower_is_better=False, margin=0.1)  # every value must clear it
+    assert not above_chance([90.0], 100.0, lower_is_better=True, margin=10.0) and above_chance(
+        [89.0], 100.0, True, 10.0
+    )
+    assert not above_chance([], 0.5, lower_is_better=False)
+    assert chance_margin(100) == pytest.approx(0.098)
+    assert mean_interval([1.0]) is None
+    low, high = mean_interval([1.0, 2.0, 3.0])  # mean 2, sd 1, t(0.975, 2) = 4.303
+    assert (low, high) == (pytest.approx(2 - 4.3027 / 3**0.5, abs=1e-3), pytest.approx(2 + 4.3027 / 3**0.5, abs=1e-3))
+    assert mean_interval([1.0, 2.0]) is not None
+    assert rises(5.0, [5.0, 5.0], lower_is_better=True) is False and rises(5.0, [5.0, 5.0], False) is False
+    assert rises(5.0, [4.0, 4.0], lower_is_better=True) is True and rises(5.0, [6.0, 6.0], False) is True
+    assert resolves(1.0, 1.0) is False and resolves(0.9, 1.0) is True
+    assert resolves(None, 1.0) is None and resolves(1.0, None) is None
+    assert signal_verdict(True, True, True) == (True, [])
+    assert signal_verdict(False, True, True) == (False, ["not above chance"])
+    assert signal_verdict(None, True, True) == (False, ["chance level unknown"])
+    assert signal_verdict(True, False, True) == (False, ["does not rise with tokens"])
+    assert signal_verdict(True, None, True) == (False, ["no interval to tell whether it rises"])
+    assert signal_verdict(True, True, False) == (False, ["seed spread not smaller than the difference to resolve"])
+    assert signal_verdict(True, True, None, spread_unknown="one arm") == (False, ["seed spread not weighed (one arm)"])
+    assert signal_verdict(False, False, False)[1] == [
+        "not above chance",
+        "does not rise with tokens",
+        "seed spread not smaller than the difference to resolve",
+    ]
