@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 from pathlib import Path
@@ -154,6 +155,49 @@ def test_the_free_space_and_the_start_of_a_run_read_from_the_mark(tmp_path):
     )  # marked before written files were recorded: files since the folder was made
     assert _since({"created": "2024-01-02T03:04:05Z", "written": []}) is None
     assert _since({"created": "yesterday"}) is None and _since({}) is None
+
+
+def test_the_mark_records_what_each_run_wrote_and_overwrite_removes_only_that(tmp_path):
+    """A run's files are recorded in the mark when it ends; a file a user adds later is foreign: --overwrite
+    names it (the first five, then how many more) and removes nothing; without it, --overwrite removes the
+    run's files and the folders they leave empty, not what a link points to. A killed run's start time is kept
+    by the next run, so the killed run's files stay its own."""
+    from safe_output.folder import foreign_files
+
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "kept").write_text("not ours")
+    with use_output(out, "cmd"):
+        assert json.loads((out / MARKER).read_text())["run_started"] == os.stat(out / LOCK).st_mtime
+        (out / "sub" / "deep").mkdir(parents=True)
+        (out / "sub" / "deep" / "a").write_text("x")
+        (out / "b").write_text("y")
+        (out / "link").symlink_to(elsewhere)
+        assert foreign_files(out) == []  # written during the run
+    mark = json.loads((out / MARKER).read_text())
+    assert mark["written"] == ["b", "link", "sub/deep/a"] and mark["run_started"] is None
+    (out / "sub" / "mine").write_text("the user's")
+    assert foreign_files(out) == ["sub/mine"]
+    time.sleep(0.05)  # file times tick every few ms: the next run starts on a later tick
+    with use_output(out, "cmd"):
+        (out / "c").write_text("z")
+        assert foreign_files(out) == ["sub/mine"]  # the user's file is older than this run
+    assert json.loads((out / MARKER).read_text())["written"] == ["b", "c", "link", "sub/deep/a"]
+    for i in range(6):
+        (out / f"user{i}").write_text("")
+    with pytest.raises(UserError, match=r"did not write \(sub/mine, user0, user1, user2, user3 and 2 more\); "):
+        replace_own(out, "cmd")
+    assert (out / "b").exists() and (out / "sub" / "deep" / "a").exists()  # nothing removed
+    for f in [out / "sub" / "mine"] + [out / f"user{i}" for i in range(6)]:
+        f.unlink()
+    replace_own(out, "cmd")
+    assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, LOCK])  # sub/deep and sub went with their files
+    assert (elsewhere / "kept").read_text() == "not ours"
+    assert json.loads((out / MARKER).read_text())["written"] == []
+    killed = json.loads((out / MARKER).read_text()) | {"run_started": 1.0}  # a run killed long ago
+    (out / MARKER).write_text(json.dumps(killed))
+    with use_output(out, "cmd"):
+        assert json.loads((out / MARKER).read_text())["run_started"] == 1.0
 
 
 # ------------------------------------------------------------------------------------- the lock
