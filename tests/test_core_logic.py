@@ -36,6 +36,12 @@ def test_claim_marks_a_new_or_empty_folder_and_refuses_the_rest(tmp_path):
     a_file.write_text("mine")
     with pytest.raises(UserError, match="is a file; give a folder path"):
         claim_output(a_file, "cmd one")
+    with pytest.raises(UserError) as e:
+        claim_output(tmp_path, "cmd one")  # holds the user's file
+    assert str(e.value) == (
+        f"--output {tmp_path}: is not empty and was not made by `cmd one`; nothing was written there: "
+        "choose a new or empty folder"
+    )
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / MARKER).write_text("not json")
     assert owner_of(tmp_path / "bad") is None and owner_of(tmp_path / "nowhere") is None
@@ -121,7 +127,7 @@ def test_the_mark_names_the_command_and_the_utc_time_and_messages_name_the_optio
         claim_output(blocked / "new", "cmd")
 
 
-def test_inputs_inside_the_output_folder_are_refused_and_the_rest_pass(tmp_path):
+def test_inputs_inside_the_output_folder_are_refused_and_the_rest_pass(tmp_path, monkeypatch):
     from safe_output.folder import check_inputs_outside
 
     out = tmp_path / "out"
@@ -129,6 +135,12 @@ def test_inputs_inside_the_output_folder_are_refused_and_the_rest_pass(tmp_path)
     (tmp_path / "raw.txt").write_text("x")
     outside = {"--input": [str(tmp_path / "raw.txt"), "", "https://example.org/a", str(tmp_path / "missing")]}
     check_inputs_outside(out, {**outside, "--teacher": None})  # nothing raised: outside, empty, a URL, absent
+    check_inputs_outside(out, {"--input": [str(out / "missing")]})  # absent, even inside: not an input to protect
+    with pytest.raises(UserError, match=r"^--input .* is inside --output "):  # after inputs passed over
+        check_inputs_outside(out, {"--input": ["", "https://example.org/a", str(out / "sub")]})
+    (out / "s3:" / "bucket").mkdir(parents=True)
+    monkeypatch.chdir(out)  # "" and "s3://bucket" would name folders inside the output, were they paths
+    check_inputs_outside(out, {"--input": ["", "s3://bucket"]})
     for inside in (out, out / "sub"):
         with pytest.raises(UserError) as e:
             check_inputs_outside(out, {**outside, "--teacher": [str(inside)]}, option="--run")
@@ -185,8 +197,10 @@ def test_the_mark_records_what_each_run_wrote_and_overwrite_removes_only_that(tm
     assert json.loads((out / MARKER).read_text())["written"] == ["b", "c", "link", "sub/deep/a"]
     for i in range(6):
         (out / f"user{i}").write_text("")
-    with pytest.raises(UserError, match=r"did not write \(sub/mine, user0, user1, user2, user3 and 2 more\); "):
-        replace_own(out, "cmd")
+        listed = ", ".join(["sub/mine"] + [f"user{k}" for k in range(min(i + 1, 4))])
+        more = f" and {i - 3} more" if i >= 4 else ""  # the first five are named
+        with pytest.raises(UserError, match=rf"did not write \({listed}{more}\); nothing was removed"):
+            replace_own(out, "cmd")
     assert (out / "b").exists() and (out / "sub" / "deep" / "a").exists()  # nothing removed
     for f in [out / "sub" / "mine"] + [out / f"user{i}" for i in range(6)]:
         f.unlink()
@@ -194,6 +208,14 @@ def test_the_mark_records_what_each_run_wrote_and_overwrite_removes_only_that(tm
     assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, LOCK])  # sub/deep and sub went with their files
     assert (elsewhere / "kept").read_text() == "not ours"
     assert json.loads((out / MARKER).read_text())["written"] == []
+    (out / "same-tick").write_text("")  # a file changed exactly when a run started is the run's own
+    mark = json.loads((out / MARKER).read_text())
+    (out / MARKER).write_text(json.dumps(mark | {"run_started": os.stat(out / "same-tick").st_ctime}))
+    assert foreign_files(out) == []
+    (out / MARKER).write_text("[]")  # a mark that is not a record: nothing counts as written
+    assert foreign_files(out) == ["same-tick"]
+    (out / MARKER).write_text(json.dumps(mark))
+    (out / "same-tick").unlink()
     killed = json.loads((out / MARKER).read_text()) | {"run_started": 1.0}  # a run killed long ago
     (out / MARKER).write_text(json.dumps(killed))
     with use_output(out, "cmd"):

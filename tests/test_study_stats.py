@@ -259,7 +259,7 @@ def test_signal_rules_at_their_edges():
     """Each rule of "carries signal" at the value where it flips: strict comparisons stay strict, the margin
     counts in the right direction, the rounding allowance of the fine-tuning margin holds, and every verdict
     names each failed criterion."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^no labels: the majority class is undefined$"):
         majority_accuracy([])
     assert majority_accuracy(["a", "b", "b"]) == pytest.approx(2 / 3)
     assert learns([0.6, 0.7], 0.5) and not learns([0.59, 0.7], 0.5) and not learns([], 0.5)  # 0.6 - 0.5 < 0.1 in floats
@@ -276,6 +276,7 @@ def test_signal_rules_at_their_edges():
         [89.0], 100.0, True, 10.0
     )
     assert not above_chance([], 0.5, lower_is_better=False)
+    assert above_chance([0.51], 0.5, lower_is_better=False)  # no margin unless one is given
     assert chance_margin(100) == pytest.approx(0.098)
     assert mean_interval([1.0]) is None
     low, high = mean_interval([1.0, 2.0, 3.0])  # mean 2, sd 1, t(0.975, 2) = 4.303
@@ -291,6 +292,7 @@ def test_signal_rules_at_their_edges():
     assert signal_verdict(True, False, True) == (False, ["does not rise with tokens"])
     assert signal_verdict(True, None, True) == (False, ["no interval to tell whether it rises"])
     assert signal_verdict(True, True, False) == (False, ["seed spread not smaller than the difference to resolve"])
+    assert signal_verdict(True, True, None) == (False, ["seed spread not weighed (fewer than 2 seeds)"])
     assert signal_verdict(True, True, None, spread_unknown="one arm") == (False, ["seed spread not weighed (one arm)"])
     assert signal_verdict(False, False, False)[1] == [
         "not above chance",
