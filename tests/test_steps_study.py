@@ -175,7 +175,14 @@ def test_steps_study_smoke_with_teacher_overlap_and_stale_code(shared_data, teac
     overlap = results["teacher_overlap"]
     assert overlap["none"]["docs_with_reference_duplicate"] >= 1
     assert overlap["evaluation sets"]["docs_with_reference_duplicate"] == 1
-    assert "documents overlap**" in report
+    assert "documents overlap**" in report  # the teacher saw an evaluation text
+    # the raw arm's page alike the teacher's is left out of that arm's token shards: no student reads it
+    none_tokens = json.loads((Path(results["variants"]["none"]["tokens_dir"]) / "manifest.json").read_text())
+    found = overlap["none"]["docs_with_reference_duplicate"]
+    assert (
+        none_tokens["excluded"]["docs_left_out"] == found == results["variants"]["none"]["left_out_for_teacher_overlap"]
+    )
+    assert "excluded" not in json.loads((Path(results["variants"]["full"]["tokens_dir"]) / "manifest.json").read_text())
     # the evaluation code changes (a comment is enough): with --reuse-stale nothing is made, the report flags the units
     with open(src / "eval" / "perplexity.py", "a") as f:
         f.write("# changed\n")

@@ -207,3 +207,46 @@ def test_tokenize_on_every_core_writes_what_one_document_at_a_time_writes(shared
         for s in many["splits"][split]["shards"]
     ]
     assert sorted(np.concatenate(written).tolist()) == sorted(expected)  # every document's tokens, once
+
+
+def test_tokenize_leaves_out_the_documents_it_is_told_to_and_splits_the_rest_as_before(shared_data, tmp_path):
+    """--exclude: the listed documents are in neither split, every other document is where it would have been
+    without them, the manifest counts them, and the list is part of the shards' settings."""
+    import pyarrow as pa
+
+    from safe_output import UserError
+    from train import TrainError
+    from train.split import held_out_documents
+
+    articles = wikitext_articles(shared_data, 30, min_words=100)
+    corpus = write_clean_corpus(tmp_path / "corpus", articles)
+    tok_dir = tmp_path / "tok"
+    save_tokenizer(train_tokenizer([corpus], vocab_size=512), tok_dir)
+    rows = pa.ipc.open_stream(pa.memory_map(str(corpus / "shards" / "shard-00000.arrow"))).read_all().to_pylist()
+    held, _ = held_out_documents(corpus, 0.2, "cluster", 1)
+    val_ids = [r["id"] for r in rows if held[r["id"]]]
+    gone = [val_ids[0], next(r["id"] for r in rows if not held[r["id"]])]  # one of each split
+    (tmp_path / "ids.txt").write_text(f"{gone[0]}\n\n{gone[1]}\nnot-in-the-corpus\n")
+    made = tokenize_corpus(
+        corpus, tok_dir, tmp_path / "out", block_size=32, val_fraction=0.2, exclude=tmp_path / "ids.txt"
+    )
+    assert made["excluded"] == {"ids_given": 3, "docs_left_out": 2}
+    tok = load_tokenizer(tok_dir)
+
+    def tokens_of(split_rows):
+        return sorted(t for r in split_rows for t in tok(r["text"]).input_ids + [tok.eos_token_id])
+
+    for split, want in (("val", True), ("train", False)):
+        kept = [r for r in rows if held[r["id"]] is want and r["id"] not in gone]
+        written = [np.fromfile(tmp_path / "out" / s["path"], dtype=np.uint16) for s in made["splits"][split]["shards"]]
+        assert sorted(np.concatenate(written).tolist()) == tokens_of(kept) and made["splits"][split]["docs"] == len(
+            kept
+        )
+    (tmp_path / "ids.txt").write_text(f"{gone[0]}\n")
+    with pytest.raises(UserError, match="other inputs or settings .*exclude"):
+        tokenize_corpus(
+            corpus, tok_dir, tmp_path / "out", block_size=32, val_fraction=0.2, exclude=tmp_path / "ids.txt"
+        )
+    with pytest.raises(TrainError, match=r"^--exclude .*missing.txt: cannot read it"):
+        tokenize_corpus(corpus, tok_dir, tmp_path / "new", exclude=tmp_path / "missing.txt")
+    assert not (tmp_path / "new").exists()  # refused before anything was written

@@ -86,6 +86,7 @@ def run(args) -> int:
             wait=args.wait,
             record=record,
             workers=cfg.workers,
+            exclude=cfg.exclude,
         )
     elif args.command == "sample":
         from train.sample import sample

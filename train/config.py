@@ -86,6 +86,12 @@ class TokenizeConfig:
         "processes that hash documents for the cluster split (0: every core; used from 16 MB of text on)",
         check=at_least(0),
     )
+    exclude: str = opt(
+        "",
+        "file of document ids (one a line) left out of both splits, e.g. those another model was trained on "
+        "(default: none)",
+        metavar="FILE",
+    )
 
 
 @dataclass

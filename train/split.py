@@ -407,6 +407,7 @@ def cross_overlap(groups: dict[str, Iterable[tuple[str, str]]], reference: str) 
             "docs_with_reference_duplicate": len(in_group),
             "reference_docs_with_duplicate": len(in_reference),
             "examples": sorted(in_group)[:5],
+            "ids": sorted(in_group),
         }
     return result
 

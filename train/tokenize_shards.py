@@ -37,6 +37,14 @@ COMMAND = "train tokenize"
 SPLITS = ("cluster", "id-hash")
 
 
+def read_excluded(path: str | Path) -> set[str]:
+    """Document ids, one a line (blank lines ignored)."""
+    try:
+        return {line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()}
+    except (OSError, UnicodeDecodeError) as e:
+        raise TrainError(f"--exclude {path}: cannot read it ({e}); give a text file of document ids, one a line")
+
+
 class ShardWriter:
     """Append token arrays to `<split>-NNNNN.bin` files of at most `shard_tokens` tokens."""
 
@@ -83,11 +91,14 @@ def tokenize_corpus(
     wait: bool = False,
     record: str = "",
     workers: int = 0,
+    exclude: str | Path = "",
 ) -> dict:
     """Token shards of a clean corpus. `workers` processes find the near-duplicates of the cluster split
     (0: every core); tokenizers encodes each batch of documents on every core by itself. `record`: the resolved
-    settings (config.toml), written with the shards."""
+    settings (config.toml), written with the shards. `exclude`: a file of document ids left out of both splits
+    (the split of the others is unchanged); the manifest counts them."""
     clean_dir, out = Path(clean_dir), Path(out)
+    excluded = read_excluded(exclude) if exclude else None
     source_manifest = clean_dir / "manifest.json"
     if not source_manifest.exists():
         raise TrainError(f"{clean_dir}: no manifest.json (is it a finished clean-corpus directory?)")
@@ -103,6 +114,8 @@ def tokenize_corpus(
         "val_fraction": val_fraction,
         "split_method": split,
     }
+    if excluded is not None:  # only then: shards made without exclusions keep their recorded settings
+        wanted["exclude"] = fingerprint(sorted(excluded))
     with use_output(out, COMMAND, wait=wait, inputs={"--data": [clean_dir], "--tokenizer": [tokenizer_dir]}):
         if (out / "manifest.json").exists():
             manifest = json.loads((out / "manifest.json").read_text())
@@ -122,6 +135,7 @@ def tokenize_corpus(
                 shard_tokens,
                 batch_docs,
                 workers or os.cpu_count() or 1,
+                excluded or set(),
             )
             if record:
                 atomic_write(tmp / RECORD, record)
@@ -143,6 +157,7 @@ def _tokenize_into(
     shard_tokens: int,
     batch_docs: int,
     workers: int,
+    excluded: set[str],
 ) -> dict:
     """Tokenize into the temporary folder `tmp` (moved into the output folder when complete)."""
     block_size, val_fraction = wanted["block_size"], wanted["val_fraction"]
@@ -154,8 +169,13 @@ def _tokenize_into(
     total_rows = json.loads(source_manifest.read_text())["rows"]
     backend = tok.backend_tokenizer
     start = last = time.time()
-    rows = 0
+    rows = left_out = 0
     for ids, texts in iter_documents(clean_dir):
+        if excluded:
+            kept = [k for k, doc_id in enumerate(ids) if doc_id not in excluded]
+            left_out += len(ids) - len(kept)
+            rows += len(ids) - len(kept)
+            ids, texts = [ids[k] for k in kept], [texts[k] for k in kept]
         for i in range(0, len(texts), batch_docs):
             # on every core (tokenizers' own threads); _fast: without the character offsets we do not use
             encoded = backend.encode_batch_fast(texts[i : i + batch_docs], add_special_tokens=False)
@@ -200,5 +220,7 @@ def _tokenize_into(
         "source": str(clean_dir.resolve()),
         "splits": splits,
     }
+    if excluded:
+        manifest["excluded"] = {"ids_given": len(excluded), "docs_left_out": left_out}
     atomic_json(tmp / "manifest.json", manifest)
     return manifest

@@ -256,9 +256,10 @@ def evaluation_documents() -> list[tuple[str, str]]:
     return docs
 
 
-def teacher_overlap(cfg: AblationConfig, variants: dict, out: Path) -> tuple[dict | None, dict | None]:
-    """(overlap, unit): per arm and for the evaluation sets, the documents with a near-duplicate (word 5-gram
-    Jaccard >= 0.8) or an identical copy among the teacher's training documents; None without --teacher-data."""
+def teacher_overlap(cfg: AblationConfig, cleaned: dict, out: Path) -> tuple[dict | None, dict | None]:
+    """(overlap, unit): per arm (`cleaned`: arm -> (clean dir, its fingerprint)) and for the evaluation sets, the
+    documents with a near-duplicate (word 5-gram Jaccard >= 0.8) or an identical copy among the teacher's training
+    documents; None without --teacher-data."""
     if not cfg.teacher_data:
         return None, None
     from train.fingerprint import clean_fingerprint, files_fingerprint
@@ -273,7 +274,7 @@ def teacher_overlap(cfg: AblationConfig, variants: dict, out: Path) -> tuple[dic
         )
     key = {
         "teacher": clean_fingerprint(teacher_dir),
-        "arms": {a: v["fingerprints"]["clean"] for a, v in variants.items()},
+        "arms": {a: fp for a, (_, fp) in cleaned.items()},
         "eval": files_fingerprint(decontamination_files()),
     }
     path, fp, code = locate(
@@ -287,7 +288,7 @@ def teacher_overlap(cfg: AblationConfig, variants: dict, out: Path) -> tuple[dic
         print("measuring the overlap of the teacher's documents with every arm's and the evaluation sets'", flush=True)
         groups = {
             "teacher": docs(teacher_dir),
-            **{a: docs(Path(v["clean_dir"])) for a, v in variants.items()},
+            **{a: docs(Path(clean_dir)) for a, (clean_dir, _) in cleaned.items()},
             "evaluation sets": iter(evaluation_documents()),
         }
         return cross_overlap(groups, "teacher")
@@ -325,9 +326,19 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
     units["raw input"] = {"kind": "raw input", "fingerprint": raw_fp, "path": " ".join(cfg.input)}
     # the raw variant always: its held-out split is every arm's held-out evaluation and validation set
     made = ([] if any(a.name == "none" for a in arms) else [Arm("none", "none")]) + arms
+    cleaned = {}
+    for arm in made:
+        cleaned[arm.name], units[f"clean/{arm.name}"] = clean_variant(cfg, arm, out, raw_fp, decontamination_files())
+    overlap, units["teacher overlap"] = teacher_overlap(
+        cfg, {a: (cleaned[a], units[f"clean/{a}"]["fingerprint"]) for a in cleaned}, out
+    )
+    if units["teacher overlap"] is None:
+        del units["teacher overlap"]
     variants = {}
     for arm in made:
-        clean, units[f"clean/{arm.name}"] = clean_variant(cfg, arm, out, raw_fp, decontamination_files())
+        clean = cleaned[arm.name]
+        # cleaning changes texts (cut lines): a document apart from the teacher's by raw text may come out a
+        # near-duplicate of one; it is left out of the arm's token shards, so no student reads it
         tokens, units[f"tokens/{arm.name}"] = tokenize(
             scale,
             clean,
@@ -336,9 +347,11 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
             teacher=cfg.teacher,
             teacher_fp=teacher_fp,
             reuse_stale=cfg.reuse_stale,
+            exclude=overlap[arm.name]["ids"] if overlap else [],
         )
         corpus_stats = json.loads((clean / "stats.json").read_text())
-        splits = json.loads((tokens / "manifest.json").read_text())["splits"]
+        token_manifest = json.loads((tokens / "manifest.json").read_text())
+        splits = token_manifest["splits"]
         variants[arm.name] = {
             "preset": arm.preset,
             "settings": arm.settings,
@@ -347,7 +360,8 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
             "stats": corpus_stats,
             "train_tokens": splits["train"]["tokens"],
             "tokens": splits["train"]["tokens"] + splits["val"]["tokens"],
-            "split": json.loads((tokens / "manifest.json").read_text()).get("split", {}),
+            "split": token_manifest.get("split", {}),
+            "left_out_for_teacher_overlap": token_manifest.get("excluded", {}).get("docs_left_out", 0),
             "docs_kept": corpus_stats["output"]["documents"],
             "docs_in": corpus_stats["input"]["documents"],
             "fingerprints": {
@@ -355,9 +369,6 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
                 "tokens": units[f"tokens/{arm.name}"]["fingerprint"],
             },
         }
-    overlap, units["teacher overlap"] = teacher_overlap(cfg, variants, out)
-    if units["teacher overlap"] is None:
-        del units["teacher overlap"]
     scale = resolve_budget(
         scale, {a.name: variants[a.name]["train_tokens"] for a in arms}, explicit_budget, cfg.allow_repeats
     )
@@ -591,7 +602,7 @@ def power_lines(power: dict | None) -> list[str]:
 
 
 # ---------------------------------------------------------------- the report
-def overlap_lines(overlap: dict | None, teacher_data: str) -> list[str]:
+def overlap_lines(overlap: dict | None, teacher_data: str, variants: dict) -> list[str]:
     if overlap is None:
         return [
             "## Teacher overlap",
@@ -600,24 +611,38 @@ def overlap_lines(overlap: dict | None, teacher_data: str) -> list[str]:
             "trained on; `make ablation` does) to measure the overlap of the teacher's documents with every arm's.",
             "",
         ]
+
+    def left_out(group: str) -> int | None:  # documents of an arm its token shards leave out; None: not an arm
+        return variants[group].get("left_out_for_teacher_overlap", 0) if group in variants else None
+
     rows = [
         [
             f"`{g}`",
             f"{o['docs']:,}",
             f"{o['docs_with_reference_duplicate']:,}",
             f"{o['reference_docs_with_duplicate']:,}",
+            "-" if left_out(g) is None else f"{left_out(g):,}",
+            f"{o['docs_with_reference_duplicate'] - (left_out(g) or 0):,}",
             ", ".join(f"`{e}`" for e in o["examples"]) or "-",
         ]
         for g, o in overlap.items()
     ]
-    total = sum(o["docs_with_reference_duplicate"] for o in overlap.values())
-    verdict = (
-        "0 everywhere: the teacher never saw a document of the study (nor a near-duplicate of one)."
-        if total == 0
-        else f"**{total:,} documents overlap**: the teacher saw text of the study, so the student of an arm starts "
-        f"from a model that learned some of that arm's text (retrain the teacher on the teacher part: "
-        f"`make teacher`)."
-    )
+    found = sum(o["docs_with_reference_duplicate"] for o in overlap.values())
+    read = sum(o["docs_with_reference_duplicate"] - (left_out(g) or 0) for g, o in overlap.items())
+    if found == 0:
+        verdict = "0 everywhere: the teacher never saw a document of the study (nor a near-duplicate of one)."
+    elif read == 0:
+        verdict = (
+            f"{found:,} documents of the arms, once cleaned, are near-duplicates of teacher documents (cleaning "
+            "cuts lines, so pages apart as raw text can come out alike); each is left out of its arm's token "
+            "shards: **0 overlap in what the students read and are scored on**."
+        )
+    else:
+        verdict = (
+            f"**{read:,} documents overlap** in what the students read or are scored on: the teacher saw text of "
+            "the study (an evaluation text among the teacher's documents: retrain the teacher on the teacher part, "
+            "decontaminated: `make teacher`)."
+        )
     return [
         "## Teacher overlap",
         "",
@@ -626,7 +651,15 @@ def overlap_lines(overlap: dict | None, teacher_data: str) -> list[str]:
         f"{verdict}",
         "",
         markdown_table(
-            ["documents of", "documents", "with a teacher near-duplicate", "teacher documents involved", "examples"],
+            [
+                "documents of",
+                "documents",
+                "with a teacher near-duplicate",
+                "teacher documents involved",
+                "left out of the token shards",
+                "overlap read by the students",
+                "examples",
+            ],
             rows,
         ),
         "",
@@ -762,7 +795,7 @@ def write_report(results: dict, out: Path) -> None:
             "",
         ]
     lines += [
-        *overlap_lines(results.get("teacher_overlap"), cfg.get("teacher_data", "")),
+        *overlap_lines(results.get("teacher_overlap"), cfg.get("teacher_data", ""), variants),
         *leakage_lines(variants),
         *power_lines(results.get("power")),
         *signal_lines(signals),

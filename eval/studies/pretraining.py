@@ -114,10 +114,12 @@ def tokenize(
     teacher: str,
     teacher_fp: str | None = None,
     reuse_stale: bool = False,
+    exclude: list[str] = (),
 ) -> tuple[Path, dict]:
     """Token shards of a clean corpus with the teacher's tokenizer, keyed by the corpus's content, the settings
-    and the tokenizing code."""
-    from train.fingerprint import clean_fingerprint, model_fingerprint, tokens_fingerprint
+    and the tokenizing code. `exclude`: ids of documents left out of both splits (those the teacher's training
+    data holds a near-duplicate of)."""
+    from train.fingerprint import clean_fingerprint, fingerprint, model_fingerprint, tokens_fingerprint
 
     key = {
         "clean": clean_fingerprint(clean_dir),
@@ -126,6 +128,13 @@ def tokenize(
         "val_fraction": scale.val_fraction,
         "split": "cluster",
     }
+    options = []
+    if exclude:  # only then: shards without exclusions keep their key
+        key["exclude"] = fingerprint(sorted(exclude))
+        ids_file = out / "tokens" / f"{name}-exclude-{key['exclude'][:10]}.txt"
+        ids_file.parent.mkdir(parents=True, exist_ok=True)
+        ids_file.write_text("".join(f"{i}\n" for i in sorted(exclude)))
+        options = ["--exclude", str(ids_file)]
     tokens, key_fp, code = locate(out / "tokens", name, key, "token shards", "manifest.json", reuse_stale=reuse_stale)
     if not (tokens / "manifest.json").exists():
         run_command(
@@ -142,6 +151,7 @@ def tokenize(
                 str(scale.block_size),
                 "--val-fraction",
                 str(scale.val_fraction),
+                *options,
             ),
             out / "logs" / f"tokenize-{tokens.name}.log",
         )
