@@ -89,14 +89,19 @@ def test_leftovers_are_removed_except_under_another_commands_folder(tmp_path):
     )
 
 
-def test_the_mark_names_the_command_and_the_utc_time_and_messages_name_the_option(tmp_path):
-    import os
+def test_the_mark_names_the_command_and_the_utc_time_and_messages_name_the_option(tmp_path, monkeypatch):
     import re
 
-    before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    claim_output(tmp_path / "out", "cmd")
-    mark = json.loads((tmp_path / "out" / MARKER).read_text())
-    after = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    monkeypatch.setenv("TZ", "JST-9")  # local time 9 hours ahead of UTC: the mark must still say UTC
+    time.tzset()
+    try:
+        before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        claim_output(tmp_path / "out", "cmd")
+        mark = json.loads((tmp_path / "out" / MARKER).read_text())
+        after = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    finally:
+        monkeypatch.undo()
+        time.tzset()
     assert set(mark) == {"command", "created"} and mark["command"] == "cmd"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", mark["created"]) and before <= mark["created"] <= after
     claim_output(tmp_path / "other", "other cmd")
