@@ -402,12 +402,13 @@ def cross_overlap(groups: dict[str, Iterable[tuple[str, str]]], reference: str) 
                 for m in ref_nodes:
                     in_reference |= members[m][reference]
         total = sum(len(m.get(group, ())) for m in members)
+        ids = sorted(in_group)
         result[group] = {
             "docs": total,
-            "docs_with_reference_duplicate": len(in_group),
+            "docs_with_reference_duplicate": len(ids),
             "reference_docs_with_duplicate": len(in_reference),
-            "examples": sorted(in_group)[:5],
-            "ids": sorted(in_group),
+            "examples": ids[:5],
+            "ids": ids,
         }
     return result
 

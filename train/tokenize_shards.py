@@ -135,7 +135,7 @@ def tokenize_corpus(
                 shard_tokens,
                 batch_docs,
                 workers or os.cpu_count() or 1,
-                excluded or set(),
+                excluded,
             )
             if record:
                 atomic_write(tmp / RECORD, record)
@@ -157,7 +157,7 @@ def _tokenize_into(
     shard_tokens: int,
     batch_docs: int,
     workers: int,
-    excluded: set[str],
+    excluded: set[str] | None,
 ) -> dict:
     """Tokenize into the temporary folder `tmp` (moved into the output folder when complete)."""
     block_size, val_fraction = wanted["block_size"], wanted["val_fraction"]
@@ -173,8 +173,9 @@ def _tokenize_into(
     for ids, texts in iter_documents(clean_dir):
         if excluded:
             kept = [k for k, doc_id in enumerate(ids) if doc_id not in excluded]
-            left_out += len(ids) - len(kept)
-            rows += len(ids) - len(kept)
+            dropped = len(ids) - len(kept)
+            left_out += dropped
+            rows += dropped  # counted as read, for the progress line
             ids, texts = [ids[k] for k in kept], [texts[k] for k in kept]
         for i in range(0, len(texts), batch_docs):
             # on every core (tokenizers' own threads); _fast: without the character offsets we do not use
@@ -220,7 +221,7 @@ def _tokenize_into(
         "source": str(clean_dir.resolve()),
         "splits": splits,
     }
-    if excluded:
+    if excluded is not None:  # as recorded in the settings (`exclude`)
         manifest["excluded"] = {"ids_given": len(excluded), "docs_left_out": left_out}
     atomic_json(tmp / "manifest.json", manifest)
     return manifest

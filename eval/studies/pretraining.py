@@ -128,15 +128,16 @@ def tokenize(
         "val_fraction": scale.val_fraction,
         "split": "cluster",
     }
-    options = []
     if exclude:  # only then: shards without exclusions keep their key
         key["exclude"] = fingerprint(sorted(exclude))
-        ids_file = out / "tokens" / f"{name}-exclude-{key['exclude'][:10]}.txt"
-        ids_file.parent.mkdir(parents=True, exist_ok=True)
-        ids_file.write_text("".join(f"{i}\n" for i in sorted(exclude)))
-        options = ["--exclude", str(ids_file)]
     tokens, key_fp, code = locate(out / "tokens", name, key, "token shards", "manifest.json", reuse_stale=reuse_stale)
     if not (tokens / "manifest.json").exists():
+        options = []
+        if exclude:  # the ids as `train tokenize --exclude` reads them, beside the shards they shape
+            ids_file = tokens.with_name(f"{tokens.name}.exclude.txt")
+            ids_file.parent.mkdir(parents=True, exist_ok=True)
+            ids_file.write_text("".join(f"{i}\n" for i in sorted(exclude)))
+            options = ["--exclude", str(ids_file)]
         run_command(
             python_module(
                 "train",
