@@ -774,6 +774,8 @@ def test_an_evaluation_result_is_keyed_by_every_evaluation_setting(tmp_path, sha
         ("glue_train", 65),
         ("glue_epochs", 2),
         ("glue_dev", 63),
+        ("glue_lr", 5e-4),
+        ("blimp_pairs", 5),
     ):
         changed[setting] = result_key(model, heldout, replace(scale, **{setting: value}), 3)
     paths = {name: unit_path(tmp_path, "eval", key, ".json") for name, key in changed.items()}
@@ -788,7 +790,7 @@ def test_an_evaluation_result_is_keyed_by_every_evaluation_setting(tmp_path, sha
     # the key names what it holds (fp32 keys carry no dtype, so results scored before dtypes existed stay valid)
     assert set(base) == {"model", "heldout", "seed", "settings", "data"} and base["seed"] == 3
     assert (base["model"], base["heldout"], changed["no heldout"]["heldout"]) == ("m1", "h1", None)
-    assert base["settings"]["glue_epochs"] == scale.glue_epochs and len(base["settings"]) == 6
+    assert base["settings"]["glue_epochs"] == scale.glue_epochs and len(base["settings"]) == 7
     assert result_key(model, heldout, scale, 3, dtype="bf16") == {**base, "dtype": "bf16"}
     assert result_key(model, heldout, scale, 3, dtype="fp32") == base
 
