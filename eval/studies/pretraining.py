@@ -101,10 +101,13 @@ class PretrainStudyOptions(StudyOptions):
     allow_repeats: bool = opt(
         False, "let the budget exceed one pass over the smallest training set (that data then repeats)"
     )
+    lr: float = opt(0.0, "pre-training peak learning rate of every run (0: the scale's)", check=at_least(0))
 
     def scale_of(self, scales: dict) -> Scale:
-        """The chosen scale with --seeds and --budget-tokens applied."""
+        """The chosen scale with --seeds, --budget-tokens and --lr applied."""
         scale = self.with_seeds(scales[self.scale])
+        if self.lr:
+            scale = replace(scale, lr=self.lr)
         return replace(scale, budget_tokens=self.budget_tokens) if self.budget_tokens else scale
 
 
