@@ -30,7 +30,7 @@ def check_html_report(out: Path, tmp_path: Path, metric: str) -> None:
         b.screenshot(tmp_path / f"{out.name}-report.png")
         assert b.errors == []
         plots = b.eval("[...document.images].map(i => [i.src.slice(0, 22), i.complete && i.naturalWidth > 0])")
-        assert plots and all(p == ["data:image/png;base64,", True] for p in plots)
+        assert all(p == ["data:image/png;base64,", True] for p in plots)
         assert len(plots) == (out / "report.md").read_text().count("![")
         shown = b.eval(
             f"Object.fromEntries([...document.querySelectorAll('#runs + p + .scroll tbody tr')].map(tr => "
@@ -350,5 +350,27 @@ def test_kd_study_smoke(shared_data, teacher, tmp_path):
     # how Annealing-KD fitted its 7 temperatures into 2 phase-1 epochs of 4 steps, said in the report
     assert "2 phase-1 epoch(s) for 7 temperatures: each temperature gets an equal slice of 1.1 steps" in report
     assert "layer-wise projections" in report
-    assert (out / "kd.png").read_bytes()[:8] == PNG_MAGIC
+    # a 2-layer student on 32 RTE pairs learns nothing: the column, its comparisons and its plot are left out
+    assert results["learned"] == {"rte": False} and "**rte dev acc left out** of this report" in report
+    assert "| technique | fine-tuning time per run (s) |" in report and "rte acc:" not in report
+    assert not (out / "kd.png").exists()
     check_html_report(out, tmp_path, "value")
+
+
+def test_a_kd_task_is_shown_only_when_every_student_learns_it(shared_data, monkeypatch):
+    from eval.studies.kd_study import learned
+
+    monkeypatch.setenv("EVAL_DATA", str(shared_data))
+    majority = 444 / 872  # SST-2 dev: 444 of 872 sentences are positive
+
+    def results(sst2: list[float], cola: list[float]) -> dict:
+        runs = [("sst2", v) for v in sst2] + [("cola", v) for v in cola]
+        return {"scale": {"max_dev": 0}, "runs": {str(i): {"task": t, "value": v} for i, (t, v) in enumerate(runs)}}
+
+    verdicts = learned(results([majority + 0.10, 0.7], [0.10, 0.3]), ["sst2", "cola"])
+    assert {t: v["shown"] for t, v in verdicts.items()} == {"sst2": True, "cola": True}
+    assert verdicts["sst2"]["baseline"] == {"margin": 0.10, "task": "SST-2", "value": majority, "items": 872}
+    assert verdicts["cola"]["baseline"]["value"] == 0.0  # a constant answer's MCC
+    verdicts = learned(results([majority + 0.099, 0.9], [0.099, 0.5]), ["sst2", "cola"])
+    assert {t: v["shown"] for t, v in verdicts.items()} == {"sst2": False, "cola": False}
+    assert verdicts["sst2"]["best"] == 0.9
