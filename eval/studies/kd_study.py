@@ -22,7 +22,8 @@ from eval.studies.plots import plot_bars
 from eval.studies.provenance import code_version
 from eval.studies.report import fmt, left_out_lines, markdown_table, noise_sentence, units_section
 from eval.studies.report_html import write_report_files
-from eval.studies.stats import FINETUNE_MARGIN, learns, majority_accuracy, summarize
+from eval.studies.signal import majority_baseline
+from eval.studies.stats import learns, summarize
 from eval.studies.units import cached, source_fingerprint, unit_path
 
 TECHNIQUES = ["plain", "vanilla", "annealing", "rail"]
@@ -136,21 +137,16 @@ def run_study(
 def learned(results: dict, tasks: list[str]) -> dict[str, dict]:
     """Per task, whether every fine-tuned student scores FINETUNE_MARGIN above the majority class of the dev set it
     was scored on (MCC: above 0), in the shape `left_out_lines` reads."""
-    from eval.glue import read_tsv
-
     verdicts = {}
     for task in tasks:
         scores = [r["value"] for r in results["runs"].values() if r["task"] == task]
-        _, labels, _ = read_tsv(glue_dir() / TASKS[task][0] / "dev.tsv", task)
-        labels = labels[: results["scale"]["max_dev"] or None]
-        # a constant answer (the majority class) scores an MCC of 0
-        majority, items = (0.0 if TASKS[task][5] == "mcc" else majority_accuracy(labels)), len(labels)
+        baseline = majority_baseline(task, results["scale"]["max_dev"])
         verdicts[task] = {
-            "shown": learns(scores, majority),
+            "shown": learns(scores, baseline["value"]),
             "title": f"{task} dev {'MCC' if TASKS[task][5] == 'mcc' else 'acc'}",
             "best": max(scores, default=float("nan")),
             "digits": 3,
-            "baseline": {"margin": FINETUNE_MARGIN, "task": TASKS[task][0], "value": majority, "items": items},
+            "baseline": baseline,
         }
     return verdicts
 

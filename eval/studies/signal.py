@@ -104,7 +104,6 @@ def initial_model(
 def baselines(blimp_pairs: int, glue_dev: int, start: dict[str, dict]) -> dict[str, dict]:
     """What each metric must beat, per metric: its kind, its value (or per arm: `start` maps each arm to the
     metrics of the model it starts from) and the margin. `blimp_pairs`, `glue_dev`: the scale's (0: all)."""
-    from eval.glue import TASKS, read_tsv
 
     result = {}
     for key, _, lower, _, _ in METRICS:
@@ -113,16 +112,20 @@ def baselines(blimp_pairs: int, glue_dev: int, start: dict[str, dict]) -> dict[s
     pairs = BLIMP_PARADIGMS * (blimp_pairs or 1000)
     result["blimp_acc"] = {"kind": "chance", "value": 0.5, "margin": chance_margin(pairs), "items": pairs}
     for key, task in FINETUNED.items():
-        _, labels, _ = read_tsv(glue_dir() / TASKS[task][0] / "dev.tsv", task)
-        labels = labels[:glue_dev] if glue_dev else labels
-        result[key] = {
-            "kind": "majority",
-            "value": majority_accuracy(labels),
-            "margin": FINETUNE_MARGIN,
-            "items": len(labels),
-            "task": TASKS[task][0],
-        }
+        result[key] = {"kind": "majority", **majority_baseline(task, glue_dev)}
     return result
+
+
+def majority_baseline(task: str, max_dev: int) -> dict:
+    """What a fine-tuned model of a GLUE task must beat: the score of always answering the majority class on the
+    dev examples it is scored on (`max_dev`, 0: all), by FINETUNE_MARGIN. MCC: a constant answer scores 0."""
+    from eval.glue import TASKS, read_tsv
+
+    folder, *_, metric = TASKS[task]
+    _, labels, _ = read_tsv(glue_dir() / folder / "dev.tsv", task)
+    labels = labels[: max_dev or None]
+    value = 0.0 if metric == "mcc" else majority_accuracy(labels)
+    return {"value": value, "margin": FINETUNE_MARGIN, "items": len(labels), "task": folder}
 
 
 def combined(verdicts: list[bool | None]) -> bool | None:
