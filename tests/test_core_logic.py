@@ -757,8 +757,8 @@ def test_a_study_scale_takes_seeds_budget_and_lr_from_the_flags_and_the_rest_fro
     from eval.studies.pretraining import SCALES as SHARED
 
     default = AblationConfig().scale_of(SCALES)
-    # the data study's own default: six seeds at a lower lr than the shared scale (its seed spread)
-    assert (default.seeds, default.lr) == ([0, 1, 2, 3, 4, 5], 3e-4) and SHARED["default"].lr == 1e-3
+    # the data study's own default: ten seeds at a lower lr than the shared scale (its seed spread)
+    assert (default.seeds, default.lr) == (list(range(10)), 3e-4) and SHARED["default"].lr == 1e-3
     given = AblationConfig(seeds=[7], budget_tokens=4_096, lr=5e-4).scale_of(SCALES)
     assert (given.seeds, given.budget_tokens, given.lr) == ([7], 4_096, 5e-4)
     assert given.blimp_pairs == default.blimp_pairs and given.glue_lr == default.glue_lr == 5e-4

@@ -68,12 +68,13 @@ from eval.studies.units import cached, locate, record_unit
 from safe_output import atomic_json
 from train.config import keep_layers_check
 
-# The default scale: 6 seeds at lr 3e-4. The students continue a trained model: at lr 1e-3 the last steps' noise
-# set the seed spread of WikiText perplexity at 3.7% of the mean (29 seeds for the +-2% power target), at 3e-4 it
-# measured 1.4% (docs/studies-design.md); smoke and large as shared.
+# The default scale: 10 seeds at lr 3e-4. The students continue a trained model: at lr 1e-3 the last steps' noise
+# set the seed spread of WikiText perplexity at 3.7% of the mean (29 seeds for the +-2% power target); at 3e-4 it
+# measured ~2%, where 9 seeds missed the target by a little (+-22.9 vs +-21.9) and the report asked for 10
+# (docs/studies-design.md). smoke and large as shared.
 SCALES = {
     **PRETRAINING_SCALES,
-    "default": replace(PRETRAINING_SCALES["default"], seeds=list(range(6)), lr=3e-4),
+    "default": replace(PRETRAINING_SCALES["default"], seeds=list(range(10)), lr=3e-4),
 }
 POWER_TARGET = 0.02  # the full vs none WikiText interval should be at most +-2% of the none mean
 
