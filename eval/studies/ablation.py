@@ -784,9 +784,9 @@ def write_report(results: dict, out: Path) -> None:
         f"run_clm.py's non-overlapping blocks of the model's context (the protocol of the paper's WikiText-103 "
         f"numbers; less context per token, so higher). Raw held-out: the `none` variant's validation documents (held "
         f"out of every arm). SST-2: {scale['glue_train'] or 'all'} training examples, {scale['glue_epochs']} epochs, "
-        f"peak lr {scale.get('glue_lr', 1e-4):g}, dev set. Bits per byte: the sliding window's loss in bits over the "
+        f"peak lr {scale['glue_lr']:g}, dev set. Bits per byte: the sliding window's loss in bits over the "
         f"UTF-8 bytes it scored (comparable across tokenizers). BLiMP: zero-shot accuracy on "
-        f"{scale.get('blimp_pairs') or 'all 1,000'} pairs of each of the 67 paradigms (chance 50%).",
+        f"{scale['blimp_pairs'] or 'all 1,000'} pairs of each of the 67 paradigms (chance 50%).",
         "",
         *left_out_lines(signals),
     ]

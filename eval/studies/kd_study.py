@@ -134,6 +134,10 @@ def run_study(
     return results
 
 
+def metric_name(task: str) -> str:
+    return "MCC" if TASKS[task][5] == "mcc" else "acc"
+
+
 def learned(results: dict, tasks: list[str]) -> dict[str, dict]:
     """Per task, whether every fine-tuned student scores FINETUNE_MARGIN above the majority class of the dev set it
     was scored on (MCC: above 0), in the shape `left_out_lines` reads."""
@@ -143,7 +147,7 @@ def learned(results: dict, tasks: list[str]) -> dict[str, dict]:
         baseline = majority_baseline(task, results["scale"]["max_dev"])
         verdicts[task] = {
             "shown": learns(scores, baseline["value"]),
-            "title": f"{task} dev {'MCC' if TASKS[task][5] == 'mcc' else 'acc'}",
+            "title": f"{task} dev {metric_name(task)}",
             "best": max(scores, default=float("nan")),
             "digits": 3,
             "baseline": baseline,
@@ -161,7 +165,7 @@ def write_report(results: dict, out: Path, tasks: list[str], techniques: list[st
         for t in tasks
     }
     time_s = {k: summarize([r["train_time_s"] for r in runs if r["technique"] == k]) for k in techniques}
-    metric = {t: "MCC" if TASKS[t][5] == "mcc" else "acc" for t in tasks}
+    metric = {t: metric_name(t) for t in tasks}
     rows = [[f"`{k}`", *[fmt(stat[t][k], 3) for t in tasks], f"{time_s[k]['mean']:.0f}"] for k in techniques]
     teacher_time = summarize([results["teachers"][t]["train_time_s"] for t in every_task])["mean"]
     rows.append(

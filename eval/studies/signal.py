@@ -104,7 +104,6 @@ def initial_model(
 def baselines(blimp_pairs: int, glue_dev: int, start: dict[str, dict]) -> dict[str, dict]:
     """What each metric must beat, per metric: its kind, its value (or per arm: `start` maps each arm to the
     metrics of the model it starts from) and the margin. `blimp_pairs`, `glue_dev`: the scale's (0: all)."""
-
     result = {}
     for key, _, lower, _, _ in METRICS:
         if lower:
