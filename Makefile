@@ -121,6 +121,12 @@ $(TEACHER_CLEAN)/manifest.json: | partition
 	$(VENV)/bin/corpus-clean --input $(PARTITION)/teacher --output $(TEACHER_CLEAN) --preset full --workers $(WORKERS) \
 		--decontaminate $(EVAL_FILES)
 
+# the study part cleaned with `full`, what `make compare` trains every arm on
+STUDY_CLEAN := $(DATA)/clean/study-full$(if $(filter large,$(DEMO_SIZE)),-large)
+$(STUDY_CLEAN)/manifest.json: | partition
+	$(VENV)/bin/corpus-clean --input $(STUDY_INPUT) --output $(STUDY_CLEAN) --preset full --workers $(WORKERS) \
+		--decontaminate $(EVAL_FILES)
+
 # Each step runs every time: it reuses its output when that was made from the same inputs (by fingerprint)
 # and settings, and otherwise stops with one line naming what changed, so a re-cleaned corpus is never
 # silently trained on by an old tokenizer, old token shards or an old teacher. Shared steps pass --wait, so
@@ -165,8 +171,9 @@ ablation: teacher
 		--output $(RUNS)/ablation$(if $(filter-out presets,$(STUDY)),-$(STUDY)) --study $(STUDY) $(ON_DEVICE) $(EVAL_ARGS)
 
 KEEPS ?= alt  # truncation arms, space-separated (KEEPS="alt 0,1,2,3,4,5")
-compare: teacher
-	$(EVAL) compare --scale $(SCALE) --teacher $(RUNS)/teacher/export --keep-layers $(KEEPS) --output $(RUNS)/compare $(ON_DEVICE) $(EVAL_ARGS)
+compare: teacher | $(STUDY_CLEAN)/manifest.json
+	$(EVAL) compare --scale $(SCALE) --teacher $(RUNS)/teacher/export --teacher-data $(TEACHER_CLEAN) --clean $(STUDY_CLEAN) \
+		--keep-layers $(KEEPS) --output $(RUNS)/compare $(ON_DEVICE) $(EVAL_ARGS)
 
 # the teacher and its truncated student from `make pretrain` (TEACHER=... too), or any pair given as
 # KD_TEACHER=DIR_OR_NAME KD_STUDENT=DIR_OR_NAME (e.g. gpt2 and distilgpt2), which skips pre-training

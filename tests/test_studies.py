@@ -249,9 +249,17 @@ def test_compare_smoke(shared_data, teacher, tmp_path):
         check=True,
         capture_output=True,
     )
+    # the teacher's data holds a copy of one training document: found, reported, and left out of the token shards
+    from run_helpers import write_clean_corpus
+    from train.clean_corpus import iter_documents
+
+    ids, texts = next(iter_documents(clean))
+    teacher_data = write_clean_corpus(tmp_path / "teacher-data", [texts[0], "Unrelated words about boats. " * 30])
     out = tmp_path / "compare"
     run_eval(
         "compare",
+        "--teacher-data",
+        str(teacher_data),
         "--scale",
         "smoke",
         "--teacher",
@@ -286,6 +294,17 @@ def test_compare_smoke(shared_data, teacher, tmp_path):
     }
     report = (out / "report.md").read_text()
     assert "teacher (reference)" in report and "fewer than 2 seeds on a side, so no confidence interval" in report
+    overlap = results["teacher_overlap"]["training corpus"]
+    assert overlap["docs_with_reference_duplicate"] >= 1 and ids[0] in overlap["ids"]
+    assert results["left_out_for_teacher_overlap"] == overlap["docs_with_reference_duplicate"]
+    tokens = json.loads((Path(results["units"]["tokens"]["path"]) / "manifest.json").read_text())
+    assert tokens["excluded"]["docs_left_out"] == overlap["docs_with_reference_duplicate"]
+    assert "**0 overlap in what the students read and are scored on**" in report
+    # every method against the paper's, with the paired statistic on the items both were scored on
+    assert [(c["a"], c["b"]) for c in results["comparisons"]] == [
+        ("truncate-alt", m) for m in ("distill-alt", "distill-0,3", "scratch")
+    ]
+    assert "Paired over" in report.split("## Is the difference real?")[1]
     assert "## Provenance" in report and all(u["fingerprint"] in report for u in results["units"].values())
     # the code behind the numbers: this checkout's sources (the test runs from the project's own tree)
     from eval.studies.provenance import code_version

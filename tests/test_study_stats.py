@@ -304,7 +304,7 @@ def test_signal_rules_at_their_edges():
 def test_the_overlap_verdict_counts_what_the_students_read():
     """Arms' documents found alike a teacher document and left out of their token shards do not count as
     overlap read by the students; an evaluation text among the teacher's documents does."""
-    from eval.studies.ablation import overlap_lines
+    from eval.studies.teacher_overlap import overlap_lines
 
     def group(found: int) -> dict:
         return {"docs": 100, "docs_with_reference_duplicate": found, "reference_docs_with_duplicate": found,
@@ -316,7 +316,10 @@ def test_the_overlap_verdict_counts_what_the_students_read():
     left_out = overlap_lines({"none": group(2), "full": group(0), "evaluation sets": group(0)}, "T", variants)
     text = "\n".join(left_out)
     left_out = text.splitlines()
-    assert "2 documents of the arms" in text and "**0 overlap in what the students read and are scored on**" in text
+    assert (
+        "2 documents of the studied corpora" in text
+        and "**0 overlap in what the students read and are scored on**" in text
+    )
     assert "| `none` | 100 | 2 | 2 | 2 | 0 | `doc0`, `doc1` |" in left_out
     assert "| `evaluation sets` | 100 | 0 | 0 | - | 0 | - |" in left_out
     seen = "\n".join(overlap_lines({"none": group(2), "full": group(0), "evaluation sets": group(1)}, "T", variants))

@@ -36,7 +36,6 @@ from pathlib import Path
 
 from cli_config import opt, positive
 from eval import EvalError
-from eval.data import glue_dir, wikitext_test
 from eval.studies.options import each_of
 from eval.studies.plots import plot_bands, plot_bars
 from eval.studies.pretraining import (
@@ -50,21 +49,20 @@ from eval.studies.pretraining import (
     tokenize,
 )
 from eval.studies.provenance import code_version
-from eval.studies.report import fmt, left_out_lines, markdown_table, noise_sentence, signal_lines, units_section
+from eval.studies.report import fmt, left_out_lines, markdown_table, signal_lines, units_section
 from eval.studies.report_html import write_report_files
 from eval.studies.runs import python_module, read_curve, run_command
-from eval.studies.signal import COMPARED, METRICS as EVALUATED, initial_model, shown, study_signals
+from eval.studies.comparisons import arm_stat, compare_arms, comparison_lines, paired
+from eval.studies.teacher_overlap import decontamination_files, overlap_lines, teacher_overlap
+from eval.studies.signal import METRICS as EVALUATED, initial_model, shown, study_signals
 from eval.studies.stats import (
     curve_band,
     half_width,
     items_for_half_width,
-    mcnemar,
-    min_detectable_difference,
-    paired_bootstrap,
     seeds_for_half_width,
     summarize,
 )
-from eval.studies.units import cached, locate, record_unit
+from eval.studies.units import locate, record_unit
 from safe_output import atomic_json
 from train.config import keep_layers_check
 
@@ -94,11 +92,6 @@ STEPS = [
 ]
 STEP_OFF = {name: setting for name, setting, _ in STEPS}
 STEP_STAT = {name: stat for name, _, stat in STEPS}
-
-
-def decontamination_files() -> list[Path]:
-    """The evaluation texts every variant is decontaminated against."""
-    return [wikitext_test(), *(glue_dir() / t / "dev.tsv" for t in ("SST-2", "CoLA", "RTE"))]
 
 
 PRESETS = ("none", "paper", "full")  # corpus-clean's recipes (not imported: that would load datatrove here)
@@ -243,72 +236,6 @@ def clean_variant(cfg: AblationConfig, arm: Arm, out: Path, raw_fp: str, eval_fi
     }
 
 
-def evaluation_documents() -> list[tuple[str, str]]:
-    """The evaluation sets as documents: WikiText test articles, and every GLUE dev row."""
-    docs, title, lines = [], None, []
-    for line in wikitext_test().read_text(encoding="utf-8").splitlines():
-        if line.startswith(" = ") and not line.startswith(" = = "):
-            if title is not None:
-                docs.append((f"wikitext/{title}", "\n".join(lines)))
-            title, lines = line.strip(" ="), []
-        elif line.strip():
-            lines.append(line)
-    if title is not None:
-        docs.append((f"wikitext/{title}", "\n".join(lines)))
-    for task in ("SST-2", "CoLA", "RTE"):
-        rows = (glue_dir() / task / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]
-        docs += [(f"glue/{task}/dev#{i + 2}", row) for i, row in enumerate(rows) if row.strip()]
-    return docs
-
-
-def teacher_overlap(cfg: AblationConfig, cleaned: dict, out: Path) -> tuple[dict | None, dict | None]:
-    """(overlap, unit): per arm (`cleaned`: arm -> (clean dir, its fingerprint)) and for the evaluation sets, the
-    documents with a near-duplicate (word 5-gram Jaccard >= 0.8) or an identical copy among the teacher's training
-    documents; None without --teacher-data."""
-    if not cfg.teacher_data:
-        return None, None
-    from train.fingerprint import clean_fingerprint, files_fingerprint
-    from train.split import cross_overlap
-    from train.tokenize_shards import iter_documents
-
-    teacher_dir = Path(cfg.teacher_data)
-    if not (teacher_dir / "manifest.json").exists():
-        raise EvalError(
-            f"--teacher-data {teacher_dir}: not a clean-corpus directory (no manifest.json); pass the "
-            f"corpus the teacher was trained on (make teacher: data/clean/teacher-full)"
-        )
-    key = {
-        "teacher": clean_fingerprint(teacher_dir),
-        "arms": {a: fp for a, (_, fp) in cleaned.items()},
-        "eval": files_fingerprint(decontamination_files()),
-    }
-    path, fp, code = locate(
-        out / "overlap", "teacher", key, "teacher overlap", suffix=".json", reuse_stale=cfg.reuse_stale
-    )
-
-    def docs(clean_dir: Path):
-        return ((i, t) for ids, texts in iter_documents(clean_dir) for i, t in zip(ids, texts))
-
-    def measure() -> dict:
-        print("measuring the overlap of the teacher's documents with every arm's and the evaluation sets'", flush=True)
-        groups = {
-            "teacher": docs(teacher_dir),
-            **{a: docs(Path(clean_dir)) for a, (clean_dir, _) in cleaned.items()},
-            "evaluation sets": iter(evaluation_documents()),
-        }
-        return cross_overlap(groups, "teacher")
-
-    overlap = cached(path, measure)
-    record_unit(path, fp, code)
-    shared = {g: o["docs_with_reference_duplicate"] for g, o in overlap.items()}
-    print(
-        f"teacher overlap (documents with a near-duplicate among the teacher's): "
-        f"{', '.join(f'{g} {n:,}' for g, n in shared.items())}" + ("" if any(shared.values()) else ": none"),
-        flush=True,
-    )
-    return overlap, {"kind": "teacher overlap", "fingerprint": fp, "path": str(path), "code": code}
-
-
 def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_budget: bool = False) -> dict:
     from train.fingerprint import files_fingerprint, model_fingerprint
 
@@ -335,7 +262,7 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
     for arm in made:
         cleaned[arm.name], units[f"clean/{arm.name}"] = clean_variant(cfg, arm, out, raw_fp, decontamination_files())
     overlap, units["teacher overlap"] = teacher_overlap(
-        cfg, {a: (cleaned[a], units[f"clean/{a}"]["fingerprint"]) for a in cleaned}, out
+        cfg.teacher_data, {a: (cleaned[a], units[f"clean/{a}"]["fingerprint"]) for a in cleaned}, out, cfg.reuse_stale
     )
     if units["teacher overlap"] is None:
         del units["teacher overlap"]
@@ -453,60 +380,6 @@ def run_ablation(cfg: AblationConfig, scale: Scale, command: str = "", explicit_
 
 
 # ---------------------------------------------------------------- statistics of the comparisons
-def arm_stat(runs: dict, arm: str, metric: str) -> dict:
-    return summarize([r[metric] for r in runs.values() if r["arm"] == arm and r.get(metric) is not None])
-
-
-def paired(a: str, b: str, metric: str, runs: dict, items: dict) -> dict | None:
-    """The paired statistic of `metric` between arms a and b on the items both were scored on: a per-item
-    bootstrap of the perplexity difference (item losses averaged over each arm's seeds), or McNemar's test
-    over seed pairs (the same seed in both arms) for an accuracy. None when the items are not there."""
-    kind = next(m[4] for m in METRICS if m[0] == metric)
-    per_run = {name: items.get(name, {}).get(metric) for name, r in runs.items() if r["arm"] in (a, b)}
-    if not per_run or any(v is None for v in per_run.values()):
-        return None
-    by_arm = {arm: {runs[n]["seed"]: v for n, v in per_run.items() if runs[n]["arm"] == arm} for arm in (a, b)}
-    if kind == "mcnemar":
-        seeds = sorted(set(by_arm[a]) & set(by_arm[b]))
-        if not seeds or any(len(by_arm[a][s]) != len(by_arm[b][s]) for s in seeds):
-            return None
-        test = mcnemar([x for s in seeds for x in by_arm[a][s]], [x for s in seeds for x in by_arm[b][s]])
-        return {"test": "McNemar (exact)", "seed_pairs": len(seeds), **test}
-    lengths = {len(v) for arm in by_arm.values() for v in arm.values()}
-    if len(lengths) != 1:
-        return None
-
-    def mean_losses(arm: str) -> list[float]:
-        lists = list(by_arm[arm].values())
-        return [sum(run[i][0] for run in lists) / len(lists) for i in range(len(lists[0]))]
-
-    counts = [n for _, n in next(iter(by_arm[a].values()))]
-    if counts != [n for _, n in next(iter(by_arm[b].values()))]:
-        return None  # not the same items (another tokenizer)
-    return {"test": "paired bootstrap over items", **paired_bootstrap(mean_losses(a), mean_losses(b), counts)}
-
-
-def compare_arms(a: str, b: str, kind: str, step: str | None, runs: dict, items: dict) -> dict:
-    """Arm a against arm b on each compared metric: both summaries, the seed-level interval (Welch), its minimum
-    detectable difference (alpha 0.05, power 0.8) and the paired statistic."""
-    from eval.studies.stats import welch_interval
-
-    result = {"a": a, "b": b, "kind": kind, "step": step, "metrics": {}}
-    for metric in COMPARED:
-        sa, sb = arm_stat(runs, a, metric), arm_stat(runs, b, metric)
-        if not sa["n"] or not sb["n"]:
-            continue
-        mdd = min_detectable_difference(sa["std"], sa["n"], sb["std"], sb["n"])
-        result["metrics"][metric] = {
-            "a": sa,
-            "b": sb,
-            "welch": welch_interval(sa, sb),
-            "mdd": mdd,
-            "paired": paired(a, b, metric, runs, items),
-        }
-    return result
-
-
 def study_signal(results: dict, start: dict) -> dict:
     """Whether each metric carries signal at this scale (`signal.metric_signals`): every arm starts from `start`,
     the model before training; WikiText perplexity is asked to resolve the power target where there is one."""
@@ -548,33 +421,6 @@ def power_check(results: dict, items: dict) -> dict | None:
     return check
 
 
-def comparison_lines(c: dict, metrics: set[str]) -> list[str]:
-    """A comparison as report lines: the seed-level interval with its MDD, and the paired statistic beside it, for
-    the report's `metrics` (the fine-tuning metrics that do not learn are left out)."""
-    lines = []
-    for metric, m in c["metrics"].items():
-        if metric not in metrics:
-            continue
-        title, lower, digits = next((t, low, d) for k, t, low, d, _ in METRICS if k == metric)
-        line = noise_sentence(c["a"], m["a"], c["b"], m["b"], title, lower, digits)
-        if m["mdd"] is not None:
-            line += f" Minimum detectable difference (alpha 0.05, power 0.8): {m['mdd']:.{digits}f}."
-        p = m["paired"]
-        if p and p["test"].startswith("McNemar"):
-            line += (
-                f" Paired (McNemar, {p['n']:,} dev examples over {p['seed_pairs']} seed pairs): "
-                f"{p['a_only']} right only with {c['a']}, {p['b_only']} only with {c['b']}, p = {p['p']:.3g}."
-            )
-        elif p:
-            verdict = "excludes 0" if not p["low"] <= 0 <= p["high"] else "includes 0"
-            line += (
-                f" Paired over {p['items']:,} items (bootstrap, seed-averaged losses): {p['diff']:+.{digits}f}, "
-                f"95% CI [{p['low']:+.{digits}f}, {p['high']:+.{digits}f}] ({verdict})."
-            )
-        lines.append(line)
-    return lines
-
-
 def power_lines(power: dict | None) -> list[str]:
     if power is None:
         return []
@@ -607,70 +453,6 @@ def power_lines(power: dict | None) -> list[str]:
 
 
 # ---------------------------------------------------------------- the report
-def overlap_lines(overlap: dict | None, teacher_data: str, variants: dict) -> list[str]:
-    if overlap is None:
-        return [
-            "## Teacher overlap",
-            "",
-            "Not measured: pass `--teacher-data DIR` (the clean corpus the teacher was "
-            "trained on; `make ablation` does) to measure the overlap of the teacher's documents with every arm's.",
-            "",
-        ]
-
-    def left_out(group: str) -> int | None:  # documents of an arm its token shards leave out; None: not an arm
-        return variants[group].get("left_out_for_teacher_overlap", 0) if group in variants else None
-
-    rows = [
-        [
-            f"`{g}`",
-            f"{o['docs']:,}",
-            f"{o['docs_with_reference_duplicate']:,}",
-            f"{o['reference_docs_with_duplicate']:,}",
-            "-" if left_out(g) is None else f"{left_out(g):,}",
-            f"{o['docs_with_reference_duplicate'] - (left_out(g) or 0):,}",
-            ", ".join(f"`{e}`" for e in o["examples"]) or "-",
-        ]
-        for g, o in overlap.items()
-    ]
-    found = sum(o["docs_with_reference_duplicate"] for o in overlap.values())
-    read = sum(o["docs_with_reference_duplicate"] - (left_out(g) or 0) for g, o in overlap.items())
-    if found == 0:
-        verdict = "0 everywhere: the teacher never saw a document of the study (nor a near-duplicate of one)."
-    elif read == 0:
-        verdict = (
-            f"{found:,} documents of the arms, once cleaned, are near-duplicates of teacher documents (cleaning "
-            "cuts lines, so pages apart as raw text can come out alike); each is left out of its arm's token "
-            "shards: **0 overlap in what the students read and are scored on**."
-        )
-    else:
-        verdict = (
-            f"**{read:,} documents overlap** in what the students read or are scored on: the teacher saw text of "
-            "the study (an evaluation text among the teacher's documents: retrain the teacher on the teacher part, "
-            "decontaminated: `make teacher`)."
-        )
-    return [
-        "## Teacher overlap",
-        "",
-        f"Documents of each arm (training and held out) and of the evaluation sets with a near-duplicate (word "
-        f"5-gram Jaccard >= 0.8) or an identical copy among the teacher's training documents (`{teacher_data}`): "
-        f"{verdict}",
-        "",
-        markdown_table(
-            [
-                "documents of",
-                "documents",
-                "with a teacher near-duplicate",
-                "teacher documents involved",
-                "left out of the token shards",
-                "overlap read by the students",
-                "examples",
-            ],
-            rows,
-        ),
-        "",
-    ]
-
-
 def step_rows(results: dict) -> list[list]:
     """Per compared step: documents and tokens it removed where it was added and where it was left out."""
     variants, rows = results["variants"], []
@@ -844,7 +626,7 @@ def write_report(results: dict, out: Path) -> None:
         lines += [
             f"### `{c['a']}` vs `{c['b']}`" + (f" ({c['kind']})" if c["kind"] != "preset" else ""),
             "",
-            *comparison_lines(c, {m[0] for m in columns}),
+            *comparison_lines(c, columns),
             "",
         ]
     lines += [

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from cli_config import Check, opt
 from eval import EvalError
+from eval.studies.comparisons import compare_arms, comparison_lines
 from eval.studies.plots import plot_bars, plot_curves
 from eval.studies.pretraining import SCALES as PRETRAINING_SCALES
 from eval.studies.options import Execution
@@ -30,15 +31,17 @@ from eval.studies.pretraining import (
     evaluate_run,
     pretrain,
     resolve_budget,
+    result_items,
     result_key,
     tokenize,
 )
 from eval.studies.provenance import code_version
-from eval.studies.report import fmt, left_out_lines, markdown_table, noise_sentence, signal_lines, units_section
+from eval.studies.report import fmt, left_out_lines, markdown_table, signal_lines, units_section
 from eval.studies.report_html import write_report_files
 from eval.studies.runs import read_curve
 from eval.studies.signal import COMPARED, METRICS, initial_model, shown, study_signals
 from eval.studies.stats import summarize
+from eval.studies.teacher_overlap import overlap_lines, teacher_overlap
 from eval.studies.units import cached, unit_path
 from train.config import KEEP_LAYER_NAMES, layer_list
 
@@ -49,6 +52,9 @@ SCALES = {
     ),  # 3 seeds x 4 arms in about half an hour on 2 cores
     "large": PRETRAINING_SCALES["large"],
 }
+
+
+TRAINING = "training corpus"  # the one clean corpus every arm trains on, as the overlap section names it
 
 
 def each_keep_spec() -> Check:
@@ -72,8 +78,9 @@ def run_compare(
     freeze_pos_embeddings: bool = False,
     explicit_budget: bool = False,
     allow_repeats: bool = False,
+    teacher_data: str = "",
 ) -> dict:
-    from train.fingerprint import model_fingerprint
+    from train.fingerprint import clean_fingerprint, model_fingerprint
     from train import TrainError
     from train.truncate import parse_keep_layers
 
@@ -82,7 +89,8 @@ def run_compare(
         raise EvalError(f"teacher {teacher} not found: run `make teacher` first (or pass --teacher DIR)")
     if not (Path(clean_dir) / "manifest.json").exists():
         raise EvalError(
-            f"--clean {clean_dir}: not a finished clean corpus (no manifest.json); run `make clean-corpus` first"
+            f"--clean {clean_dir}: not a finished clean corpus (no manifest.json); `make compare` makes it from the "
+            "study part of the demo corpus (or pass --clean DIR)"
         )
     teacher_cfg = json.loads((Path(teacher) / "config.json").read_text())
     distill_keeps = distill_keeps or [keeps[0]]
@@ -94,10 +102,24 @@ def run_compare(
     start = {k: f"teacher blocks {v}{named.get(k, '')}" for k, v in layers.items()}
     dropout = teacher_cfg.get("resid_pdrop", 0.0)  # every arm trains with the teacher's dropout
     units = {"teacher": {"kind": "teacher", "fingerprint": model_fingerprint(teacher), "path": teacher}}
-    tokens, units["tokens"] = tokenize(
-        scale, Path(clean_dir), "full", out, teacher=teacher, teacher_fp=units["teacher"]["fingerprint"]
+    # documents of the training corpus that the teacher's documents hold a near-duplicate of: measured, reported,
+    # and left out of the token shards
+    overlap, overlap_unit = teacher_overlap(
+        teacher_data, {TRAINING: (Path(clean_dir), clean_fingerprint(clean_dir))}, out
     )
-    train_tokens = json.loads((tokens / "manifest.json").read_text())["splits"]["train"]["tokens"]
+    if overlap_unit:
+        units["teacher overlap"] = overlap_unit
+    tokens, units["tokens"] = tokenize(
+        scale,
+        Path(clean_dir),
+        "full",
+        out,
+        teacher=teacher,
+        teacher_fp=units["teacher"]["fingerprint"],
+        exclude=overlap[TRAINING]["ids"] if overlap else [],
+    )
+    token_manifest = json.loads((tokens / "manifest.json").read_text())
+    train_tokens = token_manifest["splits"]["train"]["tokens"]
     scale = resolve_budget(scale, {"full": train_tokens}, explicit_budget, allow_repeats)
     methods, arms = {}, {}  # method: (teacher blocks it starts from, extra `train pretrain` options)
     for keep in keeps:
@@ -144,7 +166,7 @@ def run_compare(
         "dropout": dropout,
         "frozen_pos_embeddings": False,
     }
-    runs = {}
+    runs, items = {}, {}
     for method, (keep, extra) in methods.items():
         for seed in scale.seeds:
             name = f"{method}-seed{seed}"
@@ -164,6 +186,7 @@ def run_compare(
                 summary, (tokens, units["tokens"]), scale, seed, out, name, execution
             )
             units[f"run/{name}"] = summary["unit"]
+            items[name] = result_items(units[f"result/{name}"])
             runs[name] = {
                 "method": method,
                 "seed": seed,
@@ -199,6 +222,7 @@ def run_compare(
             dropout=summaries[0].get("dropout", arm["dropout"]),
             frozen_pos_embeddings=summaries[0].get("freeze_pos_embeddings", arm["frozen_pos_embeddings"]),
         )
+    first = next(iter(methods))
     results = {
         "command": command,
         "teacher": teacher,
@@ -212,6 +236,11 @@ def run_compare(
         "start": start,
         "signal": study_signals(METRICS, runs, "method", start, scale.blimp_pairs, scale.glue_dev),
         "train_tokens": train_tokens,
+        "teacher_data": teacher_data,
+        "teacher_overlap": overlap,
+        "left_out_for_teacher_overlap": token_manifest.get("excluded", {}).get("docs_left_out", 0),
+        # every method against the first (the paper's), on every compared metric
+        "comparisons": [compare_arms(first, m, "method", None, runs, items, "method") for m in list(methods)[1:]],
         "units": units,
         "code": code_version(),
     }
@@ -266,7 +295,6 @@ def write_report(results: dict, out: Path) -> None:
             "SST-2 dev accuracy",
             "accuracy",
         )
-    main = methods[0]
     lines = [
         "# Truncation vs distillation vs scratch",
         "",
@@ -289,12 +317,16 @@ def write_report(results: dict, out: Path) -> None:
         "## Is the difference real?",
         "",
     ]
-    compared = [(key, title, lower, d) for key, title, lower, d, _ in columns if key in COMPARED]
-    for m in methods[1:]:
-        lines += [
-            noise_sentence(main, stat[main][k], m, stat[m][k], title, lower, d) for k, title, lower, d in compared
-        ]
+    compared = [c for c in columns if c[0] in COMPARED]
+    for c in results.get("comparisons", []):
+        lines += comparison_lines(c, compared)
     lines += [
+        "",
+        *overlap_lines(
+            results.get("teacher_overlap"),
+            results.get("teacher_data", ""),
+            {TRAINING: {"left_out_for_teacher_overlap": results.get("left_out_for_teacher_overlap", 0)}},
+        ),
         "",
         "Distillation runs the teacher forward on every batch: its time per token includes that cost. The second "
         "plot puts the methods on a common cost axis: where a curve stands at a given training time.",
@@ -338,7 +370,18 @@ def arms_section(results: dict) -> list[str]:
 @dataclass
 class CompareConfig(PretrainStudyOptions):
     output: str = opt("runs/compare", "study folder: report, results and every cached unit", metavar="DIR")
-    clean: str = opt("data/clean/full", "clean-corpus directory to pre-train on", metavar="CLEAN_DIR")
+    clean: str = opt(
+        "data/clean/study-full",
+        "clean-corpus directory to pre-train on (make compare: the study part of the demo corpus, cleaned with full)",
+        metavar="CLEAN_DIR",
+    )
+    teacher_data: str = opt(
+        "",
+        "the clean corpus the teacher was trained on (make teacher: data/clean/teacher-full): the report measures "
+        "its overlap with --clean and the evaluation sets, and the overlapping documents are left out; empty: not "
+        "measured",
+        metavar="CLEAN_DIR",
+    )
     keep_layers: list[str] = opt(
         ["alt"],
         "teacher blocks of the truncation arms, one arm each (alt, distil, bottom, "
@@ -377,4 +420,5 @@ def run(cfg: CompareConfig, args) -> dict:
         cfg.freeze_pos_embeddings,
         explicit_budget=bool(cfg.budget_tokens),
         allow_repeats=cfg.allow_repeats,
+        teacher_data=cfg.teacher_data,
     )
