@@ -240,7 +240,7 @@ def run_compare(
         "teacher_overlap": overlap,
         "left_out_for_teacher_overlap": token_manifest.get("excluded", {}).get("docs_left_out", 0),
         # every method against the first (the paper's), on every compared metric
-        "comparisons": [compare_arms(first, m, "method", None, runs, items, "method") for m in list(methods)[1:]],
+        "comparisons": [compare_arms(first, m, "method", None, runs, items, group="method") for m in list(methods)[1:]],
         "units": units,
         "code": code_version(),
     }

@@ -81,7 +81,7 @@ def comparison_lines(c: dict, columns: list[tuple]) -> list[str]:
         p = m["paired"]
         if p and p["test"].startswith("McNemar"):
             line += (
-                f" Paired (McNemar, {p['n']:,} dev examples over {p['seed_pairs']} seed pairs): "
+                f" Paired (McNemar, {p['n']:,} items over {p['seed_pairs']} seed pairs): "
                 f"{p['a_only']} right only with {c['a']}, {p['b_only']} only with {c['b']}, p = {p['p']:.3g}."
             )
         elif p:
