@@ -373,8 +373,46 @@ def test_kd_study_smoke(shared_data, teacher, tmp_path):
     # a 2-layer student on 32 RTE pairs learns nothing: the column, its comparisons and its plot are left out
     assert results["learned"] == {"rte": False} and "**rte dev acc left out** of this report" in report
     assert "| technique | fine-tuning time per run (s) |" in report and "rte acc:" not in report
+    assert "No task is shown at this scale, so nothing is compared" in report
+    assert "- RAIL term, mean over 2 runs:" in report
     assert not (out / "kd.png").exists()
     check_html_report(out, tmp_path, "value", with_plots=False)
+
+
+def test_kd_differences_state_the_interval_the_mdd_and_mcnemar_and_rail_collapse():
+    from eval.studies.kd_study import difference_lines, rail_lines
+    from eval.studies.stats import summarize
+
+    # plain and vanilla on 4 dev examples, 2 seeds: vanilla alone right on 3 examples, plain alone on 1
+    correct = {
+        ("plain", 0): [1, 0, 0, 1],
+        ("plain", 1): [1, 1, 1, 0],
+        ("vanilla", 0): [1, 1, 1, 1],
+        ("vanilla", 1): [1, 1, 0, 1],
+    }
+    values = {("plain", 0): 0.60, ("plain", 1): 0.62, ("vanilla", 0): 0.70, ("vanilla", 1): 0.66}
+    rail = {"start": {"term": 2.0}, "end": {"term": 0.02, "student_similarity": 0.99}, "collapsed": True}
+    runs = {
+        f"{k}{s}": {"task": "sst2", "technique": k, "seed": s, "value": values[k, s], "dev_correct": correct[k, s]}
+        | ({"rail": rail} if k == "vanilla" else {})
+        for k, s in correct
+    }
+    results = {"runs": runs}
+    stat = {"sst2": {k: summarize([values[k, s] for s in (0, 1)]) for k in ("plain", "vanilla")}}
+    [line] = difference_lines(results, ["sst2"], ["plain", "vanilla"], stat, {"sst2": "acc"})
+    assert "vanilla 0.680 ± 0.028 vs plain 0.610 ± 0.014: difference +0.070" in line
+    assert "Minimum detectable difference (alpha 0.05, power 0.8):" in line
+    assert (
+        "Paired (McNemar on correctness, 8 dev examples over 2 seed pairs): 3 right only with vanilla, 1 only with "
+        "plain" in line
+    )
+    assert difference_lines(results, [], ["plain", "vanilla"], stat, {}) == []
+    [rail_line] = rail_lines(results)
+    assert (
+        "mean over 2 runs: 2.000 at the start, 0.020 at the end; the projections collapsed in 2 of 2 runs" in rail_line
+    )
+    rail["collapsed"] = False
+    assert "did not collapse" in rail_lines(results)[0]
 
 
 def test_a_kd_task_is_shown_only_when_every_student_learns_it(shared_data, monkeypatch):
