@@ -447,6 +447,10 @@ def test_ctrl_c_on_the_last_step_tells_the_truth_and_the_rerun_redoes_no_step(en
         time.sleep(0.005)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
+    if proc.returncode == 0:  # the signal came after the run's last write (a race on a quiet machine): a finished
+        assert "interrupted" not in stdout + stderr  # run, and it says nothing else
+        assert run_snapshot(out) == run_snapshot(ref)
+        return
     assert proc.returncode == 130, stderr[-3000:]
     said = [line for line in (stdout + stderr).splitlines() if "interrupted" in line]
     assert len(said) == 1, stdout + stderr
