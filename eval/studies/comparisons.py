@@ -17,6 +17,27 @@ def arm_stat(runs: dict, arm: str, metric: str, group: str = "arm") -> dict:
     return summarize([r[metric] for r in runs.values() if r[group] == arm and r.get(metric) is not None])
 
 
+def mcnemar_over_seed_pairs(correct_a: dict[int, list], correct_b: dict[int, list]) -> dict | None:
+    """McNemar's exact test on per-item correctness (seed -> one 0/1 per item), pooled over the seeds both sides
+    ran. None when they share no seed or a shared seed scored a different number of items."""
+    seeds = sorted(set(correct_a) & set(correct_b))
+    if not seeds or any(len(correct_a[s]) != len(correct_b[s]) for s in seeds):
+        return None
+    test = mcnemar([x for s in seeds for x in correct_a[s]], [x for s in seeds for x in correct_b[s]])
+    return {"test": "McNemar (exact)", "seed_pairs": len(seeds), **test}
+
+
+def mdd_sentence(mdd: float | None, digits: int) -> str:
+    return "" if mdd is None else f" Minimum detectable difference (alpha 0.05, power 0.8): {mdd:.{digits}f}."
+
+
+def mcnemar_sentence(p: dict, a: str, b: str, test: str = "McNemar", items: str = "items") -> str:
+    return (
+        f" Paired ({test}, {p['n']:,} {items} over {p['seed_pairs']} seed pairs): "
+        f"{p['a_only']} right only with {a}, {p['b_only']} only with {b}, p = {p['p']:.3g}."
+    )
+
+
 def paired(a: str, b: str, metric: str, runs: dict, items: dict, group: str = "arm") -> dict | None:
     """The paired statistic of `metric` between arms a and b on the items both were scored on: a per-item
     bootstrap of the perplexity difference (item losses averaged over each arm's seeds), or McNemar's test
@@ -27,11 +48,7 @@ def paired(a: str, b: str, metric: str, runs: dict, items: dict, group: str = "a
         return None
     by_arm = {arm: {runs[n]["seed"]: v for n, v in per_run.items() if runs[n][group] == arm} for arm in (a, b)}
     if kind == "mcnemar":
-        seeds = sorted(set(by_arm[a]) & set(by_arm[b]))
-        if not seeds or any(len(by_arm[a][s]) != len(by_arm[b][s]) for s in seeds):
-            return None
-        test = mcnemar([x for s in seeds for x in by_arm[a][s]], [x for s in seeds for x in by_arm[b][s]])
-        return {"test": "McNemar (exact)", "seed_pairs": len(seeds), **test}
+        return mcnemar_over_seed_pairs(by_arm[a], by_arm[b])
     lengths = {len(v) for arm in by_arm.values() for v in arm.values()}
     if len(lengths) != 1:
         return None
@@ -76,14 +93,10 @@ def comparison_lines(c: dict, columns: list[tuple]) -> list[str]:
             continue
         title, lower, digits = titles[metric]
         line = noise_sentence(c["a"], m["a"], c["b"], m["b"], title, lower, digits)
-        if m["mdd"] is not None:
-            line += f" Minimum detectable difference (alpha 0.05, power 0.8): {m['mdd']:.{digits}f}."
+        line += mdd_sentence(m["mdd"], digits)
         p = m["paired"]
         if p and p["test"].startswith("McNemar"):
-            line += (
-                f" Paired (McNemar, {p['n']:,} items over {p['seed_pairs']} seed pairs): "
-                f"{p['a_only']} right only with {c['a']}, {p['b_only']} only with {c['b']}, p = {p['p']:.3g}."
-            )
+            line += mcnemar_sentence(p, c["a"], c["b"])
         elif p:
             verdict = "excludes 0" if not p["low"] <= 0 <= p["high"] else "includes 0"
             line += (

@@ -17,13 +17,14 @@ from eval import EvalError
 from eval.data import glue_dir
 from eval.glue import TASKS, GlueConfig, finetune, learning_settings
 from eval.perplexity import model_directory
+from eval.studies.comparisons import mcnemar_over_seed_pairs, mcnemar_sentence, mdd_sentence
 from eval.studies.options import Execution, StudyOptions, each_of
 from eval.studies.plots import plot_bars
 from eval.studies.provenance import code_version
 from eval.studies.report import fmt, left_out_lines, markdown_table, noise_sentence, units_section
 from eval.studies.report_html import write_report_files
 from eval.studies.signal import majority_baseline
-from eval.studies.stats import learns, mcnemar, min_detectable_difference, summarize
+from eval.studies.stats import learns, min_detectable_difference, summarize
 from eval.studies.units import cached, source_fingerprint, unit_path
 
 TECHNIQUES = ["plain", "vanilla", "annealing", "rail"]
@@ -219,27 +220,17 @@ def difference_lines(results: dict, tasks: list[str], techniques: list[str], sta
     detectable difference, and McNemar's test on the dev examples both scored, over seed pairs."""
     lines = []
     for t in tasks:
+        correct = {k: {} for k in techniques}  # technique -> seed -> per dev example 0/1
+        for r in results["runs"].values():
+            if r["task"] == t and r.get("dev_correct") and r["technique"] in correct:
+                correct[r["technique"]][r["seed"]] = r["dev_correct"]
         for k in techniques[1:]:
-            line = noise_sentence(k, stat[t][k], "plain", stat[t]["plain"], f"{t} {metric[t]}", False, 3)
             a, b = stat[t][k], stat[t]["plain"]
-            mdd = min_detectable_difference(a["std"], a["n"], b["std"], b["n"])
-            if mdd is not None:
-                line += f" Minimum detectable difference (alpha 0.05, power 0.8): {mdd:.3f}."
-            correct = {
-                (r["technique"], r["seed"]): r["dev_correct"]
-                for r in results["runs"].values()
-                if r["task"] == t and r.get("dev_correct")
-            }
-            seeds = sorted(s for (tech, s) in correct if tech == k and (("plain", s) in correct))
-            if seeds and all(len(correct[(k, s)]) == len(correct[("plain", s)]) for s in seeds):
-                m = mcnemar(
-                    [bool(x) for s in seeds for x in correct[(k, s)]],
-                    [bool(x) for s in seeds for x in correct[("plain", s)]],
-                )
-                line += (
-                    f" Paired (McNemar on correctness, {m['n']:,} dev examples over {len(seeds)} seed pairs): "
-                    f"{m['a_only']} right only with {k}, {m['b_only']} only with plain, p = {m['p']:.3g}."
-                )
+            line = noise_sentence(k, a, "plain", b, f"{t} {metric[t]}", False, 3)
+            line += mdd_sentence(min_detectable_difference(a["std"], a["n"], b["std"], b["n"]), 3)
+            p = mcnemar_over_seed_pairs(correct[k], correct["plain"])
+            if p:
+                line += mcnemar_sentence(p, k, "plain", test="McNemar on correctness", items="dev examples")
             lines.append(line)
     return lines
 
