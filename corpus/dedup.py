@@ -223,7 +223,7 @@ def minhash_stages(
         only_dedup_in_index=False,
     )
     return [
-        Stage("minhash-buckets", [buckets], config.num_buckets),
+        Stage("minhash-buckets", [buckets], config.num_buckets, reads_signatures=work / "sigs"),
         # cluster ids (saved by the clustering): report.html shows each removed near-duplicate beside the
         # kept document of its cluster
         Stage(
@@ -253,5 +253,6 @@ def minhash_stages(
             "minhash-index",
             [MinhashBuildIndex(str(work / "sigs"), str(index_dir), index_name=INDEX_NAME, config=config)],
             config.num_buckets,
+            reads_signatures=work / "sigs",
         ),
     ]

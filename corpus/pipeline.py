@@ -413,7 +413,7 @@ def make_executor(stage: Stage, cfg: CleanConfig, lay: Layout, depends=None):
         return LocalExecutor(
             stage.steps,
             tasks=stage.tasks,
-            workers=workers,
+            workers=1 if stage.runs_in_process() else workers,
             logging_dir=logging_dir,
             skip_completed=True,
             start_method="fork",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
+from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
@@ -142,20 +143,31 @@ def removed_sample(out: Path, step: str) -> tuple[int, list[dict]]:
     return table.num_rows, items
 
 
-def shingles(text: str, n: int) -> set:
-    """The word n-grams MinHash hashes (datatrove's text normalisation, our word splitter)."""
-    from datatrove.utils.text import TextNormConfig, ngrams
+def shingle_hashes(text: str, n: int):
+    """The word n-grams MinHash hashes (datatrove's text normalisation, our word splitter), each as a 64-bit hash,
+    sorted and unique; a text of fewer than n words is one shingle of all its words."""
+    import numpy as np
+    from datatrove.utils.text import TextNormConfig
 
     from corpus.dedup import simplify  # datatrove's simplify_text, the same string, several times faster
+    from corpus.repetition import gram_hashes, word_ids
     from corpus.text import RegexWordTokenizer
 
     words = RegexWordTokenizer().word_tokenize(simplify(text, TextNormConfig()))
-    return set(ngrams(words, n)) if len(words) >= n else {tuple(words)}
+    return np.unique(gram_hashes(word_ids(words), min(n, len(words)))) if words else np.zeros(0, np.uint64)
 
 
 def jaccard(a: str, b: str, n: int) -> float:
-    sa, sb = shingles(a, n), shingles(b, n)
-    return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
+    """Jaccard similarity of the two texts' shingle sets (hashed: tuples of words would cost ten times more)."""
+    import numpy as np
+
+    sa, sb = _cached_shingle_hashes(a, n), _cached_shingle_hashes(b, n)
+    common = len(np.intersect1d(sa, sb, assume_unique=True))
+    union = len(sa) + len(sb) - common
+    return common / union if union else 1.0
+
+
+_cached_shingle_hashes = lru_cache(maxsize=64)(shingle_hashes)  # a kept document is the twin of many removed ones
 
 
 def add_exact_pairs(out: Path, items: list, later_steps: list[str], n_grams: int) -> None:

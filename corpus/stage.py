@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
+
+
+# a stage that reads only signatures (or index files) of less than this runs its tasks one after another in the
+# running process: starting worker processes would take longer than the work (tenths of a second a stage)
+IN_PROCESS_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -13,6 +19,13 @@ class Stage:
     name: str
     steps: list
     tasks: int
+    reads_signatures: Path | None = None  # the signature folder a light stage reads (see IN_PROCESS_BYTES)
+
+    def runs_in_process(self) -> bool:
+        """A light stage with little to read: its tasks run one after another in the running process."""
+        if self.reads_signatures is None:
+            return False
+        return sum(f.stat().st_size for f in self.reads_signatures.rglob("*") if f.is_file()) < IN_PROCESS_BYTES
 
 
 class Measure(PipelineStep):

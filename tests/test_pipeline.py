@@ -328,3 +328,16 @@ def test_word_splitting_fast_paths_match_the_general_rule(shared_data):
     tokenizer = RegexWordTokenizer()
     for text in texts * 2:  # the second time, every piece that needs splitting was split before
         assert tokenizer.word_tokenize(text) == [t for piece in text.split() for t in split_piece(piece)]
+
+
+def test_light_stages_run_in_process_only_with_little_to_read(tmp_path, monkeypatch):
+    from corpus import stage
+    from corpus.stage import Stage
+
+    sigs = tmp_path / "sigs"
+    (sigs / "bucket_000").mkdir(parents=True)
+    (sigs / "bucket_000" / "00000.minhash.sig").write_bytes(b"x" * 1000)
+    assert Stage("minhash-buckets", [], 14, reads_signatures=sigs).runs_in_process()
+    assert not Stage("filter", [], 2).runs_in_process()  # reads documents: always on the workers
+    monkeypatch.setattr(stage, "IN_PROCESS_BYTES", 1000)  # the signatures are as large as the bound
+    assert not Stage("minhash-buckets", [], 14, reads_signatures=sigs).runs_in_process()

@@ -232,3 +232,17 @@ def test_paper_cut_lines_in_context(tmp_path):
         ["Another honest line of plain words", None],
     ]
     assert docs["b"] == [[prose, "duplicate"], ["12345 678 90", "non_alpha"]]
+
+
+def test_pair_jaccard_is_that_of_the_word_5_gram_sets():
+    from corpus.report_html import jaccard
+
+    words = [f"w{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(105)]  # 101 distinct 5-grams (no digits:
+    # MinHash's normalisation turns every number into 0)
+    base = " ".join(words)
+    one_edit = " ".join(words[:50] + ["new"] + words[51:])  # 5 of them replaced: 96 shared of 106
+    assert jaccard(base, one_edit, 5) == pytest.approx(96 / 106)
+    assert jaccard(base, base.upper() + " !", 5) == 1.0  # the texts MinHash compares: case and punctuation go
+    assert jaccard(base, " ".join(words[50:]), 5) == pytest.approx(51 / 101)
+    assert jaccard("a b c", "a b c", 5) == 1.0 and jaccard("a b c", "a b c d e f", 5) == 0.0  # short: one shingle
+    assert jaccard("", "", 5) == 1.0

@@ -47,6 +47,26 @@ def test_gpt2_tokenizer_is_the_real_one(tmp_path):
     assert again("Hello world").input_ids == [15496, 995] and again.eos_token == "<|endoftext|>"
 
 
+def test_encoder_reads_the_end_of_text_token_where_transformers_does(tmp_path):
+    from train import TrainError
+    from train.tokenizer import load_encoder
+
+    save_tokenizer(gpt2_tokenizer(), tmp_path)
+    tok, eos = load_encoder(tmp_path)
+    assert tok.encode("Hello world").ids == [15496, 995] and eos == 50256
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    config["eos_token"] = {"content": "Hello", "special": True}  # an AddedToken saved in full
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    assert load_encoder(tmp_path)[1] == 15496
+    del config["eos_token"]
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    (tmp_path / "special_tokens_map.json").write_text(json.dumps({"eos_token": "world"}))
+    assert load_encoder(tmp_path)[1] == 6894  # "world", from special_tokens_map.json
+    (tmp_path / "special_tokens_map.json").unlink()
+    with pytest.raises(TrainError, match="no end-of-text token"):
+        load_encoder(tmp_path)
+
+
 def test_trained_tokenizer_round_trips(corpus, tokens):
     tok = load_tokenizer(tokens / "tokenizer")
     text = "The album was released in 1998, and it sold 30 @,@ 000 copies."

@@ -30,7 +30,7 @@ from train import TrainError
 from train.clean_corpus import iter_documents
 from train.fingerprint import clean_fingerprint, describe_change, fingerprint
 from train.split import held_out_documents, is_validation
-from train.tokenizer import check_clean_corpus, load_tokenizer, save_tokenizer, vocab_fingerprint
+from train.tokenizer import check_clean_corpus, copy_tokenizer, load_encoder, vocab_fingerprint
 
 FORMAT = "flat-tokens-v1"
 COMMAND = "train tokenize"
@@ -105,7 +105,7 @@ def tokenize_corpus(
     check_clean_corpus(clean_dir)
     if split not in SPLITS:
         raise TrainError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
-    tok = load_tokenizer(tokenizer_dir)
+    tok, eos = load_encoder(tokenizer_dir)
     # what the shards are made from: the clean corpus's content, the tokenizer's vocabulary, and the settings
     wanted = {
         "clean_fingerprint": clean_fingerprint(clean_dir),
@@ -129,6 +129,7 @@ def tokenize_corpus(
                 tmp,
                 clean_dir,
                 tok,
+                eos,
                 tokenizer_dir,
                 wanted,
                 split,
@@ -151,6 +152,7 @@ def _tokenize_into(
     tmp: Path,
     clean_dir: Path,
     tok,
+    eos: int,
     tokenizer_dir,
     wanted: dict,
     split: str,
@@ -163,11 +165,10 @@ def _tokenize_into(
     block_size, val_fraction = wanted["block_size"], wanted["val_fraction"]
     source_manifest = clean_dir / "manifest.json"
     held, split_info = held_out_documents(clean_dir, val_fraction, split, workers)
-    eos = tok.eos_token_id
-    dtype = np.uint16 if len(tok) <= 2**16 else np.uint32
+    vocab_size = tok.get_vocab_size(with_added_tokens=True)
+    dtype = np.uint16 if vocab_size <= 2**16 else np.uint32
     writers = {s: ShardWriter(tmp, s, dtype, shard_tokens) for s in ("train", "val")}
     total_rows = json.loads(source_manifest.read_text())["rows"]
-    backend = tok.backend_tokenizer
     start = last = time.time()
     rows = left_out = 0
     for ids, texts in iter_documents(clean_dir):
@@ -179,7 +180,7 @@ def _tokenize_into(
             ids, texts = [ids[k] for k in kept], [texts[k] for k in kept]
         for i in range(0, len(texts), batch_docs):
             # on every core (tokenizers' own threads); _fast: without the character offsets we do not use
-            encoded = backend.encode_batch_fast(texts[i : i + batch_docs], add_special_tokens=False)
+            encoded = tok.encode_batch_fast(texts[i : i + batch_docs], add_special_tokens=False)
             for doc_id, enc in zip(ids[i : i + batch_docs], encoded):
                 held_out = held[doc_id] if held is not None else is_validation(doc_id, val_fraction)
                 writers["val" if held_out else "train"].write(enc.ids + [eos])
@@ -206,7 +207,7 @@ def _tokenize_into(
         raise TrainError(
             f"{clean_dir}: the validation split holds no full block; raise --val-fraction (now {val_fraction})"
         )
-    save_tokenizer(tok, tmp / "tokenizer")
+    copy_tokenizer(tokenizer_dir, tmp / "tokenizer")
     content = fingerprint({**wanted, "shards": {n: [s["sha256"] for s in sp["shards"]] for n, sp in splits.items()}})
     manifest = {
         "format": FORMAT,
@@ -216,7 +217,7 @@ def _tokenize_into(
         "source_sha256": hashlib.sha256(source_manifest.read_bytes()).hexdigest(),
         "dtype": np.dtype(dtype).name,
         "eos_id": eos,
-        "vocab_size": len(tok),
+        "vocab_size": vocab_size,
         "tokenizer": str(Path(tokenizer_dir).resolve()),
         "source": str(clean_dir.resolve()),
         "splits": splits,

@@ -111,6 +111,55 @@ def save_tokenizer(tok, directory: str | Path) -> None:
     tok.save_pretrained(str(directory))
 
 
+# what save_pretrained writes of a fast tokenizer (vocab.json/merges.txt: a saved slow tokenizer's files)
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+)
+
+
+def load_encoder(directory: str | Path):
+    """The saved tokenizer as `tokenizers.Tokenizer`, and its end-of-text id, for encoding only: without
+    transformers, whose import (with torch's) takes seconds. The same vocabulary and ids as `load_tokenizer`."""
+    from tokenizers import Tokenizer
+
+    directory = Path(directory)
+    if not (directory / "tokenizer.json").exists():
+        raise TrainError(f"{directory}: no tokenizer.json (make one with `python -m train tokenizer`)")
+    try:
+        tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    except Exception as e:  # tokenizers raises plain Exception on a malformed file
+        raise TrainError(f"{directory / 'tokenizer.json'}: not a tokenizer ({e})") from None
+    eos = None
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):  # where AutoTokenizer looks, in its order
+        path = directory / name
+        if eos is None and path.exists():
+            try:
+                eos = json.loads(path.read_text(encoding="utf-8")).get("eos_token")
+            except (ValueError, AttributeError) as e:
+                raise TrainError(f"{path}: not a JSON object ({e})") from None
+    if isinstance(eos, dict):  # an AddedToken saved in full
+        eos = eos.get("content")
+    eos_id = tok.token_to_id(eos) if isinstance(eos, str) else None
+    if eos_id is None:
+        raise TrainError(f"{directory}: the tokenizer has no end-of-text token")
+    return tok, eos_id
+
+
+def copy_tokenizer(source: str | Path, directory: str | Path) -> None:
+    """The tokenizer files of `source` (a tokenizer's folder, or a model's with its tokenizer) into `directory`."""
+    import shutil
+
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for name in TOKENIZER_FILES:
+        if (Path(source) / name).exists():
+            shutil.copyfile(Path(source) / name, Path(directory) / name)
+
+
 def vocab_fingerprint(tok) -> str:
     """Identity of a tokenizer: a hash of its vocabulary (token -> id), independent of file layout."""
     vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
