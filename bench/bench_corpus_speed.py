@@ -29,6 +29,7 @@ from pathlib import Path
 
 from bench.datatrove_default_clean import STEPS
 
+NEEDS = ("spacy",)  # datatrove's default word tokenizer, in its default steps (the baseline)
 ROOT = Path(__file__).resolve().parents[1]
 INPUT = Path(os.environ.get("BENCH_CLEAN_INPUT", ROOT / "data" / "demo" / "jsonl"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", 3))
