@@ -47,8 +47,11 @@ def shingle_hashes(text: str) -> np.ndarray:
     import xxhash
 
     ws = WORD.findall(text.lower())
-    grams = [" ".join(ws[i : i + N_GRAM]) for i in range(max(1, len(ws) - N_GRAM + 1))] if ws else []
-    return np.unique(np.fromiter((xxhash.xxh64_intdigest(g) for g in grams), dtype=np.uint64, count=len(grams)))
+    if len(ws) >= N_GRAM:  # the n-grams as tuples of words from shifted views (zip): no list sliced per n-gram
+        grams = map(" ".join, zip(*(ws[k:] for k in range(N_GRAM))))
+    else:
+        grams = [" ".join(ws)] if ws else []
+    return np.unique(np.fromiter(map(xxhash.xxh64_intdigest, grams), dtype=np.uint64))
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
