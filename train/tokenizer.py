@@ -95,12 +95,18 @@ def train_tokenizer(clean_dirs: list[str | Path], vocab_size: int = 8192, min_fr
     return _wrap(bpe._tokenizer)
 
 
-def load_tokenizer(directory: str | Path):
-    from transformers import AutoTokenizer
-
+def saved_tokenizer(directory: str | Path) -> Path:
+    """`directory`, checked to hold a saved tokenizer (its tokenizer.json)."""
     directory = Path(directory)
     if not (directory / "tokenizer.json").exists():
         raise TrainError(f"{directory}: no tokenizer.json (make one with `python -m train tokenizer`)")
+    return directory
+
+
+def load_tokenizer(directory: str | Path):
+    from transformers import AutoTokenizer
+
+    directory = saved_tokenizer(directory)
     tok = AutoTokenizer.from_pretrained(str(directory))
     if tok.eos_token_id is None:
         raise TrainError(f"{directory}: the tokenizer has no end-of-text token")
@@ -127,9 +133,7 @@ def load_encoder(directory: str | Path):
     transformers, whose import (with torch's) takes seconds. The same vocabulary and ids as `load_tokenizer`."""
     from tokenizers import Tokenizer
 
-    directory = Path(directory)
-    if not (directory / "tokenizer.json").exists():
-        raise TrainError(f"{directory}: no tokenizer.json (make one with `python -m train tokenizer`)")
+    directory = saved_tokenizer(directory)
     try:
         tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
     except Exception as e:  # tokenizers raises plain Exception on a malformed file
