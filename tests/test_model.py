@@ -6,10 +6,12 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 import transformers
 
 from train import TrainError
 from train.distill import DistillConfig, cosine_term, distillation_loss, kl_term
+import train.model
 from train.model import GPT, GPTConfig, GPTOutput
 from train.truncate import parse_keep_layers, truncate
 
@@ -51,6 +53,43 @@ def test_our_export_loads_unchanged_in_transformers(hf_dir, tmp_path):
     x = torch.randint(0, 500, (2, 9))
     with torch.no_grad():
         torch.testing.assert_close(hf(x).logits, ours(x).logits, atol=1e-5, rtol=1e-5)
+
+
+def _loss_and_grads(model, x, y, fused):
+    model.zero_grad(set_to_none=True)
+    if fused:
+        loss = model(x, targets=y).loss
+    else:
+        logits = model(x).logits
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+def test_fused_head_gives_autograds_loss_and_gradients(hf_dir, monkeypatch):
+    """targets=: the loss and every gradient (the tied embedding's included) as autograd's head + cross-entropy,
+    over slices of 7 rows (48 rows: six whole slices and a remainder) with ignored positions among them."""
+    monkeypatch.setattr(train.model, "HEAD_CHUNK_ELEMENTS", 0)
+    monkeypatch.setattr(train.model, "HEAD_MIN_ROWS", 7)
+    model = GPT.from_pretrained(hf_dir)  # eval(): no dropout, so both passes see the same network
+    x = torch.randint(0, 500, (3, 16))
+    y = torch.randint(0, 500, (3, 16))
+    y[0, :5] = -100
+    y[2, 9] = -100
+    expected_loss, expected = _loss_and_grads(model, x, y, fused=False)
+    loss, grads = _loss_and_grads(model, x, y, fused=True)
+    torch.testing.assert_close(loss, expected_loss, atol=1e-6, rtol=1e-6)
+    for name, grad in expected.items():
+        torch.testing.assert_close(grads[name], grad, atol=1e-6, rtol=1e-5, msg=name)
+    with torch.no_grad():  # evaluation: the same loss, no gradient work
+        torch.testing.assert_close(model(x, targets=y).loss, expected_loss, atol=1e-6, rtol=1e-6)
+    assert model(x, targets=y).logits is None  # the logits are never made whole
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the mixed-precision path: products in bf16, sums in fp32
+        bf16_loss = model(x, targets=y).loss
+    assert bf16_loss.dtype == torch.float32 and abs(bf16_loss.item() - expected_loss.item()) < 0.05
+    everything_ignored = torch.full_like(y, -100)
+    loss, grads = _loss_and_grads(model, x, everything_ignored, fused=True)
+    assert loss.item() == 0.0 and all(grad.abs().max().item() == 0.0 for grad in grads.values())
 
 
 def test_pytorch_model_bin_loads_with_weights_only(hf_dir, tmp_path):

@@ -164,10 +164,8 @@ def evaluate(model, val: TokenBlocks, n_blocks: int, batch_size: int, device, au
     for start in range(0, n, batch_size):
         blocks = to_device(val.batch(range(start, min(n, start + batch_size))), device)
         with autocast:
-            logits = model(blocks[:, :-1]).logits
-        total += F.cross_entropy(
-            logits.float().reshape(-1, logits.size(-1)), blocks[:, 1:].reshape(-1), reduction="sum"
-        )
+            loss = model(blocks[:, :-1], targets=blocks[:, 1:]).loss  # the mean over the batch's positions
+        total += loss * blocks[:, 1:].numel()
         count += blocks[:, 1:].numel()
     model.train()
     return total.item() / count
@@ -371,16 +369,16 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
                 x, y = blocks[:, :-1], blocks[:, 1:]
                 sync = micro == cfg.optim.grad_accum - 1 or world == 1
                 with nullcontext() if sync else train_model.no_sync(), autocast:
-                    out_s = train_model(x, output_hidden_states=teacher is not None)
-                    clm = F.cross_entropy(out_s.logits.float().reshape(-1, out_s.logits.size(-1)), y.reshape(-1))
-                    if teacher is not None:
+                    if teacher is None:  # the loss alone: the fused head, no logits held
+                        loss = clm = train_model(x, targets=y).loss
+                    else:
+                        out_s = train_model(x, output_hidden_states=True)
+                        clm = F.cross_entropy(out_s.logits.float().reshape(-1, out_s.logits.size(-1)), y.reshape(-1))
                         with torch.no_grad():
                             out_t = teacher(x, output_hidden_states=True)
                         loss, _ = distillation_loss(
                             GPTOutput(out_s.logits, clm, out_s.hidden_states), out_t, y, distill_cfg
                         )
-                    else:
-                        loss = clm
                     scaler.scale(loss / cfg.optim.grad_accum).backward()
                 step_loss += clm.detach() / cfg.optim.grad_accum
             if world > 1:  # the global batch's loss: logged, and checked alike on every rank

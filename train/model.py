@@ -99,6 +99,72 @@ class GPTConfig:
         )
 
 
+HEAD_CHUNK_ELEMENTS = 2**21  # logits per slice of the fused head + loss: 8 MB of fp32 ...
+HEAD_MIN_ROWS = 256  # ... but at least this many positions, for a large vocabulary
+
+
+class HeadCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of `hidden @ weight.T` against `targets`, without the [tokens, vocabulary] logits.
+
+    The logits are made a slice of rows at a time and dropped; forward also computes the gradients of the loss
+    for `hidden` and `weight` (softmax - one-hot, times the inputs) from each slice, so backward only scales
+    them. Same products as autograd's head and loss, but the three logits-sized tensors (logits, log-softmax,
+    their gradient) are never held whole: a slice stays in cache, and no allocation is large enough for the
+    allocator to hand it back to the kernel, to be faulted in and zeroed again at the next step.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, ignore_index: int):
+        device_type = hidden.device.type
+        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else weight.dtype
+        want_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        valid = targets != ignore_index
+        # each position's share of the mean; every target ignored: loss 0 and no gradient (no NaN to train on)
+        share = valid.float() / valid.sum().clamp(min=1)
+        # enough rows that each slice's products read the weight once for a useful amount of arithmetic
+        rows = min(hidden.size(0), max(HEAD_MIN_ROWS, HEAD_CHUNK_ELEMENTS // weight.size(0)))
+        w = weight.to(dtype)
+        slice_buffer = torch.empty(rows, weight.size(0), dtype=dtype, device=hidden.device)  # reused by every slice
+        loss = torch.zeros((), device=hidden.device, dtype=torch.float32)
+        grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if ctx.needs_input_grad[1] else None
+        with torch.autocast(device_type, enabled=False):
+            for start in range(0, hidden.size(0), rows):
+                h = hidden[start : start + rows].to(dtype)
+                t, weights = targets[start : start + rows].clamp(min=0)[:, None], share[start : start + rows]
+                logits = torch.mm(h, w.t(), out=slice_buffer[: h.size(0)]).float()  # no copy in fp32
+                picked = logits.gather(1, t).squeeze(1)
+                peak = logits.amax(dim=-1, keepdim=True)
+                probs = logits.sub_(peak).exp_()  # in place of the slice's logits: one exp serves loss and softmax
+                total = probs.sum(dim=-1)
+                loss += ((total.log() + peak.squeeze(1) - picked) * weights).sum()
+                if not want_grad:
+                    continue
+                probs.mul_((weights / total)[:, None])  # softmax, times the position's share (0 when ignored)
+                probs.scatter_add_(1, t, -weights[:, None])  # minus the one-hot target
+                probs = probs.to(dtype)
+                if grad_hidden is not None:
+                    grad_hidden[start : start + rows] = probs @ w
+                if grad_weight is not None:
+                    if dtype == torch.float32:
+                        grad_weight.addmm_(probs.t(), h)
+                    else:
+                        grad_weight += (probs.t() @ h).float()
+        if want_grad:
+            ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype) if grad_weight is not None else None)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        return (
+            grad_hidden * grad_loss if grad_hidden is not None else None,
+            grad_weight * grad_loss if grad_weight is not None else None,
+            None,
+            None,
+        )
+
+
 class GPTOutput(NamedTuple):
     logits: torch.Tensor
     loss: torch.Tensor | None = None
@@ -189,7 +255,11 @@ class GPT(nn.Module):
         attention_mask: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         return_logits: bool = True,
+        targets: torch.Tensor | None = None,
     ) -> GPTOutput:
+        """`labels` as in Hugging Face (shifted here; logits and loss returned). `targets` as in nanoGPT: the next
+        token of each position, already aligned with `input_ids` (-100 ignored); the loss comes without logits
+        (None), from the fused head + cross-entropy, which never holds the [batch, time, vocabulary] logits."""
         B, T = input_ids.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence of {T} tokens is longer than the model's block size {self.config.block_size}")
@@ -207,6 +277,9 @@ class GPT(nn.Module):
         x = self.transformer.ln_f(x)
         if output_hidden_states:
             hidden.append(x)  # as in HF: the last hidden state is after the final layer norm
+        if targets is not None:
+            loss = HeadCrossEntropy.apply(x.reshape(-1, x.size(-1)), self.lm_head.weight, targets.reshape(-1), -100)
+            return GPTOutput(None, loss, tuple(hidden) if hidden is not None else None)
         if not return_logits:  # e.g. a classifier on the hidden states: skip the vocabulary projection
             return GPTOutput(None, None, tuple(hidden) if hidden is not None else None)
         logits = self.lm_head(x)
