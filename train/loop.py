@@ -36,7 +36,7 @@ from train.distill import DistillConfig, distillation_loss
 from train.fingerprint import describe_change, fingerprint, model_fingerprint, tokens_fingerprint
 from train.model import GPT, GPTConfig, GPTOutput
 from train.run_log import RunLog, measured_peak_flops
-from train.tokenizer import load_tokenizer, vocab_fingerprint
+from train.tokenizer import copy_tokenizer, load_tokenizer, vocab_fingerprint
 from train.truncate import parse_keep_layers, truncate
 
 COMMAND = "train pretrain"
@@ -468,7 +468,7 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
         with atomic_folder(export) as tmp:
             model.save_pretrained(tmp)
             atomic_json(tmp / "provenance.json", {"fingerprint": run_fp, "inputs": inputs})
-            load_tokenizer(tokens.dir / "tokenizer").save_pretrained(str(tmp))
+            copy_tokenizer(tokens.dir / "tokenizer", tmp)
         elapsed = prior_elapsed + time.time() - t0  # over all resumed parts of the run
         summary = {
             "val_loss": val_loss,
