@@ -109,8 +109,9 @@ class HeadCrossEntropy(torch.autograd.Function):
     The logits are made a slice of rows at a time and dropped; forward also computes the gradients of the loss
     for `hidden` and `weight` (softmax - one-hot, times the inputs) from each slice, so backward only scales
     them. Same products as autograd's head and loss, but the three logits-sized tensors (logits, log-softmax,
-    their gradient) are never held whole: a slice stays in cache, and no allocation is large enough for the
-    allocator to hand it back to the kernel, to be faulted in and zeroed again at the next step.
+    their gradient) are never held whole: one slice-sized buffer serves every slice, and with an 8k vocabulary
+    it is small enough that the allocator keeps it, instead of handing it back to the kernel to be faulted in
+    and zeroed again at the next step.
     """
 
     @staticmethod
@@ -277,18 +278,19 @@ class GPT(nn.Module):
         x = self.transformer.ln_f(x)
         if output_hidden_states:
             hidden.append(x)  # as in HF: the last hidden state is after the final layer norm
+        hidden_states = tuple(hidden) if hidden is not None else None
         if targets is not None:
             loss = HeadCrossEntropy.apply(x.reshape(-1, x.size(-1)), self.lm_head.weight, targets.reshape(-1), -100)
-            return GPTOutput(None, loss, tuple(hidden) if hidden is not None else None)
+            return GPTOutput(None, loss, hidden_states)
         if not return_logits:  # e.g. a classifier on the hidden states: skip the vocabulary projection
-            return GPTOutput(None, None, tuple(hidden) if hidden is not None else None)
+            return GPTOutput(None, None, hidden_states)
         logits = self.lm_head(x)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(
                 logits[:, :-1].reshape(-1, logits.size(-1)).float(), labels[:, 1:].reshape(-1), ignore_index=-100
             )
-        return GPTOutput(logits, loss, tuple(hidden) if hidden is not None else None)
+        return GPTOutput(logits, loss, hidden_states)
 
     # -- sizes -----------------------------------------------------------------------------------
     def num_parameters(self, non_embedding: bool = False) -> int:
