@@ -26,7 +26,7 @@ from bench.timing import interleaved, show, spread
 NEEDS = ("accelerate",)  # transformers' Trainer, the baseline
 ROOT = Path(__file__).resolve().parents[1]
 # name: (n_layer, n_embd, n_head, block size, batch, steps)
-SHAPES = {"6 x 256": (6, 256, 4, 128, 16, 30), "GPT-2 small": (12, 768, 12, 1024, 2, 5)}
+SHAPES = {"6 x 256": (6, 256, 4, 128, 16, 30), "GPT-2 small": (12, 768, 12, 1024, 8, 5)}
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
