@@ -184,13 +184,14 @@ def main(out_dir: Path) -> dict:
     # ours tests Gopher quality before Gopher repetition (datatrove's defaults: the other way round), so a page
     # both would drop is credited to a different one of the two: their sum compares
     gophers = ("gopher_repetition", "gopher_quality")
-    for fates in (ours_removed, base_removed):
-        fates["both Gopher filters"] = sum(fates.get(step, 0) for step in gophers)
     print(f"\n{'documents dropped by step':<28}{'ours':>8}{'datatrove':>11}")
-    for step in (*STEPS[:3], "both Gopher filters", *STEPS[3:], "exact_dedup", "minhash"):
+    for step in (*STEPS, "exact_dedup", "minhash"):
         print(
             f"{step:<28}{ours_removed.get(step, 0):>8,}{base_removed.get(step, 0) if step in base_removed else '-':>11}"
         )
+        if step == gophers[-1]:
+            both = [sum(fates.get(g, 0) for g in gophers) for fates in (ours_removed, base_removed)]
+            print(f"{'both Gopher filters':<28}{both[0]:>8,}{both[1]:>11}")
     return {
         "input": str(INPUT),
         "documents": len(ids),
