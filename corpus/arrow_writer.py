@@ -194,6 +194,36 @@ class ArrowShardReader(PipelineStep):
                 yield row_to_document(row)
 
 
+def group_shards(paths: list[Path], max_bytes: int) -> list[list[Path]]:
+    """Consecutive runs of `paths` whose files together stay within `max_bytes` (a file larger than that on its
+    own is a run of one). Many small task outputs become few bounded shards, in the same order."""
+    groups: list[list[Path]] = []
+    size = 0
+    for path in paths:
+        n = path.stat().st_size
+        if not groups or size + n > max_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append(path)
+        size += n
+    return groups
+
+
+def concatenate_shards(sources: list[Path], dest: Path) -> None:
+    """`sources` one after the other into the shard `dest`, batch by batch (memory stays flat), written under a
+    temporary name and renamed when complete; then the sources are removed. A re-run after a kill finishes it."""
+    if not dest.exists():
+        tmp = dest.with_suffix(".arrow.tmp")
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, SCHEMA) as writer:
+            for src in sources:
+                with pa.memory_map(str(src), "r") as source:
+                    for batch in pa.ipc.open_stream(source):
+                        writer.write_batch(batch)
+        os.replace(tmp, dest)
+    for src in sources:
+        src.unlink(missing_ok=True)
+
+
 def table_rows_bytes(path: str | os.PathLike) -> tuple[int, int]:
     """(rows, UTF-8 bytes of text) of one shard."""
     rows = nbytes = 0

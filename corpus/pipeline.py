@@ -37,7 +37,14 @@ from loguru import logger
 
 from cli_config import RECORD, at_least, non_empty, opt, positive
 from corpus import CorpusError
-from corpus.arrow_writer import ArrowShardReader, ArrowShardWriter, SCHEMA, table_rows_bytes
+from corpus.arrow_writer import (
+    SCHEMA,
+    ArrowShardReader,
+    ArrowShardWriter,
+    concatenate_shards,
+    group_shards,
+    table_rows_bytes,
+)
 from corpus.dedup import MinHashSettings, exact_dedup_stages, exact_signature, minhash_signature, minhash_stages
 from corpus.filters import FilterConfig, full_filter_steps
 from corpus.incremental import reference_index
@@ -48,6 +55,9 @@ from safe_output import StageFailed, atomic_json, atomic_write, reuse_or_replace
 
 PRESETS = ("full", "paper", "none")
 COMMAND = "corpus-clean"
+# tasks per worker by default: the input is cut in equal bytes, not equal work (English prose costs more than
+# code or another language), and a worker that finishes early takes the next task instead of waiting
+TASKS_PER_WORKER = 4
 
 
 @dataclass
@@ -63,7 +73,8 @@ class CleanConfig:
     workers: int = opt(2, "parallel worker processes", check=positive())
     tasks: int = opt(
         0,
-        "tasks per stage (0: as many as --workers); the output depends on it: keep it fixed to resume",
+        "tasks per stage (0: four per worker, so a worker done early takes another and none waits on one "
+        "slow part; 1 with --workers 1); keep it fixed to resume",
         check=at_least(0),
     )
     max_shard_mb: float = opt(128.0, "shard size bound in MB; a shard may exceed it by one document", check=positive())
@@ -116,7 +127,9 @@ class CleanConfig:
 
     @property
     def n_tasks(self) -> int:
-        return self.tasks or max(1, self.workers)
+        if self.tasks:
+            return self.tasks
+        return 1 if self.workers <= 1 else TASKS_PER_WORKER * self.workers
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -276,7 +289,8 @@ def with_finalize(stages: list[Stage], inputs: list[str], out: Path, cfg: CleanC
 class Finalize(PipelineStep):
     """Last stage (1 task): shards/shard-NNNNN.arrow, manifest.json, stats.json, report.md, report.html.
 
-    Idempotent: the rename plan is written first, so a kill in the middle is finished by the re-run."""
+    Idempotent: the shard plan (which task files make which shard) is written first, so a kill in the middle is
+    finished by the re-run."""
 
     name = "📦 finalize"
     type = "💽 - WRITER"
@@ -297,13 +311,18 @@ class Finalize(PipelineStep):
         if plan_path.exists():
             plan = json.loads(plan_path.read_text())
         else:
+            # the tasks' files in input order; small ones (a task's last file) are joined up to the shard bound
             finished = sorted(lay.data("final").glob("rank-*.arrow"))
-            plan = [[str(src), str(lay.shards / f"shard-{i:05d}.arrow")] for i, src in enumerate(finished)]
+            groups = group_shards(finished, int(self.cfg.max_shard_mb * 2**20))
+            plan = [[[str(p) for p in g], str(lay.shards / f"shard-{i:05d}.arrow")] for i, g in enumerate(groups)]
             atomic_write(plan_path, json.dumps(plan, indent=1))
         lay.shards.mkdir(parents=True, exist_ok=True)
-        for src, dst in plan:
-            if Path(src).exists():
-                os.replace(src, dst)
+        for sources, dest in plan:
+            if len(sources) == 1:
+                if Path(sources[0]).exists():
+                    os.replace(sources[0], dest)
+            else:
+                concatenate_shards([Path(p) for p in sources], Path(dest))
         if not plan:  # an empty corpus still gets one valid (empty) shard, so readers need no special case
             import pyarrow as pa
 

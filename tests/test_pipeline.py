@@ -117,32 +117,60 @@ def test_near_and_exact_duplicates_removed_once(shared_data, tmp_path):
     assert len(removed_ids(out, "minhash")) == 10
 
 
-def test_none_preset_keeps_everything_in_bounded_shards(shared_data, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_none_preset_keeps_everything_in_bounded_shards(shared_data, tmp_path, workers):
+    """One task (--workers 1) or four per worker (--workers 2, by default): the same rows in the same order, in
+    shards within the bound; the tasks' small last files are joined (no two neighbours would fit in one)."""
     out = tmp_path / "raw"
-    assert (
-        corpus_clean(
-            [
-                "--input",
-                str(shared_data / "html-sample"),
-                "--output",
-                str(out),
-                "--preset",
-                "none",
-                "--workers",
-                "1",
-                "--max-shard-mb",
-                "0.2",
-            ]
-        )
-        == 0
-    )
+    bound = 0.2 * 2**20
+    args = ["--input", str(shared_data / "html-sample"), "--output", str(out), "--preset", "none"]
+    assert corpus_clean([*args, "--workers", str(workers), "--max-shard-mb", "0.2"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["rows"] == 130
     assert len(manifest["shards"]) > 3
-    biggest_doc = max(len(r["text"].encode()) for r in shard_rows(out))
-    assert all(
-        s["text_bytes"] <= 0.2 * 2**20 + biggest_doc for s in manifest["shards"]
-    )  # the bound, + the doc reaching it
+    rows = shard_rows(out)
+    biggest_doc = max(len(r["text"].encode()) for r in rows)
+    assert all(s["text_bytes"] <= bound + biggest_doc for s in manifest["shards"])  # the bound, + the doc reaching it
+    sizes = [(out / s["path"]).stat().st_size for s in manifest["shards"]]
+    assert all(a + b > bound for a, b in zip(sizes, sizes[1:]))
+    if workers > 1:
+        assert len(list((out / ".work" / "logs" / "read" / "completions").iterdir())) == 8
+        single = tmp_path / "one-task"
+        assert corpus_clean([*args[:3], str(single), *args[4:], "--workers", "1", "--max-shard-mb", "0.2"]) == 0
+        assert [r["id"] for r in rows] == kept_ids(single)
+
+
+def test_task_files_are_joined_in_order_and_a_killed_join_is_finished(tmp_path):
+    from corpus.arrow_writer import ArrowShardWriter, concatenate_shards, group_shards, iter_shard_rows
+    from datatrove.data import Document
+
+    folder = tmp_path / "final"
+    for rank, n in enumerate([3, 0, 5, 2]):  # rank 1 kept nothing: no file
+        with ArrowShardWriter(folder) as writer:
+            for i in range(n):
+                writer.write(Document(text=f"text {rank}-{i} " * 50, id=f"{rank}-{i}"), rank)
+    files = sorted(folder.glob("rank-*.arrow"))
+    sizes = [f.stat().st_size for f in files]
+    assert group_shards(files, sum(sizes)) == [files]
+    assert group_shards(files, 1) == [[f] for f in files]  # each file alone is over the bound: never split
+    groups = group_shards(files, sizes[0] + sizes[1])
+    assert groups == [files[:2], files[2:]]
+    ids = [r["id"] for f in files for r in iter_shard_rows(f)]
+
+    dest = tmp_path / "shard-00000.arrow"
+    dest.with_suffix(".arrow.tmp").write_bytes(b"half a shard from a killed run")
+    concatenate_shards(groups[0], dest)
+    assert [r["id"] for r in iter_shard_rows(dest)] == ids[:8]
+    assert not any(f.exists() for f in groups[0]) and not dest.with_suffix(".arrow.tmp").exists()
+    # killed after the rename, before the sources were removed: the re-run removes them and keeps the shard
+    second = tmp_path / "shard-00001.arrow"
+    concatenate_shards(groups[1], second)
+    copies = [tmp_path / f"copy-{f.name}" for f in files[:2]]
+    for f, copy in zip(files[2:], copies):
+        copy.write_bytes(b"not read again")
+    before = second.read_bytes()
+    concatenate_shards(copies, second)
+    assert second.read_bytes() == before and not any(c.exists() for c in copies)
 
 
 def test_dedup_against_an_existing_clean_corpus(shared_data, tmp_path):
