@@ -29,12 +29,15 @@ _INFIX_RE = re.compile(
 )
 _CONTRACTION_RE = re.compile(r"(?i)^(.+?)(n['’]t|['’](?:s|re|ll|ve|d|m))$")
 _ABBREVIATION_RE = re.compile(r"(?:[^\W\d_]\.)+")  # e.g. i.e. U.S.
+_INFIX_CHARS = frozenset("-–—~…:<>=/,")  # a core holding none of these (and no "..") has nothing to split inside
 # a sentence ends at terminal punctuation (plus closing quotes/brackets) followed by space, or at a blank line
 SENTENCE_END_RE = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+|\n\s*\n")
 
 
 def split_piece(piece: str) -> list[str]:
-    """One whitespace-separated piece -> tokens, spaCy style."""
+    """One whitespace-separated piece -> tokens, spaCy style. Each rule is tried only where it can apply (the
+    contraction rule on a piece with an apostrophe, "cannot" on six letters, the infix rule on a core holding one
+    of its characters): most pieces that get here occur once in a corpus (code, paths, names)."""
     if piece.isalnum():  # most words: nothing to split
         return [piece]
     prefix, suffix = [], []
@@ -44,17 +47,22 @@ def split_piece(piece: str) -> list[str]:
     while len(piece) > 1 and piece[-1] in _SUFFIX and not (piece[-1] == "." and _ABBREVIATION_RE.fullmatch(piece)):
         suffix.append(piece[-1])
         piece = piece[:-1]
-    match = _CONTRACTION_RE.match(piece)
+    match = _CONTRACTION_RE.match(piece) if "'" in piece or "’" in piece else None
     if match:
         cores = [match.group(1), match.group(2)]
-    elif piece.lower() == "cannot":
+    elif len(piece) == 6 and piece.lower() == "cannot":
         cores = [piece[:3], piece[3:]]
     else:
         cores = [piece]
     tokens = prefix
     for core in cores:
-        tokens += [p for p in _INFIX_RE.split(core) if p]
-    return tokens + suffix[::-1]
+        if _INFIX_CHARS.isdisjoint(core) and ".." not in core:
+            tokens.append(core)
+        else:
+            tokens += [p for p in _INFIX_RE.split(core) if p]
+    if suffix:
+        tokens += suffix[::-1]
+    return tokens
 
 
 def split_non_alnum(piece: str) -> list[str] | tuple[str, str]:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from corpus.cli import main as corpus_clean
 from corpus_helpers import edit_words, kept_ids, removed_ids, shard_rows, wikitext_articles, write_jsonl
@@ -347,15 +349,45 @@ def test_installed_distributions_are_found_as_datatrove_finds_them():
         assert distribution_available(name) == scanned(name), name
 
 
-def test_word_splitting_fast_paths_match_the_general_rule(shared_data):
+def every_rule(piece: str) -> list[str]:
+    """The word split's rules, each applied to every piece (the tokenizer tries a rule only where it can apply)."""
+    from corpus.text import _ABBREVIATION_RE, _CONTRACTION_RE, _INFIX_RE, _PREFIX, _SUFFIX
+
+    if piece.isalnum():  # a plain word (even "cannot") is one token
+        return [piece]
+    prefix, suffix = [], []
+    while len(piece) > 1 and piece[0] in _PREFIX:
+        prefix.append(piece[0])
+        piece = piece[1:]
+    while len(piece) > 1 and piece[-1] in _SUFFIX and not (piece[-1] == "." and _ABBREVIATION_RE.fullmatch(piece)):
+        suffix.append(piece[-1])
+        piece = piece[:-1]
+    match = _CONTRACTION_RE.match(piece)
+    cores = (
+        [match.group(1), match.group(2)] if match else [piece[:3], piece[3:]] if piece.lower() == "cannot" else [piece]
+    )
+    return prefix + [p for core in cores for p in _INFIX_RE.split(core) if p] + suffix[::-1]
+
+
+def test_word_splitting_shortcuts_match_the_rules_applied_everywhere(shared_data):
     from corpus.readers import RawDocumentReader
-    from corpus.text import RegexWordTokenizer, split_piece
+    from corpus.text import RegexWordTokenizer
 
     texts = [d.text for d in RawDocumentReader([str(shared_data / "html-sample")]).run()]
-    texts.append("a. e.g. U.S. cannot, Cannot. word, don't. (x) 42. x1! über. ok")
+    texts.append("a. e.g. U.S. cannot, Cannot. word, don't. (x) 42. x1! über. ok CANNOT can't’s a--b x..y x…y a/b")
     tokenizer = RegexWordTokenizer()
     for text in texts * 2:  # the second time, every piece that needs splitting was split before
-        assert tokenizer.word_tokenize(text) == [t for piece in text.split() for t in split_piece(piece)]
+        assert tokenizer.word_tokenize(text) == [t for piece in text.split() for t in every_rule(piece)]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="ab1_'’.,;:!?()[]<>=/-–—~…\"“”#$*nNtTcCoOsS", min_size=1, max_size=12))
+def test_word_splitting_shortcuts_on_any_piece(piece):
+    from corpus.text import split_non_alnum, split_piece
+
+    assert split_piece(piece) == every_rule(piece)
+    if not piece.isalnum():
+        assert list(split_non_alnum(piece)) == every_rule(piece)
 
 
 def test_light_stages_run_in_process_only_with_little_to_read(tmp_path, monkeypatch):
