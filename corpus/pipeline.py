@@ -56,8 +56,10 @@ from safe_output import StageFailed, atomic_json, atomic_write, reuse_or_replace
 PRESETS = ("full", "paper", "none")
 COMMAND = "corpus-clean"
 # tasks per worker by default: the input is cut in equal bytes, not equal work (English prose costs more than
-# code or another language), and a worker that finishes early takes the next task instead of waiting
+# code or another language), and a worker that finishes early takes the next task instead of waiting; but no
+# more tasks than 2 MiB of input each (each task of each stage costs a tenth of a second or so to set up)
 TASKS_PER_WORKER = 4
+TASK_MIN_BYTES = 2 * 2**20
 
 
 @dataclass
@@ -74,7 +76,7 @@ class CleanConfig:
     tasks: int = opt(
         0,
         "tasks per stage (0: four per worker, so a worker done early takes another and none waits on one "
-        "slow part; 1 with --workers 1); keep it fixed to resume",
+        "slow part, at least 2 MiB of input each; 1 with --workers 1); keep it fixed to resume",
         check=at_least(0),
     )
     max_shard_mb: float = opt(128.0, "shard size bound in MB; a shard may exceed it by one document", check=positive())
@@ -125,11 +127,13 @@ class CleanConfig:
         if self.executor == "slurm" and not self.slurm_partition:
             raise ValueError("--executor slurm needs --slurm-partition")
 
-    @property
-    def n_tasks(self) -> int:
+    def tasks_for(self, input_bytes: int) -> int:
+        """Tasks per stage for an input of `input_bytes` (see --tasks)."""
         if self.tasks:
             return self.tasks
-        return 1 if self.workers <= 1 else TASKS_PER_WORKER * self.workers
+        if self.workers <= 1:
+            return 1
+        return max(self.workers, min(TASKS_PER_WORKER * self.workers, -(-input_bytes // TASK_MIN_BYTES)))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -204,7 +208,6 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
         raise CorpusError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
     lay = Layout(out)
     shard_bytes = int(cfg.max_shard_mb * 2**20)
-    tasks = cfg.n_tasks
 
     def removed_writer(step: str) -> ArrowShardWriter:
         return ArrowShardWriter(lay.removed_dir(step), max_shard_bytes=shard_bytes)
@@ -216,6 +219,7 @@ def build_stages(inputs: list[str], out: Path, cfg: CleanConfig) -> list[Stage]:
         skip_log_dir=lay.work / "skipped",
         html_timeout_s=cfg.html_timeout_s,
     )
+    tasks = cfg.tasks_for(reader.total_bytes())
     reader.plan(tasks)  # once, here: the tasks get it with the pipeline
     read = [reader, Progress(reader)]
     final_writer = ArrowShardWriter(lay.data("final"), max_shard_bytes=shard_bytes)

@@ -171,6 +171,7 @@ class RawDocumentReader(PipelineStep):
         self.bytes_consumed = 0  # input bytes read so far by this task, for progress/ETA
         self._piece_base = 0  # bytes of the pieces this task finished
         self._plans: dict[int, list[list[Piece]]] = {}
+        self._entries = None
         self._skip_log = None
 
     # -- which part of the input this task reads -------------------------------------------------
@@ -178,8 +179,17 @@ class RawDocumentReader(PipelineStep):
         """Every task's pieces. Computed once (call it before the pipeline is sent to the workers,
         so they do not each read the file metadata again) and kept."""
         if world_size not in self._plans:
-            self._plans[world_size] = plan_tasks(list_input_files(self.paths), file_format, world_size)
+            self._plans[world_size] = plan_tasks(self.entries(), file_format, world_size)
         return self._plans[world_size]
+
+    def entries(self) -> list:
+        """The input files (listed once)."""
+        if self._entries is None:
+            self._entries = list_input_files(self.paths)
+        return self._entries
+
+    def total_bytes(self) -> int:
+        return sum(e.size for e in self.entries())
 
     def task_pieces(self, rank: int = 0, world_size: int = 1) -> list[Piece]:
         return self.plan(world_size)[rank]

@@ -119,14 +119,15 @@ def test_near_and_exact_duplicates_removed_once(shared_data, tmp_path):
     assert len(removed_ids(out, "minhash")) == 10
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_none_preset_keeps_everything_in_bounded_shards(shared_data, tmp_path, workers):
-    """One task (--workers 1) or four per worker (--workers 2, by default): the same rows in the same order, in
-    shards within the bound; the tasks' small last files are joined (no two neighbours would fit in one)."""
+@pytest.mark.parametrize("tasks", [1, 8])
+def test_none_preset_keeps_everything_in_bounded_shards(shared_data, tmp_path, tasks):
+    """One task or eight on two workers: the same rows in the same order, in shards within the bound; the tasks'
+    small last files are joined (no two neighbours would fit in one)."""
     out = tmp_path / "raw"
     bound = 0.2 * 2**20
+    workers = min(tasks, 2)
     args = ["--input", str(shared_data / "html-sample"), "--output", str(out), "--preset", "none"]
-    assert corpus_clean([*args, "--workers", str(workers), "--max-shard-mb", "0.2"]) == 0
+    assert corpus_clean([*args, "--workers", str(workers), "--tasks", str(tasks), "--max-shard-mb", "0.2"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["rows"] == 130
     assert len(manifest["shards"]) > 3
@@ -135,11 +136,22 @@ def test_none_preset_keeps_everything_in_bounded_shards(shared_data, tmp_path, w
     assert all(s["text_bytes"] <= bound + biggest_doc for s in manifest["shards"])  # the bound, + the doc reaching it
     sizes = [(out / s["path"]).stat().st_size for s in manifest["shards"]]
     assert all(a + b > bound for a, b in zip(sizes, sizes[1:]))
-    if workers > 1:
-        assert len(list((out / ".work" / "logs" / "read" / "completions").iterdir())) == 8
+    if tasks > 1:
+        assert len(list((out / ".work" / "logs" / "read" / "completions").iterdir())) == tasks
         single = tmp_path / "one-task"
         assert corpus_clean([*args[:3], str(single), *args[4:], "--workers", "1", "--max-shard-mb", "0.2"]) == 0
         assert [r["id"] for r in rows] == kept_ids(single)
+
+
+def test_default_tasks_are_four_per_worker_of_at_least_2_mib_each():
+    from corpus.pipeline import CleanConfig
+
+    mib = 2**20
+    assert CleanConfig(workers=2).tasks_for(100 * mib) == 8
+    assert CleanConfig(workers=2).tasks_for(5 * mib) == 3
+    assert CleanConfig(workers=2).tasks_for(1000) == 2  # never fewer tasks than workers
+    assert CleanConfig(workers=1).tasks_for(100 * mib) == 1
+    assert CleanConfig(workers=2, tasks=5).tasks_for(1000) == 5
 
 
 def test_task_files_are_joined_in_order_and_a_killed_join_is_finished(tmp_path):
