@@ -34,12 +34,8 @@ _INFIX_CHARS = frozenset("-–—~…:<>=/,")  # a core holding none of these (a
 SENTENCE_END_RE = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+|\n\s*\n")
 
 
-def split_piece(piece: str) -> list[str]:
-    """One whitespace-separated piece -> tokens, spaCy style. Each rule is tried only where it can apply (the
-    contraction rule on a piece with an apostrophe, "cannot" on six letters, the infix rule on a core holding one
-    of its characters): most pieces that get here occur once in a corpus (code, paths, names)."""
-    if piece.isalnum():  # most words: nothing to split
-        return [piece]
+def peel(piece: str) -> tuple[list[str], str, list[str]]:
+    """(punctuation peeled off the front, what is left, punctuation peeled off the end, outermost last)."""
     prefix, suffix = [], []
     while len(piece) > 1 and piece[0] in _PREFIX:
         prefix.append(piece[0])
@@ -47,6 +43,16 @@ def split_piece(piece: str) -> list[str]:
     while len(piece) > 1 and piece[-1] in _SUFFIX and not (piece[-1] == "." and _ABBREVIATION_RE.fullmatch(piece)):
         suffix.append(piece[-1])
         piece = piece[:-1]
+    return prefix, piece, suffix
+
+
+def split_piece(piece: str) -> list[str]:
+    """One whitespace-separated piece -> tokens, spaCy style. Each rule is tried only where it can apply (the
+    contraction rule on a piece with an apostrophe, "cannot" on six letters, the infix rule on a core holding one
+    of its characters): most pieces that get here occur once in a corpus (code, paths, names)."""
+    if piece.isalnum():  # most words: nothing to split
+        return [piece]
+    prefix, piece, suffix = peel(piece)
     match = _CONTRACTION_RE.match(piece) if "'" in piece or "’" in piece else None
     if match:
         cores = [match.group(1), match.group(2)]

@@ -363,17 +363,11 @@ def test_installed_distributions_are_found_as_datatrove_finds_them():
 
 def every_rule(piece: str) -> list[str]:
     """The word split's rules, each applied to every piece (the tokenizer tries a rule only where it can apply)."""
-    from corpus.text import _ABBREVIATION_RE, _CONTRACTION_RE, _INFIX_RE, _PREFIX, _SUFFIX
+    from corpus.text import _CONTRACTION_RE, _INFIX_RE, peel
 
     if piece.isalnum():  # a plain word (even "cannot") is one token
         return [piece]
-    prefix, suffix = [], []
-    while len(piece) > 1 and piece[0] in _PREFIX:
-        prefix.append(piece[0])
-        piece = piece[1:]
-    while len(piece) > 1 and piece[-1] in _SUFFIX and not (piece[-1] == "." and _ABBREVIATION_RE.fullmatch(piece)):
-        suffix.append(piece[-1])
-        piece = piece[:-1]
+    prefix, piece, suffix = peel(piece)
     match = _CONTRACTION_RE.match(piece)
     cores = (
         [match.group(1), match.group(2)] if match else [piece[:3], piece[3:]] if piece.lower() == "cannot" else [piece]
