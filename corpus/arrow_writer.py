@@ -209,9 +209,14 @@ def group_shards(paths: list[Path], max_bytes: int) -> list[list[Path]]:
     return groups
 
 
-def concatenate_shards(sources: list[Path], dest: Path) -> None:
-    """`sources` one after the other into the shard `dest`, batch by batch (memory stays flat), written under a
-    temporary name and renamed when complete; then the sources are removed. A re-run after a kill finishes it."""
+def join_shards(sources: list[Path], dest: Path) -> None:
+    """`sources` (task files this run wrote) one after the other as the shard `dest`, then the sources removed.
+    One source is renamed; several are copied batch by batch (memory stays flat) under a temporary name, renamed
+    when complete. A re-run after a kill finishes it."""
+    if len(sources) == 1:
+        if sources[0].exists():
+            os.replace(sources[0], dest)
+        return
     if not dest.exists():
         tmp = dest.with_suffix(".arrow.tmp")
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, SCHEMA) as writer:

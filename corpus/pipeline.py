@@ -24,7 +24,6 @@ import errno
 import hashlib
 import importlib.abc
 import json
-import os
 import shutil
 import sys
 import time
@@ -41,8 +40,8 @@ from corpus.arrow_writer import (
     SCHEMA,
     ArrowShardReader,
     ArrowShardWriter,
-    concatenate_shards,
     group_shards,
+    join_shards,
     table_rows_bytes,
 )
 from corpus.dedup import MinHashSettings, exact_dedup_stages, exact_signature, minhash_signature, minhash_stages
@@ -322,11 +321,7 @@ class Finalize(PipelineStep):
             atomic_write(plan_path, json.dumps(plan, indent=1))
         lay.shards.mkdir(parents=True, exist_ok=True)
         for sources, dest in plan:
-            if len(sources) == 1:
-                if Path(sources[0]).exists():
-                    os.replace(sources[0], dest)
-            else:
-                concatenate_shards([Path(p) for p in sources], Path(dest))
+            join_shards([Path(p) for p in sources], Path(dest))
         if not plan:  # an empty corpus still gets one valid (empty) shard, so readers need no special case
             import pyarrow as pa
 

@@ -155,7 +155,7 @@ def test_default_tasks_are_four_per_worker_of_at_least_2_mib_each():
 
 
 def test_task_files_are_joined_in_order_and_a_killed_join_is_finished(tmp_path):
-    from corpus.arrow_writer import ArrowShardWriter, concatenate_shards, group_shards, iter_shard_rows
+    from corpus.arrow_writer import ArrowShardWriter, join_shards, group_shards, iter_shard_rows
     from datatrove.data import Document
 
     folder = tmp_path / "final"
@@ -173,18 +173,24 @@ def test_task_files_are_joined_in_order_and_a_killed_join_is_finished(tmp_path):
 
     dest = tmp_path / "shard-00000.arrow"
     dest.with_suffix(".arrow.tmp").write_bytes(b"half a shard from a killed run")
-    concatenate_shards(groups[0], dest)
+    join_shards(groups[0], dest)
     assert [r["id"] for r in iter_shard_rows(dest)] == ids[:8]
     assert not any(f.exists() for f in groups[0]) and not dest.with_suffix(".arrow.tmp").exists()
     # killed after the rename, before the sources were removed: the re-run removes them and keeps the shard
     second = tmp_path / "shard-00001.arrow"
-    concatenate_shards(groups[1], second)
+    join_shards(groups[1], second)
     copies = [tmp_path / f"copy-{f.name}" for f in files[:2]]
-    for f, copy in zip(files[2:], copies):
+    for copy in copies:
         copy.write_bytes(b"not read again")
     before = second.read_bytes()
-    concatenate_shards(copies, second)
+    join_shards(copies, second)
     assert second.read_bytes() == before and not any(c.exists() for c in copies)
+    # one source is renamed, not copied
+    third = tmp_path / "shard-00002.arrow"
+    alone = tmp_path / "copy-alone.arrow"
+    alone.write_bytes(before)
+    join_shards([alone], third)
+    assert third.read_bytes() == before and not alone.exists()
 
 
 def test_dedup_against_an_existing_clean_corpus(shared_data, tmp_path):
