@@ -17,6 +17,7 @@ import pytest
 
 from corpus_helpers import shard_rows, write_jsonl
 from safe_output import output_lock
+from safe_output.signals import descendants
 from run_helpers import interruptible
 from test_faults import one_line_error, run
 
@@ -70,16 +71,22 @@ def processes_naming(text: str) -> list[int]:
     return found
 
 
-def signal_when(cmd: list[str], ready, signum: int, timeout: float = 180) -> subprocess.CompletedProcess:
-    """Run `cmd`, send `signum` to its main process only (as a batch system does) once `ready()`."""
+def signal_when(cmd: list[str], ready, signum: int, timeout: float = 180, target=None) -> subprocess.CompletedProcess:
+    """Run `cmd`, send `signum` to its main process only (as a batch system does) once `ready()`, or to the
+    process `target(main_pid)` returns."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.time() + timeout
     while not ready():
         assert proc.poll() is None, f"the run ended before the signal: {proc.communicate()[1][-2000:]}"
         assert time.time() < deadline
         time.sleep(0.02)
-    proc.send_signal(signum)
-    out, err = proc.communicate(timeout=90)
+    os.kill(target(proc.pid) if target else proc.pid, signum)
+    try:
+        out, err = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:  # a process that did not stop: fail without leaving it behind
+        for pid in [proc.pid, *descendants(proc.pid)]:
+            os.kill(pid, signal.SIGKILL)
+        raise
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
@@ -548,10 +555,25 @@ def test_pretrain_stops_on_sigterm_and_sighup_with_a_checkpoint_and_resumes_exac
         assert run_snapshot(out) == run_snapshot(reference)
 
 
-def test_pretrain_under_torchrun_stops_on_sigterm_and_resumes(train_env, tmp_path):
-    """Two CPU ranks (gloo): SIGTERM to torchrun reaches both ranks; they stop, the run folder is released,
-    and the same command resumes from the last checkpoint to the uninterrupted run's result."""
-    steps = ("--max-steps", "60", "--eval-every", "30", "--ckpt-every", "5", "--log-every", "1")
+def rank_process(launcher: int, rank: int) -> int:
+    """The pid of torchrun's worker with RANK=`rank`, below the launcher process."""
+    for pid in descendants(launcher):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ:
+            return pid
+    raise AssertionError(f"no process with RANK={rank} below {launcher}")
+
+
+@pytest.mark.parametrize("to", ["torchrun", "rank 1"])
+def test_pretrain_under_torchrun_stops_on_sigterm_and_resumes(train_env, tmp_path, to):
+    """Two CPU ranks (gloo). SIGTERM to torchrun (as a batch system sends it) reaches both ranks; SIGTERM to one
+    rank alone reaches the other through the step's all-reduce. Either way both ranks stop after the same step
+    with a checkpoint, the run folder is released, and the same command resumes from the checkpoint to the
+    uninterrupted run's result."""
+    steps = ("--max-steps", "60", "--eval-every", "30", "--ckpt-every", "1000", "--log-every", "1")
     reference, out = tmp_path / "reference", tmp_path / "run"
 
     def torchrun(folder: Path) -> list[str]:
@@ -566,16 +588,18 @@ def test_pretrain_under_torchrun_stops_on_sigterm_and_resumes(train_env, tmp_pat
             *pretrain_args(train_env["tokens"], folder, "--init", "scratch", *steps)[:],
         ]
 
-    result = signal_when(torchrun(out), lambda: metric_count(out) >= 5, signal.SIGTERM)
+    target = None if to == "torchrun" else lambda launcher: rank_process(launcher, 1)
+    result = signal_when(torchrun(out), lambda: metric_count(out) >= 5, signal.SIGTERM, target=target)
     assert result.returncode != 0
-    stopped = "train: stopped by SIGTERM; run the same command again to resume"
-    assert result.stderr.count(stopped) == 2, result.stderr[-3000:]  # each rank says so, none with a traceback
+    said = [line for line in result.stdout.splitlines() if "interrupted" in line]
+    assert len(said) == 1 and "SIGTERM" in said[0] and "checkpoint saved" in said[0], result.stdout  # rank 0 says
     assert "train/" not in result.stderr and "safe_output/" not in result.stderr  # (torchrun's own traceback aside)
     time.sleep(0.5)
     assert processes_naming(str(out)) == []  # no rank left behind
     with output_lock(out):
         pass
-    assert not (out / "summary.json").exists()
+    checkpoints = list((out / "checkpoints").glob("step-*.pt"))
+    assert len(checkpoints) == 1 and not (out / "summary.json").exists()  # (--ckpt-every 1000: the stop saved it)
     again = run(torchrun(out))
     assert again.returncode == 0, again.stderr[-3000:]
     assert run(torchrun(reference)).returncode == 0

@@ -345,9 +345,11 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
             f"{peak_flops / 1e9:,.0f} GFLOP/s per process",
             flush=True,
         )
-    # Ctrl-C, SIGTERM (a batch system's time limit) and SIGHUP end the step, save a checkpoint, and stop
+    # Ctrl-C, SIGTERM (a batch system's time limit) and SIGHUP end the step, save a checkpoint, and stop. Under
+    # torchrun every rank notes its signal and the ranks agree at each step's all-reduce, so all stop at the same
+    # step (one rank left inside a collective would wait for the others forever)
     interrupted = []
-    stop_signals = [s for s in STOP_SIGNALS if signal.getsignal(s) != signal.SIG_IGN] if is_main and world == 1 else []
+    stop_signals = [s for s in STOP_SIGNALS if signal.getsignal(s) != signal.SIG_IGN]
     previous_handlers = {s: signal.signal(s, lambda signum, _: interrupted.append(signum)) for s in stop_signals}
     tokens_per_step = global_batch * tokens.block_size
     t0 = time.time()
@@ -381,9 +383,13 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
                         )
                     scaler.scale(loss / cfg.optim.grad_accum).backward()
                 step_loss += clm.detach() / cfg.optim.grad_accum
-            if world > 1:  # the global batch's loss: logged, and checked alike on every rank
-                torch.distributed.all_reduce(step_loss)
-                step_loss /= world
+            if world > 1:  # the global batch's loss (logged, and checked alike on every rank) and the stop signals
+                reduced = torch.stack((step_loss, torch.tensor(float(len(interrupted)), device=device)))
+                torch.distributed.all_reduce(reduced)
+                step_loss = reduced[0] / world
+                stop = reduced[1].item() > 0  # (read now, a host sync per step: each rank must stop at this step)
+            else:
+                stop = bool(interrupted)
             unread_losses.append(step_loss)
             if cfg.optim.grad_clip > 0:
                 scaler.unscale_(optimizer)
@@ -394,7 +400,6 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
             done = step + 1
             is_eval = done % cfg.log.eval_every == 0 or done == steps
             is_log = done % cfg.log.log_every == 0 or is_eval or done == 1
-            stop = bool(interrupted)
             # the last step too: an interruption during the final evaluation or export then redoes no step
             is_ckpt = done % cfg.log.ckpt_every == 0 or stop or done == steps
             if is_log or is_ckpt:  # the losses come to the host here only: no wait on the device at other steps
@@ -445,12 +450,16 @@ def _train(cfg: RunConfig, settings: str = "") -> dict:
                         extra["grad_scaler"] = scaler.state_dict()
                     save_checkpoint(out, done, model, optimizer, device, keep=cfg.log.keep_checkpoints, extra=extra)
             if stop:
-                print(
-                    f"interrupted ({signal.Signals(interrupted[0]).name}): checkpoint saved at step {done}; "
-                    "run the same command to resume",
-                    flush=True,
-                )
-                return {"interrupted": True, "step": done, "exit_code": 128 + interrupted[0]}
+                signum = interrupted[0] if interrupted else signal.SIGTERM  # (under torchrun: another rank's)
+                if is_main:
+                    print(
+                        f"interrupted ({signal.Signals(signum).name}): checkpoint saved at step {done}; "
+                        "run the same command to resume",
+                        flush=True,
+                    )
+                if world > 1:
+                    torch.distributed.destroy_process_group()
+                return {"interrupted": True, "step": done, "exit_code": 128 + signum}
     finally:
         if metrics:
             metrics.close()
