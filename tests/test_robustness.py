@@ -567,29 +567,33 @@ def rank_process(launcher: int, rank: int) -> int:
     raise AssertionError(f"no process with RANK={rank} below {launcher}")
 
 
+TORCHRUN_STEPS = ("--max-steps", "60", "--eval-every", "30", "--ckpt-every", "1000", "--log-every", "1")
+
+
+def torchrun_pretrain(tokens: Path, folder: Path) -> list[str]:
+    """`train pretrain` on two CPU ranks (gloo) under torchrun."""
+    args = pretrain_args(tokens, folder, "--init", "scratch", *TORCHRUN_STEPS)
+    return [PY, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", *args]
+
+
+@pytest.fixture(scope="module")
+def torchrun_reference(train_env, tmp_path_factory) -> dict:
+    """The uninterrupted two-rank run the interrupted ones must end equal to."""
+    folder = tmp_path_factory.mktemp("torchrun") / "reference"
+    assert run(torchrun_pretrain(train_env["tokens"], folder)).returncode == 0
+    return run_snapshot(folder)
+
+
 @pytest.mark.parametrize("to", ["torchrun", "rank 1"])
-def test_pretrain_under_torchrun_stops_on_sigterm_and_resumes(train_env, tmp_path, to):
-    """Two CPU ranks (gloo). SIGTERM to torchrun (as a batch system sends it) reaches both ranks; SIGTERM to one
-    rank alone reaches the other through the step's all-reduce. Either way both ranks stop after the same step
-    with a checkpoint, the run folder is released, and the same command resumes from the checkpoint to the
-    uninterrupted run's result."""
-    steps = ("--max-steps", "60", "--eval-every", "30", "--ckpt-every", "1000", "--log-every", "1")
-    reference, out = tmp_path / "reference", tmp_path / "run"
-
-    def torchrun(folder: Path) -> list[str]:
-        return [
-            PY,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            *pretrain_args(train_env["tokens"], folder, "--init", "scratch", *steps)[:],
-        ]
-
+def test_pretrain_under_torchrun_stops_on_sigterm_and_resumes(train_env, torchrun_reference, tmp_path, to):
+    """SIGTERM to torchrun (as a batch system sends it) reaches both ranks; SIGTERM to one rank alone reaches the
+    other through the step's all-reduce. Either way both ranks stop after the same step with a checkpoint, the
+    run folder is released, and the same command resumes from the checkpoint to the uninterrupted run's result."""
+    out = tmp_path / "run"
     target = None if to == "torchrun" else lambda launcher: rank_process(launcher, 1)
-    result = signal_when(torchrun(out), lambda: metric_count(out) >= 5, signal.SIGTERM, target=target)
+    result = signal_when(
+        torchrun_pretrain(train_env["tokens"], out), lambda: metric_count(out) >= 5, signal.SIGTERM, target=target
+    )
     assert result.returncode != 0
     said = [line for line in result.stdout.splitlines() if "interrupted" in line]
     assert len(said) == 1 and "SIGTERM" in said[0] and "checkpoint saved" in said[0], result.stdout  # rank 0 says
@@ -600,10 +604,9 @@ def test_pretrain_under_torchrun_stops_on_sigterm_and_resumes(train_env, tmp_pat
         pass
     checkpoints = list((out / "checkpoints").glob("step-*.pt"))
     assert len(checkpoints) == 1 and not (out / "summary.json").exists()  # (--ckpt-every 1000: the stop saved it)
-    again = run(torchrun(out))
+    again = run(torchrun_pretrain(train_env["tokens"], out))
     assert again.returncode == 0, again.stderr[-3000:]
-    assert run(torchrun(reference)).returncode == 0
-    assert run_snapshot(out) == run_snapshot(reference)
+    assert run_snapshot(out) == torchrun_reference
 
 
 # ------------------------------------------------------------------------------------ full disk

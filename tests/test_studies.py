@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from browser import Browser
 from safe_output.atomic import is_leftover
 from train.model import GPT
@@ -126,9 +128,9 @@ def test_ablation_smoke(shared_data, teacher, tmp_path):
     assert (out / "report.md").read_text() == before
 
 
-def test_a_study_rerun_with_another_budget_reports_only_its_own_units(shared_data, teacher, tmp_path):
-    out = tmp_path / "ablation"
-    base = [
+def small_study_args(shared_data: Path, teacher: Path, out: Path, budget: int = 2048) -> list[str]:
+    """One arm (no cleaning), one seed: the smallest whole ablation study."""
+    return [
         "ablation",
         "--scale",
         "smoke",
@@ -144,13 +146,28 @@ def test_a_study_rerun_with_another_budget_reports_only_its_own_units(shared_dat
         "none",
         "--seeds",
         "0",
+        "--budget-tokens",
+        str(budget),
     ]
 
+
+@pytest.fixture(scope="module")
+def small_study(shared_data, teacher, tmp_path_factory) -> dict:
+    """The small study run once, uninterrupted: its folder, results and wall time (the tests below share it;
+    a test that runs it again in its folder must leave its results.json as it found it)."""
+    out = tmp_path_factory.mktemp("small-study") / "ablation"
+    start = time.time()
+    run_eval(*small_study_args(shared_data, teacher, out))
+    return {"out": out, "results": json.loads((out / "results.json").read_text()), "seconds": time.time() - start}
+
+
+def test_a_study_rerun_with_another_budget_reports_only_its_own_units(shared_data, teacher, small_study):
+    out, first = small_study["out"], small_study["results"]
+
     def study(budget: int) -> tuple[dict, str]:
-        stdout = run_eval(*base, "--budget-tokens", str(budget)).stdout
+        stdout = run_eval(*small_study_args(shared_data, teacher, out, budget)).stdout
         return json.loads((out / "results.json").read_text()), stdout
 
-    first, _ = study(2048)
     second, stdout = study(4096)
     run = second["runs"]["none-seed0"]
     assert run["summary"]["tokens"] == 4096 and second["scale"]["budget_tokens"] == 4096  # trained on the second budget
@@ -170,42 +187,23 @@ def test_a_study_rerun_with_another_budget_reports_only_its_own_units(shared_dat
     assert again["runs"]["none-seed0"]["wikitext_ppl"] == first["runs"]["none-seed0"]["wikitext_ppl"]
     # more than one pass over the smallest variant needs --allow-repeats
     refused = subprocess.run(
-        [sys.executable, "-m", "eval", *base, "--budget-tokens", "10000000"], capture_output=True, text=True
+        [sys.executable, "-m", "eval", *small_study_args(shared_data, teacher, out, 10000000)],
+        capture_output=True,
+        text=True,
     )
     assert refused.returncode == 2 and "--allow-repeats" in refused.stderr and "Traceback" not in refused.stderr
 
 
-def test_a_study_killed_at_a_random_moment_reruns_to_the_uninterrupted_numbers(shared_data, teacher, tmp_path):
+def test_a_study_killed_at_a_random_moment_reruns_to_the_uninterrupted_numbers(
+    shared_data, teacher, small_study, tmp_path
+):
     """SIGKILL to the study and all its sub-commands at a random moment, then the same command again: it
     finishes, leaves no temporary files, and reports the numbers of a study that was never interrupted."""
-
-    def args(out: Path) -> list[str]:
-        return [
-            "ablation",
-            "--scale",
-            "smoke",
-            "--input",
-            str(shared_data / "html-sample"),
-            "--teacher",
-            str(teacher),
-            "--output",
-            str(out),
-            "--workers",
-            "1",
-            "--presets",
-            "none",
-            "--seeds",
-            "0",
-            "--budget-tokens",
-            "2048",
-        ]
-
-    start = time.time()
-    run_eval(*args(tmp_path / "reference"))
-    delay = random.uniform(0.1, 0.9) * (time.time() - start)
+    delay = random.uniform(0.1, 0.9) * small_study["seconds"]
     killed = tmp_path / "killed"
+    args = small_study_args(shared_data, teacher, killed)
     study = subprocess.Popen(
-        [sys.executable, "-m", "eval", *args(killed)],
+        [sys.executable, "-m", "eval", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -213,10 +211,10 @@ def test_a_study_killed_at_a_random_moment_reruns_to_the_uninterrupted_numbers(s
     time.sleep(delay)
     os.killpg(study.pid, signal.SIGKILL)  # the study's own process group: its pipeline workers and training runs too
     study.wait()
-    run_eval(*args(killed))
+    run_eval(*args)
 
     assert not [p for p in killed.rglob("*") if is_leftover(p.name)], f"killed after {delay:.1f}s"
-    reference = json.loads((tmp_path / "reference" / "results.json").read_text())["runs"]
+    reference = small_study["results"]["runs"]
     rerun = json.loads((killed / "results.json").read_text())["runs"]
     assert rerun.keys() == reference.keys()
     for name, run in reference.items():

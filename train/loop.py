@@ -36,7 +36,7 @@ from train.distill import DistillConfig, distillation_loss
 from train.fingerprint import describe_change, fingerprint, model_fingerprint, tokens_fingerprint
 from train.model import GPT, GPTConfig, GPTOutput
 from train.run_log import RunLog, measured_peak_flops
-from train.tokenizer import copy_tokenizer, load_tokenizer, vocab_fingerprint
+from train.tokenizer import copy_tokenizer, load_encoder, vocab_fingerprint
 from train.truncate import parse_keep_layers, truncate
 
 COMMAND = "train pretrain"
@@ -89,7 +89,7 @@ def load_teacher(cfg: RunConfig, tokens: TokenBlocks) -> GPT:
         )
     teacher_dir = Path(cfg.model.teacher)
     if (teacher_dir / "tokenizer.json").exists():
-        fingerprint = vocab_fingerprint(load_tokenizer(teacher_dir))
+        fingerprint = vocab_fingerprint(load_encoder(teacher_dir)[0])  # (as `train tokenize` reads it)
         if fingerprint != tokens.manifest["fingerprint"]:
             raise TrainError(
                 f"teacher {teacher_dir} uses another tokenizer than the token shards {tokens.dir}: "
