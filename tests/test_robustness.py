@@ -19,7 +19,7 @@ from corpus_helpers import shard_rows, write_jsonl
 from safe_output import output_lock
 from safe_output.signals import descendants
 from run_helpers import interruptible
-from test_faults import one_line_error, run
+from test_faults import one_line_error, run, run_snapshot
 
 PY = sys.executable
 
@@ -505,18 +505,6 @@ def test_after_a_bad_teacher_the_corrected_command_is_accepted_for_the_same_run_
 
 
 # ------------------------------------------------------------------------------------ pretrain signals
-def run_snapshot(out: Path) -> dict:
-    from run_helpers import metric_lines
-    from train.model import GPT
-
-    weights = GPT.from_pretrained(out / "export").state_dict()
-    return {
-        "metrics": metric_lines(out),
-        "weights": {k: v.tolist() for k, v in weights.items()},
-        "val_loss": json.loads((out / "summary.json").read_text())["val_loss"],
-    }
-
-
 def metric_count(out: Path) -> int:
     path = out / "metrics.jsonl"
     return path.read_text().count("\n") if path.exists() else 0
