@@ -29,11 +29,31 @@ DTYPE   ?= auto
 COMPILE ?=
 ON_DEVICE = --device $(DEVICE) --dtype $(DTYPE)$(if $(strip $(COMPILE)), --compile)
 
+# Packages are installed by uv (from PyPI; about a third of pip's time), given pip's own settings (`pip config
+# list`: index URLs, find-links, constraints), so both install the same way from the same places.
+define UV_INSTALL
+import ast, os, subprocess, sys
+flags = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links", "constraint": "--constraint"}
+listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+settings = {}
+for line in listed.splitlines():
+    key, _, value = line.partition("=")
+    flag = flags.get(key.rpartition(".")[2])
+    for item in ast.literal_eval(value).split() if flag else ():
+        settings[(flag, item)] = None
+# pip's way with several indexes: the best match from any of them (uv's default takes the first index holding a name)
+command = [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--python", sys.executable, "--compile-bytecode",
+           "--index-strategy", "unsafe-best-match"]
+os.execv(sys.executable, command + [part for pair in settings for part in pair] + sys.argv[1:])
+endef
+export UV_INSTALL
+INSTALL = $(PY) -c "$$UV_INSTALL"
+
 venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet uv
+	$(INSTALL) -e '.[dev]'
 	touch $(STAMP)
 
 test: venv test-debs
@@ -61,7 +81,7 @@ slurm-test: venv test-debs
 # that cover each (docs/mutation.md); niced, so it can share the machine
 MODULES ?=
 mutation: venv
-	$(PY) -m pip install --quiet -e '.[dev,mutation]'
+	$(INSTALL) -e '.[dev,mutation]'
 	nice -n 10 $(PY) tests/mutation_run.py $(MODULES)
 
 # ---------------------------------------------------------------- corpus
@@ -184,7 +204,7 @@ kd-finetune: $(if $(filter command line environment,$(origin KD_STUDENT)),venv,p
 
 # ---------------------------------------------------------------- bench
 bench: venv demo-corpus
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(INSTALL) -e '.[dev,bench]'
 	$(PY) -m bench
 
 # pretrain + resume, a CPU-made run continued on the GPU, bf16, compile, perplexity, GLUE with each KD technique,
