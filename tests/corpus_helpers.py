@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -65,3 +66,37 @@ def arrow_stream_file(path: Path, table: pa.Table, batch_rows: int | None = None
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table, max_chunksize=batch_rows)
     return path
+
+
+def clean_cmd(inputs: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "corpus.cli",
+        "--input",
+        str(inputs),
+        "--output",
+        str(out),
+        "--preset",
+        "full",
+        "--workers",
+        "2",
+        "--tasks",
+        "3",
+        *extra,
+    ]
+
+
+def snapshot(out: Path) -> dict:
+    """Everything a user gets: the shards byte for byte, and the rows each step removed."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    removed = {
+        step.name: sorted(r["id"] for r in shard_rows(out, f"removed/{step.name}"))
+        for step in sorted((out / "removed").iterdir())
+    }
+    stats = json.loads((out / "stats.json").read_text())
+    return {
+        "shards": [(s["path"], s["rows"], s["sha256"]) for s in manifest["shards"]],
+        "removed": removed,
+        "steps": [(s["step"], s["docs_in"], s["docs_out"], s["bytes_out"]) for s in stats["steps"]],
+    }

@@ -3,51 +3,14 @@ and the Ray executor produces the same output as the local one."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from corpus_helpers import shard_rows
-
-
-def clean_cmd(inputs: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "corpus.cli",
-        "--input",
-        str(inputs),
-        "--output",
-        str(out),
-        "--preset",
-        "full",
-        "--workers",
-        "2",
-        "--tasks",
-        "3",
-        *extra,
-    ]
-
-
-def snapshot(out: Path) -> dict:
-    """Everything a user gets: the shards byte for byte, and the rows each step removed."""
-    manifest = json.loads((out / "manifest.json").read_text())
-    removed = {
-        step.name: sorted(r["id"] for r in shard_rows(out, f"removed/{step.name}"))
-        for step in sorted((out / "removed").iterdir())
-    }
-    stats = json.loads((out / "stats.json").read_text())
-    return {
-        "shards": [(s["path"], s["rows"], s["sha256"]) for s in manifest["shards"]],
-        "removed": removed,
-        "steps": [(s["step"], s["docs_in"], s["docs_out"], s["bytes_out"]) for s in stats["steps"]],
-    }
+from corpus_helpers import clean_cmd, snapshot
 
 
 @pytest.fixture(scope="module")

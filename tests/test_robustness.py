@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from corpus_helpers import shard_rows, write_jsonl
+from corpus_helpers import clean_cmd, shard_rows, snapshot, write_jsonl
 from safe_output import output_lock
 from safe_output.signals import descendants
 from run_helpers import interruptible
@@ -27,34 +27,6 @@ PY = sys.executable
 def wikitext_paragraphs(shared_data: Path, n: int) -> list[str]:
     lines = (shared_data / "wikitext-2-raw" / "wiki.test.raw").read_text(encoding="utf-8").splitlines()
     return [line.strip() for line in lines if len(line.split()) > 30][:n]
-
-
-def clean_cmd(inputs, out: Path, *extra: str) -> list[str]:
-    return [
-        PY,
-        "-m",
-        "corpus.cli",
-        "--input",
-        str(inputs),
-        "--output",
-        str(out),
-        "--preset",
-        "full",
-        "--workers",
-        "2",
-        "--tasks",
-        "3",
-        *extra,
-    ]
-
-
-def corpus_snapshot(out: Path) -> dict:
-    manifest = json.loads((out / "manifest.json").read_text())
-    removed = {
-        step.name: sorted(r["id"] for r in shard_rows(out, f"removed/{step.name}"))
-        for step in sorted((out / "removed").iterdir())
-    }
-    return {"shards": [(s["path"], s["rows"], s["sha256"]) for s in manifest["shards"]], "removed": removed}
 
 
 def processes_naming(text: str) -> list[int]:
@@ -102,7 +74,7 @@ def paragraphs_jsonl(shared_data, tmp_path_factory) -> Path:
 def clean_reference(paragraphs_jsonl, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("ref") / "clean"
     subprocess.run(clean_cmd(paragraphs_jsonl, out), check=True, capture_output=True)
-    return corpus_snapshot(out)
+    return snapshot(out)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
@@ -123,7 +95,7 @@ def test_corpus_clean_stops_on_sigterm_and_sighup_and_resumes(paragraphs_jsonl, 
     assert not (out / "manifest.json").exists()
     if signum == signal.SIGTERM:  # (the state is the same after either signal: resume once)
         subprocess.run(cmd, check=True, capture_output=True)
-        assert corpus_snapshot(out) == clean_reference
+        assert snapshot(out) == clean_reference
 
 
 # ------------------------------------------------------------------------------------ --overwrite

@@ -10,7 +10,8 @@ import subprocess
 import pytest
 
 from slurm_cluster import PARTITION, SlurmCluster, unavailable
-from test_resume import clean_cmd, reference, snapshot  # noqa: F401  (reference: the local run, a fixture)
+from corpus_helpers import clean_cmd, snapshot
+from test_resume import reference  # noqa: F401  (the local run, a fixture)
 
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
 
