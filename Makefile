@@ -59,7 +59,7 @@ $(STAMP): pyproject.toml
 test: venv test-debs
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests
 
 # Debian packages some tests use; a test whose package is missing (and could not be installed) is skipped, saying why,
 # except chromium: the report tests open report.html in it and fail without it

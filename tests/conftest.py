@@ -1,6 +1,7 @@
 """Shared test fixtures: where the reference data lives (../shared beside the project root), and a small teacher
 model for the studies."""
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,15 @@ settings.register_profile("mutation", phases=[Phase.explicit, Phase.generate])
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+
+
+def pytest_collection_modifyitems(items):
+    """Files with more tests marked slow come first. `make test` hands whole files to its two workers, in this
+    order (`--dist loadfile --no-loadscope-reorder`): the long end-to-end files then start first, and the many
+    short ones even out the end, instead of one worker running a study file alone while the other waits."""
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    first_seen = {path: i for i, path in enumerate(dict.fromkeys(item.path for item in items))}
+    items.sort(key=lambda item: (-slow[item.path], first_seen[item.path]))
 
 
 @pytest.fixture(scope="session")

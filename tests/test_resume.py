@@ -56,6 +56,7 @@ def test_rerun_of_a_finished_run_changes_nothing(shared_data, tmp_path, referenc
     assert "documents: 130 in" in again.stdout
 
 
+@pytest.mark.slow
 def test_ray_executor_matches_local(shared_data, tmp_path, reference):
     pytest.importorskip("ray", reason="ray is not installed (pip install '.[ray]')")
     out = tmp_path / "clean"

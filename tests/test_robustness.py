@@ -544,6 +544,7 @@ def torchrun_reference(train_env, tmp_path_factory) -> dict:
     return run_snapshot(folder)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("to", ["torchrun", "rank 1"])
 def test_pretrain_under_torchrun_stops_on_sigterm_and_resumes(train_env, torchrun_reference, tmp_path, to):
     """SIGTERM to torchrun (as a batch system sends it) reaches both ranks; SIGTERM to one rank alone reaches the
@@ -666,6 +667,7 @@ def test_tokenize_on_a_full_disk_says_so_and_resumes(train_env, small_disk, tmp_
 
 
 # ------------------------------------------------------------------------------------ studies
+@pytest.mark.slow
 def test_a_study_stops_on_sigterm_with_its_sub_commands_and_resumes(shared_data, teacher, tmp_path):
     """SIGTERM to the study's main process only, while its cleaning sub-command runs: the sub-command and its
     workers end, the study says so in one line (exit 143), nothing is left running or locked, and the same

@@ -26,6 +26,7 @@ def slurm_cmd(inputs, out, *extra: str) -> list[str]:
     return clean_cmd(inputs, out, "--executor", "slurm", "--slurm-partition", PARTITION, *extra)
 
 
+@pytest.mark.slow
 def test_slurm_run_matches_local(shared_data, tmp_path, cluster, reference):  # noqa: F811
     out = tmp_path / "clean"
     cmd = slurm_cmd(shared_data / "html-sample", out)

@@ -102,6 +102,7 @@ def copy_sources(root: Path, to: Path) -> Path:
     return to
 
 
+@pytest.mark.slow
 def test_steps_study_smoke_with_teacher_overlap_and_stale_code(shared_data, teacher, tmp_path):
     """The per-step study end to end (one step, two seeds); the teacher-overlap measurement finds planted shared
     documents; after a change to the evaluation code the evaluations are made anew (training reused), or with

@@ -53,6 +53,7 @@ def run_eval(*args: str) -> subprocess.CompletedProcess:
     return result
 
 
+@pytest.mark.slow
 def test_ablation_smoke(shared_data, teacher, tmp_path):
     out = tmp_path / "ablation"
     args = [
@@ -161,6 +162,7 @@ def small_study(shared_data, teacher, tmp_path_factory) -> dict:
     return {"out": out, "results": json.loads((out / "results.json").read_text()), "seconds": time.time() - start}
 
 
+@pytest.mark.slow
 def test_a_study_rerun_with_another_budget_reports_only_its_own_units(shared_data, teacher, small_study):
     out, first = small_study["out"], small_study["results"]
 
@@ -194,6 +196,7 @@ def test_a_study_rerun_with_another_budget_reports_only_its_own_units(shared_dat
     assert refused.returncode == 2 and "--allow-repeats" in refused.stderr and "Traceback" not in refused.stderr
 
 
+@pytest.mark.slow
 def test_a_study_killed_at_a_random_moment_reruns_to_the_uninterrupted_numbers(
     shared_data, teacher, small_study, tmp_path
 ):
@@ -228,6 +231,7 @@ def test_a_study_killed_at_a_random_moment_reruns_to_the_uninterrupted_numbers(
         assert steps == sorted(set(steps)), f"metrics lost or repeated (killed after {delay:.1f}s)"
 
 
+@pytest.mark.slow
 def test_compare_smoke(shared_data, teacher, tmp_path):
     clean = tmp_path / "clean"
     subprocess.run(
@@ -340,6 +344,7 @@ def test_compare_smoke(shared_data, teacher, tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_kd_study_smoke(shared_data, teacher, tmp_path):
     out = tmp_path / "kd"
     from train.truncate import truncate
