@@ -30,21 +30,23 @@ COMPILE ?=
 ON_DEVICE = --device $(DEVICE) --dtype $(DTYPE)$(if $(strip $(COMPILE)), --compile)
 
 # Packages are installed by uv (from PyPI; about a third of pip's time), given pip's own settings (`pip config
-# list`: index URLs, find-links, constraints), so both install the same way from the same places.
+# list`: index URLs, find-links, constraints, trusted hosts), so both install the same way from the same places.
 define UV_INSTALL
 import ast, os, subprocess, sys
-flags = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links", "constraint": "--constraint"}
+flags = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links", "constraint": "--constraint", "trusted-host": "--allow-insecure-host"}
 listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
 settings = {}
 for line in listed.splitlines():
     key, _, value = line.partition("=")
-    flag = flags.get(key.rpartition(".")[2])
-    for item in ast.literal_eval(value).split() if flag else ():
-        settings[(flag, item)] = None
+    name, value = key.rpartition(".")[2], ast.literal_eval(value)
+    if name == "no-index" and value.lower() in ("1", "true", "yes", "on"):
+        settings[("--no-index",)] = None
+    for item in value.split() if name in flags else ():
+        settings[(flags[name], item)] = None
 # pip's way with several indexes: the best match from any of them (uv's default takes the first index holding a name)
 command = [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--python", sys.executable, "--compile-bytecode",
            "--index-strategy", "unsafe-best-match"]
-os.execv(sys.executable, command + [part for pair in settings for part in pair] + sys.argv[1:])
+os.execv(sys.executable, command + [part for setting in settings for part in setting] + sys.argv[1:])
 endef
 export UV_INSTALL
 INSTALL = $(PY) -c "$$UV_INSTALL"
