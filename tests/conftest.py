@@ -19,8 +19,7 @@ def pytest_collection_modifyitems(items):
     order (`--dist loadfile --no-loadscope-reorder`): the long end-to-end files then start first, and the many
     short ones even out the end, instead of one worker running a study file alone while the other waits."""
     slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
-    first_seen = {path: i for i, path in enumerate(dict.fromkeys(item.path for item in items))}
-    items.sort(key=lambda item: (-slow[item.path], first_seen[item.path]))
+    items.sort(key=lambda item: -slow[item.path])  # stable: each file's tests stay together, in their order
 
 
 @pytest.fixture(scope="session")
