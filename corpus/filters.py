@@ -24,7 +24,6 @@ from typing import Callable
 from datatrove.data import Document
 from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, ELLIPSIS, END_PUNCTUATION, POLICY_SUBSTRINGS
 from datatrove.utils import _import_utils
-from datatrove.utils.lid import FT176LID
 from datatrove.utils.text import split_into_sentences
 
 from datatrove.pipeline.filters import (
@@ -37,6 +36,7 @@ from datatrove.pipeline.filters import (
 from cli_config import between, opt, positive
 from corpus.quality import FastGopherQualityFilter
 from corpus.repetition import FastGopherRepetitionFilter
+from corpus.language_id import WordTableLID
 from corpus.text import RegexWordTokenizer
 
 
@@ -77,31 +77,19 @@ def text_sample(text: str, chars: int, windows: int = 4) -> str:
     return " ".join(text[round(i * step) : round(i * step) + width] for i in range(windows))
 
 
-class OncePerDocumentLID(FT176LID):
-    """fastText's lid.176 remembering its last prediction: the filter scores a sample, then datatrove's filter
-    decides on that same sample, with one prediction."""
-
-    _last: tuple = (None, None)
-
-    def predict(self, doc: Document):
-        if self._last[0] is not doc:
-            self._last = (doc, super().predict(doc))
-        return self._last[1]
-
-
 class BundledLanguageFilter(LanguageFilter):
-    """datatrove's LanguageFilter with the fastText lid.176 model from a local file, not a URL, and reading
-    a sample of a long document first.
+    """datatrove's LanguageFilter with the fastText lid.176 model from a local file, not a URL, predicted a
+    batch of documents at a time from the model's own numbers (`corpus.language_id`: fastText's predictions,
+    without fastText's cost of hashing every word again), and reading a sample of a long document first.
 
-    fastText's cost grows with the text; most documents are plainly in or out from a sample of
-    `sample_chars` characters in four slices spread over the text. A sample scoring near the threshold
-    (within `SAMPLE_BANDS[0]` of it) is followed by one four times larger in eight slices, and only a score
-    still near the threshold (within `SAMPLE_BANDS[1]`) sends the whole text to fastText. Documentation pages
-    that mix prose and code score near the threshold on a short sample; the larger one settles most of them,
-    and fastText reads 29% fewer characters of the long pages of the large demo corpus. The decisions are
-    datatrove's on all but a few documents (2 of 1,336 long pages of an 8% sample of the large demo corpus
-    differ; `make bench` measures the end result). `sample_chars=None` reads every document whole, as
-    datatrove does. A document decided from a sample has the sample's language score in its metadata.
+    Most documents are plainly in or out from a sample of `sample_chars` characters in four slices spread
+    over the text. A sample scoring near the threshold (within `SAMPLE_BANDS[0]` of it) is followed by one
+    four times larger in eight slices, and only a score still near the threshold (within `SAMPLE_BANDS[1]`)
+    sends the whole text to the model. Documentation pages that mix prose and code score near the threshold
+    on a short sample; the larger one settles most of them. The decisions are datatrove's on all but a few
+    documents (2 of 1,336 long pages of an 8% sample of the large demo corpus differ; `make bench` measures
+    the end result). `sample_chars=None` reads every document whole, as datatrove does. A document decided
+    from a sample has the sample's language score in its metadata.
 
     Languages are ft176 codes (`en`, `de`, ...), not datatrove's `Languages.english` (`eng`)."""
 
@@ -124,31 +112,51 @@ class BundledLanguageFilter(LanguageFilter):
             exclusion_writer=exclusion_writer,
             backend="ft176",
         )
-        self.model = OncePerDocumentLID(self.languages)
+        self.model = WordTableLID(self.languages)
         # datatrove "downloads" MODEL_URL into its cache; a local path is copied there once (survives pickling)
         self.model.MODEL_URL = model_path or bundled_lid_model_path()
-        if language_threshold >= 0.5:  # only the top language can pass: fastText needn't score all 176
+        if language_threshold >= 0.5:  # only the top language can pass: the model needn't rank all 176
             self.model.k = 1
         self.sample_chars = sample_chars
+        self.batch_size = 256  # documents predicted together
 
-    def score(self, doc: Document) -> float:
+    def score(self, prediction) -> float:
         """The score the threshold is applied to, as in datatrove's filter."""
-        (_, best), pairs = self.model.predict(doc)
+        (_, best), pairs = prediction
         return max(pairs.values()) if self.languages else best
 
     def filter(self, doc: Document) -> bool:
+        return self.filter_batch([doc])[0]
+
+    def filter_batch(self, batch: list[Document]) -> list[bool]:
+        views = self.decided_on(batch)
+        results = []
+        for doc, view in zip(batch, views):
+            results.append(LanguageFilter.filter(self, view))  # the prediction `decided_on` prepared
+            if view is not doc:
+                doc.metadata.update(view.metadata)
+        return results
+
+    def decided_on(self, batch: list[Document]) -> list[Document]:
+        """The text each document is decided on (a sample, or the document itself), its prediction prepared."""
+        views = list(batch)
+        undecided = list(range(len(batch)))
         if self.sample_chars:
             for (below, above), chars, slices in zip(
                 self.SAMPLE_BANDS, (self.sample_chars, 4 * self.sample_chars), (4, 8)
             ):
-                if len(doc.text) <= 2 * chars:
-                    break  # the sample would be half the text or more: read it whole
-                sample = Document(text=text_sample(doc.text, chars, slices), id=doc.id)
-                if not self.language_threshold - below <= self.score(sample) <= self.language_threshold + above:
-                    keep = super().filter(sample)
-                    doc.metadata.update(sample.metadata)
-                    return keep
-        return super().filter(doc)
+                # a sample would be half the text or more: read it whole
+                sampled = [i for i in undecided if len(batch[i].text) > 2 * chars]
+                samples = [Document(text=text_sample(batch[i].text, chars, slices), id=batch[i].id) for i in sampled]
+                undecided = []
+                for i, sample, prediction in zip(sampled, samples, self.model.predict_many(samples)):
+                    if self.language_threshold - below <= self.score(prediction) <= self.language_threshold + above:
+                        undecided.append(i)
+                    else:
+                        views[i] = sample
+                        self.model.remember(sample, prediction)
+        self.model.prepare([doc for doc, view in zip(batch, views) if view is doc])
+        return views
 
 
 class FastC4QualityFilter(C4QualityFilter):
@@ -287,7 +295,7 @@ def full_filter_steps(cfg: FilterConfig, removed_writer: Callable[[str], object]
     language = BundledLanguageFilter(
         cfg.languages, cfg.language_threshold, removed_writer("language"), cfg.lid_model, cfg.language_sample_chars
     )
-    steps = [in_batches(named(language, "language"))]
+    steps = [named(language, "language")]
     words = RegexWordTokenizer()
     # in pipeline order: the name (also the FilterConfig field of its settings), the filter, whether it splits words,
     # whether it tests pages in batches (see in_batches). Gopher quality tests a page before Gopher repetition

@@ -330,18 +330,22 @@ def test_language_id_from_a_sample_decides_as_on_the_whole_text(shared_data):
 
 
 def test_language_id_reads_a_larger_sample_before_the_whole_text(shared_data, monkeypatch):
-    """A page whose first sample scores near the threshold is settled by a sample four times larger: fastText
+    """A page whose first sample scores near the threshold is settled by a sample four times larger: the model
     reads both samples, not the page, and decides as on the whole page. A clearly English page is decided
     from its first sample."""
-    from datatrove.utils.lid import FT176LID
-
     from corpus.filters import BundledLanguageFilter
+    from corpus.language_id import WordTableLID
     from corpus.readers import RawDocumentReader
 
     pages = {d.id: d for d in RawDocumentReader([str(shared_data / "html-sample")]).run()}
     read = []
-    predict = FT176LID.predict
-    monkeypatch.setattr(FT176LID, "predict", lambda self, doc: read.append(len(doc.text)) or predict(self, doc))
+    predict_many = WordTableLID.predict_many
+
+    def reading(self, docs):
+        read.extend(len(d.text) for d in docs)
+        return predict_many(self, docs)
+
+    monkeypatch.setattr(WordTableLID, "predict_many", reading)
     sampled, whole = BundledLanguageFilter(["en"]), BundledLanguageFilter(["en"], sample_chars=None)
     near = pages["python3.11-doc/codecs.html"]  # 43k characters: its first sample scores 0.84, the larger 0.82
     assert sampled.filter(near) == whole.filter(type(near)(text=near.text, id=near.id))
