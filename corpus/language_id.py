@@ -13,6 +13,7 @@ A model this module does not implement (another loss, word n-grams) is predicted
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 from dataclasses import dataclass
@@ -185,12 +186,7 @@ class WordTableLID(FT176LID):
     # -- the model -------------------------------------------------------------------------------------------
     def _load(self) -> FastTextModel | None:
         if self._words is None:
-            from datatrove.utils.lid import cached_asset_path_or_download
-
-            path = cached_asset_path_or_download(
-                self.MODEL_URL, namespace="lid", subfolder=self.MODEL_SUBFOLDER, desc="fast-text language identifier"
-            )
-            model = read_fasttext_model(path)
+            model = read_fasttext_model(self.model_file())
             if model.loss != LOSS_HIERARCHICAL_SOFTMAX or model.word_ngrams > 1:
                 self._words = False  # fastText itself predicts
                 return None
@@ -208,10 +204,34 @@ class WordTableLID(FT176LID):
                 self._bucket_rows[model.pruned_keys] = len(model.words) + model.pruned_rows
         return self._words or None
 
+    def model_file(self) -> str:
+        """MODEL_URL itself when it is a local file (read in place, nothing copied); else datatrove's download."""
+        if os.path.isfile(self.MODEL_URL):
+            return self.MODEL_URL
+        from datatrove.io import cached_asset_path_or_download
+
+        return cached_asset_path_or_download(
+            self.MODEL_URL, namespace="lid", subfolder=self.MODEL_SUBFOLDER, desc="fast-text language identifier"
+        )
+
+    @property
+    def model(self):
+        """fastText's own model, for a model file this module does not compute (datatrove's predict uses it)."""
+        if self._model is None:
+            try:
+                from fasttext.FastText import _FastText
+            except ImportError:
+                raise CorpusError(
+                    f"{self.MODEL_URL}: this model needs fastText itself (pip install fasttext-numpy2-wheel)"
+                ) from None
+            self._model = _FastText(self.model_file())
+        return self._model
+
     def __getstate__(self):
         state = self.__dict__.copy()
         for name in ("_words", "_known", "_sums", "_ids", "_right", "_left", "_label_names", "_ready", "_bucket_rows"):
             state.pop(name, None)
+        state["_model"] = None  # fastText's model, if loaded, is loaded again where the copy runs
         return state
 
     def __setstate__(self, state):

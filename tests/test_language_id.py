@@ -85,3 +85,63 @@ def test_long_text_is_cut_only_at_whitespace():
     assert all(piece.split() == piece.strip().split() for piece in pieces)
     assert [token for piece in pieces for token in piece.split()] == data.split()  # no token is cut
     assert max(map(len, pieces)) == len(b"x" * 300) + 1  # only the token longer than a piece makes a longer one
+
+
+LANGUAGES = {
+    "aa": "river stone water mountain valley forest meadow cloud rain thunder",
+    "bb": "kirja talo metsä järvi vuori pilvi sade ukkonen niitty laakso",
+    "cc": "дерево камень вода гора долина лес луг облако дождь гром",
+}
+
+
+TRAIN = """
+import sys, fasttext
+root = sys.argv[1]
+for loss in ("hs", "softmax"):
+    model = fasttext.train_supervised(
+        root + "/train.txt", loss=loss, dim=8, minn=2, maxn=4, epoch=5, bucket=5000, thread=1, verbose=0
+    )
+    model.save_model(f"{root}/{loss}.bin")
+    if loss == "hs":
+        model.quantize(input=root + "/train.txt", qnorm=True, cutoff=300, dsub=2, retrain=False)
+        model.save_model(root + "/hs.ftz")
+"""
+
+
+@pytest.fixture(scope="module")
+def small_models(tmp_path_factory) -> dict[str, str]:
+    """fastText models trained here: hierarchical softmax as lid.176 (uncompressed; compressed with pruned
+    buckets and quantized norms), and one with a softmax loss, which fastText itself predicts. Trained in a
+    fresh interpreter: once datatrove's imports have loaded their libraries, fastText's training on this
+    machine sometimes stops with "Encountered NaN" (its predictions are not affected)."""
+    import random
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("fasttext")
+    rng = random.Random(0)
+    lines = []
+    for _ in range(3000):
+        label = rng.choice(sorted(LANGUAGES))
+        lines.append(f"__label__{label} " + " ".join(rng.choices(LANGUAGES[label].split(), k=8)))
+    (root / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    subprocess.run([sys.executable, "-c", TRAIN, str(root)], check=True)
+    return {"hs": str(root / "hs.bin"), "hs-compressed": str(root / "hs.ftz"), "softmax": str(root / "softmax.bin")}
+
+
+@pytest.mark.parametrize("kind", ["hs", "hs-compressed", "softmax"])
+def test_other_fasttext_models_predict_as_fasttext(small_models, kind):
+    texts = [
+        "stone water forest rain",
+        "metsä järvi vuori",
+        "гора долина лес",
+        "stone järvi гора unknownword",
+        "rivers stones mountains",
+        "",
+        "",
+    ]
+    ours, theirs = WordTableLID(None, -1), FT176LID(None, -1)
+    ours.MODEL_URL = theirs.MODEL_URL = small_models[kind]
+    got = ours.predict_many([Document(text=text, id="") for text in texts])
+    assert_same_predictions(got, [theirs.predict(Document(text=text, id="")) for text in texts])
+    assert (ours._words is False) == (kind == "softmax")  # only the softmax model goes to fastText
