@@ -36,7 +36,7 @@ from datatrove.pipeline.filters import (
 from cli_config import between, opt, positive
 from corpus.quality import FastGopherQualityFilter
 from corpus.repetition import FastGopherRepetitionFilter
-from corpus.language_id import WordTableLID
+from corpus.language_id import WordTableLID, check_fasttext_model
 from corpus.text import RegexWordTokenizer
 
 
@@ -115,6 +115,7 @@ class BundledLanguageFilter(LanguageFilter):
         self.model = WordTableLID(self.languages)
         # datatrove "downloads" MODEL_URL into its cache; a local path is copied there once (survives pickling)
         self.model.MODEL_URL = model_path or bundled_lid_model_path()
+        check_fasttext_model(self.model.MODEL_URL)
         if language_threshold >= 0.5:  # only the top language can pass: the model needn't rank all 176
             self.model.k = 1
         self.sample_chars = sample_chars

@@ -104,6 +104,19 @@ class _Reader:
         return table
 
 
+def check_fasttext_model(path: str) -> None:
+    """A clear error now, before any work, for a model path that is missing or not a fastText model."""
+    if "://" in path:
+        return  # a URL: datatrove downloads it when the model is first used
+    try:
+        with open(path, "rb") as f:
+            header = f.read(8)
+    except OSError as error:
+        raise CorpusError(f"fastText model {path}: {error.strerror or error}") from None
+    if len(header) < 8 or struct.unpack("<ii", header) != (FASTTEXT_MAGIC, FASTTEXT_VERSION):
+        raise CorpusError(f"{path}: not a fastText model file of format version {FASTTEXT_VERSION}")
+
+
 def read_fasttext_model(path: str) -> FastTextModel:
     """Read a fastText model (.bin, or .ftz compressed) as fastText's FastText::loadModel does."""
     with open(path, "rb") as f:

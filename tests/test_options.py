@@ -172,6 +172,8 @@ SHARED = [
     ("corpus-clean", ["--languages", "xx"], "--languages: unknown language code 'xx'"),
     ("corpus-clean", ["--languages", ""], "--languages: unknown language code ''"),
     ("corpus-clean", ["--executor", "slurm"], "--executor slurm needs --slurm-partition"),
+    ("corpus-clean", ["--set", "filters.lid_model=/no/such/lid.bin"], "/no/such/lid.bin: No such file"),
+    ("corpus-clean", ["--set", "filters.lid_model=pyproject.toml"], "not a fastText model file"),
     ("train pretrain", ["--batch-size", "0"], "--batch-size: must be > 0"),
     ("train pretrain", ["--grad-accum", "0"], "--grad-accum: must be > 0"),
     ("train pretrain", ["--lr", "-1"], "--lr: must be > 0"),
