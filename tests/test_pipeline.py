@@ -231,6 +231,43 @@ def test_dedup_against_an_existing_clean_corpus(shared_data, tmp_path):
     )  # new text: nothing lost
 
 
+def test_our_filters_in_datatroves_own_worker_processes(shared_data, tmp_path):
+    """datatrove's local executor with two workers runs its tasks in a process pool (its `multiprocess`
+    package): our filters are pickled into it and decide as in one process."""
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    from corpus.filters import BundledLanguageFilter
+    from corpus.quality import FastGopherQualityFilter
+    from corpus.readers import RawDocumentReader
+    from corpus.text import RegexWordTokenizer
+
+    pages = list(RawDocumentReader([str(shared_data / "html-sample")]).run())
+    (tmp_path / "raw").mkdir()
+    for half in (0, 1):
+        write_jsonl(tmp_path / "raw" / f"{half}.jsonl", [{"id": d.id, "text": d.text} for d in pages[half::2]])
+
+    def run(workers: int) -> list[str]:
+        out = tmp_path / f"out-{workers}"
+        LocalPipelineExecutor(
+            [
+                JsonlReader(str(tmp_path / "raw")),
+                BundledLanguageFilter(["en"]),
+                FastGopherQualityFilter(language=RegexWordTokenizer()),
+                JsonlWriter(str(out), compression=None),
+            ],
+            tasks=2,
+            workers=workers,
+            logging_dir=str(tmp_path / f"logs-{workers}"),
+        ).run()
+        return sorted(json.loads(line)["id"] for path in out.glob("*.jsonl") for line in path.open())
+
+    kept = run(2)
+    assert kept == run(1)
+    assert 10 <= len(kept) <= len(pages) - 10
+
+
 def test_our_steps_in_a_plain_datatrove_pipeline(shared_data, tmp_path):
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.readers import JsonlReader
