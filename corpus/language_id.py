@@ -153,10 +153,10 @@ def read_fasttext_model(path: str) -> FastTextModel:
     )  # fmt: skip
 
 
-def hierarchical_softmax_paths(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """fastText's Huffman tree over the labels (HierarchicalSoftmaxLoss::buildTree), as two 0/1 matrices
-    (labels x inner nodes): the inner nodes on each label's path where it goes right (the sigmoid's side) and
-    where it goes left."""
+def hierarchical_softmax_paths(counts: list[int]) -> np.ndarray:
+    """fastText's Huffman tree over the labels (HierarchicalSoftmaxLoss::buildTree), as each label's path from
+    the root: (labels, longest path) indexes into [log(1 - f) of each inner node, log(f) of each, 0], where f is
+    the node's sigmoid and going right takes log(f); shorter paths are padded with the final 0."""
     labels = len(counts)
     nodes = 2 * labels - 1
     count = [float(c) for c in counts] + [1e15] * (labels - 1)
@@ -174,14 +174,17 @@ def hierarchical_softmax_paths(counts: list[int]) -> tuple[np.ndarray, np.ndarra
         count[inner] = count[pair[0]] + count[pair[1]]
         parent[pair[0]] = parent[pair[1]] = inner
         right_child[pair[1]] = True
-    right = np.zeros((labels, labels - 1), np.float64)
-    left = np.zeros((labels, labels - 1), np.float64)
+    paths = []
     for label in range(labels):
-        child = label
+        path, child = [], label
         while parent[child] != -1:
-            (right if right_child[child] else left)[label, parent[child] - labels] = 1.0
+            path.append(parent[child] - labels + (labels - 1 if right_child[child] else 0))
             child = parent[child]
-    return right, left
+        paths.append(path)
+    padded = np.full((labels, max(map(len, paths))), 2 * (labels - 1))
+    for label, path in enumerate(paths):
+        padded[label, : len(path)] = path
+    return padded
 
 
 class WordTableLID(FT176LID):
@@ -204,7 +207,7 @@ class WordTableLID(FT176LID):
                 self._words = False  # fastText itself predicts
                 return None
             self._words = model
-            self._right, self._left = hierarchical_softmax_paths(model.label_counts)
+            self._paths = hierarchical_softmax_paths(model.label_counts)
             self._label_names = [label.split("__")[2] for label in model.labels]
             self._sums = np.zeros((self.TABLE_TOKENS, model.dim), np.float32)
             self._ids = np.zeros(self.TABLE_TOKENS, np.float64)
@@ -242,7 +245,7 @@ class WordTableLID(FT176LID):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for name in ("_words", "_known", "_sums", "_ids", "_right", "_left", "_label_names", "_ready", "_bucket_rows"):
+        for name in ("_words", "_known", "_sums", "_ids", "_paths", "_label_names", "_ready", "_bucket_rows"):
             state.pop(name, None)
         state["_model"] = None  # fastText's model, if loaded, is loaded again where the copy runs
         return state
@@ -273,9 +276,12 @@ class WordTableLID(FT176LID):
             return [super(WordTableLID, self).predict(doc) for doc in docs]
         hidden = self.hidden(docs)
         inner = self._words.output_rows[: len(self._label_names) - 1]
-        f = 1.0 / (1.0 + np.exp(-(hidden @ inner.T)))
+        # elementwise products, not a matrix product: these are small, and numpy's BLAS would start threads
+        # that keep spinning on the other cores (seconds of CPU over a corpus)
+        f = 1.0 / (1.0 + np.exp(-np.einsum("bd,nd->bn", hidden, inner)))
         # fastText's std_log: log(x + 1e-5); a label's score is the sum over its path (HierarchicalSoftmaxLoss::dfs)
-        scores = np.log(f + 1e-5) @ self._right.T + np.log(1.0 - f + 1e-5) @ self._left.T
+        logs = np.concatenate((np.log(1.0 - f + 1e-5), np.log(f + 1e-5), np.zeros((len(f), 1))), axis=1)
+        scores = logs[:, self._paths].sum(axis=2)
         return [self._answer(row) for row in scores]
 
     def _answer(self, scores: np.ndarray):
