@@ -315,24 +315,28 @@ class WordTableLID(FT176LID):
 
     def _add_group(self, group: list[list[bytes]], owners: list[int], sums: np.ndarray, ids: np.ndarray) -> None:
         tokens = list(chain.from_iterable(group))
-        slots = np.fromiter(map(self._known.get, tokens, repeat(-1)), np.int64, len(tokens))
-        missing = np.flatnonzero(slots < 0)
+        # the table is looked up once per distinct token of the group (a small dict finds them: it stays in the CPU
+        # caches, and each token's hash is computed once)
+        distinct = dict.fromkeys(tokens)
+        unique = list(distinct)
+        slots = np.fromiter(map(self._known.get, unique, repeat(-1)), np.int64, len(unique))
         table_sums, table_ids = self._sums, self._ids
-        if len(missing):
-            new = list({tokens[i] for i in missing})
-            if len(self._known) + len(new) > self.TABLE_TOKENS:
-                self._make_room(tokens, len(new))  # moves the known tokens: every slot is looked up again
-                new = list(set(tokens).difference(self._known))
-                missing = np.arange(len(tokens))
+        if (slots < 0).any():
+            if len(self._known) + int((slots < 0).sum()) > self.TABLE_TOKENS:
+                self._make_room(unique, int((slots < 0).sum()))  # moves the known tokens: look them up again
+                slots = np.fromiter(map(self._known.get, unique, repeat(-1)), np.int64, len(unique))
+            missing = np.flatnonzero(slots < 0)
+            new = [unique[i] for i in missing]
             if len(self._known) + len(new) <= self.TABLE_TOKENS:
                 first = len(self._known)
                 table_sums[first : first + len(new)], table_ids[first : first + len(new)] = self.token_rows(new)
                 self._known.update(zip(new, range(first, first + len(new))))
-                slots[missing] = np.fromiter(map(self._known.__getitem__, (tokens[i] for i in missing)), np.int64)
-            else:  # more distinct tokens in this group than the table holds: looked up for this group alone
-                lookup = {token: slot for slot, token in enumerate(set(tokens))}
-                table_sums, table_ids = self.token_rows(list(lookup))
-                slots = np.fromiter(map(lookup.__getitem__, tokens), np.int64, len(tokens))
+                slots[missing] = np.arange(first, first + len(new))
+            else:  # more distinct tokens in this group than the table holds: computed for this group alone
+                table_sums, table_ids = self.token_rows(unique)
+                slots = np.arange(len(unique))
+        distinct.update(zip(unique, range(len(unique))))
+        slots = slots[np.fromiter(map(distinct.__getitem__, tokens), np.int64, len(tokens))]
         starts = np.concatenate(([0], np.cumsum([len(piece) for piece in group])[:-1]))
         np.add.at(sums, owners, np.add.reduceat(table_sums[slots], starts, dtype=np.float64))
         np.add.at(ids, owners, np.add.reduceat(table_ids[slots], starts))
