@@ -113,7 +113,7 @@ class BundledLanguageFilter(LanguageFilter):
             backend="ft176",
         )
         self.model = WordTableLID(self.languages)
-        # datatrove "downloads" MODEL_URL into its cache; a local path is copied there once (survives pickling)
+        # a local file is read where it is; a URL is downloaded by datatrove into its cache (survives pickling)
         self.model.MODEL_URL = model_path or bundled_lid_model_path()
         check_fasttext_model(self.model.MODEL_URL)
         if language_threshold >= 0.5:  # only the top language can pass: the model needn't rank all 176
