@@ -187,6 +187,12 @@ def hierarchical_softmax_paths(counts: list[int]) -> np.ndarray:
     return padded
 
 
+# per process and model file: the model's arrays and the token table. datatrove gives each task its own copy of
+# the step (unpickled, or deep-copied), and each copy would otherwise read the model again and start with an
+# empty table; the copies run one after another, so they can share one.
+_LOADED: dict[tuple, dict] = {}
+
+
 class WordTableLID(FT176LID):
     """datatrove's fastText language ID (same predictions, same return values) computed a distinct token at a
     time from the model's own rows; `predict_many` predicts a list of documents together."""
@@ -202,23 +208,33 @@ class WordTableLID(FT176LID):
     # -- the model -------------------------------------------------------------------------------------------
     def _load(self) -> FastTextModel | None:
         if self._words is None:
-            model = read_fasttext_model(self.model_file())
-            if model.loss != LOSS_HIERARCHICAL_SOFTMAX or model.word_ngrams > 1:
-                self._words = False  # fastText itself predicts
-                return None
-            self._words = model
-            self._paths = hierarchical_softmax_paths(model.label_counts)
-            self._label_names = [label.split("__")[2] for label in model.labels]
-            self._sums = np.zeros((self.TABLE_TOKENS, model.dim), np.float32)
-            self._ids = np.zeros(self.TABLE_TOKENS, np.float64)
-            self._known = {}
-            # each n-gram bucket's input row, -1 for a bucket the compressed model dropped (fastText's pushHash)
-            if model.pruned_keys is None:
-                self._bucket_rows = np.arange(len(model.words), len(model.words) + model.bucket, dtype=np.int32)
-            else:
-                self._bucket_rows = np.full(model.bucket, -1, np.int32)
-                self._bucket_rows[model.pruned_keys] = len(model.words) + model.pruned_rows
+            path = self.model_file()
+            stat = os.stat(path)
+            key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size, self.TABLE_TOKENS)
+            if key not in _LOADED:
+                _LOADED[key] = self._read(path)
+            vars(self).update(_LOADED[key])
         return self._words or None
+
+    def _read(self, path: str) -> dict:
+        """The model's arrays and an empty token table, as attributes of this class."""
+        model = read_fasttext_model(path)
+        if model.loss != LOSS_HIERARCHICAL_SOFTMAX or model.word_ngrams > 1:
+            return {"_words": False}  # fastText itself predicts
+        if model.pruned_keys is None:
+            bucket_rows = np.arange(len(model.words), len(model.words) + model.bucket, dtype=np.int32)
+        else:  # each n-gram bucket's input row, -1 for a bucket the compressed model dropped (fastText's pushHash)
+            bucket_rows = np.full(model.bucket, -1, np.int32)
+            bucket_rows[model.pruned_keys] = len(model.words) + model.pruned_rows
+        return {
+            "_words": model,
+            "_paths": hierarchical_softmax_paths(model.label_counts),
+            "_label_names": [label.split("__")[2] for label in model.labels],
+            "_bucket_rows": bucket_rows,
+            "_sums": np.zeros((self.TABLE_TOKENS, model.dim), np.float32),
+            "_ids": np.zeros(self.TABLE_TOKENS, np.float64),
+            "_known": {},
+        }
 
     def model_file(self) -> str:
         """MODEL_URL itself when it is a local file (read in place, nothing copied); else datatrove's download."""
@@ -348,7 +364,8 @@ class WordTableLID(FT176LID):
             live = []
         old = np.fromiter(map(self._known.__getitem__, live), np.int64, len(live))
         self._sums[: len(live)], self._ids[: len(live)] = self._sums[old], self._ids[old]
-        self._known = dict(zip(live, range(len(live))))
+        self._known.clear()  # the same dict: every copy of the step in this process shares it
+        self._known.update(zip(live, range(len(live))))
 
     # -- tokens ----------------------------------------------------------------------------------------------
     def token_rows(self, tokens: list[bytes]) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,9 @@
 the same labels, the same probabilities to within float rounding, on real pages in eight languages and on
 text that exercises fastText's reading rules."""
 
+import copy
+import pickle
+
 import pytest
 from datatrove.data import Document
 from datatrove.utils.lid import FT176LID
@@ -77,6 +80,22 @@ def test_bounded_memory_changes_no_prediction(texts, monkeypatch, table, group):
         predictions += ours.predict_many([Document(text=text, id="") for text in texts[start : start + 16]])
         assert len(ours._known) <= table
     assert_same_predictions(predictions, fasttext_predictions(texts, ["en"], 1))
+
+
+def test_copies_of_the_step_share_one_table(texts, monkeypatch):
+    """datatrove runs each task on its own copy of the step (unpickled in a worker, or deep-copied): a later copy
+    in the same process starts with the tokens an earlier one computed, and predicts the same."""
+    first = word_table(["en"], 1)
+    docs = [Document(text=text, id="") for text in texts[:20]]
+    expected = first.predict_many(docs)
+    computed = []
+    token_rows = WordTableLID.token_rows
+    monkeypatch.setattr(
+        WordTableLID, "token_rows", lambda self, tokens: computed.append(len(tokens)) or token_rows(self, tokens)
+    )
+    for later in (pickle.loads(pickle.dumps(first)), copy.deepcopy(first)):
+        assert_same_predictions(later.predict_many(docs), expected)
+    assert computed == []  # no token's rows were computed again
 
 
 def test_long_text_is_cut_only_at_whitespace():
