@@ -4,6 +4,7 @@ achieved FLOP/s against this machine's fp32 matmul rate; peak memory with 1 vs m
 Two shapes: the benchmark's (6 x 256, batch 16 x 128, the corpus's own 8k BPE) and GPT-2 small's (12 x 768,
 context 1024, GPT-2's BPE). Each round runs the matmul reference, our loop and the HF Trainer in turn (one warm-up
 round, then `repeats`); every training run is a fresh process and its rate is taken over steps 2..N.
+`BENCH_TRAIN_SHAPES` picks the shapes (comma-separated names, e.g. "6 x 256"; default: both).
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ NEEDS = ("accelerate",)  # transformers' Trainer, the baseline
 ROOT = Path(__file__).resolve().parents[1]
 # name: (n_layer, n_embd, n_head, block size, batch, steps)
 SHAPES = {"6 x 256": (6, 256, 4, 128, 16, 30), "GPT-2 small": (12, 768, 12, 1024, 8, 5)}
+
+
+def chosen_shapes() -> list[str]:
+    """The shapes named in BENCH_TRAIN_SHAPES (default: all); an unknown name stops the benchmark before any work."""
+    names = [name.strip() for name in os.environ.get("BENCH_TRAIN_SHAPES", ",".join(SHAPES)).split(",")]
+    unknown = [name for name in names if name not in SHAPES]
+    if unknown:
+        raise SystemExit(
+            f"BENCH_TRAIN_SHAPES: unknown shape {', '.join(map(repr, unknown))}; choose from "
+            f"{', '.join(map(repr, SHAPES))} (comma-separated)"
+        )
+    return names
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
@@ -184,10 +197,11 @@ def measure_shape(name: str, tokens: Path, tmp: Path, repeats: int) -> dict:
 
 
 def main(out_dir: Path, repeats: int = 3) -> dict:
+    shapes = chosen_shapes()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         tokens = token_shards(tmp, clean_corpus(tmp))
-        results = {name: measure_shape(name, tokens[name], tmp, repeats) for name in SHAPES}
+        results = {name: measure_shape(name, tokens[name], tmp, repeats) for name in shapes}
         small = SHAPES["6 x 256"][:5] + (20,)
         rss_one = peak_rss(ours_cmd(tokens["6 x 256"], tmp / "rss-1", small))[0]
         rss_many = peak_rss(ours_cmd(tokens["many"], tmp / "rss-many", small))[0]
