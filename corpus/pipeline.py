@@ -49,7 +49,7 @@ from corpus.filters import FilterConfig, full_filter_steps
 from corpus.incremental import reference_index
 from corpus.paper_cleaner import PaperCleaner, PaperConfig
 from corpus.readers import HTML_TIMEOUT_S, RawDocumentReader
-from corpus.stage import Stage, measured
+from corpus.stage import Stage, measured, utf8_bytes
 from safe_output import StageFailed, atomic_json, atomic_write, reuse_or_replace, use_output
 
 PRESETS = ("full", "paper", "none")
@@ -182,9 +182,10 @@ class Progress(PipelineStep):
         docs = text_bytes = 0
         for doc in data:
             docs += 1
-            text_bytes += len(doc.text.encode("utf-8"))
+            size = utf8_bytes(doc.text)
+            text_bytes += size
             self.stat_update("documents")
-            self.stat_update("text_bytes", value=len(doc.text.encode("utf-8")))
+            self.stat_update("text_bytes", value=size)
             now = time.time()
             if now - last >= self.every_s:
                 last = now

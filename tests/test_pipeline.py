@@ -76,6 +76,12 @@ def test_stats_manifest_and_report_agree(full_run):
         assert before["docs_out"] == after["docs_in"]
     for step in chain:  # what stats say a step removed is exactly what removed/<step>/ holds
         assert len(removed_ids(full_run, step["step"])) == step["docs_removed"]
+    for step in chain:  # and its UTF-8 bytes (pages in eight languages); only C4 also shortens the pages it keeps
+        if step["step"] != "c4_quality":
+            removed = shard_rows(full_run, f"removed/{step['step']}")
+            assert step["bytes_removed"] == sum(len(r["text"].encode("utf-8")) for r in removed)
+    assert not all(r["text"].isascii() for r in shard_rows(full_run, "removed/language"))
+    assert stats["input"]["text_bytes"] == chain[0]["bytes_in"] > chain[-1]["bytes_out"] == manifest["text_bytes"]
     assert manifest["rows"] == chain[-1]["docs_out"] == stats["output"]["documents"] == len(kept_ids(full_run))
     for shard in manifest["shards"]:
         path = full_run / shard["path"]
