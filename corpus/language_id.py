@@ -217,7 +217,7 @@ class WordTableLID(FT176LID):
         return self._words or None
 
     def _read(self, path: str) -> dict:
-        """The model's arrays and an empty token table, as attributes of this class."""
+        """The model's arrays and an empty token table: the attributes `_load` gives every copy of the step."""
         model = read_fasttext_model(path)
         if model.loss != LOSS_HIERARCHICAL_SOFTMAX or model.word_ngrams > 1:
             return {"_words": False}  # fastText itself predicts
