@@ -27,6 +27,8 @@ import pyarrow.compute as pc
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
+from corpus.stage import utf8_bytes
+
 SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -100,9 +102,7 @@ class ArrowShardWriter(PipelineStep):
             self._rank = rank
         row = document_to_row(doc)
         self._rows.append(row)
-        self._buffered_bytes += (
-            len(row["text"].encode("utf-8")) + len(row["metadata"]) + len(row["id"]) + len(row["source"])
-        )
+        self._buffered_bytes += utf8_bytes(row["text"]) + len(row["metadata"]) + len(row["id"]) + len(row["source"])
         if self._shard_bytes + self._buffered_bytes >= self.max_shard_bytes:
             self._flush()
             self._close_shard()  # a shard ends with the document that reaches the bound

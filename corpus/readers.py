@@ -32,6 +32,7 @@ from loguru import logger
 from corpus import CorpusError  # the package's one user-facing error
 from corpus import storage
 from corpus.splitting import BATCHES, WHOLE, Piece, plan_tasks
+from corpus.stage import utf8_bytes
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".ndjson", ".ndjson.gz")
 PARQUET_SUFFIXES = (".parquet",)
@@ -229,10 +230,8 @@ class RawDocumentReader(PipelineStep):
         if not text.strip():
             self.skip("empty", path, where)
             return None
-        if len(text) > self.max_doc_bytes or len(text.encode("utf-8")) > self.max_doc_bytes:
-            self.skip(
-                "too_large", path, where, f"{len(text.encode('utf-8')):,} bytes > max_doc_bytes {self.max_doc_bytes:,}"
-            )
+        if len(text) > self.max_doc_bytes or utf8_bytes(text) > self.max_doc_bytes:
+            self.skip("too_large", path, where, f"{utf8_bytes(text):,} bytes > max_doc_bytes {self.max_doc_bytes:,}")
             return None
         metadata = {k: v for k, v in (extra or {}).items() if v is not None}
         metadata["source"] = source
