@@ -201,8 +201,7 @@ class WordTableLID(FT176LID):
 
     def __init__(self, languages: list[str] | None = None, k: int = -1):
         super().__init__(languages, k)
-        self._words: FastTextModel | None = None
-        self._known: dict[bytes, int] = {}
+        self._words: FastTextModel | None = None  # then the model's arrays and the token table (`_load`)
         self._ready: dict[int, tuple] = {}  # id(document) -> (document, prediction), made by `prepare`
 
     # -- the model -------------------------------------------------------------------------------------------
@@ -268,7 +267,7 @@ class WordTableLID(FT176LID):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._words, self._known, self._ready = None, {}, {}
+        self._words, self._ready = None, {}
 
     # -- predictions ---------------------------------------------------------------------------------------
     def predict(self, doc: Document) -> tuple[tuple[str, float], dict[str, float]]:
@@ -337,9 +336,10 @@ class WordTableLID(FT176LID):
         unique = list(distinct)
         slots = np.fromiter(map(self._known.get, unique, repeat(-1)), np.int64, len(unique))
         table_sums, table_ids = self._sums, self._ids
-        if (slots < 0).any():
-            if len(self._known) + int((slots < 0).sum()) > self.TABLE_TOKENS:
-                self._make_room(unique, int((slots < 0).sum()))  # moves the known tokens: look them up again
+        absent = int((slots < 0).sum())
+        if absent:
+            if len(self._known) + absent > self.TABLE_TOKENS:
+                self._make_room(unique, absent)  # moves the known tokens: look them up again
                 slots = np.fromiter(map(self._known.get, unique, repeat(-1)), np.int64, len(unique))
             missing = np.flatnonzero(slots < 0)
             new = [unique[i] for i in missing]
